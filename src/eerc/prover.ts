@@ -1,0 +1,81 @@
+import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import * as snarkjs from "snarkjs";
+import { WitnessCalculatorBuilder, type WitnessCalculator } from "circom_runtime";
+import { type CircuitName, circuitArtifacts } from "./artifacts.js";
+
+export type Groth16Proof = snarkjs.Groth16Proof;
+export type ProofResult = { proof: Groth16Proof; publicSignals: string[] };
+export type CircuitInput = Record<string, string | string[] | bigint | bigint[]>;
+
+type LoadedCircuit = {
+  witness: WitnessCalculator;
+  zkey: Uint8Array;
+  vkey: Record<string, unknown>;
+};
+
+// circom 2 witness code brings its own memory; the runtime's default 2 GiB import is never used.
+const WITNESS_MEMORY_PAGES = 1;
+
+export class CircuitArtifactsMissingError extends Error {
+  readonly code = "CIRCUIT_ARTIFACTS_MISSING";
+  constructor(readonly circuit: CircuitName) {
+    super(`circuit ${circuit} is not built: run npm run build:circuits`);
+  }
+}
+
+/**
+ * A long-lived Groth16 prover: each circuit's wasm is compiled once and its zkey held in
+ * memory, so a proof costs only witness generation and the prover's multi-exponentiations.
+ */
+export class Prover {
+  private readonly circuits = new Map<CircuitName, Promise<LoadedCircuit>>();
+  private closed = false;
+
+  private load(name: CircuitName): Promise<LoadedCircuit> {
+    let loaded = this.circuits.get(name);
+    if (!loaded) {
+      loaded = (async () => {
+        const a = circuitArtifacts(name);
+        if (!existsSync(a.wasm) || !existsSync(a.zkey)) throw new CircuitArtifactsMissingError(name);
+        const [wasm, zkey, vkey] = await Promise.all([readFile(a.wasm), readFile(a.zkey), readFile(a.vkey, "utf8")]);
+        const witness = await WitnessCalculatorBuilder(new Uint8Array(wasm), { memorySize: WITNESS_MEMORY_PAGES });
+        return { witness, zkey: new Uint8Array(zkey), vkey: JSON.parse(vkey) };
+      })();
+      loaded.catch(() => this.circuits.delete(name));
+      this.circuits.set(name, loaded);
+    }
+    return loaded;
+  }
+
+  /** Loads the circuits ahead of the first proof. */
+  async warm(names: readonly CircuitName[]): Promise<void> {
+    await Promise.all(names.map((n) => this.load(n)));
+  }
+
+  async prove(name: CircuitName, input: CircuitInput): Promise<ProofResult> {
+    if (this.closed) throw new Error("prover is closed");
+    const circuit = await this.load(name);
+    const wtns = await circuit.witness.calculateWTNSBin(input, 0);
+    return snarkjs.groth16.prove({ type: "mem", data: circuit.zkey }, { type: "mem", data: wtns });
+  }
+
+  async verify(name: CircuitName, result: ProofResult): Promise<boolean> {
+    const circuit = await this.load(name);
+    return snarkjs.groth16.verify(circuit.vkey, result.publicSignals, result.proof);
+  }
+
+  /** Stops the curve's worker threads so the process can exit. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.circuits.clear();
+    await terminateCurveWorkers();
+  }
+}
+
+/** snarkjs shares one bn128 curve (with its worker threads) per process. */
+export async function terminateCurveWorkers(): Promise<void> {
+  const cached = (globalThis as { curve_bn128?: { terminate(): Promise<void> } | null }).curve_bn128;
+  if (cached) await cached.terminate();
+}

@@ -1,0 +1,51 @@
+declare module "snarkjs" {
+  export type Groth16Proof = {
+    pi_a: string[];
+    pi_b: string[][];
+    pi_c: string[];
+    protocol: string;
+    curve: string;
+  };
+  export type MemFile = { type: "mem"; data?: Uint8Array };
+  type FileRef = string | MemFile;
+  export const groth16: {
+    fullProve(
+      input: Record<string, unknown>,
+      wasm: FileRef,
+      zkey: FileRef,
+      logger?: unknown,
+    ): Promise<{ proof: Groth16Proof; publicSignals: string[] }>;
+    prove(
+      zkey: FileRef,
+      witness: FileRef,
+      logger?: unknown,
+    ): Promise<{ proof: Groth16Proof; publicSignals: string[] }>;
+    verify(vkey: unknown, publicSignals: string[], proof: Groth16Proof, logger?: unknown): Promise<boolean>;
+  };
+  export const wtns: {
+    calculate(input: Record<string, unknown>, wasm: FileRef, wtns: FileRef, options?: unknown): Promise<void>;
+  };
+  export const zKey: {
+    newZKey(r1cs: string, ptau: string, zkey: string, logger?: unknown): Promise<unknown>;
+    contribute(zkeyOld: string, zkeyNew: string, name: string, entropy: string, logger?: unknown): Promise<unknown>;
+    exportVerificationKey(zkey: string, logger?: unknown): Promise<Record<string, unknown>>;
+    exportSolidityVerifier(zkey: string, templates: Record<string, string>, logger?: unknown): Promise<string>;
+  };
+  export const r1cs: {
+    info(r1cs: string, logger?: unknown): Promise<{ nConstraints: number; nPubInputs: number; nOutputs: number }>;
+  };
+}
+
+declare module "circom_runtime" {
+  export type WitnessCalculator = {
+    calculateWTNSBin(input: Record<string, unknown>, sanityCheck?: number): Promise<Uint8Array>;
+  };
+  export function WitnessCalculatorBuilder(
+    code: Uint8Array,
+    options?: { memorySize?: number; sanityCheck?: boolean },
+  ): Promise<WitnessCalculator>;
+}
+
+declare module "ffjavascript" {
+  export function buildBn128(singleThread?: boolean): Promise<{ terminate(): Promise<void> }>;
+}
