@@ -1,0 +1,158 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type Abi, type Account, type Address, type Hex, getAddress, isAddress } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import { type DeploymentManifest, writeManifest } from "../src/deployment/manifest.js";
+import { BUILD_DIR } from "../src/eerc/artifacts.js";
+import { EercClient } from "../src/eerc/client.js";
+import { Prover } from "../src/eerc/prover.js";
+import { buildCircuits } from "./build-circuits.js";
+import { buildContracts } from "./build-contracts.js";
+
+/** anvil's well-known development accounts (mnemonic "test test … junk"). Never use on a real chain. */
+export const ANVIL_KEYS = [
+  "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+  "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+  "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+  "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+  "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+  "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+  "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+  "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+  "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+  "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+] as const satisfies readonly Hex[];
+
+type Artifact = { abi: Abi; bytecode: Hex };
+
+function artifact(name: string): Artifact {
+  return JSON.parse(readFileSync(join(BUILD_DIR, "contracts", `${name}.json`), "utf8"));
+}
+
+async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
+  const { abi, bytecode } = artifact(name);
+  const hash = await chain.walletFor(account).deployContract({ abi, bytecode, args } as never);
+  const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success" || !receipt.contractAddress) throw new Error(`deploying ${name} failed (${hash})`);
+  return receipt.contractAddress;
+}
+
+export type DeployOptions = {
+  rpcUrl: string;
+  network: string;
+  deployer: Account;
+  auditor: Account;
+  /** Converter mode wraps an ERC-20 (the default); standalone mode mints privately. */
+  isConverter?: boolean;
+  decimals?: number;
+  /** The ERC-20 to wrap; when absent a 6-decimal test USDC is deployed. */
+  token?: Address;
+  prover?: Prover;
+  write?: boolean;
+  log?: (line: string) => void;
+};
+
+/** Builds what is stale, deploys the eERC contracts, registers and sets the auditor, writes the manifest. */
+export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
+  const log = options.log ?? (() => {});
+  const isConverter = options.isConverter ?? true;
+  const decimals = options.decimals ?? 6;
+  await buildCircuits({ log });
+  await buildContracts();
+  const chain = await connectChain(options.rpcUrl);
+  const startBlock = Number(await chain.publicClient.getBlockNumber());
+  const d = options.deployer;
+
+  const verifiers = {
+    registration: await deployContract(chain, d, "RegistrationVerifier"),
+    transfer: await deployContract(chain, d, "TransferVerifier"),
+    withdraw: await deployContract(chain, d, "WithdrawVerifier"),
+    mint: await deployContract(chain, d, "MintVerifier"),
+    burn: await deployContract(chain, d, "BurnVerifier"),
+  };
+  const registrar = await deployContract(chain, d, "Registrar", [verifiers.registration]);
+  const encryptedERC = await deployContract(chain, d, "EncryptedERC", [
+    {
+      registrar,
+      isConverter,
+      name: isConverter ? "Encrypted USDC" : "Encrypted Token",
+      symbol: isConverter ? "eUSDC" : "eTKN",
+      decimals,
+      mintVerifier: verifiers.mint,
+      withdrawVerifier: verifiers.withdraw,
+      transferVerifier: verifiers.transfer,
+      burnVerifier: verifiers.burn,
+    },
+  ]);
+  const token = options.token ?? (isConverter ? await deployContract(chain, d, "TestUSDC") : "0x0000000000000000000000000000000000000000");
+  log(`deployed Registrar ${registrar}, EncryptedERC ${encryptedERC} (decimals ${decimals}), token ${token}`);
+
+  const prover = options.prover ?? new Prover();
+  try {
+    const auditor = await EercClient.connect({
+      publicClient: chain.publicClient,
+      wallet: chain.walletFor(options.auditor),
+      contracts: { encryptedERC, registrar },
+      prover,
+    });
+    await auditor.register();
+    const hash = await chain.walletFor(d).writeContract({
+      address: encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "setAuditorPublicKey",
+      args: [auditor.address],
+    } as never);
+    const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new Error(`setAuditorPublicKey failed (${hash})`);
+    log(`auditor ${auditor.address} registered and set`);
+  } finally {
+    if (!options.prover) await prover.close();
+  }
+
+  const manifest: DeploymentManifest = {
+    network: options.network,
+    chainId: chain.chain.id,
+    startBlock,
+    decimals,
+    isConverter,
+    owner: getAddress(d.address),
+    auditor: getAddress(options.auditor.address),
+    contracts: { registrar, encryptedERC, token, verifiers },
+    deployedAt: new Date().toISOString(),
+  };
+  const manifestPath = options.write === false ? undefined : writeManifest(manifest);
+  return { ...manifest, manifestPath };
+}
+
+function keyFromEnv(name: string, fallback: Hex | undefined): Hex {
+  const value = process.env[name] ?? fallback;
+  if (!value || !/^0x[0-9a-fA-F]{64}$/.test(value)) throw new Error(`${name} must be a 32-byte hex private key`);
+  return value as Hex;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const rpcUrl = process.env.RPC_URL ?? "http://127.0.0.1:8545";
+  const network = process.env.NETWORK ?? "anvil";
+  const local = network === "anvil";
+  const token = process.env.USDC_ADDRESS;
+  if (token && !isAddress(token)) throw new Error("USDC_ADDRESS is not an address");
+  deploy({
+    rpcUrl,
+    network,
+    deployer: privateKeyToAccount(keyFromEnv("DEPLOYER_PRIVATE_KEY", local ? ANVIL_KEYS[0] : undefined)),
+    auditor: privateKeyToAccount(keyFromEnv("AUDITOR_PRIVATE_KEY", local ? ANVIL_KEYS[9] : undefined)),
+    token: token as Address | undefined,
+    log: (l) => console.log(l),
+  })
+    .then((m) => {
+      console.log(`manifest written to ${m.manifestPath}`);
+      process.exit(0);
+    })
+    .catch((err) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,67 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { type Address, getAddress, isAddress } from "viem";
+import { PROJECT_ROOT } from "../eerc/artifacts.js";
+
+/** What a deployment put on chain; ponder.config.ts and every tool read it. */
+export type DeploymentManifest = {
+  network: string;
+  chainId: number;
+  startBlock: number;
+  decimals: number;
+  isConverter: boolean;
+  owner: Address;
+  auditor: Address;
+  contracts: {
+    registrar: Address;
+    encryptedERC: Address;
+    /** The ERC-20 wrapped by the converter (the 6-decimal test USDC locally, USDC on Fuji). */
+    token: Address;
+    verifiers: { registration: Address; transfer: Address; withdraw: Address; mint: Address; burn: Address };
+  };
+  deployedAt: string;
+};
+
+export class ManifestError extends Error {
+  readonly code = "INVALID_DEPLOYMENT_MANIFEST";
+}
+
+/** `DEPLOYMENT_FILE` if set, otherwise `deployments/<network>.json`. */
+export function manifestPath(network = process.env.NETWORK ?? "anvil"): string {
+  return process.env.DEPLOYMENT_FILE ?? join(PROJECT_ROOT, "deployments", `${network}.json`);
+}
+
+export function writeManifest(manifest: DeploymentManifest, path = manifestPath(manifest.network)): string {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
+  return path;
+}
+
+export function readManifest(path = manifestPath()): DeploymentManifest {
+  if (!existsSync(path)) throw new ManifestError(`no deployment manifest at ${path}: run npm run deploy`);
+  const m = JSON.parse(readFileSync(path, "utf8")) as DeploymentManifest;
+  const addresses: [string, unknown][] = [
+    ["owner", m.owner],
+    ["auditor", m.auditor],
+    ["contracts.registrar", m.contracts?.registrar],
+    ["contracts.encryptedERC", m.contracts?.encryptedERC],
+    ["contracts.token", m.contracts?.token],
+  ];
+  for (const [field, value] of addresses) {
+    if (typeof value !== "string" || !isAddress(value)) throw new ManifestError(`${path}: ${field} is not an address`);
+  }
+  if (!Number.isInteger(m.chainId) || !Number.isInteger(m.startBlock) || !Number.isInteger(m.decimals)) {
+    throw new ManifestError(`${path}: chainId, startBlock and decimals must be integers`);
+  }
+  return {
+    ...m,
+    owner: getAddress(m.owner),
+    auditor: getAddress(m.auditor),
+    contracts: {
+      ...m.contracts,
+      registrar: getAddress(m.contracts.registrar),
+      encryptedERC: getAddress(m.contracts.encryptedERC),
+      token: getAddress(m.contracts.token),
+    },
+  };
+}

@@ -1,0 +1,378 @@
+import {
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+  type PublicClient,
+  type TransactionReceipt,
+  type Transport,
+  type WalletClient,
+  getAddress,
+} from "viem";
+import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
+import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { decryptBalance } from "./balance.js";
+import { type ProofCalldata, proofToCalldata } from "./calldata.js";
+import { type Point, pointEquals } from "./curve.js";
+import { type EGCT, subEGCT } from "./elgamal.js";
+import {
+  AuditorNotSetError,
+  InsufficientBalanceError,
+  KeyMismatchError,
+  ReceiverNotRegisteredError,
+  SenderNotRegisteredError,
+  validateAmount,
+} from "./errors.js";
+import { burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
+import { deriveKeyFromWallet, publicKeyOf } from "./keys.js";
+import { encryptPCT } from "./pct.js";
+import type { Prover } from "./prover.js";
+
+export type EercWallet = WalletClient<Transport, Chain, Account>;
+
+export type EercContracts = { encryptedERC: Address; registrar: Address };
+
+/** The on-chain balance view of one (account, token), as `balanceOf` returns it. */
+export type BalanceView = {
+  eGCT: EGCT;
+  nonce: bigint;
+  amountPCTs: { pct: bigint[]; index: bigint }[];
+  balancePCT: bigint[];
+  transactionIndex: bigint;
+};
+
+/** A proven spend, ready to send: proving and sending are split so payouts can be pipelined. */
+export type PreparedTransfer = {
+  kind: "transfer";
+  to: Address;
+  tokenId: bigint;
+  amount: bigint;
+  proof: ProofCalldata;
+  balancePCT: bigint[];
+  /** The sender's EGCT after this transfer, for proving the next one before this is mined. */
+  nextBalance: { eGCT: EGCT; plain: bigint };
+};
+
+export class TransactionRevertedError extends Error {
+  readonly code = "TRANSACTION_REVERTED";
+  constructor(readonly hash: Hex, readonly action: string) {
+    super(`${action} transaction ${hash} reverted`);
+  }
+}
+
+const struct = (p: Point) => ({ x: p[0], y: p[1] });
+const point = (s: { x: bigint; y: bigint }): Point => [s.x, s.y];
+const words7 = (w: readonly bigint[]) => w.map(BigInt) as unknown as readonly [bigint, bigint, bigint, bigint, bigint, bigint, bigint];
+
+export function toBalanceView(raw: readonly [any, bigint, readonly any[], readonly bigint[], bigint]): BalanceView {
+  const [eGCT, nonce, amountPCTs, balancePCT, transactionIndex] = raw;
+  return {
+    eGCT: { c1: point(eGCT.c1), c2: point(eGCT.c2) },
+    nonce,
+    amountPCTs: amountPCTs.map((a: { pct: readonly bigint[]; index: bigint }) => ({ pct: [...a.pct], index: a.index })),
+    balancePCT: [...balancePCT],
+    transactionIndex,
+  };
+}
+
+/**
+ * One account's eERC-20 client: its private key, derived from a wallet signature exactly as the
+ * official SDK does, plus typed checks before any proof is computed.
+ */
+export class EercClient {
+  readonly address: Address;
+  readonly publicKey: Point;
+
+  private constructor(
+    readonly publicClient: PublicClient,
+    readonly wallet: EercWallet,
+    readonly contracts: EercContracts,
+    readonly prover: Prover,
+    private readonly privateKey: bigint,
+  ) {
+    this.address = getAddress(wallet.account.address);
+    this.publicKey = publicKeyOf(privateKey);
+  }
+
+  /** Derives the account's eERC key from its wallet signature. */
+  static async connect(args: {
+    publicClient: PublicClient;
+    wallet: EercWallet;
+    contracts: EercContracts;
+    prover: Prover;
+  }): Promise<EercClient> {
+    const account = args.wallet.account;
+    const sk = await deriveKeyFromWallet({
+      address: account.address,
+      signMessage: ({ message }) => args.wallet.signMessage({ account, message }),
+    });
+    return new EercClient(args.publicClient, args.wallet, args.contracts, args.prover, sk);
+  }
+
+  /** The derived private key, for its owner's own tooling (never logged). */
+  exportPrivateKey(): bigint {
+    return this.privateKey;
+  }
+
+  private async send(action: string, request: Parameters<EercWallet["writeContract"]>[0]): Promise<TransactionReceipt> {
+    const hash = await this.wallet.writeContract(request);
+    const receipt = await this.publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new TransactionRevertedError(hash, action);
+    return receipt;
+  }
+
+  async chainId(): Promise<bigint> {
+    return BigInt(await this.publicClient.getChainId());
+  }
+
+  async isRegistered(address: Address = this.address): Promise<boolean> {
+    return this.publicClient.readContract({
+      address: this.contracts.registrar,
+      abi: RegistrarAbi,
+      functionName: "isUserRegistered",
+      args: [address],
+    });
+  }
+
+  async registeredPublicKey(address: Address): Promise<Point | undefined> {
+    if (!(await this.isRegistered(address))) return undefined;
+    const [x, y] = await this.publicClient.readContract({
+      address: this.contracts.registrar,
+      abi: RegistrarAbi,
+      functionName: "getUserPublicKey",
+      args: [address],
+    });
+    return [x, y];
+  }
+
+  async auditorPublicKey(): Promise<Point> {
+    const set = await this.publicClient.readContract({
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "isAuditorKeySet",
+    });
+    if (!set) throw new AuditorNotSetError(this.contracts.encryptedERC);
+    const [x, y] = await this.publicClient.readContract({
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "auditorPublicKey",
+    });
+    return [x, y];
+  }
+
+  /** Registers the account's public key (a no-op when this key is already registered). */
+  async register(): Promise<TransactionReceipt | undefined> {
+    const registered = await this.registeredPublicKey(this.address);
+    if (registered && pointEquals(registered, this.publicKey)) return undefined;
+    const { input } = registrationInputs({ sk: this.privateKey, address: this.address, chainId: await this.chainId() });
+    const proof = proofToCalldata(await this.prover.prove("registration", input));
+    return this.send("register", {
+      address: this.contracts.registrar,
+      abi: RegistrarAbi,
+      functionName: "register",
+      args: [{ proofPoints: proof.proofPoints, publicSignals: proof.publicSignals }],
+    } as never);
+  }
+
+  private async ownKeyRegistered(): Promise<void> {
+    const registered = await this.registeredPublicKey(this.address);
+    if (!registered) throw new SenderNotRegisteredError(this.address);
+    if (!pointEquals(registered, this.publicKey)) throw new KeyMismatchError(this.address, registered, this.publicKey);
+  }
+
+  async balanceView(tokenId: bigint, address: Address = this.address): Promise<BalanceView> {
+    const raw = await this.publicClient.readContract({
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "balanceOf",
+      args: [address, tokenId],
+    });
+    return toBalanceView(raw as never);
+  }
+
+  /** The decrypted balance in the eERC's smallest unit (micro-USDC), checked against the EGCT. */
+  async balance(tokenId: bigint): Promise<bigint> {
+    return decryptBalance(await this.balanceView(tokenId), this.privateKey);
+  }
+
+  async tokenId(token: Address): Promise<bigint> {
+    return this.publicClient.readContract({
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "tokenIds",
+      args: [token],
+    });
+  }
+
+  /** Converter mode: wraps `amount` of an ERC-20 (in its own units) into encrypted balance. */
+  async deposit(args: { token: Address; amount: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    const amount = validateAmount(args.amount);
+    await this.ownKeyRegistered();
+    await this.auditorPublicKey();
+    const { scaled } = await this.scaleToEerc(args.token, amount);
+    const { pct } = encryptPCT(scaled, this.publicKey);
+    const allowance = await this.publicClient.readContract({
+      address: args.token,
+      abi: ERC20_ALLOWANCE_ABI,
+      functionName: "allowance",
+      args: [this.address, this.contracts.encryptedERC],
+    });
+    if (allowance < amount) {
+      await this.send("approve", {
+        address: args.token,
+        abi: ERC20_ALLOWANCE_ABI,
+        functionName: "approve",
+        args: [this.contracts.encryptedERC, amount],
+      } as never);
+    }
+    const base = [amount, args.token, words7(pct)] as const;
+    return this.send("deposit", {
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "deposit",
+      args: args.message ? [...base, args.message] : base,
+    } as never);
+  }
+
+  private async scaleToEerc(token: Address, amount: bigint): Promise<{ scaled: bigint }> {
+    const [tokenDecimals, eercDecimals] = await Promise.all([
+      this.publicClient.readContract({ address: token, abi: ERC20_ALLOWANCE_ABI, functionName: "decimals" }),
+      this.publicClient.readContract({ address: this.contracts.encryptedERC, abi: EncryptedERCAbi, functionName: "decimals" }),
+    ]);
+    const diff = Number(tokenDecimals) - Number(eercDecimals);
+    return { scaled: diff >= 0 ? amount / 10n ** BigInt(diff) : amount * 10n ** BigInt(-diff) };
+  }
+
+  /** The checks every spend makes before proving; returns the decrypted balance. */
+  private async spendPreconditions(tokenId: bigint, amount: bigint, balance?: { eGCT: EGCT; plain: bigint }) {
+    validateAmount(amount);
+    await this.ownKeyRegistered();
+    const auditorPk = await this.auditorPublicKey();
+    const current = balance ?? (await (async () => {
+      const view = await this.balanceView(tokenId);
+      return { eGCT: view.eGCT, plain: decryptBalance(view, this.privateKey) };
+    })());
+    if (amount > current.plain) throw new InsufficientBalanceError(this.address, current.plain, amount);
+    return { auditorPk, current };
+  }
+
+  /**
+   * Proves a private transfer. `from` lets a caller chain transfers: pass the previous
+   * prepared transfer's `nextBalance` to prove against the balance it will leave.
+   */
+  async prepareTransfer(args: { to: Address; amount: bigint; tokenId: bigint; from?: { eGCT: EGCT; plain: bigint } }): Promise<PreparedTransfer> {
+    const to = getAddress(args.to);
+    const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount, args.from);
+    const receiverPk = await this.registeredPublicKey(to);
+    if (!receiverPk) throw new ReceiverNotRegisteredError(to);
+    const built = transferInputs({
+      sk: this.privateKey,
+      value: args.amount,
+      balance: current.plain,
+      balanceCT: current.eGCT,
+      receiverPk,
+      auditorPk,
+    });
+    const proof = proofToCalldata(await this.prover.prove("transfer", built.input));
+    const remaining = current.plain - args.amount;
+    return {
+      kind: "transfer",
+      to,
+      tokenId: args.tokenId,
+      amount: args.amount,
+      proof,
+      balancePCT: encryptPCT(remaining, this.publicKey).pct,
+      nextBalance: { eGCT: subEGCT(current.eGCT, built.senderVTT), plain: remaining },
+    };
+  }
+
+  async sendTransfer(prepared: PreparedTransfer, options: { message?: Hex } = {}): Promise<TransactionReceipt> {
+    const base = [
+      prepared.to,
+      prepared.tokenId,
+      { proofPoints: prepared.proof.proofPoints, publicSignals: prepared.proof.publicSignals },
+      words7(prepared.balancePCT),
+    ] as const;
+    return this.send("transfer", {
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "transfer",
+      args: options.message ? [...base, options.message] : base,
+    } as never);
+  }
+
+  async transfer(args: { to: Address; amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    return this.sendTransfer(await this.prepareTransfer(args), { message: args.message });
+  }
+
+  /** Converter mode: unwraps `amount` (eERC units) back to the ERC-20; the amount is public. */
+  async withdraw(args: { amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount);
+    const { input } = withdrawInputs({
+      sk: this.privateKey,
+      value: args.amount,
+      balance: current.plain,
+      balanceCT: current.eGCT,
+      auditorPk,
+    });
+    const proof = proofToCalldata(await this.prover.prove("withdraw", input));
+    const base = [
+      args.tokenId,
+      { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
+      words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
+    ] as const;
+    return this.send("withdraw", {
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "withdraw",
+      args: args.message ? [...base, args.message] : base,
+    } as never);
+  }
+
+  /** Standalone mode, owner only: mints `amount` encrypted to `to`. */
+  async mint(args: { to: Address; amount: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    const amount = validateAmount(args.amount);
+    const to = getAddress(args.to);
+    const auditorPk = await this.auditorPublicKey();
+    const receiverPk = await this.registeredPublicKey(to);
+    if (!receiverPk) throw new ReceiverNotRegisteredError(to);
+    const { input } = mintInputs({ value: amount, chainId: await this.chainId(), receiverPk, auditorPk });
+    const proof = proofToCalldata(await this.prover.prove("mint", input));
+    const base = [to, { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals }] as const;
+    return this.send("privateMint", {
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "privateMint",
+      args: args.message ? [...base, args.message] : base,
+    } as never);
+  }
+
+  /** Standalone mode: destroys `amount` of the caller's encrypted balance. */
+  async burn(args: { amount: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    const { auditorPk, current } = await this.spendPreconditions(0n, args.amount);
+    const { input } = burnInputs({
+      sk: this.privateKey,
+      value: args.amount,
+      balance: current.plain,
+      balanceCT: current.eGCT,
+      auditorPk,
+    });
+    const proof = proofToCalldata(await this.prover.prove("burn", input));
+    const base = [
+      { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
+      words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
+    ] as const;
+    return this.send("privateBurn", {
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "privateBurn",
+      args: args.message ? [...base, args.message] : base,
+    } as never);
+  }
+}
+
+const ERC20_ALLOWANCE_ABI = [
+  { type: "function", name: "allowance", stateMutability: "view", inputs: [{ name: "owner", type: "address" }, { name: "spender", type: "address" }], outputs: [{ type: "uint256" }] },
+  { type: "function", name: "approve", stateMutability: "nonpayable", inputs: [{ name: "spender", type: "address" }, { name: "amount", type: "uint256" }], outputs: [{ type: "bool" }] },
+  { type: "function", name: "decimals", stateMutability: "view", inputs: [], outputs: [{ type: "uint8" }] },
+] as const;
