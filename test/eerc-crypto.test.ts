@@ -1,0 +1,430 @@
+import { babyjubjub } from "@noble/curves/misc.js";
+import { blake512 } from "@noble/hashes/blake1.js";
+import { poseidonDecrypt, poseidonEncrypt } from "@zk-kit/poseidon-cipher";
+import { poseidon3 } from "poseidon-lite";
+import type { Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { describe, expect, it } from "vitest";
+import { decryptBalance } from "../src/eerc/balance.js";
+import {
+  BASE8,
+  FIELD_MODULUS,
+  IDENTITY,
+  type Point,
+  SUBGROUP_ORDER,
+  addPoints,
+  isInSubgroup,
+  isOnCurve,
+  mulBase,
+  mulPoint,
+  negPoint,
+  pointEquals,
+  randomScalar,
+  subPoints,
+} from "../src/eerc/curve.js";
+import {
+  type EGCT,
+  ZERO_EGCT,
+  addEGCT,
+  decryptElGamalPoint,
+  encryptElGamal,
+  isZeroEGCT,
+  subEGCT,
+} from "../src/eerc/elgamal.js";
+import {
+  BalanceViewCorruptError,
+  EercError,
+  InsufficientBalanceError,
+  InvalidAmountError,
+  InvalidPrivateKeyError,
+  KeyMismatchError,
+  PCTDecryptionError,
+  validateAmount,
+} from "../src/eerc/errors.js";
+import {
+  egctToStruct,
+  pointToStruct,
+  structToEGCT,
+  structToPoint,
+  toDecimalStrings,
+} from "../src/eerc/format.js";
+import {
+  deriveKeyFromSignature,
+  deriveKeyFromWallet,
+  groundKeyHex,
+  publicKeyOf,
+  registrationHash,
+  registrationMessage,
+  validatePrivateKey,
+} from "../src/eerc/keys.js";
+import { type PCT, decryptPCT, encryptPCT, isEmptyPCT } from "../src/eerc/pct.js";
+
+const l = SUBGROUP_ORDER;
+
+// Deterministic splitmix64 so failing property cases are reproducible.
+function rng(seed: bigint) {
+  let s = seed;
+  const M = (1n << 64n) - 1n;
+  const next64 = (): bigint => {
+    s = (s + 0x9e3779b97f4a7c15n) & M;
+    let z = s;
+    z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+    z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
+    return z ^ (z >> 31n);
+  };
+  /** uniform-ish in [0, n) for small n relative to 2^128 */
+  const below = (n: bigint): bigint => ((next64() << 64n) | next64()) % n;
+  return { next64, below };
+}
+
+const keypair = () => {
+  const sk = randomScalar();
+  return { sk, pk: mulBase(sk) };
+};
+
+describe("curve", () => {
+  it("matches noble's Base8 and subgroup order", () => {
+    const B = babyjubjub.Point.BASE.toAffine();
+    expect([B.x, B.y]).toEqual(BASE8);
+    expect(babyjubjub.Point.CURVE().n).toBe(l);
+    expect(babyjubjub.Point.CURVE().p).toBe(FIELD_MODULUS);
+    expect(isOnCurve(BASE8)).toBe(true);
+    expect(isInSubgroup(BASE8)).toBe(true);
+    expect(mulBase(l)).toEqual(IDENTITY);
+  });
+
+  it("group laws hold and zero scalars give the identity", () => {
+    const a = randomScalar();
+    const b = randomScalar();
+    expect(addPoints(mulBase(a), mulBase(b))).toEqual(mulBase((a + b) % l));
+    expect(subPoints(mulBase(a), mulBase(b))).toEqual(mulBase((a - b + l) % l));
+    expect(addPoints(mulBase(a), negPoint(mulBase(a)))).toEqual(IDENTITY);
+    expect(mulPoint(mulBase(a), b)).toEqual(mulBase((a * b) % l));
+    expect(mulPoint(mulBase(a), 0n)).toEqual(IDENTITY);
+    expect(mulBase(0n)).toEqual(IDENTITY);
+    expect(mulPoint(IDENTITY, b)).toEqual(IDENTITY);
+    expect(pointEquals(mulBase(a), mulBase(a))).toBe(true);
+  });
+
+  it("rejects off-curve points and out-of-range scalars", () => {
+    expect(isOnCurve([1n, 2n])).toBe(false);
+    expect(isOnCurve([BASE8[0] + FIELD_MODULUS, BASE8[1]])).toBe(false);
+    expect(() => mulPoint([1n, 2n], 5n)).toThrow(RangeError);
+    expect(() => addPoints([0n, 0n], BASE8)).toThrow(RangeError);
+    expect(() => mulPoint(BASE8, l)).toThrow(RangeError);
+    expect(() => mulPoint(BASE8, -1n)).toThrow(RangeError);
+    // (0, -1) has order 2: on the curve, outside the subgroup
+    expect(isOnCurve([0n, FIELD_MODULUS - 1n])).toBe(true);
+    expect(isInSubgroup([0n, FIELD_MODULUS - 1n])).toBe(false);
+  });
+
+  it("randomScalar stays in [1, l)", () => {
+    for (let i = 0; i < 200; i++) {
+      const k = randomScalar();
+      expect(k >= 1n && k < l).toBe(true);
+    }
+  });
+});
+
+describe("key derivation", () => {
+  const ANVIL_1_KEY: Hex = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+  const ANVIL_1_ADDR: Hex = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+  const SIG: Hex =
+    "0xe4ad5577ea9e856fe3b2017ee0bd9c765398b379e67b0357c9b5749840d4a6f4103a3f1bf42a493794bbfc0d55b1f3a281dc986cd483de4b828999d330782b9e1c";
+  const GROUND = "3dae8078731053357a9544fd68cbd05fafb95cc6494d89bf899cc86afc50436";
+  const PK: Point = [
+    16887138593123882947883534981969625779152838814765497030325487440806769818612n,
+    19022938303835151396099503355078598936749586147885469346794394777386918080344n,
+  ];
+
+  it("builds the registration message with a lowercased address", () => {
+    expect(registrationMessage(ANVIL_1_ADDR)).toBe(
+      "eERC\nRegistering user with\n Address:0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+    );
+  });
+
+  it("reproduces the official vector from the signature", () => {
+    expect(groundKeyHex(SIG)).toBe(GROUND);
+    expect(GROUND.length).toBe(63);
+    expect(publicKeyOf(deriveKeyFromSignature(SIG))).toEqual(PK);
+  });
+
+  it("the wallet signs the vector's signature and derives the same key", async () => {
+    const account = privateKeyToAccount(ANVIL_1_KEY);
+    expect(account.address).toBe(ANVIL_1_ADDR);
+    expect(await account.signMessage({ message: registrationMessage(account.address) })).toBe(SIG);
+    const sk = await deriveKeyFromWallet(account);
+    expect(sk).toBe(deriveKeyFromSignature(SIG));
+    expect(publicKeyOf(sk)).toEqual(PK);
+  });
+
+  it("drops the unpaired last nibble exactly like Buffer.from(hex, 'hex')", () => {
+    // Independent formatting through Node's Buffer, over signatures of both hex parities.
+    const viaBuffer = (sig: Hex): bigint => {
+      const h = blake512(Buffer.from(groundKeyHex(sig), "hex")).slice(0, 32);
+      h[0] &= 0xf8;
+      h[31] = (h[31] & 0x7f) | 0x40;
+      return (BigInt("0x" + Buffer.from(h).reverse().toString("hex")) >> 3n) % l;
+    };
+    const r = rng(7n);
+    const parities = new Set<number>();
+    for (let i = 0; i < 150; i++) {
+      const words = Array.from({ length: 9 }, () => r.next64().toString(16).padStart(16, "0"));
+      const sig = `0x${words.join("").slice(0, 130)}` as Hex;
+      parities.add(groundKeyHex(sig).length % 2);
+      expect(deriveKeyFromSignature(sig)).toBe(viaBuffer(sig));
+    }
+    expect(parities).toEqual(new Set([0, 1]));
+    // Keeping the nibble (e.g. by left-padding to even length) would give another key.
+    const padded = blake512(Buffer.from("0" + GROUND, "hex"));
+    expect(padded).not.toEqual(blake512(Buffer.from(GROUND, "hex")));
+  });
+
+  it("validates private keys and computes the registration hash", () => {
+    for (const bad of [0n, -1n, l, l + 1n]) expect(() => validatePrivateKey(bad)).toThrow(InvalidPrivateKeyError);
+    validatePrivateKey(1n);
+    validatePrivateKey(l - 1n);
+    const sk = deriveKeyFromSignature(SIG);
+    expect(registrationHash(43113n, sk, ANVIL_1_ADDR)).toBe(poseidon3([43113n, sk, BigInt(ANVIL_1_ADDR)]));
+    expect(() => registrationHash(1n, 0n, ANVIL_1_ADDR)).toThrow(InvalidPrivateKeyError);
+  });
+});
+
+describe("ElGamal", () => {
+  it("round-trips m·Base8", () => {
+    const { sk, pk } = keypair();
+    for (const m of [0n, 1n, 1_000_000n, l - 1n]) {
+      const { ct, random } = encryptElGamal(m, pk);
+      expect(ct.c1).toEqual(mulBase(random));
+      expect(decryptElGamalPoint(ct, sk)).toEqual(mulBase(m));
+    }
+  });
+
+  it("is additively homomorphic", () => {
+    const { sk, pk } = keypair();
+    const a = encryptElGamal(700n, pk).ct;
+    const b = encryptElGamal(250n, pk).ct;
+    expect(decryptElGamalPoint(addEGCT(a, b), sk)).toEqual(mulBase(950n));
+    expect(decryptElGamalPoint(subEGCT(a, b), sk)).toEqual(mulBase(450n));
+    expect(decryptElGamalPoint(subEGCT(b, a), sk)).toEqual(mulBase(l - 450n));
+    expect(decryptElGamalPoint(addEGCT(ZERO_EGCT, a), sk)).toEqual(mulBase(700n));
+  });
+
+  it("treats an unset (all-zero) on-chain balance as empty", () => {
+    const { sk, pk } = keypair();
+    const unset: EGCT = { c1: [0n, 0n], c2: [0n, 0n] };
+    expect(isZeroEGCT(unset)).toBe(true);
+    expect(isZeroEGCT(ZERO_EGCT)).toBe(true);
+    expect(decryptElGamalPoint(unset, sk)).toEqual(IDENTITY);
+    const a = encryptElGamal(5n, pk).ct;
+    expect(isZeroEGCT(a)).toBe(false);
+    expect(addEGCT(unset, a)).toEqual(a);
+  });
+
+  it("does not decrypt under another key, and rejects bad inputs", () => {
+    const alice = keypair();
+    const bob = keypair();
+    const { ct } = encryptElGamal(42n, alice.pk);
+    expect(decryptElGamalPoint(ct, bob.sk)).not.toEqual(mulBase(42n));
+    expect(() => encryptElGamal(-1n, alice.pk)).toThrow(InvalidAmountError);
+    expect(() => encryptElGamal(l, alice.pk)).toThrow(InvalidAmountError);
+    expect(() => encryptElGamal(1n, alice.pk, 0n)).toThrow(RangeError);
+    expect(() => encryptElGamal(1n, [1n, 2n])).toThrow(RangeError);
+  });
+});
+
+describe("PCT", () => {
+  it("round-trips 0, 1, 10^6 and large values", () => {
+    const { sk, pk } = keypair();
+    for (const amount of [0n, 1n, 1_000_000n, 2n ** 128n + 3n, l - 1n]) {
+      const enc = encryptPCT(amount, pk);
+      expect(enc.pct).toHaveLength(7);
+      expect(enc.pct.slice(4, 6)).toEqual(mulBase(enc.random));
+      expect(enc.nonce < 2n ** 128n).toBe(true);
+      expect(decryptPCT(enc.pct, sk)).toBe(amount);
+    }
+  });
+
+  it("throws PCTDecryptionError under a wrong key or after tampering", () => {
+    const alice = keypair();
+    const bob = keypair();
+    const { pct } = encryptPCT(123n, alice.pk);
+    expect(() => decryptPCT(pct, bob.sk)).toThrow(PCTDecryptionError);
+    for (const i of [0, 1, 2, 3, 6]) {
+      const t = [...pct];
+      t[i] = (t[i] + 1n) % FIELD_MODULUS;
+      expect(() => decryptPCT(t, alice.sk)).toThrow(PCTDecryptionError);
+    }
+    const moved = [...pct];
+    [moved[4], moved[5]] = addPoints([pct[4], pct[5]], BASE8);
+    expect(() => decryptPCT(moved, alice.sk)).toThrow(PCTDecryptionError);
+    expect(() => decryptPCT([...pct.slice(0, 4), 1n, 2n, pct[6]], alice.sk)).toThrow(PCTDecryptionError);
+    expect(() => decryptPCT(pct.slice(0, 6), alice.sk)).toThrow(PCTDecryptionError);
+    expect(() => decryptPCT(new Array(7).fill(0n), alice.sk)).toThrow(PCTDecryptionError);
+  });
+
+  it("interoperates with poseidonDecrypt under an independently computed shared key", () => {
+    const { sk, pk } = keypair();
+    const random = randomScalar();
+    const nonce = 2n ** 128n - 1n;
+    const enc = encryptPCT(987_654_321n, pk, { random, nonce });
+    expect(enc.random).toBe(random);
+    expect(enc.nonce).toBe(nonce);
+    // K via noble directly, from both sides of the ECDH.
+    const Ks = babyjubjub.Point.fromAffine({ x: pk[0], y: pk[1] }).multiply(random).toAffine();
+    const Kr = babyjubjub.Point.BASE.multiply(random).multiply(sk).toAffine();
+    expect(Kr).toEqual(Ks);
+    expect(poseidonDecrypt(enc.ciphertext, [Ks.x, Ks.y], nonce, 1)).toEqual([987_654_321n]);
+    expect(enc.ciphertext).toEqual(poseidonEncrypt([987_654_321n], [Kr.x, Kr.y], nonce));
+    expect(enc.pct).toEqual([...enc.ciphertext, enc.authKey[0], enc.authKey[1], nonce]);
+  });
+
+  it("validates inputs", () => {
+    const { pk } = keypair();
+    expect(() => encryptPCT(-1n, pk)).toThrow(InvalidAmountError);
+    expect(() => encryptPCT(l, pk)).toThrow(InvalidAmountError);
+    expect(() => encryptPCT(1n, pk, { nonce: 2n ** 128n })).toThrow(RangeError);
+    expect(() => encryptPCT(1n, pk, { random: 0n })).toThrow(RangeError);
+    expect(isEmptyPCT(new Array(7).fill(0n))).toBe(true);
+    expect(isEmptyPCT(encryptPCT(0n, pk).pct)).toBe(false);
+  });
+});
+
+type View = { eGCT: EGCT; balancePCT: PCT; amountPCTs: { pct: PCT; index: bigint }[] };
+const emptyView = (): View => ({ eGCT: ZERO_EGCT, balancePCT: new Array(7).fill(0n), amountPCTs: [] });
+
+describe("balance", () => {
+  it("decrypts empty views to 0", () => {
+    const { sk } = keypair();
+    expect(decryptBalance(emptyView(), sk)).toBe(0n);
+    expect(decryptBalance({ ...emptyView(), eGCT: { c1: [0n, 0n], c2: [0n, 0n] } }, sk)).toBe(0n);
+  });
+
+  const consistent = () => {
+    const { sk, pk } = keypair();
+    const view: View = {
+      eGCT: addEGCT(encryptElGamal(1000n, pk).ct, encryptElGamal(234n, pk).ct),
+      balancePCT: encryptPCT(1000n, pk).pct,
+      amountPCTs: [{ pct: encryptPCT(234n, pk).pct, index: 3n }],
+    };
+    return { sk, pk, view };
+  };
+
+  it("decrypts a consistent view", () => {
+    const { sk, view } = consistent();
+    expect(decryptBalance(view, sk)).toBe(1234n);
+  });
+
+  it("flags a PCT that does not decrypt", () => {
+    const { sk, view } = consistent();
+    const bad = [...view.amountPCTs[0].pct];
+    bad[3] += 1n;
+    const err = (() => {
+      try {
+        decryptBalance({ ...view, amountPCTs: [{ pct: bad, index: 3n }] }, sk);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(BalanceViewCorruptError);
+    expect((err as BalanceViewCorruptError).reason).toBe("pct-decryption");
+    expect((err as BalanceViewCorruptError).pctIndex).toBe(3n);
+    expect((err as Error).message).toMatch(/amountPCT #3/);
+    expect(() => decryptBalance(view, randomScalar())).toThrow(BalanceViewCorruptError);
+  });
+
+  it("flags an EGCT that disagrees with the PCTs", () => {
+    const { sk, pk, view } = consistent();
+    const shifted = { ...view, eGCT: { c1: view.eGCT.c1, c2: addPoints(view.eGCT.c2, BASE8) } };
+    expect(() => decryptBalance(shifted, sk)).toThrow(/egct-mismatch/);
+    // A well-formed PCT for a different amount passes the tag but not the EGCT check.
+    const swapped = { ...view, balancePCT: encryptPCT(999n, pk).pct };
+    expect(() => decryptBalance(swapped, sk)).toThrow(BalanceViewCorruptError);
+    const offCurve = { ...view, eGCT: { c1: [1n, 2n] as Point, c2: view.eGCT.c2 } };
+    expect(() => decryptBalance(offCurve, sk)).toThrow(/egct-mismatch/);
+    expect(() => decryptBalance({ ...view, amountPCTs: [] }, sk)).toThrow(/egct-mismatch/);
+  });
+
+  it("tracks the plain running balance over random credit/spend sequences", () => {
+    const { sk, pk } = keypair();
+    const r = rng(20250101n);
+    const SEQUENCES = 250;
+    let spends = 0;
+    let lateCredits = 0;
+    for (let s = 0; s < SEQUENCES; s++) {
+      const view = emptyView();
+      let plain = 0n;
+      let txIndex = 0n;
+      const steps = 1 + Number(r.below(6n));
+      for (let step = 0; step < steps; step++) {
+        const amountPlain = (pct: PCT) => decryptPCT(pct, sk);
+        if (plain === 0n || r.below(3n) !== 0n) {
+          const v = r.below(4n) === 0n ? 1n + r.below(2n ** 96n) : 1n + r.below(10n ** 12n);
+          view.eGCT = addEGCT(view.eGCT, encryptElGamal(v, pk).ct);
+          view.amountPCTs.push({ pct: encryptPCT(v, pk).pct, index: txIndex++ });
+          plain += v;
+        } else {
+          // The spender proves against a snapshot that may predate the newest credits;
+          // those stay as amountPCTs, the rest are folded into the new balancePCT.
+          const k = Number(r.below(BigInt(view.amountPCTs.length) + 1n));
+          if (k < view.amountPCTs.length) lateCredits++;
+          const snapshot =
+            (isEmptyPCT(view.balancePCT) ? 0n : amountPlain(view.balancePCT)) +
+            view.amountPCTs.slice(0, k).reduce((acc, a) => acc + amountPlain(a.pct), 0n);
+          if (snapshot === 0n) continue;
+          const v = 1n + r.below(snapshot);
+          view.eGCT = subEGCT(view.eGCT, encryptElGamal(v, pk).ct);
+          view.balancePCT = encryptPCT(snapshot - v, pk).pct;
+          view.amountPCTs = view.amountPCTs.slice(k);
+          plain -= v;
+          spends++;
+        }
+      }
+      expect(decryptBalance(view, sk)).toBe(plain);
+    }
+    expect(spends).toBeGreaterThan(50);
+    expect(lateCredits).toBeGreaterThan(5);
+  });
+});
+
+describe("format and errors", () => {
+  it("converts points and EGCTs to and from contract structs", () => {
+    const { pk } = keypair();
+    const { ct } = encryptElGamal(9n, pk);
+    expect(structToPoint(pointToStruct(pk))).toEqual(pk);
+    expect(egctToStruct(ct)).toEqual({ c1: { x: ct.c1[0], y: ct.c1[1] }, c2: { x: ct.c2[0], y: ct.c2[1] } });
+    expect(structToEGCT(egctToStruct(ct))).toEqual(ct);
+  });
+
+  it("maps bigints to decimal strings deeply", () => {
+    expect(toDecimalStrings({ a: 1n, b: [2n, [3n]], c: { d: l }, e: "x", f: 7 })).toEqual({
+      a: "1",
+      b: ["2", ["3"]],
+      c: { d: l.toString() },
+      e: "x",
+      f: 7,
+    });
+  });
+
+  it("errors carry stable codes and context, never the private key", () => {
+    const sk = randomScalar();
+    const addr: Hex = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+    const errs: EercError[] = [
+      new InsufficientBalanceError(addr, 5n, 7n),
+      new KeyMismatchError(addr, mulBase(sk), mulBase(sk + 1n)),
+      new InvalidAmountError(1.5, "must be a bigint"),
+    ];
+    expect(errs.map((e) => e.code)).toEqual(["INSUFFICIENT_BALANCE", "KEY_MISMATCH", "INVALID_AMOUNT"]);
+    for (const e of errs) {
+      expect(e).toBeInstanceOf(EercError);
+      expect(e.message).not.toContain(sk.toString());
+      expect(e.message).not.toContain(sk.toString(16));
+    }
+    expect((errs[0] as InsufficientBalanceError).amount).toBe(7n);
+    expect(() => validateAmount(0n)).toThrow(InvalidAmountError);
+    expect(() => validateAmount(1.5)).toThrow(InvalidAmountError);
+    expect(() => validateAmount(l)).toThrow(InvalidAmountError);
+    expect(validateAmount(0n, { allowZero: true })).toBe(0n);
+    expect(validateAmount(l - 1n)).toBe(l - 1n);
+  });
+});
