@@ -1,0 +1,33 @@
+import { benchProve } from "../bench/prove.js";
+import { buildCircuits } from "./build-circuits.js";
+
+const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const wants = (name: string) => only.length === 0 || only.includes(name);
+const int = (name: string, fallback: number) => {
+  const v = process.env[name];
+  if (v === undefined) return fallback;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`${name} must be a positive integer`);
+  return Number(v);
+};
+
+async function main(): Promise<void> {
+  const log = (line: string) => console.log(line);
+  await buildCircuits({ log });
+  if (wants("prove")) {
+    log("== proving ==");
+    await benchProve({
+      runs: int("BENCH_PROOFS", 10),
+      memoryRuns: int("BENCH_MEMORY_PROOFS", 100),
+      baselineRuns: int("BENCH_BASELINE_PROOFS", 10),
+      log,
+    });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err instanceof Error ? err.stack ?? err.message : err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,204 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Address, parseAbiItem } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { type Anvil, startAnvil } from "../src/chain/anvil.js";
+import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import { EercClient } from "../src/eerc/client.js";
+import {
+  AuditorNotSetError,
+  InsufficientBalanceError,
+  InvalidAmountError,
+  ReceiverNotRegisteredError,
+  SenderNotRegisteredError,
+} from "../src/eerc/errors.js";
+import { decryptPCT } from "../src/eerc/pct.js";
+import { Prover } from "../src/eerc/prover.js";
+import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
+import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+
+const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
+
+describe("eERC converter on anvil with real proofs", () => {
+  let anvil: Anvil;
+  let chain: ChainClients;
+  const prover = new Prover();
+  let manifest: Awaited<ReturnType<typeof deploy>>;
+  let alice: EercClient, bob: EercClient, carol: EercClient, auditor: EercClient;
+  let tokenId: bigint;
+
+  const client = (i: number) =>
+    EercClient.connect({
+      publicClient: chain.publicClient,
+      wallet: chain.walletFor(accounts[i]!),
+      contracts: { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar },
+      prover,
+    });
+
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    chain = await connectChain(anvil.rpcUrl);
+    manifest = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-test", deployer: accounts[0]!, auditor: accounts[9]!, prover, write: false });
+    [alice, bob, carol, auditor] = await Promise.all([client(1), client(2), client(3), client(9)]);
+    await alice.register();
+    await bob.register();
+    const usdc = manifest.contracts.token;
+    const hash = await chain.walletFor(accounts[0]!).writeContract({
+      address: usdc,
+      abi: TestUSDCAbi,
+      functionName: "mint",
+      args: [alice.address, 5_000_000n],
+    } as never);
+    await chain.publicClient.waitForTransactionReceipt({ hash });
+    await alice.deposit({ token: usdc, amount: 5_000_000n });
+    tokenId = await alice.tokenId(usdc);
+  });
+
+  afterAll(async () => {
+    await prover.close();
+    await anvil?.stop();
+  });
+
+  it("deploys a 6-decimal converter whose first token gets id 1", async () => {
+    expect(manifest.decimals).toBe(6);
+    expect(tokenId).toBe(1n);
+    expect(await alice.balance(tokenId)).toBe(5_000_000n);
+  });
+
+  it("derives the registered key from the wallet signature (official SDK vector for account #1)", async () => {
+    expect(alice.address).toBe("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+    expect(alice.publicKey).toEqual([
+      16887138593123882947883534981969625779152838814765497030325487440806769818612n,
+      19022938303835151396099503355078598936749586147885469346794394777386918080344n,
+    ]);
+    expect(await alice.registeredPublicKey(alice.address)).toEqual(alice.publicKey);
+  });
+
+  it("transfers exactly 0.000001 USDC privately; the auditor reads it, a competitor cannot", async () => {
+    const receipt = await alice.transfer({ to: bob.address, amount: 1n, tokenId });
+    expect(await bob.balance(tokenId)).toBe(1n);
+    expect(await alice.balance(tokenId)).toBe(4_999_999n);
+    const [log] = await chain.publicClient.getLogs({
+      address: manifest.contracts.encryptedERC,
+      event: parseAbiItem("event PrivateTransfer(address indexed from, address indexed to, uint256[7] auditorPCT, address indexed auditorAddress)"),
+      blockHash: receipt.blockHash,
+    });
+    expect(decryptPCT(log!.args.auditorPCT!, auditor.exportPrivateKey())).toBe(1n);
+    expect(() => decryptPCT(log!.args.auditorPCT!, bob.exportPrivateKey())).toThrow();
+  });
+
+  it("chains two transfers proven before either is mined (predicted balance)", async () => {
+    const first = await alice.prepareTransfer({ to: bob.address, amount: 10n, tokenId });
+    const second = await alice.prepareTransfer({ to: bob.address, amount: 20n, tokenId, from: first.nextBalance });
+    await alice.sendTransfer(first);
+    await alice.sendTransfer(second);
+    expect(await bob.balance(tokenId)).toBe(31n);
+    expect(await alice.balance(tokenId)).toBe(4_999_969n);
+  });
+
+  it("rejects a proof against a stale balance snapshot", async () => {
+    const stale = await alice.prepareTransfer({ to: bob.address, amount: 5n, tokenId });
+    await alice.transfer({ to: bob.address, amount: 5n, tokenId });
+    await expect(alice.sendTransfer(stale)).rejects.toThrow(/revert/i);
+    expect(await alice.balance(tokenId)).toBe(4_999_964n);
+  });
+
+  it("checks before proving: unregistered receiver/sender, bad amounts, overspend", async () => {
+    await expect(alice.prepareTransfer({ to: carol.address, amount: 1n, tokenId })).rejects.toBeInstanceOf(ReceiverNotRegisteredError);
+    await expect(carol.prepareTransfer({ to: alice.address, amount: 1n, tokenId })).rejects.toBeInstanceOf(SenderNotRegisteredError);
+    await expect(alice.prepareTransfer({ to: bob.address, amount: 0n, tokenId })).rejects.toBeInstanceOf(InvalidAmountError);
+    await expect(alice.prepareTransfer({ to: bob.address, amount: -1n, tokenId })).rejects.toBeInstanceOf(InvalidAmountError);
+    await expect(alice.prepareTransfer({ to: bob.address, amount: 5_000_000n, tokenId })).rejects.toBeInstanceOf(InsufficientBalanceError);
+    await expect(bob.withdraw({ amount: 32n, tokenId })).rejects.toBeInstanceOf(InsufficientBalanceError);
+  });
+
+  it("withdraws to USDC at 6-decimal precision, without dust", async () => {
+    const before = (await chain.publicClient.readContract({ address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "balanceOf", args: [bob.address] })) as bigint;
+    await bob.withdraw({ amount: 31n, tokenId });
+    const after = (await chain.publicClient.readContract({ address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "balanceOf", args: [bob.address] })) as bigint;
+    expect(after - before).toBe(31n);
+    expect(await bob.balance(tokenId)).toBe(0n);
+  });
+});
+
+describe("eERC standalone mode and auditor gating", () => {
+  let anvil: Anvil;
+  let chain: ChainClients;
+  const prover = new Prover();
+
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    chain = await connectChain(anvil.rpcUrl);
+  });
+  afterAll(async () => {
+    await prover.close();
+    await anvil?.stop();
+  });
+
+  it("mints privately and burns, with the auditor reading both", async () => {
+    const m = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-test", deployer: accounts[0]!, auditor: accounts[9]!, isConverter: false, prover, write: false });
+    const contracts = { encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar };
+    const owner = await EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(accounts[0]!), contracts, prover });
+    const user = await EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(accounts[4]!), contracts, prover });
+    await user.register();
+    await owner.mint({ to: user.address, amount: 1_234_567n });
+    expect(await user.balance(0n)).toBe(1_234_567n);
+    await user.burn({ amount: 234_567n });
+    expect(await user.balance(0n)).toBe(1_000_000n);
+    await expect(user.burn({ amount: 1_000_001n })).rejects.toBeInstanceOf(InsufficientBalanceError);
+  });
+
+  it("refuses spends before an auditor is set, before any proof", async () => {
+    // Deploy a second converter without setting its auditor, sharing the registrar.
+    const m = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-test", deployer: accounts[0]!, auditor: accounts[9]!, prover, write: false });
+    const hash = await chain.walletFor(accounts[0]!).deployContract({
+      abi: JSON.parse(readFileSync(join(PROJECT_ROOT, "build/contracts/EncryptedERC.json"), "utf8")).abi,
+      bytecode: JSON.parse(readFileSync(join(PROJECT_ROOT, "build/contracts/EncryptedERC.json"), "utf8")).bytecode,
+      args: [
+        {
+          registrar: m.contracts.registrar,
+          isConverter: true,
+          name: "No Auditor",
+          symbol: "NA",
+          decimals: 6,
+          mintVerifier: m.contracts.verifiers.mint,
+          withdrawVerifier: m.contracts.verifiers.withdraw,
+          transferVerifier: m.contracts.verifiers.transfer,
+          burnVerifier: m.contracts.verifiers.burn,
+        },
+      ],
+    } as never);
+    const { contractAddress } = await chain.publicClient.waitForTransactionReceipt({ hash });
+    const user = await EercClient.connect({
+      publicClient: chain.publicClient,
+      wallet: chain.walletFor(accounts[5]!),
+      contracts: { encryptedERC: contractAddress as Address, registrar: m.contracts.registrar },
+      prover,
+    });
+    await user.register();
+    await expect(user.prepareTransfer({ to: user.address, amount: 1n, tokenId: 1n })).rejects.toBeInstanceOf(AuditorNotSetError);
+    await expect(user.deposit({ token: m.contracts.token, amount: 1n })).rejects.toBeInstanceOf(AuditorNotSetError);
+  });
+});
+
+describe("npm run demo", () => {
+  it("runs the whole flow on a fresh anvil and reports matching balances", () => {
+    const report = join(mkdtempSync(join(tmpdir(), "demo-")), "report.json");
+    execFileSync(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report], {
+      cwd: PROJECT_ROOT,
+      stdio: "inherit",
+      env: { ...process.env, RPC_URL: "" },
+      timeout: 300_000,
+    });
+    const r = JSON.parse(readFileSync(report, "utf8"));
+    expect(r.decimals).toBe(6);
+    expect(r.transfers.map((t: { amountMicro: string }) => t.amountMicro)).toContain("1");
+    expect(r.balances.length).toBe(3);
+    for (const b of r.balances) expect(b.decryptedMicro).toBe(b.expectedMicro);
+    expect(r.withdrawals.length).toBeGreaterThan(0);
+  });
+});
