@@ -1,0 +1,164 @@
+import { poseidon3, poseidon5 } from "poseidon-lite";
+import type { Hex } from "viem";
+import { type Point, mulBase } from "./curve.js";
+import { type EGCT, encryptElGamal } from "./elgamal.js";
+import { type PCT, encryptPCT } from "./pct.js";
+
+/** snarkjs input: every signal as a decimal string. */
+export type CircuitInputs = Record<string, string | string[]>;
+
+const dec = (v: bigint): string => v.toString(10);
+const decs = (v: readonly bigint[]): string[] => v.map(dec);
+
+/** The four signal groups a PCT occupies in a circuit, named `<prefix>PCT…`. */
+function pctSignals(prefix: string, enc: ReturnType<typeof encryptPCT>): CircuitInputs {
+  return {
+    [`${prefix}PCT`]: decs(enc.ciphertext),
+    [`${prefix}PCTAuthKey`]: decs(enc.authKey),
+    [`${prefix}PCTNonce`]: dec(enc.nonce),
+    [`${prefix}PCTRandom`]: dec(enc.random),
+  };
+}
+
+/** The sender's side of a spend: key, balance and the balance EGCT it is proved against. */
+function senderSignals(sk: bigint, balance: bigint, balanceCT: EGCT): CircuitInputs {
+  return {
+    SenderPrivateKey: dec(sk),
+    SenderPublicKey: decs(mulBase(sk)),
+    SenderBalance: dec(balance),
+    SenderBalanceC1: decs(balanceCT.c1),
+    SenderBalanceC2: decs(balanceCT.c2),
+  };
+}
+
+export function registrationInputs(args: { sk: bigint; address: Hex; chainId: bigint }): {
+  input: CircuitInputs;
+  publicKey: Point;
+  registrationHash: bigint;
+} {
+  const publicKey = mulBase(args.sk);
+  const address = BigInt(args.address);
+  const registrationHash = poseidon3([args.chainId, args.sk, address]);
+  return {
+    input: {
+      SenderPrivateKey: dec(args.sk),
+      SenderPublicKey: decs(publicKey),
+      SenderAddress: dec(address),
+      ChainID: dec(args.chainId),
+      RegistrationHash: dec(registrationHash),
+    },
+    publicKey,
+    registrationHash,
+  };
+}
+
+export function transferInputs(args: {
+  sk: bigint;
+  value: bigint;
+  balance: bigint;
+  balanceCT: EGCT;
+  receiverPk: Point;
+  auditorPk: Point;
+}): { input: CircuitInputs; senderVTT: EGCT; receiverVTT: EGCT; receiverPCT: PCT; auditorPCT: PCT } {
+  const senderVTT = encryptElGamal(args.value, mulBase(args.sk));
+  const receiverVTT = encryptElGamal(args.value, args.receiverPk);
+  const receiverPCT = encryptPCT(args.value, args.receiverPk);
+  const auditorPCT = encryptPCT(args.value, args.auditorPk);
+  const sender = senderSignals(args.sk, args.balance, args.balanceCT);
+  return {
+    input: {
+      ValueToTransfer: dec(args.value),
+      SenderPrivateKey: sender.SenderPrivateKey,
+      SenderPublicKey: sender.SenderPublicKey,
+      SenderBalance: sender.SenderBalance,
+      SenderBalanceC1: sender.SenderBalanceC1,
+      SenderBalanceC2: sender.SenderBalanceC2,
+      SenderVTTC1: decs(senderVTT.ct.c1),
+      SenderVTTC2: decs(senderVTT.ct.c2),
+      ReceiverPublicKey: decs(args.receiverPk),
+      ReceiverVTTC1: decs(receiverVTT.ct.c1),
+      ReceiverVTTC2: decs(receiverVTT.ct.c2),
+      ReceiverVTTRandom: dec(receiverVTT.random),
+      ...pctSignals("Receiver", receiverPCT),
+      AuditorPublicKey: decs(args.auditorPk),
+      ...pctSignals("Auditor", auditorPCT),
+    },
+    senderVTT: senderVTT.ct,
+    receiverVTT: receiverVTT.ct,
+    receiverPCT: receiverPCT.pct,
+    auditorPCT: auditorPCT.pct,
+  };
+}
+
+export function withdrawInputs(args: {
+  sk: bigint;
+  value: bigint;
+  balance: bigint;
+  balanceCT: EGCT;
+  auditorPk: Point;
+}): { input: CircuitInputs; auditorPCT: PCT } {
+  const auditorPCT = encryptPCT(args.value, args.auditorPk);
+  return {
+    input: {
+      ValueToWithdraw: dec(args.value),
+      ...senderSignals(args.sk, args.balance, args.balanceCT),
+      AuditorPublicKey: decs(args.auditorPk),
+      ...pctSignals("Auditor", auditorPCT),
+    },
+    auditorPCT: auditorPCT.pct,
+  };
+}
+
+export function mintInputs(args: { value: bigint; chainId: bigint; receiverPk: Point; auditorPk: Point }): {
+  input: CircuitInputs;
+  nullifierHash: bigint;
+  receiverVTT: EGCT;
+  receiverPCT: PCT;
+  auditorPCT: PCT;
+} {
+  const receiverVTT = encryptElGamal(args.value, args.receiverPk);
+  const receiverPCT = encryptPCT(args.value, args.receiverPk);
+  const auditorPCT = encryptPCT(args.value, args.auditorPk);
+  const nullifierHash = poseidon5([args.chainId, ...auditorPCT.ciphertext]);
+  return {
+    input: {
+      ValueToMint: dec(args.value),
+      ChainID: dec(args.chainId),
+      NullifierHash: dec(nullifierHash),
+      ReceiverPublicKey: decs(args.receiverPk),
+      ReceiverVTTC1: decs(receiverVTT.ct.c1),
+      ReceiverVTTC2: decs(receiverVTT.ct.c2),
+      ReceiverVTTRandom: dec(receiverVTT.random),
+      ...pctSignals("Receiver", receiverPCT),
+      AuditorPublicKey: decs(args.auditorPk),
+      ...pctSignals("Auditor", auditorPCT),
+    },
+    nullifierHash,
+    receiverVTT: receiverVTT.ct,
+    receiverPCT: receiverPCT.pct,
+    auditorPCT: auditorPCT.pct,
+  };
+}
+
+export function burnInputs(args: {
+  sk: bigint;
+  value: bigint;
+  balance: bigint;
+  balanceCT: EGCT;
+  auditorPk: Point;
+}): { input: CircuitInputs; senderVTB: EGCT; auditorPCT: PCT } {
+  const senderVTB = encryptElGamal(args.value, mulBase(args.sk));
+  const auditorPCT = encryptPCT(args.value, args.auditorPk);
+  return {
+    input: {
+      ValueToBurn: dec(args.value),
+      ...senderSignals(args.sk, args.balance, args.balanceCT),
+      SenderVTBC1: decs(senderVTB.ct.c1),
+      SenderVTBC2: decs(senderVTB.ct.c2),
+      AuditorPublicKey: decs(args.auditorPk),
+      ...pctSignals("Auditor", auditorPCT),
+    },
+    senderVTB: senderVTB.ct,
+    auditorPCT: auditorPCT.pct,
+  };
+}
