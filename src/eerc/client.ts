@@ -11,7 +11,7 @@ import {
 } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
-import { decryptBalance } from "./balance.js";
+import { type BalanceView, decryptBalance } from "./balance.js";
 import { type ProofCalldata, proofToCalldata } from "./calldata.js";
 import { type Point, pointEquals } from "./curve.js";
 import { type EGCT, subEGCT } from "./elgamal.js";
@@ -32,14 +32,8 @@ export type EercWallet = WalletClient<Transport, Chain, Account>;
 
 export type EercContracts = { encryptedERC: Address; registrar: Address };
 
-/** The on-chain balance view of one (account, token), as `balanceOf` returns it. */
-export type BalanceView = {
-  eGCT: EGCT;
-  nonce: bigint;
-  amountPCTs: { pct: bigint[]; index: bigint }[];
-  balancePCT: bigint[];
-  transactionIndex: bigint;
-};
+/** One (account, token) balance as `balanceOf` returns it. */
+export type OnChainBalance = BalanceView & { nonce: bigint; transactionIndex: bigint };
 
 /** A proven spend, ready to send: proving and sending are split so payouts can be pipelined. */
 export type PreparedTransfer = {
@@ -64,7 +58,7 @@ const struct = (p: Point) => ({ x: p[0], y: p[1] });
 const point = (s: { x: bigint; y: bigint }): Point => [s.x, s.y];
 const words7 = (w: readonly bigint[]) => w.map(BigInt) as unknown as readonly [bigint, bigint, bigint, bigint, bigint, bigint, bigint];
 
-export function toBalanceView(raw: readonly [any, bigint, readonly any[], readonly bigint[], bigint]): BalanceView {
+export function toBalanceView(raw: readonly [any, bigint, readonly any[], readonly bigint[], bigint]): OnChainBalance {
   const [eGCT, nonce, amountPCTs, balancePCT, transactionIndex] = raw;
   return {
     eGCT: { c1: point(eGCT.c1), c2: point(eGCT.c2) },
@@ -180,7 +174,7 @@ export class EercClient {
     if (!pointEquals(registered, this.publicKey)) throw new KeyMismatchError(this.address, registered, this.publicKey);
   }
 
-  async balanceView(tokenId: bigint, address: Address = this.address): Promise<BalanceView> {
+  async balanceView(tokenId: bigint, address: Address = this.address): Promise<OnChainBalance> {
     const raw = await this.publicClient.readContract({
       address: this.contracts.encryptedERC,
       abi: EncryptedERCAbi,
