@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as snarkjs from "snarkjs";
@@ -92,8 +92,33 @@ export type BuildCircuitsOptions = {
   log?: (line: string) => void;
 };
 
+/** One build at a time per checkout: concurrent test runs would otherwise clobber each other's files. */
+async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
+  const lock = join(BUILD_DIR, ".circuits.lock");
+  mkdirSync(BUILD_DIR, { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /** Compiles and sets up the circuits whose sources changed since their last build. */
-export async function buildCircuits(options: BuildCircuitsOptions = {}): Promise<{ built: CircuitName[] }> {
+export function buildCircuits(options: BuildCircuitsOptions = {}): Promise<{ built: CircuitName[] }> {
+  return withBuildLock(() => buildStale(options));
+}
+
+async function buildStale(options: BuildCircuitsOptions): Promise<{ built: CircuitName[] }> {
   const { names = CIRCUIT_NAMES, keys = true, log = (l: string) => console.log(l) } = options;
   const ptau = resolvePtau();
   const built: CircuitName[] = [];
