@@ -1,16 +1,13 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type Abi, type Account, type Address, type Hex, getAddress, isAddress } from "viem";
+import { type Account, type Address, type Hex, getAddress, isAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { type DeploymentManifest, writeManifest } from "../src/deployment/manifest.js";
-import { BUILD_DIR } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
 import { buildCircuits } from "./build-circuits.js";
-import { buildContracts } from "./build-contracts.js";
+import { buildContracts, loadArtifact } from "./build-contracts.js";
 
 /** anvil's well-known development accounts (mnemonic "test test … junk"). Never use on a real chain. */
 export const ANVIL_KEYS = [
@@ -26,14 +23,8 @@ export const ANVIL_KEYS = [
   "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 ] as const satisfies readonly Hex[];
 
-type Artifact = { abi: Abi; bytecode: Hex };
-
-function artifact(name: string): Artifact {
-  return JSON.parse(readFileSync(join(BUILD_DIR, "contracts", `${name}.json`), "utf8"));
-}
-
 async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
-  const { abi, bytecode } = artifact(name);
+  const { abi, bytecode } = await loadArtifact(name);
   const hash = await chain.walletFor(account).deployContract({ abi, bytecode, args } as never);
   const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
   if (receipt.status !== "success" || !receipt.contractAddress) throw new Error(`deploying ${name} failed (${hash})`);

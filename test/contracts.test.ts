@@ -31,7 +31,7 @@ import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { type Artifact, buildContracts, loadArtifact } from "../scripts/build-contracts.js";
-import { type AnvilInstance, startAnvil } from "./helpers/anvil.js";
+import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 
 const P = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 const L = 2736030358979909402780800718157159386076813972158567259200215660948447373041n;
@@ -65,7 +65,7 @@ const VERIFIERS: Record<string, number> = {
 };
 const NO_PROOF = { a: [0n, 0n], b: [[0n, 0n], [0n, 0n]], c: [0n, 0n] } as const;
 
-let anvil: AnvilInstance;
+let anvil: Anvil;
 let pub: PublicClient;
 let owner: Address, alice: Address, bob: Address, carol: Address, auditor: Address, dave: Address;
 const keys = new Map<Address, bigint>();

@@ -19,6 +19,7 @@ import {
 import { decryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
 import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
+import { loadArtifact } from "../scripts/build-contracts.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
@@ -156,9 +157,10 @@ describe("eERC standalone mode and auditor gating", () => {
   it("refuses spends before an auditor is set, before any proof", async () => {
     // Deploy a second converter without setting its auditor, sharing the registrar.
     const m = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-test", deployer: accounts[0]!, auditor: accounts[9]!, prover, write: false });
+    const { abi, bytecode } = await loadArtifact("EncryptedERC");
     const hash = await chain.walletFor(accounts[0]!).deployContract({
-      abi: JSON.parse(readFileSync(join(PROJECT_ROOT, "build/contracts/EncryptedERC.json"), "utf8")).abi,
-      bytecode: JSON.parse(readFileSync(join(PROJECT_ROOT, "build/contracts/EncryptedERC.json"), "utf8")).bytecode,
+      abi,
+      bytecode,
       args: [
         {
           registrar: m.contracts.registrar,
