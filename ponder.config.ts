@@ -1,0 +1,38 @@
+import { createConfig } from "ponder";
+import { EncryptedERCAbi } from "./abis/EncryptedERCAbi.js";
+import { RegistrarAbi } from "./abis/RegistrarAbi.js";
+import { indexerSettings } from "./src/indexer/settings.js";
+
+// The chain, contracts and database come from the deployment manifest, or from EERC_ADDRESS,
+// REGISTRAR_ADDRESS and START_BLOCK for a deployment made elsewhere (the audited eERC on Fuji).
+// ProviderRegistry and UsageLedger join `contracts` when they are deployed.
+const settings = indexerSettings();
+
+export default createConfig({
+  ordering: "omnichain",
+  database:
+    settings.database.kind === "postgres"
+      ? { kind: "postgres", connectionString: settings.database.connectionString }
+      : { kind: "pglite", directory: settings.database.directory },
+  chains: {
+    [settings.chainName]: {
+      id: settings.chainId,
+      rpc: settings.rpcUrl,
+      pollingInterval: settings.pollingInterval,
+    },
+  },
+  contracts: {
+    EncryptedERC: {
+      chain: settings.chainName,
+      abi: EncryptedERCAbi,
+      address: settings.contracts.encryptedERC,
+      startBlock: settings.startBlock,
+    },
+    Registrar: {
+      chain: settings.chainName,
+      abi: RegistrarAbi,
+      address: settings.contracts.registrar,
+      startBlock: settings.startBlock,
+    },
+  },
+});

@@ -1,0 +1,230 @@
+import { type PgColumnsBuilders, index, onchainTable, primaryKey } from "ponder";
+
+// Conventions
+// - Addresses and hashes are lower-case hex. Amounts that are public on chain (deposits and
+//   withdrawals) are plain integers; every other amount exists here only as a ciphertext.
+// - A PCT is 7 field elements: [c0, c1, c2, c3, authKey.x, authKey.y, nonce].
+// - An EGCT is stored as 4 field elements: [c1.x, c1.y, c2.x, c2.y].
+// - `source` says where a row's ciphertexts come from: "calldata" (the transaction called the
+//   eERC directly and was decoded) or "block_state" (it did not, so balanceOf was read at the
+//   end of the event's block).
+// - Provider registrations and usage commitments get their own tables when the
+//   ProviderRegistry and UsageLedger contracts are indexed; a provider is its account for now.
+
+
+
+/** Where and when an event happened. */
+const eventColumns = (t: PgColumnsBuilders) => ({
+  blockNumber: t.bigint().notNull(),
+  logIndex: t.integer().notNull(),
+  timestamp: t.bigint().notNull(),
+  txHash: t.hex().notNull(),
+});
+
+/** Registrar `Register`: an account and its BabyJubJub public key [x, y]. */
+export const account = onchainTable("account", (t) => ({
+  address: t.hex().primaryKey(),
+  publicKey: t.bigint().array().notNull(),
+  ...eventColumns(t),
+}));
+
+/** `AuditorChanged`, with the new auditor's public key [x, y] as the eERC stored it. */
+export const auditorChange = onchainTable(
+  "auditor_change",
+  (t) => ({
+    id: t.text().primaryKey(),
+    oldAuditor: t.hex().notNull(),
+    newAuditor: t.hex().notNull(),
+    publicKey: t.bigint().array().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ blockIdx: index().on(table.blockNumber, table.logIndex) }),
+);
+
+/** Converter tokens, from their first deposit (ids from 1); the factor between units is 10^|decimals − eercDecimals|. */
+export const token = onchainTable("token", (t) => ({
+  tokenId: t.bigint().primaryKey(),
+  tokenAddress: t.hex().notNull(),
+  decimals: t.integer().notNull(),
+  eercDecimals: t.integer().notNull(),
+  blockNumber: t.bigint().notNull(),
+  txHash: t.hex().notNull(),
+}));
+
+/** `Deposit`: `amount` token units requested, `dust` left with the user, `credited` eERC units; `amountPCT` is the depositor's own PCT. */
+export const deposit = onchainTable(
+  "deposit",
+  (t) => ({
+    id: t.text().primaryKey(),
+    account: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    amount: t.bigint().notNull(),
+    dust: t.bigint().notNull(),
+    credited: t.bigint().notNull(),
+    amountPCT: t.bigint().array(),
+    source: t.text().$type<RowSource>().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ accountIdx: index().on(table.account), blockIdx: index().on(table.blockNumber, table.logIndex) }),
+);
+
+/** `Withdraw`: `amount` eERC units (public), `tokenAmount` token units paid out; `balancePCT` is the sender's new one. */
+export const withdrawal = onchainTable(
+  "withdrawal",
+  (t) => ({
+    id: t.text().primaryKey(),
+    account: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    amount: t.bigint().notNull(),
+    tokenAmount: t.bigint().notNull(),
+    auditorAddress: t.hex().notNull(),
+    auditorPCT: t.bigint().array().notNull(),
+    balancePCT: t.bigint().array(),
+    source: t.text().$type<RowSource>().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ accountIdx: index().on(table.account), blockIdx: index().on(table.blockNumber, table.logIndex) }),
+);
+
+/**
+ * `PrivateTransfer` plus what only the calldata carries: the token, the sender and receiver VTTs,
+ * the receiver's PCT and the sender's new balancePCT (null when `source` is "block_state").
+ */
+export const privateTransfer = onchainTable(
+  "private_transfer",
+  (t) => ({
+    id: t.text().primaryKey(),
+    from: t.hex().notNull(),
+    to: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    auditorAddress: t.hex().notNull(),
+    auditorPCT: t.bigint().array().notNull(),
+    senderVTT: t.bigint().array(),
+    receiverVTT: t.bigint().array(),
+    receiverPCT: t.bigint().array(),
+    senderBalancePCT: t.bigint().array(),
+    source: t.text().$type<RowSource>().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({
+    fromIdx: index().on(table.from),
+    toIdx: index().on(table.to),
+    blockIdx: index().on(table.blockNumber, table.logIndex),
+  }),
+);
+
+/** `PrivateMint` (standalone mode, token 0) with the receiver's VTT and PCT from the mint proof. */
+export const privateMint = onchainTable(
+  "private_mint",
+  (t) => ({
+    id: t.text().primaryKey(),
+    account: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    nullifierHash: t.bigint(),
+    receiverVTT: t.bigint().array(),
+    receiverPCT: t.bigint().array(),
+    auditorAddress: t.hex().notNull(),
+    auditorPCT: t.bigint().array().notNull(),
+    source: t.text().$type<RowSource>().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ accountIdx: index().on(table.account), blockIdx: index().on(table.blockNumber, table.logIndex) }),
+);
+
+/** `PrivateBurn` (standalone mode, token 0) with the burnt value's EGCT and the sender's new balancePCT. */
+export const privateBurn = onchainTable(
+  "private_burn",
+  (t) => ({
+    id: t.text().primaryKey(),
+    account: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    burnVTT: t.bigint().array(),
+    balancePCT: t.bigint().array(),
+    auditorAddress: t.hex().notNull(),
+    auditorPCT: t.bigint().array().notNull(),
+    source: t.text().$type<RowSource>().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ accountIdx: index().on(table.account), blockIdx: index().on(table.blockNumber, table.logIndex) }),
+);
+
+/** `PrivateMessage`: the `bytes message` overloads and `sendEncryptedMetadata`. */
+export const privateMessage = onchainTable(
+  "private_message",
+  (t) => ({
+    id: t.text().primaryKey(),
+    from: t.hex().notNull(),
+    to: t.hex().notNull(),
+    messageFrom: t.hex().notNull(),
+    messageTo: t.hex().notNull(),
+    messageType: t.text().notNull(),
+    encryptedMsg: t.hex().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ fromIdx: index().on(table.from), toIdx: index().on(table.to) }),
+);
+
+/**
+ * Every credit's amount PCT, stored once. `index` is the balance's transactionIndex at the credit,
+ * as in `balanceOf(...).amountPCTs[i].index`.
+ */
+export const amountPct = onchainTable(
+  "amount_pct",
+  (t) => ({
+    account: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    index: t.bigint().notNull(),
+    pct: t.bigint().array().notNull(),
+    kind: t.text().$type<"deposit" | "transfer_in" | "mint">().notNull(),
+    eventId: t.text().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ pk: primaryKey({ columns: [table.account, table.tokenId, table.index] }) }),
+);
+
+/**
+ * One row per balance change of (account, tokenId), keyed by the resulting transactionIndex: the
+ * EGCT, nonce and balancePCT after the change. The pending amount PCTs at that point are the
+ * `amount_pct` rows with `pendingFrom <= index < transactionIndex`; together they are what
+ * `balanceOf` returned right after the change.
+ */
+export const balanceHistory = onchainTable(
+  "balance_history",
+  (t) => ({
+    account: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    transactionIndex: t.bigint().notNull(),
+    kind: t.text().$type<BalanceChangeKind>().notNull(),
+    eGCT: t.bigint().array().notNull(),
+    nonce: t.bigint().notNull(),
+    pendingFrom: t.bigint().notNull(),
+    balancePCT: t.bigint().array().notNull(),
+    source: t.text().$type<RowSource>().notNull(),
+    eventId: t.text().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({
+    pk: primaryKey({ columns: [table.account, table.tokenId, table.transactionIndex] }),
+    accountBlockIdx: index().on(table.account, table.blockNumber, table.logIndex),
+  }),
+);
+
+/** The latest `balance_history` row of each (account, tokenId). */
+export const balance = onchainTable(
+  "balance",
+  (t) => ({
+    account: t.hex().notNull(),
+    tokenId: t.bigint().notNull(),
+    eGCT: t.bigint().array().notNull(),
+    nonce: t.bigint().notNull(),
+    transactionIndex: t.bigint().notNull(),
+    pendingFrom: t.bigint().notNull(),
+    balancePCT: t.bigint().array().notNull(),
+    blockNumber: t.bigint().notNull(),
+    logIndex: t.integer().notNull(),
+  }),
+  (table) => ({ pk: primaryKey({ columns: [table.account, table.tokenId] }) }),
+);
+
+export type RowSource = "calldata" | "block_state";
+export type BalanceChangeKind = "deposit" | "transfer_in" | "transfer_out" | "withdraw" | "mint" | "burn";

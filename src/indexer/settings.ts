@@ -1,0 +1,79 @@
+import { isAbsolute, join } from "node:path";
+import { type Address, getAddress, isAddress } from "viem";
+import { manifestPath, readManifest } from "../deployment/manifest.js";
+import { PROJECT_ROOT } from "../eerc/artifacts.js";
+
+/** What ponder.config.ts needs: one chain, the eERC contracts on it, and a database. */
+export type IndexerSettings = {
+  /** `manifest`: a deployment manifest (local runs); `env`: addresses from the environment (Fuji, the audited eERC). */
+  source: "manifest" | "env";
+  chainName: string;
+  chainId: number;
+  rpcUrl: string;
+  pollingInterval: number;
+  startBlock: number;
+  contracts: { encryptedERC: Address; registrar: Address };
+  database: { kind: "pglite"; directory: string } | { kind: "postgres"; connectionString: string };
+};
+
+export class IndexerSettingsError extends Error {
+  readonly code = "INVALID_INDEXER_SETTINGS";
+}
+
+type Env = Record<string, string | undefined>;
+
+const FUJI_CHAIN_ID = 43113;
+const ANVIL_CHAIN_ID = 31337;
+
+const CHAIN_NAMES: Record<number, string> = { [FUJI_CHAIN_ID]: "fuji", [ANVIL_CHAIN_ID]: "anvil", 43114: "avalanche" };
+
+function envAddress(env: Env, name: string): Address {
+  const value = env[name];
+  if (!value || !isAddress(value)) throw new IndexerSettingsError(`${name} must be set to a contract address`);
+  return getAddress(value);
+}
+
+function envInteger(env: Env, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === "") return fallback;
+  if (!/^\d+$/.test(value)) throw new IndexerSettingsError(`${name} must be a non-negative integer, got "${value}"`);
+  return Number(value);
+}
+
+/**
+ * Reads the indexer's settings. With `EERC_ADDRESS` set, the contracts, chain and start block come
+ * from the environment (the audited deployment on Fuji by default); otherwise from the deployment
+ * manifest (`DEPLOYMENT_FILE`, or `deployments/<NETWORK>.json`).
+ */
+export function indexerSettings(env: Env = process.env): IndexerSettings {
+  let source: IndexerSettings["source"];
+  let chainId: number;
+  let startBlock: number;
+  let contracts: IndexerSettings["contracts"];
+  let network: string | undefined;
+  if (env.EERC_ADDRESS) {
+    source = "env";
+    chainId = envInteger(env, "CHAIN_ID", FUJI_CHAIN_ID);
+    startBlock = envInteger(env, "START_BLOCK", 0);
+    contracts = { encryptedERC: envAddress(env, "EERC_ADDRESS"), registrar: envAddress(env, "REGISTRAR_ADDRESS") };
+  } else {
+    source = "manifest";
+    const manifest = readManifest(env.DEPLOYMENT_FILE || manifestPath(env.NETWORK));
+    chainId = manifest.chainId;
+    startBlock = manifest.startBlock;
+    contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
+    network = manifest.network;
+  }
+  const chainName = CHAIN_NAMES[chainId] ?? (network && /^[a-z][a-z0-9_]*$/.test(network) ? network : `chain_${chainId}`);
+  const rpcUrl = env[`PONDER_RPC_URL_${chainId}`] || env.RPC_URL || "http://127.0.0.1:8545";
+  // anvil mines on demand: poll fast so an event is visible within a few hundred milliseconds.
+  const pollingInterval = envInteger(env, "PONDER_POLLING_INTERVAL", chainId === ANVIL_CHAIN_ID ? 100 : 1_000);
+
+  const databaseUrl = env.DATABASE_URL;
+  const pgliteDir = env.PONDER_PGLITE_DIR || join(".ponder", "pglite");
+  const database: IndexerSettings["database"] = databaseUrl
+    ? { kind: "postgres", connectionString: databaseUrl }
+    : { kind: "pglite", directory: isAbsolute(pgliteDir) ? pgliteDir : join(PROJECT_ROOT, pgliteDir) };
+
+  return { source, chainName, chainId, rpcUrl, pollingInterval, startBlock, contracts, database };
+}
