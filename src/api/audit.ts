@@ -1,0 +1,78 @@
+import type { db as ApiDb } from "ponder:api";
+import { auditorChange, privateBurn, privateMint, privateTransfer, withdrawal } from "ponder:schema";
+import { desc } from "ponder";
+import { type Address, getAddress } from "viem";
+import { toDecimalStrings } from "../eerc/format.js";
+import { ApiInputError } from "./input.js";
+
+type Db = typeof ApiDb;
+export type Period = "day" | "month";
+
+export function parsePeriod(value: string | undefined): Period {
+  if (value === undefined || value === "day" || value === "month") return value ?? "day";
+  throw new ApiInputError("period", 'must be "day" or "month"');
+}
+
+/** `GET /audit/totals`: every auditor PCT, grouped by UTC period and token, bigints as decimal strings. */
+export type AuditTotalsResponse = {
+  auditor: Address | null;
+  auditorPublicKey: [string, string] | null;
+  periods: {
+    period: string;
+    tokenId: string;
+    entries: { kind: "transfer" | "withdraw" | "mint" | "burn"; txHash: string; auditorAddress: Address; auditorPCT: string[] }[];
+  }[];
+};
+
+/**
+ * What the auditor needs to total the private flows: each transfer's, withdrawal's, mint's and
+ * burn's auditor PCT, grouped by the UTC day or month of its block and by token. The auditor
+ * decrypts and adds them; the amounts are never in the clear here.
+ */
+export async function auditTotals(db: Db, period: Period): Promise<AuditTotalsResponse> {
+  const entryColumns = <T extends typeof privateTransfer | typeof withdrawal | typeof privateMint | typeof privateBurn>(t: T) => ({
+    tokenId: t.tokenId,
+    txHash: t.txHash,
+    auditorAddress: t.auditorAddress,
+    auditorPCT: t.auditorPCT,
+    timestamp: t.timestamp,
+    blockNumber: t.blockNumber,
+    logIndex: t.logIndex,
+  });
+  const [[latest], transfers, withdrawals, mints, burns] = await Promise.all([
+    db.select().from(auditorChange).orderBy(desc(auditorChange.blockNumber), desc(auditorChange.logIndex)).limit(1),
+    db.select(entryColumns(privateTransfer)).from(privateTransfer),
+    db.select(entryColumns(withdrawal)).from(withdrawal),
+    db.select(entryColumns(privateMint)).from(privateMint),
+    db.select(entryColumns(privateBurn)).from(privateBurn),
+  ]);
+  const all = [
+    ...transfers.map((e) => ({ ...e, kind: "transfer" as const })),
+    ...withdrawals.map((e) => ({ ...e, kind: "withdraw" as const })),
+    ...mints.map((e) => ({ ...e, kind: "mint" as const })),
+    ...burns.map((e) => ({ ...e, kind: "burn" as const })),
+  ].sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1));
+
+  const groups = new Map<string, AuditTotalsResponse["periods"][number] & { sortKey: [string, bigint] }>();
+  for (const e of all) {
+    const day = new Date(Number(e.timestamp) * 1000).toISOString().slice(0, 10);
+    const key = period === "day" ? day : day.slice(0, 7);
+    const groupKey = `${key}/${e.tokenId}`;
+    let group = groups.get(groupKey);
+    if (!group) {
+      group = { period: key, tokenId: e.tokenId.toString(), entries: [], sortKey: [key, e.tokenId] };
+      groups.set(groupKey, group);
+    }
+    group.entries.push(
+      toDecimalStrings({ kind: e.kind, txHash: e.txHash, auditorAddress: getAddress(e.auditorAddress), auditorPCT: e.auditorPCT }) as never,
+    );
+  }
+  const periods = [...groups.values()]
+    .sort((a, b) => (a.sortKey[0] === b.sortKey[0] ? (a.sortKey[1] < b.sortKey[1] ? -1 : 1) : a.sortKey[0] < b.sortKey[0] ? -1 : 1))
+    .map(({ sortKey: _, ...g }) => g);
+  return {
+    auditor: latest ? getAddress(latest.newAuditor) : null,
+    auditorPublicKey: latest ? [latest.publicKey[0]!.toString(), latest.publicKey[1]!.toString()] : null,
+    periods,
+  };
+}
