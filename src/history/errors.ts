@@ -1,0 +1,97 @@
+import type { Address, Hex } from "viem";
+
+/** Errors of the provider/auditor history tools; each has a stable `code`. */
+export abstract class HistoryError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Why a fetch never got an answer, in a few words: "connection refused", "ENOTFOUND", "no answer within 15000 ms". */
+export function networkFailureReason(e: unknown, timeoutMs: number): string {
+  if (e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError")) return `no answer within ${timeoutMs} ms`;
+  const cause = e instanceof Error ? (e.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  if (typeof cause?.code === "string") return cause.code === "ECONNREFUSED" ? "connection refused" : cause.code;
+  if (typeof cause?.message === "string") return cause.message;
+  return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+}
+
+/** Connection refused, DNS failure or timeout: the API never answered. */
+export class ApiUnreachableError extends HistoryError {
+  readonly code = "API_UNREACHABLE";
+  constructor(readonly url: string, reason: string, options?: { cause?: unknown }) {
+    super(`API at ${url} is unreachable: ${reason}`, options);
+  }
+}
+
+/** The API answered with a 4xx/5xx status; `serverMessage` is its `error.message` when it sent one. */
+export class ApiHttpError extends HistoryError {
+  readonly code = "API_HTTP_ERROR";
+  constructor(
+    readonly url: string,
+    readonly status: number,
+    readonly serverMessage: string,
+    readonly field?: string,
+  ) {
+    super(`API returned HTTP ${status} for ${url}: ${field ? `${field}: ` : ""}${serverMessage}`);
+  }
+}
+
+/** The API answered 2xx with a body that is not JSON or not the documented shape. */
+export class ApiResponseError extends HistoryError {
+  readonly code = "API_BAD_RESPONSE";
+  constructor(readonly url: string, readonly detail: string) {
+    super(`malformed response from ${url}: ${detail}`);
+  }
+}
+
+/** The account is not registered (chain) or not known to the indexer (API 404). */
+export class UnknownAccountError extends HistoryError {
+  readonly code = "UNKNOWN_ACCOUNT";
+  constructor(readonly account: Address, detail: string) {
+    super(`account ${account} is unknown: ${detail}`);
+  }
+}
+
+export class RpcUnreachableError extends HistoryError {
+  readonly code = "RPC_UNREACHABLE";
+  constructor(readonly url: string, reason: string, options?: { cause?: unknown }) {
+    super(`RPC at ${url} is unreachable: ${reason}`, options);
+  }
+}
+
+/** The RPC serves a different chain than the deployment manifest describes. */
+export class ChainMismatchError extends HistoryError {
+  readonly code = "CHAIN_MISMATCH";
+  constructor(readonly expected: number, readonly actual: number) {
+    super(`the deployment manifest is for chain ${expected} but the RPC serves chain ${actual}`);
+  }
+}
+
+export type RowRef = { tokenId: bigint; blockNumber: bigint; logIndex: number; kind: string; txHash: Hex };
+
+/** One balance-history row's ciphertexts do not decrypt consistently under the account's key. */
+export class HistoryRowCorruptError extends HistoryError {
+  readonly code = "HISTORY_ROW_CORRUPT";
+  constructor(readonly row: RowRef, cause: Error) {
+    super(
+      `balance history row corrupt (token ${row.tokenId}, block ${row.blockNumber}, log ${row.logIndex}, ` +
+        `${row.kind}, tx ${row.txHash}): ${cause.message}`,
+      { cause },
+    );
+  }
+}
+
+/** An incoming transfer's amount PCT does not decrypt under the receiver's key. */
+export class ReceivedTransferCorruptError extends HistoryError {
+  readonly code = "RECEIVED_TRANSFER_CORRUPT";
+  constructor(readonly transfer: { tokenId: bigint; blockNumber: bigint; txHash: Hex; from: Address }, cause: Error) {
+    super(
+      `incoming transfer does not decrypt (token ${transfer.tokenId}, block ${transfer.blockNumber}, ` +
+        `from ${transfer.from}, tx ${transfer.txHash}): ${cause.message}`,
+      { cause },
+    );
+  }
+}
