@@ -115,6 +115,16 @@ export class EercClient {
     return receipt;
   }
 
+  /** Sends an eERC write, using the `bytes message` overload when a message is given. */
+  private writeEerc(functionName: string, args: readonly unknown[], message?: Hex): Promise<TransactionReceipt> {
+    return this.send(functionName, {
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName,
+      args: message ? [...args, message] : args,
+    } as never);
+  }
+
   async chainId(): Promise<bigint> {
     return BigInt(await this.publicClient.getChainId());
   }
@@ -219,13 +229,7 @@ export class EercClient {
         args: [this.contracts.encryptedERC, amount],
       } as never);
     }
-    const base = [amount, args.token, words7(pct)] as const;
-    return this.send("deposit", {
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "deposit",
-      args: args.message ? [...base, args.message] : base,
-    } as never);
+    return this.writeEerc("deposit", [amount, args.token, words7(pct)], args.message);
   }
 
   private async scaleToEerc(token: Address, amount: bigint): Promise<{ scaled: bigint }> {
@@ -281,18 +285,12 @@ export class EercClient {
   }
 
   async sendTransfer(prepared: PreparedTransfer, options: { message?: Hex } = {}): Promise<TransactionReceipt> {
-    const base = [
+    return this.writeEerc("transfer", [
       prepared.to,
       prepared.tokenId,
       { proofPoints: prepared.proof.proofPoints, publicSignals: prepared.proof.publicSignals },
       words7(prepared.balancePCT),
-    ] as const;
-    return this.send("transfer", {
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "transfer",
-      args: options.message ? [...base, options.message] : base,
-    } as never);
+    ], options.message);
   }
 
   async transfer(args: { to: Address; amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
@@ -310,17 +308,11 @@ export class EercClient {
       auditorPk,
     });
     const proof = proofToCalldata(await this.prover.prove("withdraw", input));
-    const base = [
+    return this.writeEerc("withdraw", [
       args.tokenId,
       { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
       words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
-    ] as const;
-    return this.send("withdraw", {
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "withdraw",
-      args: args.message ? [...base, args.message] : base,
-    } as never);
+    ], args.message);
   }
 
   /** Standalone mode, owner only: mints `amount` encrypted to `to`. */
@@ -332,13 +324,7 @@ export class EercClient {
     if (!receiverPk) throw new ReceiverNotRegisteredError(to);
     const { input } = mintInputs({ value: amount, chainId: await this.chainId(), receiverPk, auditorPk });
     const proof = proofToCalldata(await this.prover.prove("mint", input));
-    const base = [to, { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals }] as const;
-    return this.send("privateMint", {
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "privateMint",
-      args: args.message ? [...base, args.message] : base,
-    } as never);
+    return this.writeEerc("privateMint", [to, { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals }], args.message);
   }
 
   /** Standalone mode: destroys `amount` of the caller's encrypted balance. */
@@ -352,16 +338,10 @@ export class EercClient {
       auditorPk,
     });
     const proof = proofToCalldata(await this.prover.prove("burn", input));
-    const base = [
+    return this.writeEerc("privateBurn", [
       { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
       words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
-    ] as const;
-    return this.send("privateBurn", {
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "privateBurn",
-      args: args.message ? [...base, args.message] : base,
-    } as never);
+    ], args.message);
   }
 }
 
