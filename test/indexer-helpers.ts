@@ -1,0 +1,132 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "vitest";
+import type { Address } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import type { ChainClients } from "../src/chain/clients.js";
+import type { DeploymentManifest } from "../src/deployment/manifest.js";
+import { decryptBalance } from "../src/eerc/balance.js";
+import { EercClient, toBalanceView } from "../src/eerc/client.js";
+import type { Prover } from "../src/eerc/prover.js";
+import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
+
+export const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
+
+/** A deployment on `rpcUrl` with its manifest written to a fresh temporary directory. */
+export async function deployForIndexer(args: { rpcUrl: string; prover: Prover; isConverter?: boolean }) {
+  const manifest = await deploy({
+    rpcUrl: args.rpcUrl,
+    network: "anvil-test",
+    deployer: accounts[0]!,
+    auditor: accounts[9]!,
+    prover: args.prover,
+    isConverter: args.isConverter,
+    write: false,
+  });
+  const dir = mkdtempSync(join(tmpdir(), "bs-indexer-"));
+  const manifestPath = join(dir, "deployment.json");
+  writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
+  return { manifest: manifest as DeploymentManifest, manifestPath, dir };
+}
+
+export function connectClient(chain: ChainClients, manifest: DeploymentManifest, prover: Prover, i: number): Promise<EercClient> {
+  return EercClient.connect({
+    publicClient: chain.publicClient,
+    wallet: chain.walletFor(accounts[i]!),
+    contracts: { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar },
+    prover,
+  });
+}
+
+export async function mintUsdc(chain: ChainClients, manifest: DeploymentManifest, to: Address, amount: bigint): Promise<void> {
+  const hash = await chain.walletFor(accounts[0]!).writeContract({
+    address: manifest.contracts.token,
+    abi: TestUSDCAbi,
+    functionName: "mint",
+    args: [to, amount],
+  } as never);
+  await chain.publicClient.waitForTransactionReceipt({ hash });
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+}
+
+type HistoryRow = {
+  tokenId: string;
+  blockNumber: string;
+  logIndex: number;
+  kind: string;
+  txHash: string;
+  eGCT: { c1: [string, string]; c2: [string, string] };
+  nonce: string;
+  transactionIndex: string;
+  balancePCT: string[];
+  amountPCTs: { pct: string[]; index: string }[];
+};
+
+const big = (xs: readonly string[]) => xs.map(BigInt);
+export const rowView = (row: HistoryRow) => ({
+  eGCT: { c1: big(row.eGCT.c1) as [bigint, bigint], c2: big(row.eGCT.c2) as [bigint, bigint] },
+  balancePCT: big(row.balancePCT),
+  amountPCTs: row.amountPCTs.map((a) => ({ pct: big(a.pct), index: BigInt(a.index) })),
+});
+
+/**
+ * Checks an account's indexed history against the chain: the last row of each (token, block)
+ * equals `balanceOf` at that block (EGCT, nonce, transactionIndex, balancePCT and pending amount
+ * PCTs), and the last row of each token decrypts with the owner's key to the SDK's balance.
+ * Returns the decrypted balance per token.
+ */
+export async function expectHistoryMatchesChain(args: {
+  chain: ChainClients;
+  manifest: DeploymentManifest;
+  indexerUrl: string;
+  client: EercClient;
+}): Promise<Map<bigint, bigint>> {
+  const { body, status } = await getJson(`${args.indexerUrl}/providers/${args.client.address}/earnings`);
+  expect(status).toBe(200);
+  const rows = body.balanceHistory as HistoryRow[];
+  const lastPerBlock = new Map<string, HistoryRow>();
+  for (const row of rows) lastPerBlock.set(`${row.tokenId}/${row.blockNumber}`, row);
+  for (const row of lastPerBlock.values()) {
+    const raw = await args.chain.publicClient.readContract({
+      address: args.manifest.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "balanceOf",
+      args: [args.client.address, BigInt(row.tokenId)],
+      blockNumber: BigInt(row.blockNumber),
+    });
+    const onChain = toBalanceView(raw as never);
+    const indexed = rowView(row);
+    expect({ ...indexed, nonce: BigInt(row.nonce), transactionIndex: BigInt(row.transactionIndex) }, `${row.kind} in block ${row.blockNumber}`).toEqual({
+      eGCT: onChain.eGCT,
+      balancePCT: onChain.balancePCT,
+      amountPCTs: onChain.amountPCTs,
+      nonce: onChain.nonce,
+      transactionIndex: onChain.transactionIndex,
+    });
+  }
+  const balances = new Map<bigint, bigint>();
+  const lastPerToken = new Map<string, HistoryRow>();
+  for (const row of rows) lastPerToken.set(row.tokenId, row);
+  for (const [tokenId, row] of lastPerToken) {
+    const decrypted = decryptBalance(rowView(row), args.client.exportPrivateKey());
+    expect(decrypted).toBe(await args.client.balance(BigInt(tokenId)));
+    balances.set(BigInt(tokenId), decrypted);
+  }
+  return balances;
+}
+
+/** Polls `check` until it returns true. */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,138 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Hex, parseEventLogs } from "viem";
+import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { type Anvil, startAnvil } from "../src/chain/anvil.js";
+import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import type { DeploymentManifest } from "../src/deployment/manifest.js";
+import type { EercClient } from "../src/eerc/client.js";
+import { Prover } from "../src/eerc/prover.js";
+import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { connectClient, deployForIndexer, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
+
+const ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+async function graphql(url: string, query: string): Promise<any> {
+  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
+  const body = (await res.json()) as { data?: unknown; errors?: unknown };
+  if (!body.data) throw new Error(`GraphQL error: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+describe("indexer on Postgres: killed mid-stream and restarted on the same schema", () => {
+  let anvil: Anvil;
+  let chain: ChainClients;
+  const prover = new Prover();
+  let manifest: DeploymentManifest;
+  let manifestPath: string;
+  let dir: string;
+  let alice: EercClient, bob: EercClient;
+  const database = `bs_test_${randomBytes(6).toString("hex")}`;
+  const databaseUrl = `postgresql://postgres@127.0.0.1:5432/${database}`;
+  const schema = "bs_indexer";
+  const viewsSchema = "bs_api";
+  const running: RunningIndexer[] = [];
+
+  beforeAll(async () => {
+    await admin((c) => c.query(`CREATE DATABASE ${database}`));
+    anvil = await startAnvil();
+    chain = await connectChain(anvil.rpcUrl);
+    ({ manifest, manifestPath, dir } = await deployForIndexer({ rpcUrl: anvil.rpcUrl, prover }));
+    [alice, bob] = await Promise.all([1, 2].map((i) => connectClient(chain, manifest, prover, i)));
+    await alice.register();
+    await bob.register();
+    await mintUsdc(chain, manifest, alice.address, 10_000_000n);
+    await mintUsdc(chain, manifest, bob.address, 10_000_000n);
+    await alice.deposit({ token: manifest.contracts.token, amount: 5_000_000n });
+  });
+
+  afterAll(async () => {
+    for (const r of running) await r.stop();
+    await prover.close();
+    await anvil?.stop();
+    await admin((c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+  });
+
+  it("loses and doubles nothing; a `ponder serve` replica reading the views schema answers the same", async () => {
+    const start = (extra: { viewsSchema?: string } = {}) =>
+      startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, databaseUrl, schema, logFile: join(dir, "ponder.log"), ...extra }).then((r) => {
+        running.push(r);
+        return r;
+      });
+    const first = await start();
+
+    // Events keep coming while the indexer is killed and restarted: deposits from bob, and
+    // transfers from alice (each proven, then mined).
+    let stopping = false;
+    const deposits: Hex[] = [];
+    const transfers: Hex[] = [];
+    const depositLoop = (async () => {
+      for (let i = 1; !stopping; i++) {
+        deposits.push((await bob.deposit({ token: manifest.contracts.token, amount: BigInt(i) })).transactionHash);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    const transferLoop = (async () => {
+      for (let i = 1; !stopping && i <= 6; i++) {
+        transfers.push((await alice.transfer({ to: bob.address, amount: BigInt(i), tokenId: 1n })).transactionHash);
+      }
+    })();
+
+    await new Promise((r) => setTimeout(r, 2_500));
+    first.kill();
+    expect(await first.exited).toBe(null);
+    const killedAt = await chain.publicClient.getBlockNumber();
+
+    // The schema stays locked until the dead process's heartbeat expires; then crash recovery
+    // resumes from the last checkpoint.
+    const second = await start({ viewsSchema });
+    stopping = true;
+    await Promise.all([depositLoop, transferLoop]);
+    const last = await chain.publicClient.getBlockNumber();
+    expect(last).toBeGreaterThan(killedAt);
+    await waitForIndexedBlock(second.url, last);
+    expect(second.recentOutput()).toMatch(/crash recovery/i);
+
+    const logs = parseEventLogs({
+      abi: EncryptedERCAbi,
+      logs: await chain.publicClient.getLogs({ address: manifest.contracts.encryptedERC, fromBlock: BigInt(manifest.startBlock), toBlock: last }),
+    });
+    const eventCount = (name: string) => logs.filter((l) => l.eventName === name).length;
+    const data = await graphql(
+      second.url,
+      `{ deposits(limit: 1000) { totalCount items { txHash } } privateTransfers(limit: 1000) { totalCount items { txHash } }
+         balanceHistorys(limit: 1000) { totalCount } amountPcts(limit: 1000) { totalCount } }`,
+    );
+    const depositHashes = data.deposits.items.map((d: { txHash: string }) => d.txHash).sort();
+    expect(depositHashes).toEqual([...new Set(depositHashes)]);
+    expect(data.deposits.totalCount).toBe(eventCount("Deposit"));
+    expect(depositHashes).toEqual(expect.arrayContaining(deposits));
+    expect(data.privateTransfers.totalCount).toBe(eventCount("PrivateTransfer"));
+    expect(data.privateTransfers.items.map((t: { txHash: string }) => t.txHash)).toEqual(expect.arrayContaining(transfers));
+    // One history row per balance change: a deposit changes one balance, a transfer two.
+    expect(data.balanceHistorys.totalCount).toBe(eventCount("Deposit") + 2 * eventCount("PrivateTransfer"));
+    expect(data.amountPcts.totalCount).toBe(eventCount("Deposit") + eventCount("PrivateTransfer"));
+
+    for (const client of [alice, bob]) await expectHistoryMatchesChain({ chain, manifest, indexerUrl: second.url, client });
+
+    const replica = await startIndexer({ command: "serve", manifestPath, env: { RPC_URL: anvil.rpcUrl }, databaseUrl, schema: viewsSchema });
+    running.push(replica);
+    for (const path of [`/providers/${bob.address}/earnings`, "/audit/totals"]) {
+      const [a, b] = await Promise.all([getJson(`${second.url}${path}`), getJson(`${replica.url}${path}`)]);
+      expect(b.status).toBe(200);
+      expect(b.body).toEqual(a.body);
+    }
+  });
+});

@@ -1,0 +1,289 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Hex, getAddress } from "viem";
+import { type Anvil, startAnvil } from "../src/chain/anvil.js";
+import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import type { DeploymentManifest } from "../src/deployment/manifest.js";
+import type { EercClient } from "../src/eerc/client.js";
+import { decryptPCT } from "../src/eerc/pct.js";
+import { Prover } from "../src/eerc/prover.js";
+import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import {
+  connectClient,
+  deployForIndexer,
+  eventually,
+  expectHistoryMatchesChain,
+  getJson,
+  mintUsdc,
+} from "./indexer-helpers.js";
+
+/** Keys that would carry a plaintext amount; only deposits and withdrawals are public. */
+const PLAINTEXT_KEYS = /^(amount|value|balance|credited|plain)$/i;
+function expectNoPlaintextAmounts(json: unknown, path = "body"): void {
+  if (Array.isArray(json)) json.forEach((v, i) => expectNoPlaintextAmounts(v, `${path}[${i}]`));
+  else if (json !== null && typeof json === "object") {
+    for (const [k, v] of Object.entries(json)) {
+      expect(PLAINTEXT_KEYS.test(k), `${path}.${k}`).toBe(false);
+      expectNoPlaintextAmounts(v, `${path}.${k}`);
+    }
+  }
+}
+
+describe("indexer on PGlite: eERC converter flow with real proofs", () => {
+  let anvil: Anvil;
+  let chain: ChainClients;
+  const prover = new Prover();
+  let manifest: DeploymentManifest;
+  let indexer: RunningIndexer;
+  let alice: EercClient, bob: EercClient, carol: EercClient, auditor: EercClient;
+  const tokenId = 1n;
+  const sent: { from: string; to: string; amount: bigint; hash: Hex }[] = [];
+
+  const transfer = async (from: EercClient, to: EercClient, amount: bigint, message?: Hex) => {
+    const receipt = await from.transfer({ to: to.address, amount, tokenId, message });
+    sent.push({ from: from.address, to: to.address, amount, hash: receipt.transactionHash });
+    return receipt;
+  };
+
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    chain = await connectChain(anvil.rpcUrl);
+    const deployed = await deployForIndexer({ rpcUrl: anvil.rpcUrl, prover });
+    manifest = deployed.manifest;
+    [alice, bob, carol, auditor] = await Promise.all([1, 2, 3, 9].map((i) => connectClient(chain, manifest, prover, i)));
+    for (const c of [alice, bob, carol]) await c.register();
+    await mintUsdc(chain, manifest, alice.address, 10_000_000n);
+    // Indexed by the backfill: everything up to here happens before the indexer starts.
+    await alice.deposit({ token: manifest.contracts.token, amount: 3_000_000n });
+    await transfer(alice, bob, 1n);
+    indexer = await startIndexer({
+      manifestPath: deployed.manifestPath,
+      env: { RPC_URL: anvil.rpcUrl },
+      pgliteDir: join(deployed.dir, "pglite"),
+      logFile: join(deployed.dir, "ponder.log"),
+    });
+  });
+
+  afterAll(async () => {
+    await indexer?.stop();
+    await prover.close();
+    await anvil?.stop();
+  });
+
+  it("follows live transfers (1 micro-unit, messages, a self-transfer), a second deposit and a withdrawal", async () => {
+    await alice.deposit({ token: manifest.contracts.token, amount: 1_000_000n, message: "0xdeadbeef" });
+    await transfer(alice, carol, 250_000n, "0x0102");
+    await transfer(alice, bob, 10n);
+    await transfer(bob, carol, 5n);
+    await transfer(alice, alice, 7n);
+    const last = await carol.withdraw({ amount: 100_000n, tokenId });
+    const started = Date.now();
+    await waitForIndexedBlock(indexer.url, last.blockNumber);
+    expect(Date.now() - started).toBeLessThan(5_000);
+
+    const expected = new Map([
+      [alice.address, 3_000_000n + 1_000_000n - 1n - 250_000n - 10n],
+      [bob.address, 1n + 10n - 5n],
+      [carol.address, 250_000n + 5n - 100_000n],
+    ]);
+    for (const client of [alice, bob, carol]) {
+      const balances = await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client });
+      expect(balances.get(tokenId)).toBe(expected.get(client.address));
+    }
+  });
+
+  it("serves a provider's history in (block, logIndex) order with received transfers decryptable by the provider", async () => {
+    const { status, body } = await getJson(`${indexer.url}/providers/${carol.address.toLowerCase()}/earnings`);
+    expect(status).toBe(200);
+    expect(body.account).toBe(carol.address);
+    expect(body.publicKey).toEqual(carol.publicKey.map(String));
+    expect(body.tokens).toEqual([{ tokenId: "1", tokenAddress: getAddress(manifest.contracts.token) }]);
+    expect(body.balanceHistory.map((r: { kind: string }) => r.kind)).toEqual(["transfer_in", "transfer_in", "withdraw"]);
+    const order = body.balanceHistory.map((r: { blockNumber: string; logIndex: number }) => [BigInt(r.blockNumber), r.logIndex]);
+    expect(order).toEqual([...order].sort((a, b) => (a[0] === b[0] ? a[1] - b[1] : a[0] < b[0] ? -1 : 1)));
+    const received = body.receivedTransfers.map((t: { from: string; amountPCT: string[]; txHash: string }) => ({
+      from: t.from,
+      amount: decryptPCT(t.amountPCT.map(BigInt), carol.exportPrivateKey()),
+      hash: t.txHash,
+    }));
+    expect(received).toEqual(sent.filter((s) => s.to === carol.address).map(({ from, amount, hash }) => ({ from, amount, hash })));
+    expectNoPlaintextAmounts(body);
+
+    // A self-transfer is two rows of one event: the spend, then the credit.
+    const aliceBody = (await getJson(`${indexer.url}/providers/${alice.address}/earnings`)).body;
+    const self = aliceBody.balanceHistory.filter((r: { txHash: string }) => r.txHash === sent.at(-1)!.hash);
+    expect(self.map((r: { kind: string }) => r.kind)).toEqual(["transfer_out", "transfer_in"]);
+    // A provider with many credits between spends: bob's rows carry his pending amount PCTs.
+    const bobBody = (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body;
+    expect(bobBody.balanceHistory.map((r: { kind: string; amountPCTs: unknown[] }) => [r.kind, r.amountPCTs.length])).toEqual([
+      ["transfer_in", 1],
+      ["transfer_in", 2],
+      ["transfer_out", 0],
+    ]);
+  });
+
+  it("filters by tokenId", async () => {
+    const one = (await getJson(`${indexer.url}/providers/${bob.address}/earnings?tokenId=1`)).body;
+    expect(one.balanceHistory.length).toBe(3);
+    const none = await getJson(`${indexer.url}/providers/${bob.address}/earnings?tokenId=2`);
+    expect(none.status).toBe(200);
+    expect(none.body).toMatchObject({ tokens: [], balanceHistory: [], receivedTransfers: [] });
+  });
+
+  it("answers malformed and unknown input with 4xx JSON naming the field", async () => {
+    const bad = await getJson(`${indexer.url}/providers/0x1234/earnings`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.field).toBe("providerId");
+    const unknown = await getJson(`${indexer.url}/providers/0x000000000000000000000000000000000000dEaD/earnings`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.field).toBe("providerId");
+    // Holding USDC is not being registered: the deployer never registered an eERC key.
+    expect((await getJson(`${indexer.url}/providers/${manifest.owner}/earnings`)).status).toBe(404);
+    for (const q of ["abc", "-1", "1.5", "", "9".repeat(79)]) {
+      const r = await getJson(`${indexer.url}/providers/${bob.address}/earnings?tokenId=${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.body.error.field).toBe("tokenId");
+    }
+    const period = await getJson(`${indexer.url}/audit/totals?period=week`);
+    expect(period.status).toBe(400);
+    expect(period.body.error.field).toBe("period");
+  });
+
+  it("gives the auditor every transfer and withdrawal PCT per UTC day and month", async () => {
+    const { status, body } = await getJson(`${indexer.url}/audit/totals`);
+    expect(status).toBe(200);
+    expect(body.auditor).toBe(auditor.address);
+    expect(body.auditorPublicKey).toEqual(auditor.publicKey.map(String));
+    const sk = auditor.exportPrivateKey();
+    const entries = body.periods.flatMap((p: { period: string; tokenId: string; entries: { kind: string; auditorPCT: string[]; txHash: string }[] }) => {
+      expect(p.period).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+      expect(p.tokenId).toBe("1");
+      return p.entries.map((e) => ({ kind: e.kind, txHash: e.txHash, amount: decryptPCT(e.auditorPCT.map(BigInt), sk) }));
+    });
+    expect(entries.filter((e: { kind: string }) => e.kind === "transfer")).toEqual(
+      sent.map((s) => ({ kind: "transfer", txHash: s.hash, amount: s.amount })),
+    );
+    expect(entries.filter((e: { kind: string }) => e.kind === "withdraw").map((e: { amount: bigint }) => e.amount)).toEqual([100_000n]);
+    expectNoPlaintextAmounts(body);
+    const monthly = (await getJson(`${indexer.url}/audit/totals?period=month`)).body;
+    expect(monthly.periods.every((p: { period: string }) => /^\d{4}-\d{2}$/.test(p.period))).toBe(true);
+    expect(monthly.periods.flatMap((p: { entries: unknown[] }) => p.entries).length).toBe(entries.length);
+  });
+
+  it("serves GraphQL and SQL over HTTP, with public deposit and withdrawal amounts", async () => {
+    const res = await fetch(`${indexer.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        query: "{ deposits(orderBy: \"blockNumber\") { items { account amount dust credited source } } privateMessages { items { messageType } } }",
+      }),
+    });
+    const { data } = (await res.json()) as { data: any };
+    expect(data.deposits.items).toEqual([
+      { account: alice.address.toLowerCase(), amount: "3000000", dust: "0", credited: "3000000", source: "calldata" },
+      { account: alice.address.toLowerCase(), amount: "1000000", dust: "0", credited: "1000000", source: "calldata" },
+    ]);
+    expect(data.privateMessages.items.map((m: { messageType: string }) => m.messageType).sort()).toEqual(["DEPOSIT", "TRANSFER"]);
+    const root = await fetch(`${indexer.url}/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ withdrawals { items { amount tokenAmount } } }" }),
+    });
+    expect(((await root.json()) as any).data.withdrawals.items).toEqual([{ amount: "100000", tokenAmount: "100000" }]);
+
+    const query = JSON.stringify({ json: { sql: 'select count(*)::int as n from "private_transfer"', params: [], typings: [] } });
+    const sql = await fetch(`${indexer.url}/sql/db?sql=${encodeURIComponent(query)}`);
+    expect(sql.status).toBe(200);
+    expect(JSON.stringify(await sql.json())).toContain(String(sent.length));
+  });
+
+  it("follows a reorg within the finality window: reverted blocks vanish, the new branch is indexed", async () => {
+    const snapshot = (await chain.publicClient.request({ method: "evm_snapshot" as never })) as Hex;
+    const dropped = await transfer(alice, bob, 3n);
+    await alice.deposit({ token: manifest.contracts.token, amount: 500n });
+    await eventually(
+      async () => (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body.receivedTransfers.some((t: { txHash: string }) => t.txHash === dropped.transactionHash),
+      "the transfer that is about to be reverted",
+    );
+    sent.pop();
+
+    expect(await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never })).toBe(true);
+    const replacement = await transfer(alice, carol, 4n);
+    await carol.deposit({ token: manifest.contracts.token, amount: 1_000n });
+    await eventually(async () => {
+      const bobBody = (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body;
+      const carolBody = (await getJson(`${indexer.url}/providers/${carol.address}/earnings`)).body;
+      return (
+        !bobBody.receivedTransfers.some((t: { txHash: string }) => t.txHash === dropped.transactionHash) &&
+        carolBody.balanceHistory.some((r: { kind: string }) => r.kind === "deposit")
+      );
+    }, "the indexer to follow the new branch");
+    expect(indexer.recentOutput()).not.toMatch(/unrecoverable/i);
+
+    for (const client of [alice, bob, carol]) await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client });
+    const carolBody = (await getJson(`${indexer.url}/providers/${carol.address}/earnings`)).body;
+    expect(carolBody.receivedTransfers.at(-1).txHash).toBe(replacement.transactionHash);
+    const audit = (await getJson(`${indexer.url}/audit/totals`)).body;
+    const hashes = audit.periods.flatMap((p: { entries: { txHash: string }[] }) => p.entries.map((e) => e.txHash));
+    expect(hashes).not.toContain(dropped.transactionHash);
+    expect(hashes).toContain(replacement.transactionHash);
+  });
+});
+
+describe("indexer on PGlite: standalone eERC (private mint and burn)", () => {
+  let anvil: Anvil;
+  let chain: ChainClients;
+  const prover = new Prover();
+  let indexer: RunningIndexer;
+  let manifest: DeploymentManifest;
+  let owner: EercClient, dave: EercClient, erin: EercClient, auditor: EercClient;
+
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    chain = await connectChain(anvil.rpcUrl);
+    const deployed = await deployForIndexer({ rpcUrl: anvil.rpcUrl, prover, isConverter: false });
+    manifest = deployed.manifest;
+    [owner, dave, erin, auditor] = await Promise.all([0, 4, 5, 9].map((i) => connectClient(chain, manifest, prover, i)));
+    await dave.register();
+    await erin.register();
+    await owner.mint({ to: dave.address, amount: 1_234_567n });
+    await owner.mint({ to: erin.address, amount: 500n });
+    await dave.transfer({ to: erin.address, amount: 1n, tokenId: 0n });
+    const last = await dave.burn({ amount: 234_567n });
+    indexer = await startIndexer({
+      manifestPath: deployed.manifestPath,
+      env: { RPC_URL: anvil.rpcUrl },
+      pgliteDir: join(deployed.dir, "pglite"),
+      logFile: join(deployed.dir, "ponder.log"),
+    });
+    await waitForIndexedBlock(indexer.url, last.blockNumber);
+  });
+
+  afterAll(async () => {
+    await indexer?.stop();
+    await prover.close();
+    await anvil?.stop();
+  });
+
+  it("backfills mints, a transfer and a burn on token 0, matching the chain", async () => {
+    const daveBalances = await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client: dave });
+    const erinBalances = await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client: erin });
+    expect(daveBalances.get(0n)).toBe(1_000_000n - 1n);
+    expect(erinBalances.get(0n)).toBe(501n);
+    const body = (await getJson(`${indexer.url}/providers/${dave.address}/earnings`)).body;
+    expect(body.tokens).toEqual([{ tokenId: "0", tokenAddress: null }]);
+    expect(body.balanceHistory.map((r: { kind: string }) => r.kind)).toEqual(["mint", "transfer_out", "burn"]);
+
+    const audit = (await getJson(`${indexer.url}/audit/totals`)).body;
+    const sk = auditor.exportPrivateKey();
+    const entries = audit.periods.flatMap((p: { tokenId: string; entries: { kind: string; auditorPCT: string[] }[] }) =>
+      p.entries.map((e) => [p.tokenId, e.kind, decryptPCT(e.auditorPCT.map(BigInt), sk)]),
+    );
+    expect(entries).toEqual([
+      ["0", "mint", 1_234_567n],
+      ["0", "mint", 500n],
+      ["0", "transfer", 1n],
+      ["0", "burn", 234_567n],
+    ]);
+  });
+});
