@@ -109,6 +109,17 @@ describe("eERC converter on anvil with real proofs", () => {
     expect(await bob.balance(tokenId)).toBe(36n);
   });
 
+  it("carries a memo through the bytes-message overload as a PrivateMessage", async () => {
+    const receipt = await alice.transfer({ to: bob.address, amount: 2n, tokenId, message: "0xc0ffee" });
+    const [log] = await chain.publicClient.getLogs({
+      address: manifest.contracts.encryptedERC,
+      event: parseAbiItem("event PrivateMessage(address indexed from, address indexed to, (address messageFrom, address messageTo, string messageType, bytes encryptedMsg) metadata)"),
+      blockHash: receipt.blockHash,
+    });
+    expect(log!.args.metadata).toEqual({ messageFrom: alice.address, messageTo: bob.address, messageType: "TRANSFER", encryptedMsg: "0xc0ffee" });
+    await bob.transfer({ to: alice.address, amount: 2n, tokenId });
+  });
+
   it("checks before proving: unregistered receiver/sender, bad amounts, overspend", async () => {
     await expect(alice.prepareTransfer({ to: carol.address, amount: 1n, tokenId })).rejects.toBeInstanceOf(ReceiverNotRegisteredError);
     await expect(carol.prepareTransfer({ to: alice.address, amount: 1n, tokenId })).rejects.toBeInstanceOf(SenderNotRegisteredError);
