@@ -1,0 +1,126 @@
+import { parseArgs } from "node:util";
+import type { AuditPeriodUnit } from "../history/types.js";
+
+export const USAGE = `Usage: npm run cli -- <command> (--api URL | --rpc URL) [options]
+
+Decrypts eERC amounts locally with your own key; the key never leaves this process.
+
+Commands:
+  history   a provider's balance history and incoming transfers, decrypted
+  audit     every auditor PCT decrypted and totalled per period, token and kind
+
+Source (exactly one):
+  --api URL              BackendShield REST API (the indexer)
+  --rpc URL              JSON-RPC endpoint only; addresses and start block from the manifest
+
+Key (never printed):
+  PRIVATE_KEY            env: the wallet private key (0x + 64 hex); the eERC key is
+                         derived from the wallet's signature as the eERC SDK does
+  --key-file PATH        file holding the wallet private key, instead of PRIVATE_KEY
+  --eerc-key-file PATH   file holding an already-derived eERC private key (hex);
+                         needs --address
+  --address ADDRESS      the account the --eerc-key-file key belongs to
+
+Options:
+  --token-id N           history: only this token
+  --period day|month     audit: group by UTC day (default) or month
+  --manifest PATH        deployment manifest for --rpc
+                         (default: $DEPLOYMENT_FILE or deployments/$NETWORK.json)
+  --json                 JSON output; amounts as micro-USDC decimal strings
+  -h, --help             this text
+
+Exit codes: 0 ok, 1 runtime error, 2 usage error (including an invalid key).`;
+
+export class UsageError extends Error {
+  readonly code = "USAGE";
+}
+
+/** The key given is not a key at all; its content is never echoed. */
+export class InvalidKeyError extends Error {
+  readonly code = "INVALID_KEY";
+}
+
+export type CliIo = {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Record<string, string | undefined>;
+};
+
+const OPTIONS = {
+  api: { type: "string" },
+  rpc: { type: "string" },
+  "token-id": { type: "string" },
+  period: { type: "string" },
+  "key-file": { type: "string" },
+  "eerc-key-file": { type: "string" },
+  address: { type: "string" },
+  manifest: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
+
+export type Command = {
+  name: "history" | "audit";
+  source: { kind: "api"; url: string } | { kind: "rpc"; url: string; manifest?: string };
+  tokenId?: bigint;
+  period: AuditPeriodUnit;
+  json: boolean;
+  values: Values;
+};
+
+function httpUrl(value: string, flag: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${flag} "${value}" is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${flag} must be an http(s) URL`);
+  return value;
+}
+
+export function parseCommand(argv: string[]): Command | "help" {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }) as never;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return "help";
+  const [name, ...rest] = positionals;
+  if (!name) throw new UsageError("missing command: history or audit");
+  if (name !== "history" && name !== "audit") throw new UsageError(`unknown command "${name}": expected history or audit`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+
+  if ((values.api === undefined) === (values.rpc === undefined)) throw new UsageError("give exactly one of --api URL or --rpc URL");
+  if (values.manifest !== undefined && values.api !== undefined) throw new UsageError("--manifest is only used with --rpc");
+  const source: Command["source"] =
+    values.api !== undefined
+      ? { kind: "api", url: httpUrl(values.api, "--api") }
+      : { kind: "rpc", url: httpUrl(values.rpc!, "--rpc"), manifest: values.manifest };
+
+  let tokenId: bigint | undefined;
+  if (values["token-id"] !== undefined) {
+    if (name !== "history") throw new UsageError("--token-id is only used with history");
+    if (!/^\d{1,78}$/.test(values["token-id"])) throw new UsageError("--token-id must be a non-negative integer");
+    tokenId = BigInt(values["token-id"]);
+  }
+  let period: AuditPeriodUnit = "day";
+  if (values.period !== undefined) {
+    if (name !== "audit") throw new UsageError("--period is only used with audit");
+    if (values.period !== "day" && values.period !== "month") throw new UsageError("--period must be day or month");
+    period = values.period;
+  }
+
+  if (values["eerc-key-file"] !== undefined) {
+    if (values["key-file"] !== undefined) throw new UsageError("give either --key-file or --eerc-key-file, not both");
+    if (values.address === undefined) throw new UsageError("--eerc-key-file needs --address (the account the key belongs to)");
+    if (!/^0x[0-9a-fA-F]{40}$/.test(values.address)) throw new UsageError("--address is not an address");
+  } else if (values.address !== undefined) {
+    throw new UsageError("--address is only used with --eerc-key-file");
+  }
+  return { name, source, tokenId, period, json: values.json ?? false, values };
+}

@@ -1,0 +1,153 @@
+import { readFileSync } from "node:fs";
+import { type Address, type Hex, getAddress, isAddressEqual } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { type DeploymentManifest, manifestPath, readManifest } from "../deployment/manifest.js";
+import { deriveKeyFromWallet, validatePrivateKey } from "../eerc/keys.js";
+import { HistoryApiClient } from "../history/api-client.js";
+import {
+  auditFromChain,
+  balanceFromChain,
+  openRpc,
+  receivedFromChain,
+  tokensFromChain,
+  verifyAccountKey,
+} from "../history/chain.js";
+import { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "../history/decrypt.js";
+import { USDC_DECIMALS } from "../money/usdc.js";
+import { type CliIo, type Command, InvalidKeyError, UsageError, type Values } from "./args.js";
+import { type ChainHistory, renderAudit, renderChainHistory, renderHistory, toJson } from "./output.js";
+
+function readKeyFile(path: string, flag: string): string {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch (e) {
+    throw new UsageError(`cannot read ${flag} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export type Identity = { address: Address; sk: bigint };
+
+/** The account and its eERC private key, from the wallet key (derived) or an eERC key file. */
+export async function resolveIdentity(values: Values, env: CliIo["env"]): Promise<Identity> {
+  if (values["eerc-key-file"] !== undefined) {
+    const text = readKeyFile(values["eerc-key-file"], "--eerc-key-file");
+    if (!/^(0x)?[0-9a-fA-F]{1,64}$/.test(text)) throw new InvalidKeyError("the --eerc-key-file content is not a hex eERC private key");
+    const sk = BigInt(text.startsWith("0x") ? text : `0x${text}`);
+    try {
+      validatePrivateKey(sk);
+    } catch {
+      throw new InvalidKeyError("the --eerc-key-file key is not a BabyJubJub private key (must be in [1, l))");
+    }
+    return { address: getAddress(values.address!), sk };
+  }
+  let text: string;
+  let what: string;
+  if (values["key-file"] !== undefined) {
+    text = readKeyFile(values["key-file"], "--key-file");
+    what = "the --key-file content";
+  } else if (env.PRIVATE_KEY !== undefined && env.PRIVATE_KEY !== "") {
+    text = env.PRIVATE_KEY.trim();
+    what = "PRIVATE_KEY";
+  } else {
+    throw new UsageError("no key: set PRIVATE_KEY, or pass --key-file PATH or --eerc-key-file PATH --address ADDRESS");
+  }
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) throw new InvalidKeyError(`${what} is not a 32-byte hex private key`);
+  let account;
+  try {
+    account = privateKeyToAccount((text.startsWith("0x") ? text : `0x${text}`) as Hex);
+  } catch {
+    throw new InvalidKeyError(`${what} is not a valid secp256k1 private key`);
+  }
+  return { address: account.address, sk: await deriveKeyFromWallet(account) };
+}
+
+function loadManifest(path: string | undefined): DeploymentManifest {
+  const m = readManifest(path ?? manifestPath());
+  if (m.decimals !== USDC_DECIMALS) {
+    throw new Error(`the eERC in ${path ?? manifestPath()} has ${m.decimals} decimals; amounts are micro-USDC only with ${USDC_DECIMALS}`);
+  }
+  return m;
+}
+
+export async function runHistory(cmd: Command, id: Identity, io: CliIo): Promise<void> {
+  if (cmd.source.kind === "api") {
+    const client = new HistoryApiClient(cmd.source.url);
+    const response = await client.earnings(id.address, { tokenId: cmd.tokenId });
+    const history = decryptHistory(response, id.sk);
+    if (cmd.tokenId !== undefined) history.tokens = history.tokens.filter((t) => t.tokenId === cmd.tokenId);
+    io.stdout(cmd.json ? toJson({ source: "api", ...history }) : renderHistory(history, `api ${cmd.source.url}`));
+    return;
+  }
+  const m = loadManifest(cmd.source.manifest);
+  const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
+  const { encryptedERC, registrar } = m.contracts;
+  const publicKey = await verifyAccountKey(publicClient, registrar, id.address, id.sk);
+  const all = await tokensFromChain(publicClient, encryptedERC);
+  const tokens =
+    cmd.tokenId === undefined
+      ? all
+      : [all.find((t) => t.tokenId === cmd.tokenId) ?? { tokenId: cmd.tokenId, tokenAddress: null }];
+  const { records, unresolved } = await receivedFromChain({
+    rpcUrl: cmd.source.url,
+    publicClient,
+    encryptedERC,
+    account: id.address,
+    fromBlock: BigInt(m.startBlock),
+    tokenId: cmd.tokenId,
+  });
+  const decrypted = decryptReceived(records, id.sk);
+  const received = decrypted.received;
+  const history: ChainHistory = { account: id.address, publicKey, tokens: [], unresolved: [...unresolved, ...decrypted.unresolved] };
+  for (const t of tokens) {
+    const b = await balanceFromChain({ rpcUrl: cmd.source.url, publicClient, encryptedERC, registrar, account: id.address, tokenId: t.tokenId, sk: id.sk });
+    const mine = received.filter((r) => r.tokenId === t.tokenId);
+    history.tokens.push({
+      tokenId: t.tokenId,
+      tokenAddress: t.tokenAddress,
+      balanceMicro: b.balanceMicro,
+      nonce: b.nonce,
+      pendingCredits: b.pendingCredits,
+      received: mine,
+      receivedTotalMicro: mine.reduce((s, r) => s + r.amountMicro, 0n),
+    });
+  }
+  const source = `rpc ${cmd.source.url} (chain ${m.chainId}, EncryptedERC ${encryptedERC})`;
+  io.stdout(cmd.json ? toJson({ source: "rpc", ...history }) : renderChainHistory(history, source));
+}
+
+export async function runAudit(cmd: Command, id: Identity, io: CliIo): Promise<void> {
+  let report;
+  let source: string;
+  if (cmd.source.kind === "api") {
+    const client = new HistoryApiClient(cmd.source.url);
+    const response = await client.auditTotals({ period: cmd.period });
+    if (response.auditor && response.auditorPublicKey && isAddressEqual(response.auditor, id.address)) {
+      assertKeyMatches(id.address, response.auditorPublicKey, id.sk);
+    } else {
+      // Not the current auditor (a previous one, or anyone checking): the key must still be
+      // the one registered for the account.
+      const registered = await client.earnings(id.address);
+      assertKeyMatches(id.address, registered.publicKey, id.sk);
+    }
+    report = auditTotals(response, id.sk);
+    source = `api ${cmd.source.url}`;
+  } else {
+    const m = loadManifest(cmd.source.manifest);
+    const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
+    await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
+    report = await auditFromChain({
+      rpcUrl: cmd.source.url,
+      publicClient,
+      encryptedERC: m.contracts.encryptedERC,
+      fromBlock: BigInt(m.startBlock),
+      period: cmd.period,
+      sk: id.sk,
+    });
+    source = `rpc ${cmd.source.url} (chain ${m.chainId}, EncryptedERC ${m.contracts.encryptedERC}, from block ${m.startBlock})`;
+  }
+  io.stdout(
+    cmd.json
+      ? toJson({ source: cmd.source.kind, account: id.address, period: cmd.period, ...report })
+      : renderAudit(report, { account: id.address, period: cmd.period, source }),
+  );
+}

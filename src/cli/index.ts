@@ -1,0 +1,63 @@
+import { pathToFileURL } from "node:url";
+import { KeyMismatchError } from "../eerc/errors.js";
+import { type CliIo, type Command, InvalidKeyError, USAGE, UsageError, parseCommand } from "./args.js";
+
+export { type CliIo, InvalidKeyError, USAGE, UsageError } from "./args.js";
+
+/** One line, whatever the error: viem's short message, never a stack or a multi-line dump. */
+function oneLine(e: unknown): string {
+  if (e instanceof KeyMismatchError) return `key mismatch: ${e.message}`;
+  const err = e as { shortMessage?: unknown; message?: unknown };
+  const msg = typeof err?.shortMessage === "string" ? err.shortMessage : typeof err?.message === "string" ? err.message : String(e);
+  return msg.split("\n")[0]!.trim();
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  let cmd: Command | "help";
+  let commands: typeof import("./commands.js");
+  let id: Awaited<ReturnType<(typeof import("./commands.js"))["resolveIdentity"]>>;
+  try {
+    cmd = parseCommand(argv);
+    if (cmd === "help") {
+      io.stdout(USAGE);
+      return 0;
+    }
+    // The chain and crypto libraries load only once the arguments are known to be usable.
+    commands = await import("./commands.js");
+    id = await commands.resolveIdentity(cmd.values, io.env);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`error: ${e.message} (see --help)`);
+      return 2;
+    }
+    if (e instanceof InvalidKeyError) {
+      io.stderr(`error: invalid key: ${e.message}`);
+      return 2;
+    }
+    io.stderr(`error: ${oneLine(e)}`);
+    return 1;
+  }
+  try {
+    if (cmd.name === "history") await commands.runHistory(cmd, id, io);
+    else await commands.runAudit(cmd, id, io);
+    return 0;
+  } catch (e) {
+    io.stderr(`error: ${oneLine(e)}`);
+    return 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main(process.argv.slice(2), {
+    stdout: (t) => process.stdout.write(`${t}\n`),
+    stderr: (t) => process.stderr.write(`${t}\n`),
+    env: process.env,
+  }).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`error: ${oneLine(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
