@@ -79,29 +79,34 @@ export const rowView = (row: HistoryRow) => ({
 /**
  * Checks an account's indexed history against the chain: the last row of each (token, block)
  * equals `balanceOf` at that block (EGCT, nonce, transactionIndex, balancePCT and pending amount
- * PCTs), and the last row of each token decrypts with the owner's key to the SDK's balance.
+ * PCTs), and the last row of each token decrypts with the owner's key to the balance the SDK
+ * decrypts from the chain now.
  * Returns the decrypted balance per token.
  */
 export async function expectHistoryMatchesChain(args: {
   chain: ChainClients;
   manifest: DeploymentManifest;
   indexerUrl: string;
-  client: EercClient;
+  /** The account and its key (an EercClient, or any holder of a registered key). */
+  client: Pick<EercClient, "address" | "exportPrivateKey">;
 }): Promise<Map<bigint, bigint>> {
+  const balanceOf = async (tokenId: bigint, blockNumber?: bigint) =>
+    toBalanceView(
+      (await args.chain.publicClient.readContract({
+        address: args.manifest.contracts.encryptedERC,
+        abi: EncryptedERCAbi,
+        functionName: "balanceOf",
+        args: [args.client.address, tokenId],
+        blockNumber,
+      })) as never,
+    );
   const { body, status } = await getJson(`${args.indexerUrl}/providers/${args.client.address}/earnings`);
   expect(status).toBe(200);
   const rows = body.balanceHistory as HistoryRow[];
   const lastPerBlock = new Map<string, HistoryRow>();
   for (const row of rows) lastPerBlock.set(`${row.tokenId}/${row.blockNumber}`, row);
   for (const row of lastPerBlock.values()) {
-    const raw = await args.chain.publicClient.readContract({
-      address: args.manifest.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "balanceOf",
-      args: [args.client.address, BigInt(row.tokenId)],
-      blockNumber: BigInt(row.blockNumber),
-    });
-    const onChain = toBalanceView(raw as never);
+    const onChain = await balanceOf(BigInt(row.tokenId), BigInt(row.blockNumber));
     const indexed = rowView(row);
     expect({ ...indexed, nonce: BigInt(row.nonce), transactionIndex: BigInt(row.transactionIndex) }, `${row.kind} in block ${row.blockNumber}`).toEqual({
       eGCT: onChain.eGCT,
@@ -115,8 +120,9 @@ export async function expectHistoryMatchesChain(args: {
   const lastPerToken = new Map<string, HistoryRow>();
   for (const row of rows) lastPerToken.set(row.tokenId, row);
   for (const [tokenId, row] of lastPerToken) {
-    const decrypted = decryptBalance(rowView(row), args.client.exportPrivateKey());
-    expect(decrypted).toBe(await args.client.balance(BigInt(tokenId)));
+    const sk = args.client.exportPrivateKey();
+    const decrypted = decryptBalance(rowView(row), sk);
+    expect(decrypted).toBe(decryptBalance(await balanceOf(BigInt(tokenId)), sk));
     balances.set(BigInt(tokenId), decrypted);
   }
   return balances;

@@ -1,14 +1,23 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Hex, getAddress } from "viem";
+import { type Address, type Hex, encodeFunctionData, getAddress } from "viem";
+import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { RegistrarAbi } from "../abis/RegistrarAbi.js";
+import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { loadArtifact } from "../scripts/build-contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
-import type { EercClient } from "../src/eerc/client.js";
-import { decryptPCT } from "../src/eerc/pct.js";
+import { proofToCalldata } from "../src/eerc/calldata.js";
+import { type EercClient, toBalanceView } from "../src/eerc/client.js";
+import { randomScalar } from "../src/eerc/curve.js";
+import { registrationInputs, transferInputs, withdrawInputs } from "../src/eerc/inputs.js";
+import { publicKeyOf } from "../src/eerc/keys.js";
+import { decryptPCT, encryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import {
+  accounts,
   connectClient,
   deployForIndexer,
   eventually,
@@ -195,6 +204,72 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     const sql = await fetch(`${indexer.url}/sql/db?sql=${encodeURIComponent(query)}`);
     expect(sql.status).toBe(200);
     expect(JSON.stringify(await sql.json())).toContain(String(sent.length));
+  });
+
+  it("indexes eERC calls relayed through a contract from the block's state", async () => {
+    const { abi, bytecode } = await loadArtifact("CallForwarder");
+    const owner = chain.walletFor(accounts[0]!);
+    const deployed = await chain.publicClient.waitForTransactionReceipt({ hash: await owner.deployContract({ abi, bytecode } as never) });
+    const forwarder = getAddress(deployed.contractAddress!);
+    const eerc = manifest.contracts.encryptedERC;
+    const usdc = manifest.contracts.token;
+    const relay = async (target: Address, data: Hex) => {
+      const hash = await owner.writeContract({ address: forwarder, abi, functionName: "forward", args: [target, data] } as never);
+      const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+      expect(receipt.status).toBe("success");
+      return receipt;
+    };
+    const proof = async (circuit: "registration" | "transfer" | "withdraw", input: Parameters<Prover["prove"]>[1]) => {
+      const { proofPoints, publicSignals } = proofToCalldata(await prover.prove(circuit, input));
+      return { proofPoints, publicSignals };
+    };
+    const balanceView = async () =>
+      toBalanceView((await chain.publicClient.readContract({ address: eerc, abi: EncryptedERCAbi, functionName: "balanceOf", args: [forwarder, tokenId] })) as never);
+
+    // A smart-contract wallet: its own eERC key, every call relayed by another account.
+    const sk = randomScalar();
+    const pk = publicKeyOf(sk);
+    const registration = registrationInputs({ sk, address: forwarder, chainId: BigInt(chain.chain.id) });
+    await relay(manifest.contracts.registrar, encodeFunctionData({ abi: RegistrarAbi, functionName: "register", args: [await proof("registration", registration.input)] as never }));
+    await mintUsdc(chain, manifest, forwarder, 2_000_000n);
+    await relay(usdc, encodeFunctionData({ abi: TestUSDCAbi, functionName: "approve", args: [eerc, 2_000_000n] }));
+    const depositReceipt = await relay(eerc, encodeFunctionData({ abi: EncryptedERCAbi, functionName: "deposit", args: [2_000_000n, usdc, encryptPCT(2_000_000n, pk).pct] as never }));
+    const t = transferInputs({ sk, value: 1n, balance: 2_000_000n, balanceCT: (await balanceView()).eGCT, receiverPk: bob.publicKey, auditorPk: auditor.publicKey });
+    const transferReceipt = await relay(
+      eerc,
+      encodeFunctionData({ abi: EncryptedERCAbi, functionName: "transfer", args: [bob.address, tokenId, await proof("transfer", t.input), encryptPCT(1_999_999n, pk).pct] as never }),
+    );
+    const w = withdrawInputs({ sk, value: 500_000n, balance: 1_999_999n, balanceCT: (await balanceView()).eGCT, auditorPk: auditor.publicKey });
+    const last = await relay(
+      eerc,
+      encodeFunctionData({ abi: EncryptedERCAbi, functionName: "withdraw", args: [tokenId, await proof("withdraw", w.input), encryptPCT(1_499_999n, pk).pct] as never }),
+    );
+    await waitForIndexedBlock(indexer.url, last.blockNumber);
+
+    const wallet = { address: forwarder, exportPrivateKey: () => sk };
+    expect((await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client: wallet })).get(tokenId)).toBe(1_499_999n);
+    await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client: bob });
+    const body = (await getJson(`${indexer.url}/providers/${forwarder}/earnings`)).body;
+    expect(body.balanceHistory.map((r: { kind: string }) => r.kind)).toEqual(["deposit", "transfer_out", "withdraw"]);
+    const toBob = (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body.receivedTransfers.at(-1);
+    expect(toBob).toMatchObject({ from: forwarder, tokenId: "1", txHash: transferReceipt.transactionHash });
+    expect(decryptPCT(toBob.amountPCT.map(BigInt), bob.exportPrivateKey())).toBe(1n);
+
+    const res = await fetch(`${indexer.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        query: `{ deposits(where: { account: "${forwarder}" }) { items { txHash source amountPCT } }
+                  privateTransfers(where: { from: "${forwarder}" }) { items { tokenId source senderVTT } }
+                  withdrawals(where: { account: "${forwarder}" }) { items { amount source } } }`,
+      }),
+    });
+    const { data } = (await res.json()) as { data: any };
+    expect(data.deposits.items).toHaveLength(1);
+    expect(data.deposits.items[0]).toMatchObject({ txHash: depositReceipt.transactionHash, source: "block_state" });
+    expect(decryptPCT(data.deposits.items[0].amountPCT.map(BigInt), sk)).toBe(2_000_000n);
+    expect(data.privateTransfers.items).toEqual([{ tokenId: "1", source: "block_state", senderVTT: null }]);
+    expect(data.withdrawals.items).toEqual([{ amount: "500000", source: "block_state" }]);
   });
 
   it("follows a reorg within the finality window: reverted blocks vanish, the new branch is indexed", async () => {
