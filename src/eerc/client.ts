@@ -20,6 +20,7 @@ import {
   InsufficientBalanceError,
   KeyMismatchError,
   ReceiverNotRegisteredError,
+  InvalidAmountError,
   SenderNotRegisteredError,
   validateAmount,
 } from "./errors.js";
@@ -76,14 +77,17 @@ export function toBalanceView(raw: readonly [any, bigint, readonly any[], readon
 export class EercClient {
   readonly address: Address;
   readonly publicKey: Point;
+  // A true private field: it never shows up when the client is logged or serialised.
+  readonly #privateKey: bigint;
 
   private constructor(
     readonly publicClient: PublicClient,
     readonly wallet: EercWallet,
     readonly contracts: EercContracts,
     readonly prover: Prover,
-    private readonly privateKey: bigint,
+    privateKey: bigint,
   ) {
+    this.#privateKey = privateKey;
     this.address = getAddress(wallet.account.address);
     this.publicKey = publicKeyOf(privateKey);
   }
@@ -105,7 +109,7 @@ export class EercClient {
 
   /** The derived private key, for its owner's own tooling (never logged). */
   exportPrivateKey(): bigint {
-    return this.privateKey;
+    return this.#privateKey;
   }
 
   private async send(action: string, request: Parameters<EercWallet["writeContract"]>[0]): Promise<TransactionReceipt> {
@@ -168,7 +172,7 @@ export class EercClient {
   async register(): Promise<TransactionReceipt | undefined> {
     const registered = await this.registeredPublicKey(this.address);
     if (registered && pointEquals(registered, this.publicKey)) return undefined;
-    const { input } = registrationInputs({ sk: this.privateKey, address: this.address, chainId: await this.chainId() });
+    const { input } = registrationInputs({ sk: this.#privateKey, address: this.address, chainId: await this.chainId() });
     const proof = proofToCalldata(await this.prover.prove("registration", input));
     return this.send("register", {
       address: this.contracts.registrar,
@@ -196,7 +200,7 @@ export class EercClient {
 
   /** The decrypted balance in the eERC's smallest unit (micro-USDC), checked against the EGCT. */
   async balance(tokenId: bigint): Promise<bigint> {
-    return decryptBalance(await this.balanceView(tokenId), this.privateKey);
+    return decryptBalance(await this.balanceView(tokenId), this.#privateKey);
   }
 
   async tokenId(token: Address): Promise<bigint> {
@@ -214,6 +218,8 @@ export class EercClient {
     await this.ownKeyRegistered();
     await this.auditorPublicKey();
     const { scaled } = await this.scaleToEerc(args.token, amount);
+    if (scaled === 0n) throw new InvalidAmountError(amount, "is below one eERC unit after scaling to the eERC decimals");
+    validateAmount(scaled);
     const { pct } = encryptPCT(scaled, this.publicKey);
     const allowance = await this.publicClient.readContract({
       address: args.token,
@@ -248,7 +254,7 @@ export class EercClient {
     const auditorPk = await this.auditorPublicKey();
     const current = balance ?? (await (async () => {
       const view = await this.balanceView(tokenId);
-      return { eGCT: view.eGCT, plain: decryptBalance(view, this.privateKey) };
+      return { eGCT: view.eGCT, plain: decryptBalance(view, this.#privateKey) };
     })());
     if (amount > current.plain) throw new InsufficientBalanceError(this.address, current.plain, amount);
     return { auditorPk, current };
@@ -264,7 +270,7 @@ export class EercClient {
     const receiverPk = await this.registeredPublicKey(to);
     if (!receiverPk) throw new ReceiverNotRegisteredError(to);
     const built = transferInputs({
-      sk: this.privateKey,
+      sk: this.#privateKey,
       value: args.amount,
       balance: current.plain,
       balanceCT: current.eGCT,
@@ -301,7 +307,7 @@ export class EercClient {
   async withdraw(args: { amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
     const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount);
     const { input } = withdrawInputs({
-      sk: this.privateKey,
+      sk: this.#privateKey,
       value: args.amount,
       balance: current.plain,
       balanceCT: current.eGCT,
@@ -331,7 +337,7 @@ export class EercClient {
   async burn(args: { amount: bigint; message?: Hex }): Promise<TransactionReceipt> {
     const { auditorPk, current } = await this.spendPreconditions(0n, args.amount);
     const { input } = burnInputs({
-      sk: this.privateKey,
+      sk: this.#privateKey,
       value: args.amount,
       balance: current.plain,
       balanceCT: current.eGCT,

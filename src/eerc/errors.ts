@@ -76,7 +76,8 @@ export class InsufficientBalanceError extends EercError {
     readonly balance: bigint,
     readonly amount: bigint,
   ) {
-    super(`balance of ${address} is ${balance}, cannot spend ${amount}`);
+    // The plaintext balance stays in a field for its owner; messages end up in logs.
+    super(`balance of ${address} is below the amount to spend`);
   }
 }
 
