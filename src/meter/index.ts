@@ -1,0 +1,29 @@
+export type { CallOutcome, CallRecord } from "./call-record.js";
+export {
+  type BatchSubmission,
+  batchIdOf,
+  type ClosedBatch,
+  createMeter,
+  flowMcpToolName,
+  Meter,
+  MeterClosedError,
+  MeterNotRecoveredError,
+  type MeteredToolSpec,
+  type MeterOptions,
+  type PeriodUnit,
+  periodOf,
+  type RecoveryReport,
+} from "./meter.js";
+export {
+  freeQuotaThenPerCall,
+  InvalidPricingError,
+  OPEN_ENDED_TIER,
+  type PricingSource,
+  priceOfCall,
+  type ProviderPricing,
+  staticPricing,
+  type Tier,
+  UnknownProviderError,
+} from "./pricing.js";
+export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";
+export { type McpHttpHost, serveMcpOverHttp } from "./http.js";

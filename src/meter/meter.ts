@@ -1,0 +1,464 @@
+import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import type { McpServer, RegisteredTool, ToolCallback } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { AnySchema, ZodRawShapeCompat } from "@modelcontextprotocol/sdk/server/zod-compat.js";
+import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import { type Address, encodeAbiParameters, getAddress, type Hex, isAddress, keccak256, parseAbiParameters } from "viem";
+import type { CallOutcome, CallRecord } from "./call-record.js";
+import type { PricingSource } from "./pricing.js";
+import { type CloseLine, Spool, SpoolCorruptError, type SpoolFsync } from "./spool.js";
+
+/** Pricing periods are UTC calendar days or months, numbered YYYYMMDD or YYYYMM. */
+export type PeriodUnit = "day" | "month";
+
+export function periodOf(ms: number, unit: PeriodUnit): number {
+  const d = new Date(ms);
+  const month = d.getUTCFullYear() * 100 + d.getUTCMonth() + 1;
+  return unit === "month" ? month : month * 100 + d.getUTCDate();
+}
+
+/** The batch id UsageLedger keys a commitment by: keccak256(abi.encode(address server, uint64 sequence)). */
+export function batchIdOf(server: Address, sequence: number): Hex {
+  return keccak256(encodeAbiParameters(parseAbiParameters("address server, uint64 sequence"), [getAddress(server), BigInt(sequence)]));
+}
+
+/** The rule ProviderRegistry enforces for a FlowMCP namespace: 1 to 64 ASCII letters or digits. */
+const NAMESPACE_RE = /^[A-Za-z0-9]{1,64}$/;
+/** Limit on the UTF-8 length of a recorded tool (route) name. */
+const MAX_TOOL_BYTES = 256;
+
+/**
+ * The tool name FlowMCP derives from a route and its schema namespace: both in snake_case,
+ * joined by "_", cut to 63 characters, with ":" removed and "-" and "/" turned into "_".
+ * It can lose the namespace, which is why the meter never reads the provider back out of it.
+ */
+export function flowMcpToolName(route: string, namespace: string): string {
+  const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
+  return `${snake(route)}_${snake(namespace)}`.substring(0, 63).replaceAll(":", "").replaceAll("-", "_").replaceAll("/", "_");
+}
+
+/** A closed batch of call records, handed to `onBatch` for submission. */
+export type ClosedBatch = {
+  server: Address;
+  /** Per-server, 1, 2, 3, … in closing order; kept across restarts. */
+  sequence: number;
+  batchId: Hex;
+  /** Pricing period of every record in the batch (YYYYMM or YYYYMMDD, UTC). */
+  period: number;
+  /** Earliest `startedAt` and latest `endedAt` of the records (Unix ms): the batch's period on chain. */
+  periodStart: number;
+  periodEnd: number;
+  closedAt: number;
+  records: CallRecord[];
+};
+
+/**
+ * What `onBatch` resolves with once the batch is committed. Submission must be idempotent: a
+ * batch can be handed over again after a restart, and "already committed" counts as success.
+ */
+export type BatchSubmission = { txHash?: string | null } | void;
+
+export type MeterOptions = {
+  spoolDir: string;
+  /** The server's signing address; names the spool file and goes into every batch id. */
+  serverAddress: Address;
+  pricing: PricingSource;
+  /** A batch closes when it holds `maxRecords` records or its first record is `maxAgeMs` old. */
+  batch: { maxRecords: number; maxAgeMs: number };
+  onBatch?: (closed: ClosedBatch) => Promise<BatchSubmission>;
+  /** Milliseconds since the epoch (default `Date.now`). */
+  clock?: () => number;
+  /** Pricing period (default "month"): free quotas restart and batches never span two periods. */
+  period?: PeriodUnit;
+  /** "batch" (default): fsync when a batch closes; "always": also after every call record. */
+  fsync?: SpoolFsync;
+  /** Backoff between failed `onBatch` attempts (default 1 s doubling to 60 s). */
+  retry?: { minMs: number; maxMs: number };
+  /** Called when an `onBatch` attempt fails; the batch is retried. */
+  onSubmitError?: (error: unknown, batch: ClosedBatch) => void;
+};
+
+export type MeteredToolSpec<InputArgs extends undefined | ZodRawShapeCompat | AnySchema> = {
+  /** FlowMCP schema namespace: the provider the call is attributed to. */
+  namespace: string;
+  /** FlowMCP route name: recorded as the tool. */
+  route: string;
+  /** MCP tool name (default: FlowMCP's name for the route, see `flowMcpToolName`). */
+  name?: string;
+  title?: string;
+  description: string;
+  inputSchema?: InputArgs;
+  outputSchema?: ZodRawShapeCompat | AnySchema;
+  annotations?: ToolAnnotations;
+};
+
+export type RecoveryReport = {
+  /** Call records in the spool. */
+  calls: number;
+  /** Records after the last close: the open batch. */
+  openRecords: number;
+  closedBatches: number;
+  /** Closed batches without a `submitted` line, handed to `onBatch` again. */
+  unsubmitted: number[];
+  nextSequence: number;
+  /** Bytes of a torn last line that were cut off. */
+  tornBytes: number;
+};
+
+export class MeterNotRecoveredError extends Error {
+  readonly code = "METER_NOT_RECOVERED";
+  constructor() {
+    super("await meter.recover() before serving tool calls");
+  }
+}
+
+export class MeterClosedError extends Error {
+  readonly code = "METER_CLOSED";
+  constructor() {
+    super("the meter is closed");
+  }
+}
+
+function jsonBytes(value: unknown): number {
+  try {
+    const s = JSON.stringify(value);
+    return s === undefined ? 0 : Buffer.byteLength(s, "utf8");
+  } catch {
+    return 0;
+  }
+}
+
+/** The result the MCP SDK sends for a handler that threw. */
+const thrownResult = (error: unknown): CallToolResult => ({
+  content: [{ type: "text", text: error instanceof Error ? error.message : String(error) }],
+  isError: true,
+});
+
+type OpenBatch = { period: number; openedAt: number; records: CallRecord[] };
+
+export class Meter {
+  readonly server: Address;
+  readonly spoolPath: string;
+  private readonly pricing: PricingSource;
+  private readonly maxRecords: number;
+  private readonly maxAgeMs: number;
+  private readonly onBatch?: (closed: ClosedBatch) => Promise<BatchSubmission>;
+  private readonly clock: () => number;
+  private readonly periodUnit: PeriodUnit;
+  private readonly fsyncMode: SpoolFsync;
+  private readonly retry: { minMs: number; maxMs: number };
+  private readonly onSubmitError?: (error: unknown, batch: ClosedBatch) => void;
+
+  private spool: Spool | null = null;
+  private closed = false;
+  private nextSequence = 1;
+  private open: OpenBatch | null = null;
+  private period = 0;
+  /** Billable calls per provider in `period`. */
+  private readonly counts = new Map<string, number>();
+  /** Closed batches not yet submitted, by sequence. */
+  private readonly pending = new Map<number, ClosedBatch>();
+  private ageTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private delivering: Promise<void> | null = null;
+
+  constructor(options: MeterOptions) {
+    if (!isAddress(options.serverAddress)) throw new TypeError(`serverAddress is not an address: ${options.serverAddress}`);
+    const { maxRecords, maxAgeMs } = options.batch;
+    if (!Number.isSafeInteger(maxRecords) || maxRecords < 1) throw new RangeError("batch.maxRecords must be a positive integer");
+    if (!(maxAgeMs > 0)) throw new RangeError("batch.maxAgeMs must be positive");
+    this.server = getAddress(options.serverAddress);
+    this.spoolPath = join(options.spoolDir, `${this.server.toLowerCase()}.jsonl`);
+    this.pricing = options.pricing;
+    this.maxRecords = maxRecords;
+    this.maxAgeMs = maxAgeMs;
+    this.onBatch = options.onBatch;
+    this.clock = options.clock ?? Date.now;
+    this.periodUnit = options.period ?? "month";
+    this.fsyncMode = options.fsync ?? "batch";
+    this.retry = options.retry ?? { minMs: 1_000, maxMs: 60_000 };
+    this.onSubmitError = options.onSubmitError;
+    mkdirSync(options.spoolDir, { recursive: true });
+  }
+
+  /**
+   * Opens the spool and replays it: records after the last close form the open batch, the
+   * period's billable counts are rebuilt, and closed batches without a `submitted` line are
+   * handed to `onBatch` again (in sequence order). Call once, before serving tool calls.
+   */
+  async recover(): Promise<RecoveryReport> {
+    if (this.spool) throw new Error("meter already recovered");
+    const { spool, contents } = Spool.open(this.spoolPath, { fsync: this.fsyncMode });
+    const corrupt = (reason: string) => {
+      spool.close();
+      return new SpoolCorruptError(this.spoolPath, -1, reason);
+    };
+    let calls = 0;
+    let since: { period: number; record: CallRecord }[] = [];
+    const closedAll = new Map<number, ClosedBatch>();
+    for (const line of contents.lines) {
+      if (line.type === "call") {
+        calls++;
+        since.push({ period: line.period, record: line.record });
+        if (line.period > this.period) {
+          this.period = line.period;
+          this.counts.clear();
+        }
+        if (line.record.billable && line.period === this.period) {
+          this.counts.set(line.record.provider, (this.counts.get(line.record.provider) ?? 0) + 1);
+        }
+      } else if (line.type === "close") {
+        if (line.sequence !== this.nextSequence) throw corrupt(`close of sequence ${line.sequence}, expected ${this.nextSequence}`);
+        if (line.count !== since.length) throw corrupt(`batch ${line.sequence} closes ${line.count} records, spool has ${since.length}`);
+        closedAll.set(line.sequence, this.closedBatch(line, since.map((s) => s.record)));
+        this.nextSequence++;
+        since = [];
+      } else {
+        if (!closedAll.has(line.sequence)) throw corrupt(`submitted line for unknown batch ${line.sequence}`);
+        closedAll.delete(line.sequence);
+      }
+    }
+    for (const [sequence, batch] of closedAll) this.pending.set(sequence, batch);
+    if (since.length > 0) {
+      const first = since[0].record;
+      this.open = { period: since[since.length - 1].period, openedAt: first.endedAt, records: since.map((s) => s.record) };
+      this.armAgeTimer(Math.max(0, this.maxAgeMs - (this.clock() - first.endedAt)));
+    }
+    this.spool = spool;
+    const report: RecoveryReport = {
+      calls,
+      openRecords: since.length,
+      closedBatches: this.nextSequence - 1,
+      unsubmitted: [...this.pending.keys()],
+      nextSequence: this.nextSequence,
+      tornBytes: contents.tornBytes,
+    };
+    this.kick();
+    return report;
+  }
+
+  /**
+   * Registers `handler` as a tool on `mcpServer`, metered: every call appends one record to the
+   * spool before its result is returned. A handler that throws is recorded as "exception" and
+   * the error rethrown for the SDK to turn into an error result.
+   */
+  registerTool<InputArgs extends undefined | ZodRawShapeCompat | AnySchema = undefined>(
+    mcpServer: McpServer,
+    spec: MeteredToolSpec<InputArgs>,
+    handler: ToolCallback<InputArgs>,
+  ): RegisteredTool {
+    const provider = spec.namespace;
+    const tool = spec.route;
+    if (!NAMESPACE_RE.test(provider)) throw new TypeError(`namespace "${provider}" is not 1 to 64 ASCII letters or digits`);
+    if (tool.length === 0 || Buffer.byteLength(tool, "utf8") > MAX_TOOL_BYTES) throw new TypeError(`route must be 1 to ${MAX_TOOL_BYTES} bytes`);
+    this.pricing.priceFor(provider, 0);
+    const name = spec.name ?? flowMcpToolName(spec.route, spec.namespace);
+    const hasInput = spec.inputSchema !== undefined;
+    const requestFraming = Buffer.byteLength(`{"name":${JSON.stringify(name)},"arguments":}`, "utf8");
+    const call = handler as (...params: unknown[]) => CallToolResult | Promise<CallToolResult>;
+    const metered = async (...params: unknown[]): Promise<CallToolResult> => {
+      const startedAt = this.clock();
+      const t0 = performance.now();
+      let result: CallToolResult | undefined;
+      let error: unknown;
+      let outcome: CallOutcome;
+      try {
+        result = await call(...params);
+        outcome = result?.isError === true ? "tool_error" : "ok";
+      } catch (err) {
+        error = err;
+        outcome = "exception";
+      }
+      const durationMs = Math.round(performance.now() - t0);
+      const endedAt = Math.max(startedAt, this.clock());
+      this.record({
+        eventId: randomUUID(),
+        provider,
+        tool,
+        startedAt,
+        endedAt,
+        durationMs,
+        outcome,
+        requestBytes: requestFraming + (hasInput ? jsonBytes(params[0]) : 2),
+        responseBytes: jsonBytes(outcome === "exception" ? thrownResult(error) : result),
+        billable: outcome === "ok",
+        priceMicro: 0n,
+      });
+      if (outcome === "exception") throw error;
+      return result as CallToolResult;
+    };
+    return mcpServer.registerTool(
+      name,
+      {
+        title: spec.title,
+        description: spec.description,
+        inputSchema: spec.inputSchema,
+        outputSchema: spec.outputSchema,
+        annotations: spec.annotations,
+      },
+      metered as ToolCallback<InputArgs>,
+    );
+  }
+
+  /** Prices, appends and batches one record. Synchronous: one write on the hot path. */
+  private record(record: CallRecord): void {
+    const spool = this.spool;
+    if (!spool) throw new MeterNotRecoveredError();
+    if (this.closed) throw new MeterClosedError();
+    const now = record.endedAt;
+    if (this.open && now - this.open.openedAt >= this.maxAgeMs) this.closeOpenBatch();
+    const period = Math.max(this.period, periodOf(now, this.periodUnit));
+    if (this.open && this.open.period !== period) this.closeOpenBatch();
+    if (period !== this.period) {
+      this.period = period;
+      this.counts.clear();
+    }
+    if (record.billable) {
+      const index = this.counts.get(record.provider) ?? 0;
+      record.priceMicro = this.pricing.priceFor(record.provider, index);
+      spool.append({ type: "call", period, record });
+      this.counts.set(record.provider, index + 1);
+    } else {
+      spool.append({ type: "call", period, record });
+    }
+    if (this.open) this.open.records.push(record);
+    else {
+      this.open = { period, openedAt: now, records: [record] };
+      this.armAgeTimer(this.maxAgeMs);
+    }
+    if (this.open.records.length >= this.maxRecords) this.closeOpenBatch();
+  }
+
+  private armAgeTimer(ms: number): void {
+    if (this.ageTimer) clearTimeout(this.ageTimer);
+    this.ageTimer = setTimeout(() => {
+      this.ageTimer = null;
+      if (this.spool && !this.closed) this.closeOpenBatch();
+    }, ms);
+    this.ageTimer.unref();
+  }
+
+  private closedBatch(line: CloseLine, records: CallRecord[]): ClosedBatch {
+    let periodStart = records[0].startedAt;
+    let periodEnd = records[0].endedAt;
+    for (const r of records) {
+      if (r.startedAt < periodStart) periodStart = r.startedAt;
+      if (r.endedAt > periodEnd) periodEnd = r.endedAt;
+    }
+    return {
+      server: this.server,
+      sequence: line.sequence,
+      batchId: line.batchId as Hex,
+      period: line.period,
+      periodStart,
+      periodEnd,
+      closedAt: line.closedAt,
+      records,
+    };
+  }
+
+  /** Writes the close line (fsync and submission follow off the call path). */
+  private closeOpenBatch(): void {
+    if (this.ageTimer) {
+      clearTimeout(this.ageTimer);
+      this.ageTimer = null;
+    }
+    const open = this.open;
+    if (!open || !this.spool) return;
+    const sequence = this.nextSequence;
+    const line: CloseLine = {
+      type: "close",
+      sequence,
+      batchId: batchIdOf(this.server, sequence),
+      period: open.period,
+      count: open.records.length,
+      closedAt: this.clock(),
+    };
+    this.spool.append(line);
+    this.nextSequence++;
+    this.open = null;
+    this.pending.set(sequence, this.closedBatch(line, open.records));
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.delivering || this.closed || !this.spool || this.pending.size === 0) return;
+    this.delivering = this.deliver().finally(() => {
+      this.delivering = null;
+    });
+  }
+
+  private async deliver(): Promise<void> {
+    const spool = this.spool!;
+    await spool.sync();
+    if (!this.onBatch) return;
+    while (!this.closed && this.pending.size > 0) {
+      const batch = this.pending.get(Math.min(...this.pending.keys()))!;
+      try {
+        await spool.sync();
+        const submission = await this.onBatch(batch);
+        this.failures = 0;
+        if (this.pending.has(batch.sequence) && !this.closed) this.markSubmitted(batch.sequence, submission?.txHash ?? null);
+      } catch (err) {
+        this.failures++;
+        this.onSubmitError?.(err, batch);
+        const delay = Math.min(this.retry.maxMs, this.retry.minMs * 2 ** (this.failures - 1));
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.kick();
+        }, delay);
+        this.retryTimer.unref();
+        return;
+      }
+    }
+  }
+
+  /** Records that batch `sequence` is committed (for submitters that run outside `onBatch`). */
+  markSubmitted(sequence: number, txHash: string | null): void {
+    if (!this.spool) throw new MeterNotRecoveredError();
+    if (!this.pending.has(sequence)) throw new Error(`batch ${sequence} is not pending`);
+    this.spool.append({ type: "submitted", sequence, txHash, at: this.clock() });
+    this.pending.delete(sequence);
+  }
+
+  /** Closed batches not yet submitted, in sequence order. */
+  pendingBatches(): ClosedBatch[] {
+    return [...this.pending.values()].sort((a, b) => a.sequence - b.sequence);
+  }
+
+  /** Records in the open batch. */
+  openRecords(): readonly CallRecord[] {
+    return this.open?.records ?? [];
+  }
+
+  /** Waits until no submission is in flight. */
+  async drain(): Promise<void> {
+    while (this.delivering) await this.delivering;
+  }
+
+  /** Closes the open batch now and waits for submission of everything pending. */
+  async flush(): Promise<void> {
+    if (!this.spool) throw new MeterNotRecoveredError();
+    if (this.open) this.closeOpenBatch();
+    await this.spool.sync();
+    this.kick();
+    await this.drain();
+  }
+
+  /** Stops timers, waits for an in-flight submission, fsyncs and releases the spool. The open batch stays open in the spool. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ageTimer) clearTimeout(this.ageTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.drain();
+    this.spool?.close();
+  }
+}
+
+export function createMeter(options: MeterOptions): Meter {
+  return new Meter(options);
+}

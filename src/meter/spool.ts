@@ -1,0 +1,256 @@
+import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { resolve } from "node:path";
+import type { CallRecord } from "./call-record.js";
+
+/**
+ * The meter's durable local spool: one append-only JSONL file per server. Lines:
+ * - `call`: one call record (bigints as decimal strings), written before the tool result is returned;
+ * - `close`: the records since the previous `close` form batch `sequence`;
+ * - `submitted`: batch `sequence` is committed on chain.
+ */
+export type CloseLine = { type: "close"; sequence: number; batchId: string; period: number; count: number; closedAt: number };
+export type SubmittedLine = { type: "submitted"; sequence: number; txHash: string | null; at: number };
+export type CallLine = { type: "call"; period: number; record: CallRecord };
+export type SpoolLine = CallLine | CloseLine | SubmittedLine;
+
+/** When the spool is fsynced: when a batch closes (default), or after every call record as well. */
+export type SpoolFsync = "batch" | "always";
+
+export type SpoolContents = {
+  lines: SpoolLine[];
+  /** Byte length of the complete lines. */
+  validBytes: number;
+  /** Bytes after the last complete line that are not a complete line (a write torn by a crash). */
+  tornBytes: number;
+  /** The last line is complete JSON but lacks its newline. */
+  unterminated: boolean;
+};
+
+export class SpoolCorruptError extends Error {
+  readonly code = "SPOOL_CORRUPT";
+  constructor(readonly path: string, readonly line: number, reason: string) {
+    super(`${path}:${line}: ${reason}`);
+  }
+}
+
+export class SpoolLockedError extends Error {
+  readonly code = "SPOOL_LOCKED";
+  constructor(readonly path: string, readonly pid: number) {
+    super(`${path} is in use by process ${pid}`);
+  }
+}
+
+export function encodeLine(line: SpoolLine): string {
+  if (line.type !== "call") return `${JSON.stringify(line)}\n`;
+  const r = line.record;
+  return `${JSON.stringify({ type: "call", period: line.period, record: { ...r, priceMicro: r.priceMicro.toString() } })}\n`;
+}
+
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isStr = (v: unknown): v is string => typeof v === "string";
+const OUTCOMES = new Set(["ok", "tool_error", "exception"]);
+
+function decodeRecord(r: Record<string, unknown>): CallRecord | string {
+  if (!isStr(r.eventId) || !isStr(r.provider) || !isStr(r.tool)) return "call record: bad eventId, provider or tool";
+  if (!isNum(r.startedAt) || !isNum(r.endedAt) || !isNum(r.durationMs)) return "call record: bad times";
+  if (!isStr(r.outcome) || !OUTCOMES.has(r.outcome)) return "call record: bad outcome";
+  if (!isInt(r.requestBytes) || !isInt(r.responseBytes)) return "call record: bad byte counts";
+  if (typeof r.billable !== "boolean") return "call record: bad billable";
+  if (!isStr(r.priceMicro) || !/^(0|[1-9]\d*)$/.test(r.priceMicro)) return "call record: bad priceMicro";
+  return {
+    eventId: r.eventId,
+    provider: r.provider,
+    tool: r.tool,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    durationMs: r.durationMs,
+    outcome: r.outcome as CallRecord["outcome"],
+    requestBytes: r.requestBytes,
+    responseBytes: r.responseBytes,
+    billable: r.billable,
+    priceMicro: BigInt(r.priceMicro),
+  };
+}
+
+function decodeLine(value: unknown): SpoolLine | string {
+  if (typeof value !== "object" || value === null) return "not an object";
+  const v = value as Record<string, unknown>;
+  switch (v.type) {
+    case "call": {
+      if (!isInt(v.period) || typeof v.record !== "object" || v.record === null) return "call: bad period or record";
+      const record = decodeRecord(v.record as Record<string, unknown>);
+      return typeof record === "string" ? record : { type: "call", period: v.period, record };
+    }
+    case "close":
+      if (!isInt(v.sequence) || !isStr(v.batchId) || !isInt(v.period) || !isInt(v.count) || !isNum(v.closedAt)) return "close: bad fields";
+      return { type: "close", sequence: v.sequence, batchId: v.batchId, period: v.period, count: v.count, closedAt: v.closedAt };
+    case "submitted":
+      if (!isInt(v.sequence) || !(v.txHash === null || isStr(v.txHash)) || !isNum(v.at)) return "submitted: bad fields";
+      return { type: "submitted", sequence: v.sequence, txHash: v.txHash, at: v.at };
+    default:
+      return "unknown line type";
+  }
+}
+
+/**
+ * Parses spool bytes. Only the last line may be incomplete (a crash mid-write); it is reported
+ * as torn, not returned. Any other unreadable line is corruption.
+ */
+export function parseSpool(bytes: Uint8Array, path = "spool"): SpoolContents {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lines: SpoolLine[] = [];
+  let start = 0;
+  let lineNo = 0;
+  while (start < buf.length) {
+    lineNo++;
+    const nl = buf.indexOf(0x0a, start);
+    const end = nl === -1 ? buf.length : nl;
+    let parsed: unknown;
+    let ok = true;
+    try {
+      parsed = JSON.parse(buf.toString("utf8", start, end));
+    } catch {
+      ok = false;
+    }
+    const decoded = ok ? decodeLine(parsed) : "incomplete or invalid JSON";
+    if (nl === -1) {
+      if (typeof decoded === "string") {
+        if (ok) throw new SpoolCorruptError(path, lineNo, decoded);
+        return { lines, validBytes: start, tornBytes: buf.length - start, unterminated: false };
+      }
+      lines.push(decoded);
+      return { lines, validBytes: buf.length, tornBytes: 0, unterminated: true };
+    }
+    if (typeof decoded === "string") throw new SpoolCorruptError(path, lineNo, decoded);
+    lines.push(decoded);
+    start = nl + 1;
+  }
+  return { lines, validBytes: buf.length, tornBytes: 0, unterminated: false };
+}
+
+function readIfExists(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
+    throw err;
+  }
+}
+
+/** Reads a spool without changing it (a torn last line is left in place and reported). */
+export function readSpool(path: string): SpoolContents {
+  return parseSpool(readIfExists(path), path);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** `<spool>.lock` holds the owner's pid; a lock left by a dead process is taken over. */
+function acquireLock(lockPath: string, spoolPath: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockPath, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    const pid = Number(readIfExists(lockPath).toString("utf8").trim());
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw new SpoolLockedError(spoolPath, pid);
+    try {
+      unlinkSync(lockPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  throw new SpoolLockedError(spoolPath, -1);
+}
+
+function writeAll(fd: number, data: string): void {
+  const buf = Buffer.from(data, "utf8");
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+}
+
+/** Spools open in this process: a second meter on the same spool would be refused by pid alone. */
+const openHere = new Set<string>();
+
+export class Spool {
+  private fd: number | null;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    readonly fsync: SpoolFsync,
+  ) {
+    this.fd = fd;
+  }
+
+  /**
+   * Locks and opens the spool for appending, after repairing its tail: a torn last line is cut
+   * off, a complete last line without its newline gets one. Returns what the spool held.
+   */
+  static open(file: string, options: { fsync?: SpoolFsync } = {}): { spool: Spool; contents: SpoolContents } {
+    const path = resolve(file);
+    const lockPath = `${path}.lock`;
+    if (openHere.has(path)) throw new SpoolLockedError(path, process.pid);
+    acquireLock(lockPath, path);
+    openHere.add(path);
+    try {
+      const fd = openSync(path, "a+");
+      const bytes = readFileSync(path);
+      const contents = parseSpool(bytes, path);
+      if (contents.tornBytes > 0) {
+        ftruncateSync(fd, contents.validBytes);
+        fdatasyncSync(fd);
+      } else if (contents.unterminated) {
+        writeAll(fd, "\n");
+        fdatasyncSync(fd);
+      }
+      return { spool: new Spool(path, fd, options.fsync ?? "batch"), contents };
+    } catch (err) {
+      openHere.delete(path);
+      unlinkSync(lockPath);
+      throw err;
+    }
+  }
+
+  private get handle(): number {
+    if (this.fd === null) throw new Error(`spool ${this.path} is closed`);
+    return this.fd;
+  }
+
+  /** One write of one line; with `fsync: "always"`, also an fdatasync. */
+  append(line: SpoolLine): void {
+    const fd = this.handle;
+    writeAll(fd, encodeLine(line));
+    if (this.fsync === "always") fdatasyncSync(fd);
+  }
+
+  /** Flushes everything written so far to stable storage. */
+  sync(): Promise<void> {
+    const fd = this.handle;
+    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    fdatasyncSync(this.fd);
+    closeSync(this.fd);
+    this.fd = null;
+    openHere.delete(this.path);
+    try {
+      unlinkSync(`${this.path}.lock`);
+    } catch {
+      /* already gone */
+    }
+  }
+}
