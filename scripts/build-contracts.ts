@@ -19,7 +19,7 @@ const VERIFIERS_DIR = "build/verifiers";
 const OUT_DIR = path.join(ROOT, "build", "contracts");
 const STAMP_FILE = path.join(OUT_DIR, ".stamp");
 const ABI_DIR = path.join(ROOT, "abis");
-const TYPED_ABIS = ["EncryptedERC", "Registrar", "TestUSDC"];
+const TYPED_ABIS = ["EncryptedERC", "Registrar", "TestUSDC", "ProviderRegistry", "UsageLedger"];
 
 interface SolcSettings {
   optimizer: { enabled: boolean; runs: number };

@@ -2,8 +2,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { BUILD_DIR } from "../src/eerc/artifacts.js";
 
 const compiled = (name: string) => JSON.parse(readFileSync(join(BUILD_DIR, "contracts", `${name}.json`), "utf8")).abi;
@@ -13,6 +15,8 @@ describe("committed ABIs", () => {
     ["EncryptedERC", EncryptedERCAbi],
     ["Registrar", RegistrarAbi],
     ["TestUSDC", TestUSDCAbi],
+    ["ProviderRegistry", ProviderRegistryAbi],
+    ["UsageLedger", UsageLedgerAbi],
   ] as const)("abis/%sAbi.ts matches the compiled contract", (name, abi) => {
     expect(JSON.parse(JSON.stringify(abi))).toEqual(compiled(name));
   });

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.27;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+
+/// @title UsageLedger
+/// @notice On-chain commitments of metered MCP usage. An authorised server commits each batch of
+/// call records once: its id, its period, a Merkle root over the records and per-provider aggregate
+/// lines encrypted to the provider, the operator and the auditor. No plaintext count is stored or
+/// emitted; the `UsageCommitted` event carries the whole batch for indexers.
+/// @dev The server commits directly (`commit`) or anyone relays its EIP-712 signature
+/// (`commitSigned`, primary type `CommitUsageBatch`, domain "BackendShield UsageLedger" version 1).
+/// A batch id is single-use per server, which also makes a signature single-use. The contract
+/// stores only the batch's EIP-712 struct hash (`batchHashOf`), so a batch read back from the logs
+/// can be checked against state with `hashBatch`. Periods are the server's clock, in Unix
+/// milliseconds, and are not compared with block time.
+contract UsageLedger is Ownable, EIP712 {
+    struct UsageBatch {
+        address server;
+        bytes32 batchId;
+        uint64 periodStart;
+        uint64 periodEnd;
+        bytes32 merkleRoot;
+        bytes encryptedLines;
+    }
+
+    bytes32 public constant USAGE_BATCH_TYPEHASH = keccak256(
+        "UsageBatch(address server,bytes32 batchId,uint64 periodStart,uint64 periodEnd,bytes32 merkleRoot,bytes encryptedLines)"
+    );
+    bytes32 public constant COMMIT_USAGE_BATCH_TYPEHASH = keccak256(
+        "CommitUsageBatch(UsageBatch batch,uint256 deadline)"
+        "UsageBatch(address server,bytes32 batchId,uint64 periodStart,uint64 periodEnd,bytes32 merkleRoot,bytes encryptedLines)"
+    );
+
+    mapping(address server => bool) public isAuthorisedServer;
+    mapping(address server => mapping(bytes32 batchId => bytes32 batchHash)) public batchHashOf;
+
+    event ServerAuthorisationChanged(address indexed server, bool authorised);
+    event UsageCommitted(
+        address indexed server,
+        bytes32 indexed batchId,
+        uint64 periodStart,
+        uint64 periodEnd,
+        bytes32 merkleRoot,
+        bytes encryptedLines
+    );
+
+    error ZeroAddress();
+    error UnauthorisedServer(address server);
+    error NotBatchServer(address sender, address server);
+    error BatchAlreadyCommitted(address server, bytes32 batchId);
+    error InvalidPeriod(uint64 periodStart, uint64 periodEnd);
+    error EmptyMerkleRoot();
+    error EmptyLines();
+    error SignatureExpired(uint256 deadline);
+    error InvalidSignature();
+
+    constructor() Ownable(msg.sender) EIP712("BackendShield UsageLedger", "1") {}
+
+    /// @notice Authorises (or revokes) a server key. Revoking keeps its committed batches.
+    function setServer(address server, bool authorised) external onlyOwner {
+        if (server == address(0)) revert ZeroAddress();
+        isAuthorisedServer[server] = authorised;
+        emit ServerAuthorisationChanged(server, authorised);
+    }
+
+    /// @notice Commits a batch sent by its own server.
+    function commit(UsageBatch calldata batch) external {
+        if (msg.sender != batch.server) revert NotBatchServer(msg.sender, batch.server);
+        _commit(batch, hashBatch(batch));
+    }
+
+    /// @notice Commits a batch relayed with its server's EIP-712 signature.
+    function commitSigned(UsageBatch calldata batch, uint256 deadline, bytes calldata signature) external {
+        if (block.timestamp > deadline) revert SignatureExpired(deadline);
+        bytes32 batchHash = hashBatch(batch);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(COMMIT_USAGE_BATCH_TYPEHASH, batchHash, deadline)));
+        if (!SignatureChecker.isValidSignatureNow(batch.server, digest, signature)) revert InvalidSignature();
+        _commit(batch, batchHash);
+    }
+
+    function isCommitted(address server, bytes32 batchId) external view returns (bool) {
+        return batchHashOf[server][batchId] != bytes32(0);
+    }
+
+    /// @notice EIP-712 struct hash of a batch: the value `batchHashOf` stores once it is committed.
+    function hashBatch(UsageBatch calldata batch) public pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                USAGE_BATCH_TYPEHASH,
+                batch.server,
+                batch.batchId,
+                batch.periodStart,
+                batch.periodEnd,
+                batch.merkleRoot,
+                keccak256(batch.encryptedLines)
+            )
+        );
+    }
+
+    function _commit(UsageBatch calldata batch, bytes32 batchHash) private {
+        address server = batch.server;
+        if (!isAuthorisedServer[server]) revert UnauthorisedServer(server);
+        if (batchHashOf[server][batch.batchId] != bytes32(0)) revert BatchAlreadyCommitted(server, batch.batchId);
+        if (batch.periodStart > batch.periodEnd) revert InvalidPeriod(batch.periodStart, batch.periodEnd);
+        if (batch.merkleRoot == bytes32(0)) revert EmptyMerkleRoot();
+        if (batch.encryptedLines.length == 0) revert EmptyLines();
+
+        batchHashOf[server][batch.batchId] = batchHash;
+        emit UsageCommitted(
+            server, batch.batchId, batch.periodStart, batch.periodEnd, batch.merkleRoot, batch.encryptedLines
+        );
+    }
+}
