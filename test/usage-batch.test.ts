@@ -1,0 +1,401 @@
+import { type Hex, decodeAbiParameters, encodeAbiParameters, keccak256, parseAbiParameters, verifyTypedData } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { describe, expect, it } from "vitest";
+import { IDENTITY, type Point, mulBase, randomScalar } from "../src/eerc/curve.js";
+import {
+  type CallRecord,
+  DuplicateRecordError,
+  EmptyBatchError,
+  InvalidBatchError,
+  InvalidCallRecordError,
+  InvalidPricingError,
+  InvalidRecipientKeyError,
+  InvalidUsageLineError,
+  type LineKeys,
+  MalformedLinesError,
+  MerkleError,
+  PricingModel,
+  type UsageLine,
+  WORDS_PER_LINE,
+  aggregateLines,
+  batchIdOf,
+  batchTypedData,
+  buildBatch,
+  buildMerkleTree,
+  callRecordLeaf,
+  decodeEncryptedLines,
+  decryptLinesFor,
+  encodeCallRecord,
+  encryptLines,
+  encryptedLineCount,
+  merkleProof,
+  paddedLineCount,
+  providerIdOf,
+  recordProof,
+  recordsTree,
+  validateCallRecord,
+  validatePricing,
+  verifyBatchRecords,
+  verifyMerkleProof,
+} from "../src/usage/index.js";
+
+const SERVER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d" as const;
+const server = privateKeyToAccount(SERVER_KEY);
+
+let counter = 0;
+function record(overrides: Partial<CallRecord> = {}): CallRecord {
+  counter += 1;
+  return {
+    eventId: `evt-${counter}`,
+    provider: "coingecko",
+    tool: "getPrice",
+    startedAt: 1_700_000_000_000 + counter,
+    endedAt: 1_700_000_000_050 + counter,
+    durationMs: 50,
+    outcome: "ok",
+    requestBytes: 120,
+    responseBytes: 2_048,
+    billable: true,
+    priceMicro: 1_500n,
+    ...overrides,
+  };
+}
+
+const sk = {
+  operator: randomScalar(),
+  auditor: randomScalar(),
+  coingecko: randomScalar(),
+  etherscan: randomScalar(),
+  defillama: randomScalar(),
+  competitor: randomScalar(),
+};
+const providerSk: Record<Hex, bigint> = {
+  [providerIdOf("coingecko")]: sk.coingecko,
+  [providerIdOf("etherscan")]: sk.etherscan,
+  [providerIdOf("defillama")]: sk.defillama,
+};
+const keys: LineKeys = {
+  operatorPk: mulBase(sk.operator),
+  auditorPk: mulBase(sk.auditor),
+  providerPk: (id) => mulBase(providerSk[id]!),
+};
+const WINDOW = { periodStart: 1_700_000_000_000, periodEnd: 1_700_000_100_000 };
+
+describe("call records", () => {
+  it("accepts a well-formed record and returns exactly its fields", () => {
+    const r = record();
+    expect(validateCallRecord({ ...r })).toEqual(r);
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ["eventId", { eventId: "" }],
+    ["provider", { provider: "coin-gecko" }],
+    ["provider", { provider: "x".repeat(65) }],
+    ["tool", { tool: 7 }],
+    ["startedAt", { startedAt: -1 }],
+    ["durationMs", { durationMs: 1.5 }],
+    ["endedAt", { endedAt: 1 }],
+    ["requestBytes", { requestBytes: -3 }],
+    ["responseBytes", { responseBytes: Number.MAX_SAFE_INTEGER + 1 }],
+    ["outcome", { outcome: "error" }],
+    ["billable", { billable: "yes" }],
+    ["priceMicro", { priceMicro: 10 }],
+    ["priceMicro", { priceMicro: -1n }],
+    ["priceMicro", { priceMicro: 1n << 64n }],
+    ["priceMicro", { billable: false, priceMicro: 5n }],
+    ["costMicro", { costMicro: 5n }],
+  ])("rejects a bad %s with a typed error naming the field", (field, change) => {
+    const bad = { ...record(), ...change };
+    let caught: unknown;
+    try {
+      validateCallRecord(bad);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(InvalidCallRecordError);
+    expect((caught as InvalidCallRecordError).field).toBe(field);
+    expect((caught as InvalidCallRecordError).code).toBe("INVALID_CALL_RECORD");
+  });
+
+  it("encodes canonically: abi.encode of the fields, outcome as its index, double-hashed leaf", () => {
+    const r = record({ outcome: "tool_error", billable: false, priceMicro: 0n });
+    const encoded = encodeCallRecord(r);
+    const decoded = decodeAbiParameters(
+      parseAbiParameters("string, string, string, uint64, uint64, uint64, uint8, uint64, uint64, bool, uint64"),
+      encoded,
+    );
+    expect(decoded).toEqual([r.eventId, r.provider, r.tool, BigInt(r.startedAt), BigInt(r.endedAt), 50n, 1, 120n, 2048n, false, 0n]);
+    expect(callRecordLeaf(r)).toBe(keccak256(keccak256(encoded)));
+    expect(callRecordLeaf({ ...r })).toBe(callRecordLeaf(r));
+  });
+
+  it("changes the leaf when any field changes", () => {
+    const r = record();
+    const variants: Partial<CallRecord>[] = [
+      { eventId: "other" },
+      { provider: "etherscan" },
+      { tool: "getBlock" },
+      { startedAt: r.startedAt - 1 },
+      { endedAt: r.endedAt + 1 },
+      { durationMs: 51 },
+      { outcome: "exception" },
+      { requestBytes: 121 },
+      { responseBytes: 2_049 },
+      { billable: false, priceMicro: 0n },
+      { priceMicro: 1_501n },
+    ];
+    const leaves = new Set([callRecordLeaf(r), ...variants.map((v) => callRecordLeaf({ ...r, ...v }))]);
+    expect(leaves.size).toBe(variants.length + 1);
+  });
+});
+
+describe("Merkle tree", () => {
+  it("gives every record a proof that verifies, for 1 to 9 records", () => {
+    for (let n = 1; n <= 9; n++) {
+      const records = Array.from({ length: n }, () => record());
+      const tree = recordsTree(records);
+      for (const r of records) expect(verifyMerkleProof(callRecordLeaf(r), recordProof(tree, r), tree.root)).toBe(true);
+      if (n === 1) {
+        expect(tree.root).toBe(callRecordLeaf(records[0]));
+        expect(recordProof(tree, records[0])).toEqual([]);
+      }
+    }
+  });
+
+  it("is deterministic and independent of record order", () => {
+    const records = Array.from({ length: 7 }, () => record());
+    const root = recordsTree(records).root;
+    expect(recordsTree([...records].reverse()).root).toBe(root);
+    expect(recordsTree([records[3], records[0], records[6], records[1], records[5], records[2], records[4]]).root).toBe(root);
+  });
+
+  it("refuses a wrong leaf, a wrong root and a tampered proof", () => {
+    const records = Array.from({ length: 5 }, () => record());
+    const tree = recordsTree(records);
+    const proof = recordProof(tree, records[2]);
+    const leaf = callRecordLeaf(records[2]);
+    expect(verifyMerkleProof(callRecordLeaf({ ...records[2], priceMicro: 1n }), proof, tree.root)).toBe(false);
+    expect(verifyMerkleProof(leaf, proof, recordsTree(records.slice(1)).root)).toBe(false);
+    expect(verifyMerkleProof(leaf, [keccak256("0x01"), ...proof.slice(1)], tree.root)).toBe(false);
+    expect(verifyMerkleProof(leaf, proof.slice(1), tree.root)).toBe(false);
+    expect(() => merkleProof(tree, keccak256("0x02"))).toThrow(MerkleError);
+  });
+
+  it("rejects an empty batch and repeated records", () => {
+    expect(() => recordsTree([])).toThrow(EmptyBatchError);
+    expect(() => buildMerkleTree([])).toThrow(EmptyBatchError);
+    const r = record();
+    expect(() => recordsTree([r, { ...r }])).toThrow(DuplicateRecordError);
+    expect(() => buildMerkleTree([callRecordLeaf(r), callRecordLeaf(r)])).toThrow(MerkleError);
+  });
+
+  it("verifyBatchRecords: true for the committed set in any order, false if one record differs or is missing", () => {
+    const records = Array.from({ length: 6 }, () => record());
+    const root = recordsTree(records).root;
+    expect(verifyBatchRecords([...records].reverse(), root)).toBe(true);
+    expect(verifyBatchRecords([...records.slice(1), { ...records[0], priceMicro: records[0].priceMicro + 1n }], root)).toBe(false);
+    expect(verifyBatchRecords(records.slice(1), root)).toBe(false);
+    expect(() => verifyBatchRecords([{ ...records[0], outcome: "bad" as never }], root)).toThrow(InvalidCallRecordError);
+  });
+});
+
+describe("encrypted lines", () => {
+  const mixed = (): CallRecord[] => [
+    record({ provider: "coingecko", priceMicro: 1_500n }),
+    record({ provider: "coingecko", priceMicro: 1_500n }),
+    record({ provider: "coingecko", outcome: "tool_error", billable: false, priceMicro: 0n }),
+    record({ provider: "etherscan", priceMicro: 2n }),
+    record({ provider: "defillama", priceMicro: 0n }),
+    record({ provider: "defillama", outcome: "exception", billable: false, priceMicro: 0n }),
+  ];
+
+  it("aggregates one line per provider: calls, billable calls, Σ price of billable calls", () => {
+    const lines = aggregateLines(mixed());
+    const byId = Object.fromEntries(lines.map((l) => [l.providerId, l]));
+    expect(byId[providerIdOf("coingecko")]).toMatchObject({ calls: 3n, billableCalls: 2n, amountMicro: 3_000n });
+    expect(byId[providerIdOf("etherscan")]).toMatchObject({ calls: 1n, billableCalls: 1n, amountMicro: 2n });
+    expect(byId[providerIdOf("defillama")]).toMatchObject({ calls: 2n, billableCalls: 1n, amountMicro: 0n });
+    expect(lines.map((l) => l.providerId)).toEqual([...lines.map((l) => l.providerId)].sort());
+  });
+
+  it("a provider decrypts exactly its own line; operator and auditor all; a competitor nothing", () => {
+    const { batch, lines } = buildBatch({ server: server.address, sequence: 1, ...WINDOW, records: mixed(), keys });
+    expect(lines).toHaveLength(3);
+    for (const name of ["coingecko", "etherscan", "defillama"] as const) {
+      const own = lines.find((l) => l.providerId === providerIdOf(name));
+      expect(decryptLinesFor(batch.encryptedLines, sk[name], "provider")).toEqual([own]);
+    }
+    expect(decryptLinesFor(batch.encryptedLines, sk.operator, "operator")).toEqual(lines);
+    expect(decryptLinesFor(batch.encryptedLines, sk.auditor, "auditor")).toEqual(lines);
+    for (const role of ["provider", "operator", "auditor"] as const) {
+      expect(decryptLinesFor(batch.encryptedLines, sk.competitor, role)).toEqual([]);
+    }
+    // Each key opens only its own copy slot.
+    expect(decryptLinesFor(batch.encryptedLines, sk.coingecko, "operator")).toEqual([]);
+    expect(decryptLinesFor(batch.encryptedLines, sk.operator, "auditor")).toEqual([]);
+    expect(decryptLinesFor(batch.encryptedLines, sk.auditor, "provider")).toEqual([]);
+  });
+
+  it("a payout account behind two namespaces reads both lines", () => {
+    const shared = randomScalar();
+    const lines = aggregateLines([record({ provider: "alpha" }), record({ provider: "beta" }), record({ provider: "gamma" })]);
+    const gamma = providerIdOf("gamma");
+    const encrypted = encryptLines(lines, {
+      ...keys,
+      providerPk: (id) => (id === gamma ? mulBase(sk.competitor) : mulBase(shared)),
+    });
+    expect(decryptLinesFor(encrypted, shared, "provider")).toEqual(lines.filter((l) => l.providerId !== gamma));
+  });
+
+  it("pads to the next power of two (at least 4) with dummy lines that look like real ones", () => {
+    expect([1, 2, 3, 4, 5, 9, 100].map((n) => paddedLineCount(n))).toEqual([4, 4, 4, 4, 8, 16, 128]);
+    expect(paddedLineCount(1, 1)).toBe(1);
+    expect(paddedLineCount(3, 1)).toBe(4);
+    expect(() => paddedLineCount(3, 3)).toThrow(RangeError);
+
+    const lines = aggregateLines(Array.from({ length: 5 }, (_, i) => record({ provider: `p${i}` })));
+    const encrypted = encryptLines(lines, { ...keys, providerPk: () => mulBase(sk.coingecko) });
+    expect(encryptedLineCount(encrypted)).toBe(8);
+    const words = decodeEncryptedLines(encrypted);
+    expect(words.every((w) => w.length === WORDS_PER_LINE)).toBe(true);
+    expect(decryptLinesFor(encrypted, sk.operator, "operator")).toEqual(lines);
+    expect(decryptLinesFor(encrypted, sk.coingecko, "provider")).toEqual(lines);
+    const single = encryptLines(lines.slice(0, 1), { ...keys, providerPk: () => mulBase(sk.coingecko) }, { minLines: 1 });
+    expect(encryptedLineCount(single)).toBe(1);
+  });
+
+  it("is randomised: the same lines encrypt differently, and real lines are not always first", () => {
+    const lines = aggregateLines([record({ provider: "coingecko" })]);
+    const a = encryptLines(lines, keys);
+    const b = encryptLines(lines, keys);
+    expect(a).not.toBe(b);
+    const positions = new Set<number>();
+    for (let i = 0; i < 24; i++) {
+      const words = decodeEncryptedLines(encryptLines(lines, keys));
+      positions.add(words.findIndex((w) => decryptLinesFor(encodeLines([w]), sk.operator, "operator").length === 1));
+    }
+    expect(positions.size).toBeGreaterThan(1);
+  });
+
+  it("a tampered word makes that line unreadable for every recipient", () => {
+    const lines = aggregateLines([record({ provider: "coingecko" })]);
+    const words = decodeEncryptedLines(encryptLines(lines, keys, { minLines: 1 }))[0];
+    for (const i of [2, 3, 6, 7, 10, 14]) {
+      const tampered = [...words];
+      tampered[i] += 1n;
+      const bytes = encodeLines([tampered]);
+      const slotOf = (k: number) => (k < 3 ? -1 : Math.floor((k - 3) / 4));
+      const readable = [
+        decryptLinesFor(bytes, sk.coingecko, "provider").length,
+        decryptLinesFor(bytes, sk.operator, "operator").length,
+        decryptLinesFor(bytes, sk.auditor, "auditor").length,
+      ];
+      // A header word (nonce) breaks every copy; a ciphertext word breaks its own copy only.
+      expect(readable).toEqual([0, 1, 2].map((s) => (slotOf(i) === -1 || slotOf(i) === s ? 0 : 1)));
+    }
+  });
+
+  it("validates lines and recipient keys", () => {
+    const good: UsageLine = { providerId: providerIdOf("coingecko"), calls: 2n, billableCalls: 1n, amountMicro: 5n };
+    const lineError = (line: Partial<UsageLine>) => {
+      try {
+        encryptLines([{ ...good, ...line }], keys);
+      } catch (err) {
+        expect(err).toBeInstanceOf(InvalidUsageLineError);
+        return (err as InvalidUsageLineError).field;
+      }
+      return undefined;
+    };
+    expect(lineError({ billableCalls: 3n })).toBe("billableCalls");
+    expect(lineError({ calls: -1n })).toBe("calls");
+    expect(lineError({ calls: 1n << 64n, billableCalls: 0n })).toBe("calls");
+    expect(lineError({ amountMicro: 1n << 128n })).toBe("amountMicro");
+    expect(lineError({ providerId: "0x1234" })).toBe("providerId");
+    expect(() => encryptLines([good, { ...good }], keys)).toThrow(InvalidUsageLineError);
+    expect(() => encryptLines([], keys)).toThrow(InvalidUsageLineError);
+    expect(() => encryptLines([good], { ...keys, auditorPk: [...IDENTITY] as Point })).toThrow(InvalidRecipientKeyError);
+    expect(() => encryptLines([good], { ...keys, operatorPk: [1n, 2n] })).toThrow(InvalidRecipientKeyError);
+  });
+
+  it("rejects malformed encrypted bytes", () => {
+    expect(() => decryptLinesFor("0x1234", sk.operator, "operator")).toThrow(MalformedLinesError);
+    expect(() => decodeEncryptedLines(encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [2n, Array(15).fill(1n)]))).toThrow(
+      MalformedLinesError,
+    );
+    expect(() => decodeEncryptedLines(encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [1n, Array(14).fill(1n)]))).toThrow(
+      MalformedLinesError,
+    );
+  });
+});
+
+describe("batches", () => {
+  it("derives batchId = keccak256(abi.encode(server, sequence))", () => {
+    const id = batchIdOf(server.address, 7n);
+    expect(id).toBe(keccak256(encodeAbiParameters(parseAbiParameters("address, uint256"), [server.address, 7n])));
+    expect(batchIdOf(server.address, 7)).toBe(id);
+    expect(batchIdOf(server.address, 8n)).not.toBe(id);
+    expect(() => batchIdOf(server.address, -1n)).toThrow(InvalidBatchError);
+  });
+
+  it("builds the struct and checks the period against the records", () => {
+    const records = [record(), record({ provider: "etherscan" })];
+    const { batch, tree } = buildBatch({ server: server.address, sequence: 3, ...WINDOW, records, keys });
+    expect(batch).toMatchObject({
+      server: server.address,
+      batchId: batchIdOf(server.address, 3n),
+      periodStart: BigInt(WINDOW.periodStart),
+      periodEnd: BigInt(WINDOW.periodEnd),
+      merkleRoot: tree.root,
+    });
+    expect(verifyBatchRecords(records, batch.merkleRoot)).toBe(true);
+    const build = (o: object) => () => buildBatch({ server: server.address, sequence: 3, ...WINDOW, records, keys, ...o });
+    expect(build({ periodEnd: WINDOW.periodStart - 1 })).toThrow(InvalidBatchError);
+    expect(build({ periodStart: records[1].startedAt + 1 })).toThrow(InvalidBatchError);
+    expect(build({ periodEnd: records[1].endedAt - 1 })).toThrow(InvalidBatchError);
+    expect(build({ records: [] })).toThrow(EmptyBatchError);
+  });
+
+  it("produces typed data the server signs and viem verifies", async () => {
+    const { batch } = buildBatch({ server: server.address, sequence: 1, ...WINDOW, records: [record()], keys });
+    const typed = batchTypedData(batch, 1_900_000_000n, { chainId: 31337, ledger: "0x5FbDB2315678afecb367f032d93F642f64180aa3" });
+    const signature = await server.signTypedData(typed);
+    expect(await verifyTypedData({ ...typed, address: server.address, signature })).toBe(true);
+    const other = batchTypedData({ ...batch, periodEnd: batch.periodEnd + 1n }, 1_900_000_000n, {
+      chainId: 31337,
+      ledger: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    });
+    expect(await verifyTypedData({ ...other, address: server.address, signature })).toBe(false);
+  });
+});
+
+describe("pricing (mirror of the registry's rules)", () => {
+  it.each<[string, Parameters<typeof validatePricing>[0]]>([
+    ["pricePerCallMicro", { model: PricingModel.PerCall, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] }],
+    ["poolWeight", { model: PricingModel.PerCall, pricePerCallMicro: 1n, poolWeight: 1, tiers: [] }],
+    ["poolWeight", { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] }],
+    ["tiers", { model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] }],
+    [
+      "tiers[1].upToCalls",
+      {
+        model: PricingModel.Tiered,
+        pricePerCallMicro: 0n,
+        poolWeight: 0,
+        tiers: [
+          { upToCalls: 10n, priceMicro: 0n },
+          { upToCalls: 10n, priceMicro: 5n },
+        ],
+      },
+    ],
+  ])("rejects %s", (field, pricing) => {
+    expect(() => validatePricing(pricing)).toThrow(InvalidPricingError);
+    try {
+      validatePricing(pricing);
+    } catch (err) {
+      expect((err as InvalidPricingError).field).toBe(field);
+    }
+  });
+});
+
+function encodeLines(lines: bigint[][]): Hex {
+  return encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [1n, lines.flat()]);
+}
