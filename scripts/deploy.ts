@@ -46,7 +46,10 @@ export type DeployOptions = {
   log?: (line: string) => void;
 };
 
-/** Builds what is stale, deploys the eERC contracts, registers and sets the auditor, writes the manifest. */
+/**
+ * Builds what is stale, deploys the eERC contracts, registers and sets the auditor, deploys the
+ * ProviderRegistry and UsageLedger, writes the manifest.
+ */
 export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
   const log = options.log ?? (() => {});
   const isConverter = options.isConverter ?? true;
@@ -103,6 +106,10 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     if (!options.prover) await prover.close();
   }
 
+  const providerRegistry = await deployContract(chain, d, "ProviderRegistry", [registrar]);
+  const usageLedger = await deployContract(chain, d, "UsageLedger");
+  log(`deployed ProviderRegistry ${providerRegistry}, UsageLedger ${usageLedger}`);
+
   const manifest: DeploymentManifest = {
     network: options.network,
     chainId: chain.chain.id,
@@ -111,7 +118,7 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     isConverter,
     owner: getAddress(d.address),
     auditor: getAddress(options.auditor.address),
-    contracts: { registrar, encryptedERC, token, verifiers },
+    contracts: { registrar, encryptedERC, token, verifiers, providerRegistry, usageLedger },
     deployedAt: new Date().toISOString(),
   };
   const manifestPath = options.write === false ? undefined : writeManifest(manifest);

@@ -18,6 +18,8 @@ export type DeploymentManifest = {
     /** The ERC-20 wrapped by the converter (the 6-decimal test USDC locally, USDC on Fuji). */
     token: Address;
     verifiers: { registration: Address; transfer: Address; withdraw: Address; mint: Address; burn: Address };
+    providerRegistry: Address;
+    usageLedger: Address;
   };
   deployedAt: string;
 };
@@ -46,6 +48,8 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
     ["contracts.registrar", m.contracts?.registrar],
     ["contracts.encryptedERC", m.contracts?.encryptedERC],
     ["contracts.token", m.contracts?.token],
+    ["contracts.providerRegistry", m.contracts?.providerRegistry],
+    ["contracts.usageLedger", m.contracts?.usageLedger],
   ];
   for (const [field, value] of addresses) {
     if (typeof value !== "string" || !isAddress(value)) throw new ManifestError(`${path}: ${field} is not an address`);
@@ -62,6 +66,8 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
       registrar: getAddress(m.contracts.registrar),
       encryptedERC: getAddress(m.contracts.encryptedERC),
       token: getAddress(m.contracts.token),
+      providerRegistry: getAddress(m.contracts.providerRegistry),
+      usageLedger: getAddress(m.contracts.usageLedger),
     },
   };
 }

@@ -1,0 +1,471 @@
+/**
+ * ProviderRegistry and UsageLedger on anvil, deployed by scripts/deploy.ts next to the eERC. Payout
+ * accounts are registered in the real Registrar with real registration proofs.
+ */
+import {
+  type Abi,
+  type Address,
+  BaseError,
+  ContractFunctionRevertedError,
+  type Hex,
+  type TransactionReceipt,
+  getAddress,
+  parseEventLogs,
+  zeroAddress,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
+import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
+import { loadArtifact } from "../scripts/build-contracts.js";
+import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
+import { type Anvil, startAnvil } from "../src/chain/anvil.js";
+import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import { mulBase, randomScalar } from "../src/eerc/curve.js";
+import { EercClient } from "../src/eerc/client.js";
+import { Prover } from "../src/eerc/prover.js";
+import {
+  type CallRecord,
+  type LineKeys,
+  type Pricing,
+  PricingModel,
+  type UsageBatch,
+  batchHash,
+  batchTypedData,
+  buildBatch,
+  callRecordLeaf,
+  decryptLinesFor,
+  fetchLineKeys,
+  providerIdOf,
+  recordProof,
+  registerProviderTypedData,
+  setActiveTypedData,
+  setPayoutAccountTypedData,
+  updatePricingTypedData,
+  verifyBatchRecords,
+} from "../src/usage/index.js";
+
+const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
+const [operator, providerA, providerB, competitor, unregistered, server, relayer, rogueServer, spare, auditorAccount] = accounts;
+const UINT64_MAX = (1n << 64n) - 1n;
+
+const perCall = (price: bigint): Pricing => ({ model: PricingModel.PerCall, pricePerCallMicro: price, poolWeight: 0, tiers: [] });
+const freePool = (weight: number): Pricing => ({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: weight, tiers: [] });
+const tiered = (...tiers: [bigint, bigint][]): Pricing => ({
+  model: PricingModel.Tiered,
+  pricePerCallMicro: 0n,
+  poolWeight: 0,
+  tiers: tiers.map(([upToCalls, priceMicro]) => ({ upToCalls, priceMicro })),
+});
+
+describe("ProviderRegistry and UsageLedger", () => {
+  let anvil: Anvil;
+  let chain: ChainClients;
+  const prover = new Prover();
+  let manifest: Awaited<ReturnType<typeof deploy>>;
+  let registry: Address, ledger: Address;
+  const eerc: Record<string, EercClient> = {};
+  const gas: Record<string, number> = {};
+
+  const wallet = (account: (typeof accounts)[number]) => chain.walletFor(account);
+
+  async function send(
+    from: (typeof accounts)[number],
+    address: Address,
+    abi: Abi | readonly unknown[],
+    functionName: string,
+    args: readonly unknown[],
+  ): Promise<TransactionReceipt> {
+    const hash = await wallet(from).writeContract({ address, abi, functionName, args } as never);
+    const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+    expect(receipt.status).toBe("success");
+    return receipt;
+  }
+
+  async function read<T>(address: Address, abi: Abi | readonly unknown[], functionName: string, args: readonly unknown[] = []): Promise<T> {
+    return (await chain.publicClient.readContract({ address, abi, functionName, args } as never)) as T;
+  }
+
+  async function expectRevert(
+    from: (typeof accounts)[number],
+    address: Address,
+    abi: Abi | readonly unknown[],
+    functionName: string,
+    args: readonly unknown[],
+    errorName: string,
+    errorArgs?: readonly unknown[],
+  ): Promise<void> {
+    try {
+      await chain.publicClient.simulateContract({ account: from, address, abi, functionName, args } as never);
+    } catch (err) {
+      const revert = err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : null;
+      if (!(revert instanceof ContractFunctionRevertedError)) throw err;
+      expect(revert.data?.errorName).toBe(errorName);
+      if (errorArgs) expect(revert.data?.args).toEqual(errorArgs);
+      return;
+    }
+    throw new Error(`${functionName} did not revert (expected ${errorName})`);
+  }
+
+  function events(receipt: TransactionReceipt, abi: Abi | readonly unknown[], eventName: string): Record<string, unknown>[] {
+    return (parseEventLogs({ abi: abi as Abi, logs: receipt.logs, eventName }) as { args: Record<string, unknown> }[]).map((e) => e.args);
+  }
+
+  const latestTimestamp = async () => (await chain.publicClient.getBlock()).timestamp;
+  const target = () => ({ chainId: chain.chain.id, registry });
+  const ownerNonce = () => read<bigint>(registry, ProviderRegistryAbi, "nonces", [operator.address]);
+
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    chain = await connectChain(anvil.rpcUrl);
+    manifest = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-usage-test", deployer: operator, auditor: auditorAccount, prover, write: false });
+    registry = manifest.contracts.providerRegistry;
+    ledger = manifest.contracts.usageLedger;
+    for (const [name, account] of Object.entries({ operator, providerA, providerB, competitor, spare, auditor: auditorAccount })) {
+      eerc[name] = await EercClient.connect({
+        publicClient: chain.publicClient,
+        wallet: wallet(account),
+        contracts: { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar },
+        prover,
+      });
+      if (name !== "auditor") await eerc[name].register();
+    }
+  });
+
+  afterAll(async () => {
+    if (Object.keys(gas).length > 0) console.log("usage gas used:", gas);
+    await prover.close();
+    await anvil?.stop();
+  });
+
+  it("is deployed by the deploy script, owned by the operator and bound to the Registrar", async () => {
+    expect(await read(registry, ProviderRegistryAbi, "owner")).toBe(getAddress(operator.address));
+    expect(await read(registry, ProviderRegistryAbi, "registrar")).toBe(getAddress(manifest.contracts.registrar));
+    expect(await read(ledger, UsageLedgerAbi, "owner")).toBe(getAddress(operator.address));
+  });
+
+  describe("ProviderRegistry", () => {
+    it("registers a provider with everything an indexer needs in the event", async () => {
+      const id = providerIdOf("coingecko");
+      expect(await read(registry, ProviderRegistryAbi, "providerIdOf", ["coingecko"])).toBe(id);
+      const receipt = await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["coingecko", providerA.address, perCall(1_500n)]);
+      gas["registerProvider (per-call)"] = Number(receipt.gasUsed);
+      expect(events(receipt, ProviderRegistryAbi, "ProviderRegistered")).toEqual([
+        { providerId: id, namespace: "coingecko", payoutAccount: providerA.address, pricing: perCall(1_500n) },
+      ]);
+      expect(await read(registry, ProviderRegistryAbi, "getProvider", [id])).toEqual({
+        namespace: "coingecko",
+        payoutAccount: providerA.address,
+        active: true,
+        pricing: perCall(1_500n),
+      });
+      expect(await read(registry, ProviderRegistryAbi, "isProvider", [id])).toBe(true);
+      await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["coingecko", providerB.address, perCall(1n)], "ProviderAlreadyRegistered", [id]);
+    });
+
+    it("stores tiered and free-pool pricing exactly, including an open-ended last tier", async () => {
+      const tiers = tiered([1_000n, 0n], [100_000n, 20n], [UINT64_MAX, 10n]);
+      const receipt = await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["etherscan", providerB.address, tiers]);
+      gas["registerProvider (3 tiers)"] = Number(receipt.gasUsed);
+      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("etherscan")])).pricing).toEqual(tiers);
+      await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["defillama", competitor.address, freePool(3)]);
+      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("defillama")])).pricing).toEqual(freePool(3));
+    });
+
+    it("requires the payout account to be registered in the eERC Registrar", async () => {
+      await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["dune", unregistered.address, perCall(1n)], "PayoutAccountNotRegistered", [
+        unregistered.address,
+      ]);
+      await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["dune", zeroAddress, perCall(1n)], "ZeroAddress");
+      await expectRevert(operator, registry, ProviderRegistryAbi, "setPayoutAccount", [providerIdOf("coingecko"), unregistered.address], "PayoutAccountNotRegistered");
+    });
+
+    it("validates namespaces and pricing", async () => {
+      for (const ns of ["", "coin-gecko", "coin gecko", "x".repeat(65), "münze"]) {
+        await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", [ns, providerA.address, perCall(1n)], "InvalidNamespace");
+      }
+      const cases: [Pricing, string, unknown[]?][] = [
+        [perCall(0n), "ZeroPerCallPrice"],
+        [{ ...perCall(1n), poolWeight: 1 }, "UnusedPricingField"],
+        [freePool(0), "ZeroPoolWeight"],
+        [{ ...freePool(1), pricePerCallMicro: 1n }, "UnusedPricingField"],
+        [tiered(), "EmptyTiers"],
+        [tiered([10n, 1n], [10n, 2n]), "TierNotIncreasing", [1n]],
+        [tiered([0n, 1n]), "TierNotIncreasing", [0n]],
+        [{ ...tiered([10n, 1n]), poolWeight: 2 }, "UnusedPricingField"],
+        [tiered(...Array.from({ length: 17 }, (_, i) => [BigInt(i + 1), 1n] as [bigint, bigint])), "TooManyTiers", [17n]],
+      ];
+      for (const [pricing, error, args] of cases) {
+        await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["dune", providerA.address, pricing], error, args);
+        await expectRevert(operator, registry, ProviderRegistryAbi, "updatePricing", [providerIdOf("coingecko"), pricing], error, args);
+      }
+    });
+
+    it("updates pricing and payout account, deactivates and reactivates, with events", async () => {
+      const id = providerIdOf("coingecko");
+      let receipt = await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, tiered([100n, 0n], [UINT64_MAX, 1_200n])]);
+      expect(events(receipt, ProviderRegistryAbi, "ProviderPricingUpdated")).toEqual([{ providerId: id, pricing: tiered([100n, 0n], [UINT64_MAX, 1_200n]) }]);
+      receipt = await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, perCall(1_500n)]);
+      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [id])).pricing).toEqual(perCall(1_500n));
+
+      receipt = await send(operator, registry, ProviderRegistryAbi, "setPayoutAccount", [id, spare.address]);
+      expect(events(receipt, ProviderRegistryAbi, "ProviderPayoutAccountChanged")).toEqual([
+        { providerId: id, oldPayoutAccount: providerA.address, newPayoutAccount: spare.address },
+      ]);
+      await send(operator, registry, ProviderRegistryAbi, "setPayoutAccount", [id, providerA.address]);
+
+      receipt = await send(operator, registry, ProviderRegistryAbi, "setActive", [id, false]);
+      expect(events(receipt, ProviderRegistryAbi, "ProviderActiveChanged")).toEqual([{ providerId: id, active: false }]);
+      expect((await read<{ active: boolean }>(registry, ProviderRegistryAbi, "getProvider", [id])).active).toBe(false);
+      await send(operator, registry, ProviderRegistryAbi, "setActive", [id, true]);
+      expect((await read<{ active: boolean }>(registry, ProviderRegistryAbi, "getProvider", [id])).active).toBe(true);
+
+      const unknown = providerIdOf("nobody");
+      await expectRevert(operator, registry, ProviderRegistryAbi, "getProvider", [unknown], "UnknownProvider", [unknown]);
+      await expectRevert(operator, registry, ProviderRegistryAbi, "updatePricing", [unknown, perCall(1n)], "UnknownProvider", [unknown]);
+      await expectRevert(operator, registry, ProviderRegistryAbi, "setPayoutAccount", [unknown, providerA.address], "UnknownProvider", [unknown]);
+      await expectRevert(operator, registry, ProviderRegistryAbi, "setActive", [unknown, false], "UnknownProvider", [unknown]);
+    });
+
+    it("refuses every change from anyone but the owner", async () => {
+      const id = providerIdOf("coingecko");
+      const calls: [string, unknown[]][] = [
+        ["registerProvider", ["dune", providerA.address, perCall(1n)]],
+        ["updatePricing", [id, perCall(1n)]],
+        ["setPayoutAccount", [id, providerB.address]],
+        ["setActive", [id, false]],
+      ];
+      for (const [fn, args] of calls) {
+        await expectRevert(providerA, registry, ProviderRegistryAbi, fn, args, "OwnableUnauthorizedAccount", [providerA.address]);
+      }
+    });
+
+    it("accepts owner-signed changes from a relay, once each", async () => {
+      const deadline = (await latestTimestamp()) + 3_600n;
+      const nonce = await ownerNonce();
+      const message = { namespace: "dune", payoutAccount: providerB.address, pricing: freePool(2), nonce, deadline };
+      const signature = await operator.signTypedData(registerProviderTypedData(message, target()));
+      const args = ["dune", providerB.address, freePool(2), deadline, signature];
+
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["dune", providerB.address, freePool(3), deadline, signature], "InvalidSignature");
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["Dune", providerB.address, freePool(2), deadline, signature], "InvalidSignature");
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["dune", providerA.address, freePool(2), deadline, signature], "InvalidSignature");
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["dune", providerB.address, freePool(2), deadline + 1n, signature], "InvalidSignature");
+
+      const receipt = await send(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", args);
+      gas["registerProviderSigned (free pool)"] = Number(receipt.gasUsed);
+      expect(events(receipt, ProviderRegistryAbi, "ProviderRegistered")).toEqual([
+        { providerId: providerIdOf("dune"), namespace: "dune", payoutAccount: providerB.address, pricing: freePool(2) },
+      ]);
+      expect(await ownerNonce()).toBe(nonce + 1n);
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", args, "InvalidSignature");
+
+      // Signed by someone else than the owner, expired, or not a signature at all.
+      const next = { ...message, namespace: "nansen", nonce: nonce + 1n };
+      const byProvider = await providerA.signTypedData(registerProviderTypedData(next, target()));
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, byProvider], "InvalidSignature");
+      const past = (await latestTimestamp()) - 1n;
+      const expired = await operator.signTypedData(registerProviderTypedData({ ...next, deadline: past }, target()));
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), past, expired], "SignatureExpired", [past]);
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, "0x1234"], "InvalidSignature");
+      // Another chain's domain does not verify here.
+      const otherChain = await operator.signTypedData(registerProviderTypedData(next, { chainId: 43113, registry }));
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, otherChain], "InvalidSignature");
+    });
+
+    it("relays signed pricing, payout and activity changes", async () => {
+      const id = providerIdOf("dune");
+      const deadline = (await latestTimestamp()) + 3_600n;
+      let nonce = await ownerNonce();
+      const pricing = tiered([50n, 0n], [UINT64_MAX, 3n]);
+      let sig = await operator.signTypedData(updatePricingTypedData({ providerId: id, pricing, nonce, deadline }, target()));
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "updatePricingSigned", [id, perCall(3n), deadline, sig], "InvalidSignature");
+      await send(relayer, registry, ProviderRegistryAbi, "updatePricingSigned", [id, pricing, deadline, sig]);
+      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [id])).pricing).toEqual(pricing);
+
+      nonce += 1n;
+      sig = await operator.signTypedData(setPayoutAccountTypedData({ providerId: id, payoutAccount: spare.address, nonce, deadline }, target()));
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "setPayoutAccountSigned", [id, providerA.address, deadline, sig], "InvalidSignature");
+      await send(relayer, registry, ProviderRegistryAbi, "setPayoutAccountSigned", [id, spare.address, deadline, sig]);
+      expect((await read<{ payoutAccount: Address }>(registry, ProviderRegistryAbi, "getProvider", [id])).payoutAccount).toBe(spare.address);
+
+      nonce += 1n;
+      sig = await operator.signTypedData(setActiveTypedData({ providerId: id, active: false, nonce, deadline }, target()));
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, true, deadline, sig], "InvalidSignature");
+      const receipt = await send(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, false, deadline, sig]);
+      expect(events(receipt, ProviderRegistryAbi, "ProviderActiveChanged")).toEqual([{ providerId: id, active: false }]);
+      await expectRevert(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, false, deadline, sig], "InvalidSignature");
+    });
+  });
+
+  describe("UsageLedger", () => {
+    let counter = 0;
+    const record = (provider: string, overrides: Partial<CallRecord> = {}): CallRecord => {
+      counter += 1;
+      return {
+        eventId: `call-${counter}`,
+        provider,
+        tool: "lookup",
+        startedAt: 1_700_000_000_000 + counter * 10,
+        endedAt: 1_700_000_000_000 + counter * 10 + 5,
+        durationMs: 5,
+        outcome: "ok",
+        requestBytes: 100,
+        responseBytes: 900,
+        billable: true,
+        priceMicro: 1_500n,
+        ...overrides,
+      };
+    };
+    const period = { periodStart: 1_700_000_000_000, periodEnd: 1_700_001_000_000 };
+    let keys: LineKeys;
+    let sequence = 0;
+    const nextBatch = (records: CallRecord[], from: Address = server.address, lineKeys: LineKeys = keys) =>
+      buildBatch({ server: from, sequence: ++sequence, ...period, records, keys: lineKeys });
+    const commitLog = (receipt: TransactionReceipt) => events(receipt, UsageLedgerAbi, "UsageCommitted");
+
+    beforeAll(async () => {
+      keys = await fetchLineKeys(chain.publicClient, { ...manifest.contracts }, operator.address, [
+        providerIdOf("coingecko"),
+        providerIdOf("etherscan"),
+        providerIdOf("defillama"),
+      ]);
+    });
+
+    it("authorises servers (owner only), with an event", async () => {
+      await expectRevert(providerA, ledger, UsageLedgerAbi, "setServer", [server.address, true], "OwnableUnauthorizedAccount", [providerA.address]);
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setServer", [zeroAddress, true], "ZeroAddress");
+      const receipt = await send(operator, ledger, UsageLedgerAbi, "setServer", [server.address, true]);
+      expect(events(receipt, UsageLedgerAbi, "ServerAuthorisationChanged")).toEqual([{ server: server.address, authorised: true }]);
+      expect(await read(ledger, UsageLedgerAbi, "isAuthorisedServer", [server.address])).toBe(true);
+    });
+
+    it("commits a batch sent by its server; the log carries it and each party reads only its lines", async () => {
+      const records = [
+        record("coingecko"),
+        record("coingecko"),
+        record("coingecko", { outcome: "tool_error", billable: false, priceMicro: 0n }),
+        record("etherscan", { priceMicro: 20n }),
+      ];
+      const { batch, lines } = nextBatch(records);
+      const receipt = await send(server, ledger, UsageLedgerAbi, "commit", [batch]);
+      const [log] = commitLog(receipt);
+      expect(log).toEqual({
+        server: batch.server,
+        batchId: batch.batchId,
+        periodStart: batch.periodStart,
+        periodEnd: batch.periodEnd,
+        merkleRoot: batch.merkleRoot,
+        encryptedLines: batch.encryptedLines,
+      });
+      expect(await read(ledger, UsageLedgerAbi, "batchHashOf", [server.address, batch.batchId])).toBe(batchHash(batch));
+      expect(await read(ledger, UsageLedgerAbi, "hashBatch", [batch])).toBe(batchHash(batch));
+      expect(await read(ledger, UsageLedgerAbi, "isCommitted", [server.address, batch.batchId])).toBe(true);
+
+      // From the log alone, with its own wallet-derived key, each party reads its share.
+      const fromLog = log.encryptedLines as Hex;
+      const coingecko = decryptLinesFor(fromLog, eerc.providerA.exportPrivateKey(), "provider");
+      expect(coingecko).toEqual([{ providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n }]);
+      expect(decryptLinesFor(fromLog, eerc.providerB.exportPrivateKey(), "provider")).toEqual([
+        { providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 20n },
+      ]);
+      expect(decryptLinesFor(fromLog, eerc.competitor.exportPrivateKey(), "provider")).toEqual([]);
+      expect(decryptLinesFor(fromLog, eerc.operator.exportPrivateKey(), "operator")).toEqual(lines);
+      expect(decryptLinesFor(fromLog, eerc.auditor.exportPrivateKey(), "auditor")).toEqual(lines);
+      expect(verifyBatchRecords([...records].reverse(), log.merkleRoot as Hex)).toBe(true);
+
+      // The Merkle proofs verify with OpenZeppelin's MerkleProof on chain.
+      const { abi, bytecode } = await loadArtifact("MerkleProofHarness");
+      const deployHash = await wallet(operator).deployContract({ abi: abi as Abi, bytecode });
+      const harness = (await chain.publicClient.waitForTransactionReceipt({ hash: deployHash })).contractAddress!;
+      const { tree } = nextBatch(records);
+      for (const r of records) {
+        expect(await read(harness, abi, "verify", [recordProof(tree, r), tree.root, callRecordLeaf(r)])).toBe(true);
+      }
+      expect(await read(harness, abi, "verify", [recordProof(tree, records[0]), tree.root, callRecordLeaf(records[1])])).toBe(false);
+    });
+
+    it("refuses a reused batch id, another sender, an unauthorised server and malformed batches", async () => {
+      const { batch } = nextBatch([record("coingecko")]);
+      await send(server, ledger, UsageLedgerAbi, "commit", [batch]);
+      await expectRevert(server, ledger, UsageLedgerAbi, "commit", [batch], "BatchAlreadyCommitted", [batch.server, batch.batchId]);
+      await expectRevert(server, ledger, UsageLedgerAbi, "commit", [{ ...batch, merkleRoot: `0x${"11".repeat(32)}` }], "BatchAlreadyCommitted");
+
+      const fresh = nextBatch([record("coingecko")]).batch;
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commit", [fresh], "NotBatchServer", [relayer.address, server.address]);
+      const rogue = nextBatch([record("coingecko")], rogueServer.address).batch;
+      await expectRevert(rogueServer, ledger, UsageLedgerAbi, "commit", [rogue], "UnauthorisedServer", [rogueServer.address]);
+
+      const bad: [Partial<UsageBatch>, string][] = [
+        [{ periodStart: fresh.periodEnd + 1n }, "InvalidPeriod"],
+        [{ merkleRoot: `0x${"00".repeat(32)}` }, "EmptyMerkleRoot"],
+        [{ encryptedLines: "0x" }, "EmptyLines"],
+      ];
+      for (const [change, error] of bad) await expectRevert(server, ledger, UsageLedgerAbi, "commit", [{ ...fresh, ...change }], error);
+    });
+
+    it("commits a batch relayed with the server's signature; refuses expired, tampered and foreign signatures", async () => {
+      const { batch } = nextBatch([record("coingecko"), record("defillama", { priceMicro: 0n })]);
+      const deadline = (await latestTimestamp()) + 600n;
+      const typed = batchTypedData(batch, deadline, { chainId: chain.chain.id, ledger });
+      const signature = await server.signTypedData(typed);
+
+      const tampered = `${signature.slice(0, 40)}${signature[40] === "0" ? "1" : "0"}${signature.slice(41)}` as Hex;
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, tampered], "InvalidSignature");
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [{ ...batch, periodEnd: batch.periodEnd + 1n }, deadline, signature], "InvalidSignature");
+      const otherLines = nextBatch([record("coingecko")]).batch.encryptedLines;
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [{ ...batch, encryptedLines: otherLines }, deadline, signature], "InvalidSignature");
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline + 1n, signature], "InvalidSignature");
+      const byRelayer = await relayer.signTypedData(typed);
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, byRelayer], "InvalidSignature");
+      const past = (await latestTimestamp()) - 1n;
+      const expired = await server.signTypedData(batchTypedData(batch, past, { chainId: chain.chain.id, ledger }));
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, past, expired], "SignatureExpired", [past]);
+
+      const receipt = await send(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, signature]);
+      expect(commitLog(receipt)).toEqual([
+        {
+          server: server.address,
+          batchId: batch.batchId,
+          periodStart: batch.periodStart,
+          periodEnd: batch.periodEnd,
+          merkleRoot: batch.merkleRoot,
+          encryptedLines: batch.encryptedLines,
+        },
+      ]);
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, signature], "BatchAlreadyCommitted", [server.address, batch.batchId]);
+      await expectRevert(server, ledger, UsageLedgerAbi, "commit", [batch], "BatchAlreadyCommitted");
+
+      const rogue = nextBatch([record("coingecko")], rogueServer.address).batch;
+      const rogueSig = await rogueServer.signTypedData(batchTypedData(rogue, deadline, { chainId: chain.chain.id, ledger }));
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [rogue, deadline, rogueSig], "UnauthorisedServer", [rogueServer.address]);
+    });
+
+    it("stops accepting a revoked server and keeps its earlier batches", async () => {
+      const earlier = nextBatch([record("etherscan")]).batch;
+      await send(server, ledger, UsageLedgerAbi, "commit", [earlier]);
+      const receipt = await send(operator, ledger, UsageLedgerAbi, "setServer", [server.address, false]);
+      expect(events(receipt, UsageLedgerAbi, "ServerAuthorisationChanged")).toEqual([{ server: server.address, authorised: false }]);
+      await expectRevert(server, ledger, UsageLedgerAbi, "commit", [nextBatch([record("etherscan")]).batch], "UnauthorisedServer", [server.address]);
+      expect(await read(ledger, UsageLedgerAbi, "isCommitted", [server.address, earlier.batchId])).toBe(true);
+      await send(operator, ledger, UsageLedgerAbi, "setServer", [server.address, true]);
+    });
+
+    it("measures gas per commit for 1, 10 and 100 provider lines", async () => {
+      const randomKeys: LineKeys = { ...keys, providerPk: () => mulBase(randomScalar()) };
+      for (const providers of [1, 10, 100]) {
+        const records = Array.from({ length: providers * 3 }, (_, i) => record(`gasprovider${i % providers}`));
+        const { batch } = nextBatch(records, server.address, randomKeys);
+        const direct = await send(server, ledger, UsageLedgerAbi, "commit", [batch]);
+        const signed = nextBatch(records, server.address, randomKeys).batch;
+        const deadline = (await latestTimestamp()) + 600n;
+        const signature = await server.signTypedData(batchTypedData(signed, deadline, { chainId: chain.chain.id, ledger }));
+        const relayed = await send(relayer, ledger, UsageLedgerAbi, "commitSigned", [signed, deadline, signature]);
+        const bytes = (batch.encryptedLines.length - 2) / 2;
+        gas[`commit, ${providers} lines (${bytes} B of lines)`] = Number(direct.gasUsed);
+        gas[`commitSigned, ${providers} lines`] = Number(relayed.gasUsed);
+        expect(direct.gasUsed).toBeLessThan(5_000_000n);
+      }
+    });
+  });
+});
