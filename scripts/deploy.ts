@@ -1,9 +1,11 @@
 import { pathToFileURL } from "node:url";
+import { readFileSync } from "node:fs";
 import { type Account, type Address, type Hex, getAddress, isAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { type DeploymentManifest, writeManifest } from "../src/deployment/manifest.js";
+import { CIRCUIT_NAMES, circuitArtifacts } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
 import { buildCircuits } from "./build-circuits.js";
@@ -57,6 +59,7 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
   await buildCircuits({ log });
   await buildContracts();
   const chain = await connectChain(options.rpcUrl);
+  refuseDevelopmentKeysOnRealChains(chain.chain.id);
   const startBlock = Number(await chain.publicClient.getBlockNumber());
   const d = options.deployer;
 
@@ -123,6 +126,18 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
   };
   const manifestPath = options.write === false ? undefined : writeManifest(manifest);
   return { ...manifest, manifestPath };
+}
+
+/** Proofs under keys set up with the development ptau can be forged by whoever generated it. */
+function refuseDevelopmentKeysOnRealChains(chainId: number): void {
+  if (chainId === 31337 || process.env.ALLOW_DEVELOPMENT_PTAU === "1") return;
+  const dev = CIRCUIT_NAMES.filter((n) => JSON.parse(readFileSync(circuitArtifacts(n).stamp, "utf8")).developmentPtau);
+  if (dev.length > 0) {
+    throw new Error(
+      `circuits ${dev.join(", ")} were set up with the development ptau: set PTAU_FILE to a public ceremony file and rebuild ` +
+        `before deploying to chain ${chainId} (ALLOW_DEVELOPMENT_PTAU=1 overrides, for throwaway test deployments only)`,
+    );
+  }
 }
 
 function keyFromEnv(name: string, fallback: Hex | undefined): Hex {
