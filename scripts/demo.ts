@@ -1,4 +1,6 @@
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Address, type Hex, parseAbiItem } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
@@ -8,6 +10,8 @@ import { EercClient } from "../src/eerc/client.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
+import { decryptHistory, HistoryApiClient } from "../src/history/index.js";
+import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { ANVIL_KEYS, deploy } from "./deploy.js";
 
 type Report = {
@@ -16,6 +20,7 @@ type Report = {
   transfers: { from: Address; to: Address; amountMicro: string; txHash: Hex }[];
   balances: { address: Address; decryptedMicro: string; expectedMicro: string }[];
   withdrawals: { address: Address; amountMicro: string; txHash: Hex }[];
+  history: { address: Address; decryptedMicro: string }[];
 };
 
 function reportPath(argv: string[]): string | undefined {
@@ -40,6 +45,8 @@ async function main(): Promise<void> {
   const rpcUrl = process.env.RPC_URL || (anvil = await startAnvil()).rpcUrl;
   step(anvil ? `started anvil at ${rpcUrl}` : `using RPC ${rpcUrl}`);
   const prover = new Prover();
+  let indexer: RunningIndexer | undefined;
+  const pgliteDir = mkdtempSync(join(tmpdir(), "backendshield-demo-pglite-"));
   try {
     const [deployer, alice, bob, carol, auditorAccount] = [0, 1, 2, 3, 9].map((i) => privateKeyToAccount(ANVIL_KEYS[i]!));
     const manifest = await deploy({
@@ -50,6 +57,8 @@ async function main(): Promise<void> {
       prover,
       log: step,
     });
+    indexer = await startIndexer({ manifestPath: manifest.manifestPath, pgliteDir, env: { RPC_URL: rpcUrl } });
+    step(`indexer and API serving at ${indexer.url} (GraphQL at ${indexer.url}/graphql)`);
     const chain = await connectChain(rpcUrl);
     const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
     const connect = (account: typeof alice) =>
@@ -111,6 +120,17 @@ async function main(): Promise<void> {
       balances.push({ address: u.address, decryptedMicro: decrypted.toString(), expectedMicro: expected.get(u.address)!.toString() });
     }
 
+    // The same path a provider's CLI takes: the API's indexed history, decrypted locally.
+    await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber());
+    const api = new HistoryApiClient(indexer.url);
+    const history: Report["history"] = [];
+    for (const u of Object.values(users)) {
+      const decrypted = decryptHistory(await api.earnings(u.address), u.exportPrivateKey());
+      const token = decrypted.tokens.find((t) => t.tokenId === tokenId);
+      history.push({ address: u.address, decryptedMicro: (token?.balanceMicro ?? 0n).toString() });
+    }
+    step("indexed balance histories decrypted through the API");
+
     const logs = await chain.publicClient.getLogs({
       address: manifest.contracts.encryptedERC,
       event: parseAbiItem("event PrivateTransfer(address indexed from, address indexed to, uint256[7] auditorPCT, address indexed auditorAddress)"),
@@ -120,13 +140,14 @@ async function main(): Promise<void> {
 
     console.log(`\nchain ${manifest.chainId}, eERC decimals ${manifest.decimals} (1 unit = 0.000001 USDC)\n`);
     console.log(table([
-      ["account", "address", "decrypted USDC", "expected USDC", "ok"],
-      ...balances.map((b) => [
+      ["account", "address", "on-chain USDC", "indexed USDC", "expected USDC", "ok"],
+      ...balances.map((b, i) => [
         names.get(b.address)!,
         b.address,
         formatUsdc(BigInt(b.decryptedMicro)),
+        formatUsdc(BigInt(history[i]!.decryptedMicro)),
         formatUsdc(BigInt(b.expectedMicro)),
-        b.decryptedMicro === b.expectedMicro ? "yes" : "NO",
+        b.decryptedMicro === b.expectedMicro && history[i]!.decryptedMicro === b.expectedMicro ? "yes" : "NO",
       ]),
     ]));
     console.log(`\nauditor decrypted ${audited.length} transfer amounts: ${audited.map(formatUsdc).join(", ")} USDC`);
@@ -134,19 +155,21 @@ async function main(): Promise<void> {
     console.log(`USDC held by the eERC contract: ${formatUsdc(eercSupply as bigint)}`);
 
     if (report) {
-      const out: Report = { chainId: manifest.chainId, decimals: manifest.decimals, transfers, balances, withdrawals };
+      const out: Report = { chainId: manifest.chainId, decimals: manifest.decimals, transfers, balances, withdrawals, history };
       writeFileSync(report, `${JSON.stringify(out, null, 2)}\n`);
       console.log(`report written to ${report}`);
     }
     const ok =
-      balances.every((b) => b.decryptedMicro === b.expectedMicro) &&
+      balances.every((b, i) => b.decryptedMicro === b.expectedMicro && history[i]!.decryptedMicro === b.expectedMicro) &&
       audited.length === transfers.length &&
       audited.every((a, i) => a.toString() === transfers[i]!.amountMicro);
     step(ok ? "demo finished: every balance matches" : "demo FAILED: a balance or audit figure does not match");
     process.exitCode = ok ? 0 : 1;
   } finally {
+    await indexer?.stop();
     await prover.close();
     await anvil?.stop();
+    rmSync(pgliteDir, { recursive: true, force: true });
   }
 }
 

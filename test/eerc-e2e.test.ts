@@ -200,7 +200,7 @@ describe("eERC standalone mode and auditor gating", () => {
 });
 
 describe("npm run demo", () => {
-  it("runs the whole flow on a fresh anvil and reports matching balances", () => {
+  it("runs the whole flow on a fresh anvil; on-chain and indexed balances match", () => {
     const report = join(mkdtempSync(join(tmpdir(), "demo-")), "report.json");
     execFileSync(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report], {
       cwd: PROJECT_ROOT,
@@ -213,6 +213,7 @@ describe("npm run demo", () => {
     expect(r.transfers.map((t: { amountMicro: string }) => t.amountMicro)).toContain("1");
     expect(r.balances.length).toBe(3);
     for (const b of r.balances) expect(b.decryptedMicro).toBe(b.expectedMicro);
+    expect(r.history).toEqual(r.balances.map((b: { address: string; decryptedMicro: string }) => ({ address: b.address, decryptedMicro: b.decryptedMicro })));
     expect(r.withdrawals.length).toBeGreaterThan(0);
   });
 });
