@@ -97,13 +97,12 @@ export async function startIndexer(options: IndexerOptions = {}): Promise<Runnin
   const recentOutput = () => recent.join("\n");
 
   const url = `http://127.0.0.1:${port}`;
-  const readyPath = command === "serve" ? "/health" : "/ready";
   const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new IndexerStartError(`ponder ${command} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${recentOutput()}`);
     }
-    if ((await httpStatus(`${url}${readyPath}`)) === 200) break;
+    if ((await httpStatus(`${url}/ready`)) === 200) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       await exited;
