@@ -95,8 +95,7 @@ export async function applyCredit(
       kind: args.kind,
       eventId: args.meta.id,
       ...eventColumns(args.meta),
-    })
-    .onConflictDoNothing();
+    });
   await record(db, {
     account: args.account,
     tokenId: args.tokenId,
@@ -172,25 +171,22 @@ export async function applyBlockState(
     args: [args.account, args.tokenId],
     blockNumber: args.meta.blockNumber,
   });
-  const isCredit = args.kind === "deposit" || args.kind === "transfer_in" || args.kind === "mint";
-  let creditPCT: bigint[] | undefined;
-  for (const a of amountPCTs) {
-    if (a.index < cur.transactionIndex) continue;
-    if (a.index === cur.transactionIndex && isCredit) creditPCT = [...a.pct];
-    if (isCredit) {
-      await db
-        .insert(amountPct)
-        .values({
-          account: lower(args.account),
-          tokenId: args.tokenId,
-          index: a.index,
-          pct: [...a.pct],
-          kind: args.kind as CreditKind,
-          eventId: args.meta.id,
-          ...eventColumns(args.meta),
-        })
-        .onConflictDoNothing();
-    }
+  // A credit's own PCT is the one at the index it was given; later ones in this block belong
+  // to later events, which store them themselves.
+  const credited = amountPCTs.find((a) => a.index === cur.transactionIndex);
+  const creditPCT = credited && (args.kind === "deposit" || args.kind === "transfer_in" || args.kind === "mint") ? [...credited.pct] : undefined;
+  if (creditPCT) {
+    await db
+      .insert(amountPct)
+      .values({
+        account: lower(args.account),
+        tokenId: args.tokenId,
+        index: cur.transactionIndex,
+        pct: creditPCT,
+        kind: args.kind as CreditKind,
+        eventId: args.meta.id,
+        ...eventColumns(args.meta),
+      });
   }
   const state: BalanceState = {
     eGCT: normalizeEGCT({ c1: [eGCT.c1.x, eGCT.c1.y], c2: [eGCT.c2.x, eGCT.c2.y] }),
