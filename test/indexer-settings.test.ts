@@ -1,0 +1,71 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { getAddress } from "viem";
+import { IndexerSettingsError, indexerSettings } from "../src/indexer/settings.js";
+
+const EERC = "0x0165878a594ca255338adfa4d48449f69242eb8f";
+const REGISTRAR = "0x5fc8d32690cc91d4c39d9d3abcbd16989f875707";
+
+function manifestFile(chainId: number, startBlock: number): string {
+  const path = join(mkdtempSync(join(tmpdir(), "bs-settings-")), "deployment.json");
+  const addr = "0x00000000000000000000000000000000000000aa";
+  writeFileSync(
+    path,
+    JSON.stringify({
+      network: "anvil",
+      chainId,
+      startBlock,
+      decimals: 6,
+      isConverter: true,
+      owner: addr,
+      auditor: addr,
+      contracts: { registrar: REGISTRAR, encryptedERC: EERC, token: addr, providerRegistry: addr, usageLedger: addr, verifiers: {} },
+    }),
+  );
+  return path;
+}
+
+describe("indexer settings", () => {
+  it("reads chain, addresses and start block from the manifest, with fast polling on anvil and PGlite by default", () => {
+    const s = indexerSettings({ DEPLOYMENT_FILE: manifestFile(31337, 7), RPC_URL: "http://127.0.0.1:9999" });
+    expect(s).toMatchObject({
+      source: "manifest",
+      chainName: "anvil",
+      chainId: 31337,
+      rpcUrl: "http://127.0.0.1:9999",
+      pollingInterval: 100,
+      startBlock: 7,
+      contracts: { encryptedERC: getAddress(EERC), registrar: getAddress(REGISTRAR) },
+    });
+    expect(s.database).toMatchObject({ kind: "pglite" });
+    expect(s.database.kind === "pglite" && s.database.directory.endsWith(join(".ponder", "pglite"))).toBe(true);
+  });
+
+  it("indexes the audited deployment on Fuji from EERC_ADDRESS, REGISTRAR_ADDRESS and START_BLOCK", () => {
+    const s = indexerSettings({
+      EERC_ADDRESS: EERC,
+      REGISTRAR_ADDRESS: REGISTRAR,
+      START_BLOCK: "38000000",
+      RPC_URL: "http://ignored",
+      PONDER_RPC_URL_43113: "https://fuji.example/rpc",
+      DATABASE_URL: "postgresql://u@db/x",
+    });
+    expect(s).toMatchObject({ source: "env", chainName: "fuji", chainId: 43113, rpcUrl: "https://fuji.example/rpc", pollingInterval: 1000, startBlock: 38000000 });
+    expect(s.database).toEqual({ kind: "postgres", connectionString: "postgresql://u@db/x" });
+  });
+
+  it("defaults the RPC to the local node and the PGlite directory to PONDER_PGLITE_DIR", () => {
+    const s = indexerSettings({ DEPLOYMENT_FILE: manifestFile(31337, 0), PONDER_PGLITE_DIR: "/var/lib/bs/pglite" });
+    expect(s.rpcUrl).toBe("http://127.0.0.1:8545");
+    expect(s.database).toEqual({ kind: "pglite", directory: "/var/lib/bs/pglite" });
+  });
+
+  it("rejects a missing registrar, a bad start block and a missing manifest by name", () => {
+    expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(IndexerSettingsError);
+    expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(/REGISTRAR_ADDRESS/);
+    expect(() => indexerSettings({ EERC_ADDRESS: EERC, REGISTRAR_ADDRESS: REGISTRAR, START_BLOCK: "-1" })).toThrow(/START_BLOCK/);
+    expect(() => indexerSettings({ DEPLOYMENT_FILE: "/nonexistent/deployment.json" })).toThrow(/no deployment manifest/);
+  });
+});
