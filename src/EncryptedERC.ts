@@ -1,5 +1,6 @@
 import { ponder } from "ponder:registry";
 import {
+  account,
   auditorChange,
   deposit,
   privateBurn,
@@ -39,16 +40,21 @@ function directCall<F extends EercCall["fn"]>(
 
 ponder.on("EncryptedERC:AuditorChanged", async ({ event, context }) => {
   const meta = metaOf(event);
-  const [x, y] = await context.client.readContract({
-    abi: EncryptedERCAbi,
-    address: context.contracts.EncryptedERC.address as Address,
-    functionName: "auditorPublicKey",
-  });
+  // The auditor must be registered; its Register event precedes this one unless it happened
+  // before the start block, in which case the key is read from the eERC.
+  const registered = await context.db.find(account, { address: event.args.newAuditor });
+  const publicKey =
+    registered?.publicKey ??
+    (await context.client.readContract({
+      abi: EncryptedERCAbi,
+      address: context.contracts.EncryptedERC.address as Address,
+      functionName: "auditorPublicKey",
+    }));
   await context.db.insert(auditorChange).values({
     id: event.id,
     oldAuditor: event.args.oldAuditor,
     newAuditor: event.args.newAuditor,
-    publicKey: [x, y],
+    publicKey: [...publicKey],
     ...eventColumns(meta),
   });
 });
