@@ -138,7 +138,10 @@ export async function indexedBlocks(url: string): Promise<Record<string, number>
   return Object.fromEntries(Object.entries(status).map(([name, s]) => [name, s.block?.number ?? -1]));
 }
 
-/** Waits until every indexed chain has reached `blockNumber`. */
+/**
+ * Waits until every indexed chain has reached `blockNumber`. After a reorg to a shorter chain
+ * the indexer may already report a higher block from the dropped branch: wait on the data then.
+ */
 export async function waitForIndexedBlock(url: string, blockNumber: bigint | number, timeoutMs = 60_000): Promise<void> {
   const target = Number(blockNumber);
   const deadline = Date.now() + timeoutMs;
