@@ -5,9 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import type { CallRecord } from "../src/meter/call-record.js";
 import {
-  batchIdOf,
   type ClosedBatch,
   createMeter,
   flowMcpToolName,
@@ -16,6 +14,7 @@ import {
   type Meter,
   type MeterOptions,
   periodOf,
+  pricingFromRegistry,
   readSpool,
   serveMcpOverHttp,
   SpoolCorruptError,
@@ -24,6 +23,9 @@ import {
   UnknownProviderError,
 } from "../src/meter/index.js";
 import type { CloseLine, SpoolLine } from "../src/meter/spool.js";
+import { aggregateLines, batchIdOf } from "../src/usage/batch.js";
+import type { CallRecord } from "../src/usage/record.js";
+import { PricingModel, providerIdOf } from "../src/usage/registry.js";
 import {
   connectClient,
   createProviderServer,
@@ -143,6 +145,12 @@ describe("metering real MCP calls over Streamable HTTP", () => {
     expect(new Set(records.map((r) => r.eventId)).size).toBe(records.length);
     expect(meter.openRecords()).toEqual(records);
 
+    // The records are valid batch input; failed calls count as calls, not billable ones.
+    const lines = new Map(aggregateLines(records).map((l) => [l.providerId, l]));
+    expect(lines.get(providerIdOf("weather"))).toMatchObject({ calls: 5n, billableCalls: 4n, amountMicro: 3_000n });
+    expect(lines.get(providerIdOf("news"))).toMatchObject({ calls: 2n, billableCalls: 2n, amountMicro: 0n });
+    expect(lines.get(providerIdOf("finance"))).toMatchObject({ calls: 3n, billableCalls: 2n, amountMicro: 5_000n });
+
     // Each tool really called its provider's API.
     expect(upstream.hits.get("/weather/forecast")).toBe(5);
     expect(upstream.hits.get("/news/search")).toBe(2);
@@ -189,6 +197,18 @@ describe("metering real MCP calls over Streamable HTTP", () => {
       InvalidPricingError,
     );
     expect(() => staticPricing({ x: { model: "tiered", tiers: [] } })).toThrow(InvalidPricingError);
+  });
+
+  test("pricing read from a ProviderRegistry entry", () => {
+    expect(pricingFromRegistry({ model: PricingModel.PerCall, pricePerCallMicro: 42n, poolWeight: 0, tiers: [] })).toEqual({ model: "per_call", priceMicro: 42n });
+    expect(pricingFromRegistry({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] })).toEqual({ model: "free_pool" });
+    const tiers = [
+      { upToCalls: 100n, priceMicro: 0n },
+      { upToCalls: (1n << 64n) - 1n, priceMicro: 250n },
+    ];
+    const tiered = pricingFromRegistry({ model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers });
+    expect(tiered).toEqual(freeQuotaThenPerCall(100, 250n));
+    expect(() => pricingFromRegistry({ model: PricingModel.PerCall, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] })).toThrow();
   });
 });
 

@@ -1,7 +1,5 @@
-export type { CallOutcome, CallRecord } from "./call-record.js";
 export {
   type BatchSubmission,
-  batchIdOf,
   type ClosedBatch,
   createMeter,
   flowMcpToolName,
@@ -20,9 +18,9 @@ export {
   OPEN_ENDED_TIER,
   type PricingSource,
   priceOfCall,
+  pricingFromRegistry,
   type ProviderPricing,
   staticPricing,
-  type Tier,
   UnknownProviderError,
 } from "./pricing.js";
 export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";

@@ -5,8 +5,10 @@ import { performance } from "node:perf_hooks";
 import type { McpServer, RegisteredTool, ToolCallback } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { AnySchema, ZodRawShapeCompat } from "@modelcontextprotocol/sdk/server/zod-compat.js";
 import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
-import { type Address, encodeAbiParameters, getAddress, type Hex, isAddress, keccak256, parseAbiParameters } from "viem";
-import type { CallOutcome, CallRecord } from "./call-record.js";
+import { type Address, getAddress, type Hex, isAddress } from "viem";
+import { batchIdOf } from "../usage/batch.js";
+import { type CallOutcome, type CallRecord, MAX_RECORD_STRING_BYTES } from "../usage/record.js";
+import { isValidNamespace } from "../usage/registry.js";
 import type { PricingSource } from "./pricing.js";
 import { type CloseLine, Spool, SpoolCorruptError, type SpoolFsync } from "./spool.js";
 
@@ -19,15 +21,8 @@ export function periodOf(ms: number, unit: PeriodUnit): number {
   return unit === "month" ? month : month * 100 + d.getUTCDate();
 }
 
-/** The batch id UsageLedger keys a commitment by: keccak256(abi.encode(address server, uint64 sequence)). */
-export function batchIdOf(server: Address, sequence: number): Hex {
-  return keccak256(encodeAbiParameters(parseAbiParameters("address server, uint64 sequence"), [getAddress(server), BigInt(sequence)]));
-}
-
-/** The rule ProviderRegistry enforces for a FlowMCP namespace: 1 to 64 ASCII letters or digits. */
-const NAMESPACE_RE = /^[A-Za-z0-9]{1,64}$/;
 /** Limit on the UTF-8 length of a recorded tool (route) name. */
-const MAX_TOOL_BYTES = 256;
+const MAX_TOOL_BYTES = MAX_RECORD_STRING_BYTES;
 
 /**
  * The tool name FlowMCP derives from a route and its schema namespace: both in snake_case,
@@ -68,7 +63,7 @@ export type MeterOptions = {
   /** A batch closes when it holds `maxRecords` records or its first record is `maxAgeMs` old. */
   batch: { maxRecords: number; maxAgeMs: number };
   onBatch?: (closed: ClosedBatch) => Promise<BatchSubmission>;
-  /** Milliseconds since the epoch (default `Date.now`). */
+  /** Milliseconds since the epoch (default `Date.now`; fractions are dropped). */
   clock?: () => number;
   /** Pricing period (default "month"): free quotas restart and batches never span two periods. */
   period?: PeriodUnit;
@@ -176,7 +171,8 @@ export class Meter {
     this.maxRecords = maxRecords;
     this.maxAgeMs = maxAgeMs;
     this.onBatch = options.onBatch;
-    this.clock = options.clock ?? Date.now;
+    const clock = options.clock ?? Date.now;
+    this.clock = () => Math.floor(clock());
     this.periodUnit = options.period ?? "month";
     this.fsyncMode = options.fsync ?? "batch";
     this.retry = options.retry ?? { minMs: 1_000, maxMs: 60_000 };
@@ -252,7 +248,7 @@ export class Meter {
   ): RegisteredTool {
     const provider = spec.namespace;
     const tool = spec.route;
-    if (!NAMESPACE_RE.test(provider)) throw new TypeError(`namespace "${provider}" is not 1 to 64 ASCII letters or digits`);
+    if (!isValidNamespace(provider)) throw new TypeError(`namespace "${provider}" is not 1 to 64 ASCII letters or digits`);
     if (tool.length === 0 || Buffer.byteLength(tool, "utf8") > MAX_TOOL_BYTES) throw new TypeError(`route must be 1 to ${MAX_TOOL_BYTES} bytes`);
     this.pricing.priceFor(provider, 0);
     const name = spec.name ?? flowMcpToolName(spec.route, spec.namespace);

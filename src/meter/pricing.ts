@@ -1,3 +1,5 @@
+import { type Pricing, PricingModel, type Tier, validatePricing } from "../usage/registry.js";
+
 /**
  * Where the meter gets a provider's per-call price. `priceFor` runs on the hot path of every
  * billable call, so it is synchronous: a source backed by the chain keeps a snapshot of the
@@ -25,8 +27,6 @@ export type ProviderPricing =
   | { model: "per_call"; priceMicro: bigint }
   | { model: "tiered"; tiers: readonly Tier[] }
   | { model: "free_pool" };
-
-export type Tier = { upToCalls: bigint; priceMicro: bigint };
 
 export const OPEN_ENDED_TIER = (1n << 64n) - 1n;
 
@@ -94,6 +94,19 @@ export function priceOfCall(pricing: ProviderPricing, callIndexInPeriod: number)
       for (const t of pricing.tiers) if (callNumber <= t.upToCalls) return t.priceMicro;
       return 0n;
     }
+  }
+}
+
+/** The meter's view of a ProviderRegistry entry's pricing (checked with the registry's own rules). */
+export function pricingFromRegistry(pricing: Pricing): ProviderPricing {
+  const p = validatePricing(pricing);
+  switch (p.model) {
+    case PricingModel.PerCall:
+      return { model: "per_call", priceMicro: p.pricePerCallMicro };
+    case PricingModel.FreePool:
+      return { model: "free_pool" };
+    default:
+      return { model: "tiered", tiers: p.tiers.map((t) => ({ upToCalls: t.upToCalls, priceMicro: t.priceMicro })) };
   }
 }
 

@@ -1,6 +1,7 @@
 import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
-import type { CallRecord } from "./call-record.js";
+import { InvalidCallRecordError } from "../usage/errors.js";
+import { type CallRecord, validateCallRecord } from "../usage/record.js";
 
 /**
  * The meter's durable local spool: one append-only JSONL file per server. Lines:
@@ -49,28 +50,15 @@ export function encodeLine(line: SpoolLine): string {
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const isStr = (v: unknown): v is string => typeof v === "string";
-const OUTCOMES = new Set(["ok", "tool_error", "exception"]);
 
 function decodeRecord(r: Record<string, unknown>): CallRecord | string {
-  if (!isStr(r.eventId) || !isStr(r.provider) || !isStr(r.tool)) return "call record: bad eventId, provider or tool";
-  if (!isNum(r.startedAt) || !isNum(r.endedAt) || !isNum(r.durationMs)) return "call record: bad times";
-  if (!isStr(r.outcome) || !OUTCOMES.has(r.outcome)) return "call record: bad outcome";
-  if (!isInt(r.requestBytes) || !isInt(r.responseBytes)) return "call record: bad byte counts";
-  if (typeof r.billable !== "boolean") return "call record: bad billable";
   if (!isStr(r.priceMicro) || !/^(0|[1-9]\d*)$/.test(r.priceMicro)) return "call record: bad priceMicro";
-  return {
-    eventId: r.eventId,
-    provider: r.provider,
-    tool: r.tool,
-    startedAt: r.startedAt,
-    endedAt: r.endedAt,
-    durationMs: r.durationMs,
-    outcome: r.outcome as CallRecord["outcome"],
-    requestBytes: r.requestBytes,
-    responseBytes: r.responseBytes,
-    billable: r.billable,
-    priceMicro: BigInt(r.priceMicro),
-  };
+  try {
+    return validateCallRecord({ ...r, priceMicro: BigInt(r.priceMicro) });
+  } catch (err) {
+    if (err instanceof InvalidCallRecordError) return err.message;
+    throw err;
+  }
 }
 
 function decodeLine(value: unknown): SpoolLine | string {
