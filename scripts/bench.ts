@@ -1,3 +1,4 @@
+import { benchMeter } from "../bench/meter.js";
 import { benchProve } from "../bench/prove.js";
 import { buildCircuits } from "./build-circuits.js";
 
@@ -21,6 +22,10 @@ async function main(): Promise<void> {
       baselineRuns: int("BENCH_BASELINE_PROOFS", 10),
       log,
     });
+  }
+  if (wants("meter")) {
+    log("== metering overhead ==");
+    await benchMeter({ calls: int("BENCH_METER_CALLS", 2000), log });
   }
 }
 
