@@ -9,9 +9,17 @@ export type BalanceView = {
   amountPCTs: readonly { pct: readonly bigint[]; index: bigint }[];
 };
 
-function decryptOrCorrupt(pct: readonly bigint[], sk: bigint, what: string, index?: bigint): bigint {
+/** Decrypted PCTs by their words, for callers that decrypt many views sharing PCTs (a balance history). */
+export type PCTCache = Map<string, bigint>;
+
+function decryptOrCorrupt(pct: readonly bigint[], sk: bigint, what: string, index?: bigint, cache?: PCTCache): bigint {
+  const key = cache && pct.join(",");
+  const hit = key === undefined ? undefined : cache!.get(key);
+  if (hit !== undefined) return hit;
   try {
-    return decryptPCT(pct, sk);
+    const value = decryptPCT(pct, sk);
+    if (key !== undefined) cache!.set(key, value);
+    return value;
   } catch (e) {
     if (e instanceof PCTDecryptionError) {
       throw new BalanceViewCorruptError("pct-decryption", `${what} does not decrypt: ${e.message}`, index);
@@ -21,10 +29,10 @@ function decryptOrCorrupt(pct: readonly bigint[], sk: bigint, what: string, inde
 }
 
 /** decrypt(balancePCT) + Σ decrypt(amountPCTs), checked against the EGCT. */
-export function decryptBalance(view: BalanceView, sk: bigint): bigint {
-  let sum = isEmptyPCT(view.balancePCT) ? 0n : decryptOrCorrupt(view.balancePCT, sk, "balancePCT");
+export function decryptBalance(view: BalanceView, sk: bigint, cache?: PCTCache): bigint {
+  let sum = isEmptyPCT(view.balancePCT) ? 0n : decryptOrCorrupt(view.balancePCT, sk, "balancePCT", undefined, cache);
   for (const { pct, index } of view.amountPCTs) {
-    sum += decryptOrCorrupt(pct, sk, `amountPCT #${index}`, index);
+    sum += decryptOrCorrupt(pct, sk, `amountPCT #${index}`, index, cache);
   }
   if (sum >= SUBGROUP_ORDER) {
     throw new BalanceViewCorruptError("balance-out-of-range", "PCT total is not below l");

@@ -1,5 +1,5 @@
 import type { Address } from "viem";
-import { decryptBalance } from "../eerc/balance.js";
+import { type PCTCache, decryptBalance } from "../eerc/balance.js";
 import { pointEquals } from "../eerc/curve.js";
 import { EercError, KeyMismatchError } from "../eerc/errors.js";
 import { publicKeyOf } from "../eerc/keys.js";
@@ -90,11 +90,13 @@ export function decryptHistory(response: EarningsResponse, sk: bigint): Decrypte
   };
   for (const { tokenId, tokenAddress } of response.tokens) token(tokenId).tokenAddress = tokenAddress;
 
+  // A provider that rarely spends carries the same pending PCTs through many rows: decrypt each once.
+  const cache: PCTCache = new Map();
   for (const row of [...response.balanceHistory].sort(byBlockThenLog)) {
     const t = token(row.tokenId);
     let balanceMicro: bigint;
     try {
-      balanceMicro = decryptBalance({ eGCT: row.eGCT, balancePCT: row.balancePCT, amountPCTs: row.amountPCTs }, sk);
+      balanceMicro = decryptBalance({ eGCT: row.eGCT, balancePCT: row.balancePCT, amountPCTs: row.amountPCTs }, sk, cache);
     } catch (e) {
       if (e instanceof EercError || e instanceof RangeError) throw new HistoryRowCorruptError(row, e);
       throw e;
