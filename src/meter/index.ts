@@ -25,3 +25,15 @@ export {
 } from "./pricing.js";
 export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";
 export { type McpHttpHost, serveMcpOverHttp } from "./http.js";
+export {
+  BatchSubmitError,
+  type BatchSubmitter,
+  type BatchSubmitterOptions,
+  createBatchSubmitter,
+  isBatchAlreadyCommitted,
+  postSubmit,
+  type ServerAccount,
+  type SubmitMode,
+  type SubmitResult,
+  submitRequestBody,
+} from "./submit.js";

@@ -14,15 +14,17 @@ async function registeredKey(client: PublicClient, registrar: Address, account: 
 
 /**
  * The recipients of a batch's lines, read from chain: each provider's payout account key from the
- * Registrar, the auditor key set on the eERC, and the operator account's registered key.
+ * Registrar, the auditor key set on the eERC, and the operator account's registered key (or the
+ * operator's public key, when given as `{ publicKey }`).
  */
 export async function fetchLineKeys(
   client: PublicClient,
   contracts: { providerRegistry: Address; registrar: Address; encryptedERC: Address },
-  operator: Address,
+  operator: Address | { publicKey: Point },
   providerIds: readonly Hex[],
 ): Promise<LineKeys> {
-  const operatorPk = await registeredKey(client, contracts.registrar, operator, "the operator");
+  const operatorPk =
+    typeof operator === "string" ? await registeredKey(client, contracts.registrar, operator, "the operator") : operator.publicKey;
   const [ax, ay] = await client.readContract({ address: contracts.encryptedERC, abi: EncryptedERCAbi, functionName: "auditorPublicKey" });
   if (ax === 0n && ay === 0n) throw new InvalidRecipientKeyError("the auditor (no auditor set)");
   const providers = new Map<string, Point>();

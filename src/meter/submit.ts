@@ -1,0 +1,245 @@
+import {
+  type Account,
+  type Address,
+  BaseError,
+  type Chain,
+  ContractFunctionRevertedError,
+  type Hex,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+  createWalletClient,
+  custom,
+  getAddress,
+  isAddressEqual,
+} from "viem";
+import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
+import type { Point } from "../eerc/curve.js";
+import { type BuiltBatch, type UsageBatch, batchTypedData, buildBatch } from "../usage/batch.js";
+import { fetchLineKeys } from "../usage/keys.js";
+import type { CallRecord } from "../usage/record.js";
+import { providerIdOf } from "../usage/registry.js";
+import type { ClosedBatch } from "./meter.js";
+
+/** How batches reach the UsageLedger: the server's own transaction, or its signature relayed by the API. */
+export type SubmitMode = { kind: "direct" } | { kind: "relay"; apiUrl: string };
+
+/** A signing account: viem's local accounts (`privateKeyToAccount`) qualify. */
+export type ServerAccount = Account & { signTypedData: NonNullable<Account["signTypedData"]> };
+
+export type BatchSubmitterOptions = {
+  /** The server's key: sends `commit` (direct) or signs `CommitUsageBatch` (relay). */
+  serverAccount: ServerAccount;
+  publicClient: PublicClient;
+  /** Direct mode: the wallet that sends `commit` (default: one over `publicClient`'s transport). */
+  walletClient?: WalletClient<Transport, Chain, Account>;
+  ledger: Address;
+  registry: Address;
+  registrar: Address;
+  /** The eERC contract, whose auditor key every line is encrypted to. */
+  eerc: Address;
+  /** The operator's eERC public key; default: the key the Registrar holds for the UsageLedger's owner. */
+  operatorPk?: Point;
+  mode: SubmitMode;
+  /** Relay mode: how long the signature stays valid (default 3,600 s). */
+  deadlineSeconds?: number;
+  /** Relay mode: also send the call records, so the API can check the Merkle root (default false). */
+  sendRecords?: boolean;
+  /** Relay mode: per request (default 60 s). */
+  timeoutMs?: number;
+  fetch?: typeof globalThis.fetch;
+  /** Padded line count floor (a power of two; default 4). */
+  minLines?: number;
+};
+
+/** What one submission did. `txHash` is null when the batch was already committed before this attempt. */
+export type SubmitResult = { batchId: Hex; txHash: Hex | null; alreadyCommitted: boolean };
+
+export type BatchSubmitter = {
+  /** For `createMeter({ onBatch })`: resolves once the batch is on chain; the meter then writes its `submitted` line. */
+  onBatch(closed: ClosedBatch): Promise<{ txHash: Hex | null }>;
+  submit(closed: ClosedBatch): Promise<SubmitResult>;
+  /** Builds the batch: Merkle root, lines encrypted to keys read from chain now. */
+  build(closed: ClosedBatch): Promise<BuiltBatch>;
+};
+
+export class BatchSubmitError extends Error {
+  readonly code = "BATCH_SUBMIT_FAILED";
+  constructor(
+    message: string,
+    readonly batchId: Hex,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "BatchSubmitError";
+  }
+}
+
+/** True when `err` is (or wraps) UsageLedger's `BatchAlreadyCommitted` revert. */
+export function isBatchAlreadyCommitted(err: unknown): boolean {
+  if (!(err instanceof BaseError)) return false;
+  const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
+  return revert instanceof ContractFunctionRevertedError && revert.data?.errorName === "BatchAlreadyCommitted";
+}
+
+/** The JSON body of `POST /usage/submit`: integers as decimal strings, byte strings as hex. */
+export function submitRequestBody(batch: UsageBatch, deadline: bigint, signature: Hex, records?: readonly CallRecord[]) {
+  return {
+    batch: {
+      server: batch.server,
+      batchId: batch.batchId,
+      periodStart: batch.periodStart.toString(),
+      periodEnd: batch.periodEnd.toString(),
+      merkleRoot: batch.merkleRoot,
+      encryptedLines: batch.encryptedLines,
+    },
+    deadline: deadline.toString(),
+    signature,
+    ...(records ? { records: records.map((r) => ({ ...r, priceMicro: r.priceMicro.toString() })) } : {}),
+  };
+}
+
+const isHash = (v: unknown): v is Hex => typeof v === "string" && /^0x[0-9a-fA-F]{64}$/.test(v);
+
+/**
+ * The API's answer to `POST /usage/submit`: `{ batchId, txHash }` on success (also when the batch
+ * was committed before: the route is idempotent); anything else is an error to retry.
+ */
+export async function postSubmit(
+  apiUrl: string,
+  body: ReturnType<typeof submitRequestBody>,
+  options: { fetch?: typeof globalThis.fetch; timeoutMs?: number } = {},
+): Promise<{ batchId: Hex; txHash: Hex | null; alreadyCommitted: boolean }> {
+  const url = new URL("usage/submit", apiUrl.endsWith("/") ? apiUrl : `${apiUrl}/`).href;
+  const batchId = body.batch.batchId;
+  let res: Response;
+  let text: string;
+  try {
+    res = await (options.fetch ?? globalThis.fetch)(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+    });
+    text = await res.text();
+  } catch (err) {
+    throw new BatchSubmitError(`POST ${url} failed: ${err instanceof Error ? err.message : String(err)}`, batchId, { cause: err });
+  }
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const error = json?.error as { message?: unknown; code?: unknown } | string | undefined;
+    const message = typeof error === "string" ? error : typeof error?.message === "string" ? error.message : text.slice(0, 200);
+    throw new BatchSubmitError(`POST ${url} answered ${res.status}: ${message}`, batchId);
+  }
+  if (!json || typeof json.batchId !== "string" || json.batchId.toLowerCase() !== batchId.toLowerCase()) {
+    throw new BatchSubmitError(`POST ${url} answered ${res.status} without batch ${batchId}: ${text.slice(0, 200)}`, batchId);
+  }
+  const txHash = isHash(json.txHash) ? json.txHash : null;
+  return { batchId, txHash, alreadyCommitted: json.alreadyCommitted === true || txHash === null };
+}
+
+/**
+ * The glue between a FlowMCP server's meter and the UsageLedger: each closed batch is built
+ * (records → Merkle root, per-provider lines encrypted to the keys on chain now) and committed
+ * by the server's key, directly or through the API's relay. A batch already on chain counts as
+ * committed, so a batch handed over again after a restart is committed once.
+ */
+export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmitter {
+  const server = getAddress(options.serverAccount.address);
+  const { publicClient, ledger } = options;
+  const contracts = { providerRegistry: options.registry, registrar: options.registrar, encryptedERC: options.eerc };
+  let operator: Promise<Address | { publicKey: Point }> | undefined = options.operatorPk ? Promise.resolve({ publicKey: options.operatorPk }) : undefined;
+  let chainId: Promise<number> | undefined;
+  let wallet = options.walletClient;
+
+  const operatorKeySource = () =>
+    (operator ??= publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "owner" }).catch((err) => {
+      operator = undefined;
+      throw err;
+    }));
+  const getChainId = () =>
+    (chainId ??= (publicClient.chain ? Promise.resolve(publicClient.chain.id) : publicClient.getChainId()).catch((err) => {
+      chainId = undefined;
+      throw err;
+    }));
+  const isCommitted = (batchId: Hex) =>
+    publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "isCommitted", args: [server, batchId] });
+
+  const build = async (closed: ClosedBatch): Promise<BuiltBatch> => {
+    if (!isAddressEqual(closed.server, server)) {
+      throw new BatchSubmitError(`batch of server ${closed.server} handed to the submitter of ${server}`, closed.batchId);
+    }
+    const providerIds = [...new Set(closed.records.map((r) => providerIdOf(r.provider)))];
+    const keys = await fetchLineKeys(publicClient, contracts, await operatorKeySource(), providerIds);
+    const built = buildBatch({
+      server,
+      sequence: closed.sequence,
+      periodStart: closed.periodStart,
+      periodEnd: closed.periodEnd,
+      records: closed.records,
+      keys,
+      minLines: options.minLines,
+    });
+    if (built.batch.batchId !== closed.batchId) {
+      throw new BatchSubmitError(`batch ${closed.sequence} has id ${closed.batchId}, expected ${built.batch.batchId}`, closed.batchId);
+    }
+    return built;
+  };
+
+  const commitDirect = async (batch: UsageBatch): Promise<SubmitResult> => {
+    wallet ??= createWalletClient({
+      account: options.serverAccount,
+      chain: publicClient.chain,
+      transport: custom({ request: (args) => publicClient.request(args as never) }),
+    }) as WalletClient<Transport, Chain, Account>;
+    let hash: Hex;
+    try {
+      const { request } = await publicClient.simulateContract({
+        account: options.serverAccount,
+        address: ledger,
+        abi: UsageLedgerAbi,
+        functionName: "commit",
+        args: [batch],
+      });
+      hash = await wallet.writeContract(request as never);
+    } catch (err) {
+      if (isBatchAlreadyCommitted(err)) return { batchId: batch.batchId, txHash: null, alreadyCommitted: true };
+      throw err;
+    }
+    const receipt = await publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status === "success") return { batchId: batch.batchId, txHash: hash, alreadyCommitted: false };
+    // Reverted on chain: committed in the meantime by another transaction, or a real failure.
+    if (await isCommitted(batch.batchId)) return { batchId: batch.batchId, txHash: null, alreadyCommitted: true };
+    throw new BatchSubmitError(`commit of batch ${batch.batchId} reverted (${hash})`, batch.batchId);
+  };
+
+  const commitRelayed = async (built: BuiltBatch, records: readonly CallRecord[], apiUrl: string): Promise<SubmitResult> => {
+    const deadline = BigInt(Math.floor(Date.now() / 1000) + (options.deadlineSeconds ?? 3_600));
+    const typed = batchTypedData(built.batch, deadline, { chainId: await getChainId(), ledger });
+    const signature = await options.serverAccount.signTypedData(typed as never);
+    const body = submitRequestBody(built.batch, deadline, signature, options.sendRecords ? records : undefined);
+    const answer = await postSubmit(apiUrl, body, { fetch: options.fetch, timeoutMs: options.timeoutMs });
+    return { batchId: built.batch.batchId, txHash: answer.txHash, alreadyCommitted: answer.alreadyCommitted };
+  };
+
+  const submit = async (closed: ClosedBatch): Promise<SubmitResult> => {
+    // A batch handed over again (after a crash before its `submitted` line) is usually on chain already.
+    if (await isCommitted(closed.batchId)) return { batchId: closed.batchId, txHash: null, alreadyCommitted: true };
+    const built = await build(closed);
+    return options.mode.kind === "direct" ? commitDirect(built.batch) : commitRelayed(built, closed.records, options.mode.apiUrl);
+  };
+
+  return {
+    build,
+    submit,
+    async onBatch(closed) {
+      const { txHash } = await submit(closed);
+      return { txHash };
+    },
+  };
+}
