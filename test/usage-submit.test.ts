@@ -308,10 +308,26 @@ describe("batch submitter, relay", () => {
     expect(received.at(-1)!.body.records).toEqual(records.map((r) => ({ ...r, priceMicro: r.priceMicro.toString() })));
   });
 
-  test("the API's idempotent answer for a committed batch is success; errors and foreign answers are not", async () => {
+  test("a batch the API reports taken (409) or committed without a transaction is success only if the chain has it", async () => {
     const batch = closed(3, [record("news")]);
-    answer = (body) => ({ status: 200, json: { batchId: body.batch.batchId, txHash: null, alreadyCommitted: true } });
-    expect(await submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).toMatchObject({ txHash: null, alreadyCommitted: true });
+    // Sent before a restart and rebuilt since (its encryption differs), so the API refuses the id.
+    answer = () => ({ status: 409, json: { error: { field: "batch.batchId", message: "is already used by this server for a different batch" } } });
+    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toMatchObject({ status: 409 });
+    // Mined between the submitter's first look at the ledger and the API's answer.
+    const chain = fakeChain();
+    const isCommitted = () => chain.calls.filter((c) => c === "isCommitted").length > 1;
+    const late = { ...chain.publicClient, readContract: async (a: any) => (a.functionName === "isCommitted" ? (chain.calls.push("isCommitted"), isCommitted()) : chain.publicClient.readContract(a)) };
+    expect(await submitterFor({ ...chain, publicClient: late } as never, { kind: "relay", apiUrl }).submit(batch)).toEqual({ batchId: batch.batchId, txHash: null, alreadyCommitted: true });
+
+    answer = (body) => ({ status: 200, json: { batchId: body.batch.batchId, txHash: null } });
+    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(/without a transaction, and the batch is not committed/);
+  });
+
+  test("waits for the relayed transaction; API errors and foreign answers are errors", async () => {
+    const batch = closed(3, [record("news")]);
+    answer = (body) => ({ status: 200, json: { batchId: body.batch.batchId, txHash: `0x${"cd".repeat(32)}` } });
+    await expect(submitterFor(fakeChain({ receiptStatus: "reverted" }), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(/reverted/);
+    expect(await submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).toMatchObject({ txHash: `0x${"cd".repeat(32)}`, alreadyCommitted: false });
 
     answer = () => ({ status: 401, json: { error: { field: "signature", message: "not signed by an authorised server" } } });
     await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(/answered 401: not signed by an authorised server/);

@@ -47,6 +47,8 @@ export type BatchSubmitterOptions = {
   sendRecords?: boolean;
   /** Relay mode: per request (default 60 s). */
   timeoutMs?: number;
+  /** How long to wait for a commit transaction to be mined (default 600 s). */
+  receiptTimeoutMs?: number;
   fetch?: typeof globalThis.fetch;
   /** Padded line count floor (a power of two; default 4). */
   minLines?: number;
@@ -68,11 +70,15 @@ export class BatchSubmitError extends Error {
   constructor(
     message: string,
     readonly batchId: Hex,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(message, options);
     this.name = "BatchSubmitError";
+    this.status = options?.status;
   }
+
+  /** The API's HTTP status, when the API answered. */
+  readonly status?: number;
 }
 
 /** True when `err` is (or wraps) UsageLedger's `BatchAlreadyCommitted` revert. */
@@ -102,14 +108,15 @@ export function submitRequestBody(batch: UsageBatch, deadline: bigint, signature
 const isHash = (v: unknown): v is Hex => typeof v === "string" && /^0x[0-9a-fA-F]{64}$/.test(v);
 
 /**
- * The API's answer to `POST /usage/submit`: `{ batchId, txHash }` on success (also when the batch
- * was committed before: the route is idempotent); anything else is an error to retry.
+ * The API's answer to `POST /usage/submit`: `{ batchId, txHash }` once the relayer's transaction
+ * is sent (the same answer again for the same batch; `txHash` null for a batch committed by a
+ * transaction it cannot find); anything else is a BatchSubmitError with the HTTP status.
  */
 export async function postSubmit(
   apiUrl: string,
   body: ReturnType<typeof submitRequestBody>,
   options: { fetch?: typeof globalThis.fetch; timeoutMs?: number } = {},
-): Promise<{ batchId: Hex; txHash: Hex | null; alreadyCommitted: boolean }> {
+): Promise<{ batchId: Hex; txHash: Hex | null }> {
   const url = new URL("usage/submit", apiUrl.endsWith("/") ? apiUrl : `${apiUrl}/`).href;
   const batchId = body.batch.batchId;
   let res: Response;
@@ -134,13 +141,12 @@ export async function postSubmit(
   if (!res.ok) {
     const error = json?.error as { message?: unknown; code?: unknown } | string | undefined;
     const message = typeof error === "string" ? error : typeof error?.message === "string" ? error.message : text.slice(0, 200);
-    throw new BatchSubmitError(`POST ${url} answered ${res.status}: ${message}`, batchId);
+    throw new BatchSubmitError(`POST ${url} answered ${res.status}: ${message}`, batchId, { status: res.status });
   }
   if (!json || typeof json.batchId !== "string" || json.batchId.toLowerCase() !== batchId.toLowerCase()) {
     throw new BatchSubmitError(`POST ${url} answered ${res.status} without batch ${batchId}: ${text.slice(0, 200)}`, batchId);
   }
-  const txHash = isHash(json.txHash) ? json.txHash : null;
-  return { batchId, txHash, alreadyCommitted: json.alreadyCommitted === true || txHash === null };
+  return { batchId, txHash: isHash(json.txHash) ? json.txHash : null };
 }
 
 /**
@@ -211,11 +217,15 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
       if (isBatchAlreadyCommitted(err)) return { batchId: batch.batchId, txHash: null, alreadyCommitted: true };
       throw err;
     }
-    const receipt = await publicClient.waitForTransactionReceipt({ hash });
-    if (receipt.status === "success") return { batchId: batch.batchId, txHash: hash, alreadyCommitted: false };
-    // Reverted on chain: committed in the meantime by another transaction, or a real failure.
-    if (await isCommitted(batch.batchId)) return { batchId: batch.batchId, txHash: null, alreadyCommitted: true };
-    throw new BatchSubmitError(`commit of batch ${batch.batchId} reverted (${hash})`, batch.batchId);
+    return mined(batch.batchId, hash);
+  };
+
+  /** Waits for the commit transaction; a revert is success only if the batch is committed anyway (by another transaction). */
+  const mined = async (batchId: Hex, hash: Hex): Promise<SubmitResult> => {
+    const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: options.receiptTimeoutMs ?? 600_000 });
+    if (receipt.status === "success") return { batchId, txHash: hash, alreadyCommitted: false };
+    if (await isCommitted(batchId)) return { batchId, txHash: null, alreadyCommitted: true };
+    throw new BatchSubmitError(`commit of batch ${batchId} reverted (${hash})`, batchId);
   };
 
   const commitRelayed = async (built: BuiltBatch, records: readonly CallRecord[], apiUrl: string): Promise<SubmitResult> => {
@@ -223,8 +233,19 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
     const typed = batchTypedData(built.batch, deadline, { chainId: await getChainId(), ledger });
     const signature = await options.serverAccount.signTypedData(typed as never);
     const body = submitRequestBody(built.batch, deadline, signature, options.sendRecords ? records : undefined);
-    const answer = await postSubmit(apiUrl, body, { fetch: options.fetch, timeoutMs: options.timeoutMs });
-    return { batchId: built.batch.batchId, txHash: answer.txHash, alreadyCommitted: answer.alreadyCommitted };
+    const { batchId } = built.batch;
+    let answer: { txHash: Hex | null };
+    try {
+      answer = await postSubmit(apiUrl, body, { fetch: options.fetch, timeoutMs: options.timeoutMs });
+    } catch (err) {
+      // 409: the id is taken, by this batch as built before a restart (its encryption differs) or
+      // by another one. Only the chain can tell a committed batch from a pending or foreign one.
+      if (err instanceof BatchSubmitError && err.status === 409 && (await isCommitted(batchId))) return { batchId, txHash: null, alreadyCommitted: true };
+      throw err;
+    }
+    if (answer.txHash) return mined(batchId, answer.txHash);
+    if (await isCommitted(batchId)) return { batchId, txHash: null, alreadyCommitted: true };
+    throw new BatchSubmitError(`the API answered for batch ${batchId} without a transaction, and the batch is not committed`, batchId);
   };
 
   const submit = async (closed: ClosedBatch): Promise<SubmitResult> => {
