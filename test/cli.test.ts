@@ -95,6 +95,8 @@ describe("cli: usage, keys and unreachable sources", () => {
       [["history", "--api", "http://a", "--address", accounts[2]!.address], /--address is only used with --eerc-key-file/],
       [["history", "--api", "http://a", "--eerc-key-file", "k", "--address", "0x12"], /--address is not an address/],
       [["history", "--api", "http://a"], /no key: set PRIVATE_KEY/],
+      [["history", "--api", "http://a", "--records", "r.jsonl"], /--records is only used with usage/],
+      [["usage", "--rpc", "http://a", "--period", "day"], /--period is only used with audit/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     runs.forEach((run, i) => {
@@ -138,6 +140,19 @@ describe("cli: usage, keys and unreachable sources", () => {
     expectNoSecrets(runs[0]!, "deadbeefdeadbeefdeadbeef");
     expectNoSecrets(runs[1]!, "horse battery");
     expectNoSecrets(runs[2]!, outOfRange);
+  });
+
+  it("usage --records with a file that cannot be read exits 2; a malformed one exits 1", async () => {
+    const bad = join(tmp, "bad-records.json");
+    writeFileSync(bad, '[{"eventId":"x"}]');
+    const [missing, malformed] = await Promise.all([
+      cli(["usage", "--api", "http://127.0.0.1:9", "--records", join(tmp, "no-such-records.jsonl")], { PRIVATE_KEY: PROVIDER! }),
+      cli(["usage", "--api", "http://127.0.0.1:9", "--records", bad], { PRIVATE_KEY: PROVIDER! }),
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim()).toMatch(/^error: cannot read --records .*no-such-records\.jsonl: ENOENT \(see --help\)$/);
+    expect(malformed.code).toBe(1);
+    expect(malformed.stderr.trim()).toMatch(/^error: .*bad-records\.json\[0\]: priceMicro must be a non-negative integer/);
   });
 
   it("an unreachable API or RPC exits 1 with one line", async () => {

@@ -8,9 +8,11 @@ Decrypts eERC amounts locally with your own key; the key never leaves this proce
 Commands:
   history   a provider's balance history and incoming transfers, decrypted
   audit     every auditor PCT decrypted and totalled per period, token and kind
+  usage     a provider's committed usage (calls, billable calls, amount) per batch
+            and in total, decrypted; with --records, checked against call records
 
 Source (exactly one):
-  --api URL              BackendShield REST API (the indexer)
+  --api URL              BackendShield query API (the indexer: REST; GraphQL for usage)
   --rpc URL              JSON-RPC endpoint only; addresses and start block from the manifest
 
 Key (never printed):
@@ -24,12 +26,16 @@ Key (never printed):
 Options:
   --token-id N           history: only this token
   --period day|month     audit: group by UTC day (default) or month
+  --records FILE         usage: call records to check against the committed batches
+                         (a meter spool, JSONL of records, or a JSON array; a record
+                         may carry its batchId and Merkle proof); exit 1 on a mismatch
   --manifest PATH        deployment manifest for --rpc
                          (default: $DEPLOYMENT_FILE or deployments/$NETWORK.json)
   --json                 JSON output; amounts as micro-USDC decimal strings
   -h, --help             this text
 
-Exit codes: 0 ok, 1 runtime error, 2 usage error (including an invalid key).`;
+Exit codes: 0 ok, 1 runtime error, 2 usage error (including an invalid key).
+usage --records exits 1 when any record does not match what was committed.`;
 
 export class UsageError extends Error {
   readonly code = "USAGE";
@@ -51,6 +57,7 @@ const OPTIONS = {
   rpc: { type: "string" },
   "token-id": { type: "string" },
   period: { type: "string" },
+  records: { type: "string" },
   "key-file": { type: "string" },
   "eerc-key-file": { type: "string" },
   address: { type: "string" },
@@ -62,10 +69,11 @@ const OPTIONS = {
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
 
 export type Command = {
-  name: "history" | "audit";
+  name: "history" | "audit" | "usage";
   source: { kind: "api"; url: string } | { kind: "rpc"; url: string; manifest?: string };
   tokenId?: bigint;
   period: AuditPeriodUnit;
+  records?: string;
   json: boolean;
   values: Values;
 };
@@ -91,8 +99,8 @@ export function parseCommand(argv: string[]): Command | "help" {
   const { values, positionals } = parsed;
   if (values.help) return "help";
   const [name, ...rest] = positionals;
-  if (!name) throw new UsageError("missing command: history or audit");
-  if (name !== "history" && name !== "audit") throw new UsageError(`unknown command "${name}": expected history or audit`);
+  if (!name) throw new UsageError("missing command: history, audit or usage");
+  if (name !== "history" && name !== "audit" && name !== "usage") throw new UsageError(`unknown command "${name}": expected history, audit or usage`);
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
 
   if ((values.api === undefined) === (values.rpc === undefined)) throw new UsageError("give exactly one of --api URL or --rpc URL");
@@ -115,6 +123,9 @@ export function parseCommand(argv: string[]): Command | "help" {
     period = values.period;
   }
 
+  if (values.records !== undefined && name !== "usage") throw new UsageError("--records is only used with usage");
+  if (values.records === "") throw new UsageError("--records needs a file path");
+
   if (values["eerc-key-file"] !== undefined) {
     if (values["key-file"] !== undefined) throw new UsageError("give either --key-file or --eerc-key-file, not both");
     if (values.address === undefined) throw new UsageError("--eerc-key-file needs --address (the account the key belongs to)");
@@ -122,5 +133,5 @@ export function parseCommand(argv: string[]): Command | "help" {
   } else if (values.address !== undefined) {
     throw new UsageError("--address is only used with --eerc-key-file");
   }
-  return { name, source, tokenId, period, json: values.json ?? false, values };
+  return { name, source, tokenId, period, records: values.records, json: values.json ?? false, values };
 }

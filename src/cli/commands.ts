@@ -13,9 +13,20 @@ import {
   verifyAccountKey,
 } from "../history/chain.js";
 import { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "../history/decrypt.js";
+import { HistoryError } from "../history/errors.js";
+import {
+  type RecordGroup,
+  type RecordsCheck,
+  checkRecords,
+  decryptProviderUsage,
+  parseRecordsFile,
+  providersFromChain,
+  usageBatchesFromChain,
+} from "../history/usage.js";
+import { UsageGraphqlClient } from "../history/usage-api.js";
 import { USDC_DECIMALS } from "../money/usdc.js";
 import { type CliIo, type Command, InvalidKeyError, UsageError, type Values } from "./args.js";
-import { type ChainHistory, renderAudit, renderChainHistory, renderHistory, toJson } from "./output.js";
+import { type ChainHistory, renderAudit, renderChainHistory, renderHistory, renderUsage, toJson } from "./output.js";
 
 function readKeyFile(path: string, flag: string): string {
   try {
@@ -150,4 +161,58 @@ export async function runAudit(cmd: Command, id: Identity, io: CliIo): Promise<v
       ? toJson({ source: cmd.source.kind, account: id.address, period: cmd.period, ...report })
       : renderAudit(report, { account: id.address, period: cmd.period, source }),
   );
+}
+
+/** Call records that do not match what the chain committed; the details are in the report printed before. */
+export class RecordsMismatchError extends HistoryError {
+  readonly code = "RECORDS_MISMATCH";
+  constructor(readonly check: RecordsCheck) {
+    super(`${check.mismatches.length} record check(s) failed; first: ${check.mismatches[0]?.message ?? "?"}`);
+  }
+}
+
+function readRecords(path: string): RecordGroup[] {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new UsageError(`cannot read --records ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseRecordsFile(bytes, path);
+}
+
+/**
+ * The provider's usage lines, decrypted from the indexer's GraphQL or from the UsageLedger's logs,
+ * per batch and in total; with `--records`, the records checked against the committed batches.
+ */
+export async function runUsage(cmd: Command, id: Identity, io: CliIo): Promise<void> {
+  const groups = cmd.records !== undefined ? readRecords(cmd.records) : undefined;
+  let source: string;
+  let providers;
+  let batches;
+  if (cmd.source.kind === "api") {
+    const client = new UsageGraphqlClient(cmd.source.url);
+    assertKeyMatches(id.address, await client.registeredKey(id.address), id.sk);
+    [providers, batches] = await Promise.all([client.providers(), client.usageBatches()]);
+    source = `api ${client.url}`;
+  } else {
+    const m = loadManifest(cmd.source.manifest);
+    const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
+    await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
+    const toBlock = await publicClient.getBlockNumber();
+    const range = { rpcUrl: cmd.source.url, publicClient, fromBlock: BigInt(m.startBlock), toBlock };
+    [providers, batches] = await Promise.all([
+      providersFromChain({ ...range, providerRegistry: m.contracts.providerRegistry }),
+      usageBatchesFromChain({ ...range, usageLedger: m.contracts.usageLedger }),
+    ]);
+    source = `rpc ${cmd.source.url} (chain ${m.chainId}, UsageLedger ${m.contracts.usageLedger}, blocks ${m.startBlock}–${toBlock})`;
+  }
+  const report = decryptProviderUsage({ account: id.address, sk: id.sk, providers, batches });
+  const check = groups ? checkRecords({ report, batches, groups }) : undefined;
+  io.stdout(
+    cmd.json
+      ? toJson({ source: cmd.source.kind, ...report, records: check ? { path: cmd.records, ...check } : undefined })
+      : renderUsage(report, { source, records: check ? { path: cmd.records!, check } : undefined }),
+  );
+  if (check && !check.ok) throw new RecordsMismatchError(check);
 }

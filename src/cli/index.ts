@@ -40,9 +40,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   }
   try {
     if (cmd.name === "history") await commands.runHistory(cmd, id, io);
-    else await commands.runAudit(cmd, id, io);
+    else if (cmd.name === "audit") await commands.runAudit(cmd, id, io);
+    else await commands.runUsage(cmd, id, io);
     return 0;
   } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`error: ${e.message} (see --help)`);
+      return 2;
+    }
     io.stderr(`error: ${oneLine(e)}`);
     return 1;
   }

@@ -8,6 +8,7 @@ import {
   type Totals,
   type UnresolvedTransfer,
 } from "../history/types.js";
+import type { ProviderUsageReport, RecordsCheck, UsageTotals } from "../history/usage.js";
 import { formatUsdc } from "../money/usdc.js";
 
 /** JSON with every bigint as a decimal string (amounts stay exact micro-USDC). */
@@ -159,6 +160,54 @@ export function renderAudit(r: AuditReport, meta: { account: Address; period: st
         ),
       ),
     );
+  }
+  return out.join("\n");
+}
+
+/** A Unix-millisecond period bound as ISO time (the raw number when out of Date's range). */
+function msTime(ms: bigint): string {
+  return ms <= 8_640_000_000_000_000n ? new Date(Number(ms)).toISOString() : `${ms} ms`;
+}
+
+function usageRows(lines: (UsageTotals & { providerId: string; namespace: string | null })[]): string[][] {
+  return lines.map((l) => [l.namespace ?? l.providerId, l.calls.toString(), l.billableCalls.toString(), formatUsdc(l.amountMicro)]);
+}
+
+const USAGE_HEADERS = ["namespace", "calls", "billable", "amount (USDC)"];
+const USAGE_RIGHT = new Set([1, 2, 3]);
+
+/** The provider's decrypted usage per batch and in total, and the records check when there is one. */
+export function renderUsage(r: ProviderUsageReport, meta: { source: string; records?: { path: string; check: RecordsCheck } }): string {
+  const out = [`account ${r.account}  (key matches the registered eERC public key)`, `source  ${meta.source}`];
+  out.push(
+    r.namespaces.length > 0
+      ? `namespaces paying out to this account: ${r.namespaces.map((p) => `${p.namespace}${p.active ? "" : " (inactive)"}`).join(", ")}`
+      : "namespaces paying out to this account: none",
+  );
+  out.push(`batches: ${r.batchesScanned} committed, ${r.batches.length} with lines for this account`);
+  for (const b of r.batches) {
+    out.push("", `batch ${b.batchId}  block ${b.blockNumber}  server ${b.server}`);
+    out.push(`  period ${msTime(b.periodStart)} – ${msTime(b.periodEnd)}  tx ${b.txHash}`);
+    out.push(...indent(table(USAGE_HEADERS, usageRows(b.lines), USAGE_RIGHT)));
+  }
+  out.push("", "total");
+  if (r.byProvider.length === 0) out.push("  no usage decrypts under this key");
+  else {
+    const all = { providerId: "all", namespace: "all", ...r.total };
+    out.push(...indent(table(USAGE_HEADERS, usageRows([...r.byProvider, all]), USAGE_RIGHT)));
+  }
+  if (meta.records) {
+    const c = meta.records.check;
+    out.push(
+      "",
+      `records  ${meta.records.path}: ${c.records} records; ${c.verifiedRecords} in ${c.verifiedBatches} committed batch(es) checked against their Merkle roots and this account's lines` +
+        (c.pendingRecords > 0 ? `; ${c.pendingRecords} not in a committed batch yet` : ""),
+    );
+    if (c.ok) out.push("records  OK: every checked record is committed and adds up to this account's lines");
+    else {
+      out.push(`records  MISMATCH (${c.mismatches.length}):`);
+      out.push(...c.mismatches.map((m) => `  ${m.kind}: ${m.message}`));
+    }
   }
   return out.join("\n");
 }

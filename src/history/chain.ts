@@ -39,7 +39,7 @@ export type RpcSource = { rpcUrl: string; publicClient?: PublicClient };
 // ReceiverPCTAuthKey[2] at 20..21, ReceiverPCTNonce at 22.
 const RECEIVER_PCT_SIGNALS = [16, 23] as const;
 
-const DEFAULT_BLOCK_RANGE = 2_000n;
+export const DEFAULT_BLOCK_RANGE = 2_000n;
 const CONCURRENCY = 8;
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -169,7 +169,8 @@ export async function balanceFromChain(
   };
 }
 
-async function getLogsChunked<T>(
+/** `fetchRange` over [fromBlock, toBlock] in ranges of `step` blocks (RPCs cap getLogs ranges). */
+export async function getLogsChunked<T>(
   fromBlock: bigint,
   toBlock: bigint,
   step: bigint,

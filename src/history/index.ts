@@ -16,3 +16,21 @@ export {
   tokensFromChain,
   verifyAccountKey,
 } from "./chain.js";
+export {
+  type CommittedBatch,
+  type ProviderRef,
+  type ProviderUsageBatch,
+  type ProviderUsageLine,
+  type ProviderUsageReport,
+  type RecordGroup,
+  type RecordsCheck,
+  RecordsFileError,
+  type RecordsMismatch,
+  type UsageTotals,
+  checkRecords,
+  decryptProviderUsage,
+  parseRecordsFile,
+  providersFromChain,
+  usageBatchesFromChain,
+} from "./usage.js";
+export { UsageGraphqlClient } from "./usage-api.js";
