@@ -1,0 +1,52 @@
+import type { ProviderId } from "./types.js";
+
+export abstract class RevenueError extends Error {
+  abstract readonly code: string;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Input the revenue engine refuses; `field` names the offending input. */
+export class InvalidRevenueInputError extends RevenueError {
+  readonly code = "INVALID_REVENUE_INPUT";
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`invalid revenue input: ${field} ${reason}`);
+  }
+}
+
+/** Usage of a provider the pricing lookup does not know: its usage cannot be priced. */
+export class UnknownProviderPricingError extends RevenueError {
+  readonly code = "UNKNOWN_PROVIDER_PRICING";
+  constructor(
+    readonly providerId: ProviderId,
+    readonly period: number,
+  ) {
+    super(`no pricing for provider ${providerId} in period ${period}`);
+  }
+}
+
+/** A positive pool with no positive weight to split it by. */
+export class UnallocatablePoolError extends RevenueError {
+  readonly code = "UNALLOCATABLE_POOL";
+  constructor(readonly poolMicro: bigint) {
+    super(`cannot allocate a pool of ${poolMicro} micro-USDC: every weight is zero`);
+  }
+}
+
+export type Overpayment = { providerId: ProviderId; earnedMicro: bigint; paidMicro: bigint };
+
+/** Providers paid more than they earned: an invariant breach, never a negative amount owed. */
+export class OverpaidError extends RevenueError {
+  readonly code = "OVERPAID";
+  constructor(readonly overpaid: readonly Overpayment[]) {
+    super(
+      `${overpaid.length} provider(s) paid more than earned: ` +
+        overpaid.map((o) => `${o.providerId} earned ${o.earnedMicro}, paid ${o.paidMicro}`).join("; "),
+    );
+  }
+}
