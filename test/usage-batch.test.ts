@@ -1,4 +1,4 @@
-import { type Hex, decodeAbiParameters, encodeAbiParameters, keccak256, parseAbiParameters, verifyTypedData } from "viem";
+import { type Hex, concat, decodeAbiParameters, encodeAbiParameters, keccak256, parseAbiParameters, verifyTypedData } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { IDENTITY, type Point, mulBase, randomScalar } from "../src/eerc/curve.js";
@@ -129,6 +129,32 @@ describe("call records", () => {
     expect(callRecordLeaf({ ...r })).toBe(callRecordLeaf(r));
   });
 
+  it("encodes exactly as viem's ABI encoder, for strings of every padding and the largest values", () => {
+    const abi = parseAbiParameters("string, string, string, uint64, uint64, uint64, uint8, uint64, uint64, bool, uint64");
+    const ids = ["e", "x".repeat(31), "x".repeat(32), "x".repeat(33), "é".repeat(128), "🙂-" + "y".repeat(200)];
+    for (const [i, eventId] of ids.entries()) {
+      const r = record({
+        eventId,
+        provider: "P".repeat(1 + ((i * 13) % 64)),
+        tool: i % 2 === 0 ? "t" : "ツール/" + "z".repeat(40),
+        startedAt: i === 0 ? 0 : Number.MAX_SAFE_INTEGER - 10,
+        endedAt: Number.MAX_SAFE_INTEGER,
+        durationMs: 2 ** 32 + i,
+        outcome: (["ok", "tool_error", "exception"] as const)[i % 3],
+        requestBytes: 2 ** 32 - 1,
+        responseBytes: 0,
+        billable: i % 3 === 0,
+        priceMicro: i % 3 === 0 ? (1n << 64n) - 1n : 0n,
+      });
+      const expected = encodeAbiParameters(abi, [
+        r.eventId, r.provider, r.tool, BigInt(r.startedAt), BigInt(r.endedAt), BigInt(r.durationMs), i % 3,
+        BigInt(r.requestBytes), BigInt(r.responseBytes), r.billable, r.priceMicro,
+      ]);
+      expect(encodeCallRecord(r)).toBe(expected);
+      expect(callRecordLeaf(r)).toBe(keccak256(keccak256(expected)));
+    }
+  });
+
   it("changes the leaf when any field changes", () => {
     const r = record();
     const variants: Partial<CallRecord>[] = [
@@ -159,6 +185,25 @@ describe("Merkle tree", () => {
         expect(tree.root).toBe(callRecordLeaf(records[0]));
         expect(recordProof(tree, records[0])).toEqual([]);
       }
+    }
+  });
+
+  it("hashes sorted pairs as keccak256(min ‖ max), carrying an unpaired node up", () => {
+    const reference = (leaves: Hex[]): Hex => {
+      let level = [...leaves].sort();
+      while (level.length > 1) {
+        const next: Hex[] = [];
+        for (let i = 0; i < level.length; i += 2) {
+          const [a, b] = [level[i]!, level[i + 1]];
+          next.push(b === undefined ? a : keccak256(concat(a < b ? [a, b] : [b, a])));
+        }
+        level = next;
+      }
+      return level[0]!;
+    };
+    for (const n of [1, 2, 3, 5, 8, 13, 100]) {
+      const leaves = Array.from({ length: n }, () => callRecordLeaf(record()));
+      expect(buildMerkleTree(leaves).root).toBe(reference(leaves));
     }
   });
 

@@ -2,7 +2,7 @@ import { type Address, type Hex, encodeAbiParameters, getAddress, hashStruct, is
 import { DuplicateRecordError, EmptyBatchError, InvalidBatchError } from "./errors.js";
 import { type LineKeys, type UsageLine, encryptLines } from "./lines.js";
 import { type MerkleTree, buildMerkleTree, merkleProof } from "./merkle.js";
-import { type CallRecord, callRecordLeaf, validateCallRecord } from "./record.js";
+import { type CallRecord, callRecordLeaf, validateCallRecord, validatedRecordLeaf } from "./record.js";
 import { providerIdOf } from "./registry.js";
 
 /** UsageLedger's `UsageBatch` struct as viem reads and writes it. Periods are Unix milliseconds. */
@@ -78,7 +78,7 @@ export function aggregateLines(records: readonly CallRecord[]): UsageLine[] {
 
 /** Merkle tree over the records' leaves; rejects an empty batch and repeated event ids. */
 export function recordsTree(records: readonly CallRecord[]): MerkleTree {
-  return buildMerkleTree(validateRecords(records).map(callRecordLeaf));
+  return buildMerkleTree(validateRecords(records).map(validatedRecordLeaf));
 }
 
 export function recordProof(tree: MerkleTree, record: CallRecord): Hex[] {

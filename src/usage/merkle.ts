@@ -1,4 +1,5 @@
-import { type Hex, concat, isHex, keccak256 } from "viem";
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import { type Hex, isHex } from "viem";
 import { EmptyBatchError, MerkleError } from "./errors.js";
 
 /**
@@ -22,8 +23,20 @@ function checkHash(h: unknown, what: string): Hex {
   return normalise(h);
 }
 
+const bytesOf = (h: Hex): Buffer => Buffer.from(h.slice(2), "hex");
+const hexOf = (b: Uint8Array): Hex => `0x${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex")}`;
+
+/** keccak256(min ‖ max) of two 32-byte nodes as bytes (byte order is numeric order). */
+function hashPairBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const pair = new Uint8Array(64);
+  const [lo, hi] = Buffer.compare(a, b) < 0 ? [a, b] : [b, a];
+  pair.set(lo, 0);
+  pair.set(hi, 32);
+  return keccak_256(pair);
+}
+
 export function hashPair(a: Hex, b: Hex): Hex {
-  return keccak256(a < b ? concat([a, b]) : concat([b, a]));
+  return hexOf(hashPairBytes(bytesOf(normalise(a)), bytesOf(normalise(b))));
 }
 
 /** Builds the tree; an empty leaf set and a repeated leaf are rejected. */
@@ -34,11 +47,12 @@ export function buildMerkleTree(leaves: readonly Hex[]): MerkleTree {
     if (sorted[i] === sorted[i - 1]) throw new MerkleError(`leaf ${sorted[i]} appears more than once`);
   }
   const layers: Hex[][] = [sorted];
-  while (layers[layers.length - 1].length > 1) {
-    const level = layers[layers.length - 1];
-    const next: Hex[] = [];
-    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? hashPair(level[i], level[i + 1]) : level[i]);
-    layers.push(next);
+  let level = sorted.map(bytesOf);
+  while (level.length > 1) {
+    const next: Uint8Array[] = [];
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? hashPairBytes(level[i], level[i + 1]) : level[i]);
+    layers.push(next.map((n, i) => (n === level[2 * i] ? layers[layers.length - 1][2 * i] : hexOf(n))));
+    level = next;
   }
   return { root: layers[layers.length - 1][0], layers };
 }
