@@ -1,11 +1,13 @@
 import { createConfig } from "ponder";
 import { EncryptedERCAbi } from "./abis/EncryptedERCAbi.js";
+import { ProviderRegistryAbi } from "./abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "./abis/RegistrarAbi.js";
+import { UsageLedgerAbi } from "./abis/UsageLedgerAbi.js";
 import { indexerSettings } from "./src/indexer/settings.js";
 
 // The chain, contracts and database come from the deployment manifest, or from EERC_ADDRESS,
-// REGISTRAR_ADDRESS and START_BLOCK for a deployment made elsewhere (the audited eERC on Fuji).
-// ProviderRegistry and UsageLedger join `contracts` when they are deployed.
+// REGISTRAR_ADDRESS, PROVIDER_REGISTRY_ADDRESS, USAGE_LEDGER_ADDRESS and START_BLOCK for a
+// deployment made elsewhere (the audited eERC on Fuji with our usage contracts next to it).
 const settings = indexerSettings();
 
 export default createConfig({
@@ -32,6 +34,18 @@ export default createConfig({
       chain: settings.chainName,
       abi: RegistrarAbi,
       address: settings.contracts.registrar,
+      startBlock: settings.startBlock,
+    },
+    ProviderRegistry: {
+      chain: settings.chainName,
+      abi: ProviderRegistryAbi,
+      address: settings.contracts.providerRegistry,
+      startBlock: settings.startBlock,
+    },
+    UsageLedger: {
+      chain: settings.chainName,
+      abi: UsageLedgerAbi,
+      address: settings.contracts.usageLedger,
       startBlock: settings.startBlock,
     },
   },

@@ -1,4 +1,4 @@
-import { type PgColumnsBuilders, index, onchainTable, primaryKey } from "ponder";
+import { type PgColumnsBuilders, index, onchainTable, primaryKey, relations } from "ponder";
 
 // Conventions
 // - Addresses and hashes are lower-case hex. Amounts that are public on chain (deposits and
@@ -8,10 +8,9 @@ import { type PgColumnsBuilders, index, onchainTable, primaryKey } from "ponder"
 // - `source` says where a row's ciphertexts come from: "calldata" (the transaction called the
 //   eERC directly and was decoded) or "block_state" (it did not, so balanceOf was read at the
 //   end of the event's block).
-// - Provider registrations and usage commitments get their own tables when the
-//   ProviderRegistry and UsageLedger contracts are indexed; a provider is its account for now.
-
-
+// - Usage is stored as the chain holds it: per-provider lines are ciphertexts (three copies each,
+//   for the provider, the operator and the auditor); no plaintext count or amount is stored.
+//   Provider pricing is public by design and stored in clear.
 
 /** Where and when an event happened. */
 const eventColumns = (t: PgColumnsBuilders) => ({
@@ -226,5 +225,152 @@ export const balance = onchainTable(
   (table) => ({ pk: primaryKey({ columns: [table.account, table.tokenId] }) }),
 );
 
+// ---------------------------------------------------------------- ProviderRegistry
+
+/** A provider's pricing as stored: the `Pricing` struct, tiers as two parallel arrays. */
+const pricingColumns = (t: PgColumnsBuilders) => ({
+  pricingModel: t.text().$type<PricingModelName>().notNull(),
+  pricePerCallMicro: t.bigint().notNull(),
+  poolWeight: t.integer().notNull(),
+  /** `tiers[i].upToCalls`; empty unless the model is Tiered. */
+  tierUpToCalls: t.bigint().array().notNull(),
+  /** `tiers[i].priceMicro`, micro-USDC per call. */
+  tierPriceMicro: t.bigint().array().notNull(),
+});
+
+/**
+ * Every provider's current registration (`ProviderRegistered`, then each change): provider id =
+ * keccak256(namespace), payout account, active flag and pricing. The event columns are those of
+ * the latest change.
+ */
+export const provider = onchainTable(
+  "provider",
+  (t) => ({
+    providerId: t.hex().primaryKey(),
+    namespace: t.text().notNull(),
+    payoutAccount: t.hex().notNull(),
+    active: t.boolean().notNull(),
+    ...pricingColumns(t),
+    registeredBlockNumber: t.bigint().notNull(),
+    registeredTxHash: t.hex().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ payoutAccountIdx: index().on(table.payoutAccount), namespaceIdx: index().on(table.namespace) }),
+);
+
+/**
+ * One row per ProviderRegistry event: what changed (`kind`) and the provider's whole registration
+ * right after it, so the pricing in force at any block is the latest row at or before it.
+ */
+export const providerChange = onchainTable(
+  "provider_change",
+  (t) => ({
+    id: t.text().primaryKey(),
+    providerId: t.hex().notNull(),
+    kind: t.text().$type<ProviderChangeKind>().notNull(),
+    namespace: t.text().notNull(),
+    payoutAccount: t.hex().notNull(),
+    /** Set on `payout_account`: the account paid before the change. */
+    previousPayoutAccount: t.hex(),
+    active: t.boolean().notNull(),
+    ...pricingColumns(t),
+    ...eventColumns(t),
+  }),
+  (table) => ({
+    providerBlockIdx: index().on(table.providerId, table.blockNumber, table.logIndex),
+    blockIdx: index().on(table.blockNumber, table.logIndex),
+  }),
+);
+
+export const providerRelations = relations(provider, ({ many }) => ({ changes: many(providerChange) }));
+export const providerChangeRelations = relations(providerChange, ({ one }) => ({
+  provider: one(provider, { fields: [providerChange.providerId], references: [provider.providerId] }),
+}));
+
+// ---------------------------------------------------------------- UsageLedger
+
+/** Each server key's current authorisation on the UsageLedger (`ServerAuthorisationChanged`). */
+export const usageServer = onchainTable("usage_server", (t) => ({
+  server: t.hex().primaryKey(),
+  authorised: t.boolean().notNull(),
+  ...eventColumns(t),
+}));
+
+/** Every `ServerAuthorisationChanged` event. */
+export const serverAuthorisation = onchainTable(
+  "server_authorisation",
+  (t) => ({
+    id: t.text().primaryKey(),
+    server: t.hex().notNull(),
+    authorised: t.boolean().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ serverBlockIdx: index().on(table.server, table.blockNumber, table.logIndex) }),
+);
+
+/**
+ * Every committed usage batch (`UsageCommitted`), keyed by (server, batchId) as the ledger keys
+ * it: the period (server clock, Unix ms), the Merkle root over its call records, the encrypted
+ * lines exactly as committed, and `batchHash`, the EIP-712 struct hash the ledger stores in
+ * `batchHashOf`. `lineCount` is the padded line count, null when the bytes do not follow the
+ * lines format (the ledger does not check it; such a batch has no `encrypted_usage_line` rows).
+ */
+export const usageCommitment = onchainTable(
+  "usage_commitment",
+  (t) => ({
+    server: t.hex().notNull(),
+    batchId: t.hex().notNull(),
+    periodStart: t.bigint().notNull(),
+    periodEnd: t.bigint().notNull(),
+    merkleRoot: t.hex().notNull(),
+    encryptedLines: t.hex().notNull(),
+    batchHash: t.hex().notNull(),
+    lineCount: t.integer(),
+    ...eventColumns(t),
+  }),
+  (table) => ({
+    pk: primaryKey({ columns: [table.server, table.batchId] }),
+    blockIdx: index().on(table.blockNumber, table.logIndex),
+    serverPeriodIdx: index().on(table.server, table.periodStart),
+    periodIdx: index().on(table.periodStart),
+  }),
+);
+
+/**
+ * A usage batch's encrypted lines, one row per (padded) line in committed order: the line's
+ * ephemeral key [x, y] and nonce, and its three Poseidon-cipher copies (4 words each) for the
+ * provider, the operator and the auditor. A reader trial-decrypts its role's copy of each row;
+ * real and dummy lines look alike.
+ */
+export const encryptedUsageLine = onchainTable(
+  "encrypted_usage_line",
+  (t) => ({
+    server: t.hex().notNull(),
+    batchId: t.hex().notNull(),
+    position: t.integer().notNull(),
+    ephemeralKey: t.bigint().array().notNull(),
+    nonce: t.bigint().notNull(),
+    providerCiphertext: t.bigint().array().notNull(),
+    operatorCiphertext: t.bigint().array().notNull(),
+    auditorCiphertext: t.bigint().array().notNull(),
+    blockNumber: t.bigint().notNull(),
+    logIndex: t.integer().notNull(),
+  }),
+  (table) => ({
+    pk: primaryKey({ columns: [table.server, table.batchId, table.position] }),
+    blockIdx: index().on(table.blockNumber, table.logIndex, table.position),
+  }),
+);
+
+export const usageCommitmentRelations = relations(usageCommitment, ({ many }) => ({ lines: many(encryptedUsageLine) }));
+export const encryptedUsageLineRelations = relations(encryptedUsageLine, ({ one }) => ({
+  commitment: one(usageCommitment, {
+    fields: [encryptedUsageLine.server, encryptedUsageLine.batchId],
+    references: [usageCommitment.server, usageCommitment.batchId],
+  }),
+}));
+
 export type RowSource = "calldata" | "block_state";
+export type PricingModelName = "PerCall" | "FreePool" | "Tiered";
+export type ProviderChangeKind = "registered" | "pricing" | "payout_account" | "active";
 export type BalanceChangeKind = "deposit" | "transfer_in" | "transfer_out" | "withdraw" | "mint" | "burn";

@@ -7,6 +7,8 @@ import { IndexerSettingsError, indexerSettings } from "../src/indexer/settings.j
 
 const EERC = "0x0165878a594ca255338adfa4d48449f69242eb8f";
 const REGISTRAR = "0x5fc8d32690cc91d4c39d9d3abcbd16989f875707";
+const REGISTRY = "0x2279b7a0a67db372996a5fab50d91eaa73d2ebe6";
+const LEDGER = "0x8a791620dd6260079bf849dc5567adc3f2fdc318";
 
 function manifestFile(chainId: number, startBlock: number): string {
   const path = join(mkdtempSync(join(tmpdir(), "bs-settings-")), "deployment.json");
@@ -21,7 +23,7 @@ function manifestFile(chainId: number, startBlock: number): string {
       isConverter: true,
       owner: addr,
       auditor: addr,
-      contracts: { registrar: REGISTRAR, encryptedERC: EERC, token: addr, providerRegistry: addr, usageLedger: addr, verifiers: {} },
+      contracts: { registrar: REGISTRAR, encryptedERC: EERC, token: addr, providerRegistry: REGISTRY, usageLedger: LEDGER, verifiers: {} },
     }),
   );
   return path;
@@ -37,22 +39,35 @@ describe("indexer settings", () => {
       rpcUrl: "http://127.0.0.1:9999",
       pollingInterval: 100,
       startBlock: 7,
-      contracts: { encryptedERC: getAddress(EERC), registrar: getAddress(REGISTRAR) },
+      contracts: {
+        encryptedERC: getAddress(EERC),
+        registrar: getAddress(REGISTRAR),
+        providerRegistry: getAddress(REGISTRY),
+        usageLedger: getAddress(LEDGER),
+      },
     });
     expect(s.database).toMatchObject({ kind: "pglite" });
     expect(s.database.kind === "pglite" && s.database.directory.endsWith(join(".ponder", "pglite"))).toBe(true);
   });
 
-  it("indexes the audited deployment on Fuji from EERC_ADDRESS, REGISTRAR_ADDRESS and START_BLOCK", () => {
+  it("indexes the audited deployment on Fuji, with the usage contracts, from the environment", () => {
     const s = indexerSettings({
       EERC_ADDRESS: EERC,
       REGISTRAR_ADDRESS: REGISTRAR,
+      PROVIDER_REGISTRY_ADDRESS: REGISTRY,
+      USAGE_LEDGER_ADDRESS: LEDGER,
       START_BLOCK: "38000000",
       RPC_URL: "http://ignored",
       PONDER_RPC_URL_43113: "https://fuji.example/rpc",
       DATABASE_URL: "postgresql://u@db/x",
     });
     expect(s).toMatchObject({ source: "env", chainName: "fuji", chainId: 43113, rpcUrl: "https://fuji.example/rpc", pollingInterval: 1000, startBlock: 38000000 });
+    expect(s.contracts).toEqual({
+      encryptedERC: getAddress(EERC),
+      registrar: getAddress(REGISTRAR),
+      providerRegistry: getAddress(REGISTRY),
+      usageLedger: getAddress(LEDGER),
+    });
     expect(s.database).toEqual({ kind: "postgres", connectionString: "postgresql://u@db/x" });
   });
 
@@ -62,10 +77,14 @@ describe("indexer settings", () => {
     expect(s.database).toEqual({ kind: "pglite", directory: "/var/lib/bs/pglite" });
   });
 
-  it("rejects a missing registrar, a bad start block and a missing manifest by name", () => {
+  it("rejects missing addresses, a bad start block and a missing manifest by name", () => {
     expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(IndexerSettingsError);
     expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(/REGISTRAR_ADDRESS/);
-    expect(() => indexerSettings({ EERC_ADDRESS: EERC, REGISTRAR_ADDRESS: REGISTRAR, START_BLOCK: "-1" })).toThrow(/START_BLOCK/);
+    const eercOnly = { EERC_ADDRESS: EERC, REGISTRAR_ADDRESS: REGISTRAR };
+    expect(() => indexerSettings(eercOnly)).toThrow(/PROVIDER_REGISTRY_ADDRESS/);
+    expect(() => indexerSettings({ ...eercOnly, PROVIDER_REGISTRY_ADDRESS: REGISTRY })).toThrow(/USAGE_LEDGER_ADDRESS/);
+    const all = { ...eercOnly, PROVIDER_REGISTRY_ADDRESS: REGISTRY, USAGE_LEDGER_ADDRESS: LEDGER };
+    expect(() => indexerSettings({ ...all, START_BLOCK: "-1" })).toThrow(/START_BLOCK/);
     expect(() => indexerSettings({ DEPLOYMENT_FILE: "/nonexistent/deployment.json" })).toThrow(/no deployment manifest/);
   });
 });

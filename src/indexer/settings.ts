@@ -3,7 +3,7 @@ import { type Address, getAddress, isAddress } from "viem";
 import { manifestPath, readManifest } from "../deployment/manifest.js";
 import { PROJECT_ROOT } from "../eerc/artifacts.js";
 
-/** What ponder.config.ts needs: one chain, the eERC contracts on it, and a database. */
+/** What ponder.config.ts needs: one chain, the eERC and usage contracts on it, and a database. */
 export type IndexerSettings = {
   /** `manifest`: a deployment manifest (local runs); `env`: addresses from the environment (Fuji, the audited eERC). */
   source: "manifest" | "env";
@@ -12,7 +12,7 @@ export type IndexerSettings = {
   rpcUrl: string;
   pollingInterval: number;
   startBlock: number;
-  contracts: { encryptedERC: Address; registrar: Address };
+  contracts: { encryptedERC: Address; registrar: Address; providerRegistry: Address; usageLedger: Address };
   database: { kind: "pglite"; directory: string } | { kind: "postgres"; connectionString: string };
 };
 
@@ -42,8 +42,9 @@ function envInteger(env: Env, name: string, fallback: number): number {
 
 /**
  * Reads the indexer's settings. With `EERC_ADDRESS` set, the contracts, chain and start block come
- * from the environment (the audited deployment on Fuji by default); otherwise from the deployment
- * manifest (`DEPLOYMENT_FILE`, or `deployments/<NETWORK>.json`).
+ * from the environment (the audited eERC on Fuji by default, with our ProviderRegistry and
+ * UsageLedger from `PROVIDER_REGISTRY_ADDRESS` and `USAGE_LEDGER_ADDRESS`); otherwise from the
+ * deployment manifest (`DEPLOYMENT_FILE`, or `deployments/<NETWORK>.json`).
  */
 export function indexerSettings(env: Env = process.env): IndexerSettings {
   let source: IndexerSettings["source"];
@@ -55,13 +56,23 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
     source = "env";
     chainId = envInteger(env, "CHAIN_ID", FUJI_CHAIN_ID);
     startBlock = envInteger(env, "START_BLOCK", 0);
-    contracts = { encryptedERC: envAddress(env, "EERC_ADDRESS"), registrar: envAddress(env, "REGISTRAR_ADDRESS") };
+    contracts = {
+      encryptedERC: envAddress(env, "EERC_ADDRESS"),
+      registrar: envAddress(env, "REGISTRAR_ADDRESS"),
+      providerRegistry: envAddress(env, "PROVIDER_REGISTRY_ADDRESS"),
+      usageLedger: envAddress(env, "USAGE_LEDGER_ADDRESS"),
+    };
   } else {
     source = "manifest";
     const manifest = readManifest(env.DEPLOYMENT_FILE || manifestPath(env.NETWORK));
     chainId = manifest.chainId;
     startBlock = manifest.startBlock;
-    contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
+    contracts = {
+      encryptedERC: manifest.contracts.encryptedERC,
+      registrar: manifest.contracts.registrar,
+      providerRegistry: manifest.contracts.providerRegistry,
+      usageLedger: manifest.contracts.usageLedger,
+    };
     network = manifest.network;
   }
   const chainName = CHAIN_NAMES[chainId] ?? (network && /^[a-z][a-z0-9_]*$/.test(network) ? network : `chain_${chainId}`);
