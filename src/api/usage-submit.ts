@@ -1,0 +1,212 @@
+import { type Address, type Hex, type PublicClient, encodeFunctionData, getAddress, zeroHash } from "viem";
+import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
+import { type UsageBatch, batchHash, batchTypedData, recordsTree } from "../usage/batch.js";
+import { InvalidCallRecordError, MalformedLinesError } from "../usage/errors.js";
+import { decodeEncryptedLines } from "../usage/lines.js";
+import { type CallRecord, validateCallRecord } from "../usage/record.js";
+import { ApiInputError, expectObject, parseAddressField, parseBytes, parseFixedHex, parseUint } from "./input.js";
+import { type Relayer, KeyedLock, type RevertMap, chainRead, checkSigner, requestErrorFromRevert, shortMessage, withHeadroom } from "./relayer.js";
+import { parseDeadline, parseSignature } from "./signed.js";
+
+/** Most call records one submission may carry for the Merkle check. */
+export const MAX_RECORDS = 10_000;
+/** Most encrypted lines (padded) one batch may carry: 1,024 lines is 480 KiB, beyond any block's gas. */
+export const MAX_LINES = 1_024;
+
+export type SubmitRequest = { batch: UsageBatch; deadline: bigint; signature: Hex; records?: CallRecord[] };
+/** `POST /usage/submit` answer; `txHash` is null only for a batch committed elsewhere whose transaction could not be found. */
+export type SubmitResult = { batchId: Hex; txHash: Hex | null };
+
+const BATCH_FIELDS = ["server", "batchId", "periodStart", "periodEnd", "merkleRoot", "encryptedLines"] as const;
+
+function parseRecord(i: number, value: unknown): CallRecord {
+  const field = `records[${i}]`;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ApiInputError(field, "must be a call record object");
+  const raw = value as Record<string, unknown>;
+  const withPrice = { ...raw, priceMicro: parseUint(`${field}.priceMicro`, raw.priceMicro, 64) };
+  try {
+    return validateCallRecord(withPrice);
+  } catch (err) {
+    if (err instanceof InvalidCallRecordError) throw new ApiInputError(`${field}.${err.field}`, err.reason);
+    throw err;
+  }
+}
+
+/** Checks a `POST /usage/submit` body's shape and values; no chain access. `now` is Unix seconds. */
+export function parseSubmitRequest(body: unknown, now: number): SubmitRequest {
+  const top = expectObject("body", body, ["batch", "deadline", "signature", "records"]);
+  const b = expectObject("batch", top.batch, BATCH_FIELDS);
+  const batch: UsageBatch = {
+    server: parseAddressField("batch.server", b.server),
+    batchId: parseFixedHex("batch.batchId", b.batchId, 32),
+    periodStart: parseUint("batch.periodStart", b.periodStart, 64),
+    periodEnd: parseUint("batch.periodEnd", b.periodEnd, 64),
+    merkleRoot: parseFixedHex("batch.merkleRoot", b.merkleRoot, 32),
+    encryptedLines: parseBytes("batch.encryptedLines", b.encryptedLines),
+  };
+  if (batch.periodEnd < batch.periodStart) throw new ApiInputError("batch.periodEnd", "is before periodStart");
+  if (batch.merkleRoot === zeroHash) throw new ApiInputError("batch.merkleRoot", "must not be zero");
+  let lineCount: number;
+  try {
+    lineCount = decodeEncryptedLines(batch.encryptedLines).length;
+  } catch (err) {
+    if (err instanceof MalformedLinesError) throw new ApiInputError("batch.encryptedLines", `is not in the encrypted lines format: ${err.message}`);
+    throw err;
+  }
+  if (lineCount > MAX_LINES) throw new ApiInputError("batch.encryptedLines", `holds ${lineCount} lines, more than ${MAX_LINES}`, 413);
+
+  const deadline = parseDeadline("deadline", top.deadline, now);
+  const signature = parseSignature("signature", top.signature);
+
+  let records: CallRecord[] | undefined;
+  if (top.records !== undefined) {
+    if (!Array.isArray(top.records)) throw new ApiInputError("records", "must be an array of call records");
+    if (top.records.length === 0) throw new ApiInputError("records", "must not be empty when given");
+    if (top.records.length > MAX_RECORDS) throw new ApiInputError("records", `must hold at most ${MAX_RECORDS} records`, 413);
+    const seen = new Set<string>();
+    records = top.records.map((value, i) => {
+      const r = parseRecord(i, value);
+      if (seen.has(r.eventId)) throw new ApiInputError(`records[${i}].eventId`, `${r.eventId} appears more than once`);
+      seen.add(r.eventId);
+      if (BigInt(r.startedAt) < batch.periodStart || BigInt(r.endedAt) > batch.periodEnd) {
+        throw new ApiInputError(`records[${i}]`, "lies outside [batch.periodStart, batch.periodEnd]");
+      }
+      return r;
+    });
+  }
+  return { batch, deadline, signature, records };
+}
+
+const LEDGER_REVERTS: RevertMap = {
+  UnauthorisedServer: { field: "batch.server", status: 403, message: "is not an authorised server on the UsageLedger" },
+  BatchAlreadyCommitted: { field: "batch.batchId", status: 409, message: "is already committed by this server" },
+  NotBatchServer: { field: "batch.server", status: 400, message: "does not match the sender" },
+  InvalidPeriod: { field: "batch.periodEnd", status: 400, message: "is before periodStart" },
+  EmptyMerkleRoot: { field: "batch.merkleRoot", status: 400, message: "must not be zero" },
+  EmptyLines: { field: "batch.encryptedLines", status: 400, message: "must not be empty" },
+  SignatureExpired: { field: "deadline", status: 400, message: "has passed on chain" },
+  InvalidSignature: { field: "signature", status: 401, message: "is not the batch server's signature over this batch" },
+};
+
+export type UsageSubmitterDeps = {
+  relayer: Relayer;
+  publicClient: PublicClient;
+  chainId: number;
+  ledger: Address;
+  /** First block to search for a committed batch's log. */
+  startBlock: number;
+  /** The indexed commitment of (server, batchId), if any. */
+  findIndexed(server: Address, batchId: Hex): Promise<{ batchHash: Hex; txHash: Hex } | undefined>;
+  warn(message: string): void;
+  now?: () => number;
+};
+
+/** Widest block range asked of the RPC in one `eth_getLogs` when looking for a recent commit. */
+const RECENT_LOG_BLOCKS = 2_000n;
+/** How many sent batches are remembered for idempotent answers before the ledger is asked. */
+const SENT_MEMORY = 100_000;
+
+/**
+ * `POST /usage/submit`: checks a server-signed batch and relays `commitSigned`. One submission per
+ * (server, batchId) runs at a time; a batch sent by this process is answered from memory, one
+ * committed earlier from the indexer's table or the ledger's logs.
+ */
+export class UsageSubmitter {
+  private readonly locks = new KeyedLock();
+  private readonly sent = new Map<string, { batchHash: Hex; txHash: Hex }>();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: UsageSubmitterDeps) {
+    this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  async submit(body: unknown): Promise<SubmitResult> {
+    const { batch, deadline, signature, records } = parseSubmitRequest(body, this.now());
+    const { publicClient, ledger, chainId } = this.deps;
+    await checkSigner(publicClient, batch.server, batchTypedData(batch, deadline, { chainId, ledger }), signature, "the batch server");
+    if (records && recordsTree(records).root !== batch.merkleRoot) {
+      throw new ApiInputError("records", "do not hash to batch.merkleRoot");
+    }
+    const hash = batchHash(batch);
+    const key = `${batch.server.toLowerCase()}/${batch.batchId}`;
+    return this.locks.run(key, () => this.relay(key, batch, hash, deadline, signature));
+  }
+
+  private async relay(key: string, batch: UsageBatch, hash: Hex, deadline: bigint, signature: Hex): Promise<SubmitResult> {
+    const { publicClient, ledger, relayer } = this.deps;
+    const conflict = () => new ApiInputError("batch.batchId", "is already used by this server for a different batch", 409);
+    const sent = this.sent.get(key);
+    if (sent) {
+      if (sent.batchHash !== hash) throw conflict();
+      return { batchId: batch.batchId, txHash: sent.txHash };
+    }
+    const [stored, authorised] = await chainRead(() =>
+      Promise.all([
+        publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "batchHashOf", args: [batch.server, batch.batchId] }),
+        publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "isAuthorisedServer", args: [batch.server] }),
+      ]),
+    );
+    if (stored !== zeroHash) {
+      if (stored.toLowerCase() !== hash) throw conflict();
+      return { batchId: batch.batchId, txHash: await this.committedTx(batch.server, batch.batchId, hash) };
+    }
+    if (!authorised) throw new ApiInputError("batch.server", "is not an authorised server on the UsageLedger", 403);
+
+    const call = { address: ledger, abi: UsageLedgerAbi, functionName: "commitSigned", args: [batch, deadline, signature] } as const;
+    let txHash: Hex;
+    try {
+      const gas = await publicClient.estimateContractGas({ ...call, account: relayer.address });
+      txHash = await relayer.send({ to: ledger, data: encodeFunctionData(call), gas: withHeadroom(gas) });
+    } catch (err) {
+      throw requestErrorFromRevert(err, LEDGER_REVERTS);
+    }
+    this.remember(key, hash, txHash);
+    void this.watch(key, batch, txHash);
+    return { batchId: batch.batchId, txHash };
+  }
+
+  private remember(key: string, batchHash: Hex, txHash: Hex): void {
+    this.sent.set(key, { batchHash, txHash });
+    if (this.sent.size > SENT_MEMORY) this.sent.delete(this.sent.keys().next().value!);
+  }
+
+  /** Forgets a sent batch whose transaction failed, so that a resubmission relays it again. */
+  private async watch(key: string, batch: UsageBatch, txHash: Hex): Promise<void> {
+    let outcome: string;
+    try {
+      const receipt = await this.deps.publicClient.waitForTransactionReceipt({ hash: txHash, timeout: 600_000 });
+      if (receipt.status === "success") return;
+      outcome = "reverted";
+    } catch (err) {
+      outcome = `was not mined (${shortMessage(err)})`;
+    }
+    if (this.sent.get(key)?.txHash === txHash) this.sent.delete(key);
+    this.deps.warn(`usage batch ${batch.batchId} of ${batch.server}: transaction ${txHash} ${outcome}; a resubmission will relay it again`);
+  }
+
+  /** The transaction that committed a batch: from the indexer's table, else from the ledger's logs. */
+  private async committedTx(server: Address, batchId: Hex, hash: Hex): Promise<Hex | null> {
+    const indexed = await this.deps.findIndexed(server, batchId);
+    if (indexed && indexed.batchHash.toLowerCase() === hash) return indexed.txHash;
+    const { publicClient, ledger, startBlock } = this.deps;
+    try {
+      const latest = await publicClient.getBlockNumber();
+      const first = BigInt(startBlock);
+      const ranges = latest - first > RECENT_LOG_BLOCKS ? [latest - RECENT_LOG_BLOCKS, first] : [first];
+      for (const fromBlock of ranges) {
+        const logs = await publicClient.getContractEvents({
+          address: ledger,
+          abi: UsageLedgerAbi,
+          eventName: "UsageCommitted",
+          args: { server: getAddress(server), batchId },
+          fromBlock,
+          toBlock: latest,
+        });
+        if (logs.length > 0) return logs[0]!.transactionHash;
+      }
+    } catch (err) {
+      this.deps.warn(`usage batch ${batchId} of ${server} is committed but its transaction was not found: ${shortMessage(err)}`);
+    }
+    return null;
+  }
+}
