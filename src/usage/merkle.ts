@@ -47,7 +47,7 @@ export function buildMerkleTree(leaves: readonly Hex[]): MerkleTree {
     if (sorted[i] === sorted[i - 1]) throw new MerkleError(`leaf ${sorted[i]} appears more than once`);
   }
   const layers: Hex[][] = [sorted];
-  let level = sorted.map(bytesOf);
+  let level: Uint8Array[] = sorted.map(bytesOf);
   while (level.length > 1) {
     const next: Uint8Array[] = [];
     for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? hashPairBytes(level[i], level[i + 1]) : level[i]);
