@@ -1,5 +1,6 @@
 import { benchMeter } from "../bench/meter.js";
 import { benchProve } from "../bench/prove.js";
+import { benchRevenue } from "../bench/revenue.js";
 import { buildCircuits } from "./build-circuits.js";
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
@@ -26,6 +27,10 @@ async function main(): Promise<void> {
   if (wants("meter")) {
     log("== metering overhead ==");
     await benchMeter({ calls: int("BENCH_METER_CALLS", 2000), log });
+  }
+  if (wants("revenue")) {
+    log("== revenue engine ==");
+    await benchRevenue({ lines: int("BENCH_REVENUE_LINES", 1_000_000), providers: int("BENCH_REVENUE_PROVIDERS", 10_000), log });
   }
 }
 
