@@ -255,7 +255,8 @@ describe("batches", () => {
       expect(b.periodEnd).toBe(Math.max(...b.records.map((r) => r.endedAt)));
     }
     const age = delivered[2];
-    expect(age.closedAt - age.records[0].endedAt).toBeGreaterThanOrEqual(400);
+    // Timers may fire a millisecond or two before Date.now() has moved on by the full delay.
+    expect(age.closedAt - age.records[0].endedAt).toBeGreaterThanOrEqual(400 - 5);
     expect(callRecords(spooled()).map((r) => r.eventId)).toEqual(delivered.flatMap((b) => b.records.map((r) => r.eventId)));
     const submitted = spooled().flatMap((l) => (l.type === "submitted" ? [[l.sequence, l.txHash]] : []));
     expect(submitted).toEqual(delivered.map((b) => [b.sequence, `0x${b.sequence.toString(16).padStart(64, "0")}`]));
