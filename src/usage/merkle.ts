@@ -1,4 +1,4 @@
-import { keccak_256 } from "@noble/hashes/sha3.js";
+import { keccak256Bytes } from "./keccak.js";
 import { type Hex, isHex } from "viem";
 import { EmptyBatchError, MerkleError } from "./errors.js";
 
@@ -32,7 +32,7 @@ function hashPairBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   const [lo, hi] = Buffer.compare(a, b) < 0 ? [a, b] : [b, a];
   pair.set(lo, 0);
   pair.set(hi, 32);
-  return keccak_256(pair);
+  return keccak256Bytes(pair);
 }
 
 export function hashPair(a: Hex, b: Hex): Hex {

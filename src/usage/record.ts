@@ -1,4 +1,4 @@
-import { keccak_256 } from "@noble/hashes/sha3.js";
+import { keccak256Bytes } from "./keccak.js";
 import { type Hex, parseAbiParameters } from "viem";
 import { InvalidCallRecordError } from "./errors.js";
 import { isValidNamespace } from "./registry.js";
@@ -148,7 +148,7 @@ export function encodeCallRecord(record: CallRecord): Hex {
 
 /** Leaf of a record already checked by `validateCallRecord`. */
 export function validatedRecordLeaf(record: CallRecord): Hex {
-  return toHex(keccak_256(keccak_256(encodeValidated(record))));
+  return toHex(keccak256Bytes(keccak256Bytes(encodeValidated(record))));
 }
 
 /**
