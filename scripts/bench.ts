@@ -1,3 +1,4 @@
+import { benchIndexer } from "../bench/indexer.js";
 import { benchMeter } from "../bench/meter.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
@@ -27,6 +28,14 @@ async function main(): Promise<void> {
   if (wants("meter")) {
     log("== metering overhead ==");
     await benchMeter({ calls: int("BENCH_METER_CALLS", 2000), log });
+  }
+  if (wants("indexer")) {
+    log("== indexer: visibility latency and backfill ==");
+    await benchIndexer({
+      transfers: int("BENCH_VISIBILITY_TRANSFERS", 50),
+      backfillEvents: int("BENCH_BACKFILL_EVENTS", 10_000),
+      log,
+    });
   }
   if (wants("revenue")) {
     log("== revenue engine ==");
