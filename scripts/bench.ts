@@ -1,4 +1,5 @@
 import { benchIndexer } from "../bench/indexer.js";
+import { benchIngest } from "../bench/ingest.js";
 import { benchMeter } from "../bench/meter.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
@@ -36,6 +37,10 @@ async function main(): Promise<void> {
       backfillEvents: int("BENCH_BACKFILL_EVENTS", 10_000),
       log,
     });
+  }
+  if (wants("ingest")) {
+    log("== usage ingestion ==");
+    await benchIngest({ batches: int("BENCH_INGEST_BATCHES", 40), recordsPerBatch: 1000, postgresAdminUrl: process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres", log });
   }
   if (wants("revenue")) {
     log("== revenue engine ==");
