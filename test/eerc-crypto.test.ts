@@ -16,6 +16,7 @@ import {
   isInSubgroup,
   isOnCurve,
   mulBase,
+  mulBasePublic,
   mulPoint,
   negPoint,
   pointEquals,
@@ -83,6 +84,12 @@ const keypair = () => {
 };
 
 describe("curve", () => {
+  it("multiplies public scalars (variable time) exactly as the constant-time path", () => {
+    for (const k of [0n, 1n, 2n, 1_000_000n, 12_345_678n, 2n ** 200n + 7n, l - 1n, l, l + 5n]) {
+      expect(mulBasePublic(k)).toEqual(mulBase(k));
+    }
+  });
+
   it("matches noble's Base8 and subgroup order", () => {
     const B = babyjubjub.Point.BASE.toAffine();
     expect([B.x, B.y]).toEqual(BASE8);

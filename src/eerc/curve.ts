@@ -61,6 +61,15 @@ export function mulBase(k: bigint): Point {
 }
 
 /**
+ * k·Base8 for a public k (a deposit or withdrawal amount): variable-time, so never use it
+ * with a secret scalar.
+ */
+export function mulBasePublic(k: bigint): Point {
+  const s = ((k % SUBGROUP_ORDER) + SUBGROUP_ORDER) % SUBGROUP_ORDER;
+  return s === 0n ? [...IDENTITY] : fromNoble(NPoint.BASE.multiplyUnsafe(s));
+}
+
+/**
  * k·P for 0 ≤ k < l. Not reduced mod l: P may come from outside the subgroup and the
  * circuits multiply by the integer k.
  */

@@ -2,7 +2,7 @@ import type { Context } from "ponder:registry";
 import { amountPct, balance, balanceHistory, token } from "ponder:schema";
 import type { Address, Hex } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
-import { IDENTITY, mulBase, pointEquals } from "../eerc/curve.js";
+import { IDENTITY, mulBasePublic, pointEquals } from "../eerc/curve.js";
 import { type EGCT, addEGCT, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
 import type { BalanceChangeKind, RowSource } from "../../ponder.schema.js";
 import { egctToWords, wordsToEGCT } from "./calldata.js";
@@ -151,7 +151,8 @@ export async function applySpend(
 }
 
 /** (identity, value·Base8): what a deposit adds and a withdrawal subtracts. */
-export const plainEGCT = (value: bigint): EGCT => ({ c1: [...IDENTITY], c2: mulBase(value) });
+// Deposit and withdrawal amounts are public, so the fast variable-time multiplication is safe here.
+export const plainEGCT = (value: bigint): EGCT => ({ c1: [...IDENTITY], c2: mulBasePublic(value) });
 
 /**
  * For a change that could not be replayed from calldata (the transaction did not call the eERC
