@@ -20,6 +20,7 @@ import { encryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, indexedBlocks, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { percentile, round, writeResults } from "./report.js";
+import { queryGraphql as graphql } from "../src/indexer/graphql.js";
 
 export type IndexerBenchOptions = {
   /** Private transfers whose visibility latency is measured (one per block). */
@@ -72,12 +73,6 @@ async function rpcBatch(url: string, calls: readonly RpcCall[]): Promise<unknown
 
 const rpc = async <T>(url: string, method: string, params: unknown[] = []): Promise<T> => (await rpcBatch(url, [{ method, params }]))[0] as T;
 
-async function graphql<T>(url: string, query: string): Promise<T> {
-  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
-  const body = (await res.json()) as { data?: T; errors?: unknown };
-  if (!body.data) throw new Error(`GraphQL error: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
 
 /** Runs `fn` every `intervalMs` (measured from the start of each run) until stopped. */
 function poller(intervalMs: number, fn: () => Promise<void>): { stop(): Promise<void> } {

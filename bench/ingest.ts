@@ -20,6 +20,7 @@ import { submitRequestBody } from "../src/meter/submit.js";
 import { type LineKeys, batchTypedData, buildBatch, recordsTree } from "../src/usage/index.js";
 import type { CallRecord } from "../src/usage/record.js";
 import { percentile, RESULTS_DIR, round, writeResults } from "./report.js";
+import { mapLimit } from "../src/util/concurrency.js";
 
 export type IngestBenchOptions = {
   /** Batches submitted per measured run. */
@@ -98,18 +99,6 @@ function records(batch: number, count: number): CallRecord[] {
   });
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 type Bodies = { warmup: string[]; withRecords: string[]; withoutRecords: string[] };
 

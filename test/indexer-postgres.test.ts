@@ -11,6 +11,7 @@ import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { connectClient, deployForIndexer, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
+import { queryGraphql as graphql } from "../src/indexer/graphql.js";
 
 const ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
 
@@ -24,12 +25,6 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-async function graphql(url: string, query: string): Promise<any> {
-  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
-  const body = (await res.json()) as { data?: unknown; errors?: unknown };
-  if (!body.data) throw new Error(`GraphQL error: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
 
 describe("indexer on Postgres: killed mid-stream and restarted on the same schema", () => {
   let anvil: Anvil;

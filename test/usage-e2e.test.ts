@@ -47,6 +47,7 @@ import {
 import { ANVIL_KEYS } from "../scripts/deploy.js";
 import { accounts, connectClient, deployForIndexer } from "./indexer-helpers.js";
 import { connectClient as connectMcp, createProviderServer, LONG_NEWS_ROUTE, startUpstream, type Upstream } from "./meter-fixtures.js";
+import { queryGraphql as graphql } from "../src/indexer/graphql.js";
 
 const TSX = join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
 const UINT64_MAX = (1n << 64n) - 1n;
@@ -113,12 +114,6 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   });
 }
 
-async function graphql(url: string, query: string): Promise<any> {
-  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
-  const body = (await res.json()) as { data?: unknown; errors?: unknown };
-  if (!body.data) throw new Error(`GraphQL error: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
 
 describe("usage end to end: real MCP traffic, commitments on anvil, indexer and provider CLI", () => {
   let anvil: Anvil;

@@ -26,6 +26,7 @@ import type {
   ReceivedTransferRecord,
   UnresolvedTransfer,
 } from "./types.js";
+import { mapLimit } from "../util/concurrency.js";
 
 /**
  * RPC-only mode: everything a provider or auditor needs, read straight from the eERC
@@ -42,18 +43,6 @@ const RECEIVER_PCT_SIGNALS = [16, 23] as const;
 export const DEFAULT_BLOCK_RANGE = 2_000n;
 const CONCURRENCY = 8;
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /**
  * Asks the endpoint for its chain id (one request, bounded by `timeoutMs`) before connecting,
