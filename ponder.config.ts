@@ -19,7 +19,7 @@ export default createConfig({
   chains: {
     [settings.chainName]: {
       id: settings.chainId,
-      rpc: settings.rpcUrl,
+      rpc: settings.rpcUrls.length === 1 ? settings.rpcUrl : settings.rpcUrls,
       pollingInterval: settings.pollingInterval,
     },
   },

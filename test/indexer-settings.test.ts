@@ -74,7 +74,14 @@ describe("indexer settings", () => {
   it("defaults the RPC to the local node and the PGlite directory to PONDER_PGLITE_DIR", () => {
     const s = indexerSettings({ DEPLOYMENT_FILE: manifestFile(31337, 0), PONDER_PGLITE_DIR: "/var/lib/bs/pglite" });
     expect(s.rpcUrl).toBe("http://127.0.0.1:8545");
+    expect(s.rpcUrls).toEqual(["http://127.0.0.1:8545"]);
     expect(s.database).toEqual({ kind: "pglite", directory: "/var/lib/bs/pglite" });
+  });
+
+  it("takes several comma-separated RPC URLs, each its own rate-limit bucket in Ponder", () => {
+    const s = indexerSettings({ DEPLOYMENT_FILE: manifestFile(31337, 0), PONDER_RPC_URL_31337: "http://a:8545, http://b:8545," });
+    expect(s.rpcUrls).toEqual(["http://a:8545", "http://b:8545"]);
+    expect(s.rpcUrl).toBe("http://a:8545");
   });
 
   it("rejects missing addresses, a bad start block and a missing manifest by name", () => {

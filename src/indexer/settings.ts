@@ -9,7 +9,10 @@ export type IndexerSettings = {
   source: "manifest" | "env";
   chainName: string;
   chainId: number;
+  /** The first RPC URL: writes and single reads go here. */
   rpcUrl: string;
+  /** Every RPC URL for indexing; Ponder spreads requests over them, each with its own rate limit. */
+  rpcUrls: string[];
   pollingInterval: number;
   startBlock: number;
   contracts: { encryptedERC: Address; registrar: Address; providerRegistry: Address; usageLedger: Address };
@@ -76,7 +79,11 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
     network = manifest.network;
   }
   const chainName = CHAIN_NAMES[chainId] ?? (network && /^[a-z][a-z0-9_]*$/.test(network) ? network : `chain_${chainId}`);
-  const rpcUrl = env[`PONDER_RPC_URL_${chainId}`] || env.RPC_URL || "http://127.0.0.1:8545";
+  const rpcUrls = (env[`PONDER_RPC_URL_${chainId}`] || env.RPC_URL || "http://127.0.0.1:8545")
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  const rpcUrl = rpcUrls[0]!;
   // anvil mines on demand: poll fast so an event is visible within a few hundred milliseconds.
   const pollingInterval = envInteger(env, "PONDER_POLLING_INTERVAL", chainId === ANVIL_CHAIN_ID ? 100 : 1_000);
 
@@ -86,5 +93,5 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
     ? { kind: "postgres", connectionString: databaseUrl }
     : { kind: "pglite", directory: isAbsolute(pgliteDir) ? pgliteDir : join(PROJECT_ROOT, pgliteDir) };
 
-  return { source, chainName, chainId, rpcUrl, pollingInterval, startBlock, contracts, database };
+  return { source, chainName, chainId, rpcUrl, rpcUrls, pollingInterval, startBlock, contracts, database };
 }
