@@ -1,6 +1,6 @@
 /**
  * Contract tests against a real anvil. Proof verification is stubbed with the test-only
- * AcceptAllVerifier / RejectAllVerifier: these tests cover everything the contracts decide on
+ * FixedResultVerifier (accepting or rejecting every proof): these tests cover everything the contracts decide on
  * their own (access, registration, key and snapshot checks, balance bookkeeping, events, curve
  * arithmetic); proofs end to end are covered by the eERC end-to-end tests.
  */
@@ -210,7 +210,7 @@ describe("contracts", () => {
 
   beforeAll(async () => {
     await buildContracts();
-    const names = ["AcceptAllVerifier", "RejectAllVerifier", "Registrar", "EncryptedERC", "TestUSDC", "TestToken", "NoDecimalsToken", "BabyJubJubHarness"];
+    const names = ["FixedResultVerifier", "Registrar", "EncryptedERC", "TestUSDC", "TestToken", "NoDecimalsToken", "BabyJubJubHarness"];
     for (const v of Object.keys(VERIFIERS)) if (existsSync(path.join(ROOT, "build", "contracts", `${v}.json`))) names.push(v);
     artifacts = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await loadArtifact(n)] as const)));
 
@@ -219,8 +219,8 @@ describe("contracts", () => {
     const accounts = (await pub.request({ method: "eth_accounts" } as never)) as Address[];
     [owner, alice, bob, carol, auditor, dave] = accounts.map((a) => getAddress(a));
 
-    acceptAll = await deploy("AcceptAllVerifier");
-    rejectAll = await deploy("RejectAllVerifier");
+    acceptAll = await deploy("FixedResultVerifier", [true]);
+    rejectAll = await deploy("FixedResultVerifier", [false]);
     registrar = await deploy("Registrar", [acceptAll]);
     // The real registration verifier, when the circuit pipeline has produced it, rejects a zero proof too.
     rejectingRegistrar = await deploy("Registrar", [artifacts.RegistrationVerifier ? await deploy("RegistrationVerifier") : rejectAll]);
@@ -322,7 +322,7 @@ describe("contracts", () => {
       const args = [NO_PROOF.a, NO_PROOF.b, NO_PROOF.c, Array(n).fill(1n)];
       const abi = artifacts[name].abi as Abi;
       expect(await read<boolean>(verifier, abi, "verifyProof", args)).toBe(false);
-      // A zero proof runs the same precompiles as a valid one; AcceptAllVerifier gives the call
+      // A zero proof runs the same precompiles as a valid one; the accepting FixedResultVerifier gives the call
       // overhead. Sent as transactions with ample gas: the verifier turns a precompile running out
       // of gas into `false`, which makes eth_estimateGas settle on a uselessly low figure.
       const data = encodeFunctionData({ abi, functionName: "verifyProof", args } as never);
