@@ -2,11 +2,13 @@ import { createConfig } from "ponder";
 import { EncryptedERCAbi } from "./abis/EncryptedERCAbi.js";
 import { ProviderRegistryAbi } from "./abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "./abis/RegistrarAbi.js";
+import { TestUSDCAbi } from "./abis/TestUSDCAbi.js";
 import { UsageLedgerAbi } from "./abis/UsageLedgerAbi.js";
 import { indexerSettings } from "./src/indexer/settings.js";
 
 // The chain, contracts and database come from the deployment manifest, or from EERC_ADDRESS,
-// REGISTRAR_ADDRESS, PROVIDER_REGISTRY_ADDRESS, USAGE_LEDGER_ADDRESS and START_BLOCK for a
+// REGISTRAR_ADDRESS, PROVIDER_REGISTRY_ADDRESS, USAGE_LEDGER_ADDRESS, USDC_ADDRESS,
+// REVENUE_POOL_ADDRESS and START_BLOCK for a
 // deployment made elsewhere (the audited eERC on Fuji with our usage contracts next to it).
 const settings = indexerSettings();
 
@@ -47,6 +49,14 @@ export default createConfig({
       abi: UsageLedgerAbi,
       address: settings.contracts.usageLedger,
       startBlock: settings.startBlock,
+    },
+    // Only the fee payments into the revenue pool, not every transfer of the token.
+    RevenuePool: {
+      chain: settings.chainName,
+      abi: TestUSDCAbi,
+      address: settings.contracts.token,
+      startBlock: settings.startBlock,
+      filter: { event: "Transfer", args: { to: settings.revenuePool } },
     },
   },
 });

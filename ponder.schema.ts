@@ -370,6 +370,24 @@ export const encryptedUsageLineRelations = relations(encryptedUsageLine, ({ one 
   }),
 }));
 
+// ---------------------------------------------------------------- Revenue pool
+
+/**
+ * A fee payment into the revenue pool: a `Transfer` of the fee token to the revenue pool address.
+ * Public by nature (plain ERC-20); the payout agent splits what the pool received in each cycle's
+ * blocks among the free-API providers. `amount` is in token units.
+ */
+export const poolFee = onchainTable(
+  "pool_fee",
+  (t) => ({
+    id: t.text().primaryKey(),
+    from: t.hex().notNull(),
+    amount: t.bigint().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ blockIdx: index().on(table.blockNumber, table.logIndex) }),
+);
+
 export type RowSource = "calldata" | "block_state";
 export type PricingModelName = "PerCall" | "FreePool" | "Tiered";
 export type ProviderChangeKind = "registered" | "pricing" | "payout_account" | "active";

@@ -41,6 +41,8 @@ export type DeployOptions = {
   /** Converter mode wraps an ERC-20 (the default); standalone mode mints privately. */
   isConverter?: boolean;
   decimals?: number;
+  /** Where users pay fees (the free-API revenue pool); anvil's account #7 when absent on anvil. */
+  revenuePool?: Address;
   /** The ERC-20 to wrap; when absent a 6-decimal test USDC is deployed. */
   token?: Address;
   prover?: Prover;
@@ -121,11 +123,18 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     isConverter,
     owner: getAddress(d.address),
     auditor: getAddress(options.auditor.address),
+    revenuePool: getAddress(options.revenuePool ?? localRevenuePool(chain.chain.id)),
     contracts: { registrar, encryptedERC, token, verifiers, providerRegistry, usageLedger },
     deployedAt: new Date().toISOString(),
   };
   const manifestPath = options.write === false ? undefined : writeManifest(manifest);
   return { ...manifest, manifestPath };
+}
+
+/** anvil's account #7 receives user fees on a local chain; anywhere else the pool must be named. */
+export function localRevenuePool(chainId: number): Address {
+  if (chainId !== 31337) throw new Error("REVENUE_POOL_ADDRESS must be set to the address that receives user fees");
+  return privateKeyToAccount(ANVIL_KEYS[7]).address;
 }
 
 /** Proofs under keys set up with the development ptau can be forged by whoever generated it. */
@@ -152,12 +161,15 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const local = network === "anvil";
   const token = process.env.USDC_ADDRESS;
   if (token && !isAddress(token)) throw new Error("USDC_ADDRESS is not an address");
+  const revenuePool = process.env.REVENUE_POOL_ADDRESS;
+  if (revenuePool && !isAddress(revenuePool)) throw new Error("REVENUE_POOL_ADDRESS is not an address");
   deploy({
     rpcUrl,
     network,
     deployer: privateKeyToAccount(keyFromEnv("DEPLOYER_PRIVATE_KEY", local ? ANVIL_KEYS[0] : undefined)),
     auditor: privateKeyToAccount(keyFromEnv("AUDITOR_PRIVATE_KEY", local ? ANVIL_KEYS[9] : undefined)),
     token: token as Address | undefined,
+    revenuePool: revenuePool as Address | undefined,
     log: (l) => console.log(l),
   })
     .then((m) => {

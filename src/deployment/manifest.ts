@@ -12,6 +12,8 @@ export type DeploymentManifest = {
   isConverter: boolean;
   owner: Address;
   auditor: Address;
+  /** Where users pay fees in `contracts.token`; what it receives funds the free-API revenue pool. */
+  revenuePool: Address;
   contracts: {
     registrar: Address;
     encryptedERC: Address;
@@ -45,6 +47,7 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
   const addresses: [string, unknown][] = [
     ["owner", m.owner],
     ["auditor", m.auditor],
+    ["revenuePool", m.revenuePool],
     ["contracts.registrar", m.contracts?.registrar],
     ["contracts.encryptedERC", m.contracts?.encryptedERC],
     ["contracts.token", m.contracts?.token],
@@ -61,6 +64,7 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
     ...m,
     owner: getAddress(m.owner),
     auditor: getAddress(m.auditor),
+    revenuePool: getAddress(m.revenuePool),
     contracts: {
       ...m.contracts,
       registrar: getAddress(m.contracts.registrar),

@@ -59,6 +59,17 @@ const struct = (p: Point) => ({ x: p[0], y: p[1] });
 const point = (s: { x: bigint; y: bigint }): Point => [s.x, s.y];
 const words7 = (w: readonly bigint[]) => w.map(BigInt) as unknown as readonly [bigint, bigint, bigint, bigint, bigint, bigint, bigint];
 
+/** The arguments of `transfer`, with the `bytes message` overload's message when given. */
+function transferArgs(prepared: PreparedTransfer, message?: Hex): unknown[] {
+  const args: unknown[] = [
+    prepared.to,
+    prepared.tokenId,
+    { proofPoints: prepared.proof.proofPoints, publicSignals: prepared.proof.publicSignals },
+    words7(prepared.balancePCT),
+  ];
+  return message ? [...args, message] : args;
+}
+
 export function toBalanceView(raw: readonly [any, bigint, readonly any[], readonly bigint[], bigint]): OnChainBalance {
   const [eGCT, nonce, amountPCTs, balancePCT, transactionIndex] = raw;
   return {
@@ -291,12 +302,35 @@ export class EercClient {
   }
 
   async sendTransfer(prepared: PreparedTransfer, options: { message?: Hex } = {}): Promise<TransactionReceipt> {
-    return this.writeEerc("transfer", [
-      prepared.to,
-      prepared.tokenId,
-      { proofPoints: prepared.proof.proofPoints, publicSignals: prepared.proof.publicSignals },
-      words7(prepared.balancePCT),
-    ], options.message);
+    const [to, tokenId, proof, balancePCT] = transferArgs(prepared);
+    return this.writeEerc("transfer", [to, tokenId, proof, balancePCT], options.message);
+  }
+
+  /**
+   * Broadcasts a prepared transfer and returns its hash without waiting for it to be mined. With
+   * `nonce` and `gas` given nothing is simulated first, so a transfer proved from a predicted
+   * balance can be sent while the transfers before it are still pending.
+   */
+  async broadcastTransfer(prepared: PreparedTransfer, options: { message?: Hex; nonce?: number; gas?: bigint } = {}): Promise<Hex> {
+    return this.wallet.writeContract({
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "transfer",
+      args: transferArgs(prepared, options.message),
+      nonce: options.nonce,
+      gas: options.gas,
+    } as never);
+  }
+
+  /** Gas for sending `prepared` now, as the node estimates it against the current state. */
+  async estimateTransferGas(prepared: PreparedTransfer, options: { message?: Hex } = {}): Promise<bigint> {
+    return this.publicClient.estimateContractGas({
+      address: this.contracts.encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "transfer",
+      args: transferArgs(prepared, options.message),
+      account: this.wallet.account,
+    } as never);
   }
 
   async transfer(args: { to: Address; amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {

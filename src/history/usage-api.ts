@@ -49,13 +49,13 @@ export class UsageGraphqlClient {
     return body.data;
   }
 
-  /** Every row of a table through cursor pages, in `orderBy` order. */
-  private async all<R>(field: string, selection: string, orderBy: string): Promise<R[]> {
+  /** Every row of a table (matching `where`, a GraphQL filter object literal) through cursor pages, in `orderBy` order. */
+  async all<R>(field: string, selection: string, orderBy: string, where?: string): Promise<R[]> {
     const rows: R[] = [];
     let after: string | null = null;
     for (;;) {
       const data: Record<string, { items: R[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }> = await this.query(
-        `query ($after: String, $limit: Int) { ${field}(orderBy: "${orderBy}", orderDirection: "asc", limit: $limit, after: $after) { items { ${selection} } pageInfo { hasNextPage endCursor } } }`,
+        `query ($after: String, $limit: Int) { ${field}(${where ? `where: ${where}, ` : ""}orderBy: "${orderBy}", orderDirection: "asc", limit: $limit, after: $after) { items { ${selection} } pageInfo { hasNextPage endCursor } } }`,
         { after, limit: this.pageSize },
       );
       const page = data[field];

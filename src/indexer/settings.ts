@@ -15,7 +15,9 @@ export type IndexerSettings = {
   rpcUrls: string[];
   pollingInterval: number;
   startBlock: number;
-  contracts: { encryptedERC: Address; registrar: Address; providerRegistry: Address; usageLedger: Address };
+  contracts: { encryptedERC: Address; registrar: Address; providerRegistry: Address; usageLedger: Address; token: Address };
+  /** The address users pay fees to in `contracts.token`: its incoming transfers fund the free-API pool. */
+  revenuePool: Address;
   database: { kind: "pglite"; directory: string } | { kind: "postgres"; connectionString: string };
 };
 
@@ -27,6 +29,9 @@ type Env = Record<string, string | undefined>;
 
 const FUJI_CHAIN_ID = 43113;
 const ANVIL_CHAIN_ID = 31337;
+
+/** Circle's USDC on Fuji. */
+const FUJI_USDC: Address = "0x5425890298aed601595a70AB815c96711a31Bc65";
 
 const CHAIN_NAMES: Record<number, string> = { [FUJI_CHAIN_ID]: "fuji", [ANVIL_CHAIN_ID]: "anvil", 43114: "avalanche" };
 
@@ -54,6 +59,7 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
   let chainId: number;
   let startBlock: number;
   let contracts: IndexerSettings["contracts"];
+  let revenuePool: Address;
   let network: string | undefined;
   if (env.EERC_ADDRESS) {
     source = "env";
@@ -64,7 +70,9 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
       registrar: envAddress(env, "REGISTRAR_ADDRESS"),
       providerRegistry: envAddress(env, "PROVIDER_REGISTRY_ADDRESS"),
       usageLedger: envAddress(env, "USAGE_LEDGER_ADDRESS"),
+      token: env.USDC_ADDRESS || chainId !== FUJI_CHAIN_ID ? envAddress(env, "USDC_ADDRESS") : FUJI_USDC,
     };
+    revenuePool = envAddress(env, "REVENUE_POOL_ADDRESS");
   } else {
     source = "manifest";
     const manifest = readManifest(env.DEPLOYMENT_FILE || manifestPath(env.NETWORK));
@@ -75,7 +83,9 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
       registrar: manifest.contracts.registrar,
       providerRegistry: manifest.contracts.providerRegistry,
       usageLedger: manifest.contracts.usageLedger,
+      token: manifest.contracts.token,
     };
+    revenuePool = manifest.revenuePool;
     network = manifest.network;
   }
   const chainName = CHAIN_NAMES[chainId] ?? (network && /^[a-z][a-z0-9_]*$/.test(network) ? network : `chain_${chainId}`);
@@ -93,5 +103,5 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
     ? { kind: "postgres", connectionString: databaseUrl }
     : { kind: "pglite", directory: isAbsolute(pgliteDir) ? pgliteDir : join(PROJECT_ROOT, pgliteDir) };
 
-  return { source, chainName, chainId, rpcUrl, rpcUrls, pollingInterval, startBlock, contracts, database };
+  return { source, chainName, chainId, rpcUrl, rpcUrls, pollingInterval, startBlock, contracts, revenuePool, database };
 }

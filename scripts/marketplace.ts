@@ -1,0 +1,118 @@
+import { type Address, type Hex, type PrivateKeyAccount, getAddress, numberToHex, parseEther } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
+import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
+import type { ChainClients } from "../src/chain/clients.js";
+import type { DeploymentManifest } from "../src/deployment/manifest.js";
+import { EercClient } from "../src/eerc/client.js";
+import type { Prover } from "../src/eerc/prover.js";
+import { type CallRecord, type Pricing, buildBatch, fetchLineKeys, providerIdOf } from "../src/usage/index.js";
+
+// Building blocks of a local marketplace on anvil (the demo, the benchmarks and the end-to-end
+// tests): accounts, eERC registration, providers, usage commitments, fees and payer funding.
+// Every step is a real transaction; only the account funding uses an anvil cheat code.
+
+/** A fresh account with 100 ETH for gas (anvil only). */
+export async function newFundedAccount(chain: ChainClients): Promise<PrivateKeyAccount> {
+  const account = privateKeyToAccount(generatePrivateKey());
+  await chain.publicClient.request({ method: "anvil_setBalance" as never, params: [account.address, numberToHex(parseEther("100"))] as never });
+  return account;
+}
+
+const contractsOf = (m: DeploymentManifest) => ({ encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar });
+
+/** The account's eERC client, registered (with a real registration proof) if it was not. */
+export async function eercAccount(chain: ChainClients, manifest: DeploymentManifest, prover: Prover, account: PrivateKeyAccount): Promise<EercClient> {
+  const client = await EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(account), contracts: contractsOf(manifest), prover });
+  if (!(await client.isRegistered())) await client.register();
+  return client;
+}
+
+async function write(chain: ChainClients, account: PrivateKeyAccount, request: Record<string, unknown>): Promise<Hex> {
+  const hash = await chain.walletFor(account).writeContract(request as never);
+  const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`${String(request.functionName)} reverted (${hash})`);
+  return hash;
+}
+
+/** Registers a provider as the registry owner; returns its id. */
+export async function registerProvider(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  owner: PrivateKeyAccount,
+  p: { namespace: string; payoutAccount: Address; pricing: Pricing },
+): Promise<Hex> {
+  await write(chain, owner, {
+    address: manifest.contracts.providerRegistry,
+    abi: ProviderRegistryAbi,
+    functionName: "registerProvider",
+    args: [p.namespace, p.payoutAccount, p.pricing],
+  });
+  return providerIdOf(p.namespace);
+}
+
+export async function authoriseServer(chain: ChainClients, manifest: DeploymentManifest, owner: PrivateKeyAccount, server: Address): Promise<void> {
+  await write(chain, owner, { address: manifest.contracts.usageLedger, abi: UsageLedgerAbi, functionName: "setServer", args: [server, true] });
+}
+
+let eventCounter = 0;
+
+/** `count` call records of one provider, `billable` of them billable at `priceMicro`, all at `at` (Unix ms). */
+export function callRecords(provider: string, count: number, options: { at: number; billable?: number; priceMicro?: bigint }): CallRecord[] {
+  const billable = options.billable ?? count;
+  return Array.from({ length: count }, (_, i) => ({
+    eventId: `evt-${process.pid}-${Date.now()}-${eventCounter++}`,
+    provider,
+    tool: `${provider}_get`,
+    startedAt: options.at,
+    endedAt: options.at,
+    durationMs: 0,
+    outcome: i < billable ? "ok" : "tool_error",
+    requestBytes: 32,
+    responseBytes: 64,
+    billable: i < billable,
+    priceMicro: i < billable ? (options.priceMicro ?? 0n) : 0n,
+  }));
+}
+
+/** Commits one usage batch of `records` from an authorised server; lines are encrypted to each provider, the operator and the auditor. */
+export async function commitRecords(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  server: PrivateKeyAccount,
+  operator: Address,
+  sequence: number,
+  records: readonly CallRecord[],
+): Promise<{ batchId: Hex; blockNumber: bigint }> {
+  const providerIds = [...new Set(records.map((r) => providerIdOf(r.provider)))];
+  const keys = await fetchLineKeys(chain.publicClient, manifest.contracts, operator, providerIds);
+  const times = records.map((r) => r.startedAt);
+  const { batch } = buildBatch({ server: server.address, sequence, periodStart: Math.min(...times), periodEnd: Math.max(...times), records, keys });
+  const hash = await write(chain, server, { address: manifest.contracts.usageLedger, abi: UsageLedgerAbi, functionName: "commit", args: [batch] });
+  const receipt = await chain.publicClient.getTransactionReceipt({ hash });
+  return { batchId: batch.batchId, blockNumber: receipt.blockNumber };
+}
+
+/** Mints test USDC to `to` (the test token lets anyone mint). */
+export async function mintUsdc(chain: ChainClients, manifest: DeploymentManifest, from: PrivateKeyAccount, to: Address, amount: bigint): Promise<void> {
+  await write(chain, from, { address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "mint", args: [to, amount] });
+}
+
+/** A user pays a fee into the revenue pool: a plain USDC transfer the indexer sees. */
+export async function payPoolFee(chain: ChainClients, manifest: DeploymentManifest, user: PrivateKeyAccount, amount: bigint): Promise<void> {
+  await mintUsdc(chain, manifest, user, user.address, amount);
+  await write(chain, user, { address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "transfer", args: [manifest.revenuePool, amount] });
+}
+
+/** Funds a payer: mints `amount` test USDC to it and deposits it into its encrypted balance. */
+export async function fundPayer(chain: ChainClients, manifest: DeploymentManifest, payer: EercClient, payerAccount: PrivateKeyAccount, amount: bigint): Promise<void> {
+  await mintUsdc(chain, manifest, payerAccount, payer.address, amount);
+  await payer.deposit({ token: manifest.contracts.token, amount });
+}
+
+/** The eERC token id of the manifest's token (converter mode). */
+export async function usdcTokenId(chain: ChainClients, manifest: DeploymentManifest): Promise<bigint> {
+  return chain.publicClient.readContract({ address: manifest.contracts.encryptedERC, abi: EncryptedERCAbi, functionName: "tokenIds", args: [getAddress(manifest.contracts.token)] });
+}

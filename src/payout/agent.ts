@@ -1,0 +1,270 @@
+import type { Address, Hex } from "viem";
+import { decryptBalance } from "../eerc/balance.js";
+import type { EercClient } from "../eerc/client.js";
+import type { UsageGraphqlClient } from "../history/usage-api.js";
+import { indexedBlocks } from "../indexer/process.js";
+import { owed } from "../revenue/earnings.js";
+import type { ProviderId } from "../revenue/types.js";
+import { decryptLinesFor } from "../usage/lines.js";
+import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError } from "./errors.js";
+import { type PayoutFact, readSettlementFacts } from "./facts.js";
+import { checkMemoAmount, encodeMemo, memoAmount } from "./memo.js";
+import { type FaultPoint, type PlannedTransfer, type SentTransfer, payFromPayer } from "./pipeline.js";
+import {
+  type CycleBoundary,
+  type DecryptedBatch,
+  type SettlementOptions,
+  boundariesOf,
+  cycleEarnings,
+  paidTotals,
+  paymentsByCycle,
+} from "./settlement.js";
+
+export type AgentOptions = {
+  /** The operator's eERC account: its key reads the operator copy of every usage line and every memo. */
+  operator: EercClient;
+  /** Accounts that pay (the operator's own may be one); each pays its share of a cycle in order. */
+  payers: readonly EercClient[];
+  /** Former payers whose payouts still count as paid (their keys are not needed). */
+  pastPayers?: readonly Address[];
+  indexer: UsageGraphqlClient;
+  /** The indexer's base URL, for `/status`. */
+  indexerUrl: string;
+  tokenId: bigint;
+  settlement: SettlementOptions;
+  /** Blocks below the head a cycle settles through (0 on anvil). */
+  confirmations?: number;
+  /** Transfers per payer proved ahead of the receipts (1: prove, send, wait). */
+  depth?: number;
+  /** How long to wait for pending payer transactions and for the indexer, in ms. */
+  waitMs?: number;
+  log?: (line: string) => void;
+  fault?: Omit<FaultPoint, "stop"> & { stop?: () => void };
+  /** Progress of the running cycle: counts only. */
+  onProgress?: (p: CycleProgress) => void;
+  /** Called after each transfer is broadcast (tests use it to land a credit mid-chain). */
+  onSent?: (t: PlannedTransfer, hash: Hex) => Promise<void> | void;
+};
+
+export type CycleProgress = { cycle: number; total: number; proved: number; paid: number; resumed: boolean };
+
+export type CycleResult =
+  | { status: "nothing_owed"; throughBlock: bigint; lastCycle: number | null }
+  | {
+      status: "paid";
+      cycle: number;
+      throughBlock: bigint;
+      resumed: boolean;
+      poolMicro: bigint;
+      /** What this run paid (a resumed cycle's earlier transfers are not repeated here). */
+      paidMicro: bigint;
+      transfers: SentTransfer[];
+      recoveries: number;
+      ms: { total: number; plan: number; pay: number };
+    };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The payout agent. A cycle reads the finalized state from the indexer, computes each provider's
+ * cumulative earnings, subtracts what the payout memos on chain show as already paid, and pays
+ * every non-zero difference with one private transfer per provider. It keeps nothing of its own:
+ * after a crash at any point, the next cycle finds on chain what was paid and pays only the rest,
+ * finishing an interrupted cycle under the boundary it had already recorded.
+ */
+export class PayoutAgent {
+  private readonly batchLines = new Map<string, DecryptedBatch["lines"]>();
+  private readonly checkedMemos = new Set<string>();
+  private readonly log: (line: string) => void;
+
+  constructor(readonly options: AgentOptions) {
+    this.log = options.log ?? (() => {});
+  }
+
+  private get payerAddresses(): Address[] {
+    return [...this.options.payers.map((p) => p.address), ...(this.options.pastPayers ?? [])];
+  }
+
+  /** Waits until no payer has a transaction in the mempool, then until the indexer has the head block. */
+  private async quiesce(): Promise<bigint> {
+    const waitMs = this.options.waitMs ?? 60_000;
+    const client = this.options.operator.publicClient;
+    const deadline = Date.now() + waitMs;
+    for (const payer of this.options.payers) {
+      let reported = false;
+      for (;;) {
+        const [latest, pending] = await Promise.all([
+          client.getTransactionCount({ address: payer.address, blockTag: "latest" }),
+          client.getTransactionCount({ address: payer.address, blockTag: "pending" }),
+        ]);
+        if (pending <= latest) break;
+        if (Date.now() > deadline) throw new PendingPayerTransactionError(payer.address, pending - latest);
+        if (!reported) this.log(`payer ${payer.address}: waiting for ${pending - latest} pending transaction(s) before reading what was paid`);
+        reported = true;
+        await sleep(250);
+      }
+    }
+    const head = await client.getBlockNumber({ cacheTime: 0 });
+    for (;;) {
+      const blocks = Object.values(await indexedBlocks(this.options.indexerUrl).catch(() => ({}) as Record<string, number>));
+      const indexed = blocks.length > 0 ? BigInt(Math.min(...blocks)) : -1n;
+      if (indexed >= head) return head;
+      if (Date.now() > deadline) throw new IndexerBehindError(indexed, head);
+      await sleep(100);
+    }
+  }
+
+  private decryptBatches(batches: readonly { batchId: Hex; server: Address; encryptedLines: Hex }[]): void {
+    const sk = this.options.operator.exportPrivateKey();
+    for (const b of batches) {
+      const key = `${b.server}:${b.batchId}`;
+      if (!this.batchLines.has(key)) this.batchLines.set(key, decryptLinesFor(b.encryptedLines, sk, "operator"));
+    }
+  }
+
+  /** Amount of a payout from its memo, checked against the sender-side ciphertext when the payer's key is here. */
+  private amountOf(p: PayoutFact): bigint {
+    const amount = memoAmount(p.memo, this.options.operator.exportPrivateKey());
+    const payer = this.options.payers.find((c) => c.address === p.from);
+    if (payer && !this.checkedMemos.has(p.txHash)) {
+      if (p.senderVTT) checkMemoAmount({ amount, senderVTT: p.senderVTT, payerSk: payer.exportPrivateKey(), txHash: p.txHash });
+      this.checkedMemos.add(p.txHash);
+    }
+    return amount;
+  }
+
+  /** Runs one cycle: finishes an interrupted one, or settles through the finalized head. */
+  async runCycle(): Promise<CycleResult> {
+    const started = performance.now();
+    const head = await this.quiesce();
+    const facts = await readSettlementFacts(this.options.indexer, this.payerAddresses);
+    this.decryptBatches(facts.batches);
+    const batches: DecryptedBatch[] = facts.batches.map((b) => ({ ...b, lines: this.batchLines.get(`${b.server}:${b.batchId}`)! }));
+    const payments = paymentsByCycle(facts.payouts, (p) => this.amountOf(p));
+    const paid = paidTotals(payments);
+    const recorded = boundariesOf(facts.payouts);
+    const last = recorded.at(-1);
+    const earningsThrough = (boundaries: CycleBoundary[]) =>
+      cycleEarnings({ batches, providerChanges: facts.providerChanges, poolFees: facts.poolFees, boundaries, options: this.options.settlement });
+
+    let cycle: number;
+    let throughBlock: bigint;
+    let resumed = false;
+    let due: Map<ProviderId, bigint> = new Map();
+    let poolMicro = 0n;
+    if (last) {
+      const settled = earningsThrough(recorded).at(-1)!;
+      due = owed(settled.earnedThrough, paid);
+      if (due.size > 0) {
+        ({ cycle, throughBlock } = last);
+        resumed = true;
+        poolMicro = settled.poolMicro;
+      }
+    }
+    if (!resumed) {
+      const finalized = head - BigInt(this.options.confirmations ?? 0);
+      if (last && finalized <= last.throughBlock) return { status: "nothing_owed", throughBlock: last.throughBlock, lastCycle: last.cycle };
+      cycle = (last?.cycle ?? 0) + 1;
+      throughBlock = finalized;
+      const settled = earningsThrough([...recorded, { cycle, throughBlock }]).at(-1)!;
+      due = owed(settled.earnedThrough, paid);
+      poolMicro = settled.poolMicro;
+      if (due.size === 0) return { status: "nothing_owed", throughBlock, lastCycle: last?.cycle ?? null };
+    }
+    cycle = cycle!;
+    throughBlock = throughBlock!;
+
+    const payoutAccount = new Map<ProviderId, Address>();
+    for (const c of facts.providerChanges) payoutAccount.set(c.providerId, c.payoutAccount);
+    const operatorPk = this.options.operator.publicKey;
+    const planned: PlannedTransfer[] = [...due].map(([providerId, amount], i) => ({
+      seq: i + 1,
+      providerId,
+      to: payoutAccount.get(providerId)!,
+      amount,
+      memo: encodeMemo({ cycle, throughBlock, providerId, amount, operatorPk }),
+    }));
+    const assignment = await this.assign(planned);
+    const planMs = performance.now() - started;
+    const total = planned.length;
+    this.log(`cycle ${cycle}${resumed ? " (resumed)" : ""}: settling through block ${throughBlock}, ${total} transfer(s) from ${assignment.size} payer(s)`);
+
+    const progress: CycleProgress = { cycle, total, proved: 0, paid: 0, resumed };
+    this.options.onProgress?.({ ...progress });
+    let recoveries = 0;
+    const fault = this.options.fault && { ...this.options.fault, stop: this.options.fault.stop ?? (() => process.kill(process.pid, "SIGKILL")) };
+    const payStarted = performance.now();
+    const results = await Promise.all(
+      [...assignment].map(([payer, transfers]) =>
+        payFromPayer({
+          payer,
+          tokenId: this.options.tokenId,
+          transfers,
+          depth: this.options.depth ?? 3,
+          fault,
+          hooks: {
+            proved: (t, ms) => {
+              progress.proved += 1;
+              this.log(`cycle ${cycle} [${progress.proved}/${total}] proved transfer ${t.seq} in ${Math.round(ms)} ms`);
+              this.options.onProgress?.({ ...progress });
+            },
+            sent: (t, hash) => this.options.onSent?.(t, hash),
+            paid: (t) => {
+              progress.paid += 1;
+              this.log(`cycle ${cycle} [${progress.paid}/${total}] paid transfer ${t.seq} in block ${t.blockNumber} (${t.txHash})`);
+              this.options.onProgress?.({ ...progress });
+            },
+            recovered: ({ payer: p, reverted, reproving }) => {
+              recoveries += 1;
+              this.log(`payer ${p}: ${reverted} transfer(s) reverted after its balance changed mid-chain; re-proving ${reproving} from the chain balance`);
+            },
+          },
+        }),
+      ),
+    );
+    const transfers = results.flat().sort((a, b) => a.seq - b.seq);
+    const payMs = performance.now() - payStarted;
+    const totalMs = performance.now() - started;
+    this.log(`cycle ${cycle}: ${transfers.length} transfer(s) paid in ${(payMs / 1000).toFixed(1)} s (planning ${Math.round(planMs)} ms)`);
+    return {
+      status: "paid",
+      cycle,
+      throughBlock,
+      resumed,
+      poolMicro,
+      paidMicro: transfers.reduce((s, t) => s + t.amount, 0n),
+      transfers,
+      recoveries,
+      ms: { total: totalMs, plan: planMs, pay: payMs },
+    };
+  }
+
+  /**
+   * Spreads the transfers over the payers so each proves about as many: largest amount first, each
+   * to the payer with the fewest transfers among those that can still cover it (ties: the most
+   * left). Refuses the cycle (nothing sent) when the payers cannot cover it.
+   */
+  private async assign(planned: readonly PlannedTransfer[]): Promise<Map<EercClient, PlannedTransfer[]>> {
+    const left = new Map<EercClient, bigint>();
+    for (const payer of this.options.payers) {
+      const view = await payer.balanceView(this.options.tokenId);
+      left.set(payer, decryptBalance(view, payer.exportPrivateKey()));
+    }
+    const available = [...left.values()].reduce((a, b) => a + b, 0n);
+    const owedMicro = planned.reduce((a, t) => a + t.amount, 0n);
+    const out = new Map<EercClient, PlannedTransfer[]>();
+    const count = (p: EercClient) => out.get(p)?.length ?? 0;
+    for (const t of [...planned].sort((a, b) => (a.amount === b.amount ? a.seq - b.seq : a.amount > b.amount ? -1 : 1))) {
+      let best: EercClient | undefined;
+      for (const [payer, v] of left) {
+        if (v < t.amount) continue;
+        if (!best || count(payer) < count(best) || (count(payer) === count(best) && v > left.get(best)!)) best = payer;
+      }
+      if (!best) throw new PayerUnderfundedError(owedMicro, available);
+      left.set(best, left.get(best)! - t.amount);
+      out.set(best, [...(out.get(best) ?? []), t]);
+    }
+    for (const list of out.values()) list.sort((a, b) => a.seq - b.seq);
+    return out;
+  }
+}

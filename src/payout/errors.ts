@@ -1,0 +1,69 @@
+import type { Hex } from "viem";
+
+export abstract class PayoutError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A payout memo whose amount is not what the transfer's sender-side ciphertext moved. */
+export class MemoMismatchError extends PayoutError {
+  readonly code = "MEMO_MISMATCH";
+  constructor(readonly txHash: Hex) {
+    super(`payout ${txHash}: the memo's amount does not match the transfer's sender-side ciphertext`);
+  }
+}
+
+/** Payout memos of one cycle that disagree on the block the cycle settled through. */
+export class CycleBoundaryConflictError extends PayoutError {
+  readonly code = "CYCLE_BOUNDARY_CONFLICT";
+  constructor(
+    readonly cycle: number,
+    readonly blocks: readonly bigint[],
+  ) {
+    super(`cycle ${cycle} has payouts settled through different blocks (${blocks.join(", ")})`);
+  }
+}
+
+/** The payer accounts together hold less than the cycle owes; nothing was sent. */
+export class PayerUnderfundedError extends PayoutError {
+  readonly code = "PAYER_UNDERFUNDED";
+  constructor(
+    readonly owedMicro: bigint,
+    readonly availableMicro: bigint,
+  ) {
+    super(`the payer accounts hold ${availableMicro} micro-USDC but the cycle owes ${owedMicro}: fund them and run the cycle again`);
+  }
+}
+
+/** A payer transaction is still pending after the wait: the cycle cannot know whether it paid. */
+export class PendingPayerTransactionError extends PayoutError {
+  readonly code = "PENDING_PAYER_TRANSACTION";
+  constructor(
+    readonly payer: Hex,
+    readonly pending: number,
+  ) {
+    super(`payer ${payer} still has ${pending} pending transaction(s): wait for them to be mined or dropped, then run the cycle again`);
+  }
+}
+
+/** The indexer did not reach the chain head in time, so already-paid amounts may be incomplete. */
+export class IndexerBehindError extends PayoutError {
+  readonly code = "INDEXER_BEHIND";
+  constructor(
+    readonly indexedBlock: bigint,
+    readonly headBlock: bigint,
+  ) {
+    super(`the indexer is at block ${indexedBlock}, the chain at ${headBlock}: a cycle needs every payout indexed`);
+  }
+}
+
+/** A cycle is already running; a second one would pay from the same balances. */
+export class CycleInProgressError extends PayoutError {
+  readonly code = "CYCLE_IN_PROGRESS";
+  constructor(readonly cycle: number | null) {
+    super(cycle === null ? "a cycle is being planned" : `cycle ${cycle} is in progress`);
+  }
+}

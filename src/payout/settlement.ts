@@ -1,0 +1,217 @@
+import { type PeriodUnit, periodOf } from "../meter/meter.js";
+import { allocatePool } from "../revenue/allocate.js";
+import { checkFeeBps, feeMicro, priceLines } from "../revenue/price.js";
+import type { ProviderId, RevenueLine } from "../revenue/types.js";
+import type { UsageLine } from "../usage/lines.js";
+import { type Pricing, PricingModel } from "../usage/registry.js";
+import { CycleBoundaryConflictError } from "./errors.js";
+import type { BatchFact, PayoutFact, PoolFeeFact, ProviderChangeFact } from "./facts.js";
+
+/**
+ * How usage becomes earnings, cycle by cycle. A cycle settles everything on chain up to its
+ * `throughBlock`:
+ * - per-call and tiered usage is priced per pricing period (UTC month or day of the batch's
+ *   period start), cumulatively: tiers walk the period's billable calls so far;
+ * - the free-API pool of a cycle is what the revenue pool received in the cycle's blocks
+ *   (previous boundary, throughBlock], less the platform fee, split by largest remainder over the
+ *   free-pool usage committed in the same blocks (billable calls × pool weight);
+ * - the pricing of a (provider, period) is the registration in force at the provider's first
+ *   line of that period, so a pricing change applies from the next period and earnings through a
+ *   block never shrink as later blocks are settled.
+ * Earnings through a cycle's boundary are therefore final once the boundary is final, and anyone
+ * with the chain, the boundaries (in the payout memos) and a key that reads the lines (operator
+ * or auditor) computes the same numbers.
+ */
+export type SettlementOptions = { feeBps: number | bigint; periodUnit: PeriodUnit };
+
+export type DecryptedBatch = BatchFact & { lines: readonly UsageLine[] };
+
+export type CycleBoundary = { cycle: number; throughBlock: bigint };
+
+export type CycleEarnings = {
+  cycle: number;
+  /** The previous boundary (exclusive); -1 for the first cycle. */
+  afterBlock: bigint;
+  throughBlock: bigint;
+  /** What the revenue pool received in the cycle's blocks. */
+  poolMicro: bigint;
+  poolFeeMicro: bigint;
+  /** The pool after its fee when no free-pool usage was committed in the cycle: it stays with the platform. */
+  unallocatedPoolMicro: bigint;
+  /** Cumulative net earnings through `throughBlock`, by provider id ascending. */
+  earnedThrough: Map<ProviderId, bigint>;
+  /** Billable calls committed in the cycle's blocks, per provider. */
+  billableCalls: Map<ProviderId, bigint>;
+};
+
+/** The cycle boundaries the payout memos record, ascending; memos of one cycle must agree. */
+export function boundariesOf(payouts: readonly PayoutFact[]): CycleBoundary[] {
+  const seen = new Map<number, Set<bigint>>();
+  for (const p of payouts) {
+    const s = seen.get(p.memo.cycle) ?? new Set<bigint>();
+    s.add(p.memo.throughBlock);
+    seen.set(p.memo.cycle, s);
+  }
+  const out: CycleBoundary[] = [];
+  for (const cycle of [...seen.keys()].sort((a, b) => a - b)) {
+    const blocks = [...seen.get(cycle)!];
+    if (blocks.length !== 1) throw new CycleBoundaryConflictError(cycle, blocks);
+    out.push({ cycle, throughBlock: blocks[0]! });
+  }
+  for (let i = 1; i < out.length; i++) {
+    if (out[i]!.throughBlock < out[i - 1]!.throughBlock) throw new CycleBoundaryConflictError(out[i]!.cycle, [out[i - 1]!.throughBlock, out[i]!.throughBlock]);
+  }
+  return out;
+}
+
+type Position = { blockNumber: bigint; logIndex: number };
+const atOrBefore = (a: Position, b: Position) => a.blockNumber < b.blockNumber || (a.blockNumber === b.blockNumber && a.logIndex <= b.logIndex);
+
+/** The registration in force at a position: the provider's latest change at or before it, undefined before registration. */
+function registrationAt(changes: readonly ProviderChangeFact[], at: Position): ProviderChangeFact | undefined {
+  let found: ProviderChangeFact | undefined;
+  for (const c of changes) {
+    if (!atOrBefore(c, at)) break;
+    found = c;
+  }
+  return found;
+}
+
+/** Every line with its pricing period and the pricing that applies to it (null: earns nothing). */
+function pricedLines(batches: readonly DecryptedBatch[], changes: readonly ProviderChangeFact[], unit: PeriodUnit) {
+  const byProvider = new Map<ProviderId, ProviderChangeFact[]>();
+  for (const c of changes) {
+    const list = byProvider.get(c.providerId) ?? [];
+    list.push(c);
+    byProvider.set(c.providerId, list);
+  }
+  const pricingOf = new Map<string, Pricing | null>();
+  const out: { blockNumber: bigint; period: number; providerId: ProviderId; billableCalls: bigint; pricing: Pricing | null }[] = [];
+  for (const batch of batches) {
+    const period = periodOf(Number(batch.periodStart), unit);
+    for (const line of batch.lines) {
+      const providerId = line.providerId.toLowerCase() as ProviderId;
+      const key = `${providerId}:${period}`;
+      let pricing = pricingOf.get(key);
+      if (pricing === undefined) {
+        const reg = registrationAt(byProvider.get(providerId) ?? [], batch);
+        pricing = reg && reg.active ? reg.pricing : null;
+        pricingOf.set(key, pricing);
+      }
+      out.push({ blockNumber: batch.blockNumber, period, providerId, billableCalls: line.billableCalls, pricing });
+    }
+  }
+  return out;
+}
+
+/** Earnings of each cycle, in boundary order. */
+export function cycleEarnings(args: {
+  batches: readonly DecryptedBatch[];
+  providerChanges: readonly ProviderChangeFact[];
+  poolFees: readonly PoolFeeFact[];
+  boundaries: readonly CycleBoundary[];
+  options: SettlementOptions;
+}): CycleEarnings[] {
+  const feeBps = checkFeeBps(args.options.feeBps);
+  const lines = pricedLines(args.batches, args.providerChanges, args.options.periodUnit);
+  const poolShares = new Map<ProviderId, bigint>();
+  const out: CycleEarnings[] = [];
+  let afterBlock = -1n;
+  for (const { cycle, throughBlock } of args.boundaries) {
+    const inCycle = (b: bigint) => b > afterBlock && b <= throughBlock;
+
+    const commercial: RevenueLine[] = [];
+    const pricing = new Map<string, Pricing | null>();
+    const weights = new Map<ProviderId, bigint>();
+    const billableCalls = new Map<ProviderId, bigint>();
+    for (const l of lines) {
+      if (l.blockNumber > throughBlock) continue;
+      const current = inCycle(l.blockNumber);
+      if (current) billableCalls.set(l.providerId, (billableCalls.get(l.providerId) ?? 0n) + l.billableCalls);
+      if (l.pricing?.model === PricingModel.FreePool) {
+        if (current) weights.set(l.providerId, (weights.get(l.providerId) ?? 0n) + l.billableCalls * BigInt(l.pricing.poolWeight));
+        continue;
+      }
+      commercial.push(l);
+      pricing.set(`${l.providerId}:${l.period}`, l.pricing);
+    }
+
+    let poolMicro = 0n;
+    for (const f of args.poolFees) if (inCycle(f.blockNumber)) poolMicro += f.amount;
+    const poolFeeMicro = feeMicro(poolMicro, feeBps);
+    const positive = [...weights.values()].some((w) => w > 0n);
+    const unallocatedPoolMicro = positive ? 0n : poolMicro - poolFeeMicro;
+    if (positive) {
+      for (const [id, share] of allocatePool(poolMicro - poolFeeMicro, weights)) poolShares.set(id, (poolShares.get(id) ?? 0n) + share);
+    }
+
+    const revenue = priceLines({ lines: commercial, pricing: (id, period) => pricing.get(`${id}:${period}`) ?? null, feeBps });
+    const earned = new Map<ProviderId, bigint>();
+    for (const [id, a] of revenue.perProvider) earned.set(id, a.netMicro);
+    for (const [id, share] of poolShares) earned.set(id, (earned.get(id) ?? 0n) + share);
+    const earnedThrough = new Map<ProviderId, bigint>();
+    for (const id of [...earned.keys()].sort()) earnedThrough.set(id, earned.get(id)!);
+
+    out.push({ cycle, afterBlock, throughBlock, poolMicro, poolFeeMicro, unallocatedPoolMicro, earnedThrough, billableCalls });
+    afterBlock = throughBlock;
+  }
+  return out;
+}
+
+/** What each cycle paid each provider, with the transfers that did it. */
+export type CyclePayments = Map<number, Map<ProviderId, { amountMicro: bigint; transfers: number }>>;
+
+export function paymentsByCycle(payouts: readonly PayoutFact[], amountOf: (p: PayoutFact) => bigint): CyclePayments {
+  const out: CyclePayments = new Map();
+  for (const p of payouts) {
+    const cycle = out.get(p.memo.cycle) ?? new Map();
+    const entry = cycle.get(p.memo.providerId) ?? { amountMicro: 0n, transfers: 0 };
+    entry.amountMicro += amountOf(p);
+    entry.transfers += 1;
+    cycle.set(p.memo.providerId, entry);
+    out.set(p.memo.cycle, cycle);
+  }
+  return out;
+}
+
+/** Total paid per provider over every cycle. */
+export function paidTotals(payments: CyclePayments): Map<ProviderId, bigint> {
+  const out = new Map<ProviderId, bigint>();
+  for (const cycle of payments.values()) for (const [id, p] of cycle) out.set(id, (out.get(id) ?? 0n) + p.amountMicro);
+  return out;
+}
+
+export type ReconciliationRow = {
+  cycle: number;
+  providerId: ProviderId;
+  /** Earned through the cycle's boundary minus everything paid in earlier cycles. */
+  owedMicro: bigint;
+  paidMicro: bigint;
+  transfers: number;
+  ok: boolean;
+};
+
+/** Per cycle and provider: paid == owed, in exactly one transfer (none when nothing was owed). */
+export function reconcileCycles(earnings: readonly CycleEarnings[], payments: CyclePayments): ReconciliationRow[] {
+  const paidBefore = new Map<ProviderId, bigint>();
+  const rows: ReconciliationRow[] = [];
+  for (const c of earnings) {
+    const paid = payments.get(c.cycle) ?? new Map();
+    const ids = [...new Set([...c.earnedThrough.keys(), ...paid.keys()])].sort();
+    for (const id of ids) {
+      const owedMicro = (c.earnedThrough.get(id) ?? 0n) - (paidBefore.get(id) ?? 0n);
+      const p = paid.get(id) ?? { amountMicro: 0n, transfers: 0 };
+      if (owedMicro === 0n && p.transfers === 0) continue;
+      rows.push({
+        cycle: c.cycle,
+        providerId: id,
+        owedMicro,
+        paidMicro: p.amountMicro,
+        transfers: p.transfers,
+        ok: p.amountMicro === owedMicro && p.transfers === (owedMicro > 0n ? 1 : 0),
+      });
+    }
+    for (const [id, p] of paid) paidBefore.set(id, (paidBefore.get(id) ?? 0n) + p.amountMicro);
+  }
+  return rows;
+}

@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { readSettlementFacts } from "../src/payout/facts.js";
+import { memoAmount } from "../src/payout/memo.js";
+import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../scripts/marketplace.js";
+import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+
+// The payout agent against anvil, the indexer and real proofs. Expected amounts are worked out by
+// hand from the pricing (10% platform fee) so the engine is not checked against itself.
+
+let w: PayoutWorld;
+let sequence = 0;
+const now = Date.now();
+
+async function commit(calls: Record<string, number | [number, number]>) {
+  const records = Object.entries(calls).flatMap(([ns, n]) => {
+    const [count, billable] = Array.isArray(n) ? n : [n, n];
+    const price = ns === "weather" ? 1000n : ns === "tinyapi" ? 1n : 0n;
+    return callRecords(ns, count, { at: now, billable, priceMicro: price });
+  });
+  await commitRecords(w.chain, w.manifest, w.server, w.operator.address, ++sequence, records);
+}
+
+async function balances(): Promise<Record<string, bigint>> {
+  const out: Record<string, bigint> = {};
+  for (const [ns, { client }] of w.payoutAccounts) out[ns] = await client.balance(w.tokenId);
+  return out;
+}
+
+async function transfersPerProviderAndCycle(): Promise<Map<string, number>> {
+  const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
+  const counts = new Map<string, number>();
+  for (const p of facts.payouts) {
+    const key = `${p.memo.cycle}:${p.memo.providerId}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+beforeAll(async () => {
+  w = await payoutWorld({ fundMicro: 5_000_000n });
+});
+
+afterAll(async () => {
+  await w?.close();
+});
+
+describe("payout agent", () => {
+  it("pays every provider what it earned in one transfer each, free pool split from the fees the pool received", async () => {
+    await commit({ weather: [8, 7], news: 8, tinyapi: 1, wiki: 10, maps: 10 });
+    await payPoolFee(w.chain, w.manifest, w.user, 1_000_000n);
+    const result = await w.agent().runCycle();
+    expect(result.status).toBe("paid");
+    if (result.status !== "paid") return;
+    expect(result.cycle).toBe(1);
+    expect(result.transfers).toHaveLength(5);
+    expect(result.poolMicro).toBe(1_000_000n);
+    // weather 7 × 1000 − 10%; news 3 calls past the 5 free × 250 − 10%; tinyapi 1 micro (fee rounds to 0);
+    // pool 1,000,000 − 10% split 10 : 30.
+    expect(await balances()).toEqual({ weather: 6300n, news: 675n, tinyapi: 1n, wiki: 225_000n, maps: 675_000n });
+  });
+
+  it("a second run with nothing new pays nothing", async () => {
+    const result = await w.agent().runCycle();
+    expect(result.status).toBe("nothing_owed");
+    expect([...(await transfersPerProviderAndCycle()).values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it("the next cycle pays only the difference: tiers keep counting within the period, the pool splits by largest remainder", async () => {
+    await commit({ weather: 2, news: 4, wiki: 1, maps: 1 });
+    await payPoolFee(w.chain, w.manifest, w.user, 7n);
+    const result = await w.agent().runCycle();
+    if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
+    expect(result.cycle).toBe(2);
+    // weather 9 calls: 8100 earned, 6300 paid. news 12 calls: 7 × 250 − 10% = 1575, 675 paid.
+    // Pool 7 (fee rounds to 0) by weights 1 : 3 = 1.75 : 5.25 → 1 and 5, the spare micro to the larger remainder (wiki).
+    expect(await balances()).toEqual({ weather: 8100n, news: 1575n, tinyapi: 1n, wiki: 225_002n, maps: 675_005n });
+    const counts = await transfersPerProviderAndCycle();
+    expect([...counts.keys()].filter((k) => k.startsWith("2:"))).toHaveLength(4);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it("the memos on chain say what was paid: the operator reads each amount, and it matches what the provider received", async () => {
+    const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
+    const sk = w.operator.exportPrivateKey();
+    const paid = new Map<string, bigint>();
+    for (const p of facts.payouts) paid.set(p.to, (paid.get(p.to) ?? 0n) + memoAmount(p.memo, sk));
+    for (const [, { account, client }] of w.payoutAccounts) expect(paid.get(account.address)).toBe(await client.balance(w.tokenId));
+  });
+
+  it("recovers when a credit lands on the payer in the middle of a chain of proofs", async () => {
+    await commit({ weather: 3, news: 1, tinyapi: 2 });
+    const stranger = await newFundedAccount(w.chain);
+    const strangerClient = await eercAccount(w.chain, w.manifest, w.prover, stranger);
+    await fundPayer(w.chain, w.manifest, strangerClient, stranger, 10n);
+    const credit = await strangerClient.prepareTransfer({ to: w.operator.address, amount: 1n, tokenId: w.tokenId });
+    let credited = false;
+    const payerBefore = await w.operator.balance(w.tokenId);
+    const result = await w
+      .agent({
+        depth: 3,
+        onSent: async (t) => {
+          if (t.seq !== 1 || credited) return;
+          credited = true;
+          await strangerClient.sendTransfer(credit);
+        },
+      })
+      .runCycle();
+    if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
+    expect(credited).toBe(true);
+    expect(result.recoveries).toBeGreaterThanOrEqual(1);
+    expect(result.transfers).toHaveLength(3);
+    // weather 12 calls: 10,800; news 13 calls: 8 × 250 − 10% = 1800; tinyapi 3.
+    expect(await balances()).toMatchObject({ weather: 10_800n, news: 1800n, tinyapi: 3n });
+    expect(await w.operator.balance(w.tokenId)).toBe(payerBefore + 1n - (2700n + 225n + 2n));
+    expect([...(await transfersPerProviderAndCycle()).values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it("spreads a cycle over several payer accounts", async () => {
+    const second = await newFundedAccount(w.chain);
+    const secondClient = await eercAccount(w.chain, w.manifest, w.prover, second);
+    await fundPayer(w.chain, w.manifest, secondClient, second, 1_000_000n);
+    await commit({ weather: 1, news: 1, tinyapi: 1, wiki: 1 });
+    await payPoolFee(w.chain, w.manifest, w.user, 100n);
+    const result = await w.agent({ payers: [w.operator, secondClient], pastPayers: [] }).runCycle();
+    if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
+    expect(new Set(result.transfers.map((t) => t.payer))).toEqual(new Set([w.operator.address, secondClient.address]));
+    // wiki alone in the pool: 100 − 10 = 90.
+    expect(await balances()).toEqual({ weather: 11_700n, news: 2025n, tinyapi: 4n, wiki: 225_092n, maps: 675_005n });
+    // Both payers' payouts count as paid from now on.
+    const again = await w.agent({ payers: [w.operator, secondClient] }).runCycle();
+    expect(again.status).toBe("nothing_owed");
+  });
+});
