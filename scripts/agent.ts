@@ -1,0 +1,83 @@
+import { pathToFileURL } from "node:url";
+import { serve } from "@hono/node-server";
+import { privateKeyToAccount } from "viem/accounts";
+import { connectChain } from "../src/chain/clients.js";
+import { readManifest } from "../src/deployment/manifest.js";
+import { EercClient } from "../src/eerc/client.js";
+import { Prover } from "../src/eerc/prover.js";
+import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { PayoutAgent } from "../src/payout/agent.js";
+import { agentConfig } from "../src/payout/config.js";
+import { CycleRunner, payoutApp } from "../src/payout/server.js";
+import { usdcTokenId } from "./marketplace.js";
+
+const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+
+/**
+ * The payout agent process. `--once` runs one cycle and exits (0 when it paid or nothing was owed);
+ * otherwise it serves POST /revenue/distribute and GET /revenue/status and runs cycles every
+ * PAYOUT_INTERVAL_S seconds.
+ */
+async function main(argv: string[]): Promise<number> {
+  const manifest = readManifest();
+  const probe = await connectChain(process.env.RPC_URL || "http://127.0.0.1:8545");
+  const config = agentConfig(process.env, probe.chain.id);
+  const chain = await connectChain(config.rpcUrl);
+  const prover = new Prover();
+  const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
+  const clientFor = (key: `0x${string}`) =>
+    EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(privateKeyToAccount(key)), contracts, prover });
+  const operator = await clientFor(config.operatorKey);
+  if (!(await operator.isRegistered())) throw new Error(`the operator ${operator.address} is not registered in the eERC`);
+  const payers = await Promise.all(config.payerKeys.map((k) => (k === config.operatorKey ? operator : clientFor(k))));
+  const agent = new PayoutAgent({
+    operator,
+    payers,
+    pastPayers: config.pastPayers,
+    indexer: new UsageGraphqlClient(config.indexerUrl),
+    indexerUrl: config.indexerUrl,
+    tokenId: await usdcTokenId(chain, manifest),
+    settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
+    confirmations: config.confirmations,
+    depth: config.depth,
+    fault: config.fault,
+    log,
+  });
+  log(`payout agent: operator ${operator.address}, ${payers.length} payer(s), pipeline depth ${config.depth}, fee ${config.feeBps} bps`);
+
+  if (argv.includes("--once")) {
+    try {
+      const r = await agent.runCycle();
+      if (r.status === "nothing_owed") log(`nothing owed through block ${r.throughBlock}`);
+      return 0;
+    } finally {
+      await prover.close();
+    }
+  }
+
+  const runner = new CycleRunner(agent, log);
+  const app = payoutApp({ runner, operator: operator.address, chainId: chain.chain.id });
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" });
+  log(`listening on http://127.0.0.1:${config.port} (POST /revenue/distribute, GET /revenue/status)`);
+  runner.schedule(config.intervalS);
+  if (config.intervalS > 0) log(`cycles every ${config.intervalS} s`);
+  await new Promise<void>((resolve) => {
+    const shutdown = () => resolve();
+    process.once("SIGTERM", shutdown);
+    process.once("SIGINT", shutdown);
+  });
+  log("stopping: waiting for the running cycle");
+  await runner.stop();
+  server.close();
+  await prover.close();
+  return 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main(process.argv.slice(2))
+    .then((code) => process.exit(code))
+    .catch((err) => {
+      log(`payout agent failed: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,144 @@
+import { Hono } from "hono";
+import { type Address, type Hex, isHex, recoverTypedDataAddress } from "viem";
+import { ApiInputError, parseUint } from "../api/input.js";
+import { parseSignature } from "../api/signed.js";
+import type { CycleProgress, CycleResult, PayoutAgent } from "./agent.js";
+import { CycleInProgressError, PayoutError } from "./errors.js";
+
+/** A distribute request may be valid for at most this long (seconds): a leaked one is replayable only within it, and only once. */
+export const MAX_DISTRIBUTE_LEAD_S = 600;
+
+/** EIP-712 typed data the operator signs to run a cycle now (viem `signTypedData`). */
+export function distributeTypedData(requestId: Hex, deadline: bigint, chainId: number | bigint) {
+  return {
+    domain: { name: "BackendShield PayoutAgent", version: "1", chainId: BigInt(chainId) },
+    types: { Distribute: [{ name: "requestId", type: "bytes32" }, { name: "deadline", type: "uint256" }] },
+    primaryType: "Distribute" as const,
+    message: { requestId, deadline },
+  };
+}
+
+export type LastCycle =
+  | { status: "nothing_owed"; throughBlock: string; finishedAt: string; trigger: string }
+  | { status: "paid"; cycle: number; throughBlock: string; resumed: boolean; transfers: number; recoveries: number; seconds: number; finishedAt: string; trigger: string }
+  | { status: "failed"; code: string; message: string; finishedAt: string; trigger: string };
+
+/**
+ * Runs cycles one at a time, on request or on a schedule, and keeps their progress for the
+ * status endpoint (counts and timings only: amounts stay on chain, encrypted).
+ */
+export class CycleRunner {
+  private running: Promise<CycleResult> | null = null;
+  private progress: CycleProgress | null = null;
+  last: LastCycle | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly agent: PayoutAgent,
+    private readonly log: (line: string) => void = () => {},
+  ) {
+    const onProgress = agent.options.onProgress;
+    agent.options.onProgress = (p) => {
+      this.progress = p;
+      onProgress?.(p);
+    };
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  status() {
+    return { state: this.running ? "running" : "idle", progress: this.running ? this.progress : null, last: this.last };
+  }
+
+  /** Starts a cycle now; throws CycleInProgressError when one is running. */
+  start(trigger: string): Promise<CycleResult> {
+    if (this.running) throw new CycleInProgressError(this.progress?.cycle ?? null);
+    this.progress = null;
+    const started = performance.now();
+    const run = this.agent.runCycle();
+    this.running = run;
+    run
+      .then((r) => {
+        const finishedAt = new Date().toISOString();
+        this.last =
+          r.status === "paid"
+            ? { status: "paid", cycle: r.cycle, throughBlock: r.throughBlock.toString(), resumed: r.resumed, transfers: r.transfers.length, recoveries: r.recoveries, seconds: Math.round((performance.now() - started) / 100) / 10, finishedAt, trigger }
+            : { status: "nothing_owed", throughBlock: r.throughBlock.toString(), finishedAt, trigger };
+        if (r.status === "nothing_owed") this.log(`cycle run (${trigger}): nothing owed through block ${r.throughBlock}`);
+      })
+      .catch((e: unknown) => {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.last = { status: "failed", code: (err as PayoutError).code ?? "ERROR", message: err.message, finishedAt: new Date().toISOString(), trigger };
+        this.log(`cycle run (${trigger}) failed: ${err.message}`);
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    return run;
+  }
+
+  /** Runs a cycle every `intervalS` seconds (skipping a beat while one is still running). */
+  schedule(intervalS: number): void {
+    if (intervalS <= 0) return;
+    this.timer = setInterval(() => {
+      if (!this.running) this.start("schedule").catch(() => {});
+    }, intervalS * 1000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running?.catch(() => {});
+  }
+}
+
+/**
+ * The agent's HTTP API: `POST /revenue/distribute` (operator-signed) starts a cycle now and
+ * answers 202; `GET /revenue/status` shows the running cycle's progress and the last result.
+ */
+export function payoutApp(args: { runner: CycleRunner; operator: Address; chainId: number; now?: () => number }) {
+  const app = new Hono();
+  const now = args.now ?? (() => Math.floor(Date.now() / 1000));
+  const seen = new Map<string, bigint>();
+
+  app.get("/revenue/status", (c) => c.json(args.runner.status()));
+
+  app.post("/revenue/distribute", async (c) => {
+    let body: Record<string, unknown>;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new ApiInputError("body", "must be a JSON object");
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiInputError("body", "must be a JSON object");
+    const requestId = body.requestId;
+    if (typeof requestId !== "string" || !isHex(requestId) || requestId.length !== 66) throw new ApiInputError("requestId", "must be 0x-prefixed 32-byte hex");
+    const deadline = parseUint("deadline", body.deadline, 256);
+    const t = now();
+    if (deadline <= BigInt(t)) throw new ApiInputError("deadline", "has passed: sign again with a later deadline");
+    if (deadline > BigInt(t + MAX_DISTRIBUTE_LEAD_S)) throw new ApiInputError("deadline", `must be at most ${MAX_DISTRIBUTE_LEAD_S} s in the future`);
+    const signature = parseSignature("signature", body.signature);
+    let signer: Address;
+    try {
+      signer = await recoverTypedDataAddress({ ...distributeTypedData(requestId as Hex, deadline, args.chainId), signature });
+    } catch {
+      throw new ApiInputError("signature", "does not recover to an address", 401);
+    }
+    if (signer !== args.operator) throw new ApiInputError("signature", `signed by ${signer}, not by the operator`, 403);
+    for (const [id, d] of seen) if (d <= BigInt(t)) seen.delete(id);
+    const id = requestId.toLowerCase();
+    if (seen.has(id)) throw new ApiInputError("requestId", "was already used: sign a new request", 409);
+    if (args.runner.busy) throw new ApiInputError("requestId", new CycleInProgressError(args.runner.status().progress?.cycle ?? null).message + ": try again when it is done", 409);
+    seen.set(id, deadline);
+    args.runner.start(`request ${id.slice(0, 10)}`).catch(() => {});
+    return c.json({ accepted: true, status: args.runner.status() }, 202);
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof ApiInputError) return c.json({ error: { field: err.field, message: err.message } }, err.status);
+    return c.json({ error: { field: null, message: "internal error" } }, 500);
+  });
+  return app;
+}
+

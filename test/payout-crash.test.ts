@@ -1,0 +1,110 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { readSettlementFacts } from "../src/payout/facts.js";
+import { FAULT_STEPS } from "../src/payout/pipeline.js";
+import { callRecords, commitRecords } from "../scripts/marketplace.js";
+import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+
+// The agent is a real process, killed with SIGKILL at each step of a cycle's second transfer and
+// started again: every provider ends up paid exactly what it earned, never twice.
+
+let w: PayoutWorld;
+let sequence = 0;
+let rounds = 0;
+
+type Run = { code: number | null; signal: NodeJS.Signals | null; output: string };
+
+function startAgent(env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run>; output: () => string } {
+  const child = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts"), "--once"], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, DEPLOYMENT_FILE: w.manifestPath, RPC_URL: w.anvil.rpcUrl, INDEXER_URL: w.indexer.url, PLATFORM_FEE_BPS: "1000", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  const done = new Promise<Run>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, output })));
+  return { child, done, output: () => output };
+}
+
+const rpc = (method: string, params: unknown[] = []) => w.chain.publicClient.request({ method: method as never, params: params as never });
+
+async function paidState() {
+  const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
+  const perCycleProvider = new Map<string, number>();
+  for (const p of facts.payouts) {
+    const k = `${p.memo.cycle}:${p.memo.providerId}`;
+    perCycleProvider.set(k, (perCycleProvider.get(k) ?? 0) + 1);
+  }
+  const balances: Record<string, bigint> = {};
+  for (const ns of ["weather", "news", "tinyapi"]) balances[ns] = await w.payoutAccounts.get(ns)!.client.balance(w.tokenId);
+  return { transfersPerCycleAndProvider: [...perCycleProvider.values()], balances };
+}
+
+/** One round of usage: weather 900, news 225 (one call past its 5 free), tinyapi 1 micro-USDC net. */
+async function commitRound() {
+  const now = Date.now();
+  const records = [
+    ...callRecords("weather", 1, { at: now, priceMicro: 1000n }),
+    ...callRecords("news", rounds === 0 ? 6 : 1, { at: now }),
+    ...callRecords("tinyapi", 1, { at: now, priceMicro: 1n }),
+  ];
+  rounds += 1;
+  await commitRecords(w.chain, w.manifest, w.server, w.operator.address, ++sequence, records);
+}
+
+beforeAll(async () => {
+  w = await payoutWorld({ fundMicro: 1_000_000n });
+});
+
+afterAll(async () => {
+  await rpc("evm_setAutomine", [true]).catch(() => {});
+  await w?.close();
+});
+
+describe("payout agent crash safety (SIGKILL and restart)", () => {
+  for (const step of FAULT_STEPS) {
+    it(`killed at ${step} of the second transfer, then restarted: paid exactly once`, async () => {
+      await commitRound();
+      if (step === "after_send") await rpc("evm_setAutomine", [false]);
+      try {
+        await crashAndRestart(step);
+      } finally {
+        await rpc("evm_setAutomine", [true]);
+      }
+      const state = await paidState();
+      expect(state.balances).toEqual({ weather: 900n * BigInt(rounds), news: 225n * BigInt(rounds), tinyapi: BigInt(rounds) });
+      expect(state.transfersPerCycleAndProvider.every((n) => n === 1)).toBe(true);
+
+      // And a third run finds nothing owed.
+      const idle = await startAgent().done;
+      expect(idle.code, idle.output).toBe(0);
+      expect(idle.output).toMatch(/nothing owed/);
+    });
+  }
+});
+
+async function crashAndRestart(step: (typeof FAULT_STEPS)[number]) {
+      const crashed = await startAgent({ PAYOUT_FAULT: `${step}@2` }).done;
+      expect(crashed.signal, crashed.output).toBe("SIGKILL");
+
+      const restart = startAgent();
+      if (step === "after_send") {
+        // The killed agent's transfer is still in the mempool: the new one must wait for it, not pay again.
+        const latest = await w.chain.publicClient.getTransactionCount({ address: w.operator.address, blockTag: "latest" });
+        const pending = await w.chain.publicClient.getTransactionCount({ address: w.operator.address, blockTag: "pending" });
+        expect(pending).toBeGreaterThan(latest);
+        const deadline = Date.now() + 60_000;
+        while (!/pending transaction/.test(restart.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        await rpc("evm_mine");
+        await rpc("evm_setAutomine", [true]);
+        expect(restart.output()).toMatch(new RegExp(`waiting for ${pending - latest} pending transaction`));
+      }
+      const finished = await restart.done;
+      expect(finished.code, finished.output).toBe(0);
+      // Either it finishes the interrupted cycle, or (when every transfer was already mined) finds nothing owed.
+      expect(finished.output).toMatch(/\(resumed\)|nothing owed/);
+}
