@@ -1,19 +1,26 @@
 import { parseArgs } from "node:util";
 import type { AuditPeriodUnit } from "../history/types.js";
 
-export const USAGE = `Usage: npm run cli -- <command> (--api URL | --rpc URL) [options]
+export const USAGE = `Usage: npm run cli -- <command> (--api URL | --rpc URL | --agent URL) [options]
 
 Decrypts eERC amounts locally with your own key; the key never leaves this process.
 
 Commands:
-  history   a provider's balance history and incoming transfers, decrypted
-  audit     every auditor PCT decrypted and totalled per period, token and kind
-  usage     a provider's committed usage (calls, billable calls, amount) per batch
-            and in total, decrypted; with --records, checked against call records
+  history    a provider's balance history and incoming transfers, decrypted
+  audit      every auditor PCT decrypted and totalled per period, token and kind
+  usage      a provider's committed usage (calls, billable calls, amount) per batch
+             and in total, decrypted; with --records, checked against call records
+  withdraw   --rpc only: a provider claims --amount USDC of its encrypted balance to
+             its wallet, with a withdraw proof made here (no indexer, API or agent needed)
+  reconcile  --api: the auditor recomputes every payout cycle from the usage lines and
+             checks, per cycle and provider, paid == owed; exit 1 on any mismatch
+  distribute --agent URL: the operator asks the payout agent to run a cycle now
+             (a signed request) and follows its progress
 
 Source (exactly one):
   --api URL              BackendShield query API (the indexer: REST; GraphQL for usage)
   --rpc URL              JSON-RPC endpoint only; addresses and start block from the manifest
+  --agent URL            the payout agent (distribute)
 
 Key (never printed):
   PRIVATE_KEY            env: the wallet private key (0x + 64 hex); the eERC key is
@@ -26,6 +33,9 @@ Key (never printed):
 Options:
   --token-id N           history: only this token
   --period day|month     audit: group by UTC day (default) or month
+  --amount USDC          withdraw: the amount, in USDC (up to 6 decimals, e.g. 0.000001)
+  --fee-bps N            reconcile: the platform fee in basis points (default 1000)
+  --pricing-period P     reconcile: month (default) or day, as the agent prices
   --records FILE         usage: call records to check against the committed batches
                          (a meter spool, JSONL of records, or a JSON array; a record
                          may carry its batchId and Merkle proof); exit 1 on a mismatch
@@ -35,7 +45,8 @@ Options:
   -h, --help             this text
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error (including an invalid key).
-usage --records exits 1 when any record does not match what was committed.`;
+usage --records exits 1 when any record does not match what was committed;
+reconcile exits 1 when any cycle's payouts differ from what it owed.`;
 
 export class UsageError extends Error {
   readonly code = "USAGE";
@@ -55,6 +66,10 @@ export type CliIo = {
 const OPTIONS = {
   api: { type: "string" },
   rpc: { type: "string" },
+  agent: { type: "string" },
+  amount: { type: "string" },
+  "fee-bps": { type: "string" },
+  "pricing-period": { type: "string" },
   "token-id": { type: "string" },
   period: { type: "string" },
   records: { type: "string" },
@@ -68,9 +83,12 @@ const OPTIONS = {
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
 
+const COMMANDS = ["history", "audit", "usage", "withdraw", "reconcile", "distribute"] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
 export type Command = {
-  name: "history" | "audit" | "usage";
-  source: { kind: "api"; url: string } | { kind: "rpc"; url: string; manifest?: string };
+  name: CommandName;
+  source: { kind: "api"; url: string } | { kind: "rpc"; url: string; manifest?: string } | { kind: "agent"; url: string };
   tokenId?: bigint;
   period: AuditPeriodUnit;
   records?: string;
@@ -99,16 +117,39 @@ export function parseCommand(argv: string[]): Command | "help" {
   const { values, positionals } = parsed;
   if (values.help) return "help";
   const [name, ...rest] = positionals;
-  if (!name) throw new UsageError("missing command: history, audit or usage");
-  if (name !== "history" && name !== "audit" && name !== "usage") throw new UsageError(`unknown command "${name}": expected history, audit or usage`);
+  if (!name) throw new UsageError(`missing command: ${COMMANDS.join(", ")}`);
+  if (!(COMMANDS as readonly string[]).includes(name)) throw new UsageError(`unknown command "${name}": expected ${COMMANDS.join(", ")}`);
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
 
-  if ((values.api === undefined) === (values.rpc === undefined)) throw new UsageError("give exactly one of --api URL or --rpc URL");
-  if (values.manifest !== undefined && values.api !== undefined) throw new UsageError("--manifest is only used with --rpc");
+  const given = [values.api, values.rpc, values.agent].filter((v) => v !== undefined).length;
+  if (name === "distribute") {
+    if (values.agent === undefined || given !== 1) throw new UsageError("distribute takes --agent URL (and no --api or --rpc)");
+  } else if (values.agent !== undefined) {
+    throw new UsageError("--agent is only used with distribute");
+  } else if (given !== 1) {
+    throw new UsageError("give exactly one of --api URL or --rpc URL");
+  }
+  if (name === "withdraw" && values.rpc === undefined) throw new UsageError("withdraw needs --rpc URL: a claim goes straight to the chain");
+  if (name === "reconcile" && values.api === undefined) throw new UsageError("reconcile needs --api URL (the indexer)");
+  if (values.manifest !== undefined && values.rpc === undefined) throw new UsageError("--manifest is only used with --rpc");
   const source: Command["source"] =
-    values.api !== undefined
-      ? { kind: "api", url: httpUrl(values.api, "--api") }
-      : { kind: "rpc", url: httpUrl(values.rpc!, "--rpc"), manifest: values.manifest };
+    values.agent !== undefined
+      ? { kind: "agent", url: httpUrl(values.agent, "--agent") }
+      : values.api !== undefined
+        ? { kind: "api", url: httpUrl(values.api, "--api") }
+        : { kind: "rpc", url: httpUrl(values.rpc!, "--rpc"), manifest: values.manifest };
+
+  if (values.amount !== undefined && name !== "withdraw") throw new UsageError("--amount is only used with withdraw");
+  if (name === "withdraw" && values.amount === undefined) throw new UsageError("withdraw needs --amount USDC");
+  for (const flag of ["fee-bps", "pricing-period"] as const) {
+    if (values[flag] !== undefined && name !== "reconcile") throw new UsageError(`--${flag} is only used with reconcile`);
+  }
+  if (values["fee-bps"] !== undefined && (!/^\d{1,5}$/.test(values["fee-bps"]) || Number(values["fee-bps"]) > 10_000)) {
+    throw new UsageError("--fee-bps must be an integer from 0 to 10000");
+  }
+  if (values["pricing-period"] !== undefined && values["pricing-period"] !== "month" && values["pricing-period"] !== "day") {
+    throw new UsageError("--pricing-period must be month or day");
+  }
 
   let tokenId: bigint | undefined;
   if (values["token-id"] !== undefined) {
@@ -133,5 +174,5 @@ export function parseCommand(argv: string[]): Command | "help" {
   } else if (values.address !== undefined) {
     throw new UsageError("--address is only used with --eerc-key-file");
   }
-  return { name, source, tokenId, period, records: values.records, json: values.json ?? false, values };
+  return { name: name as CommandName, source, tokenId, period, records: values.records, json: values.json ?? false, values };
 }

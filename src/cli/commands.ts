@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { type Address, type Hex, getAddress, isAddressEqual } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 import { type DeploymentManifest, manifestPath, readManifest } from "../deployment/manifest.js";
 import { deriveKeyFromWallet, validatePrivateKey } from "../eerc/keys.js";
 import { HistoryApiClient } from "../history/api-client.js";
@@ -36,7 +36,8 @@ function readKeyFile(path: string, flag: string): string {
   }
 }
 
-export type Identity = { address: Address; sk: bigint };
+/** The account, its eERC private key and, when the wallet key was given, the wallet account (to send and sign). */
+export type Identity = { address: Address; sk: bigint; account?: PrivateKeyAccount };
 
 /** The account and its eERC private key, from the wallet key (derived) or an eERC key file. */
 export async function resolveIdentity(values: Values, env: CliIo["env"]): Promise<Identity> {
@@ -69,10 +70,15 @@ export async function resolveIdentity(values: Values, env: CliIo["env"]): Promis
   } catch {
     throw new InvalidKeyError(`${what} is not a valid secp256k1 private key`);
   }
-  return { address: account.address, sk: await deriveKeyFromWallet(account) };
+  return { address: account.address, sk: await deriveKeyFromWallet(account), account };
 }
 
-function loadManifest(path: string | undefined): DeploymentManifest {
+export function rpcSource(cmd: Command): { url: string; manifest?: string } {
+  if (cmd.source.kind !== "rpc") throw new UsageError(`${cmd.name} needs --rpc URL here`);
+  return cmd.source;
+}
+
+export function loadManifest(path: string | undefined): DeploymentManifest {
   const m = readManifest(path ?? manifestPath());
   if (m.decimals !== USDC_DECIMALS) {
     throw new Error(`the eERC in ${path ?? manifestPath()} has ${m.decimals} decimals; amounts are micro-USDC only with ${USDC_DECIMALS}`);
@@ -89,7 +95,7 @@ export async function runHistory(cmd: Command, id: Identity, io: CliIo): Promise
     io.stdout(cmd.json ? toJson({ source: "api", ...history }) : renderHistory(history, `api ${cmd.source.url}`));
     return;
   }
-  const m = loadManifest(cmd.source.manifest);
+  const m = loadManifest(rpcSource(cmd).manifest);
   const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
   const { encryptedERC, registrar } = m.contracts;
   const publicKey = await verifyAccountKey(publicClient, registrar, id.address, id.sk);
@@ -143,7 +149,7 @@ export async function runAudit(cmd: Command, id: Identity, io: CliIo): Promise<v
     report = auditTotals(response, id.sk);
     source = `api ${cmd.source.url}`;
   } else {
-    const m = loadManifest(cmd.source.manifest);
+    const m = loadManifest(rpcSource(cmd).manifest);
     const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
     await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
     report = await auditFromChain({
@@ -196,7 +202,7 @@ export async function runUsage(cmd: Command, id: Identity, io: CliIo): Promise<v
     [providers, batches] = await Promise.all([client.providers(), client.usageBatches()]);
     source = `api ${client.url}`;
   } else {
-    const m = loadManifest(cmd.source.manifest);
+    const m = loadManifest(rpcSource(cmd).manifest);
     const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
     await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
     const toBlock = await publicClient.getBlockNumber();

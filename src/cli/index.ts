@@ -39,9 +39,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
   try {
+    const payout = cmd.name === "withdraw" || cmd.name === "reconcile" || cmd.name === "distribute" ? await import("./payout-commands.js") : undefined;
     if (cmd.name === "history") await commands.runHistory(cmd, id, io);
     else if (cmd.name === "audit") await commands.runAudit(cmd, id, io);
-    else await commands.runUsage(cmd, id, io);
+    else if (cmd.name === "usage") await commands.runUsage(cmd, id, io);
+    else if (cmd.name === "withdraw") await payout!.runWithdraw(cmd, id, io);
+    else if (cmd.name === "reconcile") await payout!.runReconcile(cmd, id, io);
+    else await payout!.runDistribute(cmd, id, io);
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

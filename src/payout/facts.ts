@@ -59,9 +59,10 @@ const words = (w: readonly string[] | null): bigint[] | null => (w === null ? nu
 /**
  * Reads the settlement facts from the indexer's GraphQL. Payouts are the transfers from `payers`
  * whose message decodes as a payout memo: only a payer can send from a payer account, so no one
- * else can make a provider look paid.
+ * else can make a provider look paid. `"any"` takes memos from every sender (an auditor checking
+ * everything: a memo from elsewhere then shows up as a mismatch).
  */
-export async function readSettlementFacts(client: UsageGraphqlClient, payers: readonly Address[]): Promise<SettlementFacts> {
+export async function readSettlementFacts(client: UsageGraphqlClient, payers: readonly Address[] | "any"): Promise<SettlementFacts> {
   const statusUrl = new URL("..", client.url).href.replace(/\/$/, "");
   const indexed = Object.values(await indexedBlocks(statusUrl));
   if (indexed.length === 0) throw new Error(`the indexer at ${statusUrl} reports no chain`);
@@ -85,7 +86,8 @@ export async function readSettlementFacts(client: UsageGraphqlClient, payers: re
   type TransferRow = { txHash: Hex; from: Address; to: Address; senderVTT: string[] | null; auditorPCT: string[]; blockNumber: string; logIndex: number };
   type MessageRow = { txHash: Hex; encryptedMsg: Hex };
 
-  const payerList = JSON.stringify(payers.map((p) => p.toLowerCase()));
+  const fromFilter = payers === "any" ? "" : `from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))}, `;
+  const none = payers !== "any" && payers.length === 0;
   const [changes, batches, fees, transfers, messages] = await Promise.all([
     client.all<ChangeRow>(
       "providerChanges",
@@ -94,12 +96,10 @@ export async function readSettlementFacts(client: UsageGraphqlClient, payers: re
     ),
     client.all<BatchRow>("usageCommitments", "server batchId periodStart encryptedLines blockNumber logIndex", "blockNumber"),
     client.all<FeeRow>("poolFees", "amount blockNumber logIndex", "blockNumber"),
-    payers.length === 0
+    none
       ? Promise.resolve([])
-      : client.all<TransferRow>("privateTransfers", "txHash from to senderVTT auditorPCT blockNumber logIndex", "blockNumber", `{ from_in: ${payerList} }`),
-    payers.length === 0
-      ? Promise.resolve([])
-      : client.all<MessageRow>("privateMessages", "txHash encryptedMsg", "blockNumber", `{ from_in: ${payerList}, messageType: "TRANSFER" }`),
+      : client.all<TransferRow>("privateTransfers", "txHash from to senderVTT auditorPCT blockNumber logIndex", "blockNumber", fromFilter ? `{ ${fromFilter} }` : undefined),
+    none ? Promise.resolve([]) : client.all<MessageRow>("privateMessages", "txHash encryptedMsg", "blockNumber", `{ ${fromFilter}messageType: "TRANSFER" }`),
   ]);
 
   const memos = new Map<string, PayoutMemo>();

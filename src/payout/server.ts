@@ -103,6 +103,8 @@ export function payoutApp(args: { runner: CycleRunner; operator: Address; chainI
   const seen = new Map<string, bigint>();
 
   app.get("/revenue/status", (c) => c.json(args.runner.status()));
+  // What a client signs for: the chain of the EIP-712 domain and the operator who may sign.
+  app.get("/revenue/chain", (c) => c.json({ chainId: args.chainId, operator: args.operator }));
 
   app.post("/revenue/distribute", async (c) => {
     let body: Record<string, unknown>;

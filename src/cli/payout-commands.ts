@@ -1,0 +1,158 @@
+import { type Hex, bytesToHex } from "viem";
+import { EercClient } from "../eerc/client.js";
+import { Prover } from "../eerc/prover.js";
+import { openRpc, verifyAccountKey } from "../history/chain.js";
+import { UsageGraphqlClient } from "../history/usage-api.js";
+import { connectChain } from "../chain/clients.js";
+import { formatUsdc, parseUsdc } from "../money/usdc.js";
+import { type Reconciliation, reconcile } from "../payout/reconcile.js";
+import { distributeTypedData } from "../payout/server.js";
+import { type CliIo, type Command, UsageError } from "./args.js";
+import { type Identity, loadManifest, rpcSource } from "./commands.js";
+import { table, toJson } from "./output.js";
+
+/** Thrown after the report is printed when a cycle does not reconcile (exit code 1). */
+export class ReconciliationMismatchError extends Error {
+  readonly code = "RECONCILIATION_MISMATCH";
+}
+
+function walletOf(id: Identity, command: string) {
+  if (!id.account) throw new UsageError(`${command} sends a transaction: give the wallet key (PRIVATE_KEY or --key-file), not --eerc-key-file`);
+  return id.account;
+}
+
+/** A provider claims part of its encrypted balance to its wallet, with nothing but an RPC endpoint. */
+export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promise<void> {
+  const account = walletOf(id, "withdraw");
+  let amount: bigint;
+  try {
+    amount = parseUsdc(cmd.values.amount!);
+  } catch (e) {
+    throw new UsageError(`--amount: ${(e as Error).message}`);
+  }
+  if (amount <= 0n) throw new UsageError("--amount must be more than 0");
+  const src = rpcSource(cmd);
+  const m = loadManifest(src.manifest);
+  const publicClient = await openRpc(src.url, { expectedChainId: m.chainId });
+  await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
+  const chain = await connectChain(src.url);
+  const prover = new Prover();
+  try {
+    const client = await EercClient.connect({
+      publicClient: chain.publicClient,
+      wallet: chain.walletFor(account),
+      contracts: { encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar },
+      prover,
+    });
+    const tokenId = await client.tokenId(m.contracts.token);
+    const before = await client.balance(tokenId);
+    const receipt = await client.withdraw({ amount, tokenId });
+    const after = await client.balance(tokenId);
+    const out = { account: id.address, token: m.contracts.token, amountMicro: amount, txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, balanceBeforeMicro: before, balanceAfterMicro: after };
+    io.stdout(
+      cmd.json
+        ? toJson(out)
+        : [
+            `withdrew ${formatUsdc(amount)} USDC to ${id.address} (tx ${receipt.transactionHash}, block ${receipt.blockNumber})`,
+            `encrypted balance: ${formatUsdc(before)} → ${formatUsdc(after)} USDC`,
+          ].join("\n"),
+    );
+  } finally {
+    await prover.close();
+  }
+}
+
+export function renderReconciliation(r: Reconciliation): string {
+  const lines = [`reconciliation through indexed block ${r.indexedBlock}: ${r.ok ? "every cycle paid what it owed" : "MISMATCH"}`, ""];
+  const cycleRows = r.cycles.map((c) => [
+    String(c.cycle),
+    String(c.throughBlock),
+    formatUsdc(c.poolMicro),
+    formatUsdc(c.owedMicro),
+    formatUsdc(c.paidMicro),
+    String(c.transfers),
+    c.ok ? "ok" : "MISMATCH",
+  ]);
+  lines.push(...table(["cycle", "through block", "pool USDC", "owed USDC", "paid USDC", "transfers", "status"], cycleRows, new Set([0, 1, 2, 3, 4, 5])));
+  lines.push("", `total paid: ${formatUsdc(r.totalMicro)} USDC`);
+  const bad = r.cycles.flatMap((c) => c.rows.filter((row) => !row.ok));
+  if (bad.length > 0) {
+    lines.push("", "mismatches:");
+    lines.push(
+      ...table(
+        ["cycle", "provider", "owed USDC", "paid USDC", "transfers"],
+        bad.map((b) => [String(b.cycle), b.namespace ?? b.providerId, formatUsdc(b.owedMicro), formatUsdc(b.paidMicro), String(b.transfers)]),
+        new Set([0, 2, 3, 4]),
+      ),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The auditor's reconciliation of every payout cycle; exit 1 on any mismatch. */
+export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promise<void> {
+  if (cmd.source.kind !== "api") throw new UsageError("reconcile needs --api URL");
+  const indexer = new UsageGraphqlClient(cmd.source.url);
+  const r = await reconcile({
+    indexer,
+    auditorSk: id.sk,
+    settlement: { feeBps: Number(cmd.values["fee-bps"] ?? 1000), periodUnit: (cmd.values["pricing-period"] as "month" | "day") ?? "month" },
+  });
+  io.stdout(cmd.json ? toJson(r) : renderReconciliation(r));
+  if (!r.ok) throw new ReconciliationMismatchError(`${r.cycles.filter((c) => !c.ok).length} cycle(s) do not reconcile`);
+}
+
+function bar(done: number, total: number, width = 30): string {
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`;
+}
+
+/** The operator asks the agent for a cycle now and follows it to the end with a progress bar. */
+export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { progress?: (line: string) => void }): Promise<void> {
+  const account = walletOf(id, "distribute");
+  if (cmd.source.kind !== "agent") throw new UsageError("distribute needs --agent URL");
+  const base = cmd.source.url.replace(/\/$/, "");
+  const { chainId, operator } = await agentChain(base);
+  if (operator.toLowerCase() !== account.address.toLowerCase()) throw new Error(`the agent takes requests signed by its operator ${operator}, not by ${account.address}`);
+  const requestId = bytesToHex(crypto.getRandomValues(new Uint8Array(32))) as Hex;
+  const deadline = BigInt(Math.floor(Date.now() / 1000) + 300);
+  const signature = await account.signTypedData(distributeTypedData(requestId, deadline, chainId));
+  const res = await fetch(`${base}/revenue/distribute`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ requestId, deadline: deadline.toString(), signature }),
+  });
+  const body = (await res.json()) as { error?: { field: string | null; message: string } };
+  if (res.status !== 202) throw new Error(`the agent refused the request (${res.status}): ${body.error?.message ?? "no reason given"}`);
+  const progress = io.progress ?? ((line: string) => io.stderr(line));
+  let shown = "";
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const status = (await (await fetch(`${base}/revenue/status`)).json()) as {
+      state: "idle" | "running";
+      progress: { cycle: number; total: number; proved: number; paid: number } | null;
+      last: { status: string; cycle?: number; transfers?: number; seconds?: number; throughBlock?: string; message?: string } | null;
+    };
+    if (status.state === "running" && status.progress) {
+      const p = status.progress;
+      const line = `cycle ${p.cycle}: proved ${bar(p.proved, p.total)}  paid ${p.paid}/${p.total}`;
+      if (line !== shown) progress(line);
+      shown = line;
+      continue;
+    }
+    if (status.state === "idle" && status.last) {
+      const last = status.last;
+      if (cmd.json) io.stdout(toJson(last));
+      else if (last.status === "paid") io.stdout(`cycle ${last.cycle}: ${last.transfers} transfer(s) paid in ${last.seconds} s, through block ${last.throughBlock}`);
+      else if (last.status === "nothing_owed") io.stdout(`nothing owed through block ${last.throughBlock}`);
+      if (last.status === "failed") throw new Error(`the cycle failed: ${last.message}`);
+      return;
+    }
+  }
+}
+
+async function agentChain(base: string): Promise<{ chainId: number; operator: string }> {
+  const res = await fetch(`${base}/revenue/chain`);
+  if (!res.ok) throw new Error(`${base}/revenue/chain answered ${res.status}`);
+  return (await res.json()) as { chainId: number; operator: string };
+}
