@@ -7,9 +7,16 @@ import { indexerSettings } from "../indexer/settings.js";
 import { earnings } from "./earnings.js";
 import { ApiInputError, parseAddress, parseTokenId } from "./input.js";
 import { ApiServiceError } from "./relayer.js";
+import { payoutFields } from "./payouts.js";
 import { mountWriteRoutes } from "./writes.js";
 
 const app = new Hono();
+const settings = indexerSettings();
+const payouts = payoutFields({
+  env: process.env,
+  chainId: settings.chainId,
+  graphqlFetch: ((input: string | URL | Request, init?: RequestInit) => app.request(input as string, init)) as typeof fetch,
+});
 
 app.use("/sql/*", client({ db, schema }));
 app.use("/", graphql({ db, schema }));
@@ -20,12 +27,17 @@ app.get("/providers/:providerId/earnings", async (c) => {
   const tokenId = parseTokenId(c.req.query("tokenId"));
   const body = await earnings(db, address, tokenId);
   if (!body) return c.json({ error: { field: "providerId", message: `no registered account ${address}` } }, 404);
-  return c.json(body);
+  const pk: [bigint, bigint] = [BigInt(body.publicKey[0]), BigInt(body.publicKey[1])];
+  return c.json({ ...body, ...(await payouts.pending(address, pk)) });
 });
 
-app.get("/audit/totals", async (c) => c.json(await auditTotals(db, parsePeriod(c.req.query("period")))));
+app.get("/audit/totals", async (c) => {
+  const body = await auditTotals(db, parsePeriod(c.req.query("period")));
+  const pk: [bigint, bigint] | null = body.auditorPublicKey ? [BigInt(body.auditorPublicKey[0]), BigInt(body.auditorPublicKey[1])] : null;
+  return c.json({ ...body, ...(await payouts.cycles(pk)) });
+});
 
-mountWriteRoutes(app, { db, settings: indexerSettings(), env: process.env });
+mountWriteRoutes(app, { db, settings, env: process.env });
 
 app.onError((err, c) => {
   if (err instanceof ApiInputError) return c.json({ error: { field: err.field, message: err.message } }, err.status);

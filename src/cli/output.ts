@@ -150,6 +150,18 @@ export function renderAudit(r: AuditReport, meta: { account: Address; period: st
       ),
     ),
   );
+  if (r.cycles && r.cycles.length > 0) {
+    out.push("", "payout cycles");
+    out.push(
+      ...indent(
+        table(
+          ["cycle", "through block", "transfers", "paid (USDC)"],
+          r.cycles.map((c) => [String(c.cycle), c.throughBlock.toString(), String(c.transfers), formatUsdc(c.totalMicro)]),
+          new Set([0, 1, 2, 3]),
+        ),
+      ),
+    );
+  }
   if (r.undecryptable.length > 0) {
     out.push("", `${r.undecryptable.length} entr${r.undecryptable.length === 1 ? "y" : "ies"} did not decrypt under this key (made under another auditor's key, or tampered):`);
     out.push(

@@ -305,6 +305,8 @@ export async function auditResponseFromChain(
     auditor: isAddressEqual(auditor, zeroAddress) ? null : getAddress(auditor),
     auditorPublicKey,
     periods: [...periods.values()],
+    // Payout cycle totals come from the operator's read of the memos: the API has them, a bare RPC does not.
+    cycles: null,
   };
 }
 

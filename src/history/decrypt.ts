@@ -127,6 +127,7 @@ export function decryptHistory(response: EarningsResponse, sk: bigint): Decrypte
     publicKey: response.publicKey,
     tokens: [...tokens.values()].sort((a, b) => cmpBig(a.tokenId, b.tokenId)),
     unresolved,
+    pending: response.pending && { amountMicro: decryptPCT(response.pending.pct, sk), throughBlock: response.pending.throughBlock },
   };
 }
 
@@ -204,5 +205,6 @@ export function auditTotals(response: AuditTotalsResponse, auditorSk: bigint): A
     periods: [...periods.values()].sort((a, b) => (a.period === b.period ? cmpBig(a.tokenId, b.tokenId) : a.period < b.period ? -1 : 1)),
     tokens: [...tokens.values()].sort((a, b) => cmpBig(a.tokenId, b.tokenId)),
     undecryptable,
+    cycles: response.auditorPublicKey === null || !pointEquals(ownKey, response.auditorPublicKey) ? null : response.cycles?.map((c) => ({ cycle: c.cycle, throughBlock: c.throughBlock, transfers: c.transfers, totalMicro: decryptPCT(c.totalPCT, auditorSk) })) ?? null,
   };
 }

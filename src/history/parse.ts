@@ -132,6 +132,13 @@ export function parseEarnings(json: unknown, source: string): EarningsResponse {
     tokens,
     balanceHistory,
     receivedTransfers,
+    pending:
+      o.pending == null
+        ? null
+        : (() => {
+            const po = r.obj(o.pending, "pending");
+            return { pct: r.words(po.pct, "pending.pct", 7), throughBlock: r.big(po.throughBlock, "pending.throughBlock") };
+          })(),
   };
 }
 
@@ -159,5 +166,17 @@ export function parseAuditTotals(json: unknown, source: string): AuditTotalsResp
     auditor: o.auditor == null ? null : r.address(o.auditor, "auditor"),
     auditorPublicKey: o.auditorPublicKey == null ? null : r.point(o.auditorPublicKey, "auditorPublicKey"),
     periods,
+    cycles:
+      o.cycles == null
+        ? null
+        : r.arr(o.cycles, "cycles").map((cv, i) => {
+            const c = r.obj(cv, `cycles[${i}]`);
+            return {
+              cycle: r.int(c.cycle, `cycles[${i}].cycle`),
+              throughBlock: r.big(c.throughBlock, `cycles[${i}].throughBlock`),
+              transfers: r.int(c.transfers, `cycles[${i}].transfers`),
+              totalPCT: r.words(c.totalPCT, `cycles[${i}].totalPCT`, 7),
+            };
+          }),
   };
 }

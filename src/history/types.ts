@@ -48,6 +48,8 @@ export type EarningsResponse = {
   tokens: { tokenId: bigint; tokenAddress: Address | null }[];
   balanceHistory: BalanceHistoryRow[];
   receivedTransfers: ReceivedTransferRecord[];
+  /** Owed to this account and not yet paid, as a PCT under its key; null when the API cannot say. */
+  pending: { pct: bigint[]; throughBlock: bigint } | null;
 };
 
 export type AuditEntry = { kind: AuditKind; txHash: Hex; auditorAddress: Address; auditorPCT: bigint[] };
@@ -60,6 +62,8 @@ export type AuditTotalsResponse = {
   auditor: Address | null;
   auditorPublicKey: Point | null;
   periods: AuditPeriod[];
+  /** What each payout cycle paid in all, as a PCT under the auditor's key; null when the API cannot say. */
+  cycles: { cycle: number; throughBlock: bigint; transfers: number; totalPCT: bigint[] }[] | null;
 };
 
 // ---- decrypted results ----
@@ -98,6 +102,8 @@ export type DecryptedHistory = {
   tokens: TokenHistory[];
   /** incoming transfers without a readable amount */
   unresolved: UnresolvedTransfer[];
+  /** owed and not yet paid, decrypted; null when the API did not say */
+  pending?: { amountMicro: bigint; throughBlock: bigint } | null;
 };
 
 export type KindTotals = { entries: number; decrypted: number; undecryptable: number; amountMicro: bigint };
@@ -132,4 +138,6 @@ export type AuditReport = {
   /** grand totals per token over every period */
   tokens: TokenTotals[];
   undecryptable: UndecryptableEntry[];
+  /** payout cycle totals, decrypted; null when the API did not say */
+  cycles?: { cycle: number; throughBlock: bigint; transfers: number; totalMicro: bigint }[] | null;
 };

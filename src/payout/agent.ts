@@ -2,23 +2,14 @@ import type { Address, Hex } from "viem";
 import { decryptBalance } from "../eerc/balance.js";
 import type { EercClient } from "../eerc/client.js";
 import type { UsageGraphqlClient } from "../history/usage-api.js";
-import { indexedBlocks } from "../indexer/process.js";
-import { owed } from "../revenue/earnings.js";
 import type { ProviderId } from "../revenue/types.js";
+import { indexedBlocks } from "../indexer/process.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError } from "./errors.js";
 import { type PayoutFact, readSettlementFacts } from "./facts.js";
 import { checkMemoAmount, encodeMemo, memoAmount } from "./memo.js";
 import { type FaultPoint, type PlannedTransfer, type SentTransfer, payFromPayer } from "./pipeline.js";
-import {
-  type CycleBoundary,
-  type DecryptedBatch,
-  type SettlementOptions,
-  boundariesOf,
-  cycleEarnings,
-  paidTotals,
-  paymentsByCycle,
-} from "./settlement.js";
+import { type DecryptedBatch, type SettlementOptions, ledgerState } from "./settlement.js";
 
 export type AgentOptions = {
   /** The operator's eERC account: its key reads the operator copy of every usage line and every memo. */
@@ -140,39 +131,22 @@ export class PayoutAgent {
     const facts = await readSettlementFacts(this.options.indexer, this.payerAddresses);
     this.decryptBatches(facts.batches);
     const batches: DecryptedBatch[] = facts.batches.map((b) => ({ ...b, lines: this.batchLines.get(`${b.server}:${b.batchId}`)! }));
-    const payments = paymentsByCycle(facts.payouts, (p) => this.amountOf(p));
-    const paid = paidTotals(payments);
-    const recorded = boundariesOf(facts.payouts);
-    const last = recorded.at(-1);
-    const earningsThrough = (boundaries: CycleBoundary[]) =>
-      cycleEarnings({ batches, providerChanges: facts.providerChanges, poolFees: facts.poolFees, boundaries, options: this.options.settlement });
-
-    let cycle: number;
-    let throughBlock: bigint;
-    let resumed = false;
-    let due: Map<ProviderId, bigint> = new Map();
-    let poolMicro = 0n;
-    if (last) {
-      const settled = earningsThrough(recorded).at(-1)!;
-      due = owed(settled.earnedThrough, paid);
-      if (due.size > 0) {
-        ({ cycle, throughBlock } = last);
-        resumed = true;
-        poolMicro = settled.poolMicro;
-      }
+    const finalized = head - BigInt(this.options.confirmations ?? 0);
+    const state = ledgerState({
+      batches,
+      providerChanges: facts.providerChanges,
+      poolFees: facts.poolFees,
+      payouts: facts.payouts,
+      amountOf: (p) => this.amountOf(p),
+      settlement: this.options.settlement,
+      through: finalized,
+    });
+    const resumed = state.unfinished !== null;
+    const plan = state.unfinished ?? state.next;
+    if (!plan || plan.due.size === 0) {
+      return { status: "nothing_owed", throughBlock: plan?.throughBlock ?? state.last!.throughBlock, lastCycle: state.last?.cycle ?? null };
     }
-    if (!resumed) {
-      const finalized = head - BigInt(this.options.confirmations ?? 0);
-      if (last && finalized <= last.throughBlock) return { status: "nothing_owed", throughBlock: last.throughBlock, lastCycle: last.cycle };
-      cycle = (last?.cycle ?? 0) + 1;
-      throughBlock = finalized;
-      const settled = earningsThrough([...recorded, { cycle, throughBlock }]).at(-1)!;
-      due = owed(settled.earnedThrough, paid);
-      poolMicro = settled.poolMicro;
-      if (due.size === 0) return { status: "nothing_owed", throughBlock, lastCycle: last?.cycle ?? null };
-    }
-    cycle = cycle!;
-    throughBlock = throughBlock!;
+    const { cycle, throughBlock, poolMicro, due } = plan;
 
     const payoutAccount = new Map<ProviderId, Address>();
     for (const c of facts.providerChanges) payoutAccount.set(c.providerId, c.payoutAccount);

@@ -50,14 +50,7 @@ export function agentConfig(env: Env, chainId: number): AgentConfig {
   const payerKeys = env.PAYER_PRIVATE_KEYS
     ? env.PAYER_PRIVATE_KEYS.split(",").map((k) => key("PAYER_PRIVATE_KEYS", k.trim()))
     : [operatorKey];
-  const pastPayers = (env.PAST_PAYER_ADDRESSES ?? "")
-    .split(",")
-    .map((a) => a.trim())
-    .filter((a) => a.length > 0)
-    .map((a) => {
-      if (!isAddress(a)) throw new AgentConfigError(`PAST_PAYER_ADDRESSES: "${a}" is not an address`);
-      return getAddress(a);
-    });
+  const pastPayers = addresses(env, "PAST_PAYER_ADDRESSES");
   const periodUnit = env.PRICING_PERIOD ?? "month";
   if (periodUnit !== "month" && periodUnit !== "day") throw new AgentConfigError(`PRICING_PERIOD must be "month" or "day", got "${periodUnit}"`);
   let fault: AgentConfig["fault"];
@@ -82,4 +75,35 @@ export function agentConfig(env: Env, chainId: number): AgentConfig {
     port: integer(env, "PAYOUT_PORT", 42070, 65535),
     fault,
   };
+}
+
+/** What the query API needs to serve pending amounts and per-cycle totals: the operator's key, the payers and the pricing settings. */
+export type PayoutViewConfig = { operatorKey: Hex; payers: Address[]; feeBps: number; periodUnit: PeriodUnit };
+
+function addresses(env: Env, name: string): Address[] {
+  return (env[name] ?? "")
+    .split(",")
+    .map((a) => a.trim())
+    .filter((a) => a.length > 0)
+    .map((a) => {
+      if (!isAddress(a)) throw new AgentConfigError(`${name}: "${a}" is not an address`);
+      return getAddress(a);
+    });
+}
+
+/**
+ * The API's payout settings, or why they are off: without the operator key (OPERATOR_PRIVATE_KEY;
+ * anvil's account #0 on a local chain) nothing can be decrypted to compute what is pending.
+ * Payers are PAYER_ADDRESSES (default: the operator) plus PAST_PAYER_ADDRESSES.
+ */
+export function payoutViewConfig(env: Env, chainId: number, operatorAddress: (key: Hex) => Address): PayoutViewConfig | { disabled: string } {
+  const raw = env.OPERATOR_PRIVATE_KEY ?? (chainId === 31337 ? ANVIL_OPERATOR_KEY : undefined);
+  if (!raw) return { disabled: `OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain ${chainId}` };
+  const operatorKey = key("OPERATOR_PRIVATE_KEY", raw);
+  const payers = addresses(env, "PAYER_ADDRESSES");
+  if (payers.length === 0) payers.push(operatorAddress(operatorKey));
+  payers.push(...addresses(env, "PAST_PAYER_ADDRESSES"));
+  const periodUnit = env.PRICING_PERIOD ?? "month";
+  if (periodUnit !== "month" && periodUnit !== "day") throw new AgentConfigError(`PRICING_PERIOD must be "month" or "day", got "${periodUnit}"`);
+  return { operatorKey, payers, feeBps: integer(env, "PLATFORM_FEE_BPS", 1000, 10_000), periodUnit };
 }

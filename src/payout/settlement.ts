@@ -1,5 +1,6 @@
 import { type PeriodUnit, periodOf } from "../meter/meter.js";
 import { allocatePool } from "../revenue/allocate.js";
+import { owed } from "../revenue/earnings.js";
 import { checkFeeBps, feeMicro, priceLines } from "../revenue/price.js";
 import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
@@ -214,4 +215,37 @@ export function reconcileCycles(earnings: readonly CycleEarnings[], payments: Cy
     for (const [id, p] of paid) paidBefore.set(id, (paidBefore.get(id) ?? 0n) + p.amountMicro);
   }
   return rows;
+}
+
+export type Due = { cycle: number; throughBlock: bigint; poolMicro: bigint; due: Map<ProviderId, bigint> };
+
+/**
+ * Where the payout ledger stands: what was paid (per the memos), the last recorded cycle if it
+ * still owes someone (an interrupted cycle, to finish under its own boundary), and what a new
+ * cycle through `through` would owe. `owed` throws OverpaidError if anyone was paid more than earned.
+ */
+export function ledgerState(args: {
+  batches: readonly DecryptedBatch[];
+  providerChanges: readonly ProviderChangeFact[];
+  poolFees: readonly PoolFeeFact[];
+  payouts: readonly PayoutFact[];
+  amountOf: (p: PayoutFact) => bigint;
+  settlement: SettlementOptions;
+  through: bigint;
+}): { payments: CyclePayments; paid: Map<ProviderId, bigint>; unfinished: Due | null; next: Due | null; last: CycleBoundary | null } {
+  const payments = paymentsByCycle(args.payouts, args.amountOf);
+  const paid = paidTotals(payments);
+  const recorded = boundariesOf(args.payouts);
+  const last = recorded.at(-1) ?? null;
+  const settle = (boundaries: CycleBoundary[]): Due => {
+    const e = cycleEarnings({ batches: args.batches, providerChanges: args.providerChanges, poolFees: args.poolFees, boundaries, options: args.settlement }).at(-1)!;
+    return { cycle: e.cycle, throughBlock: e.throughBlock, poolMicro: e.poolMicro, due: owed(e.earnedThrough, paid) };
+  };
+  let unfinished: Due | null = null;
+  if (last) {
+    const d = settle(recorded);
+    if (d.due.size > 0) unfinished = d;
+  }
+  const next = !last || args.through > last.throughBlock ? settle([...recorded, { cycle: (last?.cycle ?? 0) + 1, throughBlock: args.through }]) : null;
+  return { payments, paid, unfinished, next, last };
 }

@@ -1,0 +1,57 @@
+import { type Address, getAddress } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import type { Point } from "../eerc/curve.js";
+import { deriveKeyFromWallet } from "../eerc/keys.js";
+import { encryptPCT } from "../eerc/pct.js";
+import { UsageGraphqlClient } from "../history/usage-api.js";
+import { payoutViewConfig } from "../payout/config.js";
+import { PayoutLedgerView } from "../payout/ledger-view.js";
+
+const words = (pct: bigint[]) => pct.map((w) => w.toString());
+
+/** `pending` of the earnings response: what the account is owed and not yet paid, as a PCT only its key opens. */
+export type PendingField = { pending: { pct: string[]; throughBlock: string } | null; pendingUnavailable?: string };
+
+/** `cycles` of the audit response: what each payout cycle paid in all, as a PCT under the auditor's key. */
+export type CyclesField = { cycles: { cycle: number; throughBlock: string; transfers: number; totalPCT: string[] }[] | null; cyclesUnavailable?: string };
+
+/**
+ * The payout ledger as the query API shows it. The operator's key (from the environment) reads the
+ * usage lines and memos; what leaves is encrypted: the pending amount to the account's own key,
+ * cycle totals to the auditor's.
+ */
+export function payoutFields(args: { env: Record<string, string | undefined>; chainId: number; graphqlFetch: typeof fetch }) {
+  const config = payoutViewConfig(args.env, args.chainId, (k) => privateKeyToAccount(k).address);
+  if ("disabled" in config) {
+    return {
+      pending: async (): Promise<PendingField> => ({ pending: null, pendingUnavailable: config.disabled }),
+      cycles: async (): Promise<CyclesField> => ({ cycles: null, cyclesUnavailable: config.disabled }),
+    };
+  }
+  let sk: Promise<bigint> | undefined;
+  const view = new PayoutLedgerView({
+    indexer: new UsageGraphqlClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
+    operatorSk: () => (sk ??= deriveKeyFromWallet(privateKeyToAccount(config.operatorKey))),
+    payers: config.payers,
+    settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
+  });
+  return {
+    async pending(account: Address, publicKey: Point): Promise<PendingField> {
+      const s = await view.snapshot();
+      const amount = s.pendingByAccount.get(getAddress(account)) ?? 0n;
+      return { pending: { pct: words(encryptPCT(amount, publicKey).pct), throughBlock: s.throughBlock.toString() } };
+    },
+    async cycles(auditorPk: Point | null): Promise<CyclesField> {
+      if (!auditorPk) return { cycles: null, cyclesUnavailable: "no auditor is set" };
+      const s = await view.snapshot();
+      return {
+        cycles: s.cycles.map((c) => ({
+          cycle: c.cycle,
+          throughBlock: c.throughBlock.toString(),
+          transfers: c.transfers,
+          totalPCT: words(encryptPCT(c.totalMicro, auditorPk).pct),
+        })),
+      };
+    },
+  };
+}

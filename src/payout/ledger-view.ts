@@ -1,0 +1,86 @@
+import type { Address } from "viem";
+import type { UsageGraphqlClient } from "../history/usage-api.js";
+import type { ProviderId } from "../revenue/types.js";
+import { decryptLinesFor } from "../usage/lines.js";
+import { type SettlementFacts, readSettlementFacts } from "./facts.js";
+import { memoAmount } from "./memo.js";
+import { type DecryptedBatch, type SettlementOptions, boundariesOf, ledgerState } from "./settlement.js";
+
+export type LedgerSnapshot = {
+  /** The latest block of the facts read. */
+  throughBlock: bigint;
+  /** Owed and not yet paid, per payout account (every provider paying out to it). */
+  pendingByAccount: Map<Address, bigint>;
+  pendingByProvider: Map<ProviderId, bigint>;
+  /** What each recorded cycle paid in all, with its boundary. */
+  cycles: { cycle: number; throughBlock: bigint; transfers: number; totalMicro: bigint }[];
+};
+
+/**
+ * The operator's read of the payout ledger for the query API: what is pending per account and
+ * what each cycle paid. Decrypted lines are kept between reads; a snapshot is reused for
+ * `maxAgeMs` so a burst of requests costs one computation.
+ */
+export class PayoutLedgerView {
+  private readonly lines = new Map<string, DecryptedBatch["lines"]>();
+  private cached: { at: number; snapshot: Promise<LedgerSnapshot> } | null = null;
+
+  constructor(
+    private readonly args: {
+      indexer: UsageGraphqlClient;
+      operatorSk: () => Promise<bigint>;
+      payers: readonly Address[];
+      settlement: SettlementOptions;
+      maxAgeMs?: number;
+    },
+  ) {}
+
+  snapshot(): Promise<LedgerSnapshot> {
+    const now = Date.now();
+    if (this.cached && now - this.cached.at < (this.args.maxAgeMs ?? 1000)) return this.cached.snapshot;
+    const snapshot = this.compute();
+    this.cached = { at: now, snapshot };
+    snapshot.catch(() => (this.cached = null));
+    return snapshot;
+  }
+
+  private async compute(): Promise<LedgerSnapshot> {
+    const sk = await this.args.operatorSk();
+    const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { readStatus: false });
+    const batches = facts.batches.map((b) => {
+      const key = `${b.server}:${b.batchId}`;
+      let lines = this.lines.get(key);
+      if (!lines) this.lines.set(key, (lines = decryptLinesFor(b.encryptedLines, sk, "operator")));
+      return { ...b, lines };
+    });
+    const amounts = new Map(facts.payouts.map((p) => [p.txHash, memoAmount(p.memo, sk)]));
+    const state = ledgerState({
+      batches,
+      providerChanges: facts.providerChanges,
+      poolFees: facts.poolFees,
+      payouts: facts.payouts,
+      amountOf: (p) => amounts.get(p.txHash)!,
+      settlement: this.args.settlement,
+      through: facts.indexedBlock,
+    });
+    const pendingByProvider = (state.next ?? state.unfinished)?.due ?? new Map<ProviderId, bigint>();
+    const account = new Map<ProviderId, Address>();
+    for (const c of facts.providerChanges) account.set(c.providerId, c.payoutAccount);
+    const pendingByAccount = new Map<Address, bigint>();
+    for (const [id, v] of pendingByProvider) {
+      const a = account.get(id);
+      if (a) pendingByAccount.set(a, (pendingByAccount.get(a) ?? 0n) + v);
+    }
+    const cycles = boundariesOf(facts.payouts).map(({ cycle, throughBlock }) => {
+      const paid = state.payments.get(cycle) ?? new Map();
+      let totalMicro = 0n;
+      let transfers = 0;
+      for (const p of paid.values()) {
+        totalMicro += p.amountMicro;
+        transfers += p.transfers;
+      }
+      return { cycle, throughBlock, transfers, totalMicro };
+    });
+    return { throughBlock: facts.indexedBlock, pendingByAccount, pendingByProvider, cycles };
+  }
+}
