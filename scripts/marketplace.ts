@@ -14,9 +14,10 @@ import { type CallRecord, type Pricing, buildBatch, fetchLineKeys, providerIdOf 
 // tests): accounts, eERC registration, providers, usage commitments, fees and payer funding.
 // Every step is a real transaction; only the account funding uses an anvil cheat code.
 
-/** A fresh account with 100 ETH for gas (anvil only). */
-export async function newFundedAccount(chain: ChainClients): Promise<PrivateKeyAccount> {
-  const account = privateKeyToAccount(generatePrivateKey());
+/** A fresh account with 100 ETH for gas (anvil only), with its key so a demo can hand it to the CLI. */
+export async function newFundedAccount(chain: ChainClients): Promise<PrivateKeyAccount & { privateKey: Hex }> {
+  const privateKey = generatePrivateKey();
+  const account = Object.assign(privateKeyToAccount(privateKey), { privateKey });
   await chain.publicClient.request({ method: "anvil_setBalance" as never, params: [account.address, numberToHex(parseEther("100"))] as never });
   return account;
 }

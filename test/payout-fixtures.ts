@@ -1,7 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { PrivateKeyAccount } from "viem";
+import type { Hex, PrivateKeyAccount } from "viem";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
@@ -42,7 +42,7 @@ export type PayoutWorld = {
   server: PrivateKeyAccount;
   user: PrivateKeyAccount;
   tokenId: bigint;
-  payoutAccounts: Map<string, { account: PrivateKeyAccount; client: EercClient }>;
+  payoutAccounts: Map<string, { account: PrivateKeyAccount & { privateKey: Hex }; client: EercClient }>;
   agentOptions(extra?: Partial<AgentOptions>): AgentOptions;
   agent(extra?: Partial<AgentOptions>): PayoutAgent;
   close(): Promise<void>;
@@ -63,7 +63,7 @@ export async function payoutWorld(options: { fundMicro: bigint; blockTime?: numb
   const server = await newFundedAccount(chain);
   const user = await newFundedAccount(chain);
   await authoriseServer(chain, manifest, owner, server.address);
-  const payoutAccounts = new Map<string, { account: PrivateKeyAccount; client: EercClient }>();
+  const payoutAccounts = new Map<string, { account: PrivateKeyAccount & { privateKey: Hex }; client: EercClient }>();
   for (const p of PROVIDERS) {
     const account = await newFundedAccount(chain);
     const client = await eercAccount(chain, manifest, prover, account);

@@ -1,0 +1,168 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { join } from "node:path";
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { freePort } from "../src/chain/anvil.js";
+import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { HistoryApiClient } from "../src/history/api-client.js";
+import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
+import { deriveKeyFromWallet } from "../src/eerc/keys.js";
+import { waitForIndexedBlock } from "../src/indexer/process.js";
+import { encodeMemo } from "../src/payout/memo.js";
+import { distributeTypedData } from "../src/payout/server.js";
+import { providerIdOf } from "../src/usage/registry.js";
+import { ANVIL_KEYS } from "../scripts/deploy.js";
+import { callRecords, commitRecords, payPoolFee } from "../scripts/marketplace.js";
+import { accounts } from "./indexer-helpers.js";
+import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+
+// The provider journey around the payout agent as separate processes: the agent serving
+// POST /revenue/distribute, the query API with pending amounts and cycle totals, the auditor's
+// reconcile, and a provider's withdraw with everything but the chain stopped.
+
+const TSX = join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
+type Run = { code: number; stdout: string; stderr: string };
+
+function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(TSX, ["src/cli/index.ts", ...args], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, timeout: 180_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+let w: PayoutWorld;
+let agent: ChildProcess;
+let agentUrl: string;
+let agentOutput = "";
+
+const operatorKey = ANVIL_KEYS[0];
+const auditorKey = ANVIL_KEYS[9];
+
+async function pendingOf(ns: string): Promise<bigint> {
+  const { client, account } = w.payoutAccounts.get(ns)!;
+  const history = decryptHistory(await new HistoryApiClient(w.indexer.url).earnings(account.address), client.exportPrivateKey());
+  if (!history.pending) throw new Error("the API served no pending amount");
+  return history.pending.amountMicro;
+}
+
+async function postDistribute(body: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${agentUrl}/revenue/distribute`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+beforeAll(async () => {
+  w = await payoutWorld({ fundMicro: 1_000_000n });
+  const now = Date.now();
+  await commitRecords(w.chain, w.manifest, w.server, w.operator.address, 1, [
+    ...callRecords("weather", 3, { at: now, priceMicro: 1000n }),
+    ...callRecords("wiki", 2, { at: now }),
+  ]);
+  await payPoolFee(w.chain, w.manifest, w.user, 1000n);
+  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  const port = await freePort();
+  agentUrl = `http://127.0.0.1:${port}`;
+  agent = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts")], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, DEPLOYMENT_FILE: w.manifestPath, RPC_URL: w.anvil.rpcUrl, INDEXER_URL: w.indexer.url, PAYOUT_PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  agent.stdout!.on("data", (d) => (agentOutput += d));
+  agent.stderr!.on("data", (d) => (agentOutput += d));
+  const deadline = Date.now() + 60_000;
+  while (!/listening on/.test(agentOutput)) {
+    if (Date.now() > deadline || agent.exitCode !== null) throw new Error(`the agent did not start:\n${agentOutput}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+afterAll(async () => {
+  agent?.kill("SIGKILL");
+  await w?.close();
+});
+
+describe("payout journey", () => {
+  it("the API tells each provider, encrypted to its key, what it is owed and not yet paid", async () => {
+    expect(await pendingOf("weather")).toBe(2700n);
+    expect(await pendingOf("wiki")).toBe(900n);
+    expect(await pendingOf("news")).toBe(0n);
+  });
+
+  it("POST /revenue/distribute refuses bad, foreign and replayed requests with a JSON error naming the field", async () => {
+    const requestId = `0x${"ab".repeat(32)}` as Hex;
+    const deadline = BigInt(Math.floor(Date.now() / 1000) + 120);
+    const typed = distributeTypedData(requestId, deadline, w.chain.chain.id);
+    expect((await postDistribute({ requestId: "0x12", deadline: "1", signature: "0x" })).body.error.field).toBe("requestId");
+    expect((await postDistribute({ requestId, deadline: "1", signature: "0x" })).body.error.field).toBe("deadline");
+    const stranger = await accounts[4]!.signTypedData(typed);
+    const foreign = await postDistribute({ requestId, deadline: deadline.toString(), signature: stranger });
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.error.field).toBe("signature");
+    const status = (await (await fetch(`${agentUrl}/revenue/status`)).json()) as { last: unknown };
+    expect(status.last).toBeNull();
+  });
+
+  it("the operator's signed request runs a cycle; the CLI follows it to the end", async () => {
+    const run = await cli(["distribute", "--agent", agentUrl], { PRIVATE_KEY: operatorKey });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/cycle 1: 2 transfer\(s\) paid/);
+    expect(agentOutput).toMatch(/cycle 1 \[2\/2\] paid transfer/);
+    expect(await pendingOf("weather")).toBe(0n);
+    expect(await w.payoutAccounts.get("weather")!.client.balance(w.tokenId)).toBe(2700n);
+  });
+
+  it("a replayed request is refused", async () => {
+    const requestId = `0x${"cd".repeat(32)}` as Hex;
+    const deadline = BigInt(Math.floor(Date.now() / 1000) + 120);
+    const signature = await accounts[0]!.signTypedData(distributeTypedData(requestId, deadline, w.chain.chain.id));
+    const first = await postDistribute({ requestId, deadline: deadline.toString(), signature });
+    expect(first.status).toBe(202);
+    const again = await postDistribute({ requestId, deadline: deadline.toString(), signature });
+    expect(again.status).toBe(409);
+    expect(again.body.error.field).toBe("requestId");
+  });
+
+  it("the audit totals carry each cycle's total, encrypted to the auditor", async () => {
+    const response = await new HistoryApiClient(w.indexer.url).auditTotals();
+    const report = auditTotals(response, await deriveKeyFromWallet(accounts[9]!));
+    expect(report.cycles).toEqual([{ cycle: 1, throughBlock: expect.any(BigInt), transfers: 2, totalMicro: 3600n }]);
+  });
+
+  it("the auditor reconciles every cycle; a payout the usage does not justify makes it exit 1", async () => {
+    const ok = await cli(["reconcile", "--api", w.indexer.url], { PRIVATE_KEY: auditorKey });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/every cycle paid what it owed/);
+    expect(ok.stdout).toMatch(/total paid: 0\.003600 USDC/);
+
+    // A second transfer to weather labelled as cycle 1, as a buggy or dishonest payer would send.
+    const throughBlock = (await new HistoryApiClient(w.indexer.url).auditTotals()).cycles![0]!.throughBlock;
+    const extra = await w.operator.prepareTransfer({ to: w.payoutAccounts.get("weather")!.account.address, amount: 5n, tokenId: w.tokenId });
+    const receipt = await w.operator.sendTransfer(extra, {
+      message: encodeMemo({ cycle: 1, throughBlock, providerId: providerIdOf("weather"), amount: 5n, operatorPk: w.operator.publicKey }),
+    });
+    await waitForIndexedBlock(w.indexer.url, receipt.blockNumber);
+    const bad = await cli(["reconcile", "--api", w.indexer.url, "--json"], { PRIVATE_KEY: auditorKey });
+    expect(bad.code).toBe(1);
+    const report = JSON.parse(bad.stdout);
+    expect(report.ok).toBe(false);
+    const row = report.cycles[0].rows.find((r: { namespace: string }) => r.namespace === "weather");
+    expect(row).toMatchObject({ owedMicro: "2700", paidMicro: "2705", transfers: 2, ok: false });
+  });
+
+  it("a provider withdraws with only an RPC endpoint and its key: indexer, API and agent stopped", async () => {
+    agent.kill("SIGTERM");
+    await w.indexer.stop();
+    const weather = w.payoutAccounts.get("weather")!;
+    const usdc = () => w.chain.publicClient.readContract({ address: w.manifest.contracts.token, abi: TestUSDCAbi, functionName: "balanceOf", args: [weather.account.address] });
+    const before = await usdc();
+    const run = await cli(["withdraw", "--rpc", w.anvil.rpcUrl, "--manifest", w.manifestPath, "--amount", "0.0027"], {
+      PRIVATE_KEY: weather.account.privateKey,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/withdrew 0\.002700 USDC/);
+    expect((await usdc()) - before).toBe(2700n);
+    // The 5 micro-USDC of the extra transfer is what is left.
+    expect(await weather.client.balance(w.tokenId)).toBe(5n);
+  });
+});
