@@ -200,7 +200,7 @@ describe("eERC standalone mode and auditor gating", () => {
 });
 
 describe("npm run demo", () => {
-  it("runs the whole flow on a fresh anvil; on-chain and indexed balances match", () => {
+  it("runs the whole journey on a fresh anvil: metered MCP calls, two payout cycles, provider checks and withdrawals, audit", () => {
     const report = join(mkdtempSync(join(tmpdir(), "demo-")), "report.json");
     execFileSync(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report], {
       cwd: PROJECT_ROOT,
@@ -210,10 +210,20 @@ describe("npm run demo", () => {
     });
     const r = JSON.parse(readFileSync(report, "utf8"));
     expect(r.decimals).toBe(6);
-    expect(r.transfers.map((t: { amountMicro: string }) => t.amountMicro)).toContain("1");
-    expect(r.balances.length).toBe(3);
-    for (const b of r.balances) expect(b.decryptedMicro).toBe(b.expectedMicro);
-    expect(r.history).toEqual(r.balances.map((b: { address: string; decryptedMicro: string }) => ({ address: b.address, decryptedMicro: b.decryptedMicro })));
-    expect(r.withdrawals.length).toBeGreaterThan(0);
-  });
+    expect(r.mcp.calls).toBeGreaterThanOrEqual(300);
+    expect(r.providers.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(r.providers.map((p: { kind: string }) => p.kind))).toEqual(new Set(["commercial", "hybrid", "free"]));
+    expect(r.providers.reduce((s: number, p: { calls: number }) => s + p.calls, 0)).toBe(r.mcp.calls);
+    for (const p of r.providers) {
+      expect(BigInt(p.earnedMicro), p.namespace).toBeGreaterThan(0n);
+      expect(p.paidMicro, p.namespace).toBe(p.earnedMicro);
+      expect(p.decryptedMicro, p.namespace).toBe(p.paidMicro);
+      expect(p.withdrawnMicro, p.namespace).toBe(p.decryptedMicro);
+    }
+    expect(r.cycles.map((c: { id: number }) => c.id)).toEqual([1, 2]);
+    for (const c of r.cycles) expect(c.transfers).toBeGreaterThan(0);
+    const paid = r.providers.reduce((s: bigint, p: { paidMicro: string }) => s + BigInt(p.paidMicro), 0n);
+    expect(r.cycles.reduce((s: bigint, c: { paidMicro: string }) => s + BigInt(c.paidMicro), 0n)).toBe(paid);
+    expect(r.audit).toEqual({ ok: true, totalMicro: paid.toString() });
+  }, 300_000);
 });

@@ -1,0 +1,66 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import type { Meter } from "../src/meter/index.js";
+
+// The demo's FlowMCP-style server: five providers' APIs on one loopback HTTP server, and an MCP
+// server whose tools call them through the meter.
+
+export type DemoApis = { url: string; close(): Promise<void> };
+
+/** Five small provider APIs. `q=fail` makes an API answer 500 (the call is counted, not billed). */
+export async function startDemoApis(): Promise<DemoApis> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://apis");
+    const q = url.searchParams.get("q") ?? "";
+    const json = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    if (q === "fail") return json(500, { error: "upstream unavailable" });
+    switch (url.pathname) {
+      case "/weather":
+        return json(200, { city: q, tempC: 12 + (q.length % 10) });
+      case "/finance":
+        return json(200, { symbol: q, priceCents: 10_000 + q.length * 17 });
+      case "/news":
+        return json(200, { topic: q, headlines: [`${q} today`, `${q} explained`] });
+      case "/wiki":
+        return json(200, { title: q, summary: `${q} is a topic of the free encyclopedia.` });
+      case "/maps":
+        return json(200, { place: q, lat: 48.2, lon: 16.37 });
+      default:
+        return json(404, { error: "not found" });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export const DEMO_TOOLS = {
+  weather: { route: "getCurrentWeather", path: "/weather" },
+  finance: { route: "getStockQuote", path: "/finance" },
+  news: { route: "searchHeadlines", path: "/news" },
+  wiki: { route: "getArticleSummary", path: "/wiki" },
+  maps: { route: "geocodePlace", path: "/maps" },
+} as const;
+
+export type DemoNamespace = keyof typeof DEMO_TOOLS;
+
+/** One MCP server (per session) with a metered tool per provider; a failing API is an error result. */
+export function createDemoMcpServer(meter: Meter, apisUrl: string): McpServer {
+  const server = new McpServer({ name: "flowmcp-demo", version: "1.0.0" });
+  for (const [namespace, t] of Object.entries(DEMO_TOOLS)) {
+    meter.registerTool(server, { namespace, route: t.route, description: `${namespace}: ${t.route}`, inputSchema: { q: z.string() } }, async ({ q }) => {
+      const res = await fetch(`${apisUrl}${t.path}?q=${encodeURIComponent(q)}`);
+      const body = await res.text();
+      return res.ok ? { content: [{ type: "text", text: body }] } : { content: [{ type: "text", text: `${namespace} API answered ${res.status}` }], isError: true };
+    });
+  }
+  return server;
+}
