@@ -103,6 +103,7 @@ export async function mintUsdc(chain: ChainClients, manifest: DeploymentManifest
 
 /** A user pays a fee into the revenue pool: a plain USDC transfer the indexer sees. */
 export async function payPoolFee(chain: ChainClients, manifest: DeploymentManifest, user: PrivateKeyAccount, amount: bigint): Promise<void> {
+  if (!manifest.revenuePool) throw new Error("the deployment manifest names no revenuePool");
   await mintUsdc(chain, manifest, user, user.address, amount);
   await write(chain, user, { address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "transfer", args: [manifest.revenuePool, amount] });
 }

@@ -35,15 +35,24 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
     payers: config.payers,
     settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
   });
+  // The payout fields are extras: if the ledger cannot be read, the core answer still goes out.
+  const snapshot = () =>
+    view.snapshot().catch((e: unknown) => {
+      console.error(`payout ledger unavailable: ${e instanceof Error ? e.message : String(e)}`);
+      return null;
+    });
+  const unavailable = "the payout ledger could not be read; see the API's log";
   return {
     async pending(account: Address, publicKey: Point): Promise<PendingField> {
-      const s = await view.snapshot();
+      const s = await snapshot();
+      if (!s) return { pending: null, pendingUnavailable: unavailable };
       const amount = s.pendingByAccount.get(getAddress(account)) ?? 0n;
       return { pending: { pct: words(encryptPCT(amount, publicKey).pct), throughBlock: s.throughBlock.toString() } };
     },
     async cycles(auditorPk: Point | null): Promise<CyclesField> {
       if (!auditorPk) return { cycles: null, cyclesUnavailable: "no auditor is set" };
-      const s = await view.snapshot();
+      const s = await snapshot();
+      if (!s) return { cycles: null, cyclesUnavailable: unavailable };
       return {
         cycles: s.cycles.map((c) => ({
           cycle: c.cycle,

@@ -12,8 +12,8 @@ export type DeploymentManifest = {
   isConverter: boolean;
   owner: Address;
   auditor: Address;
-  /** Where users pay fees in `contracts.token`; what it receives funds the free-API revenue pool. */
-  revenuePool: Address;
+  /** Where users pay fees in `contracts.token`; what it receives funds the free-API revenue pool (absent in manifests written before it existed). */
+  revenuePool?: Address;
   contracts: {
     registrar: Address;
     encryptedERC: Address;
@@ -41,13 +41,17 @@ export function writeManifest(manifest: DeploymentManifest, path = manifestPath(
   return path;
 }
 
+function addressOrThrow(value: unknown, message: string): Address {
+  if (typeof value !== "string" || !isAddress(value)) throw new ManifestError(message);
+  return getAddress(value);
+}
+
 export function readManifest(path = manifestPath()): DeploymentManifest {
   if (!existsSync(path)) throw new ManifestError(`no deployment manifest at ${path}: run npm run deploy`);
   const m = JSON.parse(readFileSync(path, "utf8")) as DeploymentManifest;
   const addresses: [string, unknown][] = [
     ["owner", m.owner],
     ["auditor", m.auditor],
-    ["revenuePool", m.revenuePool],
     ["contracts.registrar", m.contracts?.registrar],
     ["contracts.encryptedERC", m.contracts?.encryptedERC],
     ["contracts.token", m.contracts?.token],
@@ -64,7 +68,7 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
     ...m,
     owner: getAddress(m.owner),
     auditor: getAddress(m.auditor),
-    revenuePool: getAddress(m.revenuePool),
+    revenuePool: m.revenuePool === undefined ? undefined : addressOrThrow(m.revenuePool, `${path}: revenuePool is not an address`),
     contracts: {
       ...m.contracts,
       registrar: getAddress(m.contracts.registrar),
