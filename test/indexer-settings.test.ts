@@ -9,6 +9,7 @@ const EERC = "0x0165878a594ca255338adfa4d48449f69242eb8f";
 const REGISTRAR = "0x5fc8d32690cc91d4c39d9d3abcbd16989f875707";
 const REGISTRY = "0x2279b7a0a67db372996a5fab50d91eaa73d2ebe6";
 const LEDGER = "0x8a791620dd6260079bf849dc5567adc3f2fdc318";
+const POOL = "0x14dc79964da2c08b23698b3d3cc7ca32193d9955";
 
 function manifestFile(chainId: number, startBlock: number): string {
   const path = join(mkdtempSync(join(tmpdir(), "bs-settings-")), "deployment.json");
@@ -23,6 +24,7 @@ function manifestFile(chainId: number, startBlock: number): string {
       isConverter: true,
       owner: addr,
       auditor: addr,
+      revenuePool: POOL,
       contracts: { registrar: REGISTRAR, encryptedERC: EERC, token: addr, providerRegistry: REGISTRY, usageLedger: LEDGER, verifiers: {} },
     }),
   );
@@ -45,6 +47,7 @@ describe("indexer settings", () => {
         providerRegistry: getAddress(REGISTRY),
         usageLedger: getAddress(LEDGER),
       },
+      revenuePool: getAddress(POOL),
     });
     expect(s.database).toMatchObject({ kind: "pglite" });
     expect(s.database.kind === "pglite" && s.database.directory.endsWith(join(".ponder", "pglite"))).toBe(true);
@@ -56,6 +59,7 @@ describe("indexer settings", () => {
       REGISTRAR_ADDRESS: REGISTRAR,
       PROVIDER_REGISTRY_ADDRESS: REGISTRY,
       USAGE_LEDGER_ADDRESS: LEDGER,
+      REVENUE_POOL_ADDRESS: POOL,
       START_BLOCK: "38000000",
       RPC_URL: "http://ignored",
       PONDER_RPC_URL_43113: "https://fuji.example/rpc",
@@ -67,7 +71,10 @@ describe("indexer settings", () => {
       registrar: getAddress(REGISTRAR),
       providerRegistry: getAddress(REGISTRY),
       usageLedger: getAddress(LEDGER),
+      // Circle's USDC on Fuji unless USDC_ADDRESS says otherwise.
+      token: getAddress("0x5425890298aed601595a70AB815c96711a31Bc65"),
     });
+    expect(s.revenuePool).toBe(getAddress(POOL));
     expect(s.database).toEqual({ kind: "postgres", connectionString: "postgresql://u@db/x" });
   });
 
@@ -90,7 +97,9 @@ describe("indexer settings", () => {
     const eercOnly = { EERC_ADDRESS: EERC, REGISTRAR_ADDRESS: REGISTRAR };
     expect(() => indexerSettings(eercOnly)).toThrow(/PROVIDER_REGISTRY_ADDRESS/);
     expect(() => indexerSettings({ ...eercOnly, PROVIDER_REGISTRY_ADDRESS: REGISTRY })).toThrow(/USAGE_LEDGER_ADDRESS/);
-    const all = { ...eercOnly, PROVIDER_REGISTRY_ADDRESS: REGISTRY, USAGE_LEDGER_ADDRESS: LEDGER };
+    const usage = { ...eercOnly, PROVIDER_REGISTRY_ADDRESS: REGISTRY, USAGE_LEDGER_ADDRESS: LEDGER };
+    expect(() => indexerSettings(usage)).toThrow(/REVENUE_POOL_ADDRESS/);
+    const all = { ...usage, REVENUE_POOL_ADDRESS: POOL };
     expect(() => indexerSettings({ ...all, START_BLOCK: "-1" })).toThrow(/START_BLOCK/);
     expect(() => indexerSettings({ DEPLOYMENT_FILE: "/nonexistent/deployment.json" })).toThrow(/no deployment manifest/);
   });

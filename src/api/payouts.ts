@@ -1,6 +1,8 @@
-import { type Address, getAddress } from "viem";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { type Address, bytesToHex, getAddress, numberToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import type { Point } from "../eerc/curve.js";
+import { type Point, SUBGROUP_ORDER } from "../eerc/curve.js";
 import { deriveKeyFromWallet } from "../eerc/keys.js";
 import { encryptPCT } from "../eerc/pct.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
@@ -8,6 +10,18 @@ import { payoutViewConfig } from "../payout/config.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
 
 const words = (pct: bigint[]) => pct.map((w) => w.toString());
+
+/**
+ * Randomness for a served PCT, derived from the operator key and what the PCT says: every API
+ * process (an indexing one and its read replicas) answers the same question with the same
+ * ciphertext, and nothing is learnt that the block number and recipient do not already say.
+ */
+function servedPCT(amount: bigint, pk: Point, sk: bigint, context: string): bigint[] {
+  const mac = (label: string) => BigInt(bytesToHex(hmac(sha256, numberToBytes(sk), new TextEncoder().encode(`${label}|${context}|${amount}`))));
+  const random = (mac("random") % (SUBGROUP_ORDER - 1n)) + 1n;
+  const nonce = mac("nonce") % (1n << 128n);
+  return encryptPCT(amount, pk, { random, nonce }).pct;
+}
 
 /** `pending` of the earnings response: what the account is owed and not yet paid, as a PCT only its key opens. */
 export type PendingField = { pending: { pct: string[]; throughBlock: string } | null; pendingUnavailable?: string };
@@ -29,9 +43,10 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
     };
   }
   let sk: Promise<bigint> | undefined;
+  const operatorSk = () => (sk ??= deriveKeyFromWallet(privateKeyToAccount(config.operatorKey)));
   const view = new PayoutLedgerView({
     indexer: new UsageGraphqlClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
-    operatorSk: () => (sk ??= deriveKeyFromWallet(privateKeyToAccount(config.operatorKey))),
+    operatorSk,
     payers: config.payers,
     settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
   });
@@ -47,18 +62,20 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
       const s = await snapshot();
       if (!s) return { pending: null, pendingUnavailable: unavailable };
       const amount = s.pendingByAccount.get(getAddress(account)) ?? 0n;
-      return { pending: { pct: words(encryptPCT(amount, publicKey).pct), throughBlock: s.throughBlock.toString() } };
+      const pct = servedPCT(amount, publicKey, await operatorSk(), `pending|${getAddress(account)}|${s.throughBlock}`);
+      return { pending: { pct: words(pct), throughBlock: s.throughBlock.toString() } };
     },
     async cycles(auditorPk: Point | null): Promise<CyclesField> {
       if (!auditorPk) return { cycles: null, cyclesUnavailable: "no auditor is set" };
       const s = await snapshot();
       if (!s) return { cycles: null, cyclesUnavailable: unavailable };
+      const sk = await operatorSk();
       return {
         cycles: s.cycles.map((c) => ({
           cycle: c.cycle,
           throughBlock: c.throughBlock.toString(),
           transfers: c.transfers,
-          totalPCT: words(encryptPCT(c.totalMicro, auditorPk).pct),
+          totalPCT: words(servedPCT(c.totalMicro, auditorPk, sk, `cycle|${c.cycle}|${c.throughBlock}|${auditorPk.join(",")}`)),
         })),
       };
     },
