@@ -1,6 +1,7 @@
 import { benchIndexer } from "../bench/indexer.js";
 import { benchIngest } from "../bench/ingest.js";
 import { benchMeter } from "../bench/meter.js";
+import { benchPayouts } from "../bench/payouts.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
 import { buildCircuits } from "./build-circuits.js";
@@ -45,6 +46,10 @@ async function main(): Promise<void> {
   if (wants("revenue")) {
     log("== revenue engine ==");
     await benchRevenue({ lines: int("BENCH_REVENUE_LINES", 1_000_000), providers: int("BENCH_REVENUE_PROVIDERS", 10_000), log });
+  }
+  if (wants("payouts")) {
+    log("== payout throughput ==");
+    await benchPayouts({ providers: int("PAYOUT_BENCH_PROVIDERS", 50), log });
   }
 }
 
