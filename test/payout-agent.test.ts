@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { waitForIndexedBlock } from "../src/indexer/process.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { memoAmount } from "../src/payout/memo.js";
 import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../scripts/marketplace.js";
@@ -28,6 +29,7 @@ async function balances(): Promise<Record<string, bigint>> {
 }
 
 async function transfersPerProviderAndCycle(): Promise<Map<string, number>> {
+  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
   const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
   const counts = new Map<string, number>();
   for (const p of facts.payouts) {
@@ -81,6 +83,7 @@ describe("payout agent", () => {
   });
 
   it("the memos on chain say what was paid: the operator reads each amount, and it matches what the provider received", async () => {
+    await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
     const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
     const sk = w.operator.exportPrivateKey();
     const paid = new Map<string, bigint>();

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { waitForIndexedBlock } from "../src/indexer/process.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { FAULT_STEPS } from "../src/payout/pipeline.js";
 import { callRecords, commitRecords } from "../scripts/marketplace.js";
@@ -33,6 +34,7 @@ function startAgent(env: Record<string, string> = {}): { child: ChildProcess; do
 const rpc = (method: string, params: unknown[] = []) => w.chain.publicClient.request({ method: method as never, params: params as never });
 
 async function paidState() {
+  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
   const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
   const perCycleProvider = new Map<string, number>();
   for (const p of facts.payouts) {

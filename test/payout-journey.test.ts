@@ -41,6 +41,7 @@ const operatorKey = ANVIL_KEYS[0];
 const auditorKey = ANVIL_KEYS[9];
 
 async function pendingOf(ns: string): Promise<bigint> {
+  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
   const { client, account } = w.payoutAccounts.get(ns)!;
   const history = decryptHistory(await new HistoryApiClient(w.indexer.url).earnings(account.address), client.exportPrivateKey());
   if (!history.pending) throw new Error("the API served no pending amount");
