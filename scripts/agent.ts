@@ -8,6 +8,7 @@ import { Prover } from "../src/eerc/prover.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { PayoutAgent } from "../src/payout/agent.js";
 import { agentConfig } from "../src/payout/config.js";
+import { failureSummary } from "../src/payout/errors.js";
 import { CycleRunner, payoutApp } from "../src/payout/server.js";
 import { usdcTokenId } from "./marketplace.js";
 
@@ -77,7 +78,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   main(process.argv.slice(2))
     .then((code) => process.exit(code))
     .catch((err) => {
-      log(`payout agent failed: ${err instanceof Error ? err.message : String(err)}`);
+      const { code, message } = failureSummary(err);
+      log(`payout agent failed: ${code}: ${message}`);
       process.exit(1);
     });
 }

@@ -1,4 +1,5 @@
 import type { Hex } from "viem";
+import { OverpaidError } from "../revenue/errors.js";
 
 export abstract class PayoutError extends Error {
   abstract readonly code: string;
@@ -27,14 +28,17 @@ export class CycleBoundaryConflictError extends PayoutError {
   }
 }
 
-/** The payer accounts together hold less than the cycle owes; nothing was sent. */
+/**
+ * The payer accounts cannot cover the cycle; nothing was sent. The amounts are fields, not part
+ * of the message, which ends up in logs and the status endpoint.
+ */
 export class PayerUnderfundedError extends PayoutError {
   readonly code = "PAYER_UNDERFUNDED";
   constructor(
     readonly owedMicro: bigint,
     readonly availableMicro: bigint,
   ) {
-    super(`the payer accounts hold ${availableMicro} micro-USDC but the cycle owes ${owedMicro}: fund them and run the cycle again`);
+    super("the payer accounts cannot cover this cycle's transfers: fund them and run the cycle again");
   }
 }
 
@@ -66,4 +70,17 @@ export class CycleInProgressError extends PayoutError {
   constructor(readonly cycle: number | null) {
     super(cycle === null ? "a cycle is being planned" : `cycle ${cycle} is in progress`);
   }
+}
+
+/**
+ * A failed cycle as logs and the status endpoint may show it: code and reason, no amount. The
+ * revenue engine's OverpaidError names each provider's earnings, so only its providers are kept.
+ */
+export function failureSummary(e: unknown): { code: string; message: string } {
+  if (e instanceof OverpaidError) {
+    return { code: e.code, message: `${e.overpaid.length} provider(s) paid more than earned: ${e.overpaid.map((o) => o.providerId).join(", ")}` };
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  const short = (err as { shortMessage?: unknown }).shortMessage;
+  return { code: (err as { code?: unknown }).code?.toString() ?? "ERROR", message: (typeof short === "string" ? short : err.message).split("\n")[0]! };
 }

@@ -3,7 +3,7 @@ import { type Address, type Hex, isHex, recoverTypedDataAddress } from "viem";
 import { ApiInputError, parseUint } from "../api/input.js";
 import { parseSignature } from "../api/signed.js";
 import type { CycleProgress, CycleResult, PayoutAgent } from "./agent.js";
-import { CycleInProgressError, PayoutError } from "./errors.js";
+import { CycleInProgressError, failureSummary } from "./errors.js";
 
 /** A distribute request may be valid for at most this long (seconds): a leaked one is replayable only within it, and only once. */
 export const MAX_DISTRIBUTE_LEAD_S = 600;
@@ -69,9 +69,9 @@ export class CycleRunner {
         if (r.status === "nothing_owed") this.log(`cycle run (${trigger}): nothing owed through block ${r.throughBlock}`);
       })
       .catch((e: unknown) => {
-        const err = e instanceof Error ? e : new Error(String(e));
-        this.last = { status: "failed", code: (err as PayoutError).code ?? "ERROR", message: err.message, finishedAt: new Date().toISOString(), trigger };
-        this.log(`cycle run (${trigger}) failed: ${err.message}`);
+        const { code, message } = failureSummary(e);
+        this.last = { status: "failed", code, message, finishedAt: new Date().toISOString(), trigger };
+        this.log(`cycle run (${trigger}) failed: ${code}: ${message}`);
       })
       .finally(() => {
         this.running = null;
