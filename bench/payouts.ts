@@ -5,14 +5,12 @@ import { performance } from "node:perf_hooks";
 import type { PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
-import { authoriseServer, callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
+import { authoriseServer, callRecords, commitRecords, eercAccount, fundPayer, localPayoutAgent, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
 import { startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
 import type { EercClient, PreparedTransfer } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
-import { PayoutAgent } from "../src/payout/agent.js";
 import { PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { median, RESULTS_DIR, round, writeResults } from "./report.js";
 
@@ -132,17 +130,7 @@ export async function benchPayouts({ providers, proofs = providers, depths = [3,
     const rawProving = { proofs, medianMs: round(median(proveMs)), seconds: round(proveSeconds, 2), transfersPerMinute: perMinute(proofs, proveSeconds * 1000), loadAverage1mAtStart: proveLoad };
     log(`payouts: raw proving ${proofs} transfers back to back in ${rawProving.seconds} s = ${rawProving.transfersPerMinute}/min (median ${rawProving.medianMs} ms)`);
 
-    const agentFor = (depth: number) =>
-      new PayoutAgent({
-        operator,
-        payers: [operator],
-        indexer: new UsageGraphqlClient(indexer.url),
-        indexerUrl: indexer.url,
-        tokenId,
-        settlement: { feeBps: FEE_BPS, periodUnit: "month" },
-        depth,
-        waitMs: 120_000,
-      });
+    const agentFor = (depth: number) => localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { depth, waitMs: 120_000 });
     let sequence = 0;
     const runCycle = async (depth: number): Promise<PayoutCycleRun> => {
       const at = Date.now();

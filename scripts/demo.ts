@@ -15,13 +15,12 @@ import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { createBatchSubmitter, createMeter, flowMcpToolName, type McpHttpHost, type Meter, pricingFromRegistry, serveMcpOverHttp, staticPricing } from "../src/meter/index.js";
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
-import { PayoutAgent } from "../src/payout/agent.js";
 import { reconcile } from "../src/payout/reconcile.js";
 import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
 import { ANVIL_KEYS, deploy } from "./deploy.js";
-import { authoriseServer, eercAccount, fundPayer, newFundedAccount, payPoolFee, registerProvider, usdcTokenId } from "./marketplace.js";
+import { authoriseServer, eercAccount, fundPayer, localPayoutAgent, newFundedAccount, payPoolFee, registerProvider, usdcTokenId } from "./marketplace.js";
 
 // The whole journey on a local chain: providers register, an MCP client calls a FlowMCP server
 // whose meter commits usage on chain, users pay fees into the revenue pool, the payout agent runs
@@ -143,15 +142,7 @@ async function main(): Promise<void> {
     await mcp.connect(new StreamableHTTPClientTransport(new URL(host.url)));
     step(`FlowMCP server with the meter at ${host.url}; an MCP client connected`);
 
-    const agent = new PayoutAgent({
-      operator,
-      payers: [operator],
-      indexer: new UsageGraphqlClient(indexer.url),
-      indexerUrl: indexer.url,
-      tokenId,
-      settlement: { feeBps: FEE_BPS, periodUnit: "month" },
-      log: (line) => step(`agent: ${line}`),
-    });
+    const agent = localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { log: (line) => step(`agent: ${line}`) });
     const users = [await newFundedAccount(chain), await newFundedAccount(chain), await newFundedAccount(chain)];
     const calls = new Map<DemoNamespace, number>();
     let totalCalls = 0;

@@ -8,6 +8,8 @@ import type { ChainClients } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { EercClient } from "../src/eerc/client.js";
 import type { Prover } from "../src/eerc/prover.js";
+import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
 import { type CallRecord, type Pricing, buildBatch, fetchLineKeys, providerIdOf } from "../src/usage/index.js";
 
 // Building blocks of a local marketplace on anvil (the demo, the benchmarks and the end-to-end
@@ -118,3 +120,19 @@ export async function fundPayer(chain: ChainClients, manifest: DeploymentManifes
 export async function usdcTokenId(chain: ChainClients, manifest: DeploymentManifest): Promise<bigint> {
   return chain.publicClient.readContract({ address: manifest.contracts.encryptedERC, abi: EncryptedERCAbi, functionName: "tokenIds", args: [getAddress(manifest.contracts.token)] });
 }
+
+/** The options of a payout agent over the local indexer with the operator as its only payer, monthly pricing periods. */
+export function localAgentOptions(args: { operator: EercClient; indexerUrl: string; tokenId: bigint; feeBps: number }, extra: Partial<AgentOptions> = {}): AgentOptions {
+  return {
+    operator: args.operator,
+    payers: [args.operator],
+    indexer: new UsageGraphqlClient(args.indexerUrl),
+    indexerUrl: args.indexerUrl,
+    tokenId: args.tokenId,
+    settlement: { feeBps: args.feeBps, periodUnit: "month" },
+    ...extra,
+  };
+}
+
+export const localPayoutAgent = (args: Parameters<typeof localAgentOptions>[0], extra: Partial<AgentOptions> = {}) =>
+  new PayoutAgent(localAgentOptions(args, extra));

@@ -4,7 +4,7 @@ import { waitForIndexedBlock } from "../src/indexer/process.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { memoAmount } from "../src/payout/memo.js";
 import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../scripts/marketplace.js";
-import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 
 // The payout agent against anvil, the indexer and real proofs. Expected amounts are worked out by
 // hand from the pricing (10% platform fee) so the engine is not checked against itself.
@@ -26,17 +26,6 @@ async function balances(): Promise<Record<string, bigint>> {
   const out: Record<string, bigint> = {};
   for (const [ns, { client }] of w.payoutAccounts) out[ns] = await client.balance(w.tokenId);
   return out;
-}
-
-async function transfersPerProviderAndCycle(): Promise<Map<string, number>> {
-  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-  const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
-  const counts = new Map<string, number>();
-  for (const p of facts.payouts) {
-    const key = `${p.memo.cycle}:${p.memo.providerId}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
 }
 
 beforeAll(async () => {
@@ -65,7 +54,7 @@ describe("payout agent", () => {
   it("a second run with nothing new pays nothing", async () => {
     const result = await w.agent().runCycle();
     expect(result.status).toBe("nothing_owed");
-    expect([...(await transfersPerProviderAndCycle()).values()].every((n) => n === 1)).toBe(true);
+    expect([...(await transfersPerCycleAndProvider(w)).values()].every((n) => n === 1)).toBe(true);
   });
 
   it("the next cycle pays only the difference: tiers keep counting within the period, the pool splits by largest remainder", async () => {
@@ -77,7 +66,7 @@ describe("payout agent", () => {
     // weather 9 calls: 8100 earned, 6300 paid. news 12 calls: 7 × 250 − 10% = 1575, 675 paid.
     // Pool 7 (fee rounds to 0) by weights 1 : 3 = 1.75 : 5.25 → 1 and 5, the spare micro to the larger remainder (wiki).
     expect(await balances()).toEqual({ weather: 8100n, news: 1575n, tinyapi: 1n, wiki: 225_002n, maps: 675_005n });
-    const counts = await transfersPerProviderAndCycle();
+    const counts = await transfersPerCycleAndProvider(w);
     expect([...counts.keys()].filter((k) => k.startsWith("2:"))).toHaveLength(4);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
@@ -116,7 +105,7 @@ describe("payout agent", () => {
     // weather 12 calls: 10,800; news 13 calls: 8 × 250 − 10% = 1800; tinyapi 3.
     expect(await balances()).toMatchObject({ weather: 10_800n, news: 1800n, tinyapi: 3n });
     expect(await w.operator.balance(w.tokenId)).toBe(payerBefore + 1n - (2700n + 225n + 2n));
-    expect([...(await transfersPerProviderAndCycle()).values()].every((n) => n === 1)).toBe(true);
+    expect([...(await transfersPerCycleAndProvider(w)).values()].every((n) => n === 1)).toBe(true);
   });
 
   it("spreads a cycle over several payer accounts", async () => {

@@ -2,12 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { waitForIndexedBlock } from "../src/indexer/process.js";
-import { readSettlementFacts } from "../src/payout/facts.js";
 import { FAULT_STEPS } from "../src/payout/pipeline.js";
 import { callRecords, commitRecords } from "../scripts/marketplace.js";
-import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 
 // The agent is a real process, killed with SIGKILL at each step of a cycle's second transfer and
 // started again: every provider ends up paid exactly what it earned, never twice.
@@ -34,13 +31,7 @@ function startAgent(env: Record<string, string> = {}): { child: ChildProcess; do
 const rpc = (method: string, params: unknown[] = []) => w.chain.publicClient.request({ method: method as never, params: params as never });
 
 async function paidState() {
-  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-  const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
-  const perCycleProvider = new Map<string, number>();
-  for (const p of facts.payouts) {
-    const k = `${p.memo.cycle}:${p.memo.providerId}`;
-    perCycleProvider.set(k, (perCycleProvider.get(k) ?? 0) + 1);
-  }
+  const perCycleProvider = await transfersPerCycleAndProvider(w);
   const balances: Record<string, bigint> = {};
   for (const ns of ["weather", "news", "tinyapi"]) balances[ns] = await w.payoutAccounts.get(ns)!.client.balance(w.tokenId);
   return { transfersPerCycleAndProvider: [...perCycleProvider.values()], balances };

@@ -7,12 +7,13 @@ import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
+import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { readSettlementFacts } from "../src/payout/facts.js";
 import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
 import { type Pricing, PricingModel } from "../src/usage/registry.js";
-import { authoriseServer, eercAccount, fundPayer, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
+import { authoriseServer, eercAccount, fundPayer, localAgentOptions, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
 import { accounts, deployForIndexer } from "./indexer-helpers.js";
 
 /** The providers of the payout tests: commercial, hybrid (free quota then per call), a 1-micro price, and two free APIs. */
@@ -73,16 +74,8 @@ export async function payoutWorld(options: { fundMicro: bigint; blockTime?: numb
   await fundPayer(chain, manifest, operator, owner, options.fundMicro);
   const tokenId = await usdcTokenId(chain, manifest);
   const indexer = await startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, pgliteDir: join(mkdtempSync(join(tmpdir(), "bs-payout-")), "pglite"), logFile: join(dir, "ponder.log") });
-  const agentOptions = (extra: Partial<AgentOptions> = {}): AgentOptions => ({
-    operator,
-    payers: [operator],
-    indexer: new UsageGraphqlClient(indexer.url),
-    indexerUrl: indexer.url,
-    tokenId,
-    settlement: { feeBps: FEE_BPS, periodUnit: "month" },
-    waitMs: 60_000,
-    ...extra,
-  });
+  const agentOptions = (extra: Partial<AgentOptions> = {}): AgentOptions =>
+    localAgentOptions({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { waitMs: 60_000, ...extra });
   return {
     anvil,
     chain,
@@ -105,4 +98,16 @@ export async function payoutWorld(options: { fundMicro: bigint; blockTime?: numb
       await anvil.stop();
     },
   };
+}
+
+/** Payout transfers per "cycle:providerId", read from the indexer once it has the chain head. */
+export async function transfersPerCycleAndProvider(w: PayoutWorld): Promise<Map<string, number>> {
+  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
+  const counts = new Map<string, number>();
+  for (const p of facts.payouts) {
+    const key = `${p.memo.cycle}:${p.memo.providerId}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
 }
