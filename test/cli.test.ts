@@ -97,6 +97,14 @@ describe("cli: usage, keys and unreachable sources", () => {
       [["history", "--api", "http://a"], /no key: set PRIVATE_KEY/],
       [["history", "--api", "http://a", "--records", "r.jsonl"], /--records is only used with usage/],
       [["usage", "--rpc", "http://a", "--period", "day"], /--period is only used with audit/],
+      [["withdraw", "--api", "http://a", "--amount", "1"], /withdraw needs --rpc URL/],
+      [["withdraw", "--rpc", "http://a"], /withdraw needs --amount USDC/],
+      [["history", "--api", "http://a", "--amount", "1"], /--amount is only used with withdraw/],
+      [["reconcile", "--rpc", "http://a"], /reconcile needs --api URL/],
+      [["reconcile", "--api", "http://a", "--fee-bps", "20000"], /--fee-bps must be an integer from 0 to 10000/],
+      [["reconcile", "--api", "http://a", "--pricing-period", "week"], /--pricing-period must be month or day/],
+      [["distribute", "--api", "http://a"], /distribute takes --agent URL/],
+      [["history", "--agent", "http://a"], /--agent is only used with distribute/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     runs.forEach((run, i) => {

@@ -157,6 +157,15 @@ describe("payout journey", () => {
     const weather = w.payoutAccounts.get("weather")!;
     const usdc = () => w.chain.publicClient.readContract({ address: w.manifest.contracts.token, abi: TestUSDCAbi, functionName: "balanceOf", args: [weather.account.address] });
     const before = await usdc();
+    const env = { PRIVATE_KEY: weather.account.privateKey };
+    const base = ["withdraw", "--rpc", w.anvil.rpcUrl, "--manifest", w.manifestPath];
+    const malformed = await cli([...base, "--amount", "1.0000001"], env);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toMatch(/^error: --amount/);
+    const tooMuch = await cli([...base, "--amount", "1"], env);
+    expect(tooMuch.code).toBe(1);
+    expect(tooMuch.stderr.trim().split("\n")).toHaveLength(1);
+    expect(await usdc()).toBe(before);
     const run = await cli(["withdraw", "--rpc", w.anvil.rpcUrl, "--manifest", w.manifestPath, "--amount", "0.0027"], {
       PRIVATE_KEY: weather.account.privateKey,
     });
