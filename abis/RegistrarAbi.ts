@@ -115,11 +115,11 @@ export const RegistrarAbi = [
         "type": "uint256"
       }
     ],
-    "name": "isRegistrationHashUsed",
+    "name": "isRegistered",
     "outputs": [
       {
         "internalType": "bool",
-        "name": "",
+        "name": "isRegistered",
         "type": "bool"
       }
     ],
@@ -195,6 +195,30 @@ export const RegistrarAbi = [
         "internalType": "contract IRegistrationVerifier",
         "name": "",
         "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "userAddress",
+        "type": "address"
+      }
+    ],
+    "name": "userPublicKeys",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "x",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "y",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.27;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
@@ -31,12 +31,21 @@ import {BabyJubJub} from "./libraries/BabyJubJub.sol";
 /// @dev Converter mode wraps ERC-20s (tokenIds from 1, assigned on a token's first deposit);
 /// standalone mode has a single token (tokenId 0) created by privateMint.
 ///
-/// Balance model: every credit adds its EGCT homomorphically, appends its amount PCT and records
-/// keccak256(abi.encode(keccak256(abi.encode(EGCT)), nonce)) as a valid snapshot. A spend proves
-/// against any snapshot valid at the current nonce; the sender's value is subtracted from the
-/// current EGCT, amount PCTs credited up to that snapshot are dropped (the caller's new balancePCT
-/// covers them), the nonce is incremented and the resulting EGCT becomes the one valid snapshot.
-contract EncryptedERC is Ownable, ReentrancyGuardTransient {
+/// Interface and balance model are those of the audited eERC (Ava Labs, main from July 2025), so
+/// the same indexer, SDK and payout agent run on either:
+/// - a credit (transfer in, mint) adds its EGCT (replacing a never-credited all-zero one), records
+///   the new EGCT as a snapshot at the current nonce and appends its amount PCT, both with index
+///   transactionIndex, then transactionIndex += 1;
+/// - a deposit adds Enc(value, 1, PK) = (Base8, PK + value·Base8), appends its PCT with index
+///   transactionIndex, records the snapshot with index transactionIndex + 1, transactionIndex += 2;
+/// - a spend proves against a snapshot valid at the current nonce (index s), subtracts its EGCT
+///   (the sender VTT; Enc(value, 1, PK) for a withdrawal) from the current one, drops the amount
+///   PCTs with index <= s, stores the caller's balancePCT, nonce += 1, and records the result as
+///   the one valid snapshot with index transactionIndex, then transactionIndex += 1.
+/// One observable difference: pending amount PCTs keep their order here (a spend drops a prefix
+/// found by binary search, so its cost does not grow with the queue); the audited code drops them
+/// by swap-and-pop. Readers compare them as a set of (index, pct).
+contract EncryptedERC is Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     struct EncryptedBalance {
@@ -53,25 +62,27 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
     }
 
     Registrar public immutable registrar;
+    IMintVerifier public immutable mintVerifier;
+    IWithdrawVerifier public immutable withdrawVerifier;
+    ITransferVerifier public immutable transferVerifier;
+    IBurnVerifier public immutable burnVerifier;
     bool public immutable isConverter;
     uint8 public immutable decimals;
+    /// @dev Set in standalone mode only, as in the audited contract.
     string public name;
     string public symbol;
-
-    IMintVerifier private immutable _mintVerifier;
-    IWithdrawVerifier private immutable _withdrawVerifier;
-    ITransferVerifier private immutable _transferVerifier;
-    IBurnVerifier private immutable _burnVerifier;
 
     address public auditor;
     Point public auditorPublicKey;
 
-    mapping(address token => uint256 tokenId) public tokenIds;
-    mapping(uint256 tokenId => address token) public tokenAddresses;
+    uint256 public nextTokenId = 1;
+    mapping(address tokenAddress => uint256 tokenId) public tokenIds;
+    mapping(uint256 tokenId => address tokenAddress) public tokenAddresses;
+    address[] public tokens;
+    mapping(address tokenAddress => bool isBlacklisted) public blacklistedTokens;
     mapping(uint256 tokenId => uint8) private _tokenDecimals;
-    uint256 private _tokenCount;
 
-    mapping(uint256 nullifierHash => bool) private _usedNullifiers;
+    mapping(uint256 mintNullifier => bool isUsed) public alreadyMinted;
     mapping(address user => mapping(uint256 tokenId => EncryptedBalance)) private _balances;
 
     event AuditorChanged(address indexed oldAuditor, address indexed newAuditor);
@@ -95,6 +106,7 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
     error UserNotRegistered(address user);
     error UnknownToken(uint256 tokenId);
     error InvalidToken(address token);
+    error TokenBlacklisted(address token);
     error TokenDecimalsUnavailable(address token);
     error UnsupportedTokenDecimals(address token, uint256 tokenDecimals);
     error ZeroAmount();
@@ -120,13 +132,15 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         if (missing) revert ZeroAddress();
         registrar = Registrar(params.registrar);
         isConverter = params.isConverter;
-        name = params.name;
-        symbol = params.symbol;
+        if (!params.isConverter) {
+            name = params.name;
+            symbol = params.symbol;
+        }
         decimals = params.decimals;
-        _mintVerifier = IMintVerifier(params.mintVerifier);
-        _withdrawVerifier = IWithdrawVerifier(params.withdrawVerifier);
-        _transferVerifier = ITransferVerifier(params.transferVerifier);
-        _burnVerifier = IBurnVerifier(params.burnVerifier);
+        mintVerifier = IMintVerifier(params.mintVerifier);
+        withdrawVerifier = IWithdrawVerifier(params.withdrawVerifier);
+        transferVerifier = ITransferVerifier(params.transferVerifier);
+        burnVerifier = IBurnVerifier(params.burnVerifier);
     }
 
     // ---------------------------------------------------------------- admin
@@ -144,6 +158,15 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         return auditor != address(0);
     }
 
+    /// @notice Converter mode: refuses (or again accepts) deposits of `token`.
+    function setTokenBlacklist(address token, bool blacklisted) external onlyOwner {
+        blacklistedTokens[token] = blacklisted;
+    }
+
+    function getTokens() external view returns (address[] memory) {
+        return tokens;
+    }
+
     // ---------------------------------------------------------------- converter mode
 
     /// @notice Wraps `amount` of `tokenAddress` into msg.sender's encrypted balance.
@@ -156,7 +179,7 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         external
     {
         _deposit(amount, tokenAddress, amountPCT);
-        _emitMessage(msg.sender, "DEPOSIT", message);
+        _emitMetadata(msg.sender, "DEPOSIT", message);
     }
 
     /// @notice Unwraps the proven ValueToWithdraw (eERC units) back to the ERC-20.
@@ -171,7 +194,7 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         bytes calldata message
     ) external {
         _withdraw(tokenId, proof, balancePCT);
-        _emitMessage(msg.sender, "WITHDRAW", message);
+        _emitMetadata(msg.sender, "WITHDRAW", message);
     }
 
     // ---------------------------------------------------------------- both modes
@@ -190,14 +213,14 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         bytes calldata message
     ) external {
         _transfer(to, tokenId, proof, balancePCT);
-        _emitMessage(to, "TRANSFER", message);
+        _emitMetadata(to, "PRIVATE_TRANSFER", message);
     }
 
     /// @notice Emits an encrypted note from msg.sender to `to`; both must be registered.
     function sendEncryptedMetadata(address to, bytes calldata message) external {
         _registeredKey(msg.sender);
         _registeredKey(to);
-        _emitMessage(to, "METADATA", message);
+        emit PrivateMessage(msg.sender, to, Metadata(msg.sender, to, "MESSAGE", message));
     }
 
     // ---------------------------------------------------------------- standalone mode
@@ -208,18 +231,20 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
 
     function privateMint(address user, MintProof calldata proof, bytes calldata message) external onlyOwner {
         _privateMint(user, proof);
-        _emitMessage(user, "MINT", message);
+        _emitMetadata(user, "PRIVATE_MINT", message);
     }
 
     function privateBurn(BurnProof calldata proof, uint256[7] calldata balancePCT) external {
         _privateBurn(proof, balancePCT);
     }
 
-    function privateBurn(BurnProof calldata proof, uint256[7] calldata balancePCT, bytes calldata message)
+    /// @dev As in the audited contract, `user` must be registered and the burn is msg.sender's.
+    function privateBurn(address user, BurnProof calldata proof, uint256[7] calldata balancePCT, bytes calldata message)
         external
     {
+        _registeredKey(user);
         _privateBurn(proof, balancePCT);
-        _emitMessage(msg.sender, "BURN", message);
+        _emitMetadata(msg.sender, "PRIVATE_BURN", message);
     }
 
     // ---------------------------------------------------------------- views
@@ -227,9 +252,9 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
     /// @notice The user's encrypted balance. An account never credited has an all-zero EGCT.
     /// @return eGCT the balance ciphertext
     /// @return nonce spends so far; snapshots are valid only at the current nonce
-    /// @return amountPCTs PCTs of the credits not yet folded into balancePCT
+    /// @return amountPCTs PCTs of the credits not yet folded into balancePCT, with their transaction indexes
     /// @return balancePCT PCT stored by the last spend
-    /// @return transactionIndex credits and spends so far
+    /// @return transactionIndex the next transaction index (credits take one, deposits two, spends one)
     function balanceOf(address user, uint256 tokenId)
         public
         view
@@ -250,7 +275,7 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         return (bal.eGCT, bal.nonce, amountPCTs, bal.balancePCT, bal.transactionIndex);
     }
 
-    function getBalanceFromTokenAddress(address user, address token)
+    function balanceOfStandalone(address user)
         external
         view
         returns (
@@ -261,7 +286,31 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
             uint256 transactionIndex
         )
     {
-        return balanceOf(user, tokenIds[token]);
+        return balanceOf(user, 0);
+    }
+
+    function getBalanceFromTokenAddress(address user, address tokenAddress)
+        external
+        view
+        returns (
+            EGCT memory eGCT,
+            uint256 nonce,
+            AmountPCT[] memory amountPCTs,
+            uint256[7] memory balancePCT,
+            uint256 transactionIndex
+        )
+    {
+        return balanceOf(user, tokenIds[tokenAddress]);
+    }
+
+    /// @notice The scalar part of a balance, as the audited contract's public `balances` getter returns it.
+    function balances(address user, uint256 tokenId)
+        external
+        view
+        returns (EGCT memory eGCT, uint256 nonce, uint256 transactionIndex)
+    {
+        EncryptedBalance storage bal = _balances[user][tokenId];
+        return (bal.eGCT, bal.nonce, bal.transactionIndex);
     }
 
     // ---------------------------------------------------------------- implementation
@@ -269,7 +318,8 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
     function _deposit(uint256 amount, address token, uint256[7] calldata amountPCT) private nonReentrant {
         if (!isConverter) revert ConverterOnly();
         _requireAuditor();
-        _registeredKey(msg.sender);
+        if (blacklistedTokens[token]) revert TokenBlacklisted(token);
+        uint256[2] memory key = _registeredKey(msg.sender);
         (uint256 tokenId, uint8 tokenDecimals) = _tokenIdFor(token);
 
         uint256 value;
@@ -286,9 +336,11 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         if (value >= BabyJubJub.L) revert AmountTooLarge();
 
         EncryptedBalance storage bal = _balances[msg.sender][tokenId];
-        EGCT memory e = _currentEGCT(bal);
-        e.c2 = BabyJubJub.add(e.c2, BabyJubJub.scalarMul(BabyJubJub.base8(), value));
-        _credit(bal, e, amountPCT);
+        _addEGCT(bal, _encryptWithRandomOne(key, value));
+        uint64 txIndex = bal.transactionIndex;
+        _pushPCT(bal, amountPCT, txIndex);
+        _recordSnapshot(bal, txIndex + 1);
+        bal.transactionIndex = txIndex + 2;
 
         // Only the whole-unit part is pulled: the dust never leaves the sender.
         uint256 pulled = amount - dust;
@@ -317,19 +369,17 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         }
         uint256 value = s[0];
         if (value >= BabyJubJub.L) revert AmountTooLarge();
-        uint256 tokens = _toTokenUnits(value, _tokenDecimals[tokenId]);
+        uint256 tokenAmount = _toTokenUnits(value, _tokenDecimals[tokenId]);
 
         EncryptedBalance storage bal = _balances[msg.sender][tokenId];
         uint256 snapshot = _snapshotIndex(bal, s[3], s[4], s[5], s[6]);
-        if (!_withdrawVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
+        if (!withdrawVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
             revert InvalidProof();
         }
 
-        EGCT memory e = _currentEGCT(bal);
-        e.c2 = BabyJubJub.sub(e.c2, BabyJubJub.scalarMul(BabyJubJub.base8(), value));
-        _spend(bal, snapshot, e, balancePCT);
+        _spend(bal, snapshot, _encryptWithRandomOne(key, value), balancePCT);
 
-        if (tokens != 0) IERC20(token).safeTransfer(msg.sender, tokens);
+        if (tokenAmount != 0) IERC20(token).safeTransfer(msg.sender, tokenAmount);
         emit Withdraw(msg.sender, value, tokenId, [s[9], s[10], s[11], s[12], s[13], s[14], s[15]], auditor);
     }
 
@@ -350,18 +400,14 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
 
         EncryptedBalance storage from = _balances[msg.sender][tokenId];
         uint256 snapshot = _snapshotIndex(from, s[2], s[3], s[4], s[5]);
-        if (!_transferVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
+        if (!transferVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
             revert InvalidProof();
         }
 
-        EGCT memory senderVTT = EGCT(Point(s[6], s[7]), Point(s[8], s[9]));
-        _spend(from, snapshot, BabyJubJub.subEGCT(_currentEGCT(from), senderVTT), balancePCT);
-
-        EncryptedBalance storage rcv = _balances[to][tokenId];
-        EGCT memory receiverVTT = EGCT(Point(s[12], s[13]), Point(s[14], s[15]));
+        _spend(from, snapshot, EGCT(Point(s[6], s[7]), Point(s[8], s[9])), balancePCT);
         _credit(
-            rcv,
-            BabyJubJub.addEGCT(_currentEGCT(rcv), receiverVTT),
+            _balances[to][tokenId],
+            EGCT(Point(s[12], s[13]), Point(s[14], s[15])),
             [s[16], s[17], s[18], s[19], s[20], s[21], s[22]]
         );
 
@@ -375,20 +421,18 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         uint256[2] memory key = _registeredKey(user);
         if (s[0] != block.chainid) revert InvalidChainId();
         if (s[1] >= BabyJubJub.P) revert InvalidNullifier();
-        if (_usedNullifiers[s[1]]) revert NullifierAlreadyUsed();
+        if (alreadyMinted[s[1]]) revert NullifierAlreadyUsed();
         if (s[2] != key[0] || s[3] != key[1]) revert InvalidReceiverPublicKey();
         _requireAuditorKey(s[15], s[16]);
         for (uint256 i; i < 24; ++i) {
             if (s[i] >= BabyJubJub.P) revert InvalidPublicSignal();
         }
-        if (!_mintVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
+        if (!mintVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
             revert InvalidProof();
         }
 
-        _usedNullifiers[s[1]] = true;
-        EncryptedBalance storage bal = _balances[user][0];
-        EGCT memory vtt = EGCT(Point(s[4], s[5]), Point(s[6], s[7]));
-        _credit(bal, BabyJubJub.addEGCT(_currentEGCT(bal), vtt), [s[8], s[9], s[10], s[11], s[12], s[13], s[14]]);
+        alreadyMinted[s[1]] = true;
+        _credit(_balances[user][0], EGCT(Point(s[4], s[5]), Point(s[6], s[7])), [s[8], s[9], s[10], s[11], s[12], s[13], s[14]]);
 
         emit PrivateMint(user, [s[17], s[18], s[19], s[20], s[21], s[22], s[23]], auditor);
     }
@@ -406,30 +450,44 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
 
         EncryptedBalance storage bal = _balances[msg.sender][0];
         uint256 snapshot = _snapshotIndex(bal, s[2], s[3], s[4], s[5]);
-        if (!_burnVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
+        if (!burnVerifier.verifyProof(proof.proofPoints.a, proof.proofPoints.b, proof.proofPoints.c, s)) {
             revert InvalidProof();
         }
 
-        EGCT memory vtb = EGCT(Point(s[6], s[7]), Point(s[8], s[9]));
-        _spend(bal, snapshot, BabyJubJub.subEGCT(_currentEGCT(bal), vtb), balancePCT);
+        _spend(bal, snapshot, EGCT(Point(s[6], s[7]), Point(s[8], s[9])), balancePCT);
 
         emit PrivateBurn(msg.sender, [s[12], s[13], s[14], s[15], s[16], s[17], s[18]], auditor);
     }
 
-    /// @dev Stores a credited EGCT, appends its PCT and records it as a snapshot at the current nonce.
+    /// @dev A credit: its snapshot and its PCT share one transaction index.
     function _credit(EncryptedBalance storage bal, EGCT memory e, uint256[7] memory pct) private {
+        _addEGCT(bal, e);
         uint64 txIndex = bal.transactionIndex;
+        _recordSnapshot(bal, txIndex);
+        _pushPCT(bal, pct, txIndex);
+        bal.transactionIndex = txIndex + 1;
+    }
+
+    /// @dev Adds `e` to the stored EGCT; a never-credited balance (c1 = (0, 0)) takes `e` as it is.
+    function _addEGCT(EncryptedBalance storage bal, EGCT memory e) private {
+        EGCT memory cur = bal.eGCT;
+        bal.eGCT = cur.c1.x == 0 && cur.c1.y == 0 ? e : BabyJubJub.addEGCT(cur, e);
+    }
+
+    function _pushPCT(EncryptedBalance storage bal, uint256[7] memory pct, uint64 txIndex) private {
         uint64 end = bal.pctEnd;
         AmountPCT storage slot = bal.pcts[end];
         slot.pct = pct;
         slot.index = txIndex;
-        bal.eGCT = e;
         bal.pctEnd = end + 1;
-        bal.transactionIndex = txIndex + 1;
-        bal.snapshots[_snapshotKey(e, bal.nonce)] = uint256(txIndex) + 1;
     }
 
-    /// @dev Applies a spend proven against the snapshot recorded at transaction index `snapshot - 1`.
+    /// @dev Records the stored EGCT as valid at the current nonce, with transaction index `txIndex`.
+    function _recordSnapshot(EncryptedBalance storage bal, uint64 txIndex) private {
+        bal.snapshots[_snapshotKey(bal.eGCT, bal.nonce)] = uint256(txIndex) + 1;
+    }
+
+    /// @dev Applies a spend of `e` proven against the snapshot recorded at transaction index `snapshot - 1`.
     function _spend(EncryptedBalance storage bal, uint256 snapshot, EGCT memory e, uint256[7] calldata balancePCT)
         private
     {
@@ -450,13 +508,12 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
             bal.pctStart = lo;
         }
 
-        uint64 nonce = bal.nonce + 1;
-        uint64 txIndex = bal.transactionIndex;
-        bal.eGCT = e;
+        bal.eGCT = BabyJubJub.subEGCT(bal.eGCT, e);
         bal.balancePCT = balancePCT;
-        bal.nonce = nonce;
+        bal.nonce += 1;
+        uint64 txIndex = bal.transactionIndex;
+        _recordSnapshot(bal, txIndex);
         bal.transactionIndex = txIndex + 1;
-        bal.snapshots[_snapshotKey(e, nonce)] = uint256(txIndex) + 1;
     }
 
     /// @return The recorded transaction index plus one of the snapshot (c1, c2) at the current nonce.
@@ -474,12 +531,10 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         return keccak256(abi.encode(keccak256(abi.encode(e)), nonce));
     }
 
-    /// @dev An account never credited stores (0,0),(0,0), which is not a curve point: read it as Enc(0).
-    function _currentEGCT(EncryptedBalance storage bal) private view returns (EGCT memory e) {
-        e = bal.eGCT;
-        if (e.c1.x == 0 && e.c1.y == 0 && e.c2.x == 0 && e.c2.y == 0) {
-            e = EGCT(BabyJubJub.identity(), BabyJubJub.identity());
-        }
+    /// @dev ElGamal encryption of a public amount with randomness 1: (Base8, PK + value·Base8).
+    function _encryptWithRandomOne(uint256[2] memory key, uint256 value) private view returns (EGCT memory) {
+        Point memory b8 = BabyJubJub.base8();
+        return EGCT(b8, BabyJubJub.add(Point(key[0], key[1]), BabyJubJub.scalarMul(b8, value)));
     }
 
     function _registeredKey(address user) private view returns (uint256[2] memory key) {
@@ -518,10 +573,11 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         uint256 diff = d > decimals ? d - decimals : decimals - d;
         if (d > type(uint8).max || diff > 77) revert UnsupportedTokenDecimals(token, d);
 
-        tokenId = ++_tokenCount;
+        tokenId = nextTokenId++;
         tokenDecimals = uint8(d);
         tokenIds[token] = tokenId;
         tokenAddresses[tokenId] = token;
+        tokens.push(token);
         _tokenDecimals[tokenId] = tokenDecimals;
     }
 
@@ -536,7 +592,9 @@ contract EncryptedERC is Ownable, ReentrancyGuardTransient {
         return value / divisor;
     }
 
-    function _emitMessage(address to, string memory messageType, bytes calldata message) private {
+    /// @dev As the audited contract: a message goes out only when one was given.
+    function _emitMetadata(address to, string memory messageType, bytes calldata message) private {
+        if (message.length == 0) return;
         emit PrivateMessage(msg.sender, to, Metadata(msg.sender, to, messageType, message));
     }
 }

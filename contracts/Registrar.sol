@@ -14,8 +14,8 @@ import {BabyJubJub} from "./libraries/BabyJubJub.sol";
 contract Registrar {
     IRegistrationVerifier public immutable registrationVerifier;
 
-    mapping(address user => Point key) private _publicKeys;
-    mapping(uint256 registrationHash => bool used) private _usedHashes;
+    mapping(address userAddress => Point userPublicKey) public userPublicKeys;
+    mapping(uint256 registrationHash => bool isRegistered) public isRegistered;
 
     event Register(address indexed user, Point publicKey);
 
@@ -39,7 +39,7 @@ contract Registrar {
         if (s[2] != uint256(uint160(msg.sender))) revert InvalidSender();
         if (s[3] != block.chainid) revert InvalidChainId();
         if (s[4] >= BabyJubJub.P) revert InvalidRegistrationHash();
-        if (_usedHashes[s[4]]) revert RegistrationHashAlreadyUsed();
+        if (isRegistered[s[4]]) revert RegistrationHashAlreadyUsed();
         if (isUserRegistered(msg.sender)) revert UserAlreadyRegistered(msg.sender);
 
         Point memory key = Point(s[0], s[1]);
@@ -52,22 +52,18 @@ contract Registrar {
             )
         ) revert InvalidProof();
 
-        _usedHashes[s[4]] = true;
-        _publicKeys[msg.sender] = key;
+        isRegistered[s[4]] = true;
+        userPublicKeys[msg.sender] = key;
         emit Register(msg.sender, key);
     }
 
     function isUserRegistered(address user) public view returns (bool) {
-        return _publicKeys[user].x != 0;
+        return userPublicKeys[user].x != 0;
     }
 
     /// @return The user's key as [x, y], or [0, 0] if unregistered.
     function getUserPublicKey(address user) external view returns (uint256[2] memory) {
-        Point storage key = _publicKeys[user];
+        Point storage key = userPublicKeys[user];
         return [key.x, key.y];
-    }
-
-    function isRegistrationHashUsed(uint256 registrationHash) external view returns (bool) {
-        return _usedHashes[registrationHash];
     }
 }

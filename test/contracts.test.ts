@@ -371,7 +371,8 @@ describe("contracts", () => {
       expect(await read<boolean>(registrar, RegistrarAbi, "isUserRegistered", [carol])).toBe(false);
       expect(await read<bigint[]>(registrar, RegistrarAbi, "getUserPublicKey", [dave])).toEqual(pkWords(davePk()));
       expect(await read<bigint[]>(registrar, RegistrarAbi, "getUserPublicKey", [carol])).toEqual([0n, 0n]);
-      expect(await read<boolean>(registrar, RegistrarAbi, "isRegistrationHashUsed", [signals[4]])).toBe(true);
+      expect(await read<boolean>(registrar, RegistrarAbi, "isRegistered", [signals[4]])).toBe(true);
+      expect(await read<bigint[]>(registrar, RegistrarAbi, "userPublicKeys", [dave])).toEqual(pkWords(davePk()));
 
       const reused = registerSignals(carol, pkOf(carol), { 4: signals[4] });
       await expectRevert(carol, registrar, RegistrarAbi, "register", reg(reused), "RegistrationHashAlreadyUsed");
@@ -400,8 +401,15 @@ describe("contracts", () => {
     const zeroCt = (): Ct => ({ c1: B8, c2: B8 });
 
     it("exposes its configuration", async () => {
-      expect(await read<string>(converter, EncryptedERCAbi, "name")).toBe("Encrypted USDC");
-      expect(await read<string>(converter, EncryptedERCAbi, "symbol")).toBe("eUSDC");
+      // As in the audited contract, a converter takes its tokens' names and keeps none of its own.
+      expect(await read<string>(converter, EncryptedERCAbi, "name")).toBe("");
+      expect(await read<string>(converter, EncryptedERCAbi, "symbol")).toBe("");
+      expect(await read<string>(standalone, EncryptedERCAbi, "name")).toBe("Encrypted Token");
+      for (const v of ["transferVerifier", "withdrawVerifier", "mintVerifier", "burnVerifier"]) {
+        expect(await read<Address>(converter, EncryptedERCAbi, v)).toBe(acceptAll);
+      }
+      expect(await read<bigint>(converter, EncryptedERCAbi, "nextTokenId")).toBe(1n);
+      expect(await read<Address[]>(converter, EncryptedERCAbi, "getTokens")).toEqual([]);
       expect(await read<number>(converter, EncryptedERCAbi, "decimals")).toBe(6);
       expect(await read<boolean>(converter, EncryptedERCAbi, "isConverter")).toBe(true);
       expect(await read<Address>(converter, EncryptedERCAbi, "registrar")).toBe(registrar);
@@ -457,7 +465,7 @@ describe("contracts", () => {
       await expectRevert(alice, standalone, EncryptedERCAbi, "deposit", [1n, usdc, pct(1n)], "ConverterOnly");
     });
 
-    it("credits deposits as Enc(value) with r = 0 and records the amount PCT", async () => {
+    it("credits deposits as Enc(value, 1, PK) = (Base8, PK + value·Base8), the PCT at t and the snapshot at t + 1", async () => {
       const first = await send(alice, converter, EncryptedERCAbi, "deposit", [5_000_000n, usdc, pct(10n)]);
       gas["deposit (first, new token)"] = first.gasUsed;
       expect(events(first, "Deposit")[0].args).toEqual({ user: alice, amount: 5_000_000n, dust: 0n, tokenId: 1n });
@@ -468,14 +476,21 @@ describe("contracts", () => {
       expect(await read<Address>(converter, EncryptedERCAbi, "tokenAddresses", [1n])).toBe(usdc);
       expect(await read<bigint>(usdc, TestUSDCAbi, "balanceOf", [converter])).toBe(7_000_000n);
 
+      expect(await read<bigint>(converter, EncryptedERCAbi, "nextTokenId")).toBe(2n);
+      expect(await read<Address[]>(converter, EncryptedERCAbi, "getTokens")).toEqual([usdc]);
+      expect(await read<Address>(converter, EncryptedERCAbi, "tokens", [0n])).toBe(usdc);
       const bal = await balance(converter, alice, 1n);
-      expect(ctEqual(bal.ct, { c1: ZERO, c2: mul(B8, 7_000_000n) })).toBe(true);
+      // The first deposit replaces the empty EGCT, the second adds: (2·Base8, 2·PK + 7_000_000·Base8).
+      expect(ctEqual(bal.ct, { c1: mul(B8, 2n), c2: mul(pkOf(alice), 2n).add(mul(B8, 7_000_000n)) })).toBe(true);
       expect(bal.nonce).toBe(0n);
-      expect(bal.transactionIndex).toBe(2n);
+      // Each deposit takes two transaction indexes: its PCT's, then its snapshot's.
+      expect(bal.transactionIndex).toBe(4n);
       expect(bal.amountPCTs).toEqual([
         { pct: [...pct(10n)], index: 0n },
-        { pct: [...pct(20n)], index: 1n },
+        { pct: [...pct(20n)], index: 2n },
       ]);
+      const [scalars] = [await read<[{ c1: XY; c2: XY }, bigint, bigint]>(converter, EncryptedERCAbi, "balances", [alice, 1n])];
+      expect(scalars).toEqual([bal.raw, 0n, 4n]);
       const byAddress = await read<unknown[]>(converter, EncryptedERCAbi, "getBalanceFromTokenAddress", [alice, usdc]);
       expect(byAddress).toEqual(await read<unknown[]>(converter, EncryptedERCAbi, "balanceOf", [alice, 1n]));
       // Never-credited accounts read as all zeros.
@@ -488,11 +503,19 @@ describe("contracts", () => {
       const r18 = await send(alice, converter, EncryptedERCAbi, "deposit", [amount, token18, pct(30n)]);
       expect(events(r18, "Deposit")[0].args).toEqual({ user: alice, amount, dust: 500_000_000_123n, tokenId: 2n });
       expect(before - (await read<bigint>(token18, TestUSDCAbi, "balanceOf", [alice]))).toBe(10n ** 12n);
-      expect(ctEqual((await balance(converter, alice, 2n)).ct, { c1: ZERO, c2: mul(B8, 1n) })).toBe(true);
+      expect(ctEqual((await balance(converter, alice, 2n)).ct, { c1: B8, c2: pkOf(alice).add(mul(B8, 1n)) })).toBe(true);
 
       const r2 = await send(alice, converter, EncryptedERCAbi, "deposit", [150n, token2, pct(40n)]);
       expect(events(r2, "Deposit")[0].args).toEqual({ user: alice, amount: 150n, dust: 0n, tokenId: 3n });
-      expect(ctEqual((await balance(converter, alice, 3n)).ct, { c1: ZERO, c2: mul(B8, 1_500_000n) })).toBe(true);
+      expect(ctEqual((await balance(converter, alice, 3n)).ct, { c1: B8, c2: pkOf(alice).add(mul(B8, 1_500_000n)) })).toBe(true);
+    });
+
+    it("refuses deposits of a blacklisted token, set by the owner only", async () => {
+      await expectRevert(alice, converter, EncryptedERCAbi, "setTokenBlacklist", [token2, true], "OwnableUnauthorizedAccount", [alice]);
+      await send(owner, converter, EncryptedERCAbi, "setTokenBlacklist", [token2, true]);
+      expect(await read<boolean>(converter, EncryptedERCAbi, "blacklistedTokens", [token2])).toBe(true);
+      await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [150n, token2, pct(41n)], "TokenBlacklisted", [token2]);
+      await send(owner, converter, EncryptedERCAbi, "setTokenBlacklist", [token2, false]);
     });
 
     it("rejects transfers that do not match registrations, the auditor or a current snapshot", async () => {
@@ -534,7 +557,7 @@ describe("contracts", () => {
       const a = await balance(converter, alice, 1n);
       expect(ctEqual(a.ct, { c1: before.ct.c1.subtract(senderVTT.c1), c2: before.ct.c2.subtract(senderVTT.c2) })).toBe(true);
       expect(a.nonce).toBe(1n);
-      expect(a.transactionIndex).toBe(3n);
+      expect(a.transactionIndex).toBe(5n);
       expect(a.amountPCTs).toEqual([]);
       expect(a.balancePCT).toEqual([...pct(70n)]);
 
@@ -548,7 +571,7 @@ describe("contracts", () => {
     });
 
     it("keeps a snapshot valid across credits at the same nonce and drops only PCTs it covers", async () => {
-      const e1 = (await balance(converter, alice, 1n)).ct; // nonce 1, recorded at transaction index 2
+      const e1 = (await balance(converter, alice, 1n)).ct; // nonce 1, recorded at transaction index 4
       // bob pays alice: a credit lands after alice's snapshot.
       const bobCurrent = (await balance(converter, bob, 1n)).ct;
       const credit = enc(200_000n, 999n, pkOf(alice));
@@ -560,7 +583,7 @@ describe("contracts", () => {
       ]);
       const e2 = await balance(converter, alice, 1n);
       expect(ctEqual(e2.ct, { c1: e1.c1.add(credit.c1), c2: e1.c2.add(credit.c2) })).toBe(true);
-      expect(e2.amountPCTs).toEqual([{ pct: [...pct(80n)], index: 3n }]);
+      expect(e2.amountPCTs).toEqual([{ pct: [...pct(80n)], index: 5n }]);
 
       // alice proves against e1 (computed before the credit): still valid, and the credit survives.
       const vtt = enc(300_000n, 4242n, pkOf(alice));
@@ -574,7 +597,7 @@ describe("contracts", () => {
       const e3 = await balance(converter, alice, 1n);
       expect(ctEqual(e3.ct, { c1: e2.ct.c1.subtract(vtt.c1), c2: e2.ct.c2.subtract(vtt.c2) })).toBe(true);
       expect(e3.nonce).toBe(2n);
-      expect(e3.amountPCTs).toEqual([{ pct: [...pct(80n)], index: 3n }]);
+      expect(e3.amountPCTs).toEqual([{ pct: [...pct(80n)], index: 5n }]);
       expect(e3.balancePCT).toEqual([...pct(90n)]);
 
       // Both e1 and e2 belonged to nonce 1 and are now stale; the new EGCT is the valid snapshot.
@@ -615,7 +638,7 @@ describe("contracts", () => {
       await expectRevert(alice, standalone, EncryptedERCAbi, "withdraw", w(1n, 0n), "ConverterOnly");
     });
 
-    it("withdraws: subtracts value·Base8 and pays out the scaled token amount", async () => {
+    it("withdraws: subtracts Enc(value, 1, PK) = (Base8, PK + value·Base8) and pays out the scaled token amount", async () => {
       const before = await balance(converter, alice, 1n);
       const usdcBefore = await read<bigint>(usdc, TestUSDCAbi, "balanceOf", [alice]);
       const receipt = await send(alice, converter, EncryptedERCAbi, "withdraw", [1n, withdrawProof(alice, 500_000n, before.ct), pct(95n)]);
@@ -623,7 +646,7 @@ describe("contracts", () => {
       expect(events(receipt, "Withdraw")[0].args).toEqual({ user: alice, amount: 500_000n, tokenId: 1n, auditorPCT: [...pct(300n)], auditorAddress: auditor });
       expect((await read<bigint>(usdc, TestUSDCAbi, "balanceOf", [alice])) - usdcBefore).toBe(500_000n);
       const after = await balance(converter, alice, 1n);
-      expect(ctEqual(after.ct, { c1: before.ct.c1, c2: before.ct.c2.subtract(mul(B8, 500_000n)) })).toBe(true);
+      expect(ctEqual(after.ct, { c1: before.ct.c1.subtract(B8), c2: before.ct.c2.subtract(pkOf(alice)).subtract(mul(B8, 500_000n)) })).toBe(true);
       expect(after.nonce).toBe(before.nonce + 1n);
       expect(after.amountPCTs).toEqual([]);
 
@@ -639,7 +662,7 @@ describe("contracts", () => {
       expect((await read<bigint>(token18, TestUSDCAbi, "balanceOf", [alice])) - t18Before).toBe(10n ** 12n);
     });
 
-    it("emits PrivateMessage for the message overloads and sendEncryptedMetadata", async () => {
+    it("emits PrivateMessage for non-empty messages of the overloads, and for sendEncryptedMetadata, with the audited message types", async () => {
       const msg = "0xdeadbeef" as Hex;
       const meta = (from: Address, to: Address, messageType: string) => ({
         from,
@@ -655,7 +678,7 @@ describe("contracts", () => {
       const t = transferProof({ sender: alice, receiver: bob, current, senderVTT: enc(5n, 9n, pkOf(alice)), receiverVTT: enc(5n, 9n, pkOf(bob)) });
       const tr = await send(alice, converter, EncryptedERCAbi, "transfer", [bob, 1n, t, pct(2n), msg]);
       expect(events(tr, "PrivateTransfer")).toHaveLength(1);
-      expect(events(tr, "PrivateMessage")[0].args).toEqual(meta(alice, bob, "TRANSFER"));
+      expect(events(tr, "PrivateMessage")[0].args).toEqual(meta(alice, bob, "PRIVATE_TRANSFER"));
 
       const after = (await balance(converter, alice, 1n)).ct;
       const wd = await send(alice, converter, EncryptedERCAbi, "withdraw", [1n, withdrawProof(alice, 5n, after), pct(3n), msg]);
@@ -663,7 +686,10 @@ describe("contracts", () => {
       expect(events(wd, "PrivateMessage")[0].args).toEqual(meta(alice, alice, "WITHDRAW"));
 
       const md = await send(bob, converter, EncryptedERCAbi, "sendEncryptedMetadata", [alice, msg]);
-      expect(events(md, "PrivateMessage")[0].args).toEqual(meta(bob, alice, "METADATA"));
+      expect(events(md, "PrivateMessage")[0].args).toEqual(meta(bob, alice, "MESSAGE"));
+      const silent = await send(alice, converter, EncryptedERCAbi, "deposit", [1_000n, usdc, pct(4n), "0x"]);
+      expect(events(silent, "Deposit")).toHaveLength(1);
+      expect(events(silent, "PrivateMessage")).toHaveLength(0);
       await expectRevert(bob, converter, EncryptedERCAbi, "sendEncryptedMetadata", [carol, msg], "UserNotRegistered", [carol]);
       await expectRevert(carol, converter, EncryptedERCAbi, "sendEncryptedMetadata", [bob, msg], "UserNotRegistered", [carol]);
     });
@@ -708,18 +734,22 @@ describe("contracts", () => {
       const msg = "0x01" as Hex;
       const minted2 = vtt(5n, 32n);
       const withMsg = await send(owner, standalone, EncryptedERCAbi, "privateMint", [alice, mintProof(alice, minted2, 78n), msg]);
-      expect(events(withMsg, "PrivateMessage")[0].args).toMatchObject({ from: owner, to: alice, metadata: { messageType: "MINT" } });
+      expect(events(withMsg, "PrivateMessage")[0].args).toMatchObject({ from: owner, to: alice, metadata: { messageType: "PRIVATE_MINT" } });
+      expect(await read<boolean>(standalone, EncryptedERCAbi, "alreadyMinted", [77n])).toBe(true);
 
       bal = await balance(standalone, alice, 0n);
       const vtb = vtt(3_000n, 41n);
-      const burn = await send(alice, standalone, EncryptedERCAbi, "privateBurn", [burnProof(alice, bal.ct, vtb), pct(33n), msg]);
+      // The overload with a message names a registered user first; the burn is the sender's.
+      await expectRevert(alice, standalone, EncryptedERCAbi, "privateBurn", [carol, burnProof(alice, bal.ct, vtb), pct(33n), msg], "UserNotRegistered", [carol]);
+      const burn = await send(alice, standalone, EncryptedERCAbi, "privateBurn", [bob, burnProof(alice, bal.ct, vtb), pct(33n), msg]);
       gas["privateBurn (no verifier)"] = burn.gasUsed;
       expect(events(burn, "PrivateBurn")[0].args).toEqual({ user: alice, auditorPCT: [...pct(600n)], auditorAddress: auditor });
-      expect(events(burn, "PrivateMessage")[0].args).toMatchObject({ from: alice, to: alice, metadata: { messageType: "BURN" } });
+      expect(events(burn, "PrivateMessage")[0].args).toMatchObject({ from: alice, to: alice, metadata: { messageType: "PRIVATE_BURN" } });
       const burnt = await balance(standalone, alice, 0n);
       expect(ctEqual(burnt.ct, { c1: bal.ct.c1.subtract(vtb.c1), c2: bal.ct.c2.subtract(vtb.c2) })).toBe(true);
       expect(burnt.amountPCTs).toEqual([]);
       expect(burnt.balancePCT).toEqual([...pct(33n)]);
+      expect(await read<unknown[]>(standalone, EncryptedERCAbi, "balanceOfStandalone", [alice])).toEqual(await read<unknown[]>(standalone, EncryptedERCAbi, "balanceOf", [alice, 0n]));
 
       const t = transferProof({ sender: alice, receiver: bob, current: burnt.ct, senderVTT: vtt(1n, 5n), receiverVTT: enc(1n, 5n, pkOf(bob)) });
       await expectRevert(alice, standalone, EncryptedERCAbi, "transfer", [bob, 1n, t, pct(0n)], "UnknownToken", [1n]);
