@@ -219,6 +219,7 @@ export const balance = onchainTable(
     transactionIndex: t.bigint().notNull(),
     pendingFrom: t.bigint().notNull(),
     balancePCT: t.bigint().array().notNull(),
+    source: t.text().$type<RowSource>().notNull(),
     blockNumber: t.bigint().notNull(),
     logIndex: t.integer().notNull(),
   }),

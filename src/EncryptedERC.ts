@@ -13,14 +13,16 @@ import {
 import type { Address, Hex } from "viem";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { type EercCall, decodeEercCall, egctToWords } from "./indexer/calldata.js";
+import { encryptPublicAmount } from "./eerc/elgamal.js";
 import {
+  accountPublicKey,
   applyBlockState,
   applyCredit,
+  applyDeposit,
   applySpend,
   ensureToken,
   eventColumns,
   metaOf,
-  plainEGCT,
   toEercUnits,
   toTokenUnits,
 } from "./indexer/ledger.js";
@@ -67,8 +69,9 @@ ponder.on("EncryptedERC:Deposit", async ({ event, context }) => {
   const call = directCall(event, context.contracts.EncryptedERC.address as Address, "deposit");
   let amountPCT: bigint[] | undefined = call?.amountPCT;
   if (call) {
-    await applyCredit(context.db, { account: user, tokenId, kind: "deposit", add: plainEGCT(credited), pct: call.amountPCT, meta });
-  } else {
+    const publicKey = await accountPublicKey(context, user, meta.blockNumber);
+    await applyDeposit(context.db, { account: user, tokenId, value: credited, publicKey, pct: call.amountPCT, meta });
+  } else if (credited > 0n) {
     amountPCT = (await applyBlockState(context, { account: user, tokenId, kind: "deposit", meta })).creditPCT;
   }
   await context.db.insert(deposit).values({
@@ -89,18 +92,19 @@ ponder.on("EncryptedERC:Withdraw", async ({ event, context }) => {
   const { user, amount, tokenId, auditorPCT, auditorAddress } = event.args;
   const t = await ensureToken(context, tokenId, meta);
   const call = directCall(event, context.contracts.EncryptedERC.address as Address, "withdraw");
-  const replayed =
-    call !== undefined &&
+  const spent =
+    call &&
     (await applySpend(context.db, {
       account: user,
       tokenId,
       kind: "withdraw",
-      sub: plainEGCT(amount),
+      sub: encryptPublicAmount(amount, await accountPublicKey(context, user, meta.blockNumber)),
       snapshot: call.senderBalance,
       balancePCT: call.balancePCT,
       meta,
     }));
-  const balancePCT = replayed ? call.balancePCT : (await applyBlockState(context, { account: user, tokenId, kind: "withdraw", meta })).balancePCT;
+  const replayed = spent === "replayed" || spent === "included";
+  const balancePCT = replayed ? call!.balancePCT : (await applyBlockState(context, { account: user, tokenId, kind: "withdraw", meta })).balancePCT;
   await context.db.insert(withdrawal).values({
     id: event.id,
     account: user,
@@ -120,8 +124,8 @@ ponder.on("EncryptedERC:PrivateTransfer", async ({ event, context }) => {
   const { from, to, auditorPCT, auditorAddress } = event.args;
   const call = directCall(event, context.contracts.EncryptedERC.address as Address, "transfer");
   const decoded = call && lower(call.to) === lower(to) ? call : undefined;
-  const replayed =
-    decoded !== undefined &&
+  const spent =
+    decoded &&
     (await applySpend(context.db, {
       account: from,
       tokenId: decoded.tokenId,
@@ -131,7 +135,7 @@ ponder.on("EncryptedERC:PrivateTransfer", async ({ event, context }) => {
       balancePCT: decoded.balancePCT,
       meta,
     }));
-  if (replayed) {
+  if (decoded && (spent === "replayed" || spent === "included")) {
     await applyCredit(context.db, { account: to, tokenId: decoded.tokenId, kind: "transfer_in", add: decoded.receiverVTT, pct: decoded.receiverPCT, meta });
     await context.db.insert(privateTransfer).values({
       id: event.id,
@@ -159,9 +163,9 @@ ponder.on("EncryptedERC:PrivateTransfer", async ({ event, context }) => {
     tokenId,
     auditorAddress,
     auditorPCT: [...auditorPCT],
-    senderVTT: null,
-    receiverVTT: null,
-    receiverPCT: receiver.creditPCT ?? null,
+    senderVTT: decoded ? egctToWords(decoded.senderVTT) : null,
+    receiverVTT: decoded ? egctToWords(decoded.receiverVTT) : null,
+    receiverPCT: decoded?.receiverPCT ?? receiver.creditPCT ?? null,
     senderBalancePCT: sender.balancePCT,
     source: "block_state",
     ...eventColumns(meta),
@@ -174,11 +178,9 @@ ponder.on("EncryptedERC:PrivateMint", async ({ event, context }) => {
   const call = directCall(event, context.contracts.EncryptedERC.address as Address, "privateMint");
   const decoded = call && lower(call.user) === lower(user) ? call : undefined;
   let receiverPCT = decoded?.receiverPCT;
-  if (decoded) {
-    await applyCredit(context.db, { account: user, tokenId: 0n, kind: "mint", add: decoded.receiverVTT, pct: decoded.receiverPCT, meta });
-  } else {
-    receiverPCT = (await applyBlockState(context, { account: user, tokenId: 0n, kind: "mint", meta })).creditPCT;
-  }
+  // A false from applyCredit means this block's chain read already holds the mint.
+  if (decoded) await applyCredit(context.db, { account: user, tokenId: 0n, kind: "mint", add: decoded.receiverVTT, pct: decoded.receiverPCT, meta });
+  else receiverPCT = (await applyBlockState(context, { account: user, tokenId: 0n, kind: "mint", meta })).creditPCT;
   await context.db.insert(privateMint).values({
     id: event.id,
     account: user,
@@ -197,8 +199,8 @@ ponder.on("EncryptedERC:PrivateBurn", async ({ event, context }) => {
   const meta = metaOf(event);
   const { user, auditorPCT, auditorAddress } = event.args;
   const call = directCall(event, context.contracts.EncryptedERC.address as Address, "privateBurn");
-  const replayed =
-    call !== undefined &&
+  const spent =
+    call &&
     (await applySpend(context.db, {
       account: user,
       tokenId: 0n,
@@ -208,12 +210,13 @@ ponder.on("EncryptedERC:PrivateBurn", async ({ event, context }) => {
       balancePCT: call.balancePCT,
       meta,
     }));
-  const balancePCT = replayed ? call.balancePCT : (await applyBlockState(context, { account: user, tokenId: 0n, kind: "burn", meta })).balancePCT;
+  const replayed = spent === "replayed" || spent === "included";
+  const balancePCT = replayed ? call!.balancePCT : (await applyBlockState(context, { account: user, tokenId: 0n, kind: "burn", meta })).balancePCT;
   await context.db.insert(privateBurn).values({
     id: event.id,
     account: user,
     tokenId: 0n,
-    burnVTT: replayed ? egctToWords(call.burnVTT) : null,
+    burnVTT: replayed ? egctToWords(call!.burnVTT) : null,
     balancePCT,
     auditorAddress,
     auditorPCT: [...auditorPCT],

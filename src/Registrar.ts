@@ -4,9 +4,7 @@ import { eventColumns, metaOf } from "./indexer/ledger.js";
 
 ponder.on("Registrar:Register", async ({ event, context }) => {
   const { user, publicKey } = event.args;
-  await context.db.insert(account).values({
-    address: user,
-    publicKey: [publicKey.x, publicKey.y],
-    ...eventColumns(metaOf(event)),
-  });
+  // The audited Registrar lets an account register again with a new key: the latest one counts.
+  const row = { publicKey: [publicKey.x, publicKey.y], ...eventColumns(metaOf(event)) };
+  await context.db.insert(account).values({ address: user, ...row }).onConflictDoUpdate(row);
 });

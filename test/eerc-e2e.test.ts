@@ -116,7 +116,7 @@ describe("eERC converter on anvil with real proofs", () => {
       event: parseAbiItem("event PrivateMessage(address indexed from, address indexed to, (address messageFrom, address messageTo, string messageType, bytes encryptedMsg) metadata)"),
       blockHash: receipt.blockHash,
     });
-    expect(log!.args.metadata).toEqual({ messageFrom: alice.address, messageTo: bob.address, messageType: "TRANSFER", encryptedMsg: "0xc0ffee" });
+    expect(log!.args.metadata).toEqual({ messageFrom: alice.address, messageTo: bob.address, messageType: "PRIVATE_TRANSFER", encryptedMsg: "0xc0ffee" });
     await bob.transfer({ to: alice.address, amount: 2n, tokenId });
   });
 

@@ -192,7 +192,7 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
       { account: alice.address.toLowerCase(), amount: "3000000", dust: "0", credited: "3000000", source: "calldata" },
       { account: alice.address.toLowerCase(), amount: "1000000", dust: "0", credited: "1000000", source: "calldata" },
     ]);
-    expect(data.privateMessages.items.map((m: { messageType: string }) => m.messageType).sort()).toEqual(["DEPOSIT", "TRANSFER"]);
+    expect(data.privateMessages.items.map((m: { messageType: string }) => m.messageType).sort()).toEqual(["DEPOSIT", "PRIVATE_TRANSFER"]);
     const root = await fetch(`${indexer.url}/`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -1,9 +1,11 @@
 import {
+  BASE8,
   IDENTITY,
   type Point,
   SUBGROUP_ORDER,
   addPoints,
   mulBase,
+  mulBasePublic,
   mulPoint,
   pointEquals,
   randomScalar,
@@ -60,4 +62,13 @@ export function subEGCT(a: EGCT, b: EGCT): EGCT {
 export function decryptElGamalPoint(ct: EGCT, sk: bigint): Point {
   const { c1, c2 } = normalizeEGCT(ct);
   return subPoints(c2, mulPoint(c1, sk));
+}
+
+/**
+ * How the eERC contract encrypts a public amount (a deposit, a withdrawal) under an account's key:
+ * with randomness 1, (Base8, PK + value·Base8). The amount is public, so the variable-time
+ * multiplication is safe here.
+ */
+export function encryptPublicAmount(value: bigint, pk: Point): EGCT {
+  return { c1: [...BASE8], c2: addPoints(pk, mulBasePublic(value)) };
 }

@@ -82,7 +82,8 @@ export function decodeEercCall(input: Hex): EercCall | undefined {
       };
     }
     case "privateBurn": {
-      const [proof, balancePCT] = args as [ProofArg, readonly bigint[]];
+      // The overload with a message takes `address user` first.
+      const [proof, balancePCT] = (args.length === 4 ? args.slice(1) : args) as [ProofArg, readonly bigint[]];
       const s = proof.publicSignals;
       return { fn: "privateBurn", senderBalance: egctAt(s, 2), burnVTT: egctAt(s, 6), auditorPCT: pctAt(s, 12), balancePCT: [...balancePCT] };
     }

@@ -1,19 +1,27 @@
 import type { Context } from "ponder:registry";
-import { amountPct, balance, balanceHistory, token } from "ponder:schema";
+import { account, amountPct, balance, balanceHistory, token } from "ponder:schema";
 import type { Address, Hex } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
-import { IDENTITY, mulBasePublic, pointEquals } from "../eerc/curve.js";
-import { type EGCT, addEGCT, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
+import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { IDENTITY, type Point, pointEquals } from "../eerc/curve.js";
+import { type EGCT, addEGCT, encryptPublicAmount, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
 import type { BalanceChangeKind, RowSource } from "../../ponder.schema.js";
 import { egctToWords, wordsToEGCT } from "./calldata.js";
 
-// Replays the eERC balance model (contracts/EncryptedERC.sol, `_credit` and `_spend`) per
-// (account, tokenId), so that every balance change is stored without reading the chain:
-// - a credit adds its EGCT, appends its amount PCT at index = transactionIndex, records the new
-//   EGCT as a snapshot at the current nonce, and increments transactionIndex;
-// - a spend subtracts its EGCT from the current one, drops the amount PCTs credited up to the
-//   snapshot it was proven against (pendingFrom = that snapshot's transactionIndex), stores the
-//   caller's balancePCT, and increments nonce and transactionIndex.
+// Replays the eERC balance model per (account, tokenId), so that every balance change is stored
+// without reading the chain. It is the model of the audited eERC (`eerc-interface.md`, "Audited
+// versions and their state transitions"), which our contract follows too:
+// - a credit (transfer in, mint) adds its EGCT and appends its amount PCT with index =
+//   transactionIndex; the new EGCT is a snapshot with that same index; transactionIndex += 1;
+// - a deposit adds Enc(value, 1, PK), appends its PCT with index t = transactionIndex, records the
+//   snapshot with index t + 1, and transactionIndex += 2;
+// - a spend subtracts its EGCT (the sender VTT, the burnt VTB, or Enc(value, 1, PK) for a
+//   withdrawal) from the current one, drops the amount PCTs with index <= the index of the
+//   snapshot it was proven against, stores the caller's balancePCT, nonce += 1, and records the
+//   result as a snapshot with index transactionIndex; transactionIndex += 1.
+// A history row is keyed by the transactionIndex after its change, so the snapshot a row's EGCT
+// was recorded as has index transactionIndex − 1 and a spend against it keeps the PCTs from
+// `pendingFrom` = that row's transactionIndex on.
 
 export type EventMeta = { id: string; blockNumber: bigint; logIndex: number; timestamp: bigint; txHash: Hex };
 
@@ -24,6 +32,8 @@ type BalanceState = {
   transactionIndex: bigint;
   pendingFrom: bigint;
   balancePCT: bigint[];
+  source: RowSource;
+  blockNumber: bigint;
 };
 
 const ZERO_PCT: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, 0n];
@@ -46,15 +56,31 @@ export const eventColumns = (m: EventMeta) => ({ blockNumber: m.blockNumber, log
 
 async function currentState(db: Db, account: Address, tokenId: bigint): Promise<BalanceState> {
   const row = await db.find(balance, { account: lower(account), tokenId });
-  if (!row) return { eGCT: { c1: [...IDENTITY], c2: [...IDENTITY] }, nonce: 0n, transactionIndex: 0n, pendingFrom: 0n, balancePCT: ZERO_PCT };
-  return { eGCT: wordsToEGCT(row.eGCT), nonce: row.nonce, transactionIndex: row.transactionIndex, pendingFrom: row.pendingFrom, balancePCT: row.balancePCT };
+  if (!row) {
+    return { eGCT: { c1: [...IDENTITY], c2: [...IDENTITY] }, nonce: 0n, transactionIndex: 0n, pendingFrom: 0n, balancePCT: ZERO_PCT, source: "calldata", blockNumber: -1n };
+  }
+  return {
+    eGCT: wordsToEGCT(row.eGCT),
+    nonce: row.nonce,
+    transactionIndex: row.transactionIndex,
+    pendingFrom: row.pendingFrom,
+    balancePCT: row.balancePCT,
+    source: row.source,
+    blockNumber: row.blockNumber,
+  };
 }
+
+/**
+ * True when the balance was last read from the chain at the end of this event's block: that read
+ * already holds this event's change, which must not be applied a second time.
+ */
+const alreadyInBlockState = (cur: BalanceState, meta: EventMeta) => cur.source === "block_state" && cur.blockNumber === meta.blockNumber;
 
 async function record(
   db: Db,
-  args: { account: Address; tokenId: bigint; kind: BalanceChangeKind; source: RowSource; meta: EventMeta; state: BalanceState },
+  args: { account: Address; tokenId: bigint; kind: BalanceChangeKind; meta: EventMeta; state: BalanceState },
 ): Promise<void> {
-  const { account, tokenId, kind, source, meta, state } = args;
+  const { account, tokenId, kind, meta, state } = args;
   const values = {
     eGCT: egctToWords(state.eGCT),
     nonce: state.nonce,
@@ -66,55 +92,90 @@ async function record(
     account: lower(account),
     tokenId,
     kind,
-    source,
+    source: state.source,
     eventId: meta.id,
     ...values,
     ...eventColumns(meta),
   });
+  const latest = { ...values, source: state.source, blockNumber: meta.blockNumber, logIndex: meta.logIndex };
   await db
     .insert(balance)
-    .values({ account: lower(account), tokenId, ...values, blockNumber: meta.blockNumber, logIndex: meta.logIndex })
-    .onConflictDoUpdate({ ...values, blockNumber: meta.blockNumber, logIndex: meta.logIndex });
+    .values({ account: lower(account), tokenId, ...latest })
+    .onConflictDoUpdate(latest);
 }
 
 type CreditKind = "deposit" | "transfer_in" | "mint";
 
-/** `_credit`: adds `add` (a VTT, or (identity, value·Base8) for a deposit) and appends `pct`. */
-export async function applyCredit(
-  db: Db,
-  args: { account: Address; tokenId: bigint; kind: CreditKind; add: EGCT; pct: bigint[]; meta: EventMeta },
-): Promise<void> {
-  const cur = await currentState(db, args.account, args.tokenId);
+async function storePCT(db: Db, args: { account: Address; tokenId: bigint; index: bigint; pct: bigint[]; kind: CreditKind; meta: EventMeta }): Promise<void> {
   await db
     .insert(amountPct)
     .values({
       account: lower(args.account),
       tokenId: args.tokenId,
-      index: cur.transactionIndex,
+      index: args.index,
       pct: args.pct,
       kind: args.kind,
       eventId: args.meta.id,
       ...eventColumns(args.meta),
-    });
+    })
+    .onConflictDoNothing();
+}
+
+/**
+ * A credit: adds `add` (the receiver VTT of a transfer or a mint) and appends `pct`. Returns
+ * false, writing nothing, when the balance was already read from the chain for this block.
+ */
+export async function applyCredit(
+  db: Db,
+  args: { account: Address; tokenId: bigint; kind: "transfer_in" | "mint"; add: EGCT; pct: bigint[]; meta: EventMeta },
+): Promise<boolean> {
+  const cur = await currentState(db, args.account, args.tokenId);
+  if (alreadyInBlockState(cur, args.meta)) return false;
+  await storePCT(db, { ...args, index: cur.transactionIndex });
   await record(db, {
     account: args.account,
     tokenId: args.tokenId,
     kind: args.kind,
-    source: "calldata",
     meta: args.meta,
-    state: { ...cur, eGCT: addEGCT(cur.eGCT, args.add), transactionIndex: cur.transactionIndex + 1n },
+    state: { ...cur, eGCT: addEGCT(cur.eGCT, args.add), transactionIndex: cur.transactionIndex + 1n, source: "calldata" },
   });
+  return true;
 }
 
 /**
- * The transactionIndex recorded with `snapshot` at the current nonce (what the contract keeps in
- * `snapshots`): the history rows since the last spend are the only valid snapshots.
+ * A deposit of `value` eERC units: adds Enc(value, 1, PK), appends `pct` and advances the
+ * transactionIndex by two. A deposit that credits nothing (possible on the audited contract,
+ * which accepts amounts below one eERC unit) changes nothing.
+ */
+export async function applyDeposit(
+  db: Db,
+  args: { account: Address; tokenId: bigint; value: bigint; publicKey: Point; pct: bigint[]; meta: EventMeta },
+): Promise<boolean> {
+  const cur = await currentState(db, args.account, args.tokenId);
+  if (alreadyInBlockState(cur, args.meta)) return false;
+  if (args.value === 0n) return true;
+  await storePCT(db, { ...args, kind: "deposit", index: cur.transactionIndex });
+  await record(db, {
+    account: args.account,
+    tokenId: args.tokenId,
+    kind: "deposit",
+    meta: args.meta,
+    state: { ...cur, eGCT: addEGCT(cur.eGCT, encryptPublicAmount(args.value, args.publicKey)), transactionIndex: cur.transactionIndex + 2n, source: "calldata" },
+  });
+  return true;
+}
+
+/**
+ * The transactionIndex of the history row whose EGCT is `snapshot` at the current nonce (the
+ * snapshot's own index plus one): only rows since the last spend share the current nonce.
  */
 async function snapshotIndex(db: Db, account: Address, tokenId: bigint, cur: BalanceState, snapshot: EGCT): Promise<bigint | undefined> {
   const target = normalizeEGCT(snapshot);
   for (let t = cur.transactionIndex; t > 0n; t--) {
     const row = await db.find(balanceHistory, { account: lower(account), tokenId, transactionIndex: t });
-    if (!row || row.nonce !== cur.nonce) return undefined;
+    // Deposits skip an index, and a read of block state may skip several.
+    if (!row) continue;
+    if (row.nonce !== cur.nonce) return undefined;
     const e = wordsToEGCT(row.eGCT);
     if (pointEquals(e.c1, target.c1) && pointEquals(e.c2, target.c2)) return t;
   }
@@ -122,22 +183,22 @@ async function snapshotIndex(db: Db, account: Address, tokenId: bigint, cur: Bal
 }
 
 /**
- * `_spend`: subtracts `sub` (the sender VTT, the burnt VTB, or (identity, value·Base8) for a
- * withdrawal) and stores `balancePCT`. Returns false when the proof's snapshot is not among the
- * indexed ones, in which case nothing was written and the caller reads the chain instead.
+ * A spend: subtracts `sub` and stores `balancePCT`. Returns "replayed", "included" when the
+ * balance was already read from the chain for this block, or "unknown_snapshot" when the proof's
+ * snapshot is not among the indexed ones; in the last two cases nothing was written.
  */
 export async function applySpend(
   db: Db,
   args: { account: Address; tokenId: bigint; kind: "transfer_out" | "withdraw" | "burn"; sub: EGCT; snapshot: EGCT; balancePCT: bigint[]; meta: EventMeta },
-): Promise<boolean> {
+): Promise<"replayed" | "included" | "unknown_snapshot"> {
   const cur = await currentState(db, args.account, args.tokenId);
+  if (alreadyInBlockState(cur, args.meta)) return "included";
   const pendingFrom = await snapshotIndex(db, args.account, args.tokenId, cur, args.snapshot);
-  if (pendingFrom === undefined) return false;
+  if (pendingFrom === undefined) return "unknown_snapshot";
   await record(db, {
     account: args.account,
     tokenId: args.tokenId,
     kind: args.kind,
-    source: "calldata",
     meta: args.meta,
     state: {
       eGCT: subEGCT(cur.eGCT, args.sub),
@@ -145,19 +206,34 @@ export async function applySpend(
       transactionIndex: cur.transactionIndex + 1n,
       pendingFrom,
       balancePCT: args.balancePCT,
+      source: "calldata",
+      blockNumber: args.meta.blockNumber,
     },
   });
-  return true;
+  return "replayed";
 }
 
-/** (identity, value·Base8): what a deposit adds and a withdrawal subtracts. */
-// Deposit and withdrawal amounts are public, so the fast variable-time multiplication is safe here.
-export const plainEGCT = (value: bigint): EGCT => ({ c1: [...IDENTITY], c2: mulBasePublic(value) });
+/** The account's registered public key: from its Register event, or from the Registrar when it registered before the start block. */
+export async function accountPublicKey(context: Pick<Context, "db" | "client" | "contracts">, user: Address, blockNumber: bigint): Promise<Point> {
+  const row = await context.db.find(account, { address: lower(user) });
+  if (row) return [row.publicKey[0]!, row.publicKey[1]!];
+  const [x, y] = await context.client.readContract({
+    abi: RegistrarAbi,
+    address: context.contracts.Registrar.address as Address,
+    functionName: "getUserPublicKey",
+    args: [user],
+    blockNumber,
+  });
+  return [x, y];
+}
 
 /**
  * For a change that could not be replayed from calldata (the transaction did not call the eERC
- * directly): the balance as `balanceOf` returns it at the end of the event's block. Exact unless
- * the same balance changes again later in that block.
+ * directly, or the proof's snapshot is unknown): the balance as `balanceOf` returns it at the end
+ * of the event's block, taken whole (its transactionIndex and pending PCTs included) so the
+ * chain's numbering is never mixed with a replayed one. Later changes of this balance in the same
+ * block are part of that read and are not applied again. Returns the credited PCT (the newest
+ * one, exact when this event is the balance's last change in its block) and the balancePCT.
  */
 export async function applyBlockState(
   context: Pick<Context, "db" | "client" | "contracts">,
@@ -165,38 +241,32 @@ export async function applyBlockState(
 ): Promise<{ creditPCT: bigint[] | undefined; balancePCT: bigint[] }> {
   const { db } = context;
   const cur = await currentState(db, args.account, args.tokenId);
-  const [eGCT, nonce, amountPCTs, balancePCT] = await context.client.readContract({
+  const [eGCT, nonce, amountPCTs, balancePCT, transactionIndex] = await context.client.readContract({
     abi: EncryptedERCAbi,
     address: context.contracts.EncryptedERC.address as Address,
     functionName: "balanceOf",
     args: [args.account, args.tokenId],
     blockNumber: args.meta.blockNumber,
   });
-  // A credit's own PCT is the one at the index it was given; later ones in this block belong
-  // to later events, which store them themselves.
-  const credited = amountPCTs.find((a) => a.index === cur.transactionIndex);
-  const creditPCT = credited && (args.kind === "deposit" || args.kind === "transfer_in" || args.kind === "mint") ? [...credited.pct] : undefined;
-  if (creditPCT) {
-    await db
-      .insert(amountPct)
-      .values({
-        account: lower(args.account),
-        tokenId: args.tokenId,
-        index: cur.transactionIndex,
-        pct: creditPCT,
-        kind: args.kind as CreditKind,
-        eventId: args.meta.id,
-        ...eventColumns(args.meta),
-      });
+  const isCredit = args.kind === "deposit" || args.kind === "transfer_in" || args.kind === "mint";
+  const newest = amountPCTs.reduce<(typeof amountPCTs)[number] | undefined>((a, p) => (!a || p.index > a.index ? p : a), undefined);
+  const creditPCT = isCredit && newest && newest.index >= cur.transactionIndex ? [...newest.pct] : undefined;
+  if (alreadyInBlockState(cur, args.meta)) return { creditPCT, balancePCT: cur.balancePCT };
+  for (const p of amountPCTs) {
+    if (p.index >= cur.transactionIndex) {
+      await storePCT(db, { account: args.account, tokenId: args.tokenId, index: p.index, pct: [...p.pct], kind: isCredit ? (args.kind as CreditKind) : "transfer_in", meta: args.meta });
+    }
   }
   const state: BalanceState = {
     eGCT: normalizeEGCT({ c1: [eGCT.c1.x, eGCT.c1.y], c2: [eGCT.c2.x, eGCT.c2.y] }),
     nonce,
-    transactionIndex: cur.transactionIndex + 1n,
-    pendingFrom: amountPCTs.length > 0 ? amountPCTs[0]!.index : cur.transactionIndex + 1n,
+    transactionIndex,
+    pendingFrom: amountPCTs.reduce((min, p) => (p.index < min ? p.index : min), transactionIndex),
     balancePCT: [...balancePCT],
+    source: "block_state",
+    blockNumber: args.meta.blockNumber,
   };
-  await record(db, { account: args.account, tokenId: args.tokenId, kind: args.kind, source: "block_state", meta: args.meta, state });
+  await record(db, { account: args.account, tokenId: args.tokenId, kind: args.kind, meta: args.meta, state });
   return { creditPCT, balancePCT: state.balancePCT };
 }
 
