@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
-import { memoAmount } from "../src/payout/memo.js";
+import { UnattributedPayerTransferError } from "../src/payout/errors.js";
+import { operatorAmounts } from "../src/payout/tag.js";
+import { decryptPCT } from "../src/eerc/pct.js";
+import { ANVIL_KEYS } from "../scripts/deploy.js";
+import { privateKeyToAccount } from "viem/accounts";
 import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../scripts/marketplace.js";
 import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 
@@ -71,12 +75,18 @@ describe("payout agent", () => {
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
-  it("the memos on chain say what was paid: the operator reads each amount, and it matches what the provider received", async () => {
+  it("the payout tags on chain say what was paid: the operator reads each amount, the auditor too, and both match what the provider received", async () => {
     await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
     const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
-    const sk = w.operator.exportPrivateKey();
+    expect(facts.unattributed).toEqual([]);
+    const { amounts, unreadable } = operatorAmounts(w.operator.exportPrivateKey(), facts);
+    expect(unreadable).toEqual([]);
+    const auditor = await eercAccount(w.chain, w.manifest, w.prover, privateKeyToAccount(ANVIL_KEYS[9]));
     const paid = new Map<string, bigint>();
-    for (const p of facts.payouts) paid.set(p.to, (paid.get(p.to) ?? 0n) + memoAmount(p.memo, sk));
+    for (const p of facts.payouts) {
+      expect(decryptPCT(p.auditorPCT, auditor.exportPrivateKey())).toBe(amounts.get(p.txHash));
+      paid.set(p.to, (paid.get(p.to) ?? 0n) + amounts.get(p.txHash)!);
+    }
     for (const [, { account, client }] of w.payoutAccounts) expect(paid.get(account.address)).toBe(await client.balance(w.tokenId));
   });
 
@@ -122,5 +132,19 @@ describe("payout agent", () => {
     // Both payers' payouts count as paid from now on.
     const again = await w.agent({ payers: [w.operator, secondClient] }).runCycle();
     expect(again.status).toBe("nothing_owed");
+  });
+
+  it("never pays twice: a payer transfer the ledger cannot account for stops the agent before it proves anything", async () => {
+    await commit({ weather: 2 });
+    // The payer sends an ordinary transfer (fresh random PCT nonces, no payout tag) to a provider.
+    const stray = await w.operator.transfer({ to: w.payoutAccounts.get("weather")!.account.address, amount: 5n, tokenId: w.tokenId });
+    await waitForIndexedBlock(w.indexer.url, stray.blockNumber);
+    const nonceBefore = await w.chain.publicClient.getTransactionCount({ address: w.operator.address });
+    const logs: string[] = [];
+    const run = w.agent({ log: (l) => logs.push(l) }).runCycle();
+    await expect(run).rejects.toBeInstanceOf(UnattributedPayerTransferError);
+    await expect(run).rejects.toThrow(stray.transactionHash);
+    expect(logs.some((l) => l.startsWith("ALERT") && l.includes(stray.transactionHash))).toBe(true);
+    expect(await w.chain.publicClient.getTransactionCount({ address: w.operator.address })).toBe(nonceBefore);
   });
 });

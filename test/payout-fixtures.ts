@@ -106,7 +106,7 @@ export async function transfersPerCycleAndProvider(w: PayoutWorld): Promise<Map<
   const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
   const counts = new Map<string, number>();
   for (const p of facts.payouts) {
-    const key = `${p.memo.cycle}:${p.memo.providerId}`;
+    const key = `${p.cycle}:${p.providerId}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return counts;

@@ -9,7 +9,7 @@ import { HistoryApiClient } from "../src/history/api-client.js";
 import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";
-import { encodeMemo } from "../src/payout/memo.js";
+import { encodeTag, payoutPCTOptions } from "../src/payout/tag.js";
 import { distributeTypedData } from "../src/payout/server.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import { ANVIL_KEYS } from "../scripts/deploy.js";
@@ -138,17 +138,33 @@ describe("payout journey", () => {
 
     // A second transfer to weather labelled as cycle 1, as a buggy or dishonest payer would send.
     const throughBlock = (await new HistoryApiClient(w.indexer.url).auditTotals()).cycles![0]!.throughBlock;
-    const extra = await w.operator.prepareTransfer({ to: w.payoutAccounts.get("weather")!.account.address, amount: 5n, tokenId: w.tokenId });
-    const receipt = await w.operator.sendTransfer(extra, {
-      message: encodeMemo({ cycle: 1, throughBlock, providerId: providerIdOf("weather"), amount: 5n, operatorPk: w.operator.publicKey }),
+    const tag = encodeTag({ cycle: 1, throughBlock: BigInt(throughBlock), providerId: providerIdOf("weather") });
+    const extra = await w.operator.prepareTransfer({
+      to: w.payoutAccounts.get("weather")!.account.address,
+      amount: 5n,
+      tokenId: w.tokenId,
+      pct: payoutPCTOptions(w.operator.exportPrivateKey(), tag),
     });
+    const receipt = await w.operator.sendTransfer(extra);
     await waitForIndexedBlock(w.indexer.url, receipt.blockNumber);
     const bad = await cli(["reconcile", "--api", w.indexer.url, "--json"], { PRIVATE_KEY: auditorKey });
     expect(bad.code).toBe(1);
     const report = JSON.parse(bad.stdout);
     expect(report.ok).toBe(false);
+    expect(report.unattributed).toEqual([]);
     const row = report.cycles[0].rows.find((r: { namespace: string }) => r.namespace === "weather");
     expect(row).toMatchObject({ owedMicro: "2700", paidMicro: "2705", transfers: 2, ok: false });
+  });
+
+  it("a payer transfer that is not a payout fails the reconciliation, named, even when every cycle adds up", async () => {
+    const stray = await w.operator.transfer({ to: w.payoutAccounts.get("news")!.account.address, amount: 1n, tokenId: w.tokenId });
+    await waitForIndexedBlock(w.indexer.url, stray.blockNumber);
+    const run = await cli(["reconcile", "--api", w.indexer.url, "--payers", w.operator.address], { PRIVATE_KEY: auditorKey });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/not accountable payouts/);
+    expect(run.stdout).toContain(stray.transactionHash);
+    expect(run.stdout).toContain("its auditor PCT nonce is not a payout tag");
+    expect(run.stderr).toMatch(/1 payer transfer\(s\) are not accountable payouts/);
   });
 
   it("a provider withdraws with only an RPC endpoint and its key: indexer, API and agent stopped", async () => {

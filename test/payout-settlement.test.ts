@@ -1,22 +1,27 @@
 import type { Address, Hex } from "viem";
 import { describe, expect, it } from "vitest";
+import { mulBase } from "../src/eerc/curve.js";
 import { encryptElGamal } from "../src/eerc/elgamal.js";
+import { PCTDecryptionError } from "../src/eerc/errors.js";
+import { transferInputs } from "../src/eerc/inputs.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
+import { decryptPCT } from "../src/eerc/pct.js";
+import { egctToWords } from "../src/indexer/calldata.js";
 import { OverpaidError } from "../src/revenue/errors.js";
 import type { ProviderId } from "../src/revenue/types.js";
-import { CycleBoundaryConflictError, MemoMismatchError } from "../src/payout/errors.js";
-import type { BatchFact, PayoutFact, ProviderChangeFact } from "../src/payout/facts.js";
-import { checkMemoAmount, decodeMemo, encodeMemo, memoAmount } from "../src/payout/memo.js";
+import { CycleBoundaryConflictError } from "../src/payout/errors.js";
+import type { BatchFact, ProviderChangeFact } from "../src/payout/facts.js";
+import { type PayerTransfer, type Payout, attributeTransfers, decodeTag, encodeTag, operatorAmount, payoutPCTOptions, providerSlot } from "../src/payout/tag.js";
 import { boundariesOf, cycleEarnings, type DecryptedBatch, ledgerState, paymentsByCycle, reconcileCycles } from "../src/payout/settlement.js";
 import { PricingModel, providerIdOf } from "../src/usage/registry.js";
 
 // The settlement rules on hand-made facts; the same rules run end to end in the payout tests.
 
 const OPERATOR_SK = 123456789n;
-const operatorPk = publicKeyOf(OPERATOR_SK);
 const A = providerIdOf("alpha") as ProviderId;
 const B = providerIdOf("beta") as ProviderId;
 const ACCOUNT = "0x00000000000000000000000000000000000000aa" as Address;
+const OTHER = "0x00000000000000000000000000000000000000bb" as Address;
 const JAN = Date.UTC(2026, 0, 10);
 const FEB = Date.UTC(2026, 1, 10);
 
@@ -41,33 +46,90 @@ const batch = (blockNumber: bigint, at: number, lines: [ProviderId, bigint][]): 
   logIndex: 0,
   lines: lines.map(([providerId, billableCalls]) => ({ providerId, calls: billableCalls, billableCalls, amountMicro: 0n })),
 }) as BatchFact & DecryptedBatch;
-const payout = (cycle: number, throughBlock: bigint, providerId: ProviderId, amount: bigint, blockNumber: bigint): PayoutFact => ({
-  txHash: `0x${blockNumber.toString(16).padStart(64, "0")}` as Hex,
-  from: ACCOUNT,
-  to: ACCOUNT,
-  memo: decodeMemo(encodeMemo({ cycle, throughBlock, providerId, amount, operatorPk }))!,
-  senderVTT: null,
-  auditorPCT: [],
-  blockNumber,
-  logIndex: 0,
-});
+/** What each hand-made payout paid, as a key holder would read it. */
+const paidAmounts = new Map<Hex, bigint>();
+const amountOf = (p: Payout) => paidAmounts.get(p.txHash)!;
+let txNo = 0;
+const payout = (cycle: number, throughBlock: bigint, providerId: ProviderId, amount: bigint, blockNumber: bigint): Payout => {
+  const txHash = `0x${(++txNo).toString(16).padStart(64, "0")}` as Hex;
+  paidAmounts.set(txHash, amount);
+  return { txHash, from: ACCOUNT, to: ACCOUNT, receiverPCT: null, senderVTT: null, auditorPCT: [], blockNumber, logIndex: 0, cycle, throughBlock, providerId };
+};
 const settlement = { feeBps: 1000, periodUnit: "month" as const };
 
-describe("payout memos", () => {
-  it("round-trip; anything else in a message is not a memo", () => {
-    const memo = decodeMemo(encodeMemo({ cycle: 3, throughBlock: 99n, providerId: A, amount: 1n, operatorPk }))!;
-    expect(memo).toMatchObject({ cycle: 3, throughBlock: 99n, providerId: A });
-    expect(memoAmount(memo, OPERATOR_SK)).toBe(1n);
-    expect(decodeMemo("0x")).toBeUndefined();
-    expect(decodeMemo("0x1234")).toBeUndefined();
+describe("payout tags", () => {
+  it("round-trip through a PCT nonce below 2^128; any other nonce is not a tag", () => {
+    const tag = encodeTag({ cycle: 3, throughBlock: 99n, providerId: A });
+    expect(tag < 1n << 128n).toBe(true);
+    expect(decodeTag(tag)).toEqual({ cycle: 3, throughBlock: 99n, providerSlot: providerSlot(A) });
+    expect(decodeTag(encodeTag({ cycle: 2 ** 32 - 1, throughBlock: 2n ** 48n - 1n, providerId: B }))).toEqual({
+      cycle: 2 ** 32 - 1,
+      throughBlock: 2n ** 48n - 1n,
+      providerSlot: providerSlot(B),
+    });
+    for (const nonce of [0n, 12345n, (1n << 128n) - 1n, tag ^ (1n << 120n), tag & ~(0xffffffffn << 80n)]) expect(decodeTag(nonce)).toBeUndefined();
+    expect(() => encodeTag({ cycle: 0, throughBlock: 1n, providerId: A })).toThrow(RangeError);
+    expect(() => encodeTag({ cycle: 1, throughBlock: 1n << 48n, providerId: A })).toThrow(RangeError);
   });
 
-  it("a memo must agree with the transfer's sender-side ciphertext", () => {
+  it("the operator reads a payout's amount from its receiver PCT; the auditor from its auditor PCT; another key reads nothing", () => {
     const payerSk = 987654321n;
-    const vtt = encryptElGamal(500n, publicKeyOf(payerSk)).ct;
-    const words = [vtt.c1[0], vtt.c1[1], vtt.c2[0], vtt.c2[1]];
-    expect(() => checkMemoAmount({ amount: 500n, senderVTT: words, payerSk, txHash: "0x01" })).not.toThrow();
-    expect(() => checkMemoAmount({ amount: 501n, senderVTT: words, payerSk, txHash: "0x01" })).toThrow(MemoMismatchError);
+    const receiverSk = 55555n;
+    const auditorSk = 77777n;
+    const tag = encodeTag({ cycle: 1, throughBlock: 40n, providerId: A });
+    const built = transferInputs({
+      sk: payerSk,
+      value: 1n,
+      balance: 500n,
+      balanceCT: encryptElGamal(500n, publicKeyOf(payerSk)).ct,
+      receiverPk: mulBase(receiverSk),
+      auditorPk: mulBase(auditorSk),
+      pct: payoutPCTOptions(OPERATOR_SK, tag),
+    });
+    expect(built.receiverPCT[6]).toBe(tag);
+    expect(built.auditorPCT[6]).toBe(tag);
+    const p: Payout = { ...payout(1, 40n, A, 1n, 41n), receiverPCT: built.receiverPCT, senderVTT: egctToWords(built.senderVTT), auditorPCT: built.auditorPCT };
+    expect(operatorAmount(OPERATOR_SK, p, mulBase(receiverSk))).toBe(1n);
+    expect(decryptPCT(built.receiverPCT, receiverSk)).toBe(1n);
+    expect(decryptPCT(built.auditorPCT, auditorSk)).toBe(1n);
+    expect(() => operatorAmount(OPERATOR_SK + 1n, p, mulBase(receiverSk))).toThrow(PCTDecryptionError);
+  });
+
+  it("a payer's transfer counts once matched to a cycle and to the one provider with its slot paying out to the receiver; anything else is unattributed", () => {
+    const accounts = [
+      { providerId: A, payoutAccount: ACCOUNT, blockNumber: 1n },
+      { providerId: B, payoutAccount: ACCOUNT, blockNumber: 1n },
+      { providerId: providerIdOf("gamma") as ProviderId, payoutAccount: OTHER, blockNumber: 50n },
+    ];
+    const transfer = (nonce: bigint, to: Address, blockNumber: bigint, receiverNonce = nonce): PayerTransfer => ({
+      txHash: `0x${blockNumber.toString(16).padStart(64, "0")}` as Hex,
+      from: OTHER,
+      to,
+      auditorPCT: [0n, 0n, 0n, 0n, 0n, 0n, nonce],
+      receiverPCT: [0n, 0n, 0n, 0n, 0n, 0n, receiverNonce],
+      senderVTT: null,
+      blockNumber,
+      logIndex: 0,
+    });
+    const tagB = encodeTag({ cycle: 2, throughBlock: 30n, providerId: B });
+    const { payouts, unattributed } = attributeTransfers(
+      [
+        transfer(tagB, ACCOUNT, 31n),
+        transfer(987654321n, ACCOUNT, 32n),
+        transfer(tagB, ACCOUNT, 33n, 1n),
+        transfer(encodeTag({ cycle: 2, throughBlock: 30n, providerId: providerIdOf("gamma") as ProviderId }), OTHER, 34n),
+        transfer(encodeTag({ cycle: 2, throughBlock: 30n, providerId: B }), OTHER, 60n),
+      ],
+      accounts,
+    );
+    expect(payouts.map((p) => [p.blockNumber, p.cycle, p.throughBlock, p.providerId])).toEqual([[31n, 2, 30n, B]]);
+    expect(unattributed.map((u) => [u.blockNumber, u.reason])).toEqual([
+      [32n, "its auditor PCT nonce is not a payout tag"],
+      [33n, "its receiver and auditor PCTs carry different tags"],
+      // gamma pays out to OTHER only from block 50.
+      [34n, "no provider paying out to its receiver has its tag's provider slot"],
+      [60n, "no provider paying out to its receiver has its tag's provider slot"],
+    ]);
   });
 });
 
@@ -101,14 +163,13 @@ describe("settlement", () => {
     expect(c2!.earnedThrough.get(B)).toBe(270n);
   });
 
-  it("memos of one cycle must agree on its boundary", () => {
+  it("the payouts of one cycle must agree on its boundary", () => {
     expect(() => boundariesOf([payout(1, 10n, A, 1n, 11n), payout(1, 11n, B, 1n, 12n)])).toThrow(CycleBoundaryConflictError);
   });
 
   it("an interrupted cycle is finished under its own boundary; an overpaid provider stops everything", () => {
     const changes = [change(A, 1n, perCall(10n)), change(B, 1n, perCall(10n))];
     const batches = [batch(2n, JAN, [[A, 1n], [B, 1n]]), batch(15n, JAN, [[A, 1n]])];
-    const amountOf = (p: PayoutFact) => memoAmount(p.memo, OPERATOR_SK);
     const args = { batches, providerChanges: changes, poolFees: [], amountOf, settlement, through: 20n };
     const interrupted = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n)] });
     expect(interrupted.unfinished).toMatchObject({ cycle: 1, throughBlock: 10n, due: new Map([[B, 9n]]) });
@@ -122,7 +183,6 @@ describe("settlement", () => {
     const changes = [change(A, 1n, perCall(10n))];
     const batches = [batch(2n, JAN, [[A, 1n]])];
     const earnings = cycleEarnings({ batches, providerChanges: changes, poolFees: [], boundaries: [{ cycle: 1, throughBlock: 10n }], options: settlement });
-    const amountOf = (p: PayoutFact) => memoAmount(p.memo, OPERATOR_SK);
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 9n, 11n)], amountOf))[0]!.ok).toBe(true);
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 8n, 11n)], amountOf))[0]).toMatchObject({ owedMicro: 9n, paidMicro: 8n, ok: false });
     const split = [payout(1, 10n, A, 4n, 11n), payout(1, 10n, A, 5n, 12n)];

@@ -1,8 +1,7 @@
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
-import { type Address, bytesToHex, getAddress, numberToBytes } from "viem";
+import { type Address, getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { type Point, SUBGROUP_ORDER } from "../eerc/curve.js";
+import type { Point } from "../eerc/curve.js";
+import { deriveNonce, deriveScalar } from "../eerc/derive.js";
 import { deriveKeyFromWallet } from "../eerc/keys.js";
 import { encryptPCT } from "../eerc/pct.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
@@ -17,10 +16,8 @@ const words = (pct: bigint[]) => pct.map((w) => w.toString());
  * ciphertext, and nothing is learnt that the block number and recipient do not already say.
  */
 function servedPCT(amount: bigint, pk: Point, sk: bigint, context: string): bigint[] {
-  const mac = (label: string) => BigInt(bytesToHex(hmac(sha256, numberToBytes(sk), new TextEncoder().encode(`${label}|${context}|${amount}`))));
-  const random = (mac("random") % (SUBGROUP_ORDER - 1n)) + 1n;
-  const nonce = mac("nonce") % (1n << 128n);
-  return encryptPCT(amount, pk, { random, nonce }).pct;
+  const what = `${context}|${amount}`;
+  return encryptPCT(amount, pk, { random: deriveScalar(sk, what), nonce: deriveNonce(sk, what) }).pct;
 }
 
 /** `pending` of the earnings response: what the account is owed and not yet paid, as a PCT only its key opens. */
@@ -31,7 +28,7 @@ export type CyclesField = { cycles: { cycle: number; throughBlock: string; trans
 
 /**
  * The payout ledger as the query API shows it. The operator's key (from the environment) reads the
- * usage lines and memos; what leaves is encrypted: the pending amount to the account's own key,
+ * usage lines and the payout amounts; what leaves is encrypted: the pending amount to the account's own key,
  * cycle totals to the auditor's.
  */
 export function payoutFields(args: { env: Record<string, string | undefined>; chainId: number; graphqlFetch: typeof fetch }) {
@@ -46,6 +43,8 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
   const operatorSk = () => (sk ??= deriveKeyFromWallet(privateKeyToAccount(config.operatorKey)));
   const view = new PayoutLedgerView({
     indexer: new UsageGraphqlClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
+    // Ponder serves /status itself, next to this app, on the process's port.
+    statusUrl: `http://127.0.0.1:${args.env.PORT || 42069}`,
     operatorSk,
     payers: config.payers,
     settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },

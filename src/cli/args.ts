@@ -36,6 +36,8 @@ Options:
   --amount USDC          withdraw: the amount, in USDC (up to 6 decimals, e.g. 0.000001)
   --fee-bps N            reconcile: the platform fee in basis points (default 1000)
   --pricing-period P     reconcile: month (default) or day, as the agent prices
+  --payers A,B,...       reconcile: the operator's payer accounts, current and past
+                         (default: every account that sent a tagged payout)
   --records FILE         usage: call records to check against the committed batches
                          (a meter spool, JSONL of records, or a JSON array; a record
                          may carry its batchId and Merkle proof); exit 1 on a mismatch
@@ -46,7 +48,8 @@ Options:
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error (including an invalid key).
 usage --records exits 1 when any record does not match what was committed;
-reconcile exits 1 when any cycle's payouts differ from what it owed.`;
+reconcile exits 1 when any cycle's payouts differ from what it owed, or when a payer
+sent a transfer that is not an accountable payout.`;
 
 export class UsageError extends Error {
   readonly code = "USAGE";
@@ -70,6 +73,7 @@ const OPTIONS = {
   amount: { type: "string" },
   "fee-bps": { type: "string" },
   "pricing-period": { type: "string" },
+  payers: { type: "string" },
   "token-id": { type: "string" },
   period: { type: "string" },
   records: { type: "string" },
@@ -141,7 +145,7 @@ export function parseCommand(argv: string[]): Command | "help" {
 
   if (values.amount !== undefined && name !== "withdraw") throw new UsageError("--amount is only used with withdraw");
   if (name === "withdraw" && values.amount === undefined) throw new UsageError("withdraw needs --amount USDC");
-  for (const flag of ["fee-bps", "pricing-period"] as const) {
+  for (const flag of ["fee-bps", "pricing-period", "payers"] as const) {
     if (values[flag] !== undefined && name !== "reconcile") throw new UsageError(`--${flag} is only used with reconcile`);
   }
   if (values["fee-bps"] !== undefined && (!/^\d{1,5}$/.test(values["fee-bps"]) || Number(values["fee-bps"]) > 10_000)) {
@@ -150,6 +154,8 @@ export function parseCommand(argv: string[]): Command | "help" {
   if (values["pricing-period"] !== undefined && values["pricing-period"] !== "month" && values["pricing-period"] !== "day") {
     throw new UsageError("--pricing-period must be month or day");
   }
+  const badPayer = values.payers?.split(",").find((a) => !/^0x[0-9a-fA-F]{40}$/.test(a.trim()));
+  if (badPayer !== undefined) throw new UsageError(`--payers: "${badPayer}" is not an address`);
 
   let tokenId: bigint | undefined;
   if (values["token-id"] !== undefined) {

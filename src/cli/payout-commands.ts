@@ -1,4 +1,4 @@
-import { type Hex, bytesToHex } from "viem";
+import { type Hex, bytesToHex, getAddress } from "viem";
 import { EercClient } from "../eerc/client.js";
 import { Prover } from "../eerc/prover.js";
 import { openRpc, verifyAccountKey } from "../history/chain.js";
@@ -63,7 +63,11 @@ export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promis
 }
 
 export function renderReconciliation(r: Reconciliation): string {
-  const lines = [`reconciliation through indexed block ${r.indexedBlock}: ${r.ok ? "every cycle paid what it owed" : "MISMATCH"}`, ""];
+  const lines = [
+    `reconciliation through indexed block ${r.indexedBlock}: ${r.ok ? "every cycle paid what it owed" : "MISMATCH"}`,
+    `payers: ${r.payers.length > 0 ? r.payers.join(", ") : "none"}`,
+    "",
+  ];
   const cycleRows = r.cycles.map((c) => [
     String(c.cycle),
     String(c.throughBlock),
@@ -75,6 +79,16 @@ export function renderReconciliation(r: Reconciliation): string {
   ]);
   lines.push(...table(["cycle", "through block", "pool USDC", "owed USDC", "paid USDC", "transfers", "status"], cycleRows, new Set([0, 1, 2, 3, 4, 5])));
   lines.push("", `total paid: ${formatUsdc(r.totalMicro)} USDC`);
+  if (r.unattributed.length > 0) {
+    lines.push("", "transfers from payers that are not accountable payouts:");
+    lines.push(
+      ...table(
+        ["block", "transaction", "from", "to", "why"],
+        r.unattributed.map((t) => [String(t.blockNumber), t.txHash, t.from, t.to, t.reason]),
+        new Set([0]),
+      ),
+    );
+  }
   const bad = r.cycles.flatMap((c) => c.rows.filter((row) => !row.ok));
   if (bad.length > 0) {
     lines.push("", "mismatches:");
@@ -97,9 +111,16 @@ export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promi
     indexer,
     auditorSk: id.sk,
     settlement: { feeBps: Number(cmd.values["fee-bps"] ?? 1000), periodUnit: (cmd.values["pricing-period"] as "month" | "day") ?? "month" },
+    payers: cmd.values.payers ? cmd.values.payers.split(",").map((a) => getAddress(a.trim())) : "any",
   });
   io.stdout(cmd.json ? toJson(r) : renderReconciliation(r));
-  if (!r.ok) throw new ReconciliationMismatchError(`${r.cycles.filter((c) => !c.ok).length} cycle(s) do not reconcile`);
+  if (!r.ok) {
+    const why = [
+      ...(r.unattributed.length > 0 ? [`${r.unattributed.length} payer transfer(s) are not accountable payouts`] : []),
+      ...(r.cycles.some((c) => !c.ok) ? [`${r.cycles.filter((c) => !c.ok).length} cycle(s) do not reconcile`] : []),
+    ];
+    throw new ReconciliationMismatchError(why.join("; "));
+  }
 }
 
 function bar(done: number, total: number, width = 30): string {

@@ -24,7 +24,7 @@ import {
   SenderNotRegisteredError,
   validateAmount,
 } from "./errors.js";
-import { burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
+import { type TransferPCTOptions, burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
 import { deriveKeyFromWallet, publicKeyOf } from "./keys.js";
 import { encryptPCT } from "./pct.js";
 import type { Prover } from "./prover.js";
@@ -275,7 +275,13 @@ export class EercClient {
    * Proves a private transfer. `from` lets a caller chain transfers: pass the previous
    * prepared transfer's `nextBalance` to prove against the balance it will leave.
    */
-  async prepareTransfer(args: { to: Address; amount: bigint; tokenId: bigint; from?: { eGCT: EGCT; plain: bigint } }): Promise<PreparedTransfer> {
+  async prepareTransfer(args: {
+    to: Address;
+    amount: bigint;
+    tokenId: bigint;
+    from?: { eGCT: EGCT; plain: bigint };
+    pct?: TransferPCTOptions;
+  }): Promise<PreparedTransfer> {
     const to = getAddress(args.to);
     const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount, args.from);
     const receiverPk = await this.registeredPublicKey(to);
@@ -287,6 +293,7 @@ export class EercClient {
       balanceCT: current.eGCT,
       receiverPk,
       auditorPk,
+      pct: args.pct,
     });
     const proof = proofToCalldata(await this.prover.prove("transfer", built.input));
     const remaining = current.plain - args.amount;

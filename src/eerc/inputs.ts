@@ -52,6 +52,13 @@ export function registrationInputs(args: { sk: bigint; address: Hex; chainId: bi
   };
 }
 
+/**
+ * Choices a sender may make in a transfer instead of fresh randomness: the nonce of both PCTs,
+ * the sender VTT's randomness, and the receiver PCT's randomness as a function of the sender VTT
+ * (a payer that derives it from its own key can read its receiver PCTs back).
+ */
+export type TransferPCTOptions = { nonce?: bigint; senderVTTRandom?: bigint; receiverPCTRandom?: (senderVTT: EGCT) => bigint };
+
 export function transferInputs(args: {
   sk: bigint;
   value: bigint;
@@ -59,11 +66,13 @@ export function transferInputs(args: {
   balanceCT: EGCT;
   receiverPk: Point;
   auditorPk: Point;
+  pct?: TransferPCTOptions;
 }): { input: CircuitInputs; senderVTT: EGCT; receiverVTT: EGCT; receiverPCT: PCT; auditorPCT: PCT } {
-  const senderVTT = encryptElGamal(args.value, mulBase(args.sk));
+  const o = args.pct ?? {};
+  const senderVTT = encryptElGamal(args.value, mulBase(args.sk), o.senderVTTRandom);
   const receiverVTT = encryptElGamal(args.value, args.receiverPk);
-  const receiverPCT = encryptPCT(args.value, args.receiverPk);
-  const auditorPCT = encryptPCT(args.value, args.auditorPk);
+  const receiverPCT = encryptPCT(args.value, args.receiverPk, { nonce: o.nonce, random: o.receiverPCTRandom?.(senderVTT.ct) });
+  const auditorPCT = encryptPCT(args.value, args.auditorPk, { nonce: o.nonce });
   const sender = senderSignals(args.sk, args.balance, args.balanceCT);
   return {
     input: {

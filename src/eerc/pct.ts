@@ -50,3 +50,20 @@ export function decryptPCT(pct: readonly bigint[], sk: bigint): bigint {
   }
   return plain[0];
 }
+
+/**
+ * Decrypts a PCT with the randomness it was made with instead of the recipient's key: its sender
+ * recomputes the shared key random·PK. Throws PCTDecryptionError unless the PCT's authKey is
+ * random·Base8 and its tag checks.
+ */
+export function decryptPCTWithRandom(pct: readonly bigint[], random: bigint, recipientPk: Point): bigint {
+  if (pct.length !== 7) throw new PCTDecryptionError(`PCT must have 7 words, got ${pct.length}`);
+  const authKey = mulBase(random);
+  if (authKey[0] !== pct[4] || authKey[1] !== pct[5]) throw new PCTDecryptionError("PCT authKey is not random·Base8");
+  if (pct[6] < 0n || pct[6] >= TWO_128) throw new PCTDecryptionError("PCT nonce is not below 2^128");
+  try {
+    return poseidonDecrypt(pct.slice(0, 4), mulPoint(recipientPk, random), pct[6], 1)[0];
+  } catch {
+    throw new PCTDecryptionError();
+  }
+}

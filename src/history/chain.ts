@@ -305,7 +305,7 @@ export async function auditResponseFromChain(
     auditor: isAddressEqual(auditor, zeroAddress) ? null : getAddress(auditor),
     auditorPublicKey,
     periods: [...periods.values()],
-    // Payout cycle totals come from the operator's read of the memos: the API has them, a bare RPC does not.
+    // Payout cycle totals come from the operator's read of the payout ledger: the API has them, a bare RPC does not.
     cycles: null,
   };
 }

@@ -70,6 +70,8 @@ export async function startIndexer(options: IndexerOptions = {}): Promise<Runnin
     ...process.env,
     PONDER_TELEMETRY_DISABLED: "true",
     ...options.env,
+    // The API reads the indexer's own /status on this port.
+    PORT: String(port),
   };
   if (options.manifestPath) env.DEPLOYMENT_FILE = options.manifestPath;
   delete env.DATABASE_PRIVATE_URL;

@@ -5,14 +5,14 @@ import type { UsageGraphqlClient } from "../history/usage-api.js";
 import type { ProviderId } from "../revenue/types.js";
 import { indexedBlocks } from "../indexer/process.js";
 import { decryptLinesFor } from "../usage/lines.js";
-import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError } from "./errors.js";
-import { type PayoutFact, readSettlementFacts } from "./facts.js";
-import { checkMemoAmount, encodeMemo, memoAmount } from "./memo.js";
+import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
+import { readSettlementFacts } from "./facts.js";
 import { type FaultPoint, type PlannedTransfer, type SentTransfer, payFromPayer } from "./pipeline.js";
 import { type DecryptedBatch, type SettlementOptions, ledgerState } from "./settlement.js";
+import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
 
 export type AgentOptions = {
-  /** The operator's eERC account: its key reads the operator copy of every usage line and every memo. */
+  /** The operator's eERC account: its key reads the operator copy of every usage line and the amount of every payout. */
   operator: EercClient;
   /** Accounts that pay (the operator's own may be one); each pays its share of a cycle in order. */
   payers: readonly EercClient[];
@@ -58,14 +58,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The payout agent. A cycle reads the finalized state from the indexer, computes each provider's
- * cumulative earnings, subtracts what the payout memos on chain show as already paid, and pays
- * every non-zero difference with one private transfer per provider. It keeps nothing of its own:
- * after a crash at any point, the next cycle finds on chain what was paid and pays only the rest,
- * finishing an interrupted cycle under the boundary it had already recorded.
+ * cumulative earnings, subtracts what the payout transfers on chain show as already paid, and
+ * pays every non-zero difference with one private transfer per provider, tagged with its cycle,
+ * boundary and provider (`tag.ts`). It keeps nothing of its own: after a crash at any point, the
+ * next cycle finds on chain what was paid and pays only the rest, finishing an interrupted cycle
+ * under the boundary it had already recorded. Every transfer a payer ever sent must be such a
+ * payout; if one is not, no cycle runs (it could otherwise pay twice).
  */
 export class PayoutAgent {
   private readonly batchLines = new Map<string, DecryptedBatch["lines"]>();
-  private readonly checkedMemos = new Set<string>();
+  private readonly amounts = new Map<Hex, bigint>();
   private readonly log: (line: string) => void;
 
   constructor(readonly options: AgentOptions) {
@@ -113,22 +115,18 @@ export class PayoutAgent {
     }
   }
 
-  /** Amount of a payout from its memo, checked against the sender-side ciphertext when the payer's key is here. */
-  private amountOf(p: PayoutFact): bigint {
-    const amount = memoAmount(p.memo, this.options.operator.exportPrivateKey());
-    const payer = this.options.payers.find((c) => c.address === p.from);
-    if (payer && !this.checkedMemos.has(p.txHash)) {
-      if (p.senderVTT) checkMemoAmount({ amount, senderVTT: p.senderVTT, payerSk: payer.exportPrivateKey(), txHash: p.txHash });
-      this.checkedMemos.add(p.txHash);
-    }
-    return amount;
-  }
-
   /** Runs one cycle: finishes an interrupted one, or settles through the finalized head. */
   async runCycle(): Promise<CycleResult> {
     const started = performance.now();
     const head = await this.quiesce();
     const facts = await readSettlementFacts(this.options.indexer, this.payerAddresses);
+    const operatorSk = this.options.operator.exportPrivateKey();
+    const { amounts, unreadable } = operatorAmounts(operatorSk, facts, this.amounts);
+    const unattributed = [...facts.unattributed, ...unreadable];
+    if (unattributed.length > 0) {
+      for (const t of unattributed) this.log(`ALERT payer ${t.from} sent transfer ${t.txHash} (block ${t.blockNumber}) that is not an accountable payout: ${t.reason}`);
+      throw new UnattributedPayerTransferError(unattributed);
+    }
     this.decryptBatches(facts.batches);
     const batches: DecryptedBatch[] = facts.batches.map((b) => ({ ...b, lines: this.batchLines.get(`${b.server}:${b.batchId}`)! }));
     const finalized = head - BigInt(this.options.confirmations ?? 0);
@@ -137,7 +135,7 @@ export class PayoutAgent {
       providerChanges: facts.providerChanges,
       poolFees: facts.poolFees,
       payouts: facts.payouts,
-      amountOf: (p) => this.amountOf(p),
+      amountOf: (p) => amounts.get(p.txHash)!,
       settlement: this.options.settlement,
       through: finalized,
     });
@@ -150,13 +148,12 @@ export class PayoutAgent {
 
     const payoutAccount = new Map<ProviderId, Address>();
     for (const c of facts.providerChanges) payoutAccount.set(c.providerId, c.payoutAccount);
-    const operatorPk = this.options.operator.publicKey;
     const planned: PlannedTransfer[] = [...due].map(([providerId, amount], i) => ({
       seq: i + 1,
       providerId,
       to: payoutAccount.get(providerId)!,
       amount,
-      memo: encodeMemo({ cycle, throughBlock, providerId, amount, operatorPk }),
+      pct: payoutPCTOptions(operatorSk, encodeTag({ cycle, throughBlock, providerId })),
     }));
     const assignment = await this.assign(planned);
     const planMs = performance.now() - started;

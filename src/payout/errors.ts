@@ -9,15 +9,24 @@ export abstract class PayoutError extends Error {
   }
 }
 
-/** A payout memo whose amount is not what the transfer's sender-side ciphertext moved. */
-export class MemoMismatchError extends PayoutError {
-  readonly code = "MEMO_MISMATCH";
-  constructor(readonly txHash: Hex) {
-    super(`payout ${txHash}: the memo's amount does not match the transfer's sender-side ciphertext`);
+/**
+ * A payer sent a transfer that the payout ledger cannot account for (no payout tag, no single
+ * provider, or an amount the operator's key does not open). Paying on as if it were not there
+ * could pay twice, so no cycle runs until someone looks at it.
+ */
+export class UnattributedPayerTransferError extends PayoutError {
+  readonly code = "UNATTRIBUTED_PAYER_TRANSFER";
+  constructor(readonly transfers: readonly { txHash: Hex; from: Hex; reason: string }[]) {
+    const [first] = transfers;
+    super(
+      `payer ${first!.from} sent transfer ${first!.txHash}, which is not a payout the ledger can account for (${first!.reason})` +
+        `${transfers.length > 1 ? `, and ${transfers.length - 1} more` : ""}: no cycle runs until it is explained ` +
+        "(a payer account must only send payouts; move funds with withdraw and deposit)",
+    );
   }
 }
 
-/** Payout memos of one cycle that disagree on the block the cycle settled through. */
+/** Payouts of one cycle that disagree on the block the cycle settled through. */
 export class CycleBoundaryConflictError extends PayoutError {
   readonly code = "CYCLE_BOUNDARY_CONFLICT";
   constructor(

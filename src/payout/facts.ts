@@ -4,7 +4,8 @@ import type { UsageGraphqlClient } from "../history/usage-api.js";
 import { indexedBlocks } from "../indexer/process.js";
 import type { ProviderId } from "../revenue/types.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
-import { type PayoutMemo, decodeMemo } from "./memo.js";
+import type { Point } from "../eerc/curve.js";
+import { type PayerTransfer, type Payout, type UnattributedTransfer, attributeTransfers, decodeTag } from "./tag.js";
 
 /** A provider's registration right after one of its ProviderRegistry events. */
 export type ProviderChangeFact = {
@@ -23,26 +24,20 @@ export type BatchFact = { server: Address; batchId: Hex; periodStart: bigint; en
 /** A fee payment into the revenue pool (token units, which are micro-USDC for 6-decimal USDC). */
 export type PoolFeeFact = { amount: bigint; blockNumber: bigint; logIndex: number };
 
-/** A private transfer from a payer account that carries a payout memo. */
-export type PayoutFact = {
-  txHash: Hex;
-  from: Address;
-  to: Address;
-  memo: PayoutMemo;
-  /** The sender-side ciphertext [c1.x, c1.y, c2.x, c2.y]; null when the indexer read block state instead of calldata. */
-  senderVTT: bigint[] | null;
-  auditorPCT: bigint[];
-  blockNumber: bigint;
-  logIndex: number;
-};
-
 /** Everything a settlement is computed from, as indexed up to `indexedBlock`. */
 export type SettlementFacts = {
   indexedBlock: bigint;
   providerChanges: ProviderChangeFact[];
   batches: BatchFact[];
   poolFees: PoolFeeFact[];
-  payouts: PayoutFact[];
+  /** The payer accounts whose transfers were read. */
+  payers: Address[];
+  /** Every transfer from a payer that is a payout, matched to its cycle and provider. */
+  payouts: Payout[];
+  /** Every other transfer from a payer: the ledger cannot account for it. */
+  unattributed: UnattributedTransfer[];
+  /** The registered public key of each account a payout went to. */
+  receiverKeys: Map<Address, Point>;
 };
 
 const MODELS: Record<PricingModelName, Pricing["model"]> = {
@@ -57,24 +52,21 @@ export const byChainOrder = (a: { blockNumber: bigint; logIndex: number }, b: { 
 const words = (w: readonly string[] | null): bigint[] | null => (w === null ? null : w.map((v) => BigInt(v)));
 
 /**
- * Reads the settlement facts from the indexer's GraphQL. Payouts are the transfers from `payers`
- * whose message decodes as a payout memo: only a payer can send from a payer account, so no one
- * else can make a provider look paid. `"any"` takes memos from every sender (an auditor checking
- * everything: a memo from elsewhere then shows up as a mismatch).
+ * Reads the settlement facts from the indexer's GraphQL. The payouts are the transfers from
+ * `payers`: only a payer can send from a payer account, so no one else can make a provider look
+ * paid, and every transfer a payer sent must be a payout the ledger accounts for. `"any"` (an
+ * auditor without the operator's list) takes as payers every account that sent a tagged transfer.
  */
 export async function readSettlementFacts(
   client: UsageGraphqlClient,
   payers: readonly Address[] | "any",
-  options: { readStatus?: boolean } = {},
+  options: { statusUrl?: string } = {},
 ): Promise<SettlementFacts> {
-  // Inside the indexer's own API there is no HTTP round trip to /status: the latest fact stands in.
-  let indexedBlock = -1n;
-  if (options.readStatus !== false) {
-    const statusUrl = new URL("..", client.url).href.replace(/\/$/, "");
-    const indexed = Object.values(await indexedBlocks(statusUrl));
-    if (indexed.length === 0) throw new Error(`the indexer at ${statusUrl} reports no chain`);
-    indexedBlock = BigInt(Math.min(...indexed));
-  }
+  // The block everything below was indexed through; read first, so no fact is newer than it.
+  const statusUrl = options.statusUrl ?? new URL("..", client.url).href.replace(/\/$/, "");
+  const indexed = Object.values(await indexedBlocks(statusUrl));
+  if (indexed.length === 0) throw new Error(`the indexer at ${statusUrl} reports no chain`);
+  const indexedBlock = BigInt(Math.min(...indexed));
 
   type ChangeRow = {
     providerId: Hex;
@@ -91,12 +83,21 @@ export async function readSettlementFacts(
   };
   type BatchRow = { server: Address; batchId: Hex; periodStart: string; encryptedLines: Hex; blockNumber: string; logIndex: number };
   type FeeRow = { amount: string; blockNumber: string; logIndex: number };
-  type TransferRow = { txHash: Hex; from: Address; to: Address; senderVTT: string[] | null; auditorPCT: string[]; blockNumber: string; logIndex: number };
-  type MessageRow = { txHash: Hex; encryptedMsg: Hex };
+  type TransferRow = {
+    txHash: Hex;
+    from: Address;
+    to: Address;
+    senderVTT: string[] | null;
+    receiverPCT: string[] | null;
+    auditorPCT: string[];
+    blockNumber: string;
+    logIndex: number;
+  };
+  type AccountRow = { address: Address; publicKey: string[] };
 
-  const fromFilter = payers === "any" ? "" : `from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))}, `;
+  const fromFilter = payers === "any" ? undefined : `{ from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))} }`;
   const none = payers !== "any" && payers.length === 0;
-  const [changes, batches, fees, transfers, messages] = await Promise.all([
+  const [changes, batches, fees, transferRows] = await Promise.all([
     client.all<ChangeRow>(
       "providerChanges",
       "providerId namespace payoutAccount active pricingModel pricePerCallMicro poolWeight tierUpToCalls tierPriceMicro blockNumber logIndex",
@@ -104,54 +105,48 @@ export async function readSettlementFacts(
     ),
     client.all<BatchRow>("usageCommitments", "server batchId periodStart encryptedLines blockNumber logIndex", "blockNumber"),
     client.all<FeeRow>("poolFees", "amount blockNumber logIndex", "blockNumber"),
-    none
-      ? Promise.resolve([])
-      : client.all<TransferRow>("privateTransfers", "txHash from to senderVTT auditorPCT blockNumber logIndex", "blockNumber", fromFilter ? `{ ${fromFilter} }` : undefined),
-    none ? Promise.resolve([]) : client.all<MessageRow>("privateMessages", "txHash encryptedMsg", "blockNumber", `{ ${fromFilter}messageType: "TRANSFER" }`),
+    none ? Promise.resolve([]) : client.all<TransferRow>("privateTransfers", "txHash from to senderVTT receiverPCT auditorPCT blockNumber logIndex", "blockNumber", fromFilter),
   ]);
 
-  const memos = new Map<string, PayoutMemo>();
-  for (const m of messages) {
-    const memo = decodeMemo(m.encryptedMsg);
-    if (memo) memos.set(m.txHash.toLowerCase(), memo);
-  }
-  const payouts: PayoutFact[] = [];
-  for (const t of transfers) {
-    const memo = memos.get(t.txHash.toLowerCase());
-    if (!memo) continue;
-    payouts.push({
-      txHash: t.txHash,
-      from: getAddress(t.from),
-      to: getAddress(t.to),
-      memo,
-      senderVTT: words(t.senderVTT),
-      auditorPCT: words(t.auditorPCT)!,
-      blockNumber: BigInt(t.blockNumber),
-      logIndex: t.logIndex,
-    });
-  }
+  let transfers: PayerTransfer[] = transferRows.map((t) => ({
+    txHash: t.txHash,
+    from: getAddress(t.from),
+    to: getAddress(t.to),
+    auditorPCT: words(t.auditorPCT)!,
+    receiverPCT: words(t.receiverPCT),
+    senderVTT: words(t.senderVTT),
+    blockNumber: BigInt(t.blockNumber),
+    logIndex: t.logIndex,
+  }));
+  const payerList = payers === "any" ? [...new Set(transfers.filter((t) => decodeTag(t.auditorPCT[6]!)).map((t) => t.from))] : payers.map((p) => getAddress(p));
+  const payerSet = new Set(payerList);
+  transfers = transfers.filter((t) => payerSet.has(t.from)).sort(byChainOrder);
 
-  if (options.readStatus === false) {
-    for (const r of [...changes, ...batches, ...fees, ...transfers]) if (BigInt(r.blockNumber) > indexedBlock) indexedBlock = BigInt(r.blockNumber);
-  }
+  const providerChanges = changes
+    .map((r) => ({
+      providerId: r.providerId.toLowerCase() as ProviderId,
+      namespace: r.namespace,
+      payoutAccount: getAddress(r.payoutAccount),
+      active: r.active,
+      pricing: {
+        model: MODELS[r.pricingModel],
+        pricePerCallMicro: BigInt(r.pricePerCallMicro),
+        poolWeight: r.poolWeight,
+        tiers: r.tierUpToCalls.map((upTo, i) => ({ upToCalls: BigInt(upTo), priceMicro: BigInt(r.tierPriceMicro[i]!) })),
+      },
+      blockNumber: BigInt(r.blockNumber),
+      logIndex: r.logIndex,
+    }))
+    .sort(byChainOrder);
+  const { payouts, unattributed } = attributeTransfers(transfers, providerChanges);
+
+  const receivers = [...new Set(payouts.map((p) => p.to.toLowerCase()))];
+  const accounts = receivers.length === 0 ? [] : await client.all<AccountRow>("accounts", "address publicKey", "address", `{ address_in: ${JSON.stringify(receivers)} }`);
+  const receiverKeys = new Map<Address, Point>(accounts.map((a) => [getAddress(a.address), [BigInt(a.publicKey[0]!), BigInt(a.publicKey[1]!)]]));
+
   return {
     indexedBlock,
-    providerChanges: changes
-      .map((r) => ({
-        providerId: r.providerId.toLowerCase() as ProviderId,
-        namespace: r.namespace,
-        payoutAccount: getAddress(r.payoutAccount),
-        active: r.active,
-        pricing: {
-          model: MODELS[r.pricingModel],
-          pricePerCallMicro: BigInt(r.pricePerCallMicro),
-          poolWeight: r.poolWeight,
-          tiers: r.tierUpToCalls.map((upTo, i) => ({ upToCalls: BigInt(upTo), priceMicro: BigInt(r.tierPriceMicro[i]!) })),
-        },
-        blockNumber: BigInt(r.blockNumber),
-        logIndex: r.logIndex,
-      }))
-      .sort(byChainOrder),
+    providerChanges,
     batches: batches
       .map((r) => ({
         server: getAddress(r.server),
@@ -163,6 +158,9 @@ export async function readSettlementFacts(
       }))
       .sort(byChainOrder),
     poolFees: fees.map((r) => ({ amount: BigInt(r.amount), blockNumber: BigInt(r.blockNumber), logIndex: r.logIndex })).sort(byChainOrder),
-    payouts: payouts.sort(byChainOrder),
+    payers: payerList,
+    payouts,
+    unattributed,
+    receiverKeys,
   };
 }

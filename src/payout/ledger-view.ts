@@ -1,10 +1,11 @@
-import type { Address } from "viem";
+import type { Address, Hex } from "viem";
 import type { UsageGraphqlClient } from "../history/usage-api.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { type SettlementFacts, readSettlementFacts } from "./facts.js";
-import { memoAmount } from "./memo.js";
+import { UnattributedPayerTransferError } from "./errors.js";
 import { type DecryptedBatch, type SettlementOptions, boundariesOf, ledgerState } from "./settlement.js";
+import { operatorAmounts } from "./tag.js";
 
 export type LedgerSnapshot = {
   /** The latest block of the facts read. */
@@ -23,11 +24,14 @@ export type LedgerSnapshot = {
  */
 export class PayoutLedgerView {
   private readonly lines = new Map<string, DecryptedBatch["lines"]>();
+  private readonly amounts = new Map<Hex, bigint>();
   private cached: { at: number; snapshot: Promise<LedgerSnapshot> } | null = null;
 
   constructor(
     private readonly args: {
       indexer: UsageGraphqlClient;
+      /** Where the indexer's `/status` answers (the API process's own port). */
+      statusUrl: string;
       operatorSk: () => Promise<bigint>;
       payers: readonly Address[];
       settlement: SettlementOptions;
@@ -46,14 +50,17 @@ export class PayoutLedgerView {
 
   private async compute(): Promise<LedgerSnapshot> {
     const sk = await this.args.operatorSk();
-    const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { readStatus: false });
+    const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { statusUrl: this.args.statusUrl });
     const batches = facts.batches.map((b) => {
       const key = `${b.server}:${b.batchId}`;
       let lines = this.lines.get(key);
       if (!lines) this.lines.set(key, (lines = decryptLinesFor(b.encryptedLines, sk, "operator")));
       return { ...b, lines };
     });
-    const amounts = new Map(facts.payouts.map((p) => [p.txHash, memoAmount(p.memo, sk)]));
+    const { amounts, unreadable } = operatorAmounts(sk, facts, this.amounts);
+    // With a transfer it cannot account for, the ledger cannot say what is pending.
+    const unattributed = [...facts.unattributed, ...unreadable];
+    if (unattributed.length > 0) throw new UnattributedPayerTransferError(unattributed);
     const state = ledgerState({
       batches,
       providerChanges: facts.providerChanges,

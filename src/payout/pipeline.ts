@@ -2,11 +2,12 @@ import type { Address, Hex, TransactionReceipt } from "viem";
 import type { EercClient, PreparedTransfer } from "../eerc/client.js";
 import { decryptBalance } from "../eerc/balance.js";
 import type { EGCT } from "../eerc/elgamal.js";
+import type { TransferPCTOptions } from "../eerc/inputs.js";
 import type { ProviderId } from "../revenue/types.js";
 import { PayoutError } from "./errors.js";
 
-/** One payout: a provider, the account it is paid to, the amount and the memo the transfer carries. */
-export type PlannedTransfer = { seq: number; providerId: ProviderId; to: Address; amount: bigint; memo: Hex };
+/** One payout: a provider, the account it is paid to, the amount and the PCT choices that tag the transfer. */
+export type PlannedTransfer = { seq: number; providerId: ProviderId; to: Address; amount: bigint; pct: TransferPCTOptions };
 
 export type SentTransfer = PlannedTransfer & { payer: Address; txHash: Hex; blockNumber: bigint; proveMs: number };
 
@@ -95,14 +96,14 @@ export async function payFromPayer(args: {
       const t = remaining[next]!;
       at("before_prove", t);
       const started = performance.now();
-      const prepared: PreparedTransfer = await payer.prepareTransfer({ to: t.to, amount: t.amount, tokenId, from: balance });
+      const prepared: PreparedTransfer = await payer.prepareTransfer({ to: t.to, amount: t.amount, tokenId, from: balance, pct: t.pct });
       const proveMs = performance.now() - started;
       hooks.proved?.(t, proveMs);
       at("after_prove", t);
       // Only the first transfer of a chain can be simulated: the later ones spend a balance that
       // exists once the earlier ones are mined.
-      gas ??= ((await payer.estimateTransferGas(prepared, { message: t.memo })) * 3n) / 2n;
-      const hash = await payer.broadcastTransfer(prepared, { message: t.memo, nonce, gas });
+      gas ??= ((await payer.estimateTransferGas(prepared)) * 3n) / 2n;
+      const hash = await payer.broadcastTransfer(prepared, { nonce, gas });
       nonce += 1;
       await hooks.sent?.(t, hash);
       at("after_send", t);

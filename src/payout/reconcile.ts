@@ -1,9 +1,11 @@
-import type { Address } from "viem";
+import type { Address, Hex } from "viem";
+import { PCTDecryptionError } from "../eerc/errors.js";
 import { decryptPCT } from "../eerc/pct.js";
 import type { UsageGraphqlClient } from "../history/usage-api.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { readSettlementFacts } from "./facts.js";
+import type { UnattributedTransfer } from "./tag.js";
 import { type ReconciliationRow, type SettlementOptions, boundariesOf, cycleEarnings, paymentsByCycle, reconcileCycles } from "./settlement.js";
 
 export type CycleReconciliation = {
@@ -19,6 +21,10 @@ export type CycleReconciliation = {
 
 export type Reconciliation = {
   ok: boolean;
+  /** The accounts whose transfers were checked: the operator's payers, or every sender of a payout tag. */
+  payers: Address[];
+  /** Transfers from a payer that are not payouts the ledger can account for: each makes the reconciliation fail. */
+  unattributed: Pick<UnattributedTransfer, "txHash" | "from" | "to" | "blockNumber" | "reason">[];
   /** Everything the payout transfers moved, as the auditor decrypts it. */
   totalMicro: bigint;
   cycles: CycleReconciliation[];
@@ -30,8 +36,9 @@ export type Reconciliation = {
 /**
  * The auditor's independent check of every payout cycle: decrypts the auditor copy of every usage
  * line and the auditor PCT of every payout transfer, recomputes each cycle's earnings from the
- * public pricing, fees and pool payments and the boundaries the memos record, and compares, per
- * cycle and provider, paid with owed.
+ * public pricing, fees and pool payments and the boundaries the payout tags record, and compares,
+ * per cycle and provider, paid with owed. Any other transfer from a payer fails it: money that
+ * left a payer outside the ledger is exactly what a reconciliation must not miss.
  */
 export async function reconcile(args: {
   indexer: UsageGraphqlClient;
@@ -41,13 +48,23 @@ export async function reconcile(args: {
 }): Promise<Reconciliation> {
   const facts = await readSettlementFacts(args.indexer, args.payers ?? "any");
   const batches = facts.batches.map((b) => ({ ...b, lines: decryptLinesFor(b.encryptedLines, args.auditorSk, "auditor") }));
-  const amounts = new Map(facts.payouts.map((p) => [p.txHash, decryptPCT(p.auditorPCT, args.auditorSk)]));
-  const payments = paymentsByCycle(facts.payouts, (p) => amounts.get(p.txHash)!);
+  const unattributed = [...facts.unattributed];
+  const amounts = new Map<Hex, bigint>();
+  for (const p of facts.payouts) {
+    try {
+      amounts.set(p.txHash, decryptPCT(p.auditorPCT, args.auditorSk));
+    } catch (e) {
+      if (!(e instanceof PCTDecryptionError)) throw e;
+      unattributed.push({ ...p, reason: "its auditor PCT does not open with the auditor's key" });
+    }
+  }
+  const payouts = facts.payouts.filter((p) => amounts.has(p.txHash));
+  const payments = paymentsByCycle(payouts, (p) => amounts.get(p.txHash)!);
   const earnings = cycleEarnings({
     batches,
     providerChanges: facts.providerChanges,
     poolFees: facts.poolFees,
-    boundaries: boundariesOf(facts.payouts),
+    boundaries: boundariesOf(payouts),
     options: args.settlement,
   });
   const rows = reconcileCycles(earnings, payments);
@@ -68,7 +85,9 @@ export async function reconcile(args: {
     };
   });
   return {
-    ok: cycles.every((c) => c.ok),
+    ok: unattributed.length === 0 && cycles.every((c) => c.ok),
+    payers: facts.payers,
+    unattributed: unattributed.map(({ txHash, from, to, blockNumber, reason }) => ({ txHash, from, to, blockNumber, reason })),
     totalMicro: [...amounts.values()].reduce((a, b) => a + b, 0n),
     cycles,
     billableCalls,

@@ -6,7 +6,8 @@ import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
 import { CycleBoundaryConflictError } from "./errors.js";
-import type { BatchFact, PayoutFact, PoolFeeFact, ProviderChangeFact } from "./facts.js";
+import type { BatchFact, PoolFeeFact, ProviderChangeFact } from "./facts.js";
+import type { Payout } from "./tag.js";
 
 /**
  * How usage becomes earnings, cycle by cycle. A cycle settles everything on chain up to its
@@ -20,7 +21,7 @@ import type { BatchFact, PayoutFact, PoolFeeFact, ProviderChangeFact } from "./f
  *   line of that period, so a pricing change applies from the next period and earnings through a
  *   block never shrink as later blocks are settled.
  * Earnings through a cycle's boundary are therefore final once the boundary is final, and anyone
- * with the chain, the boundaries (in the payout memos) and a key that reads the lines (operator
+ * with the chain, the boundaries (in the payout tags) and a key that reads the lines (operator
  * or auditor) computes the same numbers.
  */
 export type SettlementOptions = { feeBps: number | bigint; periodUnit: PeriodUnit };
@@ -45,13 +46,13 @@ export type CycleEarnings = {
   billableCalls: Map<ProviderId, bigint>;
 };
 
-/** The cycle boundaries the payout memos record, ascending; memos of one cycle must agree. */
-export function boundariesOf(payouts: readonly PayoutFact[]): CycleBoundary[] {
+/** The cycle boundaries the payout tags record, ascending; the payouts of one cycle must agree. */
+export function boundariesOf(payouts: readonly Payout[]): CycleBoundary[] {
   const seen = new Map<number, Set<bigint>>();
   for (const p of payouts) {
-    const s = seen.get(p.memo.cycle) ?? new Set<bigint>();
-    s.add(p.memo.throughBlock);
-    seen.set(p.memo.cycle, s);
+    const s = seen.get(p.cycle) ?? new Set<bigint>();
+    s.add(p.throughBlock);
+    seen.set(p.cycle, s);
   }
   const out: CycleBoundary[] = [];
   for (const cycle of [...seen.keys()].sort((a, b) => a - b)) {
@@ -162,15 +163,15 @@ export function cycleEarnings(args: {
 /** What each cycle paid each provider, with the transfers that did it. */
 export type CyclePayments = Map<number, Map<ProviderId, { amountMicro: bigint; transfers: number }>>;
 
-export function paymentsByCycle(payouts: readonly PayoutFact[], amountOf: (p: PayoutFact) => bigint): CyclePayments {
+export function paymentsByCycle(payouts: readonly Payout[], amountOf: (p: Payout) => bigint): CyclePayments {
   const out: CyclePayments = new Map();
   for (const p of payouts) {
-    const cycle = out.get(p.memo.cycle) ?? new Map();
-    const entry = cycle.get(p.memo.providerId) ?? { amountMicro: 0n, transfers: 0 };
+    const cycle = out.get(p.cycle) ?? new Map();
+    const entry = cycle.get(p.providerId) ?? { amountMicro: 0n, transfers: 0 };
     entry.amountMicro += amountOf(p);
     entry.transfers += 1;
-    cycle.set(p.memo.providerId, entry);
-    out.set(p.memo.cycle, cycle);
+    cycle.set(p.providerId, entry);
+    out.set(p.cycle, cycle);
   }
   return out;
 }
@@ -220,7 +221,7 @@ export function reconcileCycles(earnings: readonly CycleEarnings[], payments: Cy
 export type Due = { cycle: number; throughBlock: bigint; poolMicro: bigint; due: Map<ProviderId, bigint> };
 
 /**
- * Where the payout ledger stands: what was paid (per the memos), the last recorded cycle if it
+ * Where the payout ledger stands: what was paid (per the payout tags), the last recorded cycle if it
  * still owes someone (an interrupted cycle, to finish under its own boundary), and what a new
  * cycle through `through` would owe. `owed` throws OverpaidError if anyone was paid more than earned.
  */
@@ -228,8 +229,8 @@ export function ledgerState(args: {
   batches: readonly DecryptedBatch[];
   providerChanges: readonly ProviderChangeFact[];
   poolFees: readonly PoolFeeFact[];
-  payouts: readonly PayoutFact[];
-  amountOf: (p: PayoutFact) => bigint;
+  payouts: readonly Payout[];
+  amountOf: (p: Payout) => bigint;
   settlement: SettlementOptions;
   through: bigint;
 }): { payments: CyclePayments; paid: Map<ProviderId, bigint>; unfinished: Due | null; next: Due | null; last: CycleBoundary | null } {
