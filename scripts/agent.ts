@@ -2,8 +2,9 @@ import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
 import { privateKeyToAccount } from "viem/accounts";
 import { connectChain } from "../src/chain/clients.js";
-import { readManifest } from "../src/deployment/manifest.js";
+import { provingArtifactsOf, readManifest } from "../src/deployment/manifest.js";
 import { EercClient } from "../src/eerc/client.js";
+import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { PayoutAgent } from "../src/payout/agent.js";
@@ -24,8 +25,11 @@ async function main(argv: string[]): Promise<number> {
   const probe = await connectChain(process.env.RPC_URL || "http://127.0.0.1:8545");
   const config = agentConfig(process.env, probe.chain.id);
   const chain = await connectChain(config.rpcUrl);
-  const prover = new Prover();
+  const prover = new Prover(provingArtifactsOf(manifest));
   const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
+  // Refuse to start on an eERC these tools do not know, or with proving keys its verifier rejects.
+  await detectEerc(chain.publicClient, contracts.encryptedERC);
+  await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["transfer"] });
   const clientFor = (key: `0x${string}`) =>
     EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(privateKeyToAccount(key)), contracts, prover });
   const operator = await clientFor(config.operatorKey);

@@ -4,8 +4,9 @@ import { type Account, type Address, type Hex, getAddress, isAddress } from "vie
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { type DeploymentManifest, writeManifest } from "../src/deployment/manifest.js";
-import { CIRCUIT_NAMES, circuitArtifacts } from "../src/eerc/artifacts.js";
+import { type DeploymentManifest, recordedArtifacts, writeManifest } from "../src/deployment/manifest.js";
+import { CIRCUIT_NAMES, type ProvingArtifacts, circuitArtifacts, defaultProvingArtifacts } from "../src/eerc/artifacts.js";
+import { CONVERTER_CIRCUITS, STANDALONE_CIRCUITS, checkProvingArtifacts, deployedVerifier, detectEerc } from "../src/eerc/deployment-check.js";
 import { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
 import { buildCircuits } from "./build-circuits.js";
@@ -45,26 +46,22 @@ export type DeployOptions = {
   revenuePool?: Address;
   /** The ERC-20 to wrap; when absent a 6-decimal test USDC is deployed. */
   token?: Address;
+  /**
+   * An eERC already on chain (the audited deployment on Fuji, say): its contracts are used as they
+   * are and only the ProviderRegistry and UsageLedger are deployed next to it. `startBlock` is the
+   * block to index from, at or before the eERC's deployment.
+   */
+  eerc?: { encryptedERC: Address; registrar: Address; startBlock: number };
+  /** With `eerc`: the proving artifacts of its circuits (default: CIRCUITS_DIR, else this project's build). */
+  circuits?: ProvingArtifacts;
   prover?: Prover;
   write?: boolean;
   log?: (line: string) => void;
 };
 
-/**
- * Builds what is stale, deploys the eERC contracts, registers and sets the auditor, deploys the
- * ProviderRegistry and UsageLedger, writes the manifest.
- */
-export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
-  const log = options.log ?? (() => {});
-  const isConverter = options.isConverter ?? true;
-  const decimals = options.decimals ?? 6;
+/** The eERC of this project: verifiers from the local circuit build, Registrar and EncryptedERC. */
+async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boolean, decimals: number, log: (line: string) => void) {
   await buildCircuits({ log });
-  await buildContracts();
-  const chain = await connectChain(options.rpcUrl);
-  refuseDevelopmentKeysOnRealChains(chain.chain.id);
-  const startBlock = Number(await chain.publicClient.getBlockNumber());
-  const d = options.deployer;
-
   const verifiers = {
     registration: await deployContract(chain, d, "RegistrationVerifier"),
     transfer: await deployContract(chain, d, "TransferVerifier"),
@@ -86,32 +83,79 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
       burnVerifier: verifiers.burn,
     },
   ]);
-  const token = options.token ?? (isConverter ? await deployContract(chain, d, "TestUSDC") : "0x0000000000000000000000000000000000000000");
-  log(`deployed Registrar ${registrar}, EncryptedERC ${encryptedERC} (decimals ${decimals}), token ${token}`);
+  return { registrar, encryptedERC, verifiers };
+}
 
-  const prover = options.prover ?? new Prover();
+/**
+ * Deploys the eERC contracts (or attaches to `options.eerc`), registers and sets the auditor
+ * unless the eERC has one, deploys the ProviderRegistry and UsageLedger, writes the manifest. On
+ * an attached eERC it first checks what the eERC offers and that the proving keys match its
+ * verifiers, and refuses otherwise.
+ */
+export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
+  const log = options.log ?? (() => {});
+  await buildContracts();
+  const chain = await connectChain(options.rpcUrl);
+  const d = options.deployer;
+  const read = <T>(functionName: string): Promise<T> =>
+    chain.publicClient.readContract({ address: eerc.encryptedERC, abi: EncryptedERCAbi, functionName } as never) as Promise<T>;
+
+  let eerc: { encryptedERC: Address; registrar: Address; verifiers: DeploymentManifest["contracts"]["verifiers"] };
+  let startBlock: number;
+  let artifacts: ProvingArtifacts;
+  if (options.eerc) {
+    eerc = { ...options.eerc, verifiers: {} as DeploymentManifest["contracts"]["verifiers"] };
+    startBlock = options.eerc.startBlock;
+    artifacts = options.circuits ?? defaultProvingArtifacts();
+  } else {
+    refuseDevelopmentKeysOnRealChains(chain.chain.id);
+    startBlock = Number(await chain.publicClient.getBlockNumber());
+    eerc = await deployOwnEerc(chain, d, options.isConverter ?? true, options.decimals ?? 6, log);
+    artifacts = defaultProvingArtifacts({});
+  }
+  const capabilities = await detectEerc(chain.publicClient, eerc.encryptedERC);
+  const isConverter = await read<boolean>("isConverter");
+  const decimals = Number(await read<number>("decimals"));
+  if (options.eerc) {
+    for (const c of CIRCUIT_NAMES) eerc.verifiers[c] = await deployedVerifier(chain.publicClient, eerc, c);
+  }
+  const token = options.token ?? (isConverter ? await deployContract(chain, d, "TestUSDC") : "0x0000000000000000000000000000000000000000");
+  log(`${options.eerc ? "using" : "deployed"} Registrar ${eerc.registrar}, EncryptedERC ${eerc.encryptedERC} (decimals ${decimals}, messages ${capabilities.messages ? "yes" : "no"}), token ${token}`);
+
+  const prover = options.prover ?? new Prover(artifacts);
+  let auditor: Address;
   try {
-    const auditor = await EercClient.connect({
-      publicClient: chain.publicClient,
-      wallet: chain.walletFor(options.auditor),
-      contracts: { encryptedERC, registrar },
-      prover,
-    });
-    await auditor.register();
-    const hash = await chain.walletFor(d).writeContract({
-      address: encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "setAuditorPublicKey",
-      args: [auditor.address],
-    } as never);
-    const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
-    if (receipt.status !== "success") throw new Error(`setAuditorPublicKey failed (${hash})`);
-    log(`auditor ${auditor.address} registered and set`);
+    if (options.eerc) {
+      await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts: eerc, circuits: isConverter ? CONVERTER_CIRCUITS : STANDALONE_CIRCUITS });
+      log("proving keys match the deployment's verifiers");
+    }
+    if (await read<boolean>("isAuditorKeySet")) {
+      auditor = getAddress(await read<Address>("auditor"));
+      log(`auditor ${auditor} already set`);
+    } else {
+      const client = await EercClient.connect({
+        publicClient: chain.publicClient,
+        wallet: chain.walletFor(options.auditor),
+        contracts: eerc,
+        prover,
+      });
+      await client.register();
+      const hash = await chain.walletFor(d).writeContract({
+        address: eerc.encryptedERC,
+        abi: EncryptedERCAbi,
+        functionName: "setAuditorPublicKey",
+        args: [client.address],
+      } as never);
+      const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+      if (receipt.status !== "success") throw new Error(`setAuditorPublicKey failed (${hash})`);
+      auditor = client.address;
+      log(`auditor ${auditor} registered and set`);
+    }
   } finally {
     if (!options.prover) await prover.close();
   }
 
-  const providerRegistry = await deployContract(chain, d, "ProviderRegistry", [registrar]);
+  const providerRegistry = await deployContract(chain, d, "ProviderRegistry", [eerc.registrar]);
   const usageLedger = await deployContract(chain, d, "UsageLedger");
   log(`deployed ProviderRegistry ${providerRegistry}, UsageLedger ${usageLedger}`);
 
@@ -121,10 +165,12 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     startBlock,
     decimals,
     isConverter,
-    owner: getAddress(d.address),
-    auditor: getAddress(options.auditor.address),
+    owner: getAddress(await read<Address>("owner")),
+    auditor,
     revenuePool: getAddress(options.revenuePool ?? localRevenuePool(chain.chain.id)),
-    contracts: { registrar, encryptedERC, token, verifiers, providerRegistry, usageLedger },
+    contracts: { registrar: eerc.registrar, encryptedERC: eerc.encryptedERC, token, verifiers: eerc.verifiers, providerRegistry, usageLedger },
+    circuits: recordedArtifacts(artifacts),
+    eerc: capabilities,
     deployedAt: new Date().toISOString(),
   };
   const manifestPath = options.write === false ? undefined : writeManifest(manifest);
@@ -155,21 +201,29 @@ function keyFromEnv(name: string, fallback: Hex | undefined): Hex {
   return value as Hex;
 }
 
+function addressFromEnv(name: string): Address | undefined {
+  const value = process.env[name];
+  if (value !== undefined && !isAddress(value)) throw new Error(`${name} is not an address`);
+  return value as Address | undefined;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const rpcUrl = process.env.RPC_URL ?? "http://127.0.0.1:8545";
   const network = process.env.NETWORK ?? "anvil";
   const local = network === "anvil";
-  const token = process.env.USDC_ADDRESS;
-  if (token && !isAddress(token)) throw new Error("USDC_ADDRESS is not an address");
-  const revenuePool = process.env.REVENUE_POOL_ADDRESS;
-  if (revenuePool && !isAddress(revenuePool)) throw new Error("REVENUE_POOL_ADDRESS is not an address");
+  const encryptedERC = addressFromEnv("EERC_ADDRESS");
+  const registrar = addressFromEnv("REGISTRAR_ADDRESS");
+  if ((encryptedERC === undefined) !== (registrar === undefined)) throw new Error("EERC_ADDRESS and REGISTRAR_ADDRESS go together");
+  const startBlock = process.env.START_BLOCK;
+  if (encryptedERC && !/^\d+$/.test(startBlock ?? "")) throw new Error("with EERC_ADDRESS, START_BLOCK must be the block to index from (at or before the eERC's deployment)");
   deploy({
     rpcUrl,
     network,
     deployer: privateKeyToAccount(keyFromEnv("DEPLOYER_PRIVATE_KEY", local ? ANVIL_KEYS[0] : undefined)),
     auditor: privateKeyToAccount(keyFromEnv("AUDITOR_PRIVATE_KEY", local ? ANVIL_KEYS[9] : undefined)),
-    token: token as Address | undefined,
-    revenuePool: revenuePool as Address | undefined,
+    token: addressFromEnv("USDC_ADDRESS"),
+    revenuePool: addressFromEnv("REVENUE_POOL_ADDRESS"),
+    eerc: encryptedERC && registrar ? { encryptedERC, registrar, startBlock: Number(startBlock) } : undefined,
     log: (l) => console.log(l),
   })
     .then((m) => {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
-import type { Address } from "viem";
+import type { Account, Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
@@ -12,20 +12,37 @@ import { decryptBalance } from "../src/eerc/balance.js";
 import { EercClient, toBalanceView } from "../src/eerc/client.js";
 import type { Prover } from "../src/eerc/prover.js";
 import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
+import { buildAudited, deployAuditedEerc } from "../scripts/interop/build-audited.js";
+import { connectChain } from "../src/chain/clients.js";
 
 export const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
 
+/**
+ * The eERC, ProviderRegistry and UsageLedger on `rpcUrl`, deployed by anvil's account #0 with #9
+ * as the auditor. With EERC_AUDITED_DIR set (`npm run test:interop`) the eERC is the audited one
+ * built from that checkout, and everything else attaches to it as it would on Fuji.
+ */
+export async function deployForTests(args: { rpcUrl: string; prover: Prover; isConverter?: boolean; deployer?: Account; auditor?: Account; network?: string }) {
+  const common = {
+    rpcUrl: args.rpcUrl,
+    network: args.network ?? "anvil-test",
+    deployer: args.deployer ?? accounts[0]!,
+    auditor: args.auditor ?? accounts[9]!,
+    prover: args.prover,
+    write: false,
+  };
+  const audited = process.env.EERC_AUDITED_DIR;
+  if (!audited) return deploy({ ...common, isConverter: args.isConverter });
+  const chain = await connectChain(args.rpcUrl);
+  const startBlock = Number(await chain.publicClient.getBlockNumber());
+  const build = await buildAudited(audited, { log: () => {} });
+  const core = await deployAuditedEerc({ chain, deployer: common.deployer, build, isConverter: args.isConverter });
+  return deploy({ ...common, eerc: { encryptedERC: core.encryptedERC, registrar: core.registrar, startBlock }, circuits: args.prover.artifacts });
+}
+
 /** A deployment on `rpcUrl` with its manifest written to a fresh temporary directory. */
 export async function deployForIndexer(args: { rpcUrl: string; prover: Prover; isConverter?: boolean }) {
-  const manifest = await deploy({
-    rpcUrl: args.rpcUrl,
-    network: "anvil-test",
-    deployer: accounts[0]!,
-    auditor: accounts[9]!,
-    prover: args.prover,
-    isConverter: args.isConverter,
-    write: false,
-  });
+  const manifest = await deployForTests(args);
   const dir = mkdtempSync(join(tmpdir(), "bs-indexer-"));
   const manifestPath = join(dir, "deployment.json");
   writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));

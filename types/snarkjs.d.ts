@@ -28,7 +28,7 @@ declare module "snarkjs" {
   export const zKey: {
     newZKey(r1cs: string, ptau: string, zkey: string, logger?: unknown): Promise<unknown>;
     contribute(zkeyOld: string, zkeyNew: string, name: string, entropy: string, logger?: unknown): Promise<unknown>;
-    exportVerificationKey(zkey: string, logger?: unknown): Promise<Record<string, unknown>>;
+    exportVerificationKey(zkey: FileRef, logger?: unknown): Promise<Record<string, unknown>>;
     exportSolidityVerifier(zkey: string, templates: Record<string, string>, logger?: unknown): Promise<string>;
   };
   export const r1cs: {

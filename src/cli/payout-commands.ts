@@ -1,6 +1,8 @@
 import { type Hex, bytesToHex, getAddress } from "viem";
 import { EercClient } from "../eerc/client.js";
 import { Prover } from "../eerc/prover.js";
+import { checkProvingArtifacts, detectEerc } from "../eerc/deployment-check.js";
+import { provingArtifactsOf } from "../deployment/manifest.js";
 import { openRpc, verifyAccountKey } from "../history/chain.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
 import { connectChain } from "../chain/clients.js";
@@ -36,8 +38,11 @@ export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promis
   const publicClient = await openRpc(src.url, { expectedChainId: m.chainId });
   await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
   const chain = await connectChain(src.url);
-  const prover = new Prover();
+  const prover = new Prover(provingArtifactsOf(m));
   try {
+    const contracts = { encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar };
+    await detectEerc(chain.publicClient, contracts.encryptedERC);
+    await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["withdraw"] });
     const client = await EercClient.connect({
       publicClient: chain.publicClient,
       wallet: chain.walletFor(account),

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { type Address, getAddress, isAddress } from "viem";
-import { PROJECT_ROOT } from "../eerc/artifacts.js";
+import { CIRCUIT_NAMES, PROJECT_ROOT, type ProvingArtifacts, defaultProvingArtifacts } from "../eerc/artifacts.js";
 
 /** What a deployment put on chain; ponder.config.ts and every tool read it. */
 export type DeploymentManifest = {
@@ -23,8 +23,31 @@ export type DeploymentManifest = {
     providerRegistry: Address;
     usageLedger: Address;
   };
+  /**
+   * Each circuit's witness program and proving key, matching the deployment's verifiers; paths
+   * are relative to the project root unless absolute. Absent: CIRCUITS_DIR or the project's build.
+   */
+  circuits?: ProvingArtifacts;
+  /** What the eERC contract offers, detected at deploy: the `bytes message` overloads and `PrivateMessage` (July 2025 on) or not. */
+  eerc?: { messages: boolean };
   deployedAt: string;
 };
+
+/** The proving artifacts of a deployment, as absolute paths. */
+export function provingArtifactsOf(manifest: Pick<DeploymentManifest, "circuits">): ProvingArtifacts {
+  if (!manifest.circuits) return defaultProvingArtifacts();
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(PROJECT_ROOT, p));
+  return Object.fromEntries(CIRCUIT_NAMES.map((n) => [n, { wasm: abs(manifest.circuits![n].wasm), zkey: abs(manifest.circuits![n].zkey) }])) as ProvingArtifacts;
+}
+
+/** Proving artifacts as a manifest records them: inside the project, relative to its root. */
+export function recordedArtifacts(artifacts: ProvingArtifacts): ProvingArtifacts {
+  const rel = (p: string) => {
+    const r = relative(PROJECT_ROOT, p);
+    return r.startsWith("..") || isAbsolute(r) ? p : r;
+  };
+  return Object.fromEntries(CIRCUIT_NAMES.map((n) => [n, { wasm: rel(artifacts[n].wasm), zkey: rel(artifacts[n].zkey) }])) as ProvingArtifacts;
+}
 
 export class ManifestError extends Error {
   readonly code = "INVALID_DEPLOYMENT_MANIFEST";
@@ -63,6 +86,12 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
   }
   if (!Number.isInteger(m.chainId) || !Number.isInteger(m.startBlock) || !Number.isInteger(m.decimals)) {
     throw new ManifestError(`${path}: chainId, startBlock and decimals must be integers`);
+  }
+  if (m.circuits !== undefined) {
+    for (const n of CIRCUIT_NAMES) {
+      const c = m.circuits[n];
+      if (typeof c?.wasm !== "string" || typeof c?.zkey !== "string") throw new ManifestError(`${path}: circuits.${n} must name a wasm and a zkey file`);
+    }
   }
   return {
     ...m,

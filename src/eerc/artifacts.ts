@@ -33,3 +33,21 @@ export function circuitArtifacts(name: CircuitName) {
     verifierSol: join(BUILD_DIR, "verifiers", `${name[0]!.toUpperCase()}${name.slice(1)}Verifier.sol`),
   };
 }
+
+/** Where a prover finds each circuit's witness program and proving key. */
+export type ProvingArtifacts = Record<CircuitName, { wasm: string; zkey: string }>;
+
+/**
+ * The proving artifacts used unless a deployment manifest names its own: the folder in
+ * CIRCUITS_DIR (holding `<circuit>.wasm` and `<circuit>.zkey`, e.g. the audited deployment's
+ * keys), else this project's circuit build.
+ */
+export function defaultProvingArtifacts(env: Record<string, string | undefined> = process.env): ProvingArtifacts {
+  const dir = env.CIRCUITS_DIR;
+  const entries = CIRCUIT_NAMES.map((name) => {
+    if (dir) return [name, { wasm: resolve(dir, `${name}.wasm`), zkey: resolve(dir, `${name}.zkey`) }] as const;
+    const a = circuitArtifacts(name);
+    return [name, { wasm: a.wasm, zkey: a.zkey }] as const;
+  });
+  return Object.fromEntries(entries) as ProvingArtifacts;
+}

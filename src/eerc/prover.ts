@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import * as snarkjs from "snarkjs";
 import { WitnessCalculatorBuilder, type WitnessCalculator } from "circom_runtime";
-import { type CircuitName, circuitArtifacts } from "./artifacts.js";
+import { type CircuitName, type ProvingArtifacts, defaultProvingArtifacts } from "./artifacts.js";
 
 export type Groth16Proof = snarkjs.Groth16Proof;
 export type ProofResult = { proof: Groth16Proof; publicSignals: string[] };
@@ -11,7 +11,7 @@ export type CircuitInput = Record<string, string | string[] | bigint | bigint[]>
 type LoadedCircuit = {
   witness: WitnessCalculator;
   zkey: Uint8Array;
-  vkey: Record<string, unknown>;
+  vkey?: Promise<Record<string, unknown>>;
 };
 
 // circom 2 witness code brings its own memory; the runtime's default 2 GiB import is never used.
@@ -19,28 +19,38 @@ const WITNESS_MEMORY_PAGES = 1;
 
 export class CircuitArtifactsMissingError extends Error {
   readonly code = "CIRCUIT_ARTIFACTS_MISSING";
-  constructor(readonly circuit: CircuitName) {
-    super(`circuit ${circuit} is not built: run npm run build:circuits`);
+  constructor(
+    readonly circuit: CircuitName,
+    readonly paths: { wasm: string; zkey: string },
+  ) {
+    super(
+      `circuit ${circuit}: no ${existsSync(paths.wasm) ? `proving key at ${paths.zkey}` : `witness program at ${paths.wasm}`} ` +
+        "(run npm run build:circuits, or point CIRCUITS_DIR or the manifest's circuits at the deployment's files)",
+    );
   }
 }
 
 /**
  * A long-lived Groth16 prover: each circuit's wasm is compiled once and its zkey held in
- * memory, so a proof costs only witness generation and the prover's multi-exponentiations.
+ * memory, so a proof costs only witness generation and the prover's multi-exponentiations. It
+ * proves with the artifacts it is given: a deployment's (`provingArtifactsOf(manifest)`), else
+ * CIRCUITS_DIR or this project's build.
  */
 export class Prover {
   private readonly circuits = new Map<CircuitName, Promise<LoadedCircuit>>();
   private closed = false;
 
+  constructor(readonly artifacts: ProvingArtifacts = defaultProvingArtifacts()) {}
+
   private load(name: CircuitName): Promise<LoadedCircuit> {
     let loaded = this.circuits.get(name);
     if (!loaded) {
       loaded = (async () => {
-        const a = circuitArtifacts(name);
-        if (!existsSync(a.wasm) || !existsSync(a.zkey)) throw new CircuitArtifactsMissingError(name);
-        const [wasm, zkey, vkey] = await Promise.all([readFile(a.wasm), readFile(a.zkey), readFile(a.vkey, "utf8")]);
+        const a = this.artifacts[name];
+        if (!existsSync(a.wasm) || !existsSync(a.zkey)) throw new CircuitArtifactsMissingError(name, a);
+        const [wasm, zkey] = await Promise.all([readFile(a.wasm), readFile(a.zkey)]);
         const witness = await WitnessCalculatorBuilder(new Uint8Array(wasm), { memorySize: WITNESS_MEMORY_PAGES });
-        return { witness, zkey: new Uint8Array(zkey), vkey: JSON.parse(vkey) };
+        return { witness, zkey: new Uint8Array(zkey) };
       })();
       loaded.catch(() => this.circuits.delete(name));
       this.circuits.set(name, loaded);
@@ -62,7 +72,8 @@ export class Prover {
 
   async verify(name: CircuitName, result: ProofResult): Promise<boolean> {
     const circuit = await this.load(name);
-    return snarkjs.groth16.verify(circuit.vkey, result.publicSignals, result.proof);
+    circuit.vkey ??= snarkjs.zKey.exportVerificationKey({ type: "mem", data: circuit.zkey });
+    return snarkjs.groth16.verify(await circuit.vkey, result.publicSignals, result.proof);
   }
 
   /** Stops the curve's worker threads so the process can exit. */

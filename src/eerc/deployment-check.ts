@@ -1,0 +1,129 @@
+import { type Address, type Hex, type PublicClient, toFunctionSelector, zeroAddress } from "viem";
+import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
+import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import type { CircuitName } from "./artifacts.js";
+import { proofToCalldata } from "./calldata.js";
+import { mulBase, randomScalar } from "./curve.js";
+import { encryptElGamal } from "./elgamal.js";
+import { burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
+import type { Prover } from "./prover.js";
+
+/** The eERC at this address is not a version these tools can work with. */
+export class UnsupportedEercError extends Error {
+  readonly code = "UNSUPPORTED_EERC";
+}
+
+/** A proving key that does not match the deployment's verifier: every proof made with it would revert. */
+export class CircuitVerifierMismatchError extends Error {
+  readonly code = "CIRCUIT_VERIFIER_MISMATCH";
+  constructor(
+    readonly circuit: CircuitName,
+    readonly verifier: Address,
+    readonly zkey: string,
+  ) {
+    super(
+      `circuit ${circuit}: a proof made with ${zkey} does not verify on the deployment's verifier ${verifier}: ` +
+        "the proving key is not the one this deployment was set up with (set CIRCUITS_DIR or the manifest's circuits to its files)",
+    );
+  }
+}
+
+export type EercCapabilities = {
+  /** The `bytes message` overloads and `PrivateMessage` (audited main from July 2025 on). */
+  messages: boolean;
+};
+
+const MESSAGE_OVERLOADS = EncryptedERCAbi.filter(
+  (x): x is Extract<(typeof EncryptedERCAbi)[number], { type: "function" }> =>
+    x.type === "function" && ["transfer", "deposit", "withdraw"].includes(x.name) && x.inputs.at(-1)?.type === "bytes",
+);
+
+/**
+ * Reads what the eERC at `address` offers. Its `balanceOf` must have the shape of the May 2025
+ * and later versions (EGCT, nonce, amount PCTs with indexes, balancePCT, transactionIndex):
+ * earlier versions keep balances differently and are refused. The message overloads are found by
+ * their selectors in the contract's dispatcher.
+ */
+export async function detectEerc(publicClient: PublicClient, address: Address): Promise<EercCapabilities> {
+  const code = await publicClient.getCode({ address });
+  if (!code || code === "0x") throw new UnsupportedEercError(`no contract at ${address}: is the manifest for this chain?`);
+  try {
+    await publicClient.readContract({ address, abi: EncryptedERCAbi, functionName: "balanceOf", args: [zeroAddress, 0n] });
+  } catch (e) {
+    throw new UnsupportedEercError(
+      `the eERC at ${address} does not answer balanceOf(address, uint256) as the May 2025 and later versions do ` +
+        `(EGCT, nonce, amount PCTs, balancePCT, transactionIndex): ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  const has = (selector: Hex) => code.includes(`63${selector.slice(2)}`);
+  return { messages: MESSAGE_OVERLOADS.every((f) => has(toFunctionSelector(f))) };
+}
+
+/** A valid witness for `circuit` under throwaway keys: enough to tell whether a proving key matches a verifier. */
+function sampleInputs(circuit: CircuitName, chainId: bigint) {
+  const sk = randomScalar();
+  const pk = () => mulBase(randomScalar());
+  const balance = { balance: 2n, balanceCT: encryptElGamal(2n, mulBase(sk)).ct };
+  switch (circuit) {
+    case "registration":
+      return registrationInputs({ sk, address: zeroAddress, chainId }).input;
+    case "transfer":
+      return transferInputs({ sk, value: 1n, ...balance, receiverPk: pk(), auditorPk: pk() }).input;
+    case "withdraw":
+      return withdrawInputs({ sk, value: 1n, ...balance, auditorPk: pk() }).input;
+    case "mint":
+      return mintInputs({ value: 1n, chainId, receiverPk: pk(), auditorPk: pk() }).input;
+    case "burn":
+      return burnInputs({ sk, value: 1n, ...balance, auditorPk: pk() }).input;
+  }
+}
+
+const PUBLIC_SIGNALS: Record<CircuitName, number> = { registration: 5, transfer: 32, withdraw: 16, mint: 24, burn: 19 };
+const VERIFIER_GETTERS = { transfer: "transferVerifier", withdraw: "withdrawVerifier", mint: "mintVerifier", burn: "burnVerifier" } as const;
+
+/** The verifier the deployment itself uses for `circuit`, read from the eERC and Registrar. */
+export async function deployedVerifier(publicClient: PublicClient, contracts: { encryptedERC: Address; registrar: Address }, circuit: CircuitName): Promise<Address> {
+  if (circuit === "registration") {
+    return publicClient.readContract({ address: contracts.registrar, abi: RegistrarAbi, functionName: "registrationVerifier" });
+  }
+  return publicClient.readContract({ address: contracts.encryptedERC, abi: EncryptedERCAbi, functionName: VERIFIER_GETTERS[circuit] });
+}
+
+/**
+ * Checks that the prover's keys match the deployment: for each circuit, a proof of a throwaway
+ * witness must verify in one `eth_call` to the verifier the eERC (or Registrar) itself calls.
+ * Throws CircuitVerifierMismatchError naming the first circuit that does not.
+ */
+export async function checkProvingArtifacts(args: {
+  publicClient: PublicClient;
+  prover: Prover;
+  contracts: { encryptedERC: Address; registrar: Address };
+  circuits: readonly CircuitName[];
+}): Promise<void> {
+  const chainId = BigInt(await args.publicClient.getChainId());
+  for (const circuit of args.circuits) {
+    const verifier = await deployedVerifier(args.publicClient, args.contracts, circuit);
+    const { proofPoints, publicSignals } = proofToCalldata(await args.prover.prove(circuit, sampleInputs(circuit, chainId)));
+    const abi = [
+      {
+        type: "function",
+        name: "verifyProof",
+        stateMutability: "view",
+        inputs: [
+          { name: "a", type: "uint256[2]" },
+          { name: "b", type: "uint256[2][2]" },
+          { name: "c", type: "uint256[2]" },
+          { name: "input", type: `uint256[${PUBLIC_SIGNALS[circuit]}]` },
+        ],
+        outputs: [{ type: "bool" }],
+      },
+    ] as const;
+    const ok = await args.publicClient
+      .readContract({ address: verifier, abi, functionName: "verifyProof", args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals] as never })
+      .catch(() => false);
+    if (ok !== true) throw new CircuitVerifierMismatchError(circuit, verifier, args.prover.artifacts[circuit].zkey);
+  }
+}
+
+export const CONVERTER_CIRCUITS: readonly CircuitName[] = ["registration", "transfer", "withdraw"];
+export const STANDALONE_CIRCUITS: readonly CircuitName[] = ["registration", "transfer", "mint", "burn"];
