@@ -6,7 +6,7 @@ import { proofToCalldata } from "./calldata.js";
 import { mulBase, randomScalar } from "./curve.js";
 import { encryptElGamal } from "./elgamal.js";
 import { burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
-import type { Prover } from "./prover.js";
+import { CircuitArtifactsMissingError, type Prover } from "./prover.js";
 
 /** The eERC at this address is not a version these tools can work with. */
 export class UnsupportedEercError extends Error {
@@ -20,10 +20,12 @@ export class CircuitVerifierMismatchError extends Error {
     readonly circuit: CircuitName,
     readonly verifier: Address,
     readonly zkey: string,
+    options?: ErrorOptions,
   ) {
     super(
-      `circuit ${circuit}: a proof made with ${zkey} does not verify on the deployment's verifier ${verifier}: ` +
+      `circuit ${circuit}: ${options?.cause ? `no proof can be made with ${zkey} and its witness program` : `a proof made with ${zkey} does not verify on the deployment's verifier ${verifier}`}: ` +
         "the proving key is not the one this deployment was set up with (set CIRCUITS_DIR or the manifest's circuits to its files)",
+      options,
     );
   }
 }
@@ -103,7 +105,12 @@ export async function checkProvingArtifacts(args: {
   const chainId = BigInt(await args.publicClient.getChainId());
   for (const circuit of args.circuits) {
     const verifier = await deployedVerifier(args.publicClient, args.contracts, circuit);
-    const { proofPoints, publicSignals } = proofToCalldata(await args.prover.prove(circuit, sampleInputs(circuit, chainId)));
+    const zkey = args.prover.artifacts[circuit].zkey;
+    const proof = await args.prover.prove(circuit, sampleInputs(circuit, chainId)).catch((cause: unknown) => {
+      if (cause instanceof CircuitArtifactsMissingError) throw cause;
+      throw new CircuitVerifierMismatchError(circuit, verifier, zkey, { cause });
+    });
+    const { proofPoints, publicSignals } = proofToCalldata(proof);
     const abi = [
       {
         type: "function",
@@ -121,7 +128,7 @@ export async function checkProvingArtifacts(args: {
     const ok = await args.publicClient
       .readContract({ address: verifier, abi, functionName: "verifyProof", args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals] as never })
       .catch(() => false);
-    if (ok !== true) throw new CircuitVerifierMismatchError(circuit, verifier, args.prover.artifacts[circuit].zkey);
+    if (ok !== true) throw new CircuitVerifierMismatchError(circuit, verifier, zkey);
   }
 }
 
