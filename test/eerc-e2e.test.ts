@@ -110,7 +110,9 @@ describe("eERC converter on anvil with real proofs", () => {
     expect(await bob.balance(tokenId)).toBe(36n);
   });
 
-  it("carries a memo through the bytes-message overload as a PrivateMessage", async () => {
+  it("carries a memo through the bytes-message overload as a PrivateMessage, where the eERC has the overloads", async (ctx) => {
+    // The May 2025 audited eERC has none (the manifest records it): nothing to test there.
+    if (!manifest.eerc?.messages) return ctx.skip();
     const receipt = await alice.transfer({ to: bob.address, amount: 2n, tokenId, message: "0xc0ffee" });
     const [log] = await chain.publicClient.getLogs({
       address: manifest.contracts.encryptedERC,
