@@ -15,7 +15,8 @@ function sha256(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-function resolvePtau(): { path: string; digest: string; development: boolean } {
+/** PTAU_FILE, or the development ptau checked against its committed sha256. */
+export function resolvePtau(): { path: string; digest: string; development: boolean } {
   const fromEnv = process.env.PTAU_FILE;
   if (fromEnv) {
     if (!existsSync(fromEnv)) throw new Error(`PTAU_FILE ${fromEnv} does not exist`);
@@ -93,9 +94,8 @@ export type BuildCircuitsOptions = {
 };
 
 /** One build at a time per checkout: concurrent test runs would otherwise clobber each other's files. */
-async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
-  const lock = join(BUILD_DIR, ".circuits.lock");
-  mkdirSync(BUILD_DIR, { recursive: true });
+export async function withBuildLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(dirname(lock), { recursive: true });
   for (;;) {
     try {
       mkdirSync(lock);
@@ -115,7 +115,7 @@ async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
 
 /** Compiles and sets up the circuits whose sources changed since their last build. */
 export function buildCircuits(options: BuildCircuitsOptions = {}): Promise<{ built: CircuitName[] }> {
-  return withBuildLock(() => buildStale(options));
+  return withBuildLock(join(BUILD_DIR, ".circuits.lock"), () => buildStale(options));
 }
 
 async function buildStale(options: BuildCircuitsOptions): Promise<{ built: CircuitName[] }> {

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -16,7 +16,7 @@ import { type Abi, type Account, type Address, type Hex, keccak256, stringToHex 
 import type { ChainClients } from "../../src/chain/clients.js";
 import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, PROJECT_ROOT } from "../../src/eerc/artifacts.js";
 import { terminateCurveWorkers } from "../../src/eerc/prover.js";
-import { DEV_PTAU } from "../build-circuits.js";
+import { resolvePtau, withBuildLock } from "../build-circuits.js";
 
 export type CompiledContract = { abi: Abi; bytecode: Hex };
 export type AuditedEerc = {
@@ -63,18 +63,6 @@ function digestOf(root: string, files: string[], extra: string): string {
   const h = createHash("sha256").update(extra);
   for (const f of files) h.update(`\0${f}\0`).update(readFileSync(join(root, f)));
   return h.digest("hex");
-}
-
-/** The dev ptau (checked against its committed sha256) unless PTAU_FILE names another. */
-function ptau(): { path: string; digest: string } {
-  const path = process.env.PTAU_FILE ?? DEV_PTAU;
-  if (!existsSync(path)) throw new Error(`ptau file ${path} does not exist`);
-  const digest = createHash("sha256").update(readFileSync(path)).digest("hex");
-  if (path === DEV_PTAU) {
-    const expected = readFileSync(`${DEV_PTAU}.sha256`, "utf8").split(/\s+/)[0];
-    if (digest !== expected) throw new Error(`${DEV_PTAU} sha256 ${digest} does not match ${expected}`);
-  }
-  return { path, digest };
 }
 
 // Loaded only when something must be compiled: soljson takes a while to start.
@@ -162,27 +150,6 @@ async function buildCircuits(circom: string, files: string[], root: string, ptau
   return build;
 }
 
-/** One build at a time: concurrent test processes would otherwise clobber each other's files. */
-async function withLock<T>(fn: () => Promise<T>): Promise<T> {
-  const lock = join(INTEROP_DIR, ".lock");
-  mkdirSync(INTEROP_DIR, { recursive: true });
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      if (age > 30 * 60_000) rmSync(lock, { recursive: true, force: true });
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
-
 function commitOf(dir: string): string | null {
   if (existsSync(join(dir, ".source-commit"))) return readFileSync(join(dir, ".source-commit"), "utf8").trim() || null;
   try {
@@ -199,7 +166,7 @@ export async function buildAudited(dir: string, options: { log?: (line: string) 
   const circom = join(dir, "circom");
   if (!existsSync(join(dir, "contracts")) || !existsSync(circom)) throw new Error(`${dir} is not an eERC checkout: contracts/ or circom/ missing`);
   const circomFiles = [...filesUnder(circom, ".circom", false), ...filesUnder(join(circom, "circomlib"), ".circom").map((f) => `circomlib/${f}`)];
-  const { path: ptauPath, digest: ptauDigest } = ptau();
+  const { path: ptauPath, digest: ptauDigest } = resolvePtau();
   const tools = `circom2@${version("circom2")}|snarkjs@${version("snarkjs")}|solc@${version("solc-0.8.27")}|${JSON.stringify(SOLC_SETTINGS)}`;
   const circuitRoot = join(INTEROP_DIR, "circuits", digestOf(circom, circomFiles, `${tools}|${ptauDigest}`));
   const solFiles = filesUnder(join(dir, "contracts"), ".sol").map((f) => `contracts/${f}`);
@@ -211,7 +178,7 @@ export async function buildAudited(dir: string, options: { log?: (line: string) 
   let contracts = readJson<ContractBuild>(contractsFile);
   let builtNow = false;
   if (!circuits || !contracts) {
-    await withLock(async () => {
+    await withBuildLock(join(INTEROP_DIR, ".lock"), async () => {
       contracts = readJson<ContractBuild>(contractsFile) ?? buildContracts(dir, solFiles, contractsFile, log);
       circuits = cachedCircuits();
       if (!circuits) {
