@@ -20,12 +20,27 @@ const eventColumns = (t: PgColumnsBuilders) => ({
   txHash: t.hex().notNull(),
 });
 
-/** Registrar `Register`: an account and its BabyJubJub public key [x, y]. */
+/** Registrar `Register`: an account and its (latest) BabyJubJub public key [x, y]. */
 export const account = onchainTable("account", (t) => ({
   address: t.hex().primaryKey(),
   publicKey: t.bigint().array().notNull(),
   ...eventColumns(t),
 }));
+
+/**
+ * Every `Register` event: the audited Registrar lets an account register again with another key,
+ * so what was encrypted to an account depends on when.
+ */
+export const registration = onchainTable(
+  "registration",
+  (t) => ({
+    id: t.text().primaryKey(),
+    address: t.hex().notNull(),
+    publicKey: t.bigint().array().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ addressIdx: index().on(table.address, table.blockNumber) }),
+);
 
 /** `AuditorChanged`, with the new auditor's public key [x, y] as the eERC stored it. */
 export const auditorChange = onchainTable(

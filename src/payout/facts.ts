@@ -36,8 +36,8 @@ export type SettlementFacts = {
   payouts: Payout[];
   /** Every other transfer from a payer: the ledger cannot account for it. */
   unattributed: UnattributedTransfer[];
-  /** The registered public key of each account a payout went to. */
-  receiverKeys: Map<Address, Point>;
+  /** The public key each payout's receiver had registered when it was paid, by transaction. */
+  receiverKeys: Map<Hex, Point>;
 };
 
 const MODELS: Record<PricingModelName, Pricing["model"]> = {
@@ -93,7 +93,7 @@ export async function readSettlementFacts(
     blockNumber: string;
     logIndex: number;
   };
-  type AccountRow = { address: Address; publicKey: string[] };
+  type RegistrationRow = { address: Address; publicKey: string[]; blockNumber: string };
 
   const fromFilter = payers === "any" ? undefined : `{ from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))} }`;
   const none = payers !== "any" && payers.length === 0;
@@ -141,8 +141,16 @@ export async function readSettlementFacts(
   const { payouts, unattributed } = attributeTransfers(transfers, providerChanges);
 
   const receivers = [...new Set(payouts.map((p) => p.to.toLowerCase()))];
-  const accounts = receivers.length === 0 ? [] : await client.all<AccountRow>("accounts", "address publicKey", "address", `{ address_in: ${JSON.stringify(receivers)} }`);
-  const receiverKeys = new Map<Address, Point>(accounts.map((a) => [getAddress(a.address), [BigInt(a.publicKey[0]!), BigInt(a.publicKey[1]!)]]));
+  const registrations =
+    receivers.length === 0 ? [] : await client.all<RegistrationRow>("registrations", "address publicKey blockNumber", "blockNumber", `{ address_in: ${JSON.stringify(receivers)} }`);
+  const receiverKeys = new Map<Hex, Point>();
+  for (const p of payouts) {
+    let key: Point | undefined;
+    for (const r of registrations) {
+      if (getAddress(r.address) === p.to && BigInt(r.blockNumber) <= p.blockNumber) key = [BigInt(r.publicKey[0]!), BigInt(r.publicKey[1]!)];
+    }
+    if (key) receiverKeys.set(p.txHash, key);
+  }
 
   return {
     indexedBlock,

@@ -76,13 +76,13 @@ export function operatorAmount(operatorSk: bigint, payout: Payout, receiverPk: P
  */
 export function operatorAmounts(
   operatorSk: bigint,
-  facts: { payouts: readonly Payout[]; receiverKeys: ReadonlyMap<Address, Point> },
+  facts: { payouts: readonly Payout[]; receiverKeys: ReadonlyMap<Hex, Point> },
   cache: Map<Hex, bigint> = new Map(),
 ): { amounts: Map<Hex, bigint>; unreadable: UnattributedTransfer[] } {
   const unreadable: UnattributedTransfer[] = [];
   for (const p of facts.payouts) {
     if (cache.has(p.txHash)) continue;
-    const pk = facts.receiverKeys.get(getAddress(p.to));
+    const pk = facts.receiverKeys.get(p.txHash);
     try {
       if (!pk) throw new PCTDecryptionError("the receiver has no registered key");
       cache.set(p.txHash, operatorAmount(operatorSk, p, pk));
