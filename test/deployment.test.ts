@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,24 +10,16 @@ import { ANVIL_KEYS } from "../scripts/deploy.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { type DeploymentManifest, provingArtifactsOf } from "../src/deployment/manifest.js";
-import { CIRCUIT_NAMES, PROJECT_ROOT, circuitArtifacts } from "../src/eerc/artifacts.js";
+import { CIRCUIT_NAMES, circuitArtifacts } from "../src/eerc/artifacts.js";
 import { CircuitVerifierMismatchError, UnsupportedEercError, checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { deployForIndexer } from "./indexer-helpers.js";
+import { runScript } from "./run-script.js";
 
 // What a deployment is checked for before anything is proven or paid: the eERC's version and
 // capabilities, and proving keys that its own verifiers accept. And a deployment that has paid
 // nobody yet.
-
-const TSX = join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
-type Run = { code: number; stdout: string; stderr: string };
-const run = (script: string, args: string[], env: Record<string, string>): Promise<Run> =>
-  new Promise((resolve) => {
-    execFile(TSX, [script, ...args], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, timeout: 180_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
 
 let anvil: Anvil;
 let chain: ChainClients;
@@ -85,14 +76,14 @@ describe("a deployment's eERC and proving keys", () => {
     const artifacts = provingArtifactsOf(manifest);
     const wrong = join(dir, "wrong-transfer.json");
     writeFileSync(wrong, JSON.stringify({ ...manifest, circuits: { ...artifacts, transfer: artifacts.withdraw } }));
-    const agent = await run("scripts/agent.ts", ["--once"], { DEPLOYMENT_FILE: wrong, RPC_URL: anvil.rpcUrl, INDEXER_URL: indexer.url });
+    const agent = await runScript("scripts/agent.ts", ["--once"], { DEPLOYMENT_FILE: wrong, RPC_URL: anvil.rpcUrl, INDEXER_URL: indexer.url });
     expect(agent.code).toBe(1);
     expect(agent.stdout).toMatch(/CIRCUIT_VERIFIER_MISMATCH: circuit transfer: no proof can be made with .*withdraw/);
   });
 
   it("a deployment that has paid nobody serves pending 0 through the indexed block, and the provider CLI reads it", async () => {
     // The auditor is the one registered account of a fresh deployment.
-    const history = await run("src/cli/index.ts", ["history", "--api", indexer.url, "--json"], { PRIVATE_KEY: ANVIL_KEYS[9] });
+    const history = await runScript("src/cli/index.ts", ["history", "--api", indexer.url, "--json"], { PRIVATE_KEY: ANVIL_KEYS[9] });
     expect(history.code, history.stderr).toBe(0);
     const out = JSON.parse(history.stdout);
     expect(out.pending.amountMicro).toBe("0");

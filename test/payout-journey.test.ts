@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,22 +15,14 @@ import { providerIdOf } from "../src/usage/registry.js";
 import { ANVIL_KEYS } from "../scripts/deploy.js";
 import { callRecords, commitRecords, payPoolFee } from "../scripts/marketplace.js";
 import { accounts } from "./indexer-helpers.js";
+import { runScript } from "./run-script.js";
 import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
 
 // The provider journey around the payout agent as separate processes: the agent serving
 // POST /revenue/distribute, the query API with pending amounts and cycle totals, the auditor's
 // reconcile, and a provider's withdraw with everything but the chain stopped.
 
-const TSX = join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
-type Run = { code: number; stdout: string; stderr: string };
-
-function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(TSX, ["src/cli/index.ts", ...args], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, timeout: 180_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runScript("src/cli/index.ts", args, env);
 
 let w: PayoutWorld;
 let agent: ChildProcess;
