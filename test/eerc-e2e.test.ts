@@ -13,6 +13,7 @@ import {
   AuditorNotSetError,
   InsufficientBalanceError,
   InvalidAmountError,
+  MessagesUnsupportedError,
   ReceiverNotRegisteredError,
   SenderNotRegisteredError,
 } from "../src/eerc/errors.js";
@@ -110,9 +111,12 @@ describe("eERC converter on anvil with real proofs", () => {
     expect(await bob.balance(tokenId)).toBe(36n);
   });
 
-  it("carries a memo through the bytes-message overload as a PrivateMessage, where the eERC has the overloads", async (ctx) => {
-    // The May 2025 audited eERC has none (the manifest records it): nothing to test there.
-    if (!manifest.eerc?.messages) return ctx.skip();
+  it("carries a memo through the bytes-message overload as a PrivateMessage; an eERC without the overloads is refused before proving", async () => {
+    if (!manifest.eerc?.messages) {
+      // The May 2025 audited eERC (the manifest records which one this is).
+      await expect(alice.transfer({ to: bob.address, amount: 2n, tokenId, message: "0xc0ffee" })).rejects.toBeInstanceOf(MessagesUnsupportedError);
+      return;
+    }
     const receipt = await alice.transfer({ to: bob.address, amount: 2n, tokenId, message: "0xc0ffee" });
     const [log] = await chain.publicClient.getLogs({
       address: manifest.contracts.encryptedERC,

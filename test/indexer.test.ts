@@ -80,8 +80,10 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
   });
 
   it("follows live transfers (1 micro-unit, messages, a self-transfer), a second deposit and a withdrawal", async () => {
-    await alice.deposit({ token: manifest.contracts.token, amount: 1_000_000n, message: "0xdeadbeef" });
-    await transfer(alice, carol, 250_000n, "0x0102");
+    // Messages where the eERC has the overloads (not the May 2025 audited version).
+    const message = (m: Hex) => (manifest.eerc?.messages ? m : undefined);
+    await alice.deposit({ token: manifest.contracts.token, amount: 1_000_000n, message: message("0xdeadbeef") });
+    await transfer(alice, carol, 250_000n, message("0x0102"));
     await transfer(alice, bob, 10n);
     await transfer(bob, carol, 5n);
     await transfer(alice, alice, 7n);
@@ -192,7 +194,7 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
       { account: alice.address.toLowerCase(), amount: "3000000", dust: "0", credited: "3000000", source: "calldata" },
       { account: alice.address.toLowerCase(), amount: "1000000", dust: "0", credited: "1000000", source: "calldata" },
     ]);
-    expect(data.privateMessages.items.map((m: { messageType: string }) => m.messageType).sort()).toEqual(["DEPOSIT", "PRIVATE_TRANSFER"]);
+    expect(data.privateMessages.items.map((m: { messageType: string }) => m.messageType).sort()).toEqual(manifest.eerc?.messages ? ["DEPOSIT", "PRIVATE_TRANSFER"] : []);
     const root = await fetch(`${indexer.url}/`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -14,6 +14,7 @@ import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { type BalanceView, decryptBalance } from "./balance.js";
 import { type ProofCalldata, proofToCalldata } from "./calldata.js";
 import { type Point, pointEquals } from "./curve.js";
+import { type EercCapabilities, detectEerc } from "./deployment-check.js";
 import { type EGCT, subEGCT } from "./elgamal.js";
 import {
   AuditorNotSetError,
@@ -21,6 +22,7 @@ import {
   KeyMismatchError,
   ReceiverNotRegisteredError,
   InvalidAmountError,
+  MessagesUnsupportedError,
   SenderNotRegisteredError,
   validateAmount,
 } from "./errors.js";
@@ -130,8 +132,18 @@ export class EercClient {
     return receipt;
   }
 
+  private capabilities?: Promise<EercCapabilities>;
+
+  /** Refuses a message (before any proof) on an eERC without the `bytes message` overloads. */
+  private async checkMessage(message: Hex | undefined): Promise<void> {
+    if (!message) return;
+    this.capabilities ??= detectEerc(this.publicClient, this.contracts.encryptedERC);
+    if (!(await this.capabilities).messages) throw new MessagesUnsupportedError(this.contracts.encryptedERC);
+  }
+
   /** Sends an eERC write, using the `bytes message` overload when a message is given. */
-  private writeEerc(functionName: string, args: readonly unknown[], message?: Hex): Promise<TransactionReceipt> {
+  private async writeEerc(functionName: string, args: readonly unknown[], message?: Hex): Promise<TransactionReceipt> {
+    await this.checkMessage(message);
     return this.send(functionName, {
       address: this.contracts.encryptedERC,
       abi: EncryptedERCAbi,
@@ -341,11 +353,13 @@ export class EercClient {
   }
 
   async transfer(args: { to: Address; amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    await this.checkMessage(args.message);
     return this.sendTransfer(await this.prepareTransfer(args), { message: args.message });
   }
 
   /** Converter mode: unwraps `amount` (eERC units) back to the ERC-20; the amount is public. */
   async withdraw(args: { amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    await this.checkMessage(args.message);
     const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount);
     const { input } = withdrawInputs({
       sk: this.#privateKey,
@@ -364,6 +378,7 @@ export class EercClient {
 
   /** Standalone mode, owner only: mints `amount` encrypted to `to`. */
   async mint(args: { to: Address; amount: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    await this.checkMessage(args.message);
     const amount = validateAmount(args.amount);
     const to = getAddress(args.to);
     const auditorPk = await this.auditorPublicKey();
@@ -376,6 +391,7 @@ export class EercClient {
 
   /** Standalone mode: destroys `amount` of the caller's encrypted balance. */
   async burn(args: { amount: bigint; message?: Hex }): Promise<TransactionReceipt> {
+    await this.checkMessage(args.message);
     const { auditorPk, current } = await this.spendPreconditions(0n, args.amount);
     const { input } = burnInputs({
       sk: this.#privateKey,

@@ -37,6 +37,14 @@ export class BalanceViewCorruptError extends EercError {
   }
 }
 
+/** A `bytes message` was given to an eERC without the message overloads (the May 2025 version). */
+export class MessagesUnsupportedError extends EercError {
+  readonly code = "MESSAGES_UNSUPPORTED";
+  constructor(readonly encryptedERC: Hex) {
+    super(`the eERC at ${encryptedERC} has no bytes-message overloads (a version before July 2025): send without a message`);
+  }
+}
+
 export class ReceiverNotRegisteredError extends EercError {
   readonly code = "RECEIVER_NOT_REGISTERED";
   constructor(readonly address: Hex) {
