@@ -60,8 +60,7 @@ export type DeployOptions = {
 };
 
 /** The eERC of this project: verifiers from the local circuit build, Registrar and EncryptedERC. */
-async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boolean, decimals: number, log: (line: string) => void) {
-  await buildCircuits({ log });
+async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boolean, decimals: number) {
   const verifiers = {
     registration: await deployContract(chain, d, "RegistrationVerifier"),
     transfer: await deployContract(chain, d, "TransferVerifier"),
@@ -94,6 +93,8 @@ async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boole
  */
 export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
   const log = options.log ?? (() => {});
+  // Our own eERC's verifiers come out of the circuit build, and are compiled with the contracts.
+  if (!options.eerc) await buildCircuits({ log });
   await buildContracts();
   const chain = await connectChain(options.rpcUrl);
   const d = options.deployer;
@@ -110,7 +111,7 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
   } else {
     refuseDevelopmentKeysOnRealChains(chain.chain.id);
     startBlock = Number(await chain.publicClient.getBlockNumber());
-    eerc = await deployOwnEerc(chain, d, options.isConverter ?? true, options.decimals ?? 6, log);
+    eerc = await deployOwnEerc(chain, d, options.isConverter ?? true, options.decimals ?? 6);
     artifacts = defaultProvingArtifacts({});
   }
   const capabilities = await detectEerc(chain.publicClient, eerc.encryptedERC);
