@@ -287,6 +287,8 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     expect(await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never })).toBe(true);
     const replacement = await transfer(alice, carol, 4n);
     await carol.deposit({ token: manifest.contracts.token, amount: 1_000n });
+    // Ponder may have asked for a block of the dropped branch just as it vanished: it retries
+    // eth_getLogs for it with a backoff of up to 32 s before it moves on to the new branch.
     await eventually(async () => {
       const bobBody = (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body;
       const carolBody = (await getJson(`${indexer.url}/providers/${carol.address}/earnings`)).body;
@@ -294,7 +296,7 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
         !bobBody.receivedTransfers.some((t: { txHash: string }) => t.txHash === dropped.transactionHash) &&
         carolBody.balanceHistory.some((r: { kind: string }) => r.kind === "deposit")
       );
-    }, "the indexer to follow the new branch");
+    }, "the indexer to follow the new branch", 90_000);
     expect(indexer.recentOutput()).not.toMatch(/unrecoverable/i);
 
     for (const client of [alice, bob, carol]) await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client });
@@ -304,7 +306,7 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     const hashes = audit.periods.flatMap((p: { entries: { txHash: string }[] }) => p.entries.map((e) => e.txHash));
     expect(hashes).not.toContain(dropped.transactionHash);
     expect(hashes).toContain(replacement.transactionHash);
-  });
+  }, 180_000);
 });
 
 describe("indexer on PGlite: standalone eERC (private mint and burn)", () => {
