@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -208,14 +208,16 @@ describe("eERC standalone mode and auditor gating", () => {
 });
 
 describe.skipIf(process.env.EERC_AUDITED_DIR)("npm run demo", () => {
-  it("runs the whole journey on a fresh anvil: metered MCP calls, two payout cycles, provider checks and withdrawals, audit", () => {
+  it("runs the whole journey on a fresh anvil: metered MCP calls, two payout cycles, provider checks and withdrawals, audit", async () => {
     const report = join(mkdtempSync(join(tmpdir(), "demo-")), "report.json");
-    execFileSync(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report], {
+    // Asynchronously: a synchronous child would block this worker past vitest's 60 s RPC timeout.
+    const demo = spawn(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report], {
       cwd: PROJECT_ROOT,
       stdio: "inherit",
       env: { ...process.env, RPC_URL: "" },
       timeout: 300_000,
     });
+    expect(await new Promise((resolve) => demo.once("exit", resolve))).toBe(0);
     const r = JSON.parse(readFileSync(report, "utf8"));
     expect(r.decimals).toBe(6);
     expect(r.mcp.calls).toBeGreaterThanOrEqual(300);
