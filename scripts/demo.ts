@@ -55,7 +55,8 @@ type Report = {
   decimals: number;
   mcp: { calls: number; failed: number };
   providers: { namespace: string; kind: string; account: Address; calls: number; earnedMicro: string; paidMicro: string; decryptedMicro: string; withdrawnMicro: string }[];
-  cycles: { id: number; poolMicro: string; paidMicro: string; transfers: number }[];
+  /** Per cycle: the pool received, the reserve carried in, what was split, the reserve carried out (the auditor's figures), what was paid. */
+  cycles: { id: number; poolMicro: string; carriedInMicro: string; splitMicro: string; carriedOutMicro: string; paidMicro: string; transfers: number }[];
   audit: { ok: boolean; totalMicro: string };
 };
 
@@ -167,7 +168,8 @@ async function main(): Promise<void> {
 
       const result = await agent.runCycle();
       if (result.status !== "paid") throw new Error(`cycle ${round + 1} paid nothing`);
-      cycles.push({ id: result.cycle, poolMicro: result.poolMicro.toString(), paidMicro: result.paidMicro.toString(), transfers: result.transfers.length });
+      // The reserve columns are filled from the auditor's reconciliation below.
+      cycles.push({ id: result.cycle, poolMicro: result.poolMicro.toString(), carriedInMicro: "", splitMicro: "", carriedOutMicro: "", paidMicro: result.paidMicro.toString(), transfers: result.transfers.length });
       step(`cycle ${result.cycle}: ${result.transfers.length} private transfers, pool ${formatUsdc(result.poolMicro)} USDC`);
     }
 
@@ -185,8 +187,18 @@ async function main(): Promise<void> {
     step("each provider decrypted its balance history through the API with its own key; nothing is pending");
 
     const auditorSk = await deriveKeyFromWallet(auditorAccount!);
-    const audit = await reconcile({ indexer: new UsageGraphqlClient(indexer.url), auditorSk, settlement: { feeBps: FEE_BPS, periodUnit: "month" } });
+    const audit = await reconcile({
+      indexer: new UsageGraphqlClient(indexer.url),
+      auditorSk,
+      operatorPk: operator.publicKey,
+      settlement: { feeBps: FEE_BPS, periodUnit: "month" },
+    });
     step(`auditor reconciled ${audit.cycles.length} cycles independently: ${audit.ok ? "every provider paid exactly what it was owed" : "MISMATCH"}`);
+    for (const c of cycles) {
+      const a = audit.cycles.find((x) => x.cycle === c.id);
+      if (!a) throw new Error(`the auditor's reconciliation has no cycle ${c.id}`);
+      Object.assign(c, { carriedInMicro: a.carriedInMicro.toString(), splitMicro: a.splitMicro.toString(), carriedOutMicro: a.carriedOutMicro.toString() });
+    }
 
     // Claims: each provider withdraws what it was paid to its own wallet (the public amount is all a withdrawal shows).
     const withdrawn = new Map<DemoNamespace, bigint>();
@@ -230,7 +242,14 @@ async function main(): Promise<void> {
       ]),
     );
     console.log("");
-    console.log(table([["cycle", "", "pool USDC", "paid USDC", "transfers"], ...cycles.map((c) => [String(c.id), "", formatUsdc(BigInt(c.poolMicro)), formatUsdc(BigInt(c.paidMicro)), String(c.transfers)])]));
+    // The pool received is public; what it carried in, split and carried out is the operator's and the auditor's.
+    const usdc = (v: string) => formatUsdc(BigInt(v));
+    console.log(
+      table([
+        ["cycle", "", "pool USDC", "carried in", "pool split", "carried out", "paid USDC", "transfers"],
+        ...cycles.map((c) => [String(c.id), "", usdc(c.poolMicro), usdc(c.carriedInMicro), usdc(c.splitMicro), usdc(c.carriedOutMicro), usdc(c.paidMicro), String(c.transfers)]),
+      ]),
+    );
     console.log(`\naudit: ${audit.ok ? "ok" : "MISMATCH"}, ${formatUsdc(audit.totalMicro)} USDC paid in ${audit.cycles.reduce((s, c) => s + c.transfers, 0)} private transfers`);
 
     const out: Report = {

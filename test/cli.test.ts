@@ -103,6 +103,8 @@ describe("cli: usage, keys and unreachable sources", () => {
       [["reconcile", "--rpc", "http://a"], /reconcile needs --api URL/],
       [["reconcile", "--api", "http://a", "--fee-bps", "20000"], /--fee-bps must be an integer from 0 to 10000/],
       [["reconcile", "--api", "http://a", "--pricing-period", "week"], /--pricing-period must be month or day/],
+      [["reconcile", "--api", "http://a"], /reconcile needs --operator ADDRESS/],
+      [["reconcile", "--api", "http://a", "--operator", "0x12"], /--operator: "0x12" is not an address/],
       [["distribute", "--api", "http://a"], /distribute takes --agent URL/],
       [["history", "--agent", "http://a"], /--agent is only used with distribute/],
     ];

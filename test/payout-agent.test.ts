@@ -3,7 +3,9 @@ import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { UnattributedPayerTransferError } from "../src/payout/errors.js";
+import { poolReserve, poolSecret } from "../src/payout/settlement.js";
 import { operatorAmounts } from "../src/payout/tag.js";
+import { providerIdOf } from "../src/usage/registry.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { ANVIL_KEYS } from "../scripts/deploy.js";
 import { privateKeyToAccount } from "viem/accounts";
@@ -11,7 +13,9 @@ import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, p
 import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 
 // The payout agent against anvil, the indexer and real proofs. Expected amounts are worked out by
-// hand from the pricing (10% platform fee) so the engine is not checked against itself.
+// hand from the pricing (10% platform fee) so the engine is not checked against itself. The free
+// pool's reserve is the one number that cannot be: it is derived from the operator's and the
+// auditor's keys (`poolReserve`), and the splits are worked out by hand around it.
 
 let w: PayoutWorld;
 let sequence = 0;
@@ -25,6 +29,28 @@ async function commit(calls: Record<string, number | [number, number]>) {
   });
   await commitRecords(w.chain, w.manifest, w.server, w.operator.address, ++sequence, records);
 }
+
+/** A cycle's pool reserve, as the operator and the auditor derive it. */
+async function reserveOf(cycle: number, poolAfterFee: bigint): Promise<bigint> {
+  const secret = poolSecret(w.operator.exportPrivateKey(), await w.operator.auditorPublicKey());
+  return poolReserve(secret, cycle, poolAfterFee);
+}
+
+/** Largest remainder between wiki and maps, by hand: floors first, the spare micro to the larger remainder (ties: the lower provider id). */
+function wikiMaps(pool: bigint, wiki: bigint, maps: bigint): { wiki: bigint; maps: bigint } {
+  const total = wiki + maps;
+  const out = { wiki: (pool * wiki) / total, maps: (pool * maps) / total };
+  if (out.wiki + out.maps === pool) return out;
+  const [rw, rm] = [(pool * wiki) % total, (pool * maps) % total];
+  if (rw > rm || (rw === rm && providerIdOf("wiki") < providerIdOf("maps"))) out.wiki += 1n;
+  else out.maps += 1n;
+  return out;
+}
+
+/** What each cycle carried out of the pool, for the next. */
+const carried: bigint[] = [0n];
+/** The free providers' balances so far. */
+const free = { wiki: 0n, maps: 0n };
 
 async function balances(): Promise<Record<string, bigint>> {
   const out: Record<string, bigint> = {};
@@ -51,8 +77,11 @@ describe("payout agent", () => {
     expect(result.transfers).toHaveLength(5);
     expect(result.poolMicro).toBe(1_000_000n);
     // weather 7 × 1000 − 10%; news 3 calls past the 5 free × 250 − 10%; tinyapi 1 micro (fee rounds to 0);
-    // pool 1,000,000 − 10% split 10 : 30.
-    expect(await balances()).toEqual({ weather: 6300n, news: 675n, tinyapi: 1n, wiki: 225_000n, maps: 675_000n });
+    // pool 1,000,000 − 10% = 900,000, less the cycle's reserve, split 10 : 30.
+    const reserve = await reserveOf(1, 900_000n);
+    carried.push(reserve);
+    Object.assign(free, wikiMaps(900_000n - reserve, 10n, 30n));
+    expect(await balances()).toEqual({ weather: 6300n, news: 675n, tinyapi: 1n, ...free });
   });
 
   it("a second run with nothing new pays nothing", async () => {
@@ -68,10 +97,15 @@ describe("payout agent", () => {
     if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
     expect(result.cycle).toBe(2);
     // weather 9 calls: 8100 earned, 6300 paid. news 12 calls: 7 × 250 − 10% = 1575, 675 paid.
-    // Pool 7 (fee rounds to 0) by weights 1 : 3 = 1.75 : 5.25 → 1 and 5, the spare micro to the larger remainder (wiki).
-    expect(await balances()).toEqual({ weather: 8100n, news: 1575n, tinyapi: 1n, wiki: 225_002n, maps: 675_005n });
+    // Pool 7 (fee rounds to 0) plus cycle 1's reserve, less cycle 2's own, by weights 1 : 3.
+    const reserve = await reserveOf(2, 7n);
+    const pool = wikiMaps(7n + carried[1]! - reserve, 1n, 3n);
+    carried.push(reserve);
+    free.wiki += pool.wiki;
+    free.maps += pool.maps;
+    expect(await balances()).toEqual({ weather: 8100n, news: 1575n, tinyapi: 1n, ...free });
     const counts = await transfersPerCycleAndProvider(w);
-    expect([...counts.keys()].filter((k) => k.startsWith("2:"))).toHaveLength(4);
+    expect([...counts.keys()].filter((k) => k.startsWith("2:"))).toHaveLength(2 + [pool.wiki, pool.maps].filter((v) => v > 0n).length);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
@@ -113,7 +147,9 @@ describe("payout agent", () => {
     expect(result.recoveries).toBeGreaterThanOrEqual(1);
     expect(result.transfers).toHaveLength(3);
     // weather 12 calls: 10,800; news 13 calls: 8 × 250 − 10% = 1800; tinyapi 3.
-    expect(await balances()).toMatchObject({ weather: 10_800n, news: 1800n, tinyapi: 3n });
+    expect(await balances()).toEqual({ weather: 10_800n, news: 1800n, tinyapi: 3n, ...free });
+    // No free-pool usage in this cycle: its whole pool (nothing new, plus cycle 2's reserve) is carried.
+    carried.push(carried[2]!);
     expect(await w.operator.balance(w.tokenId)).toBe(payerBefore + 1n - (2700n + 225n + 2n));
     expect([...(await transfersPerCycleAndProvider(w)).values()].every((n) => n === 1)).toBe(true);
   });
@@ -127,8 +163,10 @@ describe("payout agent", () => {
     const result = await w.agent({ payers: [w.operator, secondClient], pastPayers: [] }).runCycle();
     if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
     expect(new Set(result.transfers.map((t) => t.payer))).toEqual(new Set([w.operator.address, secondClient.address]));
-    // wiki alone in the pool: 100 − 10 = 90.
-    expect(await balances()).toEqual({ weather: 11_700n, news: 2025n, tinyapi: 4n, wiki: 225_092n, maps: 675_005n });
+    // wiki alone in the pool: 100 − 10 = 90, plus what cycle 3 carried, less cycle 4's reserve.
+    const reserve = await reserveOf(4, 90n);
+    free.wiki += 90n + carried[3]! - reserve;
+    expect(await balances()).toEqual({ weather: 11_700n, news: 2025n, tinyapi: 4n, ...free });
     // Both payers' payouts count as paid from now on.
     const again = await w.agent({ payers: [w.operator, secondClient] }).runCycle();
     expect(again.status).toBe("nothing_owed");

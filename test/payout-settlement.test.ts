@@ -12,7 +12,18 @@ import type { ProviderId } from "../src/revenue/types.js";
 import { CycleBoundaryConflictError } from "../src/payout/errors.js";
 import type { BatchFact, ProviderChangeFact } from "../src/payout/facts.js";
 import { type PayerTransfer, type Payout, attributeTransfers, decodeTag, encodeTag, operatorAmount, payoutPCTOptions, providerSlot } from "../src/payout/tag.js";
-import { boundariesOf, cycleEarnings, type DecryptedBatch, ledgerState, paymentsByCycle, reconcileCycles } from "../src/payout/settlement.js";
+import {
+  type DecryptedBatch,
+  type PoolSecret,
+  boundariesOf,
+  cycleEarnings,
+  ledgerState,
+  paymentsByCycle,
+  poolReserve,
+  poolSecret,
+  reconcileCycles,
+} from "../src/payout/settlement.js";
+import { allocatePool } from "../src/revenue/allocate.js";
 import { PricingModel, providerIdOf } from "../src/usage/registry.js";
 
 // The settlement rules on hand-made facts; the same rules run end to end in the payout tests.
@@ -56,6 +67,10 @@ const payout = (cycle: number, throughBlock: bigint, providerId: ProviderId, amo
   return { txHash, from: ACCOUNT, to: ACCOUNT, receiverPCT: null, senderVTT: null, auditorPCT: [], blockNumber, logIndex: 0, cycle, throughBlock, providerId };
 };
 const settlement = { feeBps: 1000, periodUnit: "month" as const };
+const AUDITOR_SK = 987654321n;
+/** The secret the operator and the auditor share, as each derives it. */
+const secret = poolSecret(OPERATOR_SK, mulBase(AUDITOR_SK));
+const poolSecretOf: PoolSecret = () => secret;
 
 describe("payout tags", () => {
   it("round-trip through a PCT nonce below 2^128; any other nonce is not a tag", () => {
@@ -137,7 +152,7 @@ describe("settlement", () => {
   it("a pricing change applies from the next pricing period, so earnings through a block never shrink", () => {
     const changes = [change(A, 1n, perCall(100n)), change(A, 5n, perCall(1n))];
     const batches = [batch(2n, JAN, [[A, 10n]]), batch(6n, JAN, [[A, 10n]]), batch(7n, FEB, [[A, 10n]])];
-    const [c] = cycleEarnings({ batches, providerChanges: changes, poolFees: [], boundaries: [{ cycle: 1, throughBlock: 10n }], options: settlement });
+    const [c] = cycleEarnings({ batches, providerChanges: changes, poolFees: [], boundaries: [{ cycle: 1, throughBlock: 10n }], options: settlement, poolSecret: poolSecretOf });
     // January at 100 per call (20 calls), February at 1 (10 calls), 10% fee.
     expect(c!.earnedThrough.get(A)).toBe(1800n + 9n);
   });
@@ -155,12 +170,56 @@ describe("settlement", () => {
       poolFees: fees,
       boundaries: [{ cycle: 1, throughBlock: 10n }, { cycle: 2, throughBlock: 20n }],
       options: settlement,
+      poolSecret: poolSecretOf,
     });
-    expect(c1!.poolMicro).toBe(1000n);
-    expect(c1!.earnedThrough).toEqual(new Map([[A, 900n]]));
-    expect(c2!.poolMicro).toBe(400n);
-    expect(c2!.earnedThrough.get(A)).toBe(900n + 90n);
-    expect(c2!.earnedThrough.get(B)).toBe(270n);
+    // Cycle 1: 1000 − 10% = 900; a reserve withheld, the rest to A alone.
+    const r1 = poolReserve(secret, 1, 900n);
+    expect(c1).toMatchObject({ poolMicro: 1000n, poolFeeMicro: 100n, carriedInMicro: 0n, carriedOutMicro: r1, splitMicro: 900n - r1 });
+    expect(c1!.earnedThrough).toEqual(new Map([[A, 900n - r1]]));
+    // Cycle 2: 400 − 10% = 360 plus cycle 1's reserve, less its own, split 1 : 3.
+    const r2 = poolReserve(secret, 2, 360n);
+    expect(c2).toMatchObject({ poolMicro: 400n, carriedInMicro: r1, carriedOutMicro: r2, splitMicro: 360n + r1 - r2 });
+    const shares = allocatePool(360n + r1 - r2, new Map([[A, 1n], [B, 3n]]));
+    expect(c2!.earnedThrough.get(A)).toBe(900n - r1 + shares.get(A)!);
+    expect(c2!.earnedThrough.get(B)).toBe(shares.get(B));
+  });
+
+  it("the reserve is uniform over [0, the cycle's own pool after fee], the operator's and the auditor's secret, and different every cycle", () => {
+    // Both derive the same secret from their own key; a competitor's key gives another.
+    expect(poolSecret(AUDITOR_SK, mulBase(OPERATOR_SK))).toBe(secret);
+    expect(poolSecret(55555n, mulBase(AUDITOR_SK))).not.toBe(secret);
+    const reserves = Array.from({ length: 400 }, (_, i) => poolReserve(secret, i + 1, 1_000_000n));
+    expect(reserves.every((r) => r >= 0n && r <= 1_000_000n)).toBe(true);
+    expect(new Set(reserves).size).toBe(400);
+    // Uniform: about a quarter in each quarter of the range (400 draws, each count within 100 ± 40).
+    for (let q = 0n; q < 4n; q++) {
+      const n = reserves.filter((r) => r >= q * 250_000n && r < (q + 1n) * 250_000n).length;
+      expect(n, `quarter ${q}`).toBeGreaterThan(60);
+      expect(n, `quarter ${q}`).toBeLessThan(140);
+    }
+    expect(poolReserve(secret, 1, 0n)).toBe(0n);
+  });
+
+  it("a cycle without free-pool usage carries its whole pool to the next; over any history nothing is lost or created", () => {
+    const changes = [change(A, 1n, pool(2)), change(B, 1n, pool(1))];
+    let seed = 7;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let run = 0; run < 40; run++) {
+      const boundaries = Array.from({ length: 1 + rand(6) }, (_, i) => ({ cycle: i + 1, throughBlock: BigInt(10 * (i + 1)) }));
+      const fees = boundaries.flatMap((b) => (rand(4) === 0 ? [] : [{ amount: BigInt(rand(5_000_000)), blockNumber: b.throughBlock - 5n, logIndex: 0 }]));
+      const batches = boundaries.flatMap((b) => (rand(3) === 0 ? [] : [batch(b.throughBlock - 2n, JAN, [[A, BigInt(rand(5))], [B, BigInt(1 + rand(5))]])]));
+      const cycles = cycleEarnings({ batches, providerChanges: changes, poolFees: fees, boundaries, options: settlement, poolSecret: poolSecretOf });
+      let afterFee = 0n;
+      for (const [i, c] of cycles.entries()) {
+        afterFee += c.poolMicro - c.poolFeeMicro;
+        expect(c.carriedInMicro).toBe(i === 0 ? 0n : cycles[i - 1]!.carriedOutMicro);
+        if (!batches.some((b) => b.blockNumber > c.afterBlock && b.blockNumber <= c.throughBlock)) expect(c.splitMicro).toBe(0n);
+      }
+      const last = cycles.at(-1)!;
+      const earned = [...last.earnedThrough.values()].reduce((a, b) => a + b, 0n);
+      // Everything the pool took in after its fee is either earned by now or carried forward.
+      expect(earned + last.carriedOutMicro, `run ${run}`).toBe(afterFee);
+    }
   });
 
   it("the payouts of one cycle must agree on its boundary", () => {
@@ -170,7 +229,7 @@ describe("settlement", () => {
   it("an interrupted cycle is finished under its own boundary; an overpaid provider stops everything", () => {
     const changes = [change(A, 1n, perCall(10n)), change(B, 1n, perCall(10n))];
     const batches = [batch(2n, JAN, [[A, 1n], [B, 1n]]), batch(15n, JAN, [[A, 1n]])];
-    const args = { batches, providerChanges: changes, poolFees: [], amountOf, settlement, through: 20n };
+    const args = { batches, providerChanges: changes, poolFees: [], amountOf, settlement, poolSecret: poolSecretOf, through: 20n };
     const interrupted = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n)] });
     expect(interrupted.unfinished).toMatchObject({ cycle: 1, throughBlock: 10n, due: new Map([[B, 9n]]) });
     const done = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n), payout(1, 10n, B, 9n, 12n)] });
@@ -182,7 +241,7 @@ describe("settlement", () => {
   it("reconciliation flags a wrong amount and a second transfer in one cycle", () => {
     const changes = [change(A, 1n, perCall(10n))];
     const batches = [batch(2n, JAN, [[A, 1n]])];
-    const earnings = cycleEarnings({ batches, providerChanges: changes, poolFees: [], boundaries: [{ cycle: 1, throughBlock: 10n }], options: settlement });
+    const earnings = cycleEarnings({ batches, providerChanges: changes, poolFees: [], boundaries: [{ cycle: 1, throughBlock: 10n }], options: settlement, poolSecret: poolSecretOf });
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 9n, 11n)], amountOf))[0]!.ok).toBe(true);
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 8n, 11n)], amountOf))[0]).toMatchObject({ owedMicro: 9n, paidMicro: 8n, ok: false });
     const split = [payout(1, 10n, A, 4n, 11n), payout(1, 10n, A, 5n, 12n)];

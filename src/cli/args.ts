@@ -36,6 +36,8 @@ Options:
   --amount USDC          withdraw: the amount, in USDC (up to 6 decimals, e.g. 0.000001)
   --fee-bps N            reconcile: the platform fee in basis points (default 1000)
   --pricing-period P     reconcile: month (default) or day, as the agent prices
+  --operator ADDRESS     reconcile: the operator's account (its registered key and the
+                         auditor's give the free pool's reserves); required
   --payers A,B,...       reconcile: the operator's payer accounts, current and past
                          (default: every account that sent a tagged payout)
   --records FILE         usage: call records to check against the committed batches
@@ -74,6 +76,7 @@ const OPTIONS = {
   "fee-bps": { type: "string" },
   "pricing-period": { type: "string" },
   payers: { type: "string" },
+  operator: { type: "string" },
   "token-id": { type: "string" },
   period: { type: "string" },
   records: { type: "string" },
@@ -145,7 +148,7 @@ export function parseCommand(argv: string[]): Command | "help" {
 
   if (values.amount !== undefined && name !== "withdraw") throw new UsageError("--amount is only used with withdraw");
   if (name === "withdraw" && values.amount === undefined) throw new UsageError("withdraw needs --amount USDC");
-  for (const flag of ["fee-bps", "pricing-period", "payers"] as const) {
+  for (const flag of ["fee-bps", "pricing-period", "payers", "operator"] as const) {
     if (values[flag] !== undefined && name !== "reconcile") throw new UsageError(`--${flag} is only used with reconcile`);
   }
   if (values["fee-bps"] !== undefined && (!/^\d{1,5}$/.test(values["fee-bps"]) || Number(values["fee-bps"]) > 10_000)) {
@@ -154,6 +157,8 @@ export function parseCommand(argv: string[]): Command | "help" {
   if (values["pricing-period"] !== undefined && values["pricing-period"] !== "month" && values["pricing-period"] !== "day") {
     throw new UsageError("--pricing-period must be month or day");
   }
+  if (name === "reconcile" && values.operator === undefined) throw new UsageError("reconcile needs --operator ADDRESS (the operator's account)");
+  if (values.operator !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.operator)) throw new UsageError(`--operator: "${values.operator}" is not an address`);
   const badPayer = values.payers?.split(",").find((a) => !/^0x[0-9a-fA-F]{40}$/.test(a.trim()));
   if (badPayer !== undefined) throw new UsageError(`--payers: "${badPayer}" is not an address`);
 

@@ -77,12 +77,21 @@ export function renderReconciliation(r: Reconciliation): string {
     String(c.cycle),
     String(c.throughBlock),
     formatUsdc(c.poolMicro),
+    formatUsdc(c.carriedInMicro),
+    formatUsdc(c.splitMicro),
+    formatUsdc(c.carriedOutMicro),
     formatUsdc(c.owedMicro),
     formatUsdc(c.paidMicro),
     String(c.transfers),
     c.ok ? "ok" : "MISMATCH",
   ]);
-  lines.push(...table(["cycle", "through block", "pool USDC", "owed USDC", "paid USDC", "transfers", "status"], cycleRows, new Set([0, 1, 2, 3, 4, 5])));
+  lines.push(
+    ...table(
+      ["cycle", "through block", "pool USDC", "carried in", "pool split", "carried out", "owed USDC", "paid USDC", "transfers", "status"],
+      cycleRows,
+      new Set([0, 1, 2, 3, 4, 5, 6, 7, 8]),
+    ),
+  );
   lines.push("", `total paid: ${formatUsdc(r.totalMicro)} USDC`);
   if (r.unattributed.length > 0) {
     lines.push("", "transfers from payers that are not accountable payouts:");
@@ -115,6 +124,7 @@ export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promi
   const r = await reconcile({
     indexer,
     auditorSk: id.sk,
+    operatorPk: await indexer.registeredKey(getAddress(cmd.values.operator!)),
     settlement: { feeBps: Number(cmd.values["fee-bps"] ?? 1000), periodUnit: (cmd.values["pricing-period"] as "month" | "day") ?? "month" },
     payers: cmd.values.payers ? cmd.values.payers.split(",").map((a) => getAddress(a.trim())) : "any",
   });

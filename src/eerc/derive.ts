@@ -19,3 +19,9 @@ export function deriveScalar(secret: bigint, context: string): bigint {
 export function deriveNonce(secret: bigint, context: string): bigint {
   return mac(secret, `nonce|${context}`) % (1n << 128n);
 }
+
+/** A fraction of `whole` (in [0, whole], floor of whole × u for a derived u in [0, 1)), derived like `deriveScalar`. */
+export function deriveShareOf(secret: bigint, context: string, whole: bigint): bigint {
+  if (whole < 0n) throw new RangeError("the whole must not be negative");
+  return (whole * mac(secret, `share|${context}`)) >> 256n;
+}

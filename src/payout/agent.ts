@@ -8,7 +8,7 @@ import { decryptLinesFor } from "../usage/lines.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
 import { type FaultPoint, type PlannedTransfer, type SentTransfer, payFromPayer } from "./pipeline.js";
-import { type DecryptedBatch, type SettlementOptions, ledgerState } from "./settlement.js";
+import { type DecryptedBatch, type SettlementOptions, ledgerState, operatorPoolSecret } from "./settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
 
 export type AgentOptions = {
@@ -137,6 +137,7 @@ export class PayoutAgent {
       payouts: facts.payouts,
       amountOf: (p) => amounts.get(p.txHash)!,
       settlement: this.options.settlement,
+      poolSecret: operatorPoolSecret(operatorSk, facts.auditorChanges),
       through: finalized,
     });
     const resumed = state.unfinished !== null;

@@ -38,6 +38,8 @@ export type SettlementFacts = {
   unattributed: UnattributedTransfer[];
   /** The public key each payout's receiver had registered when it was paid, by transaction. */
   receiverKeys: Map<Hex, Point>;
+  /** Every auditor the eERC had, in chain order (the pool reserves depend on the one in force). */
+  auditorChanges: { publicKey: Point; blockNumber: bigint }[];
 };
 
 const MODELS: Record<PricingModelName, Pricing["model"]> = {
@@ -94,10 +96,11 @@ export async function readSettlementFacts(
     logIndex: number;
   };
   type RegistrationRow = { address: Address; publicKey: string[]; blockNumber: string };
+  type AuditorRow = { publicKey: string[]; blockNumber: string; logIndex: number };
 
   const fromFilter = payers === "any" ? undefined : `{ from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))} }`;
   const none = payers !== "any" && payers.length === 0;
-  const [changes, batches, fees, transferRows] = await Promise.all([
+  const [changes, batches, fees, transferRows, auditors] = await Promise.all([
     client.all<ChangeRow>(
       "providerChanges",
       "providerId namespace payoutAccount active pricingModel pricePerCallMicro poolWeight tierUpToCalls tierPriceMicro blockNumber logIndex",
@@ -106,6 +109,7 @@ export async function readSettlementFacts(
     client.all<BatchRow>("usageCommitments", "server batchId periodStart encryptedLines blockNumber logIndex", "blockNumber"),
     client.all<FeeRow>("poolFees", "amount blockNumber logIndex", "blockNumber"),
     none ? Promise.resolve([]) : client.all<TransferRow>("privateTransfers", "txHash from to senderVTT receiverPCT auditorPCT blockNumber logIndex", "blockNumber", fromFilter),
+    client.all<AuditorRow>("auditorChanges", "publicKey blockNumber logIndex", "blockNumber"),
   ]);
 
   let transfers: PayerTransfer[] = transferRows.map((t) => ({
@@ -167,6 +171,10 @@ export async function readSettlementFacts(
       .sort(byChainOrder),
     poolFees: fees.map((r) => ({ amount: BigInt(r.amount), blockNumber: BigInt(r.blockNumber), logIndex: r.logIndex })).sort(byChainOrder),
     payers: payerList,
+    auditorChanges: auditors
+      .map((a) => ({ publicKey: [BigInt(a.publicKey[0]!), BigInt(a.publicKey[1]!)] as Point, blockNumber: BigInt(a.blockNumber), logIndex: a.logIndex }))
+      .sort(byChainOrder)
+      .map(({ publicKey, blockNumber }) => ({ publicKey, blockNumber })),
     payouts,
     unattributed,
     receiverKeys,

@@ -4,7 +4,7 @@ import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { type SettlementFacts, readSettlementFacts } from "./facts.js";
 import { UnattributedPayerTransferError } from "./errors.js";
-import { type DecryptedBatch, type SettlementOptions, boundariesOf, ledgerState } from "./settlement.js";
+import { type DecryptedBatch, type SettlementOptions, boundariesOf, ledgerState, operatorPoolSecret } from "./settlement.js";
 import { operatorAmounts } from "./tag.js";
 
 export type LedgerSnapshot = {
@@ -68,9 +68,17 @@ export class PayoutLedgerView {
       payouts: facts.payouts,
       amountOf: (p) => amounts.get(p.txHash)!,
       settlement: this.args.settlement,
+      poolSecret: operatorPoolSecret(sk, facts.auditorChanges),
       through: facts.indexedBlock,
     });
-    const pendingByProvider = (state.next ?? state.unfinished)?.due ?? new Map<ProviderId, bigint>();
+    // An unsettled cycle's free-pool share is not pending yet: served block by block, it would show
+    // how the others' usage moves. It becomes pending (and paid) once its cycle has a boundary.
+    const pendingByProvider = new Map<ProviderId, bigint>();
+    const through = state.next ?? state.unfinished;
+    for (const [id, v] of through?.due ?? []) {
+      const rest = v - (state.next ? (state.next.poolShares.get(id) ?? 0n) : 0n);
+      if (rest > 0n) pendingByProvider.set(id, rest);
+    }
     const account = new Map<ProviderId, Address>();
     for (const c of facts.providerChanges) account.set(c.providerId, c.payoutAccount);
     const pendingByAccount = new Map<Address, bigint>();

@@ -1,4 +1,5 @@
 import type { Address, Hex } from "viem";
+import type { Point } from "../eerc/curve.js";
 import { PCTDecryptionError } from "../eerc/errors.js";
 import { decryptPCT } from "../eerc/pct.js";
 import type { UsageGraphqlClient } from "../history/usage-api.js";
@@ -6,12 +7,17 @@ import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { readSettlementFacts } from "./facts.js";
 import type { UnattributedTransfer } from "./tag.js";
-import { type ReconciliationRow, type SettlementOptions, boundariesOf, cycleEarnings, paymentsByCycle, reconcileCycles } from "./settlement.js";
+import { type ReconciliationRow, type SettlementOptions, boundariesOf, cycleEarnings, paymentsByCycle, poolSecret, reconcileCycles } from "./settlement.js";
 
 export type CycleReconciliation = {
   cycle: number;
   throughBlock: bigint;
   poolMicro: bigint;
+  poolFeeMicro: bigint;
+  /** The free pool's reserve carried in from the previous cycle and out to the next; the split is what was shared this cycle. */
+  carriedInMicro: bigint;
+  splitMicro: bigint;
+  carriedOutMicro: bigint;
   owedMicro: bigint;
   paidMicro: bigint;
   transfers: number;
@@ -43,6 +49,8 @@ export type Reconciliation = {
 export async function reconcile(args: {
   indexer: UsageGraphqlClient;
   auditorSk: bigint;
+  /** The operator's registered eERC public key: with the auditor's key it gives the pool reserves. */
+  operatorPk: Point;
   settlement: SettlementOptions;
   payers?: readonly Address[] | "any";
 }): Promise<Reconciliation> {
@@ -66,6 +74,7 @@ export async function reconcile(args: {
     poolFees: facts.poolFees,
     boundaries: boundariesOf(payouts),
     options: args.settlement,
+    poolSecret: () => poolSecret(args.auditorSk, args.operatorPk),
   });
   const rows = reconcileCycles(earnings, payments);
   const namespaces = new Map(facts.providerChanges.map((c) => [c.providerId, c.namespace]));
@@ -77,6 +86,10 @@ export async function reconcile(args: {
       cycle: e.cycle,
       throughBlock: e.throughBlock,
       poolMicro: e.poolMicro,
+      poolFeeMicro: e.poolFeeMicro,
+      carriedInMicro: e.carriedInMicro,
+      splitMicro: e.splitMicro,
+      carriedOutMicro: e.carriedOutMicro,
       owedMicro: mine.reduce((s, r) => s + r.owedMicro, 0n),
       paidMicro: mine.reduce((s, r) => s + r.paidMicro, 0n),
       transfers: mine.reduce((s, r) => s + r.transfers, 0),

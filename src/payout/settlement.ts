@@ -5,6 +5,8 @@ import { checkFeeBps, feeMicro, priceLines } from "../revenue/price.js";
 import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
+import { type Point, mulPoint } from "../eerc/curve.js";
+import { deriveShareOf } from "../eerc/derive.js";
 import { CycleBoundaryConflictError } from "./errors.js";
 import type { BatchFact, PoolFeeFact, ProviderChangeFact } from "./facts.js";
 import type { Payout } from "./tag.js";
@@ -15,8 +17,15 @@ import type { Payout } from "./tag.js";
  * - per-call and tiered usage is priced per pricing period (UTC month or day of the batch's
  *   period start), cumulatively: tiers walk the period's billable calls so far;
  * - the free-API pool of a cycle is what the revenue pool received in the cycle's blocks
- *   (previous boundary, throughBlock], less the platform fee, split by largest remainder over the
- *   free-pool usage committed in the same blocks (billable calls × pool weight);
+ *   (previous boundary, throughBlock], less the platform fee, plus what the previous cycle
+ *   carried. A reserve, uniform in [0, the cycle's own pool after fee] and derived from a secret
+ *   only the operator and the auditor hold (`poolSecret`), is withheld and carried to the next
+ *   cycle; the rest is split by largest remainder over the free-pool usage committed in the
+ *   cycle's blocks (billable calls × pool weight). A cycle without free-pool usage carries all
+ *   of it. The fee payments are public, so without the reserve a free provider would know what
+ *   the others shared, and with one other free provider, its exact share and usage; with it,
+ *   what was split is unknown outside the operator and the auditor. Nothing is lost: what a
+ *   cycle carries is in the next cycle's pool;
  * - the pricing of a (provider, period) is the registration in force at the provider's first
  *   line of that period, so a pricing change applies from the next period and earnings through a
  *   block never shrink as later blocks are settled.
@@ -25,6 +34,33 @@ import type { Payout } from "./tag.js";
  * or auditor) computes the same numbers.
  */
 export type SettlementOptions = { feeBps: number | bigint; periodUnit: PeriodUnit };
+
+/**
+ * The secret behind a cycle's pool reserve: the x-coordinate of the Diffie-Hellman point of the
+ * operator's eERC key and the key of the auditor in force at the cycle's boundary, which each of
+ * the two computes from its own private key and the other's public key, and nobody else can.
+ */
+export type PoolSecret = (cycle: CycleBoundary) => bigint;
+
+export const poolSecret = (sk: bigint, counterpartPk: Point): bigint => mulPoint(counterpartPk, sk)[0];
+
+/** The operator's pool secrets: with the auditor key in force at each cycle's boundary. */
+export function operatorPoolSecret(operatorSk: bigint, auditorChanges: readonly { publicKey: Point; blockNumber: bigint }[]): PoolSecret {
+  return ({ cycle, throughBlock }) => {
+    const auditor = auditorChanges.filter((a) => a.blockNumber <= throughBlock).at(-1);
+    if (!auditor) throw new Error(`cycle ${cycle}: no auditor was set by block ${throughBlock}`);
+    return poolSecret(operatorSk, auditor.publicKey);
+  };
+}
+
+/**
+ * What a cycle withholds from its pool: a fraction of it, uniform in [0, 1) and fixed per cycle
+ * number, so a cycle's reserve does not change with the block it settles through (the pending
+ * amounts served before the cycle runs would otherwise show many draws of it).
+ */
+export function poolReserve(secret: bigint, cycle: number, poolAfterFee: bigint): bigint {
+  return deriveShareOf(secret, `pool-reserve|${cycle}`, poolAfterFee);
+}
 
 export type DecryptedBatch = BatchFact & { lines: readonly UsageLine[] };
 
@@ -38,10 +74,16 @@ export type CycleEarnings = {
   /** What the revenue pool received in the cycle's blocks. */
   poolMicro: bigint;
   poolFeeMicro: bigint;
-  /** The pool after its fee when no free-pool usage was committed in the cycle: it stays with the platform. */
-  unallocatedPoolMicro: bigint;
+  /** Carried in from the previous cycle. */
+  carriedInMicro: bigint;
+  /** Split over the cycle's free-pool usage: poolMicro − poolFeeMicro + carriedInMicro − carriedOutMicro. */
+  splitMicro: bigint;
+  /** Carried to the next cycle: the reserve, or the whole pool when nobody had free-pool usage. */
+  carriedOutMicro: bigint;
   /** Cumulative net earnings through `throughBlock`, by provider id ascending. */
   earnedThrough: Map<ProviderId, bigint>;
+  /** This cycle's pool split, per free provider (part of `earnedThrough`). */
+  poolShares: Map<ProviderId, bigint>;
   /** Billable calls committed in the cycle's blocks, per provider. */
   billableCalls: Map<ProviderId, bigint>;
 };
@@ -113,13 +155,16 @@ export function cycleEarnings(args: {
   poolFees: readonly PoolFeeFact[];
   boundaries: readonly CycleBoundary[];
   options: SettlementOptions;
+  poolSecret: PoolSecret;
 }): CycleEarnings[] {
   const feeBps = checkFeeBps(args.options.feeBps);
   const lines = pricedLines(args.batches, args.providerChanges, args.options.periodUnit);
   const poolShares = new Map<ProviderId, bigint>();
   const out: CycleEarnings[] = [];
   let afterBlock = -1n;
-  for (const { cycle, throughBlock } of args.boundaries) {
+  let carriedInMicro = 0n;
+  for (const boundary of args.boundaries) {
+    const { cycle, throughBlock } = boundary;
     const inCycle = (b: bigint) => b > afterBlock && b <= throughBlock;
 
     const commercial: RevenueLine[] = [];
@@ -141,11 +186,12 @@ export function cycleEarnings(args: {
     let poolMicro = 0n;
     for (const f of args.poolFees) if (inCycle(f.blockNumber)) poolMicro += f.amount;
     const poolFeeMicro = feeMicro(poolMicro, feeBps);
+    const afterFee = poolMicro - poolFeeMicro;
     const positive = [...weights.values()].some((w) => w > 0n);
-    const unallocatedPoolMicro = positive ? 0n : poolMicro - poolFeeMicro;
-    if (positive) {
-      for (const [id, share] of allocatePool(poolMicro - poolFeeMicro, weights)) poolShares.set(id, (poolShares.get(id) ?? 0n) + share);
-    }
+    const carriedOutMicro = positive ? poolReserve(args.poolSecret(boundary), cycle, afterFee) : afterFee + carriedInMicro;
+    const splitMicro = afterFee + carriedInMicro - carriedOutMicro;
+    const cyclePoolShares = positive ? allocatePool(splitMicro, weights) : new Map<ProviderId, bigint>();
+    for (const [id, share] of cyclePoolShares) poolShares.set(id, (poolShares.get(id) ?? 0n) + share);
 
     const revenue = priceLines({ lines: commercial, pricing: (id, period) => pricing.get(`${id}:${period}`) ?? null, feeBps });
     const earned = new Map<ProviderId, bigint>();
@@ -154,8 +200,9 @@ export function cycleEarnings(args: {
     const earnedThrough = new Map<ProviderId, bigint>();
     for (const id of [...earned.keys()].sort()) earnedThrough.set(id, earned.get(id)!);
 
-    out.push({ cycle, afterBlock, throughBlock, poolMicro, poolFeeMicro, unallocatedPoolMicro, earnedThrough, billableCalls });
+    out.push({ cycle, afterBlock, throughBlock, poolMicro, poolFeeMicro, carriedInMicro, splitMicro, carriedOutMicro, earnedThrough, poolShares: cyclePoolShares, billableCalls });
     afterBlock = throughBlock;
+    carriedInMicro = carriedOutMicro;
   }
   return out;
 }
@@ -218,7 +265,14 @@ export function reconcileCycles(earnings: readonly CycleEarnings[], payments: Cy
   return rows;
 }
 
-export type Due = { cycle: number; throughBlock: bigint; poolMicro: bigint; due: Map<ProviderId, bigint> };
+export type Due = {
+  cycle: number;
+  throughBlock: bigint;
+  poolMicro: bigint;
+  due: Map<ProviderId, bigint>;
+  /** The part of `due` that is this cycle's free-pool split. */
+  poolShares: Map<ProviderId, bigint>;
+};
 
 /**
  * Where the payout ledger stands: what was paid (per the payout tags), the last recorded cycle if it
@@ -232,6 +286,7 @@ export function ledgerState(args: {
   payouts: readonly Payout[];
   amountOf: (p: Payout) => bigint;
   settlement: SettlementOptions;
+  poolSecret: PoolSecret;
   through: bigint;
 }): { payments: CyclePayments; paid: Map<ProviderId, bigint>; unfinished: Due | null; next: Due | null; last: CycleBoundary | null } {
   const payments = paymentsByCycle(args.payouts, args.amountOf);
@@ -239,8 +294,8 @@ export function ledgerState(args: {
   const recorded = boundariesOf(args.payouts);
   const last = recorded.at(-1) ?? null;
   const settle = (boundaries: CycleBoundary[]): Due => {
-    const e = cycleEarnings({ batches: args.batches, providerChanges: args.providerChanges, poolFees: args.poolFees, boundaries, options: args.settlement }).at(-1)!;
-    return { cycle: e.cycle, throughBlock: e.throughBlock, poolMicro: e.poolMicro, due: owed(e.earnedThrough, paid) };
+    const e = cycleEarnings({ batches: args.batches, providerChanges: args.providerChanges, poolFees: args.poolFees, boundaries, options: args.settlement, poolSecret: args.poolSecret }).at(-1)!;
+    return { cycle: e.cycle, throughBlock: e.throughBlock, poolMicro: e.poolMicro, due: owed(e.earnedThrough, paid), poolShares: e.poolShares };
   };
   let unfinished: Due | null = null;
   if (last) {
