@@ -132,7 +132,7 @@ async function main(): Promise<void> {
       spoolDir: join(work, "spool"),
       serverAddress: server.address,
       pricing: staticPricing(pricing),
-      batch: { maxRecords: 64, maxAgeMs: 60_000 },
+      batch: { maxAgeMs: 60_000 },
       onBatch: (batch) => submitter.onBatch(batch),
     });
     meter = m;

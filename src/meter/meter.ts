@@ -55,13 +55,21 @@ export type ClosedBatch = {
  */
 export type BatchSubmission = { txHash?: string | null } | void;
 
+/** The size at which a batch closes whatever its age: a safety valve, far above a time window's calls. */
+export const DEFAULT_MAX_RECORDS = 100_000;
+
 export type MeterOptions = {
   spoolDir: string;
   /** The server's signing address; names the spool file and goes into every batch id. */
   serverAddress: Address;
   pricing: PricingSource;
-  /** A batch closes when it holds `maxRecords` records or its first record is `maxAgeMs` old. */
-  batch: { maxRecords: number; maxAgeMs: number };
+  /**
+   * A batch closes when its first record is `maxAgeMs` old. Closing on time keeps a batch from
+   * saying how many records it holds: a provider reading its own line would otherwise learn the
+   * others' calls in a batch closed at a known size. `maxRecords` (default 100,000) is only a
+   * safety valve; a batch it closes says it holds that many.
+   */
+  batch: { maxAgeMs: number; maxRecords?: number };
   onBatch?: (closed: ClosedBatch) => Promise<BatchSubmission>;
   /** Milliseconds since the epoch (default `Date.now`; fractions are dropped). */
   clock?: () => number;
@@ -162,7 +170,7 @@ export class Meter {
 
   constructor(options: MeterOptions) {
     if (!isAddress(options.serverAddress)) throw new TypeError(`serverAddress is not an address: ${options.serverAddress}`);
-    const { maxRecords, maxAgeMs } = options.batch;
+    const { maxRecords = DEFAULT_MAX_RECORDS, maxAgeMs } = options.batch;
     if (!Number.isSafeInteger(maxRecords) || maxRecords < 1) throw new RangeError("batch.maxRecords must be a positive integer");
     if (!(maxAgeMs > 0)) throw new RangeError("batch.maxAgeMs must be positive");
     this.server = getAddress(options.serverAddress);
