@@ -45,10 +45,14 @@ async function main(argv: string[]): Promise<number> {
     settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
     confirmations: config.confirmations,
     depth: config.depth,
+    everyProvider: config.everyProvider,
     fault: config.fault,
     log,
   });
-  log(`payout agent: operator ${operator.address}, ${payers.length} payer(s), pipeline depth ${config.depth}, fee ${config.feeBps} bps`);
+  log(
+    `payout agent: operator ${operator.address}, ${payers.length} payer(s), pipeline depth ${config.depth}, fee ${config.feeBps} bps` +
+      `${config.everyProvider ? ", every active provider paid every cycle" : ""}`,
+  );
 
   if (argv.includes("--once")) {
     try {

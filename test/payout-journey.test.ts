@@ -107,8 +107,9 @@ describe("payout journey", () => {
   it("the operator's signed request runs a cycle; the CLI follows it to the end", async () => {
     const run = await cli(["distribute", "--agent", agentUrl], { PRIVATE_KEY: operatorKey });
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/cycle 1: 2 transfer\(s\) paid/);
-    expect(agentOutput).toMatch(/cycle 1 \[2\/2\] paid transfer/);
+    // weather and wiki, and zero-amount transfers to the three providers without usage.
+    expect(run.stdout).toMatch(/cycle 1: 5 transfer\(s\) paid/);
+    expect(agentOutput).toMatch(/cycle 1 \[5\/5\] paid transfer/);
     expect(await pendingOf("weather")).toBe(0n);
     expect(await w.payoutAccounts.get("weather")!.client.balance(w.tokenId)).toBe(2700n);
   });
@@ -128,7 +129,7 @@ describe("payout journey", () => {
     const response = await new HistoryApiClient(w.indexer.url).auditTotals();
     const report = auditTotals(response, await deriveKeyFromWallet(accounts[9]!));
     // weather 2700; wiki the pool's 1000 − 10%, less cycle 1's reserve.
-    expect(report.cycles).toEqual([{ cycle: 1, throughBlock: expect.any(BigInt), transfers: 2, totalMicro: 2700n + 900n - (await reserve1()) }]);
+    expect(report.cycles).toEqual([{ cycle: 1, throughBlock: expect.any(BigInt), transfers: 5, totalMicro: 2700n + 900n - (await reserve1()) }]);
   });
 
   it("the auditor reconciles every cycle; a payout the usage does not justify makes it exit 1", async () => {

@@ -246,5 +246,10 @@ describe("settlement", () => {
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 8n, 11n)], amountOf))[0]).toMatchObject({ owedMicro: 9n, paidMicro: 8n, ok: false });
     const split = [payout(1, 10n, A, 4n, 11n), payout(1, 10n, A, 5n, 12n)];
     expect(reconcileCycles(earnings, paymentsByCycle(split, amountOf))[0]).toMatchObject({ paidMicro: 9n, transfers: 2, ok: false });
+    // Nothing owed to B: one zero-amount transfer (the agent's padding) is fine, two are not, nor any amount.
+    const padded = (b: Payout[]) => reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 9n, 11n), ...b], amountOf)).find((r) => r.providerId === B);
+    expect(padded([payout(1, 10n, B, 0n, 12n)])).toMatchObject({ owedMicro: 0n, paidMicro: 0n, transfers: 1, ok: true });
+    expect(padded([payout(1, 10n, B, 0n, 12n), payout(1, 10n, B, 0n, 13n)])).toMatchObject({ transfers: 2, ok: false });
+    expect(padded([payout(1, 10n, B, 1n, 12n)])).toMatchObject({ owedMicro: 0n, paidMicro: 1n, ok: false });
   });
 });

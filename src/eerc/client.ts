@@ -271,8 +271,8 @@ export class EercClient {
   }
 
   /** The checks every spend makes before proving; returns the decrypted balance. */
-  private async spendPreconditions(tokenId: bigint, amount: bigint, balance?: { eGCT: EGCT; plain: bigint }) {
-    validateAmount(amount);
+  private async spendPreconditions(tokenId: bigint, amount: bigint, balance?: { eGCT: EGCT; plain: bigint }, options: { allowZero?: boolean } = {}) {
+    validateAmount(amount, options);
     await this.ownKeyRegistered();
     const auditorPk = await this.auditorPublicKey();
     const current = balance ?? (await (async () => {
@@ -293,9 +293,11 @@ export class EercClient {
     tokenId: bigint;
     from?: { eGCT: EGCT; plain: bigint };
     pct?: TransferPCTOptions;
+    /** Allow a zero amount: a real transfer that hides whether anything was sent (payout padding). */
+    allowZero?: boolean;
   }): Promise<PreparedTransfer> {
     const to = getAddress(args.to);
-    const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount, args.from);
+    const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount, args.from, { allowZero: args.allowZero });
     const receiverPk = await this.registeredPublicKey(to);
     if (!receiverPk) throw new ReceiverNotRegisteredError(to);
     const built = transferInputs({

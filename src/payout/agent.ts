@@ -25,6 +25,12 @@ export type AgentOptions = {
   settlement: SettlementOptions;
   /** Blocks below the head a cycle settles through (0 on anvil). */
   confirmations?: number;
+  /**
+   * Pay every active provider in every cycle, with a zero-amount transfer where nothing is owed
+   * (default true), so that "no transfer in cycle n" does not say "no billable usage in cycle n".
+   * Each such transfer costs one transfer proof and its gas.
+   */
+  everyProvider?: boolean;
   /** Transfers per payer proved ahead of the receipts (1: prove, send, wait). */
   depth?: number;
   /** How long to wait for pending payer transactions and for the indexer, in ms. */
@@ -145,7 +151,17 @@ export class PayoutAgent {
     if (!plan || plan.due.size === 0) {
       return { status: "nothing_owed", throughBlock: plan?.throughBlock ?? state.last!.throughBlock, lastCycle: state.last?.cycle ?? null };
     }
-    const { cycle, throughBlock, poolMicro, due } = plan;
+    const { cycle, throughBlock, poolMicro } = plan;
+    const due = new Map(plan.due);
+    if (this.options.everyProvider ?? true) {
+      // Zero-amount transfers to every provider active at the boundary that this cycle has not paid yet.
+      const paidThisCycle = new Set(facts.payouts.filter((p) => p.cycle === cycle).map((p) => p.providerId));
+      const latest = new Map<ProviderId, boolean>();
+      for (const c of facts.providerChanges) if (c.blockNumber <= throughBlock) latest.set(c.providerId, c.active);
+      for (const [id, active] of [...latest].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        if (active && !due.has(id) && !paidThisCycle.has(id)) due.set(id, 0n);
+      }
+    }
 
     const payoutAccount = new Map<ProviderId, Address>();
     for (const c of facts.providerChanges) payoutAccount.set(c.providerId, c.payoutAccount);

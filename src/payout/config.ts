@@ -15,6 +15,8 @@ export type AgentConfig = {
   periodUnit: PeriodUnit;
   confirmations: number;
   depth: number;
+  /** Pay every active provider every cycle, zero where nothing is owed (PAYOUT_EVERY_PROVIDER, default 1). */
+  everyProvider: boolean;
   /** Seconds between scheduled cycles; 0 turns the schedule off. */
   intervalS: number;
   port: number;
@@ -71,6 +73,7 @@ export function agentConfig(env: Env, chainId: number): AgentConfig {
     periodUnit,
     confirmations: integer(env, "PAYOUT_CONFIRMATIONS", chainId === 31337 ? 0 : 1),
     depth: Math.max(1, integer(env, "PAYOUT_PIPELINE_DEPTH", 3, 64)),
+    everyProvider: integer(env, "PAYOUT_EVERY_PROVIDER", 1, 1) === 1,
     intervalS: integer(env, "PAYOUT_INTERVAL_S", 0),
     port: integer(env, "PAYOUT_PORT", 42070, 65535),
     fault,

@@ -96,7 +96,7 @@ export async function payFromPayer(args: {
       const t = remaining[next]!;
       at("before_prove", t);
       const started = performance.now();
-      const prepared: PreparedTransfer = await payer.prepareTransfer({ to: t.to, amount: t.amount, tokenId, from: balance, pct: t.pct });
+      const prepared: PreparedTransfer = await payer.prepareTransfer({ to: t.to, amount: t.amount, tokenId, from: balance, pct: t.pct, allowZero: true });
       const proveMs = performance.now() - started;
       hooks.proved?.(t, proveMs);
       at("after_prove", t);

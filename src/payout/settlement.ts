@@ -240,7 +240,7 @@ export type ReconciliationRow = {
   ok: boolean;
 };
 
-/** Per cycle and provider: paid == owed, in exactly one transfer (none when nothing was owed). */
+/** Per cycle and provider: paid == owed, in exactly one transfer (at most one, of 0, when nothing was owed). */
 export function reconcileCycles(earnings: readonly CycleEarnings[], payments: CyclePayments): ReconciliationRow[] {
   const paidBefore = new Map<ProviderId, bigint>();
   const rows: ReconciliationRow[] = [];
@@ -257,7 +257,8 @@ export function reconcileCycles(earnings: readonly CycleEarnings[], payments: Cy
         owedMicro,
         paidMicro: p.amountMicro,
         transfers: p.transfers,
-        ok: p.amountMicro === owedMicro && p.transfers === (owedMicro > 0n ? 1 : 0),
+        // Nothing owed: no transfer, or one zero-amount transfer (the agent pads every cycle with them).
+        ok: p.amountMicro === owedMicro && (owedMicro > 0n ? p.transfers === 1 : p.transfers <= 1),
       });
     }
     for (const [id, p] of paid) paidBefore.set(id, (paidBefore.get(id) ?? 0n) + p.amountMicro);
