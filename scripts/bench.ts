@@ -2,6 +2,7 @@ import { benchIndexer } from "../bench/indexer.js";
 import { benchIngest } from "../bench/ingest.js";
 import { benchMeter } from "../bench/meter.js";
 import { benchPayouts } from "../bench/payouts.js";
+import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
 import { buildCircuits } from "./build-circuits.js";
@@ -46,6 +47,10 @@ async function main(): Promise<void> {
   if (wants("revenue")) {
     log("== revenue engine ==");
     await benchRevenue({ lines: int("BENCH_REVENUE_LINES", 1_000_000), providers: int("BENCH_REVENUE_PROVIDERS", 10_000), log });
+  }
+  if (wants("presence")) {
+    log("== payout presence: every active provider paid every cycle ==");
+    await benchPresence({ providers: int("BENCH_PRESENCE_PROVIDERS", 10), withUsage: int("BENCH_PRESENCE_WITH_USAGE", 2), log });
   }
   if (wants("payouts")) {
     log("== payout throughput ==");
