@@ -16,7 +16,11 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { Address, Hex } from "viem";
+import { type Address, type Hex, decodeEventLog, decodeFunctionData } from "viem";
+import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
+import { RegistrarAbi } from "../abis/RegistrarAbi.js";
+import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { decryptPCT } from "../src/eerc/pct.js";
@@ -221,6 +225,34 @@ describe("the outsider (an RPC endpoint and every public endpoint)", () => {
     // What it serves about amounts is ciphertext: a received transfer's PCT does not open with the competitor's key.
     const transfer = body.receivedTransfers[0] as { amountPCT: string[] };
     expect(() => decryptPCT(transfer.amountPCT.map(BigInt), w.payoutAccounts.get("wiki")!.client.exportPrivateKey())).toThrow();
+  });
+
+  it("finds no payout amount in any event or in the calldata of any transaction to the contracts", async () => {
+    const c = w.manifest.contracts;
+    const abi = [...EncryptedERCAbi, ...RegistrarAbi, ...UsageLedgerAbi, ...ProviderRegistryAbi];
+    const logs = await w.chain.publicClient.getLogs({ address: [c.encryptedERC, c.registrar, c.usageLedger, c.providerRegistry], fromBlock: BigInt(w.manifest.startBlock) });
+    const hidden = [...received.values()].filter((v) => v >= 1000n);
+    expect(hidden.length).toBeGreaterThan(0);
+    const values: bigint[] = [];
+    const collect = (v: unknown) => {
+      if (typeof v === "bigint") values.push(v);
+      else if (Array.isArray(v)) v.forEach(collect);
+      else if (v && typeof v === "object") Object.values(v).forEach(collect);
+    };
+    let decoded = 0;
+    for (const log of logs) {
+      const event = decodeEventLog({ abi, data: log.data, topics: log.topics, strict: false });
+      collect(event.args);
+      decoded += 1;
+      const tx = await w.chain.publicClient.getTransaction({ hash: log.transactionHash! });
+      try {
+        collect(decodeFunctionData({ abi, data: tx.input }).args);
+      } catch {
+        // Not a call to one of these contracts (a deployment, say).
+      }
+    }
+    expect(decoded).toBeGreaterThan(20);
+    expect(values.filter((v) => hidden.includes(v))).toEqual([]);
   });
 
   it("reads no payout amount in the agent's log", () => {
