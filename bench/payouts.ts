@@ -1,11 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { PrivateKeyAccount } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
-import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
-import { authoriseServer, callRecords, commitRecords, eercAccount, fundPayer, localPayoutAgent, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
+import { callRecords, commitRecords, eercAccount, fundPayer, localMarketplace, localPayoutAgent, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
 import { startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
 import type { EercClient, PreparedTransfer } from "../src/eerc/client.js";
@@ -83,13 +81,7 @@ export async function benchPayouts({ providers, proofs = providers, depths = [3,
     // Setup mines each transaction at once; every measurement runs on 2 s blocks.
     await rpc("evm_setAutomine", [true]);
     const t0 = now();
-    const owner = privateKeyToAccount(ANVIL_KEYS[0]);
-    const manifest = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-bench", deployer: owner, auditor: privateKeyToAccount(ANVIL_KEYS[9]), prover, write: false });
-    const manifestPath = join(dir, "deployment.json");
-    writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
-    const operator = await eercAccount(chain, manifest, prover, owner);
-    const server = await newFundedAccount(chain);
-    await authoriseServer(chain, manifest, owner, server.address);
+    const { owner, manifest, manifestPath, operator, server } = await localMarketplace(chain, anvil.rpcUrl, prover, dir);
     const payees: { namespace: string; account: PrivateKeyAccount; client: EercClient }[] = [];
     for (let i = 0; i < providers; i++) {
       const namespace = `bench${i}`;

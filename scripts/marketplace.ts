@@ -1,3 +1,5 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { type Address, type Hex, type PrivateKeyAccount, getAddress, numberToHex, parseEther } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
@@ -11,6 +13,7 @@ import type { Prover } from "../src/eerc/prover.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
 import { type CallRecord, type Pricing, buildBatch, fetchLineKeys, providerIdOf } from "../src/usage/index.js";
+import { ANVIL_KEYS, deploy } from "./deploy.js";
 
 // Building blocks of a local marketplace on anvil (the demo, the benchmarks and the end-to-end
 // tests): accounts, eERC registration, providers, usage commitments, fees and payer funding.
@@ -136,3 +139,19 @@ export function localAgentOptions(args: { operator: EercClient; indexerUrl: stri
 
 export const localPayoutAgent = (args: Parameters<typeof localAgentOptions>[0], extra: Partial<AgentOptions> = {}) =>
   new PayoutAgent(localAgentOptions(args, extra));
+
+/**
+ * A local marketplace for benchmarks: this project's contracts deployed on `chain` by anvil's
+ * account #0 (the owner, and the operator, registered in the eERC) with #9 as the auditor, the
+ * manifest written to `dir`, and an authorised usage server.
+ */
+export async function localMarketplace(chain: ChainClients, rpcUrl: string, prover: Prover, dir: string) {
+  const owner = privateKeyToAccount(ANVIL_KEYS[0]);
+  const manifest = await deploy({ rpcUrl, network: "anvil-bench", deployer: owner, auditor: privateKeyToAccount(ANVIL_KEYS[9]), prover, write: false });
+  const manifestPath = join(dir, "deployment.json");
+  writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
+  const operator = await eercAccount(chain, manifest, prover, owner);
+  const server = await newFundedAccount(chain);
+  await authoriseServer(chain, manifest, owner, server.address);
+  return { owner, manifest, manifestPath, operator, server };
+}
