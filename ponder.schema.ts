@@ -1,4 +1,4 @@
-import { type PgColumnsBuilders, index, onchainTable, primaryKey, relations } from "ponder";
+import { index, onchainTable, type PgColumnsBuilders, primaryKey, relations } from "ponder";
 
 // Conventions
 // - Addresses and hashes are lower-case hex. Amounts that are public on chain (deposits and

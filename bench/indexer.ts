@@ -3,9 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { stripVTControlCharacters } from "node:util";
 import pg from "pg";
-import { type Address, type Hex, encodeFunctionData, maxUint256, parseEventLogs, toHex } from "viem";
-import { type PrivateKeyAccount, generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { type Address, encodeFunctionData, type Hex, maxUint256, parseEventLogs, toHex } from "viem";
+import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
@@ -18,9 +19,9 @@ import { EercClient, type PreparedTransfer } from "../src/eerc/client.js";
 import { withdrawInputs } from "../src/eerc/inputs.js";
 import { encryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
-import { type RunningIndexer, indexedBlocks, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
-import { percentile, round, writeResults } from "./report.js";
 import { queryGraphql as graphql } from "../src/indexer/graphql.js";
+import { indexedBlocks, type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { percentile, round, writeResults } from "./report.js";
 
 export type IndexerBenchOptions = {
   /** Private transfers whose visibility latency is measured (one per block). */
@@ -46,7 +47,16 @@ const DEPOSITS_BEFORE_PROVING = 4;
 const DEPOSIT_AMOUNTS = 16;
 const GAS_PRICE = 2_000_000_000n;
 /** The events with indexing functions (src/EncryptedERC.ts, src/Registrar.ts). */
-const INDEXED_EVENTS = new Set(["Register", "AuditorChanged", "Deposit", "Withdraw", "PrivateTransfer", "PrivateMint", "PrivateBurn", "PrivateMessage"]);
+const INDEXED_EVENTS = new Set([
+  "Register",
+  "AuditorChanged",
+  "Deposit",
+  "Withdraw",
+  "PrivateTransfer",
+  "PrivateMint",
+  "PrivateBurn",
+  "PrivateMessage",
+]);
 const ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,8 +81,8 @@ async function rpcBatch(url: string, calls: readonly RpcCall[]): Promise<unknown
   return out;
 }
 
-const rpc = async <T>(url: string, method: string, params: unknown[] = []): Promise<T> => (await rpcBatch(url, [{ method, params }]))[0] as T;
-
+const rpc = async <T>(url: string, method: string, params: unknown[] = []): Promise<T> =>
+  (await rpcBatch(url, [{ method, params }]))[0] as T;
 
 /** Runs `fn` every `intervalMs` (measured from the start of each run) until stopped. */
 function poller(intervalMs: number, fn: () => Promise<void>): { stop(): Promise<void> } {
@@ -113,7 +123,12 @@ function connectClient(chain: ChainClients, manifest: DeploymentManifest, prover
   });
 }
 
-const transferArgs = (p: PreparedTransfer) => [p.to, p.tokenId, { proofPoints: p.proof.proofPoints, publicSignals: p.proof.publicSignals }, p.balancePCT];
+const transferArgs = (p: PreparedTransfer) => [
+  p.to,
+  p.tokenId,
+  { proofPoints: p.proof.proofPoints, publicSignals: p.proof.publicSignals },
+  p.balancePCT,
+];
 
 // ---------------------------------------------------------------------------------------------
 // Visibility: how long after a transfer's block appears does GraphQL serve the transfer?
@@ -180,7 +195,12 @@ async function measureVisibility(transfers: number, prover: Prover, log: (line: 
     for (let i = 0; i < transfers; i++) {
       const k = i % senders.length;
       const sender = senders[k]!;
-      const transfer = await sender.prepareTransfer({ to: receivers[i % receivers.length]!.address, amount: BigInt(i + 1), tokenId: TOKEN_ID, from: next[k] });
+      const transfer = await sender.prepareTransfer({
+        to: receivers[i % receivers.length]!.address,
+        amount: BigInt(i + 1),
+        tokenId: TOKEN_ID,
+        from: next[k],
+      });
       next[k] = transfer.nextBalance;
       prepared.push({ sender, transfer });
     }
@@ -207,8 +227,10 @@ async function measureVisibility(transfers: number, prover: Prover, log: (line: 
       }),
       poller(POLL_MS, async () => {
         const waiting = sent.filter((s) => s.receiptAt === undefined);
-        const receipts = (await rpcBatch(url, waiting.map((s) => ({ method: "eth_getTransactionReceipt", params: [s.hash] })))) as
-          ({ blockNumber: Hex } | null)[];
+        const receipts = (await rpcBatch(
+          url,
+          waiting.map((s) => ({ method: "eth_getTransactionReceipt", params: [s.hash] })),
+        )) as ({ blockNumber: Hex } | null)[];
         const t = now();
         receipts.forEach((r, i) => {
           if (r) Object.assign(waiting[i]!, { receiptAt: t, block: Number(BigInt(r.blockNumber)) });
@@ -320,11 +342,15 @@ async function mineInBlocks(url: string, txs: readonly SignedTx[], blockGasLimit
   let gas = 0n;
   const flush = async () => {
     for (let i = 0; i < batch.length; i += 250) {
-      await rpcBatch(url, batch.slice(i, i + 250).map((tx) => ({ method: "eth_sendRawTransaction", params: [tx] })));
+      await rpcBatch(
+        url,
+        batch.slice(i, i + 250).map((tx) => ({ method: "eth_sendRawTransaction", params: [tx] })),
+      );
     }
     await rpcBatch(url, [{ method: "anvil_setNextBlockBaseFeePerGas", params: ["0x1"] }, { method: "evm_mine" }]);
     const status = await rpc<{ pending: Hex; queued: Hex }>(url, "txpool_status");
-    if (BigInt(status.pending) + BigInt(status.queued) !== 0n) throw new Error(`block ${blocks}: ${BigInt(status.pending) + BigInt(status.queued)} transactions left out`);
+    if (BigInt(status.pending) + BigInt(status.queued) !== 0n)
+      throw new Error(`block ${blocks}: ${BigInt(status.pending) + BigInt(status.queued)} transactions left out`);
     blocks++;
     batch = [];
     gas = 0n;
@@ -350,7 +376,10 @@ async function buildBackfillChain(targetEvents: number, prover: Prover, log: (li
     const usdc = manifest.contracts.token;
 
     const wallets = Array.from({ length: BACKFILL_ACCOUNTS }, () => privateKeyToAccount(generatePrivateKey()));
-    await rpcBatch(url, wallets.map((w) => ({ method: "anvil_setBalance", params: [w.address, toHex(10n ** 21n)] })));
+    await rpcBatch(
+      url,
+      wallets.map((w) => ({ method: "anvil_setBalance", params: [w.address, toHex(10n ** 21n)] })),
+    );
     const clients: EercClient[] = [];
     for (const w of wallets) {
       const c = await connectClient(chain, manifest, prover, w);
@@ -369,31 +398,43 @@ async function buildBackfillChain(targetEvents: number, prover: Prover, log: (li
     // Each account encrypts one PCT per deposit amount and reuses it: the PCT still decrypts to
     // the deposited amount, and the indexer does the same work for it.
     const pcts = clients.map((c) => Array.from({ length: DEPOSIT_AMOUNTS }, (_, j) => encryptPCT(BigInt(j + 1), c.publicKey).pct));
-    const nonces = (await rpcBatch(url, wallets.map((w) => ({ method: "eth_getTransactionCount", params: [w.address, "pending"] })))).map((n) =>
-      Number(BigInt(n as Hex)),
-    );
+    const nonces = (
+      await rpcBatch(
+        url,
+        wallets.map((w) => ({ method: "eth_getTransactionCount", params: [w.address, "pending"] })),
+      )
+    ).map((n) => Number(BigInt(n as Hex)));
     const sign = async (i: number, to: Address, data: Hex, gas: bigint): Promise<SignedTx> => ({
       raw: await wallets[i]!.signTransaction({ chainId, type: "legacy", nonce: nonces[i]!++, to, data, gas, gasPrice: GAS_PRICE }),
       gas,
     });
     const blockGasLimit = (await chain.publicClient.getBlock()).gasLimit;
     const depositData = (i: number, j: number) =>
-      encodeFunctionData({ abi: EncryptedERCAbi, functionName: "deposit", args: [amountOf(j), usdc, pcts[i]![j % DEPOSIT_AMOUNTS] as never] });
+      encodeFunctionData({
+        abi: EncryptedERCAbi,
+        functionName: "deposit",
+        args: [amountOf(j), usdc, pcts[i]![j % DEPOSIT_AMOUNTS] as never],
+      });
 
     await rpc(url, "evm_setAutomine", [false]);
     let blocks = 0;
     // Faucet and approval, then the first deposits: mined before the spends are proven.
     const setup: SignedTx[] = [];
     for (let i = 0; i < wallets.length; i++) {
-      setup.push(await sign(i, usdc, encodeFunctionData({ abi: TestUSDCAbi, functionName: "mint", args: [wallets[i]!.address, funds] }), 100_000n));
-      setup.push(await sign(i, usdc, encodeFunctionData({ abi: TestUSDCAbi, functionName: "approve", args: [eerc, maxUint256] }), 100_000n));
+      setup.push(
+        await sign(i, usdc, encodeFunctionData({ abi: TestUSDCAbi, functionName: "mint", args: [wallets[i]!.address, funds] }), 100_000n),
+      );
+      setup.push(
+        await sign(i, usdc, encodeFunctionData({ abi: TestUSDCAbi, functionName: "approve", args: [eerc, maxUint256] }), 100_000n),
+      );
     }
     blocks += await mineInBlocks(url, setup, blockGasLimit);
     // The costliest deposit: the largest amount (the contract multiplies Base8 by it) into an empty balance.
     const depositGas =
       ((await chain.publicClient.estimateGas({ account: wallets[0]!, to: eerc, data: depositData(0, DEPOSIT_AMOUNTS - 1) })) * 5n) / 4n;
     const first: SignedTx[] = [];
-    for (let j = 0; j < DEPOSITS_BEFORE_PROVING; j++) for (let i = 0; i < wallets.length; i++) first.push(await sign(i, eerc, depositData(i, j), depositGas));
+    for (let j = 0; j < DEPOSITS_BEFORE_PROVING; j++)
+      for (let i = 0; i < wallets.length; i++) first.push(await sign(i, eerc, depositData(i, j), depositGas));
     blocks += await mineInBlocks(url, first, blockGasLimit);
 
     // Spends proven against the balances so far; later deposits land between the snapshot and
@@ -408,13 +449,23 @@ async function buildBackfillChain(targetEvents: number, prover: Prover, log: (li
       } else {
         const view = await c.balanceView(TOKEN_ID);
         const balance = await c.balance(TOKEN_ID);
-        const { input } = withdrawInputs({ sk: c.exportPrivateKey(), value: 1n, balance, balanceCT: view.eGCT, auditorPk: await c.auditorPublicKey() });
+        const { input } = withdrawInputs({
+          sk: c.exportPrivateKey(),
+          value: 1n,
+          balance,
+          balanceCT: view.eGCT,
+          auditorPk: await c.auditorPublicKey(),
+        });
         const proof = proofToCalldata(await prover.prove("withdraw", input));
         spendTxs.set(i, {
           data: encodeFunctionData({
             abi: EncryptedERCAbi,
             functionName: "withdraw",
-            args: [TOKEN_ID, { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals }, encryptPCT(balance - 1n, c.publicKey).pct] as never,
+            args: [
+              TOKEN_ID,
+              { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
+              encryptPCT(balance - 1n, c.publicKey).pct,
+            ] as never,
           }),
         });
       }
@@ -438,12 +489,20 @@ async function buildBackfillChain(targetEvents: number, prover: Prover, log: (li
     await rpc(url, "evm_setAutomine", [true]);
     const head = await chain.publicClient.getBlockNumber();
 
-    const logs = await chain.publicClient.getLogs({ address: [eerc, manifest.contracts.registrar], fromBlock: BigInt(manifest.startBlock), toBlock: head });
+    const logs = await chain.publicClient.getLogs({
+      address: [eerc, manifest.contracts.registrar],
+      fromBlock: BigInt(manifest.startBlock),
+      toBlock: head,
+    });
     const parsed = parseEventLogs({ abi: [...EncryptedERCAbi, ...RegistrarAbi], logs }).filter((l) => INDEXED_EVENTS.has(l.eventName));
     const eventCounts: Record<string, number> = {};
     for (const l of parsed) eventCounts[l.eventName] = (eventCounts[l.eventName] ?? 0) + 1;
     const expectedDeposits = perAccount * BACKFILL_ACCOUNTS;
-    if (eventCounts.Deposit !== expectedDeposits || (eventCounts.PrivateTransfer ?? 0) !== BACKFILL_TRANSFERS || (eventCounts.Withdraw ?? 0) !== BACKFILL_WITHDRAWALS) {
+    if (
+      eventCounts.Deposit !== expectedDeposits ||
+      (eventCounts.PrivateTransfer ?? 0) !== BACKFILL_TRANSFERS ||
+      (eventCounts.Withdraw ?? 0) !== BACKFILL_WITHDRAWALS
+    ) {
       throw new Error(`backfill chain is missing transactions: ${JSON.stringify(eventCounts)}`);
     }
     log(
@@ -470,8 +529,20 @@ async function buildBackfillChain(targetEvents: number, prover: Prover, log: (li
 
 /** The rows the indexer wrote for each event table, via GraphQL. */
 async function indexedEventCount(url: string): Promise<number> {
-  const tables = ["accounts", "auditorChanges", "deposits", "withdrawals", "privateTransfers", "privateMints", "privateBurns", "privateMessages"];
-  const data = await graphql<Record<string, { totalCount: number }>>(url, `{ ${tables.map((t) => `${t}(limit: 1) { totalCount }`).join(" ")} }`);
+  const tables = [
+    "accounts",
+    "auditorChanges",
+    "deposits",
+    "withdrawals",
+    "privateTransfers",
+    "privateMints",
+    "privateBurns",
+    "privateMessages",
+  ];
+  const data = await graphql<Record<string, { totalCount: number }>>(
+    url,
+    `{ ${tables.map((t) => `${t}(limit: 1) { totalCount }`).join(" ")} }`,
+  );
   return Object.values(data).reduce((a, t) => a + t.totalCount, 0);
 }
 
@@ -491,7 +562,7 @@ const msOfDay = (d: Date) => ((d.getHours() * 60 + d.getMinutes()) * 60 + d.getS
 
 /** When Ponder logged each milestone, in seconds after `startedAt`. */
 function ponderMilestones(logFile: string, startedAt: Date): Record<string, number | undefined> {
-  const lines = readFileSync(logFile, "utf8").replace(/\x1b\[[0-9;]*m/g, "").split("\n");
+  const lines = stripVTControlCharacters(readFileSync(logFile, "utf8")).split("\n");
   const at = (pattern: RegExp) => {
     const line = lines.find((l) => pattern.test(l));
     const m = line && /^(\d\d):(\d\d):(\d\d)\.(\d\d\d) /.exec(line);
@@ -573,7 +644,10 @@ async function rpcBaseline(bc: BackfillChain): Promise<{ getLogsEventsPerSecond:
     await Promise.all(numbers.slice(i, i + 10).map((n) => rpc(bc.anvil.rpcUrl, "eth_getBlockByNumber", [toHex(n), true])));
   }
   const withBlocksSeconds = (now() - t0) / 1000;
-  return { getLogsEventsPerSecond: Math.round(bc.events / logsSeconds), getLogsWithBlocksEventsPerSecond: Math.round(bc.events / withBlocksSeconds) };
+  return {
+    getLogsEventsPerSecond: Math.round(bc.events / logsSeconds),
+    getLogsWithBlocksEventsPerSecond: Math.round(bc.events / withBlocksSeconds),
+  };
 }
 
 async function adminQuery(sql: string): Promise<void> {
@@ -593,7 +667,8 @@ function describeRun(name: string, events: number, r: BackfillRun): string {
     .filter(([k]) => k === "eth_getBlockByNumber" || k === "eth_getLogs")
     .map(([k, v]) => `${v} ${k}`)
     .join(" + ");
-  const fetched = m.rpcFetchFinished === undefined ? "RPC data from Ponder's cache" : `RPC data fetched ${span(m.backfillStarted, m.rpcFetchFinished)} s`;
+  const fetched =
+    m.rpcFetchFinished === undefined ? "RPC data from Ponder's cache" : `RPC data fetched ${span(m.backfillStarted, m.rpcFetchFinished)} s`;
   const fn = Object.values(r.indexingFunctionSeconds).reduce((a, b) => a + b, 0);
   return (
     `  ${name}: ${events} events in ${r.seconds} s = ${r.eventsPerSecond} events/s | start-up ${m.serverUp} s, ` +
@@ -613,7 +688,9 @@ async function measureBackfill(targetEvents: number, prover: Prover, log: (line:
   const database = `bs_bench_${randomBytes(6).toString("hex")}`;
   try {
     const baseline = await rpcBaseline(bc);
-    log(`  RPC baseline: getLogs ${baseline.getLogsEventsPerSecond} events/s, getLogs + full blocks ${baseline.getLogsWithBlocksEventsPerSecond} events/s`);
+    log(
+      `  RPC baseline: getLogs ${baseline.getLogsEventsPerSecond} events/s, getLogs + full blocks ${baseline.getLogsWithBlocksEventsPerSecond} events/s`,
+    );
     const runs: Record<string, BackfillRun & { backfillEventsPerSecond?: number }> = {};
     const run = async (name: string, db: { pgliteDir: string } | { databaseUrl: string }, schema?: string) => {
       const r = await timeBackfill(bc, db, join(bc.dir, `ponder-${name}.log`), schema);
@@ -677,7 +754,9 @@ export async function benchIndexer({ transfers, backfillEvents, log }: IndexerBe
     const targets = { visibilityP95Blocks: 2, backfillEventsPerSecond: 1000 };
     const path = writeResults("indexer.json", { visibility, backfill, targets });
     const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
-    log(`target visibility p95 ≤ ${targets.visibilityP95Blocks} blocks: ${verdict(visibility.p95Blocks <= targets.visibilityP95Blocks)} (${visibility.p95Blocks})`);
+    log(
+      `target visibility p95 ≤ ${targets.visibilityP95Blocks} blocks: ${verdict(visibility.p95Blocks <= targets.visibilityP95Blocks)} (${visibility.p95Blocks})`,
+    );
     log(
       `target backfill ≥ ${targets.backfillEventsPerSecond} events/s: PGlite ${verdict(backfill.pglite.eventsPerSecond >= targets.backfillEventsPerSecond)} ` +
         `(${backfill.pglite.eventsPerSecond}), Postgres ${verdict(backfill.postgres.eventsPerSecond >= targets.backfillEventsPerSecond)} (${backfill.postgres.eventsPerSecond})`,

@@ -17,10 +17,10 @@ import { mulBase, randomScalar } from "../src/eerc/curve.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { submitRequestBody } from "../src/meter/submit.js";
-import { type LineKeys, batchTypedData, buildBatch, recordsTree } from "../src/usage/index.js";
+import { batchTypedData, buildBatch, type LineKeys, recordsTree } from "../src/usage/index.js";
 import type { CallRecord } from "../src/usage/record.js";
-import { percentile, RESULTS_DIR, round, writeResults } from "./report.js";
 import { mapLimit } from "../src/util/concurrency.js";
+import { percentile, RESULTS_DIR, round, writeResults } from "./report.js";
 
 export type IngestBenchOptions = {
   /** Batches submitted per measured run. */
@@ -99,7 +99,6 @@ function records(batch: number, count: number): CallRecord[] {
   });
 }
 
-
 type Bodies = { warmup: string[]; withRecords: string[]; withoutRecords: string[] };
 
 /**
@@ -118,31 +117,57 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
   try {
     const chain = await connectChain(anvil.rpcUrl);
     const [operator, , , , , , server] = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
-    const manifest = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-bench", deployer: operator!, auditor: privateKeyToAccount(ANVIL_KEYS[9]), prover, write: false });
+    const manifest = await deploy({
+      rpcUrl: anvil.rpcUrl,
+      network: "anvil-bench",
+      deployer: operator!,
+      auditor: privateKeyToAccount(ANVIL_KEYS[9]),
+      prover,
+      write: false,
+    });
     const manifestPath = join(dir, "deployment.json");
     writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
     const ledger = manifest.contracts.usageLedger;
-    const hash = await chain.walletFor(operator!).writeContract({ address: ledger, abi: UsageLedgerAbi, functionName: "setServer", args: [server!.address, true] } as never);
+    const hash = await chain
+      .walletFor(operator!)
+      .writeContract({ address: ledger, abi: UsageLedgerAbi, functionName: "setServer", args: [server!.address, true] } as never);
     await chain.publicClient.waitForTransactionReceipt({ hash });
     const target = { chainId: chain.chain.id, ledger };
 
     // Lines go to random keys: the API and the ledger check their format, not their recipients.
-    const keys: LineKeys = { operatorPk: mulBase(randomScalar()), auditorPk: mulBase(randomScalar()), providerPk: () => mulBase(randomScalar()) };
+    const keys: LineKeys = {
+      operatorPk: mulBase(randomScalar()),
+      auditorPk: mulBase(randomScalar()),
+      providerPk: () => mulBase(randomScalar()),
+    };
     const deadline = BigInt(unix() + 6 * 3600);
     let sequence = 0;
     const build = async (count: number, withRecords: boolean): Promise<string[]> => {
       const out: string[] = [];
       for (let i = 0; i < count; i++) {
         const rs = records(++sequence, recordsPerBatch);
-        const { batch } = buildBatch({ server: server!.address, sequence, periodStart: rs[0]!.startedAt, periodEnd: rs.at(-1)!.endedAt, records: rs, keys });
+        const { batch } = buildBatch({
+          server: server!.address,
+          sequence,
+          periodStart: rs[0]!.startedAt,
+          periodEnd: rs.at(-1)!.endedAt,
+          records: rs,
+          keys,
+        });
         const signature = await server!.signTypedData(batchTypedData(batch, deadline, target));
         out.push(JSON.stringify(submitRequestBody(batch, deadline, signature, withRecords ? rs : undefined)));
       }
       return out;
     };
     const prepare = async (): Promise<Bodies> => {
-      log(`ingest: building and signing ${WARMUP_BATCHES + 2 * batches} batches of ${recordsPerBatch} records (${PROVIDERS_PER_BATCH} providers each)`);
-      return { warmup: await build(WARMUP_BATCHES, true), withRecords: await build(batches, true), withoutRecords: await build(batches, false) };
+      log(
+        `ingest: building and signing ${WARMUP_BATCHES + 2 * batches} batches of ${recordsPerBatch} records (${PROVIDERS_PER_BATCH} providers each)`,
+      );
+      return {
+        warmup: await build(WARMUP_BATCHES, true),
+        withRecords: await build(batches, true),
+        withoutRecords: await build(batches, false),
+      };
     };
     const mean = (xs: string[]) => Math.round(xs.reduce((s, b) => s + b.length, 0) / xs.length);
 
@@ -236,7 +261,10 @@ async function inProcessBaseline(bodies: Bodies, server: Address, target: { chai
     const request = parseSubmitRequest(json, unix());
     ms.validate += withRecords ? now() - t : 0;
     t = now();
-    const signer = await recoverTypedDataAddress({ ...batchTypedData(request.batch, request.deadline, target), signature: request.signature } as never);
+    const signer = await recoverTypedDataAddress({
+      ...batchTypedData(request.batch, request.deadline, target),
+      signature: request.signature,
+    } as never);
     if (signer !== server) throw new Error("baseline: the signature does not recover to the server");
     ms.signature += withRecords ? now() - t : 0;
     if (!withRecords) return;
@@ -263,7 +291,9 @@ async function noopPost(bodies: string[], concurrency: number): Promise<number> 
   const url = `http://127.0.0.1:${(noop.address() as AddressInfo).port}/usage/submit`;
   try {
     const t = now();
-    await mapLimit(bodies, concurrency, async (body) => (await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })).text());
+    await mapLimit(bodies, concurrency, async (body) =>
+      (await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })).text(),
+    );
     return (now() - t) / 1000;
   } finally {
     noop.closeAllConnections();
@@ -274,7 +304,13 @@ async function noopPost(bodies: string[], concurrency: number): Promise<number> 
 /** The route's chain work that runs the contract: one `eth_estimateGas` of `commitSigned`. */
 async function estimateGas(chain: ChainClients, body: string, ledger: Address): Promise<number> {
   const { batch, deadline, signature } = parseSubmitRequest(JSON.parse(body), unix());
-  const call = { address: ledger, abi: UsageLedgerAbi, functionName: "commitSigned", args: [batch, deadline, signature], account: privateKeyToAccount(ANVIL_KEYS[8]).address } as const;
+  const call = {
+    address: ledger,
+    abi: UsageLedgerAbi,
+    functionName: "commitSigned",
+    args: [batch, deadline, signature],
+    account: privateKeyToAccount(ANVIL_KEYS[8]).address,
+  } as const;
   await chain.publicClient.estimateContractGas(call);
   const t = now();
   for (let i = 0; i < 5; i++) await chain.publicClient.estimateContractGas(call);
@@ -307,7 +343,11 @@ async function measureApi(args: {
   const receipts = await Promise.all(answers.map((a) => chain.publicClient.waitForTransactionReceipt({ hash: a.txHash })));
   const mined = (now() - t0) / 1000;
   if (receipts.some((r) => r.status !== "success")) throw new Error("ingest: a commit transaction reverted");
-  await waitForIndexedBlock(indexer.url, receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n), 300_000);
+  await waitForIndexedBlock(
+    indexer.url,
+    receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n),
+    300_000,
+  );
   const indexed = (now() - t0) / 1000;
 
   log(`ingest (${args.database}): ${bodies.withoutRecords.length} batches without records`);
@@ -324,7 +364,16 @@ async function measureApi(args: {
     indexedRecordsPerSecond: Math.round(n / indexed),
     requestP50Ms: round(percentile(latencies, 50), 1),
     requestP95Ms: round(percentile(latencies, 95), 1),
-    withoutRecords: { recordsPerSecond: Math.round(n / leanSeconds), requestP50Ms: round(percentile(lean.map((a) => a.ms), 50), 1) },
+    withoutRecords: {
+      recordsPerSecond: Math.round(n / leanSeconds),
+      requestP50Ms: round(
+        percentile(
+          lean.map((a) => a.ms),
+          50,
+        ),
+        1,
+      ),
+    },
   };
   log(
     `ingest (${args.database}): ${run.recordsPerSecond} records/s accepted with records (p50 ${run.requestP50Ms} ms per batch), ` +

@@ -3,7 +3,17 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { PrivateKeyAccount } from "viem";
-import { callRecords, commitRecords, eercAccount, fundPayer, localMarketplace, localPayoutAgent, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
+import {
+  callRecords,
+  commitRecords,
+  eercAccount,
+  fundPayer,
+  localMarketplace,
+  localPayoutAgent,
+  newFundedAccount,
+  registerProvider,
+  usdcTokenId,
+} from "../scripts/marketplace.js";
 import { startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
 import type { EercClient, PreparedTransfer } from "../src/eerc/client.js";
@@ -69,7 +79,12 @@ const load = () => round(loadavg()[0]!, 2);
  * each after a new usage batch so every provider is owed again. Payouts/min counts the paying
  * phase of a cycle (`ms.pay`), not the indexer reads that plan it.
  */
-export async function benchPayouts({ providers, proofs = providers, depths = [3, 4], log }: PayoutBenchOptions): Promise<PayoutBenchResult> {
+export async function benchPayouts({
+  providers,
+  proofs = providers,
+  depths = [3, 4],
+  log,
+}: PayoutBenchOptions): Promise<PayoutBenchResult> {
   const started = now();
   const dir = mkdtempSync(join(tmpdir(), "bs-bench-payouts-"));
   const anvil = await startAnvil({ blockTime: BLOCK_TIME_S });
@@ -101,7 +116,12 @@ export async function benchPayouts({ providers, proofs = providers, depths = [3,
     log(`payouts: deployed, ${providers} providers with registered payout accounts, payer funded (${round((now() - t0) / 1000)} s)`);
 
     await rpc("evm_setIntervalMining", [BLOCK_TIME_S]);
-    const indexer = await startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, pgliteDir: join(dir, "pglite"), logFile: join(dir, "ponder.log") });
+    const indexer = await startIndexer({
+      manifestPath,
+      env: { RPC_URL: anvil.rpcUrl },
+      pgliteDir: join(dir, "pglite"),
+      logFile: join(dir, "ponder.log"),
+    });
     stopIndexer = () => indexer.stop();
     // The baseline is timed with the indexer idle at the head, as it is between cycles.
     await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber());
@@ -114,15 +134,29 @@ export async function benchPayouts({ providers, proofs = providers, depths = [3,
     const tProve = now();
     for (let i = 0; i < proofs; i++) {
       const t = now();
-      const prepared: PreparedTransfer = await operator.prepareTransfer({ to: payees[i % providers]!.account.address, amount: 1n, tokenId, from });
+      const prepared: PreparedTransfer = await operator.prepareTransfer({
+        to: payees[i % providers]!.account.address,
+        amount: 1n,
+        tokenId,
+        from,
+      });
       proveMs.push(now() - t);
       from = prepared.nextBalance;
     }
     const proveSeconds = (now() - tProve) / 1000;
-    const rawProving = { proofs, medianMs: round(median(proveMs)), seconds: round(proveSeconds, 2), transfersPerMinute: perMinute(proofs, proveSeconds * 1000), loadAverage1mAtStart: proveLoad };
-    log(`payouts: raw proving ${proofs} transfers back to back in ${rawProving.seconds} s = ${rawProving.transfersPerMinute}/min (median ${rawProving.medianMs} ms)`);
+    const rawProving = {
+      proofs,
+      medianMs: round(median(proveMs)),
+      seconds: round(proveSeconds, 2),
+      transfersPerMinute: perMinute(proofs, proveSeconds * 1000),
+      loadAverage1mAtStart: proveLoad,
+    };
+    log(
+      `payouts: raw proving ${proofs} transfers back to back in ${rawProving.seconds} s = ${rawProving.transfersPerMinute}/min (median ${rawProving.medianMs} ms)`,
+    );
 
-    const agentFor = (depth: number) => localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { depth, waitMs: 120_000 });
+    const agentFor = (depth: number) =>
+      localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { depth, waitMs: 120_000 });
     let sequence = 0;
     const runCycle = async (depth: number): Promise<PayoutCycleRun> => {
       const at = Date.now();
@@ -132,8 +166,14 @@ export async function benchPayouts({ providers, proofs = providers, depths = [3,
       const result = await agentFor(depth).runCycle();
       if (result.status !== "paid") throw new Error(`depth ${depth}: expected a paid cycle, got ${result.status}`);
       const paidTo = new Set(result.transfers.map((t) => t.providerId));
-      if (result.transfers.length !== providers || paidTo.size !== providers || payees.some((p) => !paidTo.has(providerIdOf(p.namespace)))) {
-        throw new Error(`depth ${depth}: ${result.transfers.length} transfers to ${paidTo.size} providers, expected one to each of ${providers}`);
+      if (
+        result.transfers.length !== providers ||
+        paidTo.size !== providers ||
+        payees.some((p) => !paidTo.has(providerIdOf(p.namespace)))
+      ) {
+        throw new Error(
+          `depth ${depth}: ${result.transfers.length} transfers to ${paidTo.size} providers, expected one to each of ${providers}`,
+        );
       }
       const wrong = result.transfers.find((t) => t.amount !== OWED_PER_CYCLE);
       if (wrong) throw new Error(`depth ${depth}: ${wrong.providerId} paid ${wrong.amount}, expected ${OWED_PER_CYCLE}`);
@@ -141,7 +181,8 @@ export async function benchPayouts({ providers, proofs = providers, depths = [3,
       const expected = OWED_PER_CYCLE * BigInt(sequence);
       for (const p of payees) {
         const balance = await p.client.balance(tokenId);
-        if (balance !== expected) throw new Error(`depth ${depth}: ${p.namespace} holds ${balance}, expected ${expected} after ${sequence} cycle(s)`);
+        if (balance !== expected)
+          throw new Error(`depth ${depth}: ${p.namespace} holds ${balance}, expected ${expected} after ${sequence} cycle(s)`);
       }
       const run: PayoutCycleRun = {
         depth,
@@ -164,7 +205,8 @@ export async function benchPayouts({ providers, proofs = providers, depths = [3,
     for (const depth of depths) pipelinedRuns.push(await runCycle(depth));
     const pipelined = pipelinedRuns.reduce((a, b) => (b.payoutsPerMinute > a.payoutsPerMinute ? b : a));
     const payerLeft = await operator.balance(tokenId);
-    if (payerLeft !== fundMicro - OWED_PER_CYCLE * BigInt(providers * cycles)) throw new Error(`payer holds ${payerLeft}, expected ${fundMicro - OWED_PER_CYCLE * BigInt(providers * cycles)}`);
+    if (payerLeft !== fundMicro - OWED_PER_CYCLE * BigInt(providers * cycles))
+      throw new Error(`payer holds ${payerLeft}, expected ${fundMicro - OWED_PER_CYCLE * BigInt(providers * cycles)}`);
 
     const ratioToProving = round(pipelined.payoutsPerMinute / rawProving.transfersPerMinute, 2);
     const result: PayoutBenchResult = {

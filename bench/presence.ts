@@ -2,7 +2,17 @@ import { mkdtempSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hex, PrivateKeyAccount } from "viem";
-import { callRecords, commitRecords, eercAccount, fundPayer, localMarketplace, localPayoutAgent, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
+import {
+  callRecords,
+  commitRecords,
+  eercAccount,
+  fundPayer,
+  localMarketplace,
+  localPayoutAgent,
+  newFundedAccount,
+  registerProvider,
+  usdcTokenId,
+} from "../scripts/marketplace.js";
 import { startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
 import { Prover } from "../src/eerc/prover.js";
@@ -37,12 +47,21 @@ export async function benchPresence({ providers, withUsage, log }: PresenceBench
       const account: PrivateKeyAccount = await newFundedAccount(chain);
       await eercAccount(chain, manifest, prover, account);
       const namespace = `presence${i}`;
-      await registerProvider(chain, manifest, owner, { namespace, payoutAccount: account.address, pricing: { model: PricingModel.PerCall, pricePerCallMicro: PRICE_MICRO, poolWeight: 0, tiers: [] } });
+      await registerProvider(chain, manifest, owner, {
+        namespace,
+        payoutAccount: account.address,
+        pricing: { model: PricingModel.PerCall, pricePerCallMicro: PRICE_MICRO, poolWeight: 0, tiers: [] },
+      });
       namespaces.push(namespace);
     }
     await fundPayer(chain, manifest, operator, owner, 10_000_000n);
     const tokenId = await usdcTokenId(chain, manifest);
-    const indexer = await startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, pgliteDir: join(dir, "pglite"), logFile: join(dir, "ponder.log") });
+    const indexer = await startIndexer({
+      manifestPath,
+      env: { RPC_URL: anvil.rpcUrl },
+      pgliteDir: join(dir, "pglite"),
+      logFile: join(dir, "ponder.log"),
+    });
     stopIndexer = () => indexer.stop();
     log(`presence: ${providers} providers registered, ${withUsage} with usage per cycle`);
 
@@ -68,14 +87,23 @@ export async function benchPresence({ providers, withUsage, log }: PresenceBench
     const owedOnly = await cycle(false);
     log(`presence: owed only: ${owedOnly.transfers} transfers in ${round(owedOnly.payMs / 1000)} s, ${owedOnly.gas} gas`);
     const everyProvider = await cycle(true);
-    log(`presence: every provider: ${everyProvider.transfers} transfers (${everyProvider.zeroTransfers} of 0) in ${round(everyProvider.payMs / 1000)} s, ${everyProvider.gas} gas`);
+    log(
+      `presence: every provider: ${everyProvider.transfers} transfers (${everyProvider.zeroTransfers} of 0) in ${round(everyProvider.payMs / 1000)} s, ${everyProvider.gas} gas`,
+    );
     const zeros = everyProvider.zeroTransfers;
     const perZero = {
       ms: zeros === 0 ? 0 : Math.round((everyProvider.payMs - owedOnly.payMs) / zeros),
       gas: zeros === 0 ? "0" : ((BigInt(everyProvider.gas) - BigInt(owedOnly.gas)) / BigInt(zeros)).toString(),
     };
     log(`presence: each zero-amount transfer adds ${perZero.ms} ms of paying and ${perZero.gas} gas`);
-    const results = { providers, withUsage, owedOnly, everyProvider, perZeroTransfer: perZero, costRatio: round(everyProvider.payMs / owedOnly.payMs, 2) };
+    const results = {
+      providers,
+      withUsage,
+      owedOnly,
+      everyProvider,
+      perZeroTransfer: perZero,
+      costRatio: round(everyProvider.payMs / owedOnly.payMs, 2),
+    };
     log(`presence: written to ${writeResults("presence.json", results)}`);
     return results;
   } finally {

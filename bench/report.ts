@@ -6,7 +6,12 @@ import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 export const RESULTS_DIR = join(PROJECT_ROOT, "bench", "results");
 
 export function machine() {
-  return { cores: cpus().length, cpu: cpus()[0]?.model ?? "unknown", node: process.version, platform: `${process.platform}-${process.arch}` };
+  return {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? "unknown",
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
 }
 
 export function percentile(samples: readonly number[], p: number): number {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { earnings, priceLines, type ProviderId, type RevenueLine } from "../src/revenue/index.js";
+import { earnings, type ProviderId, priceLines, type RevenueLine } from "../src/revenue/index.js";
 import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { median, RESULTS_DIR, round, writeResults } from "./report.js";
 
@@ -53,7 +53,10 @@ export function revenueWorkload(lineCount: number, providerCount: number, seed =
       pricing.set(id, { model: PricingModel.PerCall, pricePerCallMicro: BigInt(1 + below(1000)), poolWeight: 0, tiers: [] });
     } else if (kind === 1) {
       const free = BigInt(1 + below(5000));
-      const tiers = [{ upToCalls: free, priceMicro: 0n }, { upToCalls: free + BigInt(1 + below(20_000)), priceMicro: BigInt(1 + below(500)) }];
+      const tiers = [
+        { upToCalls: free, priceMicro: 0n },
+        { upToCalls: free + BigInt(1 + below(20_000)), priceMicro: BigInt(1 + below(500)) },
+      ];
       if (below(2) === 0) tiers.push({ upToCalls: (1n << 64n) - 1n, priceMicro: BigInt(1 + below(100)) });
       pricing.set(id, { model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers });
     } else {
@@ -144,7 +147,11 @@ export async function benchRevenue({ lines: lineCount, providers, runs = 5, log 
 }
 
 /** Every micro-USDC in (per-call and tiered gross, pools) comes out (earnings, fees, unallocated pools). */
-function checkConservation(revenue: ReturnType<typeof priceLines>, pools: ReadonlyMap<number, bigint>, earned: Map<ProviderId, bigint>): void {
+function checkConservation(
+  revenue: ReturnType<typeof priceLines>,
+  pools: ReadonlyMap<number, bigint>,
+  earned: Map<ProviderId, bigint>,
+): void {
   let inflow = 0n;
   for (const pool of pools.values()) inflow += pool;
   for (const period of revenue.byPeriod.values()) {

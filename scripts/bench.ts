@@ -42,7 +42,12 @@ async function main(): Promise<void> {
   }
   if (wants("ingest")) {
     log("== usage ingestion ==");
-    await benchIngest({ batches: int("BENCH_INGEST_BATCHES", 40), recordsPerBatch: 1000, postgresAdminUrl: process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres", log });
+    await benchIngest({
+      batches: int("BENCH_INGEST_BATCHES", 40),
+      recordsPerBatch: 1000,
+      postgresAdminUrl: process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+      log,
+    });
   }
   if (wants("revenue")) {
     log("== revenue engine ==");
@@ -61,7 +66,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : err);
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
     process.exit(1);
   },
 );

@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as snarkjs from "snarkjs";
+import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, circuitArtifacts, PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { terminateCurveWorkers } from "../src/eerc/prover.js";
-import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, PROJECT_ROOT, circuitArtifacts } from "../src/eerc/artifacts.js";
 
 /** Development-only powers of tau (2^15), generated locally and committed with its sha256. */
 export const DEV_PTAU = join(PROJECT_ROOT, "circuits", "ptau", "dev-pot15.ptau");
@@ -134,7 +134,9 @@ async function buildStale(options: BuildCircuitsOptions): Promise<{ built: Circu
     const info = await snarkjs.r1cs.info(a.r1cs);
     if (keys) await setup(name, ptau.path);
     writeFileSync(a.stamp, JSON.stringify({ digest, keys, constraints: info.nConstraints, developmentPtau: ptau.development }));
-    log(`circuit ${name}: ${info.nConstraints} constraints, ${keys ? "compiled and set up" : "compiled"} in ${Date.now() - started} ms${ptau.development && keys ? " (development ptau)" : ""}`);
+    log(
+      `circuit ${name}: ${info.nConstraints} constraints, ${keys ? "compiled and set up" : "compiled"} in ${Date.now() - started} ms${ptau.development && keys ? " (development ptau)" : ""}`,
+    );
     built.push(name);
   }
   if (built.length > 0 && keys) await terminateCurveWorkers();

@@ -102,9 +102,7 @@ export async function buildContracts(): Promise<void> {
   const upToDate =
     existsSync(STAMP_FILE) &&
     (await readFile(STAMP_FILE, "utf8")).trim() === stamp &&
-    TYPED_ABIS.every(
-      (n) => existsSync(path.join(OUT_DIR, `${n}.json`)) && existsSync(path.join(ABI_DIR, `${n}Abi.ts`)),
-    );
+    TYPED_ABIS.every((n) => existsSync(path.join(OUT_DIR, `${n}.json`)) && existsSync(path.join(ABI_DIR, `${n}Abi.ts`)));
   if (upToDate) return;
 
   let output = compile(sources, BASE_SETTINGS);
@@ -126,10 +124,7 @@ export async function buildContracts(): Promise<void> {
     const deployable = Object.entries(contracts).filter(([, c]) => c.evm.bytecode.object.length > 0);
     for (const [contractName, c] of deployable) {
       // snarkjs names every verifier Groth16Verifier: name those artifacts after their files.
-      const name =
-        source.startsWith(`${VERIFIERS_DIR}/`) && deployable.length === 1
-          ? path.basename(source, ".sol")
-          : contractName;
+      const name = source.startsWith(`${VERIFIERS_DIR}/`) && deployable.length === 1 ? path.basename(source, ".sol") : contractName;
       const previous = artifacts.get(name);
       if (previous) throw new Error(`Duplicate contract name ${name} in ${previous.source} and ${source}`);
       artifacts.set(name, { source, artifact: { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` } });

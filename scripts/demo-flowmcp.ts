@@ -56,11 +56,17 @@ export type DemoNamespace = keyof typeof DEMO_TOOLS;
 export function createDemoMcpServer(meter: Meter, apisUrl: string): McpServer {
   const server = new McpServer({ name: "flowmcp-demo", version: "1.0.0" });
   for (const [namespace, t] of Object.entries(DEMO_TOOLS)) {
-    meter.registerTool(server, { namespace, route: t.route, description: `${namespace}: ${t.route}`, inputSchema: { q: z.string() } }, async ({ q }) => {
-      const res = await fetch(`${apisUrl}${t.path}?q=${encodeURIComponent(q)}`);
-      const body = await res.text();
-      return res.ok ? { content: [{ type: "text", text: body }] } : { content: [{ type: "text", text: `${namespace} API answered ${res.status}` }], isError: true };
-    });
+    meter.registerTool(
+      server,
+      { namespace, route: t.route, description: `${namespace}: ${t.route}`, inputSchema: { q: z.string() } },
+      async ({ q }) => {
+        const res = await fetch(`${apisUrl}${t.path}?q=${encodeURIComponent(q)}`);
+        const body = await res.text();
+        return res.ok
+          ? { content: [{ type: "text", text: body }] }
+          : { content: [{ type: "text", text: `${namespace} API answered ${res.status}` }], isError: true };
+      },
+    );
   }
   return server;
 }

@@ -13,14 +13,32 @@ import { Prover } from "../src/eerc/prover.js";
 import { decryptHistory, HistoryApiClient } from "../src/history/index.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
-import { createBatchSubmitter, createMeter, flowMcpToolName, type McpHttpHost, type Meter, pricingFromRegistry, serveMcpOverHttp, staticPricing } from "../src/meter/index.js";
+import {
+  createBatchSubmitter,
+  createMeter,
+  flowMcpToolName,
+  type McpHttpHost,
+  type Meter,
+  pricingFromRegistry,
+  serveMcpOverHttp,
+  staticPricing,
+} from "../src/meter/index.js";
+import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import { reconcile } from "../src/payout/reconcile.js";
-import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
 import { ANVIL_KEYS, deploy } from "./deploy.js";
-import { authoriseServer, eercAccount, fundPayer, localPayoutAgent, newFundedAccount, payPoolFee, registerProvider, usdcTokenId } from "./marketplace.js";
+import {
+  authoriseServer,
+  eercAccount,
+  fundPayer,
+  localPayoutAgent,
+  newFundedAccount,
+  payPoolFee,
+  registerProvider,
+  usdcTokenId,
+} from "./marketplace.js";
 
 // The whole journey on a local chain: providers register, an MCP client calls a FlowMCP server
 // whose meter commits usage on chain, users pay fees into the revenue pool, the payout agent runs
@@ -31,12 +49,28 @@ const FEE_BPS = 1000;
 
 /** Commercial (per call), hybrid (a free quota, then per call) and free (a share of the pool). */
 const PROVIDERS: { namespace: DemoNamespace; kind: string; pricing: Pricing }[] = [
-  { namespace: "weather", kind: "commercial", pricing: { model: PricingModel.PerCall, pricePerCallMicro: 2_000n, poolWeight: 0, tiers: [] } },
-  { namespace: "finance", kind: "commercial", pricing: { model: PricingModel.PerCall, pricePerCallMicro: 5_000n, poolWeight: 0, tiers: [] } },
+  {
+    namespace: "weather",
+    kind: "commercial",
+    pricing: { model: PricingModel.PerCall, pricePerCallMicro: 2_000n, poolWeight: 0, tiers: [] },
+  },
+  {
+    namespace: "finance",
+    kind: "commercial",
+    pricing: { model: PricingModel.PerCall, pricePerCallMicro: 5_000n, poolWeight: 0, tiers: [] },
+  },
   {
     namespace: "news",
     kind: "hybrid",
-    pricing: { model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers: [{ upToCalls: 20n, priceMicro: 0n }, { upToCalls: OPEN_ENDED_TIER, priceMicro: 500n }] },
+    pricing: {
+      model: PricingModel.Tiered,
+      pricePerCallMicro: 0n,
+      poolWeight: 0,
+      tiers: [
+        { upToCalls: 20n, priceMicro: 0n },
+        { upToCalls: OPEN_ENDED_TIER, priceMicro: 500n },
+      ],
+    },
   },
   { namespace: "wiki", kind: "free", pricing: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 1, tiers: [] } },
   { namespace: "maps", kind: "free", pricing: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 2, tiers: [] } },
@@ -54,9 +88,26 @@ type Report = {
   chainId: number;
   decimals: number;
   mcp: { calls: number; failed: number };
-  providers: { namespace: string; kind: string; account: Address; calls: number; earnedMicro: string; paidMicro: string; decryptedMicro: string; withdrawnMicro: string }[];
+  providers: {
+    namespace: string;
+    kind: string;
+    account: Address;
+    calls: number;
+    earnedMicro: string;
+    paidMicro: string;
+    decryptedMicro: string;
+    withdrawnMicro: string;
+  }[];
   /** Per cycle: the pool received, the reserve carried in, what was split, the reserve carried out (the auditor's figures), what was paid. */
-  cycles: { id: number; poolMicro: string; carriedInMicro: string; splitMicro: string; carriedOutMicro: string; paidMicro: string; transfers: number }[];
+  cycles: {
+    id: number;
+    poolMicro: string;
+    carriedInMicro: string;
+    splitMicro: string;
+    carriedOutMicro: string;
+    paidMicro: string;
+    transfers: number;
+  }[];
   audit: { ok: boolean; totalMicro: string };
 };
 
@@ -78,8 +129,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   const step = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
 
-  let anvil: Anvil | undefined;
-  const rpcUrl = process.env.RPC_URL || (anvil = await startAnvil()).rpcUrl;
+  const anvil: Anvil | undefined = process.env.RPC_URL ? undefined : await startAnvil();
+  const rpcUrl = anvil?.rpcUrl ?? (process.env.RPC_URL as string);
   step(anvil ? `started anvil at ${rpcUrl}` : `using RPC ${rpcUrl}`);
   const prover = new Prover();
   const work = mkdtempSync(join(tmpdir(), "backendshield-demo-"));
@@ -90,7 +141,14 @@ async function main(): Promise<void> {
   let mcp: Client | undefined;
   try {
     const [owner, auditorAccount] = [0, 9].map((i) => privateKeyToAccount(ANVIL_KEYS[i]!));
-    const manifest = await deploy({ rpcUrl, network: process.env.NETWORK ?? "anvil", deployer: owner!, auditor: auditorAccount!, prover, log: step });
+    const manifest = await deploy({
+      rpcUrl,
+      network: process.env.NETWORK ?? "anvil",
+      deployer: owner!,
+      auditor: auditorAccount!,
+      prover,
+      log: step,
+    });
     indexer = await startIndexer({ manifestPath: manifest.manifestPath, pgliteDir: join(work, "pglite"), env: { RPC_URL: rpcUrl } });
     step(`indexer and API serving at ${indexer.url} (GraphQL at ${indexer.url}/graphql)`);
     const chain = await connectChain(rpcUrl);
@@ -101,7 +159,10 @@ async function main(): Promise<void> {
     const tokenId = await usdcTokenId(chain, manifest);
     step(`operator ${operator.address} registered and funded with 50 USDC of encrypted balance (token id ${tokenId})`);
 
-    const providers = new Map<DemoNamespace, { account: Awaited<ReturnType<typeof newFundedAccount>>; client: Awaited<ReturnType<typeof eercAccount>>; kind: string }>();
+    const providers = new Map<
+      DemoNamespace,
+      { account: Awaited<ReturnType<typeof newFundedAccount>>; client: Awaited<ReturnType<typeof eercAccount>>; kind: string }
+    >();
     for (const p of PROVIDERS) {
       const account = await newFundedAccount(chain);
       const client = await eercAccount(chain, manifest, prover, account);
@@ -115,7 +176,12 @@ async function main(): Promise<void> {
     await authoriseServer(chain, manifest, owner!, server.address);
     const pricing: Record<string, ReturnType<typeof pricingFromRegistry>> = {};
     for (const p of PROVIDERS) {
-      const entry = await chain.publicClient.readContract({ address: manifest.contracts.providerRegistry, abi: ProviderRegistryAbi, functionName: "getProvider", args: [providerIdOf(p.namespace)] });
+      const entry = await chain.publicClient.readContract({
+        address: manifest.contracts.providerRegistry,
+        abi: ProviderRegistryAbi,
+        functionName: "getProvider",
+        args: [providerIdOf(p.namespace)],
+      });
       pricing[p.namespace] = pricingFromRegistry(entry.pricing as Pricing);
     }
     const submitter = createBatchSubmitter({
@@ -143,7 +209,10 @@ async function main(): Promise<void> {
     await mcp.connect(new StreamableHTTPClientTransport(new URL(host.url)));
     step(`FlowMCP server with the meter at ${host.url}; an MCP client connected`);
 
-    const agent = localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { log: (line) => step(`agent: ${line}`) });
+    const agent = localPayoutAgent(
+      { operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS },
+      { log: (line) => step(`agent: ${line}`) },
+    );
     const users = [await newFundedAccount(chain), await newFundedAccount(chain), await newFundedAccount(chain)];
     const calls = new Map<DemoNamespace, number>();
     let totalCalls = 0;
@@ -155,13 +224,18 @@ async function main(): Promise<void> {
       queue.sort((a, b) => ((a.i * 31 + a.ns.length) % 7) - ((b.i * 31 + b.ns.length) % 7));
       for (const { ns, i } of queue) {
         const fail = (totalCalls + 1) % 17 === 0;
-        const result = await mcp.callTool({ name: flowMcpToolName(DEMO_TOOLS[ns].route, ns), arguments: { q: fail ? "fail" : `${ns}-${round}-${i}` } });
+        const result = await mcp.callTool({
+          name: flowMcpToolName(DEMO_TOOLS[ns].route, ns),
+          arguments: { q: fail ? "fail" : `${ns}-${round}-${i}` },
+        });
         if (result.isError) failed += 1;
         totalCalls += 1;
         calls.set(ns, (calls.get(ns) ?? 0) + 1);
       }
       await m.flush();
-      step(`round ${round + 1}: ${queue.length} MCP calls metered and committed on chain (${failed} failed so far, counted but not billed)`);
+      step(
+        `round ${round + 1}: ${queue.length} MCP calls metered and committed on chain (${failed} failed so far, counted but not billed)`,
+      );
 
       for (const [i, fee] of FEES[round]!.entries()) await payPoolFee(chain, manifest, users[i]!, parseUsdc(fee));
       step(`users paid ${FEES[round]!.join(" + ")} USDC of fees into the revenue pool`);
@@ -169,7 +243,15 @@ async function main(): Promise<void> {
       const result = await agent.runCycle();
       if (result.status !== "paid") throw new Error(`cycle ${round + 1} paid nothing`);
       // The reserve columns are filled from the auditor's reconciliation below.
-      cycles.push({ id: result.cycle, poolMicro: result.poolMicro.toString(), carriedInMicro: "", splitMicro: "", carriedOutMicro: "", paidMicro: result.paidMicro.toString(), transfers: result.transfers.length });
+      cycles.push({
+        id: result.cycle,
+        poolMicro: result.poolMicro.toString(),
+        carriedInMicro: "",
+        splitMicro: "",
+        carriedOutMicro: "",
+        paidMicro: result.paidMicro.toString(),
+        transfers: result.transfers.length,
+      });
       step(`cycle ${result.cycle}: ${result.transfers.length} private transfers, pool ${formatUsdc(result.poolMicro)} USDC`);
     }
 
@@ -193,11 +275,17 @@ async function main(): Promise<void> {
       operatorPk: operator.publicKey,
       settlement: { feeBps: FEE_BPS, periodUnit: "month" },
     });
-    step(`auditor reconciled ${audit.cycles.length} cycles independently: ${audit.ok ? "every provider paid exactly what it was owed" : "MISMATCH"}`);
+    step(
+      `auditor reconciled ${audit.cycles.length} cycles independently: ${audit.ok ? "every provider paid exactly what it was owed" : "MISMATCH"}`,
+    );
     for (const c of cycles) {
       const a = audit.cycles.find((x) => x.cycle === c.id);
       if (!a) throw new Error(`the auditor's reconciliation has no cycle ${c.id}`);
-      Object.assign(c, { carriedInMicro: a.carriedInMicro.toString(), splitMicro: a.splitMicro.toString(), carriedOutMicro: a.carriedOutMicro.toString() });
+      Object.assign(c, {
+        carriedInMicro: a.carriedInMicro.toString(),
+        splitMicro: a.splitMicro.toString(),
+        carriedOutMicro: a.carriedOutMicro.toString(),
+      });
     }
 
     // Claims: each provider withdraws what it was paid to its own wallet (the public amount is all a withdrawal shows).
@@ -247,10 +335,21 @@ async function main(): Promise<void> {
     console.log(
       table([
         ["cycle", "", "pool USDC", "carried in", "pool split", "carried out", "paid USDC", "transfers"],
-        ...cycles.map((c) => [String(c.id), "", usdc(c.poolMicro), usdc(c.carriedInMicro), usdc(c.splitMicro), usdc(c.carriedOutMicro), usdc(c.paidMicro), String(c.transfers)]),
+        ...cycles.map((c) => [
+          String(c.id),
+          "",
+          usdc(c.poolMicro),
+          usdc(c.carriedInMicro),
+          usdc(c.splitMicro),
+          usdc(c.carriedOutMicro),
+          usdc(c.paidMicro),
+          String(c.transfers),
+        ]),
       ]),
     );
-    console.log(`\naudit: ${audit.ok ? "ok" : "MISMATCH"}, ${formatUsdc(audit.totalMicro)} USDC paid in ${audit.cycles.reduce((s, c) => s + c.transfers, 0)} private transfers`);
+    console.log(
+      `\naudit: ${audit.ok ? "ok" : "MISMATCH"}, ${formatUsdc(audit.totalMicro)} USDC paid in ${audit.cycles.reduce((s, c) => s + c.transfers, 0)} private transfers`,
+    );
 
     const out: Report = {
       chainId: manifest.chainId,

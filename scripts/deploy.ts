@@ -1,13 +1,19 @@
-import { pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
-import { type Account, type Address, type Hex, getAddress, isAddress } from "viem";
+import { pathToFileURL } from "node:url";
+import { type Account, type Address, getAddress, type Hex, isAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { type DeploymentManifest, recordedArtifacts, writeManifest } from "../src/deployment/manifest.js";
-import { CIRCUIT_NAMES, type ProvingArtifacts, circuitArtifacts, defaultProvingArtifacts } from "../src/eerc/artifacts.js";
-import { CONVERTER_CIRCUITS, STANDALONE_CIRCUITS, checkProvingArtifacts, deployedVerifier, detectEerc } from "../src/eerc/deployment-check.js";
+import { CIRCUIT_NAMES, circuitArtifacts, defaultProvingArtifacts, type ProvingArtifacts } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
+import {
+  CONVERTER_CIRCUITS,
+  checkProvingArtifacts,
+  deployedVerifier,
+  detectEerc,
+  STANDALONE_CIRCUITS,
+} from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { buildCircuits } from "./build-circuits.js";
 import { buildContracts, loadArtifact } from "./build-contracts.js";
@@ -121,13 +127,20 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     for (const c of CIRCUIT_NAMES) eerc.verifiers[c] = await deployedVerifier(chain.publicClient, eerc, c);
   }
   const token = options.token ?? (isConverter ? await deployContract(chain, d, "TestUSDC") : "0x0000000000000000000000000000000000000000");
-  log(`${options.eerc ? "using" : "deployed"} Registrar ${eerc.registrar}, EncryptedERC ${eerc.encryptedERC} (decimals ${decimals}, messages ${capabilities.messages ? "yes" : "no"}), token ${token}`);
+  log(
+    `${options.eerc ? "using" : "deployed"} Registrar ${eerc.registrar}, EncryptedERC ${eerc.encryptedERC} (decimals ${decimals}, messages ${capabilities.messages ? "yes" : "no"}), token ${token}`,
+  );
 
   const prover = options.prover ?? new Prover(artifacts);
   let auditor: Address;
   try {
     if (options.eerc) {
-      await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts: eerc, circuits: isConverter ? CONVERTER_CIRCUITS : STANDALONE_CIRCUITS });
+      await checkProvingArtifacts({
+        publicClient: chain.publicClient,
+        prover,
+        contracts: eerc,
+        circuits: isConverter ? CONVERTER_CIRCUITS : STANDALONE_CIRCUITS,
+      });
       log("proving keys match the deployment's verifiers");
     }
     if (await read<boolean>("isAuditorKeySet")) {
@@ -169,7 +182,14 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     owner: getAddress(await read<Address>("owner")),
     auditor,
     revenuePool: getAddress(options.revenuePool ?? localRevenuePool(chain.chain.id)),
-    contracts: { registrar: eerc.registrar, encryptedERC: eerc.encryptedERC, token, verifiers: eerc.verifiers, providerRegistry, usageLedger },
+    contracts: {
+      registrar: eerc.registrar,
+      encryptedERC: eerc.encryptedERC,
+      token,
+      verifiers: eerc.verifiers,
+      providerRegistry,
+      usageLedger,
+    },
     circuits: recordedArtifacts(artifacts),
     eerc: capabilities,
     deployedAt: new Date().toISOString(),
@@ -216,7 +236,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const registrar = addressFromEnv("REGISTRAR_ADDRESS");
   if ((encryptedERC === undefined) !== (registrar === undefined)) throw new Error("EERC_ADDRESS and REGISTRAR_ADDRESS go together");
   const startBlock = process.env.START_BLOCK;
-  if (encryptedERC && !/^\d+$/.test(startBlock ?? "")) throw new Error("with EERC_ADDRESS, START_BLOCK must be the block to index from (at or before the eERC's deployment)");
+  if (encryptedERC && !/^\d+$/.test(startBlock ?? ""))
+    throw new Error("with EERC_ADDRESS, START_BLOCK must be the block to index from (at or before the eERC's deployment)");
   deploy({
     rpcUrl,
     network,

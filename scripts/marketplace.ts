@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Address, type Hex, type PrivateKeyAccount, getAddress, numberToHex, parseEther } from "viem";
+import { type Address, getAddress, type Hex, numberToHex, type PrivateKeyAccount, parseEther } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
@@ -12,7 +12,7 @@ import { EercClient } from "../src/eerc/client.js";
 import type { Prover } from "../src/eerc/prover.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
-import { type CallRecord, type Pricing, buildBatch, fetchLineKeys, providerIdOf } from "../src/usage/index.js";
+import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf } from "../src/usage/index.js";
 import { ANVIL_KEYS, deploy } from "./deploy.js";
 
 // Building blocks of a local marketplace on anvil (the demo, the benchmarks and the end-to-end
@@ -23,15 +23,28 @@ import { ANVIL_KEYS, deploy } from "./deploy.js";
 export async function newFundedAccount(chain: ChainClients): Promise<PrivateKeyAccount & { privateKey: Hex }> {
   const privateKey = generatePrivateKey();
   const account = Object.assign(privateKeyToAccount(privateKey), { privateKey });
-  await chain.publicClient.request({ method: "anvil_setBalance" as never, params: [account.address, numberToHex(parseEther("100"))] as never });
+  await chain.publicClient.request({
+    method: "anvil_setBalance" as never,
+    params: [account.address, numberToHex(parseEther("100"))] as never,
+  });
   return account;
 }
 
 const contractsOf = (m: DeploymentManifest) => ({ encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar });
 
 /** The account's eERC client, registered (with a real registration proof) if it was not. */
-export async function eercAccount(chain: ChainClients, manifest: DeploymentManifest, prover: Prover, account: PrivateKeyAccount): Promise<EercClient> {
-  const client = await EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(account), contracts: contractsOf(manifest), prover });
+export async function eercAccount(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  prover: Prover,
+  account: PrivateKeyAccount,
+): Promise<EercClient> {
+  const client = await EercClient.connect({
+    publicClient: chain.publicClient,
+    wallet: chain.walletFor(account),
+    contracts: contractsOf(manifest),
+    prover,
+  });
   if (!(await client.isRegistered())) await client.register();
   return client;
 }
@@ -59,14 +72,28 @@ export async function registerProvider(
   return providerIdOf(p.namespace);
 }
 
-export async function authoriseServer(chain: ChainClients, manifest: DeploymentManifest, owner: PrivateKeyAccount, server: Address): Promise<void> {
-  await write(chain, owner, { address: manifest.contracts.usageLedger, abi: UsageLedgerAbi, functionName: "setServer", args: [server, true] });
+export async function authoriseServer(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  owner: PrivateKeyAccount,
+  server: Address,
+): Promise<void> {
+  await write(chain, owner, {
+    address: manifest.contracts.usageLedger,
+    abi: UsageLedgerAbi,
+    functionName: "setServer",
+    args: [server, true],
+  });
 }
 
 let eventCounter = 0;
 
 /** `count` call records of one provider, `billable` of them billable at `priceMicro`, all at `at` (Unix ms). */
-export function callRecords(provider: string, count: number, options: { at: number; billable?: number; priceMicro?: bigint }): CallRecord[] {
+export function callRecords(
+  provider: string,
+  count: number,
+  options: { at: number; billable?: number; priceMicro?: bigint },
+): CallRecord[] {
   const billable = options.billable ?? count;
   return Array.from({ length: count }, (_, i) => ({
     eventId: `evt-${process.pid}-${Date.now()}-${eventCounter++}`,
@@ -95,37 +122,79 @@ export async function commitRecords(
   const providerIds = [...new Set(records.map((r) => providerIdOf(r.provider)))];
   const keys = await fetchLineKeys(chain.publicClient, manifest.contracts, operator, providerIds);
   const times = records.map((r) => r.startedAt);
-  const { batch } = buildBatch({ server: server.address, sequence, periodStart: Math.min(...times), periodEnd: Math.max(...times), records, keys });
-  const hash = await write(chain, server, { address: manifest.contracts.usageLedger, abi: UsageLedgerAbi, functionName: "commit", args: [batch] });
+  const { batch } = buildBatch({
+    server: server.address,
+    sequence,
+    periodStart: Math.min(...times),
+    periodEnd: Math.max(...times),
+    records,
+    keys,
+  });
+  const hash = await write(chain, server, {
+    address: manifest.contracts.usageLedger,
+    abi: UsageLedgerAbi,
+    functionName: "commit",
+    args: [batch],
+  });
   const receipt = await chain.publicClient.getTransactionReceipt({ hash });
   return { batchId: batch.batchId, blockNumber: receipt.blockNumber };
 }
 
 /** Mints test USDC to `to` (the test token lets anyone mint). */
-export async function mintUsdc(chain: ChainClients, manifest: DeploymentManifest, from: PrivateKeyAccount, to: Address, amount: bigint): Promise<void> {
+export async function mintUsdc(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  from: PrivateKeyAccount,
+  to: Address,
+  amount: bigint,
+): Promise<void> {
   await write(chain, from, { address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "mint", args: [to, amount] });
 }
 
 /** A user pays a fee into the revenue pool: a plain USDC transfer the indexer sees. */
-export async function payPoolFee(chain: ChainClients, manifest: DeploymentManifest, user: PrivateKeyAccount, amount: bigint): Promise<void> {
+export async function payPoolFee(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  user: PrivateKeyAccount,
+  amount: bigint,
+): Promise<void> {
   if (!manifest.revenuePool) throw new Error("the deployment manifest names no revenuePool");
   await mintUsdc(chain, manifest, user, user.address, amount);
-  await write(chain, user, { address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "transfer", args: [manifest.revenuePool, amount] });
+  await write(chain, user, {
+    address: manifest.contracts.token,
+    abi: TestUSDCAbi,
+    functionName: "transfer",
+    args: [manifest.revenuePool, amount],
+  });
 }
 
 /** Funds a payer: mints `amount` test USDC to it and deposits it into its encrypted balance. */
-export async function fundPayer(chain: ChainClients, manifest: DeploymentManifest, payer: EercClient, payerAccount: PrivateKeyAccount, amount: bigint): Promise<void> {
+export async function fundPayer(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  payer: EercClient,
+  payerAccount: PrivateKeyAccount,
+  amount: bigint,
+): Promise<void> {
   await mintUsdc(chain, manifest, payerAccount, payer.address, amount);
   await payer.deposit({ token: manifest.contracts.token, amount });
 }
 
 /** The eERC token id of the manifest's token (converter mode). */
 export async function usdcTokenId(chain: ChainClients, manifest: DeploymentManifest): Promise<bigint> {
-  return chain.publicClient.readContract({ address: manifest.contracts.encryptedERC, abi: EncryptedERCAbi, functionName: "tokenIds", args: [getAddress(manifest.contracts.token)] });
+  return chain.publicClient.readContract({
+    address: manifest.contracts.encryptedERC,
+    abi: EncryptedERCAbi,
+    functionName: "tokenIds",
+    args: [getAddress(manifest.contracts.token)],
+  });
 }
 
 /** The options of a payout agent over the local indexer with the operator as its only payer, monthly pricing periods. */
-export function localAgentOptions(args: { operator: EercClient; indexerUrl: string; tokenId: bigint; feeBps: number }, extra: Partial<AgentOptions> = {}): AgentOptions {
+export function localAgentOptions(
+  args: { operator: EercClient; indexerUrl: string; tokenId: bigint; feeBps: number },
+  extra: Partial<AgentOptions> = {},
+): AgentOptions {
   return {
     operator: args.operator,
     payers: [args.operator],
@@ -147,7 +216,14 @@ export const localPayoutAgent = (args: Parameters<typeof localAgentOptions>[0], 
  */
 export async function localMarketplace(chain: ChainClients, rpcUrl: string, prover: Prover, dir: string) {
   const owner = privateKeyToAccount(ANVIL_KEYS[0]);
-  const manifest = await deploy({ rpcUrl, network: "anvil-bench", deployer: owner, auditor: privateKeyToAccount(ANVIL_KEYS[9]), prover, write: false });
+  const manifest = await deploy({
+    rpcUrl,
+    network: "anvil-bench",
+    deployer: owner,
+    auditor: privateKeyToAccount(ANVIL_KEYS[9]),
+    prover,
+    write: false,
+  });
   const manifestPath = join(dir, "deployment.json");
   writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
   const operator = await eercAccount(chain, manifest, prover, owner);

@@ -20,10 +20,16 @@ async function main(): Promise<number> {
   await buildCircuits();
   await buildContracts();
   const build = await buildAudited(dir);
-  console.log(`audited eERC ${build.source.commit ?? "(commit unknown)"} from ${build.source.dir}: ${build.messages ? "with" : "without"} the bytes-message overloads`);
+  console.log(
+    `audited eERC ${build.source.commit ?? "(commit unknown)"} from ${build.source.dir}: ${build.messages ? "with" : "without"} the bytes-message overloads`,
+  );
   const env = { ...process.env, EERC_AUDITED_DIR: build.source.dir, CIRCUITS_DIR: circuitsDirOf(build) };
   const vitest = join(PROJECT_ROOT, "node_modules", "vitest", "vitest.mjs");
-  const run = spawnSync(process.execPath, [vitest, "run", "--config", "vitest.interop.config.ts", ...process.argv.slice(2)], { cwd: PROJECT_ROOT, env, stdio: "inherit" });
+  const run = spawnSync(process.execPath, [vitest, "run", "--config", "vitest.interop.config.ts", ...process.argv.slice(2)], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: "inherit",
+  });
   return run.status ?? 1;
 }
 

@@ -12,8 +12,8 @@ import {
 } from "ponder:schema";
 import type { Address, Hex } from "viem";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
-import { type EercCall, decodeEercCall, egctToWords } from "./indexer/calldata.js";
 import { encryptPublicAmount } from "./eerc/elgamal.js";
+import { decodeEercCall, type EercCall, egctToWords } from "./indexer/calldata.js";
 import {
   accountPublicKey,
   applyBlockState,
@@ -104,7 +104,9 @@ ponder.on("EncryptedERC:Withdraw", async ({ event, context }) => {
       meta,
     }));
   const replayed = spent === "replayed" || spent === "included";
-  const balancePCT = replayed ? call!.balancePCT : (await applyBlockState(context, { account: user, tokenId, kind: "withdraw", meta })).balancePCT;
+  const balancePCT = replayed
+    ? call!.balancePCT
+    : (await applyBlockState(context, { account: user, tokenId, kind: "withdraw", meta })).balancePCT;
   await context.db.insert(withdrawal).values({
     id: event.id,
     account: user,
@@ -136,7 +138,14 @@ ponder.on("EncryptedERC:PrivateTransfer", async ({ event, context }) => {
       meta,
     }));
   if (decoded && (spent === "replayed" || spent === "included")) {
-    await applyCredit(context.db, { account: to, tokenId: decoded.tokenId, kind: "transfer_in", add: decoded.receiverVTT, pct: decoded.receiverPCT, meta });
+    await applyCredit(context.db, {
+      account: to,
+      tokenId: decoded.tokenId,
+      kind: "transfer_in",
+      add: decoded.receiverVTT,
+      pct: decoded.receiverPCT,
+      meta,
+    });
     await context.db.insert(privateTransfer).values({
       id: event.id,
       from,
@@ -179,7 +188,8 @@ ponder.on("EncryptedERC:PrivateMint", async ({ event, context }) => {
   const decoded = call && lower(call.user) === lower(user) ? call : undefined;
   let receiverPCT = decoded?.receiverPCT;
   // A false from applyCredit means this block's chain read already holds the mint.
-  if (decoded) await applyCredit(context.db, { account: user, tokenId: 0n, kind: "mint", add: decoded.receiverVTT, pct: decoded.receiverPCT, meta });
+  if (decoded)
+    await applyCredit(context.db, { account: user, tokenId: 0n, kind: "mint", add: decoded.receiverVTT, pct: decoded.receiverPCT, meta });
   else receiverPCT = (await applyBlockState(context, { account: user, tokenId: 0n, kind: "mint", meta })).creditPCT;
   await context.db.insert(privateMint).values({
     id: event.id,
@@ -211,7 +221,9 @@ ponder.on("EncryptedERC:PrivateBurn", async ({ event, context }) => {
       meta,
     }));
   const replayed = spent === "replayed" || spent === "included";
-  const balancePCT = replayed ? call!.balancePCT : (await applyBlockState(context, { account: user, tokenId: 0n, kind: "burn", meta })).balancePCT;
+  const balancePCT = replayed
+    ? call!.balancePCT
+    : (await applyBlockState(context, { account: user, tokenId: 0n, kind: "burn", meta })).balancePCT;
   await context.db.insert(privateBurn).values({
     id: event.id,
     account: user,
@@ -244,18 +256,20 @@ ponder.on("EncryptedERC:PrivateMessage", async ({ event, context }) => {
  * The token a transfer spent when its calldata is not at hand: the one whose sender nonce moved
  * in this block (standalone mode has only token 0).
  */
-async function spentToken(
-  context: Parameters<typeof applyBlockState>[0],
-  from: Address,
-  blockNumber: bigint,
-): Promise<bigint> {
+async function spentToken(context: Parameters<typeof applyBlockState>[0], from: Address, blockNumber: bigint): Promise<bigint> {
   const tokens = await context.db.sql.select({ tokenId: token.tokenId }).from(token);
   if (tokens.length === 0) return 0n;
   const eerc = context.contracts.EncryptedERC.address as Address;
   for (const { tokenId } of tokens) {
     const [before, after] = await Promise.all(
       [blockNumber - 1n, blockNumber].map((b) =>
-        context.client.readContract({ abi: EncryptedERCAbi, address: eerc, functionName: "balanceOf", args: [from, tokenId], blockNumber: b }),
+        context.client.readContract({
+          abi: EncryptedERCAbi,
+          address: eerc,
+          functionName: "balanceOf",
+          args: [from, tokenId],
+          blockNumber: b,
+        }),
       ),
     );
     if (after![1] > before![1]) return tokenId;

@@ -61,9 +61,7 @@ ponder.on("ProviderRegistry:ProviderPricingUpdated", async ({ event, context }) 
 
 ponder.on("ProviderRegistry:ProviderPayoutAccountChanged", async ({ event, context }) => {
   const { providerId, oldPayoutAccount, newPayoutAccount } = event.args;
-  const row = await context.db
-    .update(provider, { providerId })
-    .set({ payoutAccount: newPayoutAccount, ...eventColumns(metaOf(event)) });
+  const row = await context.db.update(provider, { providerId }).set({ payoutAccount: newPayoutAccount, ...eventColumns(metaOf(event)) });
   await recordChange(context.db, row, event, "payout_account", oldPayoutAccount);
 });
 

@@ -4,17 +4,10 @@ import { poseidonPerm } from "@zk-kit/poseidon-cipher";
 import { poseidon5 } from "poseidon-lite";
 import * as snarkjs from "snarkjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CIRCUIT_NAMES, type CircuitName, PROJECT_ROOT, circuitArtifacts } from "../src/eerc/artifacts.js";
-import { FIELD_MODULUS, type Point, SUBGROUP_ORDER, addPoints, mulBase, mulPoint } from "../src/eerc/curve.js";
-import { type EGCT, addEGCT, encryptElGamal } from "../src/eerc/elgamal.js";
-import {
-  type CircuitInputs,
-  burnInputs,
-  mintInputs,
-  registrationInputs,
-  transferInputs,
-  withdrawInputs,
-} from "../src/eerc/inputs.js";
+import { CIRCUIT_NAMES, type CircuitName, circuitArtifacts, PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { addPoints, FIELD_MODULUS, mulBase, mulPoint, type Point, SUBGROUP_ORDER } from "../src/eerc/curve.js";
+import { addEGCT, type EGCT, encryptElGamal } from "../src/eerc/elgamal.js";
+import { burnInputs, type CircuitInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "../src/eerc/inputs.js";
 import { registrationHash } from "../src/eerc/keys.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { terminateCurveWorkers } from "../src/eerc/prover.js";
@@ -57,15 +50,20 @@ function uniqueLine(template: string, match: (line: string) => boolean, what: st
 }
 
 type Frame = string;
-const frame = (template: string, line: number | null): Frame =>
-  `Error in template ${template}_\\d+ line: ${line === null ? "\\d+" : line}`;
+const frame = (template: string, line: number | null): Frame => `Error in template ${template}_\\d+ line: ${line === null ? "\\d+" : line}`;
 /** The innermost frame: the `===` containing `snippet` in `template`. */
 const at = (template: string, snippet: string): Frame =>
-  frame(template, uniqueLine(template, (l) => l.includes(snippet), JSON.stringify(snippet)));
+  frame(
+    template,
+    uniqueLine(template, (l) => l.includes(snippet), JSON.stringify(snippet)),
+  );
 /** A caller frame: `template` running its subcomponent `instance`. */
 const via = (template: string, instance: string): Frame => {
   const assign = new RegExp(`^\\s*${instance}(\\[[^\\]]*\\])?\\.\\w+(\\[[^\\]]*\\])?\\s*<==`);
-  return frame(template, uniqueLine(template, (l) => assign.test(l), `input of ${instance}`, true));
+  return frame(
+    template,
+    uniqueLine(template, (l) => assign.test(l), `input of ${instance}`, true),
+  );
 };
 /** A frame inside a circomlib template. */
 const lib = (template: string): Frame => frame(template, null);
@@ -176,11 +174,19 @@ describe("registration circuit", () => {
 
   it("rejects a registration hash over another chain id", async () => {
     const other = registrationInputs({ sk: senderSk, address: ADDRESS, chainId: CHAIN_ID + 1n });
-    await rejects("registration", { ...valid.input, RegistrationHash: other.input.RegistrationHash }, at("Registration", "RegistrationHash === hash.out"));
+    await rejects(
+      "registration",
+      { ...valid.input, RegistrationHash: other.input.RegistrationHash },
+      at("Registration", "RegistrationHash === hash.out"),
+    );
   });
 
   it("rejects a registration hash over another address", async () => {
-    await rejects("registration", { ...valid.input, SenderAddress: dec(BigInt(ADDRESS) + 1n) }, at("Registration", "RegistrationHash === hash.out"));
+    await rejects(
+      "registration",
+      { ...valid.input, SenderAddress: dec(BigInt(ADDRESS) + 1n) },
+      at("Registration", "RegistrationHash === hash.out"),
+    );
   });
 
   it("rejects a public key that is not sk·Base8", async () => {
@@ -196,7 +202,14 @@ describe("registration circuit", () => {
   });
 
   it("rejects sk = p − 1", async () => {
-    await rejects("registration", withSk(P - 1n, mulBase(P - 1n)), lib("Num2Bits"), via("LessThanSubgroupOrder", "n2b"), via("ScalarInRange", "lt"), R("sk"));
+    await rejects(
+      "registration",
+      withSk(P - 1n, mulBase(P - 1n)),
+      lib("Num2Bits"),
+      via("LessThanSubgroupOrder", "n2b"),
+      via("ScalarInRange", "lt"),
+      R("sk"),
+    );
   });
 });
 
@@ -231,11 +244,23 @@ describe("transfer circuit", () => {
   });
 
   it("rejects value = l", async () => {
-    await rejects("transfer", { ...valid.input, ValueToTransfer: dec(L) }, ...AMOUNT_TOO_BIG, via("SenderBalanceCheck", "valueRange"), SENDER("Transfer"));
+    await rejects(
+      "transfer",
+      { ...valid.input, ValueToTransfer: dec(L) },
+      ...AMOUNT_TOO_BIG,
+      via("SenderBalanceCheck", "valueRange"),
+      SENDER("Transfer"),
+    );
   });
 
   it("rejects value = p − 1 (a negative amount)", async () => {
-    await rejects("transfer", { ...valid.input, ValueToTransfer: dec(P - 1n) }, ...AMOUNT_WRAPS, via("SenderBalanceCheck", "valueRange"), SENDER("Transfer"));
+    await rejects(
+      "transfer",
+      { ...valid.input, ValueToTransfer: dec(P - 1n) },
+      ...AMOUNT_WRAPS,
+      via("SenderBalanceCheck", "valueRange"),
+      SENDER("Transfer"),
+    );
   });
 
   it("rejects a claimed balance ≥ l that decrypts correctly (balance + l)", async () => {
@@ -244,7 +269,12 @@ describe("transfer circuit", () => {
   });
 
   it("rejects a private key that does not match the public key", async () => {
-    await rejects("transfer", { ...valid.input, SenderPrivateKey: dec(otherSk) }, at("SenderBalanceCheck", "pk === pkCheck.out"), SENDER("Transfer"));
+    await rejects(
+      "transfer",
+      { ...valid.input, SenderPrivateKey: dec(otherSk) },
+      at("SenderBalanceCheck", "pk === pkCheck.out"),
+      SENDER("Transfer"),
+    );
   });
 
   it("rejects another key pair against this balance", async () => {
@@ -363,7 +393,13 @@ describe("transfer circuit", () => {
   });
 
   it("rejects sk ≥ l (sk + l: same public key, decrypts the same)", async () => {
-    await rejects("transfer", { ...valid.input, SenderPrivateKey: dec(senderSk + L) }, ...SCALAR_TOO_BIG, via("SenderBalanceCheck", "skRange"), SENDER("Transfer"));
+    await rejects(
+      "transfer",
+      { ...valid.input, SenderPrivateKey: dec(senderSk + L) },
+      ...SCALAR_TOO_BIG,
+      via("SenderBalanceCheck", "skRange"),
+      SENDER("Transfer"),
+    );
   });
 
   it("rejects a receiver public key outside the prime subgroup", async () => {
@@ -380,7 +416,13 @@ describe("transfer circuit", () => {
   });
 
   it("rejects a sender VTT C1 off the curve", async () => {
-    await rejects("transfer", { ...valid.input, SenderVTTC1: ["5", "6"] }, ...OFF_CURVE, via("ElGamalDecryptCheck", "c1Sub"), T("senderVTT"));
+    await rejects(
+      "transfer",
+      { ...valid.input, SenderVTTC1: ["5", "6"] },
+      ...OFF_CURVE,
+      via("ElGamalDecryptCheck", "c1Sub"),
+      T("senderVTT"),
+    );
   });
 });
 
@@ -395,16 +437,38 @@ describe("withdraw circuit", () => {
   });
 
   it("rejects overspending", async () => {
-    await rejects("withdraw", withdrawInputs({ ...base, value: BALANCE_AMOUNT + 1n }).input, at("SenderBalanceCheck", "enough.out === 1"), SENDER("Withdraw"));
+    await rejects(
+      "withdraw",
+      withdrawInputs({ ...base, value: BALANCE_AMOUNT + 1n }).input,
+      at("SenderBalanceCheck", "enough.out === 1"),
+      SENDER("Withdraw"),
+    );
   });
 
   it("rejects value = l and value = p − 1", async () => {
-    await rejects("withdraw", { ...valid.input, ValueToWithdraw: dec(L) }, ...AMOUNT_TOO_BIG, via("SenderBalanceCheck", "valueRange"), SENDER("Withdraw"));
-    await rejects("withdraw", { ...valid.input, ValueToWithdraw: dec(P - 1n) }, ...AMOUNT_WRAPS, via("SenderBalanceCheck", "valueRange"), SENDER("Withdraw"));
+    await rejects(
+      "withdraw",
+      { ...valid.input, ValueToWithdraw: dec(L) },
+      ...AMOUNT_TOO_BIG,
+      via("SenderBalanceCheck", "valueRange"),
+      SENDER("Withdraw"),
+    );
+    await rejects(
+      "withdraw",
+      { ...valid.input, ValueToWithdraw: dec(P - 1n) },
+      ...AMOUNT_WRAPS,
+      via("SenderBalanceCheck", "valueRange"),
+      SENDER("Withdraw"),
+    );
   });
 
   it("rejects a wrong private key", async () => {
-    await rejects("withdraw", { ...valid.input, SenderPrivateKey: dec(otherSk) }, at("SenderBalanceCheck", "pk === pkCheck.out"), SENDER("Withdraw"));
+    await rejects(
+      "withdraw",
+      { ...valid.input, SenderPrivateKey: dec(otherSk) },
+      at("SenderBalanceCheck", "pk === pkCheck.out"),
+      SENDER("Withdraw"),
+    );
   });
 
   it("rejects a balance ciphertext that does not decrypt to the claimed balance", async () => {
@@ -416,15 +480,33 @@ describe("withdraw circuit", () => {
   });
 
   it("rejects a zero auditor PCT random", async () => {
-    await rejects("withdraw", { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, 0n, 7n) }, ...NONZERO, via("PCTCheck", "r"), W("auditorPCT"));
+    await rejects(
+      "withdraw",
+      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, 0n, 7n) },
+      ...NONZERO,
+      via("PCTCheck", "r"),
+      W("auditorPCT"),
+    );
   });
 
   it("rejects an auditor PCT nonce ≥ 2^128", async () => {
-    await rejects("withdraw", { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, R1, TWO_128) }, lib("Num2Bits"), via("PCTCheck", "nonceRange"), W("auditorPCT"));
+    await rejects(
+      "withdraw",
+      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, R1, TWO_128) },
+      lib("Num2Bits"),
+      via("PCTCheck", "nonceRange"),
+      W("auditorPCT"),
+    );
   });
 
   it("rejects sk ≥ l", async () => {
-    await rejects("withdraw", { ...valid.input, SenderPrivateKey: dec(senderSk + L) }, ...SCALAR_TOO_BIG, via("SenderBalanceCheck", "skRange"), SENDER("Withdraw"));
+    await rejects(
+      "withdraw",
+      { ...valid.input, SenderPrivateKey: dec(senderSk + L) },
+      ...SCALAR_TOO_BIG,
+      via("SenderBalanceCheck", "skRange"),
+      SENDER("Withdraw"),
+    );
   });
 
   it("rejects an auditor public key outside the prime subgroup", async () => {
@@ -442,16 +524,38 @@ describe("burn circuit", () => {
   });
 
   it("rejects overspending", async () => {
-    await rejects("burn", burnInputs({ ...base, value: BALANCE_AMOUNT + 1n }).input, at("SenderBalanceCheck", "enough.out === 1"), SENDER("Burn"));
+    await rejects(
+      "burn",
+      burnInputs({ ...base, value: BALANCE_AMOUNT + 1n }).input,
+      at("SenderBalanceCheck", "enough.out === 1"),
+      SENDER("Burn"),
+    );
   });
 
   it("rejects value = l and value = p − 1", async () => {
-    await rejects("burn", { ...valid.input, ValueToBurn: dec(L) }, ...AMOUNT_TOO_BIG, via("SenderBalanceCheck", "valueRange"), SENDER("Burn"));
-    await rejects("burn", { ...valid.input, ValueToBurn: dec(P - 1n) }, ...AMOUNT_WRAPS, via("SenderBalanceCheck", "valueRange"), SENDER("Burn"));
+    await rejects(
+      "burn",
+      { ...valid.input, ValueToBurn: dec(L) },
+      ...AMOUNT_TOO_BIG,
+      via("SenderBalanceCheck", "valueRange"),
+      SENDER("Burn"),
+    );
+    await rejects(
+      "burn",
+      { ...valid.input, ValueToBurn: dec(P - 1n) },
+      ...AMOUNT_WRAPS,
+      via("SenderBalanceCheck", "valueRange"),
+      SENDER("Burn"),
+    );
   });
 
   it("rejects a wrong private key", async () => {
-    await rejects("burn", { ...valid.input, SenderPrivateKey: dec(otherSk) }, at("SenderBalanceCheck", "pk === pkCheck.out"), SENDER("Burn"));
+    await rejects(
+      "burn",
+      { ...valid.input, SenderPrivateKey: dec(otherSk) },
+      at("SenderBalanceCheck", "pk === pkCheck.out"),
+      SENDER("Burn"),
+    );
   });
 
   it("rejects a balance ciphertext that does not decrypt to the claimed balance", async () => {
@@ -468,11 +572,23 @@ describe("burn circuit", () => {
   });
 
   it("rejects a zero auditor PCT random", async () => {
-    await rejects("burn", { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, 0n, 7n) }, ...NONZERO, via("PCTCheck", "r"), B("auditorPCT"));
+    await rejects(
+      "burn",
+      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, 0n, 7n) },
+      ...NONZERO,
+      via("PCTCheck", "r"),
+      B("auditorPCT"),
+    );
   });
 
   it("rejects an auditor PCT nonce ≥ 2^128", async () => {
-    await rejects("burn", { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, R1, TWO_128 + 5n) }, lib("Num2Bits"), via("PCTCheck", "nonceRange"), B("auditorPCT"));
+    await rejects(
+      "burn",
+      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, R1, TWO_128 + 5n) },
+      lib("Num2Bits"),
+      via("PCTCheck", "nonceRange"),
+      B("auditorPCT"),
+    );
   });
 
   it("rejects sk = 0", async () => {
@@ -495,8 +611,7 @@ describe("mint circuit", () => {
   const base = { value: VALUE, chainId: CHAIN_ID, receiverPk, auditorPk };
   const valid = mintInputs(base);
   const M = (i: string) => via("Mint", i);
-  const nullifier = (input: CircuitInputs, chainId = CHAIN_ID) =>
-    dec(poseidon5([chainId, ...(input.AuditorPCT as string[]).map(BigInt)]));
+  const nullifier = (input: CircuitInputs, chainId = CHAIN_ID) => dec(poseidon5([chainId, ...(input.AuditorPCT as string[]).map(BigInt)]));
   /** Replaces the auditor PCT and recomputes the nullifier over it. */
   const withAuditorPCT = (pct: CircuitInputs): CircuitInputs => {
     const input = { ...valid.input, ...pct };
@@ -523,11 +638,20 @@ describe("mint circuit", () => {
   });
 
   it("rejects a nullifier over another chain id", async () => {
-    await rejects("mint", { ...valid.input, NullifierHash: nullifier(valid.input, CHAIN_ID + 1n) }, at("Mint", "NullifierHash === nullifier.out"));
+    await rejects(
+      "mint",
+      { ...valid.input, NullifierHash: nullifier(valid.input, CHAIN_ID + 1n) },
+      at("Mint", "NullifierHash === nullifier.out"),
+    );
   });
 
   it("rejects a receiver VTT of another amount", async () => {
-    await rejects("mint", { ...valid.input, ...vttSignals("Receiver", VALUE + 1n, receiverPk, R1) }, at("ElGamalEncryptCheck", "c2 === sum.out"), M("receiverVTT"));
+    await rejects(
+      "mint",
+      { ...valid.input, ...vttSignals("Receiver", VALUE + 1n, receiverPk, R1) },
+      at("ElGamalEncryptCheck", "c2 === sum.out"),
+      M("receiverVTT"),
+    );
   });
 
   it("rejects a receiver PCT of another amount", async () => {
@@ -543,12 +667,30 @@ describe("mint circuit", () => {
   });
 
   it("rejects zero PCT randoms", async () => {
-    await rejects("mint", { ...valid.input, ...pctSignals("Receiver", VALUE, receiverPk, 0n, 7n) }, ...NONZERO, via("PCTCheck", "r"), M("receiverPCT"));
-    await rejects("mint", withAuditorPCT(pctSignals("Auditor", VALUE, auditorPk, 0n, 7n)), ...NONZERO, via("PCTCheck", "r"), M("auditorPCT"));
+    await rejects(
+      "mint",
+      { ...valid.input, ...pctSignals("Receiver", VALUE, receiverPk, 0n, 7n) },
+      ...NONZERO,
+      via("PCTCheck", "r"),
+      M("receiverPCT"),
+    );
+    await rejects(
+      "mint",
+      withAuditorPCT(pctSignals("Auditor", VALUE, auditorPk, 0n, 7n)),
+      ...NONZERO,
+      via("PCTCheck", "r"),
+      M("auditorPCT"),
+    );
   });
 
   it("rejects a receiver PCT nonce ≥ 2^128", async () => {
-    await rejects("mint", { ...valid.input, ...pctSignals("Receiver", VALUE, receiverPk, R1, TWO_128) }, lib("Num2Bits"), via("PCTCheck", "nonceRange"), M("receiverPCT"));
+    await rejects(
+      "mint",
+      { ...valid.input, ...pctSignals("Receiver", VALUE, receiverPk, R1, TWO_128) },
+      lib("Num2Bits"),
+      via("PCTCheck", "nonceRange"),
+      M("receiverPCT"),
+    );
   });
 
   it("rejects a receiver public key outside the prime subgroup", async () => {
@@ -562,22 +704,56 @@ describe("mint circuit", () => {
 const PUBLIC_SIGNALS: Record<CircuitName, string[]> = {
   registration: ["SenderPublicKey", "SenderAddress", "ChainID", "RegistrationHash"],
   transfer: [
-    "SenderPublicKey", "SenderBalanceC1", "SenderBalanceC2", "SenderVTTC1", "SenderVTTC2",
-    "ReceiverPublicKey", "ReceiverVTTC1", "ReceiverVTTC2", "ReceiverPCT", "ReceiverPCTAuthKey", "ReceiverPCTNonce",
-    "AuditorPublicKey", "AuditorPCT", "AuditorPCTAuthKey", "AuditorPCTNonce",
+    "SenderPublicKey",
+    "SenderBalanceC1",
+    "SenderBalanceC2",
+    "SenderVTTC1",
+    "SenderVTTC2",
+    "ReceiverPublicKey",
+    "ReceiverVTTC1",
+    "ReceiverVTTC2",
+    "ReceiverPCT",
+    "ReceiverPCTAuthKey",
+    "ReceiverPCTNonce",
+    "AuditorPublicKey",
+    "AuditorPCT",
+    "AuditorPCTAuthKey",
+    "AuditorPCTNonce",
   ],
   withdraw: [
-    "ValueToWithdraw", "SenderPublicKey", "SenderBalanceC1", "SenderBalanceC2",
-    "AuditorPublicKey", "AuditorPCT", "AuditorPCTAuthKey", "AuditorPCTNonce",
+    "ValueToWithdraw",
+    "SenderPublicKey",
+    "SenderBalanceC1",
+    "SenderBalanceC2",
+    "AuditorPublicKey",
+    "AuditorPCT",
+    "AuditorPCTAuthKey",
+    "AuditorPCTNonce",
   ],
   mint: [
-    "ChainID", "NullifierHash", "ReceiverPublicKey", "ReceiverVTTC1", "ReceiverVTTC2",
-    "ReceiverPCT", "ReceiverPCTAuthKey", "ReceiverPCTNonce",
-    "AuditorPublicKey", "AuditorPCT", "AuditorPCTAuthKey", "AuditorPCTNonce",
+    "ChainID",
+    "NullifierHash",
+    "ReceiverPublicKey",
+    "ReceiverVTTC1",
+    "ReceiverVTTC2",
+    "ReceiverPCT",
+    "ReceiverPCTAuthKey",
+    "ReceiverPCTNonce",
+    "AuditorPublicKey",
+    "AuditorPCT",
+    "AuditorPCTAuthKey",
+    "AuditorPCTNonce",
   ],
   burn: [
-    "SenderPublicKey", "SenderBalanceC1", "SenderBalanceC2", "SenderVTBC1", "SenderVTBC2",
-    "AuditorPublicKey", "AuditorPCT", "AuditorPCTAuthKey", "AuditorPCTNonce",
+    "SenderPublicKey",
+    "SenderBalanceC1",
+    "SenderBalanceC2",
+    "SenderVTBC1",
+    "SenderVTBC2",
+    "AuditorPublicKey",
+    "AuditorPCT",
+    "AuditorPCTAuthKey",
+    "AuditorPCTNonce",
   ],
 };
 const PUBLIC_COUNT: Record<CircuitName, number> = { registration: 5, transfer: 32, withdraw: 16, mint: 24, burn: 19 };
@@ -587,7 +763,13 @@ describe("Groth16 proofs", () => {
     registration: () => ({ input: registrationInputs({ sk: senderSk, address: ADDRESS, chainId: CHAIN_ID }).input, pcts: [] }),
     transfer: () => {
       const b = transferInputs({ sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, receiverPk, auditorPk });
-      return { input: b.input, pcts: [{ words: b.receiverPCT, at: "ReceiverPCT" }, { words: b.auditorPCT, at: "AuditorPCT" }] };
+      return {
+        input: b.input,
+        pcts: [
+          { words: b.receiverPCT, at: "ReceiverPCT" },
+          { words: b.auditorPCT, at: "AuditorPCT" },
+        ],
+      };
     },
     withdraw: () => {
       const b = withdrawInputs({ sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk });
@@ -595,7 +777,13 @@ describe("Groth16 proofs", () => {
     },
     mint: () => {
       const b = mintInputs({ value: VALUE, chainId: CHAIN_ID, receiverPk, auditorPk });
-      return { input: b.input, pcts: [{ words: b.receiverPCT, at: "ReceiverPCT" }, { words: b.auditorPCT, at: "AuditorPCT" }] };
+      return {
+        input: b.input,
+        pcts: [
+          { words: b.receiverPCT, at: "ReceiverPCT" },
+          { words: b.auditorPCT, at: "AuditorPCT" },
+        ],
+      };
     },
     burn: () => {
       const b = burnInputs({ sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk });

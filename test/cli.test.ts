@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { type Server, createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
 import { type Anvil, freePort, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { type DeploymentManifest, writeManifest } from "../src/deployment/manifest.js";
@@ -13,12 +14,11 @@ import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
 import { deriveKeyFromWallet, publicKeyOf } from "../src/eerc/keys.js";
 import { Prover } from "../src/eerc/prover.js";
-import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
 import { buildAudit, buildEarnings } from "./history-fixtures.js";
 
 const TSX = join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
-const [, PAYER, PROVIDER, COMPETITOR, , STRANGER, , , , AUDITOR] = ANVIL_KEYS;
+const [, , PROVIDER, COMPETITOR, , STRANGER, , , , AUDITOR] = ANVIL_KEYS;
 
 type Run = { code: number; stdout: string; stderr: string };
 
@@ -31,10 +31,15 @@ const baseEnv = (): NodeJS.ProcessEnv => {
 /** Runs the real CLI as a child process; never throws on a non-zero exit. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(TSX, ["src/cli/index.ts", ...args], { cwd: PROJECT_ROOT, env: { ...baseEnv(), ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      TSX,
+      ["src/cli/index.ts", ...args],
+      { cwd: PROJECT_ROOT, env: { ...baseEnv(), ...env }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -137,7 +142,15 @@ describe("cli: usage, keys and unreachable sources", () => {
     const runs = await Promise.all([
       cli(["history", "--api", "http://127.0.0.1:9"], { PRIVATE_KEY: short }),
       cli(["history", "--api", "http://127.0.0.1:9", "--key-file", secretFile("words.key", words)]),
-      cli(["audit", "--api", "http://127.0.0.1:9", "--eerc-key-file", secretFile("range.key", outOfRange), "--address", accounts[2]!.address]),
+      cli([
+        "audit",
+        "--api",
+        "http://127.0.0.1:9",
+        "--eerc-key-file",
+        secretFile("range.key", outOfRange),
+        "--address",
+        accounts[2]!.address,
+      ]),
       cli(["audit", "--api", "http://127.0.0.1:9", "--eerc-key-file", secretFile("zero.key", "0x0"), "--address", accounts[2]!.address]),
       cli(["history", "--api", "http://127.0.0.1:9", "--key-file", join(tmp, "missing.key")]),
     ]);
@@ -174,7 +187,9 @@ describe("cli: usage, keys and unreachable sources", () => {
       cli(["audit", "--rpc", `http://127.0.0.1:${port}`, "--manifest", manifest], { PRIVATE_KEY: AUDITOR! }),
     ]);
     expect(api.code).toBe(1);
-    expect(api.stderr.trim()).toMatch(new RegExp(`^error: API at http://127.0.0.1:${port}/providers/0x.*/earnings is unreachable: connection refused$`));
+    expect(api.stderr.trim()).toMatch(
+      new RegExp(`^error: API at http://127.0.0.1:${port}/providers/0x.*/earnings is unreachable: connection refused$`),
+    );
     expect(rpc.code).toBe(1);
     expect(rpc.stderr.trim()).toBe(`error: RPC at http://127.0.0.1:${port} is unreachable: connection refused`);
     expectNoSecrets(api, PROVIDER!);
@@ -262,11 +277,21 @@ describe("cli: API mode against a local server", () => {
     expect(c.undecryptable).toHaveLength(3);
     expect(c.tokens[0]).toMatchObject({ entries: 3, decrypted: 0, undecryptable: 3, amountMicro: "0" });
     expect(stranger.code).toBe(1);
-    expect(stranger.stderr.trim()).toMatch(/^error: account 0x.* is unknown: the API has no such account \(HTTP 404: no registered account\)$/);
+    expect(stranger.stderr.trim()).toMatch(
+      /^error: account 0x.* is unknown: the API has no such account \(HTTP 404: no registered account\)$/,
+    );
   });
 
   it("a key that is not the account's registered key exits 1 with a key-mismatch error", async () => {
-    const run = await cli(["history", "--api", api, "--eerc-key-file", secretFile("api-wrong.key", competitorSk.toString(16)), "--address", providerAddress]);
+    const run = await cli([
+      "history",
+      "--api",
+      api,
+      "--eerc-key-file",
+      secretFile("api-wrong.key", competitorSk.toString(16)),
+      "--address",
+      providerAddress,
+    ]);
     expect(run.code).toBe(1);
     expect(run.stderr.trim()).toMatch(/^error: key mismatch: derived key for 0x.* does not match the registered public key/);
     expectNoSecrets(run, competitorSk);
@@ -287,11 +312,19 @@ describe("cli: RPC mode against anvil with real proofs", () => {
     anvil = await startAnvil();
     rpc = anvil.rpcUrl;
     chain = await connectChain(rpc);
-    const manifest = await deploy({ rpcUrl: rpc, network: "anvil-test", deployer: accounts[0]!, auditor: accounts[9]!, prover, write: false });
+    const manifest = await deploy({
+      rpcUrl: rpc,
+      network: "anvil-test",
+      deployer: accounts[0]!,
+      auditor: accounts[9]!,
+      prover,
+      write: false,
+    });
     manifestFile = join(tmp, "anvil-manifest.json");
     writeManifest(manifest, manifestFile);
     const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
-    const connect = (i: number) => EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(accounts[i]!), contracts, prover });
+    const connect = (i: number) =>
+      EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(accounts[i]!), contracts, prover });
     const [payer, p, c] = await Promise.all([connect(1), connect(2), connect(3)]);
     provider = p;
     competitor = c;
@@ -322,7 +355,18 @@ describe("cli: RPC mode against anvil with real proofs", () => {
     const [table, json, viaEercKey] = await Promise.all([
       cli(["history", "--rpc", rpc, "--manifest", manifestFile], { PRIVATE_KEY: PROVIDER! }),
       cli(["history", "--rpc", rpc, "--manifest", manifestFile, "--json", "--token-id", String(tokenId)], { PRIVATE_KEY: PROVIDER! }),
-      cli(["history", "--rpc", rpc, "--manifest", manifestFile, "--json", "--eerc-key-file", secretFile("provider.key", provider.exportPrivateKey().toString(16)), "--address", provider.address]),
+      cli([
+        "history",
+        "--rpc",
+        rpc,
+        "--manifest",
+        manifestFile,
+        "--json",
+        "--eerc-key-file",
+        secretFile("provider.key", provider.exportPrivateKey().toString(16)),
+        "--address",
+        provider.address,
+      ]),
     ]);
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toContain(`account ${provider.address}`);
@@ -384,11 +428,15 @@ describe("cli: RPC mode against anvil with real proofs", () => {
       cli(["history", "--rpc", rpc, "--manifest", otherChain], { PRIVATE_KEY: PROVIDER! }),
     ]);
     expect(history.code).toBe(1);
-    expect(history.stderr.trim()).toMatch(new RegExp(`^error: key mismatch: derived key for ${provider.address} does not match the registered public key`));
+    expect(history.stderr.trim()).toMatch(
+      new RegExp(`^error: key mismatch: derived key for ${provider.address} does not match the registered public key`),
+    );
     expect(audit.code).toBe(1);
     expect(audit.stderr).toMatch(/key mismatch/);
     expect(stranger.code).toBe(1);
-    expect(stranger.stderr.trim()).toMatch(new RegExp(`^error: account ${accounts[5]!.address} is unknown: not registered in the Registrar at 0x`));
+    expect(stranger.stderr.trim()).toMatch(
+      new RegExp(`^error: account ${accounts[5]!.address} is unknown: not registered in the Registrar at 0x`),
+    );
     expect(chainMismatch.code).toBe(1);
     expect(chainMismatch.stderr.trim()).toBe("error: the deployment manifest is for chain 43113 but the RPC serves chain 31337");
     for (const run of [history, audit]) expectNoSecrets(run, competitor.exportPrivateKey());

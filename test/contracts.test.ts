@@ -13,17 +13,17 @@ import {
   type Address,
   BaseError,
   ContractFunctionRevertedError,
-  type Hex,
-  type PublicClient,
-  type TransactionReceipt,
   createPublicClient,
   createWalletClient,
   decodeErrorResult,
   encodeDeployData,
   encodeFunctionData,
   getAddress,
+  type Hex,
   http,
+  type PublicClient,
   parseEventLogs,
+  type TransactionReceipt,
 } from "viem";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -63,7 +63,14 @@ const VERIFIERS: Record<string, number> = {
   MintVerifier: 24,
   BurnVerifier: 19,
 };
-const NO_PROOF = { a: [0n, 0n], b: [[0n, 0n], [0n, 0n]], c: [0n, 0n] } as const;
+const NO_PROOF = {
+  a: [0n, 0n],
+  b: [
+    [0n, 0n],
+    [0n, 0n],
+  ],
+  c: [0n, 0n],
+} as const;
 
 let anvil: Anvil;
 let pub: PublicClient;
@@ -231,10 +238,19 @@ describe("contracts", () => {
     token18 = await deploy("TestToken", [18, 0n]);
     token2 = await deploy("TestToken", [2, 0n]);
 
-    for (const [user, sk] of [[alice, 11111n], [bob, 22222n], [auditor, 33333n]] as const) await register(user, sk);
+    for (const [user, sk] of [
+      [alice, 11111n],
+      [bob, 22222n],
+      [auditor, 33333n],
+    ] as const)
+      await register(user, sk);
     keys.set(carol, 44444n); // never registered
     for (const user of [alice, bob, carol]) {
-      for (const [t, amount] of [[usdc, 10n ** 12n], [token18, 10n ** 30n], [token2, 10n ** 6n]] as const) {
+      for (const [t, amount] of [
+        [usdc, 10n ** 12n],
+        [token18, 10n ** 30n],
+        [token2, 10n ** 6n],
+      ] as const) {
         await send(user, t, TestUSDCAbi, "mint", [user, amount]);
         for (const c of [converter, rejecting]) await send(user, t, TestUSDCAbi, "approve", [c, 2n ** 255n]);
       }
@@ -349,12 +365,33 @@ describe("contracts", () => {
     });
 
     it("rejects a registration hash outside the field", async () => {
-      await expectRevert(dave, registrar, RegistrarAbi, "register", reg(registerSignals(dave, davePk(), { 4: P })), "InvalidRegistrationHash");
+      await expectRevert(
+        dave,
+        registrar,
+        RegistrarAbi,
+        "register",
+        reg(registerSignals(dave, davePk(), { 4: P })),
+        "InvalidRegistrationHash",
+      );
     });
 
     it("rejects keys that are not curve points or are the identity", async () => {
-      await expectRevert(dave, registrar, RegistrarAbi, "register", reg(registerSignals(dave, davePk(), { 0: 1n, 1: 2n })), "InvalidPublicKey");
-      await expectRevert(dave, registrar, RegistrarAbi, "register", reg(registerSignals(dave, davePk(), { 0: 0n, 1: 1n })), "InvalidPublicKey");
+      await expectRevert(
+        dave,
+        registrar,
+        RegistrarAbi,
+        "register",
+        reg(registerSignals(dave, davePk(), { 0: 1n, 1: 2n })),
+        "InvalidPublicKey",
+      );
+      await expectRevert(
+        dave,
+        registrar,
+        RegistrarAbi,
+        "register",
+        reg(registerSignals(dave, davePk(), { 0: 0n, 1: 1n })),
+        "InvalidPublicKey",
+      );
     });
 
     it("rejects an invalid proof", async () => {
@@ -457,11 +494,17 @@ describe("contracts", () => {
       await expectRevert(carol, converter, EncryptedERCAbi, "deposit", [1n, usdc, pct(1n)], "UserNotRegistered", [carol]);
       await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [1n, bob, pct(1n)], "InvalidToken", [bob]);
       await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [1n, noDecimals, pct(1n)], "TokenDecimalsUnavailable", [noDecimals]);
-      await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [1n, hugeDecimals, pct(1n)], "UnsupportedTokenDecimals", [hugeDecimals, 90n]);
+      await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [1n, hugeDecimals, pct(1n)], "UnsupportedTokenDecimals", [
+        hugeDecimals,
+        90n,
+      ]);
       await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [0n, usdc, pct(1n)], "ZeroAmount");
       await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [10n ** 12n - 1n, token18, pct(1n)], "ZeroAmount");
       await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [L / 10n ** 4n + 1n, token2, pct(1n)], "AmountTooLarge");
-      await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [1_000_000n, feeToken, pct(1n)], "TransferAmountMismatch", [1_000_000n, 990_000n]);
+      await expectRevert(alice, converter, EncryptedERCAbi, "deposit", [1_000_000n, feeToken, pct(1n)], "TransferAmountMismatch", [
+        1_000_000n,
+        990_000n,
+      ]);
       await expectRevert(alice, standalone, EncryptedERCAbi, "deposit", [1n, usdc, pct(1n)], "ConverterOnly");
     });
 
@@ -470,7 +513,7 @@ describe("contracts", () => {
       gas["deposit (first, new token)"] = first.gasUsed;
       expect(events(first, "Deposit")[0].args).toEqual({ user: alice, amount: 5_000_000n, dust: 0n, tokenId: 1n });
       const second = await send(alice, converter, EncryptedERCAbi, "deposit", [2_000_000n, usdc, pct(20n)]);
-      gas["deposit"] = second.gasUsed;
+      gas.deposit = second.gasUsed;
 
       expect(await read<bigint>(converter, EncryptedERCAbi, "tokenIds", [usdc])).toBe(1n);
       expect(await read<Address>(converter, EncryptedERCAbi, "tokenAddresses", [1n])).toBe(usdc);
@@ -549,10 +592,23 @@ describe("contracts", () => {
       const value = 1_200_000n;
       const senderVTT = enc(value, 777n, pkOf(alice));
       const receiverVTT = enc(value, 888n, pkOf(bob));
-      const proof = transferProof({ sender: alice, receiver: bob, current: before.ct, senderVTT, receiverVTT, receiverPCT: pct(50n), auditorPCT: pct(60n) });
+      const proof = transferProof({
+        sender: alice,
+        receiver: bob,
+        current: before.ct,
+        senderVTT,
+        receiverVTT,
+        receiverPCT: pct(50n),
+        auditorPCT: pct(60n),
+      });
       const receipt = await send(alice, converter, EncryptedERCAbi, "transfer", [bob, 1n, proof, pct(70n)]);
       gas["transfer (no verifier, first credit to receiver)"] = receipt.gasUsed;
-      expect(events(receipt, "PrivateTransfer")[0].args).toEqual({ from: alice, to: bob, auditorPCT: [...pct(60n)], auditorAddress: auditor });
+      expect(events(receipt, "PrivateTransfer")[0].args).toEqual({
+        from: alice,
+        to: bob,
+        auditorPCT: [...pct(60n)],
+        auditorAddress: auditor,
+      });
 
       const a = await balance(converter, alice, 1n);
       expect(ctEqual(a.ct, { c1: before.ct.c1.subtract(senderVTT.c1), c2: before.ct.c2.subtract(senderVTT.c2) })).toBe(true);
@@ -578,7 +634,14 @@ describe("contracts", () => {
       await send(bob, converter, EncryptedERCAbi, "transfer", [
         alice,
         1n,
-        transferProof({ sender: bob, receiver: alice, current: bobCurrent, senderVTT: enc(200_000n, 1n, pkOf(bob)), receiverVTT: credit, receiverPCT: pct(80n) }),
+        transferProof({
+          sender: bob,
+          receiver: alice,
+          current: bobCurrent,
+          senderVTT: enc(200_000n, 1n, pkOf(bob)),
+          receiverVTT: credit,
+          receiverPCT: pct(80n),
+        }),
         pct(81n),
       ]);
       const e2 = await balance(converter, alice, 1n);
@@ -608,7 +671,13 @@ describe("contracts", () => {
       await send(alice, converter, EncryptedERCAbi, "transfer", [
         bob,
         1n,
-        transferProof({ sender: alice, receiver: bob, current: e3.ct, senderVTT: enc(1n, 3n, pkOf(alice)), receiverVTT: enc(1n, 3n, pkOf(bob)) }),
+        transferProof({
+          sender: alice,
+          receiver: bob,
+          current: e3.ct,
+          senderVTT: enc(1n, 3n, pkOf(alice)),
+          receiverVTT: enc(1n, 3n, pkOf(bob)),
+        }),
         pct(91n),
       ]);
       const e4 = await balance(converter, alice, 1n);
@@ -643,10 +712,18 @@ describe("contracts", () => {
       const usdcBefore = await read<bigint>(usdc, TestUSDCAbi, "balanceOf", [alice]);
       const receipt = await send(alice, converter, EncryptedERCAbi, "withdraw", [1n, withdrawProof(alice, 500_000n, before.ct), pct(95n)]);
       gas["withdraw (no verifier)"] = receipt.gasUsed;
-      expect(events(receipt, "Withdraw")[0].args).toEqual({ user: alice, amount: 500_000n, tokenId: 1n, auditorPCT: [...pct(300n)], auditorAddress: auditor });
+      expect(events(receipt, "Withdraw")[0].args).toEqual({
+        user: alice,
+        amount: 500_000n,
+        tokenId: 1n,
+        auditorPCT: [...pct(300n)],
+        auditorAddress: auditor,
+      });
       expect((await read<bigint>(usdc, TestUSDCAbi, "balanceOf", [alice])) - usdcBefore).toBe(500_000n);
       const after = await balance(converter, alice, 1n);
-      expect(ctEqual(after.ct, { c1: before.ct.c1.subtract(B8), c2: before.ct.c2.subtract(pkOf(alice)).subtract(mul(B8, 500_000n)) })).toBe(true);
+      expect(ctEqual(after.ct, { c1: before.ct.c1.subtract(B8), c2: before.ct.c2.subtract(pkOf(alice)).subtract(mul(B8, 500_000n)) })).toBe(
+        true,
+      );
       expect(after.nonce).toBe(before.nonce + 1n);
       expect(after.amountPCTs).toEqual([]);
 
@@ -675,7 +752,13 @@ describe("contracts", () => {
       expect(events(dep, "PrivateMessage")[0].args).toEqual(meta(alice, alice, "DEPOSIT"));
 
       const current = (await balance(converter, alice, 1n)).ct;
-      const t = transferProof({ sender: alice, receiver: bob, current, senderVTT: enc(5n, 9n, pkOf(alice)), receiverVTT: enc(5n, 9n, pkOf(bob)) });
+      const t = transferProof({
+        sender: alice,
+        receiver: bob,
+        current,
+        senderVTT: enc(5n, 9n, pkOf(alice)),
+        receiverVTT: enc(5n, 9n, pkOf(bob)),
+      });
       const tr = await send(alice, converter, EncryptedERCAbi, "transfer", [bob, 1n, t, pct(2n), msg]);
       expect(events(tr, "PrivateTransfer")).toHaveLength(1);
       expect(events(tr, "PrivateMessage")[0].args).toEqual(meta(alice, bob, "PRIVATE_TRANSFER"));
@@ -706,7 +789,14 @@ describe("contracts", () => {
 
     it("reverts mint and burn until an auditor is set", async () => {
       await expectRevert(owner, standalone, EncryptedERCAbi, "privateMint", [alice, mintProof(alice, vtt(1n, 1n), 1n)], "AuditorNotSet");
-      await expectRevert(alice, standalone, EncryptedERCAbi, "privateBurn", [burnProof(alice, vtt(1n, 1n), vtt(1n, 1n)), pct(0n)], "AuditorNotSet");
+      await expectRevert(
+        alice,
+        standalone,
+        EncryptedERCAbi,
+        "privateBurn",
+        [burnProof(alice, vtt(1n, 1n), vtt(1n, 1n)), pct(0n)],
+        "AuditorNotSet",
+      );
       await send(owner, standalone, EncryptedERCAbi, "setAuditorPublicKey", [auditor]);
     });
 
@@ -734,13 +824,25 @@ describe("contracts", () => {
       const msg = "0x01" as Hex;
       const minted2 = vtt(5n, 32n);
       const withMsg = await send(owner, standalone, EncryptedERCAbi, "privateMint", [alice, mintProof(alice, minted2, 78n), msg]);
-      expect(events(withMsg, "PrivateMessage")[0].args).toMatchObject({ from: owner, to: alice, metadata: { messageType: "PRIVATE_MINT" } });
+      expect(events(withMsg, "PrivateMessage")[0].args).toMatchObject({
+        from: owner,
+        to: alice,
+        metadata: { messageType: "PRIVATE_MINT" },
+      });
       expect(await read<boolean>(standalone, EncryptedERCAbi, "alreadyMinted", [77n])).toBe(true);
 
       bal = await balance(standalone, alice, 0n);
       const vtb = vtt(3_000n, 41n);
       // The overload with a message names a registered user first; the burn is the sender's.
-      await expectRevert(alice, standalone, EncryptedERCAbi, "privateBurn", [carol, burnProof(alice, bal.ct, vtb), pct(33n), msg], "UserNotRegistered", [carol]);
+      await expectRevert(
+        alice,
+        standalone,
+        EncryptedERCAbi,
+        "privateBurn",
+        [carol, burnProof(alice, bal.ct, vtb), pct(33n), msg],
+        "UserNotRegistered",
+        [carol],
+      );
       const burn = await send(alice, standalone, EncryptedERCAbi, "privateBurn", [bob, burnProof(alice, bal.ct, vtb), pct(33n), msg]);
       gas["privateBurn (no verifier)"] = burn.gasUsed;
       expect(events(burn, "PrivateBurn")[0].args).toEqual({ user: alice, auditorPCT: [...pct(600n)], auditorAddress: auditor });
@@ -749,9 +851,17 @@ describe("contracts", () => {
       expect(ctEqual(burnt.ct, { c1: bal.ct.c1.subtract(vtb.c1), c2: bal.ct.c2.subtract(vtb.c2) })).toBe(true);
       expect(burnt.amountPCTs).toEqual([]);
       expect(burnt.balancePCT).toEqual([...pct(33n)]);
-      expect(await read<unknown[]>(standalone, EncryptedERCAbi, "balanceOfStandalone", [alice])).toEqual(await read<unknown[]>(standalone, EncryptedERCAbi, "balanceOf", [alice, 0n]));
+      expect(await read<unknown[]>(standalone, EncryptedERCAbi, "balanceOfStandalone", [alice])).toEqual(
+        await read<unknown[]>(standalone, EncryptedERCAbi, "balanceOf", [alice, 0n]),
+      );
 
-      const t = transferProof({ sender: alice, receiver: bob, current: burnt.ct, senderVTT: vtt(1n, 5n), receiverVTT: enc(1n, 5n, pkOf(bob)) });
+      const t = transferProof({
+        sender: alice,
+        receiver: bob,
+        current: burnt.ct,
+        senderVTT: vtt(1n, 5n),
+        receiverVTT: enc(1n, 5n, pkOf(bob)),
+      });
       await expectRevert(alice, standalone, EncryptedERCAbi, "transfer", [bob, 1n, t, pct(0n)], "UnknownToken", [1n]);
       await send(alice, standalone, EncryptedERCAbi, "transfer", [bob, 0n, t, pct(0n)]);
       expect(ctEqual((await balance(standalone, bob, 0n)).ct, enc(1n, 5n, pkOf(bob)))).toBe(true);

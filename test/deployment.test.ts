@@ -11,7 +11,7 @@ import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { type DeploymentManifest, provingArtifactsOf } from "../src/deployment/manifest.js";
 import { CIRCUIT_NAMES, circuitArtifacts } from "../src/eerc/artifacts.js";
-import { CircuitVerifierMismatchError, UnsupportedEercError, checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
+import { CircuitVerifierMismatchError, checkProvingArtifacts, detectEerc, UnsupportedEercError } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { deployForIndexer } from "./indexer-helpers.js";
@@ -34,7 +34,12 @@ beforeAll(async () => {
   chain = await connectChain(anvil.rpcUrl);
   prover = new Prover();
   ({ manifest, manifestPath, dir } = await deployForIndexer({ rpcUrl: anvil.rpcUrl, prover }));
-  indexer = await startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, pgliteDir: join(dir, "pglite"), logFile: join(dir, "ponder.log") });
+  indexer = await startIndexer({
+    manifestPath,
+    env: { RPC_URL: anvil.rpcUrl },
+    pgliteDir: join(dir, "pglite"),
+    logFile: join(dir, "ponder.log"),
+  });
 });
 
 afterAll(async () => {
@@ -53,7 +58,12 @@ describe("a deployment's eERC and proving keys", () => {
   });
 
   it("accepts the proving keys the deployment's verifiers were set up with, for every circuit", async () => {
-    await checkProvingArtifacts({ publicClient: chain.publicClient, prover: new Prover(provingArtifactsOf(manifest)), contracts: contracts(), circuits: CIRCUIT_NAMES });
+    await checkProvingArtifacts({
+      publicClient: chain.publicClient,
+      prover: new Prover(provingArtifactsOf(manifest)),
+      contracts: contracts(),
+      circuits: CIRCUIT_NAMES,
+    });
   });
 
   it("refuses a proving key from another setup of the same circuit, naming the circuit and the verifier", async () => {
@@ -64,9 +74,18 @@ describe("a deployment's eERC and proving keys", () => {
     const artifacts = provingArtifactsOf(manifest);
     const foreign = new Prover({ ...artifacts, registration: { wasm: artifacts.registration.wasm, zkey: other } });
     try {
-      const check = checkProvingArtifacts({ publicClient: chain.publicClient, prover: foreign, contracts: contracts(), circuits: ["transfer", "registration"] });
+      const check = checkProvingArtifacts({
+        publicClient: chain.publicClient,
+        prover: foreign,
+        contracts: contracts(),
+        circuits: ["transfer", "registration"],
+      });
       await expect(check).rejects.toBeInstanceOf(CircuitVerifierMismatchError);
-      await expect(check).rejects.toMatchObject({ circuit: "registration", verifier: getAddress(manifest.contracts.verifiers.registration), zkey: other });
+      await expect(check).rejects.toMatchObject({
+        circuit: "registration",
+        verifier: getAddress(manifest.contracts.verifiers.registration),
+        zkey: other,
+      });
     } finally {
       await foreign.close();
     }
@@ -76,7 +95,11 @@ describe("a deployment's eERC and proving keys", () => {
     const artifacts = provingArtifactsOf(manifest);
     const wrong = join(dir, "wrong-transfer.json");
     writeFileSync(wrong, JSON.stringify({ ...manifest, circuits: { ...artifacts, transfer: artifacts.withdraw } }));
-    const agent = await runScript("scripts/agent.ts", ["--once"], { DEPLOYMENT_FILE: wrong, RPC_URL: anvil.rpcUrl, INDEXER_URL: indexer.url });
+    const agent = await runScript("scripts/agent.ts", ["--once"], {
+      DEPLOYMENT_FILE: wrong,
+      RPC_URL: anvil.rpcUrl,
+      INDEXER_URL: indexer.url,
+    });
     expect(agent.code).toBe(1);
     expect(agent.stdout).toMatch(/CIRCUIT_VERIFIER_MISMATCH: circuit transfer: no proof can be made with .*withdraw/);
   });

@@ -7,31 +7,23 @@ import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { decryptBalance } from "../src/eerc/balance.js";
 import {
+  addPoints,
   BASE8,
   FIELD_MODULUS,
   IDENTITY,
-  type Point,
-  SUBGROUP_ORDER,
-  addPoints,
   isInSubgroup,
   isOnCurve,
   mulBase,
   mulBasePublic,
   mulPoint,
   negPoint,
+  type Point,
   pointEquals,
   randomScalar,
+  SUBGROUP_ORDER,
   subPoints,
 } from "../src/eerc/curve.js";
-import {
-  type EGCT,
-  ZERO_EGCT,
-  addEGCT,
-  decryptElGamalPoint,
-  encryptElGamal,
-  isZeroEGCT,
-  subEGCT,
-} from "../src/eerc/elgamal.js";
+import { addEGCT, decryptElGamalPoint, type EGCT, encryptElGamal, isZeroEGCT, subEGCT, ZERO_EGCT } from "../src/eerc/elgamal.js";
 import {
   BalanceViewCorruptError,
   EercError,
@@ -42,13 +34,7 @@ import {
   PCTDecryptionError,
   validateAmount,
 } from "../src/eerc/errors.js";
-import {
-  egctToStruct,
-  pointToStruct,
-  structToEGCT,
-  structToPoint,
-  toDecimalStrings,
-} from "../src/eerc/format.js";
+import { egctToStruct, pointToStruct, structToEGCT, structToPoint, toDecimalStrings } from "../src/eerc/format.js";
 import {
   deriveKeyFromSignature,
   deriveKeyFromWallet,
@@ -58,7 +44,7 @@ import {
   registrationMessage,
   validatePrivateKey,
 } from "../src/eerc/keys.js";
-import { type PCT, decryptPCT, encryptPCT, isEmptyPCT } from "../src/eerc/pct.js";
+import { decryptPCT, encryptPCT, isEmptyPCT, type PCT } from "../src/eerc/pct.js";
 
 const l = SUBGROUP_ORDER;
 
@@ -145,9 +131,7 @@ describe("key derivation", () => {
   ];
 
   it("builds the registration message with a lowercased address", () => {
-    expect(registrationMessage(ANVIL_1_ADDR)).toBe(
-      "eERC\nRegistering user with\n Address:0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
-    );
+    expect(registrationMessage(ANVIL_1_ADDR)).toBe("eERC\nRegistering user with\n Address:0x70997970c51812dc3a010c7d01b50e0d17dc79c8");
   });
 
   it("reproduces the official vector from the signature", () => {
@@ -171,7 +155,7 @@ describe("key derivation", () => {
       const h = blake512(Buffer.from(groundKeyHex(sig), "hex")).slice(0, 32);
       h[0] &= 0xf8;
       h[31] = (h[31] & 0x7f) | 0x40;
-      return (BigInt("0x" + Buffer.from(h).reverse().toString("hex")) >> 3n) % l;
+      return (BigInt(`0x${Buffer.from(h).reverse().toString("hex")}`) >> 3n) % l;
     };
     const r = rng(7n);
     const parities = new Set<number>();
@@ -183,7 +167,7 @@ describe("key derivation", () => {
     }
     expect(parities).toEqual(new Set([0, 1]));
     // Keeping the nibble (e.g. by left-padding to even length) would give another key.
-    const padded = blake512(Buffer.from("0" + GROUND, "hex"));
+    const padded = blake512(Buffer.from(`0${GROUND}`, "hex"));
     expect(padded).not.toEqual(blake512(Buffer.from(GROUND, "hex")));
   });
 

@@ -2,12 +2,15 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Address, parseAbiItem } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { loadArtifact } from "../scripts/build-contracts.js";
+import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
 import {
   AuditorNotSetError,
@@ -19,10 +22,7 @@ import {
 } from "../src/eerc/errors.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
-import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
 import { deployForTests } from "./indexer-helpers.js";
-import { loadArtifact } from "../scripts/build-contracts.js";
-import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
 
@@ -87,7 +87,9 @@ describe("eERC converter on anvil with real proofs", () => {
     expect(await alice.balance(tokenId)).toBe(4_999_999n);
     const [log] = await chain.publicClient.getLogs({
       address: manifest.contracts.encryptedERC,
-      event: parseAbiItem("event PrivateTransfer(address indexed from, address indexed to, uint256[7] auditorPCT, address indexed auditorAddress)"),
+      event: parseAbiItem(
+        "event PrivateTransfer(address indexed from, address indexed to, uint256[7] auditorPCT, address indexed auditorAddress)",
+      ),
       blockHash: receipt.blockHash,
     });
     expect(decryptPCT(log!.args.auditorPCT!, auditor.exportPrivateKey())).toBe(1n);
@@ -114,16 +116,25 @@ describe("eERC converter on anvil with real proofs", () => {
   it("carries a memo through the bytes-message overload as a PrivateMessage; an eERC without the overloads is refused before proving", async () => {
     if (!manifest.eerc?.messages) {
       // The May 2025 audited eERC (the manifest records which one this is).
-      await expect(alice.transfer({ to: bob.address, amount: 2n, tokenId, message: "0xc0ffee" })).rejects.toBeInstanceOf(MessagesUnsupportedError);
+      await expect(alice.transfer({ to: bob.address, amount: 2n, tokenId, message: "0xc0ffee" })).rejects.toBeInstanceOf(
+        MessagesUnsupportedError,
+      );
       return;
     }
     const receipt = await alice.transfer({ to: bob.address, amount: 2n, tokenId, message: "0xc0ffee" });
     const [log] = await chain.publicClient.getLogs({
       address: manifest.contracts.encryptedERC,
-      event: parseAbiItem("event PrivateMessage(address indexed from, address indexed to, (address messageFrom, address messageTo, string messageType, bytes encryptedMsg) metadata)"),
+      event: parseAbiItem(
+        "event PrivateMessage(address indexed from, address indexed to, (address messageFrom, address messageTo, string messageType, bytes encryptedMsg) metadata)",
+      ),
       blockHash: receipt.blockHash,
     });
-    expect(log!.args.metadata).toEqual({ messageFrom: alice.address, messageTo: bob.address, messageType: "PRIVATE_TRANSFER", encryptedMsg: "0xc0ffee" });
+    expect(log!.args.metadata).toEqual({
+      messageFrom: alice.address,
+      messageTo: bob.address,
+      messageType: "PRIVATE_TRANSFER",
+      encryptedMsg: "0xc0ffee",
+    });
     await bob.transfer({ to: alice.address, amount: 2n, tokenId });
   });
 
@@ -137,9 +148,19 @@ describe("eERC converter on anvil with real proofs", () => {
   });
 
   it("withdraws to USDC at 6-decimal precision, without dust", async () => {
-    const before = (await chain.publicClient.readContract({ address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "balanceOf", args: [bob.address] })) as bigint;
+    const before = (await chain.publicClient.readContract({
+      address: manifest.contracts.token,
+      abi: TestUSDCAbi,
+      functionName: "balanceOf",
+      args: [bob.address],
+    })) as bigint;
     await bob.withdraw({ amount: 36n, tokenId });
-    const after = (await chain.publicClient.readContract({ address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "balanceOf", args: [bob.address] })) as bigint;
+    const after = (await chain.publicClient.readContract({
+      address: manifest.contracts.token,
+      abi: TestUSDCAbi,
+      functionName: "balanceOf",
+      args: [bob.address],
+    })) as bigint;
     expect(after - before).toBe(36n);
     expect(await bob.balance(tokenId)).toBe(0n);
   });
@@ -175,7 +196,14 @@ describe("eERC standalone mode and auditor gating", () => {
   // This one and the demo deploy this project's own contracts: not part of the audited-eERC run.
   it.skipIf(process.env.EERC_AUDITED_DIR)("refuses spends before an auditor is set, before any proof", async () => {
     // Deploy a second converter without setting its auditor, sharing the registrar.
-    const m = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-test", deployer: accounts[0]!, auditor: accounts[9]!, prover, write: false });
+    const m = await deploy({
+      rpcUrl: anvil.rpcUrl,
+      network: "anvil-test",
+      deployer: accounts[0]!,
+      auditor: accounts[9]!,
+      prover,
+      write: false,
+    });
     const { abi, bytecode } = await loadArtifact("EncryptedERC");
     const hash = await chain.walletFor(accounts[0]!).deployContract({
       abi,

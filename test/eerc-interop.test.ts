@@ -4,7 +4,7 @@
  * struct. Always checked against the documented interface; with EERC_AUDITED_DIR set
  * (`npm run test:interop`), against the ABI compiled from that checkout too.
  */
-import { type Abi, type AbiParameter } from "viem";
+import type { Abi, AbiParameter } from "viem";
 import { describe, expect, it } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
@@ -17,7 +17,8 @@ const type = (p: AbiParameter): string =>
 function surface(abi: Abi): string[] {
   const out: string[] = [];
   for (const x of abi) {
-    if (x.type === "function") out.push(`function ${x.name}(${x.inputs.map(type).join(",")}) ${x.stateMutability} returns (${x.outputs.map(type).join(",")})`);
+    if (x.type === "function")
+      out.push(`function ${x.name}(${x.inputs.map(type).join(",")}) ${x.stateMutability} returns (${x.outputs.map(type).join(",")})`);
     if (x.type === "event") out.push(`event ${x.name}(${x.inputs.map((i) => `${type(i)}${i.indexed ? " indexed" : ""}`).join(",")})`);
   }
   return out.sort();
@@ -72,12 +73,18 @@ describe("the eERC interface", () => {
     expect(surface(RegistrarAbi as Abi)).toEqual(expect.arrayContaining(DOCUMENTED.Registrar));
   });
 
-  it.runIf(process.env.EERC_AUDITED_DIR)("is exactly the audited one (functions, outputs, events); an older audited version has a subset of it", async () => {
-    const audited = await buildAudited(process.env.EERC_AUDITED_DIR!, { log: () => {} });
-    for (const [name, ours] of [["EncryptedERC", EncryptedERCAbi], ["Registrar", RegistrarAbi]] as const) {
-      const theirs = surface(audited.contracts[name].abi);
-      if (audited.messages) expect(surface(ours as Abi), name).toEqual(theirs);
-      else expect(surface(ours as Abi), name).toEqual(expect.arrayContaining(theirs));
-    }
-  });
+  it.runIf(process.env.EERC_AUDITED_DIR)(
+    "is exactly the audited one (functions, outputs, events); an older audited version has a subset of it",
+    async () => {
+      const audited = await buildAudited(process.env.EERC_AUDITED_DIR!, { log: () => {} });
+      for (const [name, ours] of [
+        ["EncryptedERC", EncryptedERCAbi],
+        ["Registrar", RegistrarAbi],
+      ] as const) {
+        const theirs = surface(audited.contracts[name].abi);
+        if (audited.messages) expect(surface(ours as Abi), name).toEqual(theirs);
+        else expect(surface(ours as Abi), name).toEqual(expect.arrayContaining(theirs));
+      }
+    },
+  );
 });

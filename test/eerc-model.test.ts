@@ -6,7 +6,7 @@
  * Proofs are not what is tested here, so every verifier is the test-only FixedResultVerifier;
  * with EERC_AUDITED_DIR set the same sequence also runs on the audited contracts.
  */
-import { type Abi, type Address, type Hex, keccak256, encodeAbiParameters } from "viem";
+import { type Abi, type Address, encodeAbiParameters, type Hex, keccak256 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
@@ -18,7 +18,7 @@ import { buildAudited, deployAuditedEerc } from "../scripts/interop/build-audite
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { CIRCUIT_NAMES, type CircuitName } from "../src/eerc/artifacts.js";
-import { BASE8, type Point, addPoints, mulBase, subPoints } from "../src/eerc/curve.js";
+import { addPoints, BASE8, mulBase, type Point, subPoints } from "../src/eerc/curve.js";
 import { type EGCT, encryptElGamal } from "../src/eerc/elgamal.js";
 
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
@@ -56,7 +56,17 @@ const snapshotKey = (e: EGCT, nonce: bigint) =>
   keccak256(
     encodeAbiParameters(
       [{ type: "uint256" }, { type: "uint256" }],
-      [BigInt(keccak256(encodeAbiParameters([{ type: "uint256" }, { type: "uint256" }, { type: "uint256" }, { type: "uint256" }], [e.c1[0], e.c1[1], e.c2[0], e.c2[1]]))), nonce],
+      [
+        BigInt(
+          keccak256(
+            encodeAbiParameters(
+              [{ type: "uint256" }, { type: "uint256" }, { type: "uint256" }, { type: "uint256" }],
+              [e.c1[0], e.c1[1], e.c2[0], e.c2[1]],
+            ),
+          ),
+        ),
+        nonce,
+      ],
     ),
   );
 const add = (a: EGCT, b: EGCT): EGCT => ({ c1: addPoints(a.c1, b.c1), c2: addPoints(a.c2, b.c2) });
@@ -65,7 +75,14 @@ const sub = (a: EGCT, b: EGCT): EGCT => ({ c1: subPoints(a.c1, b.c1), c2: subPoi
 const publicAmount = (value: bigint, pk: Point): EGCT => ({ c1: [...BASE8], c2: addPoints(pk, mulBase(value)) });
 
 const model = {
-  empty: (): ModelBalance => ({ eGCT: null, nonce: 0n, transactionIndex: 0n, pcts: new Map(), balancePCT: [0n, 0n, 0n, 0n, 0n, 0n, 0n], snapshots: new Map() }),
+  empty: (): ModelBalance => ({
+    eGCT: null,
+    nonce: 0n,
+    transactionIndex: 0n,
+    pcts: new Map(),
+    balancePCT: [0n, 0n, 0n, 0n, 0n, 0n, 0n],
+    snapshots: new Map(),
+  }),
   snapshot(b: ModelBalance, index: bigint) {
     b.snapshots.set(snapshotKey(b.eGCT!, b.nonce), index);
   },
@@ -111,7 +128,14 @@ async function runSequence(chain: ChainClients, d: Deployed, seed: bigint): Prom
   let poolTokens = 0n;
   let tag = 1n;
   const pct = (): Words7 => [tag++, tag++, tag++, tag++, BASE8[0], BASE8[1], tag++];
-  const NO_PROOF = { a: [0n, 0n], b: [[0n, 0n], [0n, 0n]], c: [0n, 0n] };
+  const NO_PROOF = {
+    a: [0n, 0n],
+    b: [
+      [0n, 0n],
+      [0n, 0n],
+    ],
+    c: [0n, 0n],
+  };
   const send = async (from: Address, functionName: string, args: unknown[], abi: Abi = EncryptedERCAbi as Abi, address = d.eerc) => {
     const wallet = chain.walletFor(accounts.find((a) => a.address === from)!);
     const hash = await wallet.writeContract({ address, abi, functionName, args, gas: 3_000_000n } as never);
@@ -121,7 +145,9 @@ async function runSequence(chain: ChainClients, d: Deployed, seed: bigint): Prom
   for (const [i, u] of [...USERS, AUDITOR].entries()) {
     const pk = u === AUDITOR ? auditorPk : pkOf(u);
     const signals = [pk[0], pk[1], BigInt(u), 31337n, 777n + BigInt(i)];
-    expect(await send(u, "register", [{ proofPoints: NO_PROOF, publicSignals: signals }], RegistrarAbi as Abi, d.registrar)).toBe("success");
+    expect(await send(u, "register", [{ proofPoints: NO_PROOF, publicSignals: signals }], RegistrarAbi as Abi, d.registrar)).toBe(
+      "success",
+    );
   }
   expect(await send(accounts[0]!.address, "setAuditorPublicKey", [AUDITOR])).toBe("success");
   for (const u of USERS) {
@@ -136,12 +162,33 @@ async function runSequence(chain: ChainClients, d: Deployed, seed: bigint): Prom
         abi: EncryptedERCAbi,
         functionName: "balanceOf",
         args: [u, 1n],
-      })) as unknown as [{ c1: { x: bigint; y: bigint }; c2: { x: bigint; y: bigint } }, bigint, { pct: readonly bigint[]; index: bigint }[], readonly bigint[], bigint];
+      })) as unknown as [
+        { c1: { x: bigint; y: bigint }; c2: { x: bigint; y: bigint } },
+        bigint,
+        { pct: readonly bigint[]; index: bigint }[],
+        readonly bigint[],
+        bigint,
+      ];
       const m = balances.get(u)!;
-      const expected = m.eGCT ? [m.eGCT.c1, m.eGCT.c2] : [[0n, 0n], [0n, 0n]];
+      const expected = m.eGCT
+        ? [m.eGCT.c1, m.eGCT.c2]
+        : [
+            [0n, 0n],
+            [0n, 0n],
+          ];
       const label = `${step}, account ${u}`;
-      expect([[eGCT.c1.x, eGCT.c1.y], [eGCT.c2.x, eGCT.c2.y]], label).toEqual(expected);
-      expect({ nonce, transactionIndex, balancePCT: [...balancePCT] }, label).toEqual({ nonce: m.nonce, transactionIndex: m.transactionIndex, balancePCT: m.balancePCT });
+      expect(
+        [
+          [eGCT.c1.x, eGCT.c1.y],
+          [eGCT.c2.x, eGCT.c2.y],
+        ],
+        label,
+      ).toEqual(expected);
+      expect({ nonce, transactionIndex, balancePCT: [...balancePCT] }, label).toEqual({
+        nonce: m.nonce,
+        transactionIndex: m.transactionIndex,
+        balancePCT: m.balancePCT,
+      });
       const asSet = amountPCTs.map((a) => [a.index, [...a.pct]] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
       expect(asSet, label).toEqual([...m.pcts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
     }
@@ -157,7 +204,8 @@ async function runSequence(chain: ChainClients, d: Deployed, seed: bigint): Prom
     const u = USERS[r.int(USERS.length)]!;
     const b = balances.get(u)!;
     const options = spendable(u);
-    const kind = options.length === 0 ? "deposit" : (["deposit", "transfer", "transfer", "transfer", "withdraw", "stale"] as const)[r.int(6)]!;
+    const kind =
+      options.length === 0 ? "deposit" : (["deposit", "transfer", "transfer", "transfer", "withdraw", "stale"] as const)[r.int(6)]!;
     let what: string = kind;
     if (kind === "deposit") {
       const value = 1n + r.big(5_000_000n);
@@ -194,10 +242,19 @@ async function runSequence(chain: ChainClients, d: Deployed, seed: bigint): Prom
         const receiverPCT = pct();
         const signals = [
           ...pkOf(u),
-          proven.c1[0], proven.c1[1], proven.c2[0], proven.c2[1],
-          senderVTT.c1[0], senderVTT.c1[1], senderVTT.c2[0], senderVTT.c2[1],
+          proven.c1[0],
+          proven.c1[1],
+          proven.c2[0],
+          proven.c2[1],
+          senderVTT.c1[0],
+          senderVTT.c1[1],
+          senderVTT.c2[0],
+          senderVTT.c2[1],
           ...pkOf(to),
-          receiverVTT.c1[0], receiverVTT.c1[1], receiverVTT.c2[0], receiverVTT.c2[1],
+          receiverVTT.c1[0],
+          receiverVTT.c1[1],
+          receiverVTT.c2[0],
+          receiverVTT.c2[1],
           ...receiverPCT,
           ...auditorPk,
           ...pct(),
@@ -228,7 +285,17 @@ async function deployOwn(chain: ChainClients): Promise<Deployed> {
   const verifier = await deploy("FixedResultVerifier", [true]);
   const registrar = await deploy("Registrar", [verifier]);
   const eerc = await deploy("EncryptedERC", [
-    { registrar, isConverter: true, name: "", symbol: "", decimals: 6, mintVerifier: verifier, withdrawVerifier: verifier, transferVerifier: verifier, burnVerifier: verifier },
+    {
+      registrar,
+      isConverter: true,
+      name: "",
+      symbol: "",
+      decimals: 6,
+      mintVerifier: verifier,
+      withdrawVerifier: verifier,
+      transferVerifier: verifier,
+      burnVerifier: verifier,
+    },
   ]);
   return { eerc, registrar, usdc: await deploy("TestUSDC") };
 }
@@ -241,11 +308,16 @@ async function deployAudited(chain: ChainClients, dir: string): Promise<Deployed
   const core = await deployAuditedEerc({ chain, deployer: accounts[0]!, build: await buildAudited(dir, { log: () => {} }), verifiers });
   const usdc = await loadArtifact("TestUSDC");
   const h2 = await chain.walletFor(accounts[0]!).deployContract({ abi: usdc.abi as Abi, bytecode: usdc.bytecode } as never);
-  return { eerc: core.encryptedERC, registrar: core.registrar, usdc: (await chain.publicClient.waitForTransactionReceipt({ hash: h2 })).contractAddress as Hex };
+  return {
+    eerc: core.encryptedERC,
+    registrar: core.registrar,
+    usdc: (await chain.publicClient.waitForTransactionReceipt({ hash: h2 })).contractAddress as Hex,
+  };
 }
 
 const targets: [string, (chain: ChainClients) => Promise<Deployed>][] = [["this project's EncryptedERC", deployOwn]];
-if (process.env.EERC_AUDITED_DIR) targets.push(["the audited EncryptedERC", (chain) => deployAudited(chain, process.env.EERC_AUDITED_DIR!)]);
+if (process.env.EERC_AUDITED_DIR)
+  targets.push(["the audited EncryptedERC", (chain) => deployAudited(chain, process.env.EERC_AUDITED_DIR!)]);
 
 describe.each(targets)("the documented balance model on %s", (_, deployTarget) => {
   let anvil: Anvil;

@@ -1,8 +1,9 @@
 import type { Address, Hex } from "viem";
 import type { Point } from "../src/eerc/curve.js";
-import { type EGCT, addEGCT, encryptElGamal, subEGCT } from "../src/eerc/elgamal.js";
+import { addEGCT, type EGCT, encryptElGamal, subEGCT } from "../src/eerc/elgamal.js";
 import { encryptPCT } from "../src/eerc/pct.js";
 import type { AuditKind, HistoryKind } from "../src/history/types.js";
+import { getOrCreate } from "../src/util/map.js";
 
 /** REST-style JSON (bigints as decimal strings) built with the real SDK crypto. */
 
@@ -49,8 +50,7 @@ export function buildEarnings(account: Address, pk: Point, steps: Step[], tokens
   const receivedTransfers: unknown[] = [];
   const expected: bigint[] = [];
   steps.forEach((step, i) => {
-    let b = balances.get(step.tokenId);
-    if (!b) balances.set(step.tokenId, (b = new FakeBalance(pk)));
+    const b = getOrCreate(balances, step.tokenId, () => new FakeBalance(pk));
     const blockNumber = 100n + BigInt(i);
     if (CREDITS.includes(step.kind)) {
       const pct = b.credit(step.amount);
@@ -106,8 +106,16 @@ export function buildAudit(auditor: Address, auditorPk: Point, specs: AuditSpec[
   const periods: { period: string; tokenId: string; entries: unknown[] }[] = [];
   specs.forEach((e, i) => {
     let p = periods.find((x) => x.period === e.period && x.tokenId === s(e.tokenId));
-    if (!p) periods.push((p = { period: e.period, tokenId: s(e.tokenId), entries: [] }));
-    p.entries.push({ kind: e.kind, txHash: txHash(1000 + i), auditorAddress: e.auditorAddress, auditorPCT: ss(encryptPCT(e.amount, e.to).pct) });
+    if (!p) {
+      p = { period: e.period, tokenId: s(e.tokenId), entries: [] };
+      periods.push(p);
+    }
+    p.entries.push({
+      kind: e.kind,
+      txHash: txHash(1000 + i),
+      auditorAddress: e.auditorAddress,
+      auditorPCT: ss(encryptPCT(e.amount, e.to).pct),
+    });
   });
   return { auditor, auditorPublicKey: ss(auditorPk), periods };
 }

@@ -1,6 +1,6 @@
-import { type Server, createServer } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:http";
 import type { Address } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/chain/anvil.js";
 import { KeyMismatchError } from "../src/eerc/errors.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
@@ -15,7 +15,7 @@ import {
   UnknownAccountError,
 } from "../src/history/errors.js";
 import { parseAuditTotals, parseEarnings } from "../src/history/parse.js";
-import { type Step, buildAudit, buildEarnings, txHash } from "./history-fixtures.js";
+import { buildAudit, buildEarnings, type Step, txHash } from "./history-fixtures.js";
 
 const PROVIDER: Address = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 const PAYER: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -166,7 +166,13 @@ describe("auditTotals", () => {
     const r = auditTotals(parseAuditTotals(body, "test"), auditorSk);
     expect(r.periods[0]!.byKind.transfer).toEqual({ entries: 2, decrypted: 1, undecryptable: 1, amountMicro: 250_000n });
     expect(r.undecryptable).toHaveLength(1);
-    expect(r.undecryptable[0]).toMatchObject({ period: "2026-11-23", tokenId: 1n, kind: "transfer", auditorAddress: OLD_AUDITOR, txHash: txHash(1000) });
+    expect(r.undecryptable[0]).toMatchObject({
+      period: "2026-11-23",
+      tokenId: 1n,
+      kind: "transfer",
+      auditorAddress: OLD_AUDITOR,
+      txHash: txHash(1000),
+    });
     // The previous auditor reads exactly its own entry and nothing else.
     const old = auditTotals(parseAuditTotals(body, "test"), oldAuditorSk);
     expect(old.keyIsCurrentAuditor).toBe(false);
@@ -216,7 +222,8 @@ describe("HistoryApiClient against a local HTTP server", () => {
       if (m) {
         const who = m[1]!.toLowerCase();
         if (who === PROVIDER.toLowerCase()) return send(200, JSON.stringify(earningsBody));
-        if (who === PAYER.toLowerCase()) return send(404, JSON.stringify({ error: { field: "providerId", message: `no registered account ${PAYER}` } }));
+        if (who === PAYER.toLowerCase())
+          return send(404, JSON.stringify({ error: { field: "providerId", message: `no registered account ${PAYER}` } }));
         if (who === AUDITOR.toLowerCase()) return send(500, JSON.stringify({ error: { message: "database is restarting" } }));
         if (who === OLD_AUDITOR.toLowerCase()) return send(200, "{ this is not json");
         if (who === USDC.toLowerCase()) return send(200, JSON.stringify({ ...earningsBody, balanceHistory: "nope" }));

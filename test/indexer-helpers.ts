@@ -1,19 +1,19 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect } from "vitest";
 import type { Account, Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { expect } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
+import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
+import { buildAudited, deployAuditedEerc } from "../scripts/interop/build-audited.js";
 import type { ChainClients } from "../src/chain/clients.js";
+import { connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { decryptBalance } from "../src/eerc/balance.js";
 import { EercClient, toBalanceView } from "../src/eerc/client.js";
 import type { Prover } from "../src/eerc/prover.js";
-import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
-import { buildAudited, deployAuditedEerc } from "../scripts/interop/build-audited.js";
-import { connectChain } from "../src/chain/clients.js";
 
 export const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
 
@@ -22,7 +22,14 @@ export const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
  * as the auditor. With EERC_AUDITED_DIR set (`npm run test:interop`) the eERC is the audited one
  * built from that checkout, and everything else attaches to it as it would on Fuji.
  */
-export async function deployForTests(args: { rpcUrl: string; prover: Prover; isConverter?: boolean; deployer?: Account; auditor?: Account; network?: string }) {
+export async function deployForTests(args: {
+  rpcUrl: string;
+  prover: Prover;
+  isConverter?: boolean;
+  deployer?: Account;
+  auditor?: Account;
+  network?: string;
+}) {
   const common = {
     rpcUrl: args.rpcUrl,
     network: args.network ?? "anvil-test",
@@ -37,7 +44,11 @@ export async function deployForTests(args: { rpcUrl: string; prover: Prover; isC
   const startBlock = Number(await chain.publicClient.getBlockNumber());
   const build = await buildAudited(audited, { log: () => {} });
   const core = await deployAuditedEerc({ chain, deployer: common.deployer, build, isConverter: args.isConverter });
-  return deploy({ ...common, eerc: { encryptedERC: core.encryptedERC, registrar: core.registrar, startBlock }, circuits: args.prover.artifacts });
+  return deploy({
+    ...common,
+    eerc: { encryptedERC: core.encryptedERC, registrar: core.registrar, startBlock },
+    circuits: args.prover.artifacts,
+  });
 }
 
 /** A deployment on `rpcUrl` with its manifest written to a fresh temporary directory. */
@@ -126,7 +137,8 @@ export async function expectHistoryMatchesChain(args: {
     const onChain = await balanceOf(BigInt(row.tokenId), BigInt(row.blockNumber));
     const indexed = rowView(row);
     // Pending PCTs are a set of (index, pct): the audited contract prunes them by swap-and-pop.
-    const byIndex = <T extends { index: bigint }>(pcts: readonly T[]) => [...pcts].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+    const byIndex = <T extends { index: bigint }>(pcts: readonly T[]) =>
+      [...pcts].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
     expect(
       { ...indexed, amountPCTs: byIndex(indexed.amountPCTs), nonce: BigInt(row.nonce), transactionIndex: BigInt(row.transactionIndex) },
       `${row.kind} in block ${row.blockNumber}`,

@@ -1,17 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Hex, parseEventLogs } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
+import { queryGraphql as graphql } from "../src/indexer/graphql.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { connectClient, deployForIndexer, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
-import { queryGraphql as graphql } from "../src/indexer/graphql.js";
 
 const ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
 
@@ -24,7 +24,6 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
     await c.end();
   }
 }
-
 
 describe("indexer on Postgres: killed mid-stream and restarted on the same schema", () => {
   let anvil: Anvil;
@@ -62,10 +61,12 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
 
   it("loses and doubles nothing; a `ponder serve` replica reading the views schema answers the same", async () => {
     const start = (extra: { viewsSchema?: string } = {}) =>
-      startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, databaseUrl, schema, logFile: join(dir, "ponder.log"), ...extra }).then((r) => {
-        running.push(r);
-        return r;
-      });
+      startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, databaseUrl, schema, logFile: join(dir, "ponder.log"), ...extra }).then(
+        (r) => {
+          running.push(r);
+          return r;
+        },
+      );
     const first = await start();
 
     // Events keep coming while the indexer is killed and restarted: deposits from bob, and
@@ -102,10 +103,14 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
 
     const logs = parseEventLogs({
       abi: EncryptedERCAbi,
-      logs: await chain.publicClient.getLogs({ address: manifest.contracts.encryptedERC, fromBlock: BigInt(manifest.startBlock), toBlock: last }),
+      logs: await chain.publicClient.getLogs({
+        address: manifest.contracts.encryptedERC,
+        fromBlock: BigInt(manifest.startBlock),
+        toBlock: last,
+      }),
     });
     const eventCount = (name: string) => logs.filter((l) => l.eventName === name).length;
-    const data = await graphql(
+    const data = await graphql<any>(
       second.url,
       `{ deposits(limit: 1000) { totalCount items { txHash } } privateTransfers(limit: 1000) { totalCount items { txHash } }
          balanceHistorys(limit: 1000) { totalCount } amountPcts(limit: 1000) { totalCount } }`,
@@ -122,7 +127,13 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
 
     for (const client of [alice, bob]) await expectHistoryMatchesChain({ chain, manifest, indexerUrl: second.url, client });
 
-    const replica = await startIndexer({ command: "serve", manifestPath, env: { RPC_URL: anvil.rpcUrl }, databaseUrl, schema: viewsSchema });
+    const replica = await startIndexer({
+      command: "serve",
+      manifestPath,
+      env: { RPC_URL: anvil.rpcUrl },
+      databaseUrl,
+      schema: viewsSchema,
+    });
     running.push(replica);
     for (const path of [`/providers/${bob.address}/earnings`, "/audit/totals"]) {
       const [a, b] = await Promise.all([getJson(`${second.url}${path}`), getJson(`${replica.url}${path}`)]);

@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
 import { getAddress } from "viem";
+import { describe, expect, it } from "vitest";
 import { IndexerSettingsError, indexerSettings } from "../src/indexer/settings.js";
 
 const EERC = "0x0165878a594ca255338adfa4d48449f69242eb8f";
@@ -65,7 +65,14 @@ describe("indexer settings", () => {
       PONDER_RPC_URL_43113: "https://fuji.example/rpc",
       DATABASE_URL: "postgresql://u@db/x",
     });
-    expect(s).toMatchObject({ source: "env", chainName: "fuji", chainId: 43113, rpcUrl: "https://fuji.example/rpc", pollingInterval: 1000, startBlock: 38000000 });
+    expect(s).toMatchObject({
+      source: "env",
+      chainName: "fuji",
+      chainId: 43113,
+      rpcUrl: "https://fuji.example/rpc",
+      pollingInterval: 1000,
+      startBlock: 38000000,
+    });
     expect(s.contracts).toEqual({
       encryptedERC: getAddress(EERC),
       registrar: getAddress(REGISTRAR),

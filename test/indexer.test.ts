@@ -1,6 +1,6 @@
 import { join } from "node:path";
+import { type Address, encodeFunctionData, getAddress, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Address, type Hex, encodeFunctionData, getAddress } from "viem";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
@@ -16,21 +16,16 @@ import { publicKeyOf } from "../src/eerc/keys.js";
 import { decryptPCT, encryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
-import {
-  accounts,
-  connectClient,
-  deployForIndexer,
-  eventually,
-  expectHistoryMatchesChain,
-  getJson,
-  mintUsdc,
-} from "./indexer-helpers.js";
+import { accounts, connectClient, deployForIndexer, eventually, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
 
 /** Keys that would carry a plaintext amount; only deposits and withdrawals are public. */
 const PLAINTEXT_KEYS = /^(amount|value|balance|credited|plain)$/i;
 function expectNoPlaintextAmounts(json: unknown, path = "body"): void {
-  if (Array.isArray(json)) json.forEach((v, i) => expectNoPlaintextAmounts(v, `${path}[${i}]`));
-  else if (json !== null && typeof json === "object") {
+  if (Array.isArray(json)) {
+    json.forEach((v, i) => {
+      expectNoPlaintextAmounts(v, `${path}[${i}]`);
+    });
+  } else if (json !== null && typeof json === "object") {
     for (const [k, v] of Object.entries(json)) {
       expect(PLAINTEXT_KEYS.test(k), `${path}.${k}`).toBe(false);
       expectNoPlaintextAmounts(v, `${path}.${k}`);
@@ -166,11 +161,13 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     expect(body.auditor).toBe(auditor.address);
     expect(body.auditorPublicKey).toEqual(auditor.publicKey.map(String));
     const sk = auditor.exportPrivateKey();
-    const entries = body.periods.flatMap((p: { period: string; tokenId: string; entries: { kind: string; auditorPCT: string[]; txHash: string }[] }) => {
-      expect(p.period).toMatch(/^\d{4}-\d{2}-\d{2}$/);
-      expect(p.tokenId).toBe("1");
-      return p.entries.map((e) => ({ kind: e.kind, txHash: e.txHash, amount: decryptPCT(e.auditorPCT.map(BigInt), sk) }));
-    });
+    const entries = body.periods.flatMap(
+      (p: { period: string; tokenId: string; entries: { kind: string; auditorPCT: string[]; txHash: string }[] }) => {
+        expect(p.period).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+        expect(p.tokenId).toBe("1");
+        return p.entries.map((e) => ({ kind: e.kind, txHash: e.txHash, amount: decryptPCT(e.auditorPCT.map(BigInt), sk) }));
+      },
+    );
     expect(entries.filter((e: { kind: string }) => e.kind === "transfer")).toEqual(
       sent.map((s) => ({ kind: "transfer", txHash: s.hash, amount: s.amount })),
     );
@@ -186,7 +183,8 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
-        query: "{ deposits(orderBy: \"blockNumber\") { items { account amount dust credited source } } privateMessages { items { messageType } } }",
+        query:
+          '{ deposits(orderBy: "blockNumber") { items { account amount dust credited source } } privateMessages { items { messageType } } }',
       }),
     });
     const { data } = (await res.json()) as { data: any };
@@ -194,7 +192,9 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
       { account: alice.address.toLowerCase(), amount: "3000000", dust: "0", credited: "3000000", source: "calldata" },
       { account: alice.address.toLowerCase(), amount: "1000000", dust: "0", credited: "1000000", source: "calldata" },
     ]);
-    expect(data.privateMessages.items.map((m: { messageType: string }) => m.messageType).sort()).toEqual(manifest.eerc?.messages ? ["DEPOSIT", "PRIVATE_TRANSFER"] : []);
+    expect(data.privateMessages.items.map((m: { messageType: string }) => m.messageType).sort()).toEqual(
+      manifest.eerc?.messages ? ["DEPOSIT", "PRIVATE_TRANSFER"] : [],
+    );
     const root = await fetch(`${indexer.url}/`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -226,25 +226,63 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
       return { proofPoints, publicSignals };
     };
     const balanceView = async () =>
-      toBalanceView((await chain.publicClient.readContract({ address: eerc, abi: EncryptedERCAbi, functionName: "balanceOf", args: [forwarder, tokenId] })) as never);
+      toBalanceView(
+        (await chain.publicClient.readContract({
+          address: eerc,
+          abi: EncryptedERCAbi,
+          functionName: "balanceOf",
+          args: [forwarder, tokenId],
+        })) as never,
+      );
 
     // A smart-contract wallet: its own eERC key, every call relayed by another account.
     const sk = randomScalar();
     const pk = publicKeyOf(sk);
     const registration = registrationInputs({ sk, address: forwarder, chainId: BigInt(chain.chain.id) });
-    await relay(manifest.contracts.registrar, encodeFunctionData({ abi: RegistrarAbi, functionName: "register", args: [await proof("registration", registration.input)] as never }));
+    await relay(
+      manifest.contracts.registrar,
+      encodeFunctionData({ abi: RegistrarAbi, functionName: "register", args: [await proof("registration", registration.input)] as never }),
+    );
     await mintUsdc(chain, manifest, forwarder, 2_000_000n);
     await relay(usdc, encodeFunctionData({ abi: TestUSDCAbi, functionName: "approve", args: [eerc, 2_000_000n] }));
-    const depositReceipt = await relay(eerc, encodeFunctionData({ abi: EncryptedERCAbi, functionName: "deposit", args: [2_000_000n, usdc, encryptPCT(2_000_000n, pk).pct] as never }));
-    const t = transferInputs({ sk, value: 1n, balance: 2_000_000n, balanceCT: (await balanceView()).eGCT, receiverPk: bob.publicKey, auditorPk: auditor.publicKey });
+    const depositReceipt = await relay(
+      eerc,
+      encodeFunctionData({
+        abi: EncryptedERCAbi,
+        functionName: "deposit",
+        args: [2_000_000n, usdc, encryptPCT(2_000_000n, pk).pct] as never,
+      }),
+    );
+    const t = transferInputs({
+      sk,
+      value: 1n,
+      balance: 2_000_000n,
+      balanceCT: (await balanceView()).eGCT,
+      receiverPk: bob.publicKey,
+      auditorPk: auditor.publicKey,
+    });
     const transferReceipt = await relay(
       eerc,
-      encodeFunctionData({ abi: EncryptedERCAbi, functionName: "transfer", args: [bob.address, tokenId, await proof("transfer", t.input), encryptPCT(1_999_999n, pk).pct] as never }),
+      encodeFunctionData({
+        abi: EncryptedERCAbi,
+        functionName: "transfer",
+        args: [bob.address, tokenId, await proof("transfer", t.input), encryptPCT(1_999_999n, pk).pct] as never,
+      }),
     );
-    const w = withdrawInputs({ sk, value: 500_000n, balance: 1_999_999n, balanceCT: (await balanceView()).eGCT, auditorPk: auditor.publicKey });
+    const w = withdrawInputs({
+      sk,
+      value: 500_000n,
+      balance: 1_999_999n,
+      balanceCT: (await balanceView()).eGCT,
+      auditorPk: auditor.publicKey,
+    });
     const last = await relay(
       eerc,
-      encodeFunctionData({ abi: EncryptedERCAbi, functionName: "withdraw", args: [tokenId, await proof("withdraw", w.input), encryptPCT(1_499_999n, pk).pct] as never }),
+      encodeFunctionData({
+        abi: EncryptedERCAbi,
+        functionName: "withdraw",
+        args: [tokenId, await proof("withdraw", w.input), encryptPCT(1_499_999n, pk).pct] as never,
+      }),
     );
     await waitForIndexedBlock(indexer.url, last.blockNumber);
 
@@ -279,7 +317,10 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     const dropped = await transfer(alice, bob, 3n);
     await alice.deposit({ token: manifest.contracts.token, amount: 500n });
     await eventually(
-      async () => (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body.receivedTransfers.some((t: { txHash: string }) => t.txHash === dropped.transactionHash),
+      async () =>
+        (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body.receivedTransfers.some(
+          (t: { txHash: string }) => t.txHash === dropped.transactionHash,
+        ),
       "the transfer that is about to be reverted",
     );
     sent.pop();
@@ -289,14 +330,18 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     await carol.deposit({ token: manifest.contracts.token, amount: 1_000n });
     // Ponder may have asked for a block of the dropped branch just as it vanished: it retries
     // eth_getLogs for it with a backoff of up to 32 s before it moves on to the new branch.
-    await eventually(async () => {
-      const bobBody = (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body;
-      const carolBody = (await getJson(`${indexer.url}/providers/${carol.address}/earnings`)).body;
-      return (
-        !bobBody.receivedTransfers.some((t: { txHash: string }) => t.txHash === dropped.transactionHash) &&
-        carolBody.balanceHistory.some((r: { kind: string }) => r.kind === "deposit")
-      );
-    }, "the indexer to follow the new branch", 90_000);
+    await eventually(
+      async () => {
+        const bobBody = (await getJson(`${indexer.url}/providers/${bob.address}/earnings`)).body;
+        const carolBody = (await getJson(`${indexer.url}/providers/${carol.address}/earnings`)).body;
+        return (
+          !bobBody.receivedTransfers.some((t: { txHash: string }) => t.txHash === dropped.transactionHash) &&
+          carolBody.balanceHistory.some((r: { kind: string }) => r.kind === "deposit")
+        );
+      },
+      "the indexer to follow the new branch",
+      90_000,
+    );
     expect(indexer.recentOutput()).not.toMatch(/unrecoverable/i);
 
     for (const client of [alice, bob, carol]) await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client });

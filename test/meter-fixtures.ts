@@ -39,7 +39,13 @@ export async function startUpstream(): Promise<Upstream> {
       case "/weather/forecast": {
         const city = url.searchParams.get("city") ?? "";
         if (city === "fail") return json(500, { error: "forecast backend down" });
-        return json(200, { city, days: [{ day: 1, tempC: 18 }, { day: 2, tempC: 21 }] });
+        return json(200, {
+          city,
+          days: [
+            { day: 1, tempC: 18 },
+            { day: 2, tempC: 21 },
+          ],
+        });
       }
       case "/news/search":
         return json(200, { topic: url.searchParams.get("topic"), headlines: ["Markets open higher", "Rain expected"] });

@@ -16,9 +16,9 @@ import {
   periodOf,
   pricingFromRegistry,
   readSpool,
-  serveMcpOverHttp,
   SpoolCorruptError,
   SpoolLockedError,
+  serveMcpOverHttp,
   staticPricing,
   UnknownProviderError,
 } from "../src/meter/index.js";
@@ -107,8 +107,20 @@ describe("metering real MCP calls over Streamable HTTP", () => {
     }
 
     type Step = [Client, string, Record<string, string>, Pick<CallRecord, "provider" | "tool" | "outcome" | "billable" | "priceMicro">];
-    const weather = (outcome: CallRecord["outcome"], priceMicro: bigint) => ({ provider: "weather", tool: "getForecast", outcome, billable: outcome === "ok", priceMicro });
-    const finance = (outcome: CallRecord["outcome"], priceMicro: bigint) => ({ provider: "finance", tool: "getQuote", outcome, billable: outcome === "ok", priceMicro });
+    const weather = (outcome: CallRecord["outcome"], priceMicro: bigint) => ({
+      provider: "weather",
+      tool: "getForecast",
+      outcome,
+      billable: outcome === "ok",
+      priceMicro,
+    });
+    const finance = (outcome: CallRecord["outcome"], priceMicro: bigint) => ({
+      provider: "finance",
+      tool: "getQuote",
+      outcome,
+      billable: outcome === "ok",
+      priceMicro,
+    });
     const news = { provider: "news", tool: LONG_NEWS_ROUTE, outcome: "ok" as const, billable: true, priceMicro: 0n };
     const steps: Step[] = [
       [a, WEATHER, { city: "Paris" }, weather("ok", 0n)], // free call 1 of 2
@@ -165,7 +177,12 @@ describe("metering real MCP calls over Streamable HTTP", () => {
 
   test("registration refuses a namespace the pricing source does not know", async () => {
     const { McpServer } = await import("@modelcontextprotocol/sdk/server/mcp.js");
-    const meter = createMeter({ spoolDir: tempDir(), serverAddress: SERVER_ADDRESS, pricing: PRICING, batch: { maxRecords: 10, maxAgeMs: 1_000 } });
+    const meter = createMeter({
+      spoolDir: tempDir(),
+      serverAddress: SERVER_ADDRESS,
+      pricing: PRICING,
+      batch: { maxRecords: 10, maxAgeMs: 1_000 },
+    });
     const server = new McpServer({ name: "x", version: "1" });
     expect(() => meter.registerTool(server, { namespace: "maps", route: "geocode", description: "" }, () => ({ content: [] }))).toThrow(
       UnknownProviderError,
@@ -193,15 +210,28 @@ describe("metering real MCP calls over Streamable HTTP", () => {
     expect(freeQuotaThenPerCall(0, 9n)).toEqual({ model: "per_call", priceMicro: 9n });
     expect(() => pricing.priceFor("other", 0)).toThrow(UnknownProviderError);
     expect(() => staticPricing({ x: { model: "per_call", priceMicro: -1n } })).toThrow(InvalidPricingError);
-    expect(() => staticPricing({ x: { model: "tiered", tiers: [{ upToCalls: 5n, priceMicro: 1n }, { upToCalls: 5n, priceMicro: 2n }] } })).toThrow(
-      InvalidPricingError,
-    );
+    expect(() =>
+      staticPricing({
+        x: {
+          model: "tiered",
+          tiers: [
+            { upToCalls: 5n, priceMicro: 1n },
+            { upToCalls: 5n, priceMicro: 2n },
+          ],
+        },
+      }),
+    ).toThrow(InvalidPricingError);
     expect(() => staticPricing({ x: { model: "tiered", tiers: [] } })).toThrow(InvalidPricingError);
   });
 
   test("pricing read from a ProviderRegistry entry", () => {
-    expect(pricingFromRegistry({ model: PricingModel.PerCall, pricePerCallMicro: 42n, poolWeight: 0, tiers: [] })).toEqual({ model: "per_call", priceMicro: 42n });
-    expect(pricingFromRegistry({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] })).toEqual({ model: "free_pool" });
+    expect(pricingFromRegistry({ model: PricingModel.PerCall, pricePerCallMicro: 42n, poolWeight: 0, tiers: [] })).toEqual({
+      model: "per_call",
+      priceMicro: 42n,
+    });
+    expect(pricingFromRegistry({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] })).toEqual({
+      model: "free_pool",
+    });
     const tiers = [
       { upToCalls: 100n, priceMicro: 0n },
       { upToCalls: (1n << 64n) - 1n, priceMicro: 250n },
@@ -400,7 +430,13 @@ describe("spool durability", () => {
 
     for (let cycle = 0; cycle < 6; cycle++) {
       const hold = cycle % 2 === 1;
-      const child = await startMeterChild({ spoolDir, ledgerUrl, maxRecords: MAX_RECORDS, maxAgeMs: 600_000, holdAfterCommitMs: hold ? 600_000 : 0 });
+      const child = await startMeterChild({
+        spoolDir,
+        ledgerUrl,
+        maxRecords: MAX_RECORDS,
+        maxAgeMs: 600_000,
+        holdAfterCommitMs: hold ? 600_000 : 0,
+      });
       expect(child.report.calls, why(`cycle ${cycle}: recovered calls`)).toBe(recorded);
       expect(child.report.closedBatches, why(`cycle ${cycle}: recovered batches`)).toBe(closes.size);
       const client = await connectClient(child.url);
@@ -434,7 +470,10 @@ describe("spool durability", () => {
       expect(added.length, why(`cycle ${cycle}: records added`)).toBeGreaterThanOrEqual(completed.length);
       expect(added.length, why(`cycle ${cycle}: records added`)).toBeLessThanOrEqual(completed.length + (inflight ? 1 : 0));
       const expected = [...completed, ...(inflight ? [inflight] : [])].slice(0, added.length);
-      expect(added.map((r) => [r.provider, r.tool, r.outcome]), why(`cycle ${cycle}`)).toEqual(expected.map((o) => [o.provider, o.tool, o.outcome]));
+      expect(
+        added.map((r) => [r.provider, r.tool, r.outcome]),
+        why(`cycle ${cycle}`),
+      ).toEqual(expected.map((o) => [o.provider, o.tool, o.outcome]));
       recorded = records.length;
       for (const c of closeLines(lines)) {
         if (closes.has(c.sequence)) expect(c, why("a closed batch keeps its sequence")).toEqual(closes.get(c.sequence));
@@ -448,7 +487,14 @@ describe("spool durability", () => {
     expect(closes.size, why("batches closed before the final restart")).toBeGreaterThan(0);
 
     // Final restart: recover, submit everything, close the open batch, stop cleanly.
-    const final = await startMeterChild({ spoolDir, ledgerUrl, maxRecords: MAX_RECORDS, maxAgeMs: 600_000, holdAfterCommitMs: 0, flush: true });
+    const final = await startMeterChild({
+      spoolDir,
+      ledgerUrl,
+      maxRecords: MAX_RECORDS,
+      maxAgeMs: 600_000,
+      holdAfterCommitMs: 0,
+      flush: true,
+    });
     await final.flushed;
     final.child.kill("SIGTERM");
     await final.exited;
@@ -465,12 +511,19 @@ describe("spool durability", () => {
       if (closes.has(c.sequence)) expect(c).toEqual(closes.get(c.sequence));
     }
     const submitted = new Set(lines.flatMap((l) => (l.type === "submitted" ? [l.sequence] : [])));
-    expect([...submitted].sort((x, y) => x - y), why("every batch submitted")).toEqual(finalCloses.map((c) => c.sequence));
+    expect(
+      [...submitted].sort((x, y) => x - y),
+      why("every batch submitted"),
+    ).toEqual(finalCloses.map((c) => c.sequence));
 
     // Batches handed over more than once carry the same id, sequence and records; the ledger holds each call once.
     for (const d of deliveries) {
       const first = committed.get(d.batchId)!;
-      expect({ sequence: d.sequence, period: d.period, eventIds: d.eventIds }).toEqual({ sequence: first.sequence, period: first.period, eventIds: first.eventIds });
+      expect({ sequence: d.sequence, period: d.period, eventIds: d.eventIds }).toEqual({
+        sequence: first.sequence,
+        period: first.period,
+        eventIds: first.eventIds,
+      });
     }
     expect(deliveries.length, why("some batch was delivered twice")).toBeGreaterThan(committed.size);
     expect([...committed.keys()].sort()).toEqual(finalCloses.map((c) => c.batchId).sort());

@@ -1,15 +1,15 @@
+import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ANVIL_KEYS } from "../scripts/deploy.js";
+import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../scripts/marketplace.js";
+import { decryptPCT } from "../src/eerc/pct.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";
-import { readSettlementFacts } from "../src/payout/facts.js";
 import { UnattributedPayerTransferError } from "../src/payout/errors.js";
+import { readSettlementFacts } from "../src/payout/facts.js";
 import { poolReserve, poolSecret } from "../src/payout/settlement.js";
 import { operatorAmounts } from "../src/payout/tag.js";
 import { providerIdOf } from "../src/usage/registry.js";
-import { decryptPCT } from "../src/eerc/pct.js";
-import { ANVIL_KEYS } from "../scripts/deploy.js";
-import { privateKeyToAccount } from "viem/accounts";
-import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../scripts/marketplace.js";
 import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 
 // The payout agent against anvil, the indexer and real proofs. Expected amounts are worked out by
@@ -148,7 +148,12 @@ describe("payout agent", () => {
     expect(result.recoveries).toBeGreaterThanOrEqual(1);
     // weather, news and tinyapi, and zero-amount transfers to wiki and maps.
     expect(result.transfers).toHaveLength(5);
-    expect(result.transfers.filter((t) => t.amount === 0n).map((t) => t.providerId).sort()).toEqual([providerIdOf("maps"), providerIdOf("wiki")].sort());
+    expect(
+      result.transfers
+        .filter((t) => t.amount === 0n)
+        .map((t) => t.providerId)
+        .sort(),
+    ).toEqual([providerIdOf("maps"), providerIdOf("wiki")].sort());
     // weather 12 calls: 10,800; news 13 calls: 8 × 250 − 10% = 1800; tinyapi 3.
     expect(await balances()).toEqual({ weather: 10_800n, news: 1800n, tinyapi: 3n, ...free });
     // No free-pool usage in this cycle: its whole pool (nothing new, plus cycle 2's reserve) is carried.

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { callRecords, commitRecords } from "../scripts/marketplace.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { FAULT_STEPS } from "../src/payout/pipeline.js";
-import { callRecords, commitRecords } from "../scripts/marketplace.js";
 import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 
 // The agent is a real process, killed with SIGKILL at each step of a cycle's second transfer and
@@ -18,7 +18,14 @@ type Run = { code: number | null; signal: NodeJS.Signals | null; output: string 
 function startAgent(env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run>; output: () => string } {
   const child = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts"), "--once"], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, DEPLOYMENT_FILE: w.manifestPath, RPC_URL: w.anvil.rpcUrl, INDEXER_URL: w.indexer.url, PLATFORM_FEE_BPS: "1000", ...env },
+    env: {
+      ...process.env,
+      DEPLOYMENT_FILE: w.manifestPath,
+      RPC_URL: w.anvil.rpcUrl,
+      INDEXER_URL: w.indexer.url,
+      PLATFORM_FEE_BPS: "1000",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -81,23 +88,23 @@ describe("payout agent crash safety (SIGKILL and restart)", () => {
 });
 
 async function crashAndRestart(step: (typeof FAULT_STEPS)[number]) {
-      const crashed = await startAgent({ PAYOUT_FAULT: `${step}@2` }).done;
-      expect(crashed.signal, crashed.output).toBe("SIGKILL");
+  const crashed = await startAgent({ PAYOUT_FAULT: `${step}@2` }).done;
+  expect(crashed.signal, crashed.output).toBe("SIGKILL");
 
-      const restart = startAgent();
-      if (step === "after_send") {
-        // The killed agent's transfer is still in the mempool: the new one must wait for it, not pay again.
-        const latest = await w.chain.publicClient.getTransactionCount({ address: w.operator.address, blockTag: "latest" });
-        const pending = await w.chain.publicClient.getTransactionCount({ address: w.operator.address, blockTag: "pending" });
-        expect(pending).toBeGreaterThan(latest);
-        const deadline = Date.now() + 60_000;
-        while (!/pending transaction/.test(restart.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-        await rpc("evm_mine");
-        await rpc("evm_setAutomine", [true]);
-        expect(restart.output()).toMatch(new RegExp(`waiting for ${pending - latest} pending transaction`));
-      }
-      const finished = await restart.done;
-      expect(finished.code, finished.output).toBe(0);
-      // Either it finishes the interrupted cycle, or (when every transfer was already mined) finds nothing owed.
-      expect(finished.output).toMatch(/\(resumed\)|nothing owed/);
+  const restart = startAgent();
+  if (step === "after_send") {
+    // The killed agent's transfer is still in the mempool: the new one must wait for it, not pay again.
+    const latest = await w.chain.publicClient.getTransactionCount({ address: w.operator.address, blockTag: "latest" });
+    const pending = await w.chain.publicClient.getTransactionCount({ address: w.operator.address, blockTag: "pending" });
+    expect(pending).toBeGreaterThan(latest);
+    const deadline = Date.now() + 60_000;
+    while (!/pending transaction/.test(restart.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await rpc("evm_mine");
+    await rpc("evm_setAutomine", [true]);
+    expect(restart.output()).toMatch(new RegExp(`waiting for ${pending - latest} pending transaction`));
+  }
+  const finished = await restart.done;
+  expect(finished.code, finished.output).toBe(0);
+  // Either it finishes the interrupted cycle, or (when every transfer was already mined) finds nothing owed.
+  expect(finished.output).toMatch(/\(resumed\)|nothing owed/);
 }

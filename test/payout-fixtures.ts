@@ -2,18 +2,26 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hex, PrivateKeyAccount } from "viem";
+import {
+  authoriseServer,
+  eercAccount,
+  fundPayer,
+  localAgentOptions,
+  newFundedAccount,
+  registerProvider,
+  usdcTokenId,
+} from "../scripts/marketplace.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { readSettlementFacts } from "../src/payout/facts.js";
+import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
+import { readSettlementFacts } from "../src/payout/facts.js";
 import { type Pricing, PricingModel } from "../src/usage/registry.js";
-import { authoriseServer, eercAccount, fundPayer, localAgentOptions, newFundedAccount, registerProvider, usdcTokenId } from "../scripts/marketplace.js";
 import { accounts, deployForIndexer } from "./indexer-helpers.js";
 
 /** The providers of the payout tests: commercial, hybrid (free quota then per call), a 1-micro price, and two free APIs. */
@@ -21,7 +29,15 @@ export const PROVIDERS: { namespace: string; pricing: Pricing }[] = [
   { namespace: "weather", pricing: { model: PricingModel.PerCall, pricePerCallMicro: 1000n, poolWeight: 0, tiers: [] } },
   {
     namespace: "news",
-    pricing: { model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers: [{ upToCalls: 5n, priceMicro: 0n }, { upToCalls: OPEN_ENDED_TIER, priceMicro: 250n }] },
+    pricing: {
+      model: PricingModel.Tiered,
+      pricePerCallMicro: 0n,
+      poolWeight: 0,
+      tiers: [
+        { upToCalls: 5n, priceMicro: 0n },
+        { upToCalls: OPEN_ENDED_TIER, priceMicro: 250n },
+      ],
+    },
   },
   { namespace: "tinyapi", pricing: { model: PricingModel.PerCall, pricePerCallMicro: 1n, poolWeight: 0, tiers: [] } },
   { namespace: "wiki", pricing: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 1, tiers: [] } },
@@ -73,7 +89,12 @@ export async function payoutWorld(options: { fundMicro: bigint; blockTime?: numb
   }
   await fundPayer(chain, manifest, operator, owner, options.fundMicro);
   const tokenId = await usdcTokenId(chain, manifest);
-  const indexer = await startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, pgliteDir: join(mkdtempSync(join(tmpdir(), "bs-payout-")), "pglite"), logFile: join(dir, "ponder.log") });
+  const indexer = await startIndexer({
+    manifestPath,
+    env: { RPC_URL: anvil.rpcUrl },
+    pgliteDir: join(mkdtempSync(join(tmpdir(), "bs-payout-")), "pglite"),
+    logFile: join(dir, "ponder.log"),
+  });
   const agentOptions = (extra: Partial<AgentOptions> = {}): AgentOptions =>
     localAgentOptions({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { waitMs: 60_000, ...extra });
   return {

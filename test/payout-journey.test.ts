@@ -3,22 +3,22 @@ import { join } from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
-import { freePort } from "../src/chain/anvil.js";
-import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
-import { HistoryApiClient } from "../src/history/api-client.js";
-import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
-import { deriveKeyFromWallet } from "../src/eerc/keys.js";
-import { waitForIndexedBlock } from "../src/indexer/process.js";
-import { encodeTag, payoutPCTOptions } from "../src/payout/tag.js";
-import { poolReserve, poolSecret } from "../src/payout/settlement.js";
-import { formatUsdc } from "../src/money/usdc.js";
-import { distributeTypedData } from "../src/payout/server.js";
-import { providerIdOf } from "../src/usage/registry.js";
 import { ANVIL_KEYS } from "../scripts/deploy.js";
 import { callRecords, commitRecords, payPoolFee } from "../scripts/marketplace.js";
+import { freePort } from "../src/chain/anvil.js";
+import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { deriveKeyFromWallet } from "../src/eerc/keys.js";
+import { HistoryApiClient } from "../src/history/api-client.js";
+import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
+import { waitForIndexedBlock } from "../src/indexer/process.js";
+import { formatUsdc } from "../src/money/usdc.js";
+import { distributeTypedData } from "../src/payout/server.js";
+import { poolReserve, poolSecret } from "../src/payout/settlement.js";
+import { encodeTag, payoutPCTOptions } from "../src/payout/tag.js";
+import { providerIdOf } from "../src/usage/registry.js";
 import { accounts } from "./indexer-helpers.js";
-import { runScript } from "./run-script.js";
 import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+import { runScript } from "./run-script.js";
 
 // The provider journey around the payout agent as separate processes: the agent serving
 // POST /revenue/distribute, the query API with pending amounts and cycle totals, the auditor's
@@ -48,7 +48,11 @@ async function pendingOf(ns: string): Promise<bigint> {
 }
 
 async function postDistribute(body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${agentUrl}/revenue/distribute`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(`${agentUrl}/revenue/distribute`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -65,7 +69,13 @@ beforeAll(async () => {
   agentUrl = `http://127.0.0.1:${port}`;
   agent = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts")], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, DEPLOYMENT_FILE: w.manifestPath, RPC_URL: w.anvil.rpcUrl, INDEXER_URL: w.indexer.url, PAYOUT_PORT: String(port) },
+    env: {
+      ...process.env,
+      DEPLOYMENT_FILE: w.manifestPath,
+      RPC_URL: w.anvil.rpcUrl,
+      INDEXER_URL: w.indexer.url,
+      PAYOUT_PORT: String(port),
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   agent.stdout!.on("data", (d) => (agentOutput += d));
@@ -129,7 +139,9 @@ describe("payout journey", () => {
     const response = await new HistoryApiClient(w.indexer.url).auditTotals();
     const report = auditTotals(response, await deriveKeyFromWallet(accounts[9]!));
     // weather 2700; wiki the pool's 1000 − 10%, less cycle 1's reserve.
-    expect(report.cycles).toEqual([{ cycle: 1, throughBlock: expect.any(BigInt), transfers: 5, totalMicro: 2700n + 900n - (await reserve1()) }]);
+    expect(report.cycles).toEqual([
+      { cycle: 1, throughBlock: expect.any(BigInt), transfers: 5, totalMicro: 2700n + 900n - (await reserve1()) },
+    ]);
   });
 
   it("the auditor reconciles every cycle; a payout the usage does not justify makes it exit 1", async () => {
@@ -161,7 +173,9 @@ describe("payout journey", () => {
   it("a payer transfer that is not a payout fails the reconciliation, named, even when every cycle adds up", async () => {
     const stray = await w.operator.transfer({ to: w.payoutAccounts.get("news")!.account.address, amount: 1n, tokenId: w.tokenId });
     await waitForIndexedBlock(w.indexer.url, stray.blockNumber);
-    const run = await cli(["reconcile", "--api", w.indexer.url, "--operator", w.operator.address, "--payers", w.operator.address], { PRIVATE_KEY: auditorKey });
+    const run = await cli(["reconcile", "--api", w.indexer.url, "--operator", w.operator.address, "--payers", w.operator.address], {
+      PRIVATE_KEY: auditorKey,
+    });
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/not accountable payouts/);
     expect(run.stdout).toContain(stray.transactionHash);
@@ -173,7 +187,13 @@ describe("payout journey", () => {
     agent.kill("SIGTERM");
     await w.indexer.stop();
     const weather = w.payoutAccounts.get("weather")!;
-    const usdc = () => w.chain.publicClient.readContract({ address: w.manifest.contracts.token, abi: TestUSDCAbi, functionName: "balanceOf", args: [weather.account.address] });
+    const usdc = () =>
+      w.chain.publicClient.readContract({
+        address: w.manifest.contracts.token,
+        abi: TestUSDCAbi,
+        functionName: "balanceOf",
+        args: [weather.account.address],
+      });
     const before = await usdc();
     const env = { PRIVATE_KEY: weather.account.privateKey };
     const base = ["withdraw", "--rpc", w.anvil.rpcUrl, "--manifest", w.manifestPath];

@@ -7,23 +7,32 @@ import { transferInputs } from "../src/eerc/inputs.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { egctToWords } from "../src/indexer/calldata.js";
-import { OverpaidError } from "../src/revenue/errors.js";
-import type { ProviderId } from "../src/revenue/types.js";
 import { CycleBoundaryConflictError } from "../src/payout/errors.js";
 import type { BatchFact, ProviderChangeFact } from "../src/payout/facts.js";
-import { type PayerTransfer, type Payout, attributeTransfers, decodeTag, encodeTag, operatorAmount, payoutPCTOptions, providerSlot } from "../src/payout/tag.js";
 import {
-  type DecryptedBatch,
-  type PoolSecret,
   boundariesOf,
   cycleEarnings,
+  type DecryptedBatch,
   ledgerState,
+  type PoolSecret,
   paymentsByCycle,
   poolReserve,
   poolSecret,
   reconcileCycles,
 } from "../src/payout/settlement.js";
+import {
+  attributeTransfers,
+  decodeTag,
+  encodeTag,
+  operatorAmount,
+  type PayerTransfer,
+  type Payout,
+  payoutPCTOptions,
+  providerSlot,
+} from "../src/payout/tag.js";
 import { allocatePool } from "../src/revenue/allocate.js";
+import { OverpaidError } from "../src/revenue/errors.js";
+import type { ProviderId } from "../src/revenue/types.js";
 import { PricingModel, providerIdOf } from "../src/usage/registry.js";
 
 // The settlement rules on hand-made facts; the same rules run end to end in the payout tests.
@@ -38,7 +47,12 @@ const FEB = Date.UTC(2026, 1, 10);
 
 const perCall = (price: bigint) => ({ model: PricingModel.PerCall, pricePerCallMicro: price, poolWeight: 0, tiers: [] });
 const pool = (weight: number) => ({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: weight, tiers: [] });
-const change = (providerId: ProviderId, blockNumber: bigint, pricing: ProviderChangeFact["pricing"], active = true): ProviderChangeFact => ({
+const change = (
+  providerId: ProviderId,
+  blockNumber: bigint,
+  pricing: ProviderChangeFact["pricing"],
+  active = true,
+): ProviderChangeFact => ({
   providerId,
   namespace: providerId === A ? "alpha" : "beta",
   payoutAccount: ACCOUNT,
@@ -48,15 +62,16 @@ const change = (providerId: ProviderId, blockNumber: bigint, pricing: ProviderCh
   logIndex: 0,
 });
 let batchNo = 0;
-const batch = (blockNumber: bigint, at: number, lines: [ProviderId, bigint][]): DecryptedBatch => ({
-  server: ACCOUNT,
-  batchId: `0x${(++batchNo).toString(16).padStart(64, "0")}` as Hex,
-  periodStart: BigInt(at),
-  encryptedLines: "0x",
-  blockNumber,
-  logIndex: 0,
-  lines: lines.map(([providerId, billableCalls]) => ({ providerId, calls: billableCalls, billableCalls, amountMicro: 0n })),
-}) as BatchFact & DecryptedBatch;
+const batch = (blockNumber: bigint, at: number, lines: [ProviderId, bigint][]): DecryptedBatch =>
+  ({
+    server: ACCOUNT,
+    batchId: `0x${(++batchNo).toString(16).padStart(64, "0")}` as Hex,
+    periodStart: BigInt(at),
+    encryptedLines: "0x",
+    blockNumber,
+    logIndex: 0,
+    lines: lines.map(([providerId, billableCalls]) => ({ providerId, calls: billableCalls, billableCalls, amountMicro: 0n })),
+  }) as BatchFact & DecryptedBatch;
 /** What each hand-made payout paid, as a key holder would read it. */
 const paidAmounts = new Map<Hex, bigint>();
 const amountOf = (p: Payout) => paidAmounts.get(p.txHash)!;
@@ -64,7 +79,19 @@ let txNo = 0;
 const payout = (cycle: number, throughBlock: bigint, providerId: ProviderId, amount: bigint, blockNumber: bigint): Payout => {
   const txHash = `0x${(++txNo).toString(16).padStart(64, "0")}` as Hex;
   paidAmounts.set(txHash, amount);
-  return { txHash, from: ACCOUNT, to: ACCOUNT, receiverPCT: null, senderVTT: null, auditorPCT: [], blockNumber, logIndex: 0, cycle, throughBlock, providerId };
+  return {
+    txHash,
+    from: ACCOUNT,
+    to: ACCOUNT,
+    receiverPCT: null,
+    senderVTT: null,
+    auditorPCT: [],
+    blockNumber,
+    logIndex: 0,
+    cycle,
+    throughBlock,
+    providerId,
+  };
 };
 const settlement = { feeBps: 1000, periodUnit: "month" as const };
 const AUDITOR_SK = 987654321n;
@@ -82,7 +109,8 @@ describe("payout tags", () => {
       throughBlock: 2n ** 48n - 1n,
       providerSlot: providerSlot(B),
     });
-    for (const nonce of [0n, 12345n, (1n << 128n) - 1n, tag ^ (1n << 120n), tag & ~(0xffffffffn << 80n)]) expect(decodeTag(nonce)).toBeUndefined();
+    for (const nonce of [0n, 12345n, (1n << 128n) - 1n, tag ^ (1n << 120n), tag & ~(0xffffffffn << 80n)])
+      expect(decodeTag(nonce)).toBeUndefined();
     expect(() => encodeTag({ cycle: 0, throughBlock: 1n, providerId: A })).toThrow(RangeError);
     expect(() => encodeTag({ cycle: 1, throughBlock: 1n << 48n, providerId: A })).toThrow(RangeError);
   });
@@ -103,7 +131,12 @@ describe("payout tags", () => {
     });
     expect(built.receiverPCT[6]).toBe(tag);
     expect(built.auditorPCT[6]).toBe(tag);
-    const p: Payout = { ...payout(1, 40n, A, 1n, 41n), receiverPCT: built.receiverPCT, senderVTT: egctToWords(built.senderVTT), auditorPCT: built.auditorPCT };
+    const p: Payout = {
+      ...payout(1, 40n, A, 1n, 41n),
+      receiverPCT: built.receiverPCT,
+      senderVTT: egctToWords(built.senderVTT),
+      auditorPCT: built.auditorPCT,
+    };
     expect(operatorAmount(OPERATOR_SK, p, mulBase(receiverSk))).toBe(1n);
     expect(decryptPCT(built.receiverPCT, receiverSk)).toBe(1n);
     expect(decryptPCT(built.auditorPCT, auditorSk)).toBe(1n);
@@ -152,14 +185,27 @@ describe("settlement", () => {
   it("a pricing change applies from the next pricing period, so earnings through a block never shrink", () => {
     const changes = [change(A, 1n, perCall(100n)), change(A, 5n, perCall(1n))];
     const batches = [batch(2n, JAN, [[A, 10n]]), batch(6n, JAN, [[A, 10n]]), batch(7n, FEB, [[A, 10n]])];
-    const [c] = cycleEarnings({ batches, providerChanges: changes, poolFees: [], boundaries: [{ cycle: 1, throughBlock: 10n }], options: settlement, poolSecret: poolSecretOf });
+    const [c] = cycleEarnings({
+      batches,
+      providerChanges: changes,
+      poolFees: [],
+      boundaries: [{ cycle: 1, throughBlock: 10n }],
+      options: settlement,
+      poolSecret: poolSecretOf,
+    });
     // January at 100 per call (20 calls), February at 1 (10 calls), 10% fee.
     expect(c!.earnedThrough.get(A)).toBe(1800n + 9n);
   });
 
   it("a cycle's pool is what the pool received in its blocks, split over the free usage committed in them", () => {
     const changes = [change(A, 1n, pool(1)), change(B, 1n, pool(3))];
-    const batches = [batch(2n, JAN, [[A, 1n]]), batch(12n, JAN, [[A, 1n], [B, 1n]])];
+    const batches = [
+      batch(2n, JAN, [[A, 1n]]),
+      batch(12n, JAN, [
+        [A, 1n],
+        [B, 1n],
+      ]),
+    ];
     const fees = [
       { amount: 1000n, blockNumber: 3n, logIndex: 0 },
       { amount: 400n, blockNumber: 11n, logIndex: 0 },
@@ -168,7 +214,10 @@ describe("settlement", () => {
       batches,
       providerChanges: changes,
       poolFees: fees,
-      boundaries: [{ cycle: 1, throughBlock: 10n }, { cycle: 2, throughBlock: 20n }],
+      boundaries: [
+        { cycle: 1, throughBlock: 10n },
+        { cycle: 2, throughBlock: 20n },
+      ],
       options: settlement,
       poolSecret: poolSecretOf,
     });
@@ -179,7 +228,13 @@ describe("settlement", () => {
     // Cycle 2: 400 − 10% = 360 plus cycle 1's reserve, less its own, split 1 : 3.
     const r2 = poolReserve(secret, 2, 360n);
     expect(c2).toMatchObject({ poolMicro: 400n, carriedInMicro: r1, carriedOutMicro: r2, splitMicro: 360n + r1 - r2 });
-    const shares = allocatePool(360n + r1 - r2, new Map([[A, 1n], [B, 3n]]));
+    const shares = allocatePool(
+      360n + r1 - r2,
+      new Map([
+        [A, 1n],
+        [B, 3n],
+      ]),
+    );
     expect(c2!.earnedThrough.get(A)).toBe(900n - r1 + shares.get(A)!);
     expect(c2!.earnedThrough.get(B)).toBe(shares.get(B));
   });
@@ -206,9 +261,27 @@ describe("settlement", () => {
     const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     for (let run = 0; run < 40; run++) {
       const boundaries = Array.from({ length: 1 + rand(6) }, (_, i) => ({ cycle: i + 1, throughBlock: BigInt(10 * (i + 1)) }));
-      const fees = boundaries.flatMap((b) => (rand(4) === 0 ? [] : [{ amount: BigInt(rand(5_000_000)), blockNumber: b.throughBlock - 5n, logIndex: 0 }]));
-      const batches = boundaries.flatMap((b) => (rand(3) === 0 ? [] : [batch(b.throughBlock - 2n, JAN, [[A, BigInt(rand(5))], [B, BigInt(1 + rand(5))]])]));
-      const cycles = cycleEarnings({ batches, providerChanges: changes, poolFees: fees, boundaries, options: settlement, poolSecret: poolSecretOf });
+      const fees = boundaries.flatMap((b) =>
+        rand(4) === 0 ? [] : [{ amount: BigInt(rand(5_000_000)), blockNumber: b.throughBlock - 5n, logIndex: 0 }],
+      );
+      const batches = boundaries.flatMap((b) =>
+        rand(3) === 0
+          ? []
+          : [
+              batch(b.throughBlock - 2n, JAN, [
+                [A, BigInt(rand(5))],
+                [B, BigInt(1 + rand(5))],
+              ]),
+            ],
+      );
+      const cycles = cycleEarnings({
+        batches,
+        providerChanges: changes,
+        poolFees: fees,
+        boundaries,
+        options: settlement,
+        poolSecret: poolSecretOf,
+      });
       let afterFee = 0n;
       for (const [i, c] of cycles.entries()) {
         afterFee += c.poolMicro - c.poolFeeMicro;
@@ -228,7 +301,13 @@ describe("settlement", () => {
 
   it("an interrupted cycle is finished under its own boundary; an overpaid provider stops everything", () => {
     const changes = [change(A, 1n, perCall(10n)), change(B, 1n, perCall(10n))];
-    const batches = [batch(2n, JAN, [[A, 1n], [B, 1n]]), batch(15n, JAN, [[A, 1n]])];
+    const batches = [
+      batch(2n, JAN, [
+        [A, 1n],
+        [B, 1n],
+      ]),
+      batch(15n, JAN, [[A, 1n]]),
+    ];
     const args = { batches, providerChanges: changes, poolFees: [], amountOf, settlement, poolSecret: poolSecretOf, through: 20n };
     const interrupted = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n)] });
     expect(interrupted.unfinished).toMatchObject({ cycle: 1, throughBlock: 10n, due: new Map([[B, 9n]]) });
@@ -241,13 +320,25 @@ describe("settlement", () => {
   it("reconciliation flags a wrong amount and a second transfer in one cycle", () => {
     const changes = [change(A, 1n, perCall(10n))];
     const batches = [batch(2n, JAN, [[A, 1n]])];
-    const earnings = cycleEarnings({ batches, providerChanges: changes, poolFees: [], boundaries: [{ cycle: 1, throughBlock: 10n }], options: settlement, poolSecret: poolSecretOf });
+    const earnings = cycleEarnings({
+      batches,
+      providerChanges: changes,
+      poolFees: [],
+      boundaries: [{ cycle: 1, throughBlock: 10n }],
+      options: settlement,
+      poolSecret: poolSecretOf,
+    });
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 9n, 11n)], amountOf))[0]!.ok).toBe(true);
-    expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 8n, 11n)], amountOf))[0]).toMatchObject({ owedMicro: 9n, paidMicro: 8n, ok: false });
+    expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 8n, 11n)], amountOf))[0]).toMatchObject({
+      owedMicro: 9n,
+      paidMicro: 8n,
+      ok: false,
+    });
     const split = [payout(1, 10n, A, 4n, 11n), payout(1, 10n, A, 5n, 12n)];
     expect(reconcileCycles(earnings, paymentsByCycle(split, amountOf))[0]).toMatchObject({ paidMicro: 9n, transfers: 2, ok: false });
     // Nothing owed to B: one zero-amount transfer (the agent's padding) is fine, two are not, nor any amount.
-    const padded = (b: Payout[]) => reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 9n, 11n), ...b], amountOf)).find((r) => r.providerId === B);
+    const padded = (b: Payout[]) =>
+      reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 9n, 11n), ...b], amountOf)).find((r) => r.providerId === B);
     expect(padded([payout(1, 10n, B, 0n, 12n)])).toMatchObject({ owedMicro: 0n, paidMicro: 0n, transfers: 1, ok: true });
     expect(padded([payout(1, 10n, B, 0n, 12n), payout(1, 10n, B, 0n, 13n)])).toMatchObject({ transfers: 2, ok: false });
     expect(padded([payout(1, 10n, B, 1n, 12n)])).toMatchObject({ owedMicro: 0n, paidMicro: 1n, ok: false });

@@ -16,26 +16,35 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { type Address, type Hex, decodeEventLog, decodeFunctionData } from "viem";
+import { type Address, decodeEventLog, decodeFunctionData, type Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
+import { payPoolFee } from "../scripts/marketplace.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";
-import { type McpHttpHost, type Meter, createBatchSubmitter, createMeter, flowMcpToolName, pricingFromRegistry, serveMcpOverHttp, staticPricing } from "../src/meter/index.js";
+import {
+  createBatchSubmitter,
+  createMeter,
+  flowMcpToolName,
+  type McpHttpHost,
+  type Meter,
+  pricingFromRegistry,
+  serveMcpOverHttp,
+  staticPricing,
+} from "../src/meter/index.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { decodeTag, operatorAmounts } from "../src/payout/tag.js";
 import { feeMicro } from "../src/revenue/price.js";
 import type { ProviderId } from "../src/revenue/types.js";
 import { decryptLinesFor } from "../src/usage/lines.js";
 import { providerIdOf } from "../src/usage/registry.js";
-import { payPoolFee } from "../scripts/marketplace.js";
 import { getJson } from "./indexer-helpers.js";
-import { FEE_BPS, PROVIDERS, type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+import { FEE_BPS, type PayoutWorld, PROVIDERS, payoutWorld } from "./payout-fixtures.js";
 
 /**
  * Calls per cycle and namespace; news and tinyapi make none, wiki none in cycle 2. Cycle 1 makes
@@ -87,9 +96,13 @@ beforeAll(async () => {
     createMcpServer: () => {
       const server = new McpServer({ name: "adversary-world", version: "1.0.0" });
       for (const namespace of TOOLS) {
-        meter.registerTool(server, { namespace, route: "lookup", description: `${namespace} lookup`, inputSchema: { q: z.string() } }, async ({ q }) => ({
-          content: [{ type: "text", text: `${namespace}: ${q}` }],
-        }));
+        meter.registerTool(
+          server,
+          { namespace, route: "lookup", description: `${namespace} lookup`, inputSchema: { q: z.string() } },
+          async ({ q }) => ({
+            content: [{ type: "text", text: `${namespace}: ${q}` }],
+          }),
+        );
       }
       return server;
     },
@@ -143,7 +156,9 @@ describe("the competitor (a free provider with its own key)", () => {
     let after = -1n;
     for (const [cycle, through] of boundaries) {
       // The pool is public: the fees paid into it in the cycle's blocks, less the platform fee.
-      const pool = fees.filter((f) => BigInt(f.blockNumber) > after && BigInt(f.blockNumber) <= through).reduce((s, f) => s + BigInt(f.amount), 0n);
+      const pool = fees
+        .filter((f) => BigInt(f.blockNumber) > after && BigInt(f.blockNumber) <= through)
+        .reduce((s, f) => s + BigInt(f.amount), 0n);
       after = through;
       const poolAfterFee = pool - feeMicro(pool, BigInt(FEE_BPS));
       // Its own share, read with its own key from the transfer it received.
@@ -168,7 +183,11 @@ describe("the competitor (a free provider with its own key)", () => {
 
   it("cannot count the others' calls in a batch from its own line", async () => {
     const api = new UsageGraphqlClient(w.indexer.url);
-    const batches = await api.all<{ encryptedLines: Hex; blockNumber: string }>("usageCommitments", "encryptedLines blockNumber", "blockNumber");
+    const batches = await api.all<{ encryptedLines: Hex; blockNumber: string }>(
+      "usageCommitments",
+      "encryptedLines blockNumber",
+      "blockNumber",
+    );
     expect(batches).toHaveLength(ROUNDS.length);
     const wiki = w.payoutAccounts.get("wiki")!;
     for (const [i, b] of batches.entries()) {
@@ -205,7 +224,9 @@ describe("the outsider (an RPC endpoint and every public endpoint)", () => {
       body: JSON.stringify({ query: "{ __schema { types { name fields { name } } } }" }),
     });
     const { data } = (await res.json()) as { data: { __schema: { types: { name: string; fields: { name: string }[] | null }[] } } };
-    const fields = data.__schema.types.filter((t) => !t.name.startsWith("__")).flatMap((t) => (t.fields ?? []).map((f) => `${t.name}.${f.name}`));
+    const fields = data.__schema.types
+      .filter((t) => !t.name.startsWith("__"))
+      .flatMap((t) => (t.fields ?? []).map((f) => `${t.name}.${f.name}`));
     // Tier thresholds (`tierUpToCalls`) are public pricing, not usage.
     expect(fields.filter((f) => /calls|billable|earned|owed|balanceMicro|amountMicro/i.test(f) && !/\.tier/.test(f))).toEqual([]);
     // Amounts in clear are only the public ones: deposits, withdrawals and fees paid into the pool.
@@ -218,7 +239,12 @@ describe("the outsider (an RPC endpoint and every public endpoint)", () => {
     const keys = new Set<string>();
     const walk = (v: unknown) => {
       if (Array.isArray(v)) v.forEach(walk);
-      else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) (keys.add(k), walk(x));
+      else if (v && typeof v === "object") {
+        for (const [k, x] of Object.entries(v)) {
+          keys.add(k);
+          walk(x);
+        }
+      }
     };
     walk(body);
     expect([...keys].filter((k) => /micro|calls|earned|owed/i.test(k))).toEqual([]);
@@ -230,7 +256,10 @@ describe("the outsider (an RPC endpoint and every public endpoint)", () => {
   it("finds no payout amount in any event or in the calldata of any transaction to the contracts", async () => {
     const c = w.manifest.contracts;
     const abi = [...EncryptedERCAbi, ...RegistrarAbi, ...UsageLedgerAbi, ...ProviderRegistryAbi];
-    const logs = await w.chain.publicClient.getLogs({ address: [c.encryptedERC, c.registrar, c.usageLedger, c.providerRegistry], fromBlock: BigInt(w.manifest.startBlock) });
+    const logs = await w.chain.publicClient.getLogs({
+      address: [c.encryptedERC, c.registrar, c.usageLedger, c.providerRegistry],
+      fromBlock: BigInt(w.manifest.startBlock),
+    });
     const hidden = [...received.values()].filter((v) => v >= 1000n);
     expect(hidden.length).toBeGreaterThan(0);
     const values: bigint[] = [];

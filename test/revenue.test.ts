@@ -1,22 +1,22 @@
 import { describe, expect, it } from "vitest";
 import { priceOfCall, pricingFromRegistry } from "../src/meter/pricing.js";
 import {
-  InvalidRevenueInputError,
-  OverpaidError,
-  type PricingLookup,
-  type ProviderId,
-  type Revenue,
-  type RevenueLine,
-  UnallocatablePoolError,
-  UnknownProviderPricingError,
   allocatePool,
   earnings,
   feeMicro,
+  InvalidRevenueInputError,
+  OverpaidError,
   owed,
+  type PricingLookup,
+  type ProviderId,
   priceLines,
+  type Revenue,
+  type RevenueLine,
   tieredAmountMicro,
+  UnallocatablePoolError,
+  UnknownProviderPricingError,
 } from "../src/revenue/index.js";
-import { InvalidPricingError, type Pricing, PricingModel, type Tier, type UsageLine, providerIdOf } from "../src/usage/index.js";
+import { InvalidPricingError, type Pricing, PricingModel, providerIdOf, type Tier, type UsageLine } from "../src/usage/index.js";
 
 /** mulberry32 with helpers; every property test below runs from a fixed seed. */
 function prng(seed: number) {
@@ -83,40 +83,149 @@ function snapshot(r: Revenue) {
 
 describe("allocatePool", () => {
   it("gives the leftover micro-unit to the smallest provider id among equal remainders, whatever the map order", () => {
-    for (const order of [[A, B, C], [C, B, A], [B, C, A]]) {
+    for (const order of [
+      [A, B, C],
+      [C, B, A],
+      [B, C, A],
+    ]) {
       const shares = allocatePool(10n, new Map(order.map((k) => [k, 1n])));
-      expect([...shares]).toEqual([[A, 4n], [B, 3n], [C, 3n]]);
+      expect([...shares]).toEqual([
+        [A, 4n],
+        [B, 3n],
+        [C, 3n],
+      ]);
     }
   });
 
   it("splits exactly when the shares are whole, and otherwise by largest remainder", () => {
-    expect(values(allocatePool(100n, new Map([[A, 1n], [B, 3n]])))).toEqual([25n, 75n]);
+    expect(
+      values(
+        allocatePool(
+          100n,
+          new Map([
+            [A, 1n],
+            [B, 3n],
+          ]),
+        ),
+      ),
+    ).toEqual([25n, 75n]);
     // quotas 1.4, 2.1, 3.5: floors 1, 2, 3; the one leftover unit goes to the largest remainder (0.5)
-    expect(values(allocatePool(7n, new Map([[A, 2n], [B, 3n], [C, 5n]])))).toEqual([1n, 2n, 4n]);
+    expect(
+      values(
+        allocatePool(
+          7n,
+          new Map([
+            [A, 2n],
+            [B, 3n],
+            [C, 5n],
+          ]),
+        ),
+      ),
+    ).toEqual([1n, 2n, 4n]);
   });
 
   it("may give a share below 1 micro-USDC either 0 or 1, as the remainders rank", () => {
     // quotas 0.002 and 1.998: the leftover unit goes to the larger remainder, 0.998
-    expect(values(allocatePool(2n, new Map([[A, 1n], [B, 1000n]])))).toEqual([0n, 2n]);
+    expect(
+      values(
+        allocatePool(
+          2n,
+          new Map([
+            [A, 1n],
+            [B, 1000n],
+          ]),
+        ),
+      ),
+    ).toEqual([0n, 2n]);
     // quotas 6.31, 6.31, 0.37: the leftover unit goes to 0.37
-    expect(values(allocatePool(13n, new Map([[A, 17n], [B, 17n], [C, 1n]])))).toEqual([6n, 6n, 1n]);
-    expect(values(allocatePool(1n, new Map([[C, 5n], [B, 5n], [A, 5n]])))).toEqual([1n, 0n, 0n]);
+    expect(
+      values(
+        allocatePool(
+          13n,
+          new Map([
+            [A, 17n],
+            [B, 17n],
+            [C, 1n],
+          ]),
+        ),
+      ),
+    ).toEqual([6n, 6n, 1n]);
+    expect(
+      values(
+        allocatePool(
+          1n,
+          new Map([
+            [C, 5n],
+            [B, 5n],
+            [A, 5n],
+          ]),
+        ),
+      ),
+    ).toEqual([1n, 0n, 0n]);
   });
 
   it("shows the Alabama paradox of largest remainder: a larger pool can give one provider less", () => {
-    const weights = new Map([[A, 17n], [B, 17n], [C, 1n]]);
+    const weights = new Map([
+      [A, 17n],
+      [B, 17n],
+      [C, 1n],
+    ]);
     expect(values(allocatePool(13n, weights))).toEqual([6n, 6n, 1n]);
     expect(values(allocatePool(14n, weights))).toEqual([7n, 7n, 0n]);
   });
 
   it("shows that one provider's extra weight can raise another's share", () => {
-    expect(values(allocatePool(8n, new Map([[A, 5n], [B, 3n], [C, 7n]])))).toEqual([3n, 1n, 4n]);
-    expect(values(allocatePool(8n, new Map([[A, 7n], [B, 3n], [C, 7n]])))).toEqual([3n, 2n, 3n]);
+    expect(
+      values(
+        allocatePool(
+          8n,
+          new Map([
+            [A, 5n],
+            [B, 3n],
+            [C, 7n],
+          ]),
+        ),
+      ),
+    ).toEqual([3n, 1n, 4n]);
+    expect(
+      values(
+        allocatePool(
+          8n,
+          new Map([
+            [A, 7n],
+            [B, 3n],
+            [C, 7n],
+          ]),
+        ),
+      ),
+    ).toEqual([3n, 2n, 3n]);
   });
 
   it("keeps zero weights at 0 and in the result", () => {
-    expect([...allocatePool(5n, new Map([[B, 0n], [A, 2n]]))]).toEqual([[A, 5n], [B, 0n]]);
-    expect([...allocatePool(0n, new Map([[B, 0n], [A, 2n]]))]).toEqual([[A, 0n], [B, 0n]]);
+    expect([
+      ...allocatePool(
+        5n,
+        new Map([
+          [B, 0n],
+          [A, 2n],
+        ]),
+      ),
+    ]).toEqual([
+      [A, 5n],
+      [B, 0n],
+    ]);
+    expect([
+      ...allocatePool(
+        0n,
+        new Map([
+          [B, 0n],
+          [A, 2n],
+        ]),
+      ),
+    ]).toEqual([
+      [A, 0n],
+      [B, 0n],
+    ]);
     expect(allocatePool(0n, new Map()).size).toBe(0);
   });
 
@@ -127,7 +236,14 @@ describe("allocatePool", () => {
 
   it("is exact for pools beyond 2^64", () => {
     const pool = (1n << 100n) + 6n; // ≡ 1 (mod 3)
-    const shares = allocatePool(pool, new Map([[A, 1n], [B, 1n], [C, 1n]]));
+    const shares = allocatePool(
+      pool,
+      new Map([
+        [A, 1n],
+        [B, 1n],
+        [C, 1n],
+      ]),
+    );
     expect(sum(shares.values())).toBe(pool);
     expect(values(shares)).toEqual([pool / 3n + 1n, pool / 3n, pool / 3n]);
   });
@@ -207,7 +323,11 @@ describe("allocatePool properties", () => {
       // the units above the floors go to a prefix of (remainder descending, id ascending)
       ranked.sort((x, y) => (x.rem > y.rem ? -1 : x.rem < y.rem ? 1 : x.key < y.key ? -1 : 1));
       const firstWithout = ranked.findIndex((x) => x.extra === 0n);
-      if (firstWithout >= 0) check(ranked.slice(firstWithout).every((x) => x.extra === 0n), "extra units not on the largest remainders");
+      if (firstWithout >= 0)
+        check(
+          ranked.slice(firstWithout).every((x) => x.extra === 0n),
+          "extra units not on the largest remainders",
+        );
 
       // order of the map does not matter
       const shuffled = new Map(r.shuffle([...weights]));
@@ -257,12 +377,18 @@ describe("allocatePool properties", () => {
 
 describe("tiered pricing", () => {
   it("walks the tiers with the period's cumulative billable calls; calls beyond the last tier are free", () => {
-    const quota = [{ upToCalls: 1000n, priceMicro: 0n }, { upToCalls: OPEN, priceMicro: 5n }];
+    const quota = [
+      { upToCalls: 1000n, priceMicro: 0n },
+      { upToCalls: OPEN, priceMicro: 5n },
+    ];
     expect(tieredAmountMicro(quota, 0n)).toBe(0n);
     expect(tieredAmountMicro(quota, 1000n)).toBe(0n);
     expect(tieredAmountMicro(quota, 1001n)).toBe(5n);
     expect(tieredAmountMicro(quota, 1300n)).toBe(1500n);
-    const capped = [{ upToCalls: 100n, priceMicro: 2n }, { upToCalls: 200n, priceMicro: 3n }];
+    const capped = [
+      { upToCalls: 100n, priceMicro: 2n },
+      { upToCalls: 200n, priceMicro: 3n },
+    ];
     expect(tieredAmountMicro(capped, 150n)).toBe(350n);
     expect(tieredAmountMicro(capped, 500n)).toBe(500n);
   });
@@ -290,7 +416,13 @@ describe("priceLines", () => {
   it("prices per call from the summed lines of a (period, provider), fee rounded down", () => {
     const rev = priceLines({ lines: [line(202501, A, 100n), line(202501, A, 43n)], pricing: new Map([[A, perCall(7n)]]), feeBps: 250 });
     // 143 × 7 = 1001; fee floor(1001 × 2.5%) = floor(25.025) = 25, the 0.025 stays with the provider
-    expect(rev.byPeriod.get(202501)!.providers.get(A)).toEqual({ model: "per_call", billableCalls: 143n, grossMicro: 1001n, feeMicro: 25n, netMicro: 976n });
+    expect(rev.byPeriod.get(202501)!.providers.get(A)).toEqual({
+      model: "per_call",
+      billableCalls: 143n,
+      grossMicro: 1001n,
+      feeMicro: 25n,
+      netMicro: 976n,
+    });
     expect(rev.perProvider.get(A)).toEqual({ grossMicro: 1001n, feeMicro: 25n, netMicro: 976n });
     expect(rev.platformFeeMicro).toBe(25n);
     expect(feeMicro(1001n, 250n)).toBe(25n);
@@ -305,7 +437,12 @@ describe("priceLines", () => {
   });
 
   it("splits the pool after its fee by billable calls × pool weight", () => {
-    const pricing = new Map([[A, freePool(1)], [B, freePool(2)], [C, freePool(9)], [D, perCall(10n)]]);
+    const pricing = new Map([
+      [A, freePool(1)],
+      [B, freePool(2)],
+      [C, freePool(9)],
+      [D, perCall(10n)],
+    ]);
     const lines = [line(202501, A, 300n), line(202501, B, 100n), line(202501, C, 0n), line(202501, D, 10n)];
     const rev = priceLines({ lines, pricing, pools: new Map([[202501, 1_000_001n]]), feeBps: 250 });
     const p = rev.byPeriod.get(202501)!;
@@ -322,9 +459,15 @@ describe("priceLines", () => {
   });
 
   it("leaves a pool without free-pool usage with the platform, in periods with and without lines", () => {
-    const pricing = new Map([[A, freePool(1)], [B, perCall(3n)]]);
+    const pricing = new Map([
+      [A, freePool(1)],
+      [B, perCall(3n)],
+    ]);
     const lines = [line(202502, A, 0n), line(202502, B, 5n)];
-    const pools = new Map([[202502, 1000n], [202501, 77n]]);
+    const pools = new Map([
+      [202502, 1000n],
+      [202501, 77n],
+    ]);
     const rev = priceLines({ lines, pricing, pools, feeBps: 1000 });
     expect([...rev.byPeriod.keys()]).toEqual([202501, 202502]);
     const jan = rev.byPeriod.get(202501)!;
@@ -340,9 +483,23 @@ describe("priceLines", () => {
   it("pays nothing to an inactive provider and leaves it out of the pool weights", () => {
     const lookup: PricingLookup = (providerId, period) => (providerId === B && period === 202502 ? null : freePool(1));
     const lines = [line(202501, A, 1n), line(202501, B, 1n), line(202502, A, 1n), line(202502, B, 1n)];
-    const rev = priceLines({ lines, pricing: lookup, pools: new Map([[202501, 10n], [202502, 10n]]), feeBps: 0 });
+    const rev = priceLines({
+      lines,
+      pricing: lookup,
+      pools: new Map([
+        [202501, 10n],
+        [202502, 10n],
+      ]),
+      feeBps: 0,
+    });
     expect(values(earnings(rev))).toEqual([15n, 5n]);
-    expect(rev.byPeriod.get(202502)!.providers.get(B)).toEqual({ model: "inactive", billableCalls: 1n, grossMicro: 0n, feeMicro: 0n, netMicro: 0n });
+    expect(rev.byPeriod.get(202502)!.providers.get(B)).toEqual({
+      model: "inactive",
+      billableCalls: 1n,
+      grossMicro: 0n,
+      feeMicro: 0n,
+      netMicro: 0n,
+    });
   });
 
   it("takes each period's pricing from a lookup function", () => {
@@ -374,12 +531,20 @@ describe("priceLines", () => {
     expect(() => priceLines({ ...ok, pools: new Map([[202501, -1n]]) })).toThrow(InvalidRevenueInputError);
     expect(() => priceLines({ ...ok, pools: new Map([[0, 1n]]) })).toThrow(InvalidRevenueInputError);
     expect(() => priceLines({ ...ok, pricing: new Map([[A, perCall(0n)]]) })).toThrow(InvalidPricingError);
-    expect(() => priceLines({ ...ok, pricing: new Map([[A.replace("a", "A") as ProviderId, perCall(1n)]]) })).toThrow(InvalidRevenueInputError);
+    expect(() => priceLines({ ...ok, pricing: new Map([[A.replace("a", "A") as ProviderId, perCall(1n)]]) })).toThrow(
+      InvalidRevenueInputError,
+    );
   });
 
   it("accepts ids from providerIdOf and whole usage lines", () => {
     const weather = providerIdOf("weather");
-    const decrypted: UsageLine & { period: number } = { period: 202501, providerId: weather, calls: 12n, billableCalls: 10n, amountMicro: 999n };
+    const decrypted: UsageLine & { period: number } = {
+      period: 202501,
+      providerId: weather,
+      calls: 12n,
+      billableCalls: 10n,
+      amountMicro: 999n,
+    };
     const rev = priceLines({
       lines: [decrypted],
       pricing: new Map([[weather, perCall(3n)]]),
@@ -424,7 +589,8 @@ describe("priceLines properties", () => {
     );
     const pools = new Map<number, bigint>();
     for (const p of PERIODS) {
-      if (r.int(3) > 0) pools.set(p, r.pick([() => 0n, () => 1n, () => BigInt(r.int(10_000)), () => r.big(48), () => (1n << 64n) + r.big(90)])());
+      if (r.int(3) > 0)
+        pools.set(p, r.pick([() => 0n, () => 1n, () => BigInt(r.int(10_000)), () => r.big(48), () => (1n << 64n) + r.big(90)])());
     }
     const feeBps = r.pick([() => 0, () => 10_000, () => r.int(10_001), () => 250]);
     return { ids, pricing, lines, pools, feeBps: feeBps() };
@@ -453,7 +619,9 @@ describe("priceLines properties", () => {
           if (e.model === "per_call" || e.model === "tiered") {
             commercial += e.grossMicro;
             commercialFees += e.feeMicro;
-            expect(e.grossMicro).toBe(pr.model === PricingModel.PerCall ? e.billableCalls * pr.pricePerCallMicro : tieredAmountMicro(pr.tiers, e.billableCalls));
+            expect(e.grossMicro).toBe(
+              pr.model === PricingModel.PerCall ? e.billableCalls * pr.pricePerCallMicro : tieredAmountMicro(pr.tiers, e.billableCalls),
+            );
             expect(e.feeMicro * 10_000n <= e.grossMicro * bps && e.grossMicro * bps < (e.feeMicro + 1n) * 10_000n).toBe(true);
           } else if (e.model === "free_pool") {
             expect(e.feeMicro).toBe(0n);
@@ -487,7 +655,12 @@ describe("priceLines properties", () => {
         const part = l.billableCalls === 0n ? 0n : BigInt(r.int(Number(l.billableCalls) + 1));
         return [line(l.period, l.providerId, part), line(l.period, l.providerId, l.billableCalls - part)];
       });
-      const again = priceLines({ lines: r.shuffle(split), pricing: new Map(r.shuffle([...pricing])), pools: new Map(r.shuffle([...pools])), feeBps });
+      const again = priceLines({
+        lines: r.shuffle(split),
+        pricing: new Map(r.shuffle([...pricing])),
+        pools: new Map(r.shuffle([...pools])),
+        feeBps,
+      });
       expect(snapshot(again)).toEqual(snapshot(rev));
 
       // earnings only grow period by period, so owed() between two cycles never sees an overpayment
@@ -499,27 +672,57 @@ describe("priceLines properties", () => {
 });
 
 describe("earnings and owed", () => {
-  const pricing = new Map([[A, perCall(10n)], [B, freePool(1)]]);
+  const pricing = new Map([
+    [A, perCall(10n)],
+    [B, freePool(1)],
+  ]);
   const lines = [line(202501, A, 1n), line(202502, A, 2n), line(202503, A, 4n), line(202502, B, 1n)];
   const rev = priceLines({ lines, pricing, pools: new Map([[202502, 50n]]), feeBps: 0 });
 
   it("sums each provider's net over the periods, up to a period if asked", () => {
-    expect([...earnings(rev)]).toEqual([[A, 70n], [B, 50n]]);
+    expect([...earnings(rev)]).toEqual([
+      [A, 70n],
+      [B, 50n],
+    ]);
     expect([...earnings(rev, { throughPeriod: 202501 })]).toEqual([[A, 10n]]);
-    expect([...earnings(rev, { throughPeriod: 202502 })]).toEqual([[A, 30n], [B, 50n]]);
+    expect([...earnings(rev, { throughPeriod: 202502 })]).toEqual([
+      [A, 30n],
+      [B, 50n],
+    ]);
     expect(() => earnings(rev, { throughPeriod: 2025.5 })).toThrow(InvalidRevenueInputError);
   });
 
   it("owes the difference to what was already paid, positive amounts only", () => {
-    expect([...owed(earnings(rev), new Map([[A, 30n], [B, 50n]]))]).toEqual([[A, 40n]]);
-    expect([...owed(earnings(rev), new Map())]).toEqual([[A, 70n], [B, 50n]]);
+    expect([
+      ...owed(
+        earnings(rev),
+        new Map([
+          [A, 30n],
+          [B, 50n],
+        ]),
+      ),
+    ]).toEqual([[A, 40n]]);
+    expect([...owed(earnings(rev), new Map())]).toEqual([
+      [A, 70n],
+      [B, 50n],
+    ]);
     expect(owed(new Map([[A, 0n]]), new Map()).size).toBe(0);
   });
 
   it("treats an overpayment as an invariant breach, naming every overpaid provider", () => {
     let error: unknown;
     try {
-      owed(new Map([[A, 5n], [B, 9n]]), new Map([[A, 6n], [B, 9n], [C, 1n]]));
+      owed(
+        new Map([
+          [A, 5n],
+          [B, 9n],
+        ]),
+        new Map([
+          [A, 6n],
+          [B, 9n],
+          [C, 1n],
+        ]),
+      );
     } catch (e) {
       error = e;
     }

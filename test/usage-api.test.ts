@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Address, type Hex, type TypedDataDefinition, getAddress, keccak256, toHex } from "viem";
+import { type Address, getAddress, type Hex, keccak256, type TypedDataDefinition, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
@@ -20,20 +20,20 @@ import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import {
   type BuiltBatch,
-  type CallRecord,
-  type LineKeys,
-  type Pricing,
-  PricingModel,
-  type UsageBatch,
   batchHash,
   batchTypedData,
   buildBatch,
+  type CallRecord,
   decodeEncryptedLines,
   decryptLinesFor,
   fetchLineKeys,
+  type LineKeys,
+  type Pricing,
+  PricingModel,
   providerIdOf,
   registerProviderTypedData,
   setActiveTypedData,
+  type UsageBatch,
   updatePricingTypedData,
 } from "../src/usage/index.js";
 import { accounts, connectClient, deployForIndexer } from "./indexer-helpers.js";
@@ -106,19 +106,42 @@ describe("API write routes: provider registration and usage submission, indexed"
 
   const pricingJson = {
     coingecko: { model: "PerCall", pricePerCallMicro: "1500" },
-    etherscan: { model: "Tiered", tiers: [{ upToCalls: "100", priceMicro: "0" }, { upToCalls: UINT64_MAX.toString(), priceMicro: "20" }] },
+    etherscan: {
+      model: "Tiered",
+      tiers: [
+        { upToCalls: "100", priceMicro: "0" },
+        { upToCalls: UINT64_MAX.toString(), priceMicro: "20" },
+      ],
+    },
     defillama: { model: "FreePool", poolWeight: 3 },
   } as const;
   const pricingOf: Record<keyof typeof pricingJson, Pricing> = {
     coingecko: { model: PricingModel.PerCall, pricePerCallMicro: 1500n, poolWeight: 0, tiers: [] },
-    etherscan: { model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers: [{ upToCalls: 100n, priceMicro: 0n }, { upToCalls: UINT64_MAX, priceMicro: 20n }] },
+    etherscan: {
+      model: PricingModel.Tiered,
+      pricePerCallMicro: 0n,
+      poolWeight: 0,
+      tiers: [
+        { upToCalls: 100n, priceMicro: 0n },
+        { upToCalls: UINT64_MAX, priceMicro: 20n },
+      ],
+    },
     defillama: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] },
   };
 
-  async function registerBody(namespace: string, payoutAccount: Address, pricing: object, typedPricing: Pricing, o: { signer?: typeof operator; nonce?: bigint; deadline?: bigint; chainId?: number } = {}) {
+  async function registerBody(
+    namespace: string,
+    payoutAccount: Address,
+    pricing: object,
+    typedPricing: Pricing,
+    o: { signer?: typeof operator; nonce?: bigint; deadline?: bigint; chainId?: number } = {},
+  ) {
     const nonce = o.nonce ?? (await ownerNonce());
     const deadline = o.deadline ?? soon();
-    const typed = registerProviderTypedData({ namespace, payoutAccount, pricing: typedPricing, nonce, deadline }, { ...registryTarget(), ...(o.chainId ? { chainId: o.chainId } : {}) });
+    const typed = registerProviderTypedData(
+      { namespace, payoutAccount, pricing: typedPricing, nonce, deadline },
+      { ...registryTarget(), ...(o.chainId ? { chainId: o.chainId } : {}) },
+    );
     const signature = await (o.signer ?? operator).signTypedData(typed as TypedDataDefinition);
     return { namespace, payoutAccount, pricing, deadline: deadline.toString(), signature };
   }
@@ -159,7 +182,9 @@ describe("API write routes: provider registration and usage submission, indexed"
     o: { signer?: typeof server; deadline?: bigint; target?: { chainId: number; ledger: Address }; records?: CallRecord[] } = {},
   ) {
     const deadline = o.deadline ?? soon();
-    const signature = await (o.signer ?? server).signTypedData(batchTypedData(b, deadline, o.target ?? ledgerTarget()) as TypedDataDefinition);
+    const signature = await (o.signer ?? server).signTypedData(
+      batchTypedData(b, deadline, o.target ?? ledgerTarget()) as TypedDataDefinition,
+    );
     return { batch: batchJson(b), deadline: deadline.toString(), signature, ...(o.records ? { records: recordsJson(o.records) } : {}) };
   }
 
@@ -193,19 +218,30 @@ describe("API write routes: provider registration and usage submission, indexed"
 
   it("registers providers with the operator's signature, relayed by the API, and indexes them", async () => {
     const started = performance.now();
-    for (const [namespace, acct] of [["coingecko", coingeckoAcct], ["etherscan", etherscanAcct], ["defillama", defillamaAcct]] as const) {
-      const answer = await post("/providers/register", await registerBody(namespace, acct.address, pricingJson[namespace], pricingOf[namespace]));
+    for (const [namespace, acct] of [
+      ["coingecko", coingeckoAcct],
+      ["etherscan", etherscanAcct],
+      ["defillama", defillamaAcct],
+    ] as const) {
+      const answer = await post(
+        "/providers/register",
+        await registerBody(namespace, acct.address, pricingJson[namespace], pricingOf[namespace]),
+      );
       expect(answer.status, JSON.stringify(answer.body)).toBe(201);
       expect(answer.body).toEqual({ providerId: providerIdOf(namespace), txHash: expect.stringMatching(/^0x[0-9a-f]{64}$/) });
       const receipt = await settle(answer.body.txHash);
       expect(getAddress(receipt.from)).toBe(getAddress(relayer.address));
     }
     timings["register (mined), per provider"] = Math.round((performance.now() - started) / 3);
-    const onChain = await read<{ payoutAccount: Address; pricing: unknown }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("etherscan")]);
+    const onChain = await read<{ payoutAccount: Address; pricing: unknown }>(registry, ProviderRegistryAbi, "getProvider", [
+      providerIdOf("etherscan"),
+    ]);
     expect(onChain.payoutAccount).toBe(getAddress(etherscanAcct.address));
     expect(onChain.pricing).toEqual(pricingOf.etherscan);
 
-    const data = await graphql(`{ providers(orderBy: "namespace") { items { providerId namespace payoutAccount active pricingModel pricePerCallMicro poolWeight tierUpToCalls tierPriceMicro changes { items { kind } } } } }`);
+    const data = await graphql(
+      `{ providers(orderBy: "namespace") { items { providerId namespace payoutAccount active pricingModel pricePerCallMicro poolWeight tierUpToCalls tierPriceMicro changes { items { kind } } } } }`,
+    );
     expect(data.providers.items).toEqual([
       {
         providerId: providerIdOf("coingecko"),
@@ -220,7 +256,12 @@ describe("API write routes: provider registration and usage submission, indexed"
         changes: { items: [{ kind: "registered" }] },
       },
       expect.objectContaining({ namespace: "defillama", pricingModel: "FreePool", poolWeight: 3, pricePerCallMicro: "0" }),
-      expect.objectContaining({ namespace: "etherscan", pricingModel: "Tiered", tierUpToCalls: ["100", UINT64_MAX.toString()], tierPriceMicro: ["0", "20"] }),
+      expect.objectContaining({
+        namespace: "etherscan",
+        pricingModel: "Tiered",
+        tierUpToCalls: ["100", UINT64_MAX.toString()],
+        tierPriceMicro: ["0", "20"],
+      }),
     ]);
   });
 
@@ -229,21 +270,34 @@ describe("API write routes: provider registration and usage submission, indexed"
     let nonce = await ownerNonce();
     let deadline = soon();
     let signature = await operator.signTypedData(
-      updatePricingTypedData({ providerId, pricing: { ...pricingOf.coingecko, pricePerCallMicro: 2_000n }, nonce, deadline }, registryTarget()) as TypedDataDefinition,
+      updatePricingTypedData(
+        { providerId, pricing: { ...pricingOf.coingecko, pricePerCallMicro: 2_000n }, nonce, deadline },
+        registryTarget(),
+      ) as TypedDataDefinition,
     );
-    let answer = await post("/providers/update", { providerId, pricing: { model: "PerCall", pricePerCallMicro: "2000" }, nonce: nonce.toString(), deadline: deadline.toString(), signature });
+    let answer = await post("/providers/update", {
+      providerId,
+      pricing: { model: "PerCall", pricePerCallMicro: "2000" },
+      nonce: nonce.toString(),
+      deadline: deadline.toString(),
+      signature,
+    });
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     expect(answer.body.providerId).toBe(providerId);
     await settle(answer.body.txHash);
 
     nonce = await ownerNonce();
     deadline = soon();
-    signature = await operator.signTypedData(setActiveTypedData({ providerId, active: false, nonce, deadline }, registryTarget()) as TypedDataDefinition);
+    signature = await operator.signTypedData(
+      setActiveTypedData({ providerId, active: false, nonce, deadline }, registryTarget()) as TypedDataDefinition,
+    );
     answer = await post("/providers/update", { providerId, active: false, deadline: deadline.toString(), signature });
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     await settle(answer.body.txHash);
     nonce = await ownerNonce();
-    signature = await operator.signTypedData(setActiveTypedData({ providerId, active: true, nonce, deadline }, registryTarget()) as TypedDataDefinition);
+    signature = await operator.signTypedData(
+      setActiveTypedData({ providerId, active: true, nonce, deadline }, registryTarget()) as TypedDataDefinition,
+    );
     answer = await post("/providers/update", { providerId, active: true, deadline: deadline.toString(), signature });
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     await settle(answer.body.txHash);
@@ -261,12 +315,21 @@ describe("API write routes: provider registration and usage submission, indexed"
   });
 
   it("indexes server authorisations made by the owner", async () => {
-    const hash = await chain.walletFor(operator).writeContract({ address: ledger, abi: UsageLedgerAbi, functionName: "setServer", args: [server.address, true] } as never);
+    const hash = await chain
+      .walletFor(operator)
+      .writeContract({ address: ledger, abi: UsageLedgerAbi, functionName: "setServer", args: [server.address, true] } as never);
     await settle(hash);
-    const data = await graphql(`{ usageServers { items { server authorised txHash } } serverAuthorisations { items { server authorised } } }`);
+    const data = await graphql(
+      `{ usageServers { items { server authorised txHash } } serverAuthorisations { items { server authorised } } }`,
+    );
     expect(data.usageServers.items).toEqual([{ server: server.address.toLowerCase(), authorised: true, txHash: hash }]);
     expect(data.serverAuthorisations.items).toEqual([{ server: server.address.toLowerCase(), authorised: true }]);
-    keys = await fetchLineKeys(chain.publicClient, { ...manifest.contracts }, operator.address, ["coingecko", "etherscan", "defillama"].map(providerIdOf));
+    keys = await fetchLineKeys(
+      chain.publicClient,
+      { ...manifest.contracts },
+      operator.address,
+      ["coingecko", "etherscan", "defillama"].map(providerIdOf),
+    );
   });
 
   let first: { built: BuiltBatch; records: CallRecord[]; body: Awaited<ReturnType<typeof submitBody>>; txHash: Hex };
@@ -313,7 +376,9 @@ describe("API write routes: provider registration and usage submission, indexed"
     // The rows are the bytes split line by line, in committed order.
     const words = decodeEncryptedLines(row.encryptedLines);
     expect(
-      row.lines.items.map((l: any) => [...l.ephemeralKey, l.nonce, ...l.providerCiphertext, ...l.operatorCiphertext, ...l.auditorCiphertext].map(BigInt)),
+      row.lines.items.map((l: any) =>
+        [...l.ephemeralKey, l.nonce, ...l.providerCiphertext, ...l.operatorCiphertext, ...l.auditorCiphertext].map(BigInt),
+      ),
     ).toEqual(words);
 
     const indexed = row.encryptedLines as Hex;
@@ -339,7 +404,9 @@ describe("API write routes: provider registration and usage submission, indexed"
 
   it("finds the transaction of a batch the server committed itself", async () => {
     const built = nextBatch([record("etherscan"), record("coingecko")]);
-    const hash = await chain.walletFor(server).writeContract({ address: ledger, abi: UsageLedgerAbi, functionName: "commit", args: [built.batch] } as never);
+    const hash = await chain
+      .walletFor(server)
+      .writeContract({ address: ledger, abi: UsageLedgerAbi, functionName: "commit", args: [built.batch] } as never);
     await chain.publicClient.waitForTransactionReceipt({ hash });
     // Not indexed yet or indexed: either way the answer names the committing transaction.
     const answer = await post("/usage/submit", await submitBody(built.batch));
@@ -361,7 +428,10 @@ describe("API write routes: provider registration and usage submission, indexed"
     expect(new Set(hashes.slice(0, 6)).size).toBe(6);
     const receipts = await Promise.all(hashes.slice(0, 6).map((hash) => chain.publicClient.waitForTransactionReceipt({ hash })));
     expect(receipts.every((r) => r.status === "success")).toBe(true);
-    await waitForIndexedBlock(indexer.url, receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n));
+    await waitForIndexedBlock(
+      indexer.url,
+      receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n),
+    );
     const data = await graphql(`{ usageCommitments(limit: 100) { totalCount } }`);
     expect(data.usageCommitments.totalCount).toBe(8);
   });
@@ -393,10 +463,25 @@ describe("API write routes: provider registration and usage submission, indexed"
       expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, server: "0x1234" } }), 400, "batch.server");
       expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, batchId: "0xabcd" } }), 400, "batch.batchId");
       expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, merkleRoot: 5 } }), 400, "batch.merkleRoot");
-      expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, merkleRoot: `0x${"0".repeat(64)}` } }), 400, "batch.merkleRoot");
+      expectError(
+        await post("/usage/submit", { ...body, batch: { ...body.batch, merkleRoot: `0x${"0".repeat(64)}` } }),
+        400,
+        "batch.merkleRoot",
+      );
       expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, encryptedLines: "0xzz" } }), 400, "batch.encryptedLines");
-      expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, encryptedLines: "0x1234" } }), 400, "batch.encryptedLines");
-      expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, periodStart: body.batch.periodEnd, periodEnd: body.batch.periodStart } }), 400, "batch.periodEnd");
+      expectError(
+        await post("/usage/submit", { ...body, batch: { ...body.batch, encryptedLines: "0x1234" } }),
+        400,
+        "batch.encryptedLines",
+      );
+      expectError(
+        await post("/usage/submit", {
+          ...body,
+          batch: { ...body.batch, periodStart: body.batch.periodEnd, periodEnd: body.batch.periodStart },
+        }),
+        400,
+        "batch.periodEnd",
+      );
       expectError(await post("/usage/submit", { ...body, deadline: 1.5 }), 400, "deadline");
       expectError(await post("/usage/submit", { ...body, signature: "0x1234" }), 400, "signature");
       const { batch: _b, ...noBatch } = body;
@@ -407,7 +492,10 @@ describe("API write routes: provider registration and usage submission, indexed"
       const records = [record("coingecko"), record("etherscan", { priceMicro: 20n })];
       const built = nextBatch(records);
       const body = await submitBody(built.batch, { records });
-      const withRecord = (patch: Record<string, unknown>) => ({ ...body, records: [{ ...body.records![0]!, ...patch }, body.records![1]!] });
+      const withRecord = (patch: Record<string, unknown>) => ({
+        ...body,
+        records: [{ ...body.records![0]!, ...patch }, body.records![1]!],
+      });
       expectError(await post("/usage/submit", withRecord({ priceMicro: "-5" })), 400, "records[0].priceMicro");
       expectError(await post("/usage/submit", withRecord({ priceMicro: "1.5" })), 400, "records[0].priceMicro");
       expectError(await post("/usage/submit", withRecord({ priceMicro: 1.5 })), 400, "records[0].priceMicro");
@@ -436,16 +524,32 @@ describe("API write routes: provider registration and usage submission, indexed"
       const built = nextBatch([record("coingecko"), record("defillama", { priceMicro: 0n })]);
       const body = await submitBody(built.batch);
       expectError(await post("/usage/submit", await submitBody(built.batch, { signer: rogueServer })), 401, "signature");
-      expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, periodEnd: (built.batch.periodEnd + 1n).toString() } }), 401, "signature");
-      expectError(await post("/usage/submit", { ...body, batch: { ...body.batch, merkleRoot: first.built.batch.merkleRoot } }), 401, "signature");
+      expectError(
+        await post("/usage/submit", { ...body, batch: { ...body.batch, periodEnd: (built.batch.periodEnd + 1n).toString() } }),
+        401,
+        "signature",
+      );
+      expectError(
+        await post("/usage/submit", { ...body, batch: { ...body.batch, merkleRoot: first.built.batch.merkleRoot } }),
+        401,
+        "signature",
+      );
       expectError(await post("/usage/submit", { ...body, deadline: (BigInt(body.deadline) + 1n).toString() }), 401, "signature");
       const other = nextBatch([record("etherscan")]);
       expectError(await post("/usage/submit", { ...body, batch: batchJson(other.batch) }), 401, "signature");
       expectError(await post("/usage/submit", await submitBody(built.batch, { target: { chainId: 43113, ledger } })), 401, "signature");
-      expectError(await post("/usage/submit", await submitBody(built.batch, { target: { chainId: chain.chain.id, ledger: registry } })), 401, "signature");
+      expectError(
+        await post("/usage/submit", await submitBody(built.batch, { target: { chainId: chain.chain.id, ledger: registry } })),
+        401,
+        "signature",
+      );
       expectError(await post("/usage/submit", await submitBody(built.batch, { deadline: BigInt(now() - 10) })), 400, "deadline");
       expectError(await post("/usage/submit", await submitBody(built.batch, { deadline: BigInt(now() + 5) })), 400, "deadline");
-      expectError(await post("/usage/submit", await submitBody(built.batch, { deadline: BigInt(now() + 2 * MAX_DEADLINE_LEAD_S) })), 400, "deadline");
+      expectError(
+        await post("/usage/submit", await submitBody(built.batch, { deadline: BigInt(now() + 2 * MAX_DEADLINE_LEAD_S) })),
+        400,
+        "deadline",
+      );
     });
 
     it("unauthorised server; a used batch id with a different batch", async () => {
@@ -457,35 +561,145 @@ describe("API write routes: provider registration and usage submission, indexed"
     });
 
     it("provider registration: bad payout account, namespace, pricing, signer, nonce, deadline; unknown provider on update", async () => {
-      const reg = (ns: string, acct: Address, pricing: object, typed: Pricing, o?: Parameters<typeof registerBody>[4]) => registerBody(ns, acct, pricing, typed, o);
+      const reg = (ns: string, acct: Address, pricing: object, typed: Pricing, o?: Parameters<typeof registerBody>[4]) =>
+        registerBody(ns, acct, pricing, typed, o);
       const perCall = { model: "PerCall", pricePerCallMicro: "10" };
       const perCallTyped: Pricing = { model: PricingModel.PerCall, pricePerCallMicro: 10n, poolWeight: 0, tiers: [] };
-      expectError(await post("/providers/register", await reg("newcomer", unregistered.address, perCall, perCallTyped)), 422, "payoutAccount");
-      expectError(await post("/providers/register", { ...(await reg("newcomer", competitorAcct.address, perCall, perCallTyped)), payoutAccount: "0x12" }), 400, "payoutAccount");
-      expectError(await post("/providers/register", await reg("coin-gecko", competitorAcct.address, perCall, perCallTyped)), 400, "namespace");
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, { model: "PerCall", pricePerCallMicro: "0" }, { ...perCallTyped, pricePerCallMicro: 0n })), 400, "pricing.pricePerCallMicro");
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, { model: "PerCall", pricePerCallMicro: "-1" }, perCallTyped)), 400, "pricing.pricePerCallMicro");
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, { model: "Flat" }, perCallTyped)), 400, "pricing.model");
       expectError(
-        await post("/providers/register", await reg("newcomer", competitorAcct.address, { model: "Tiered", tiers: [{ upToCalls: "10", priceMicro: "1" }, { upToCalls: "10", priceMicro: "2" }] }, perCallTyped)),
+        await post("/providers/register", await reg("newcomer", unregistered.address, perCall, perCallTyped)),
+        422,
+        "payoutAccount",
+      );
+      expectError(
+        await post("/providers/register", {
+          ...(await reg("newcomer", competitorAcct.address, perCall, perCallTyped)),
+          payoutAccount: "0x12",
+        }),
+        400,
+        "payoutAccount",
+      );
+      expectError(
+        await post("/providers/register", await reg("coin-gecko", competitorAcct.address, perCall, perCallTyped)),
+        400,
+        "namespace",
+      );
+      expectError(
+        await post(
+          "/providers/register",
+          await reg(
+            "newcomer",
+            competitorAcct.address,
+            { model: "PerCall", pricePerCallMicro: "0" },
+            { ...perCallTyped, pricePerCallMicro: 0n },
+          ),
+        ),
+        400,
+        "pricing.pricePerCallMicro",
+      );
+      expectError(
+        await post(
+          "/providers/register",
+          await reg("newcomer", competitorAcct.address, { model: "PerCall", pricePerCallMicro: "-1" }, perCallTyped),
+        ),
+        400,
+        "pricing.pricePerCallMicro",
+      );
+      expectError(
+        await post("/providers/register", await reg("newcomer", competitorAcct.address, { model: "Flat" }, perCallTyped)),
+        400,
+        "pricing.model",
+      );
+      expectError(
+        await post(
+          "/providers/register",
+          await reg(
+            "newcomer",
+            competitorAcct.address,
+            {
+              model: "Tiered",
+              tiers: [
+                { upToCalls: "10", priceMicro: "1" },
+                { upToCalls: "10", priceMicro: "2" },
+              ],
+            },
+            perCallTyped,
+          ),
+        ),
         400,
         "pricing.tiers[1].upToCalls",
       );
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, { model: "FreePool", poolWeight: 1, pricePerCallMicro: "5" }, perCallTyped)), 400, "pricing.pricePerCallMicro");
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { signer: competitorAcct })), 401, "signature");
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { chainId: 43113 })), 401, "signature");
+      expectError(
+        await post(
+          "/providers/register",
+          await reg("newcomer", competitorAcct.address, { model: "FreePool", poolWeight: 1, pricePerCallMicro: "5" }, perCallTyped),
+        ),
+        400,
+        "pricing.pricePerCallMicro",
+      );
+      expectError(
+        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { signer: competitorAcct })),
+        401,
+        "signature",
+      );
+      expectError(
+        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { chainId: 43113 })),
+        401,
+        "signature",
+      );
       const nonce = await ownerNonce();
-      expectError(await post("/providers/register", { ...(await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { nonce: nonce - 1n })), nonce: (nonce - 1n).toString() }), 409, "nonce");
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { nonce: nonce - 1n })), 401, "signature");
-      expectError(await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { deadline: BigInt(now() - 1) })), 400, "deadline");
-      expectError(await post("/providers/register", await reg("coingecko", competitorAcct.address, perCall, perCallTyped)), 409, "namespace");
+      expectError(
+        await post("/providers/register", {
+          ...(await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { nonce: nonce - 1n })),
+          nonce: (nonce - 1n).toString(),
+        }),
+        409,
+        "nonce",
+      );
+      expectError(
+        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { nonce: nonce - 1n })),
+        401,
+        "signature",
+      );
+      expectError(
+        await post(
+          "/providers/register",
+          await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { deadline: BigInt(now() - 1) }),
+        ),
+        400,
+        "deadline",
+      );
+      expectError(
+        await post("/providers/register", await reg("coingecko", competitorAcct.address, perCall, perCallTyped)),
+        409,
+        "namespace",
+      );
 
       const unknownId = providerIdOf("nobody");
       const deadline = soon();
-      const signature = await operator.signTypedData(setActiveTypedData({ providerId: unknownId, active: false, nonce, deadline }, registryTarget()) as TypedDataDefinition);
-      expectError(await post("/providers/update", { providerId: unknownId, active: false, deadline: deadline.toString(), signature }), 404, "providerId");
-      expectError(await post("/providers/update", { providerId: unknownId, active: false, pricing: perCall, deadline: deadline.toString(), signature }), 400, "body");
-      expectError(await post("/providers/update", { providerId: "0x12", active: false, deadline: deadline.toString(), signature }), 400, "providerId");
+      const signature = await operator.signTypedData(
+        setActiveTypedData({ providerId: unknownId, active: false, nonce, deadline }, registryTarget()) as TypedDataDefinition,
+      );
+      expectError(
+        await post("/providers/update", { providerId: unknownId, active: false, deadline: deadline.toString(), signature }),
+        404,
+        "providerId",
+      );
+      expectError(
+        await post("/providers/update", {
+          providerId: unknownId,
+          active: false,
+          pricing: perCall,
+          deadline: deadline.toString(),
+          signature,
+        }),
+        400,
+        "body",
+      );
+      expectError(
+        await post("/providers/update", { providerId: "0x12", active: false, deadline: deadline.toString(), signature }),
+        400,
+        "providerId",
+      );
     });
   });
 

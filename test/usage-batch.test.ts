@@ -1,11 +1,22 @@
-import { type Hex, concat, decodeAbiParameters, encodeAbiParameters, keccak256, parseAbiParameters, verifyTypedData } from "viem";
+import { concat, decodeAbiParameters, encodeAbiParameters, type Hex, keccak256, parseAbiParameters, verifyTypedData } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
-import { IDENTITY, type Point, mulBase, randomScalar } from "../src/eerc/curve.js";
+import { IDENTITY, mulBase, type Point, randomScalar } from "../src/eerc/curve.js";
 import {
+  aggregateLines,
+  batchIdOf,
+  batchTypedData,
+  buildBatch,
+  buildMerkleTree,
   type CallRecord,
+  callRecordLeaf,
   DuplicateRecordError,
+  decodeEncryptedLines,
+  decryptLinesFor,
   EmptyBatchError,
+  encodeCallRecord,
+  encryptedLineCount,
+  encryptLines,
   InvalidBatchError,
   InvalidCallRecordError,
   InvalidPricingError,
@@ -14,29 +25,18 @@ import {
   type LineKeys,
   MalformedLinesError,
   MerkleError,
-  PricingModel,
-  type UsageLine,
-  WORDS_PER_LINE,
-  aggregateLines,
-  batchIdOf,
-  batchTypedData,
-  buildBatch,
-  buildMerkleTree,
-  callRecordLeaf,
-  decodeEncryptedLines,
-  decryptLinesFor,
-  encodeCallRecord,
-  encryptLines,
-  encryptedLineCount,
   merkleProof,
+  PricingModel,
   paddedLineCount,
   providerIdOf,
   recordProof,
   recordsTree,
+  type UsageLine,
   validateCallRecord,
   validatePricing,
   verifyBatchRecords,
   verifyMerkleProof,
+  WORDS_PER_LINE,
 } from "../src/usage/index.js";
 
 const SERVER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d" as const;
@@ -131,12 +131,12 @@ describe("call records", () => {
 
   it("encodes exactly as viem's ABI encoder, for strings of every padding and the largest values", () => {
     const abi = parseAbiParameters("string, string, string, uint64, uint64, uint64, uint8, uint64, uint64, bool, uint64");
-    const ids = ["e", "x".repeat(31), "x".repeat(32), "x".repeat(33), "é".repeat(128), "🙂-" + "y".repeat(200)];
+    const ids = ["e", "x".repeat(31), "x".repeat(32), "x".repeat(33), "é".repeat(128), `🙂-${"y".repeat(200)}`];
     for (const [i, eventId] of ids.entries()) {
       const r = record({
         eventId,
         provider: "P".repeat(1 + ((i * 13) % 64)),
-        tool: i % 2 === 0 ? "t" : "ツール/" + "z".repeat(40),
+        tool: i % 2 === 0 ? "t" : `ツール/${"z".repeat(40)}`,
         startedAt: i === 0 ? 0 : Number.MAX_SAFE_INTEGER - 10,
         endedAt: Number.MAX_SAFE_INTEGER,
         durationMs: 2 ** 32 + i,
@@ -147,8 +147,17 @@ describe("call records", () => {
         priceMicro: i % 3 === 0 ? (1n << 64n) - 1n : 0n,
       });
       const expected = encodeAbiParameters(abi, [
-        r.eventId, r.provider, r.tool, BigInt(r.startedAt), BigInt(r.endedAt), BigInt(r.durationMs), i % 3,
-        BigInt(r.requestBytes), BigInt(r.responseBytes), r.billable, r.priceMicro,
+        r.eventId,
+        r.provider,
+        r.tool,
+        BigInt(r.startedAt),
+        BigInt(r.endedAt),
+        BigInt(r.durationMs),
+        i % 3,
+        BigInt(r.requestBytes),
+        BigInt(r.responseBytes),
+        r.billable,
+        r.priceMicro,
       ]);
       expect(encodeCallRecord(r)).toBe(expected);
       expect(callRecordLeaf(r)).toBe(keccak256(keccak256(expected)));

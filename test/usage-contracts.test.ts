@@ -7,10 +7,10 @@ import {
   type Address,
   BaseError,
   ContractFunctionRevertedError,
-  type Hex,
-  type TransactionReceipt,
   getAddress,
+  type Hex,
   parseEventLogs,
+  type TransactionReceipt,
   zeroAddress,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -21,26 +21,26 @@ import { loadArtifact } from "../scripts/build-contracts.js";
 import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { mulBase, randomScalar } from "../src/eerc/curve.js";
 import { EercClient } from "../src/eerc/client.js";
+import { mulBase, randomScalar } from "../src/eerc/curve.js";
 import { Prover } from "../src/eerc/prover.js";
 import {
-  type CallRecord,
-  type LineKeys,
-  type Pricing,
-  PricingModel,
-  type UsageBatch,
   batchHash,
   batchTypedData,
   buildBatch,
+  type CallRecord,
   callRecordLeaf,
   decryptLinesFor,
   fetchLineKeys,
+  type LineKeys,
+  type Pricing,
+  PricingModel,
   providerIdOf,
   recordProof,
   registerProviderTypedData,
   setActiveTypedData,
   setPayoutAccountTypedData,
+  type UsageBatch,
   updatePricingTypedData,
   verifyBatchRecords,
 } from "../src/usage/index.js";
@@ -118,7 +118,14 @@ describe("ProviderRegistry and UsageLedger", () => {
   beforeAll(async () => {
     anvil = await startAnvil();
     chain = await connectChain(anvil.rpcUrl);
-    manifest = await deploy({ rpcUrl: anvil.rpcUrl, network: "anvil-usage-test", deployer: operator, auditor: auditorAccount, prover, write: false });
+    manifest = await deploy({
+      rpcUrl: anvil.rpcUrl,
+      network: "anvil-usage-test",
+      deployer: operator,
+      auditor: auditorAccount,
+      prover,
+      write: false,
+    });
     registry = manifest.contracts.providerRegistry;
     ledger = manifest.contracts.usageLedger;
     for (const [name, account] of Object.entries({ operator, providerA, providerB, competitor, spare, auditor: auditorAccount })) {
@@ -148,7 +155,11 @@ describe("ProviderRegistry and UsageLedger", () => {
     it("registers a provider with everything an indexer needs in the event", async () => {
       const id = providerIdOf("coingecko");
       expect(await read(registry, ProviderRegistryAbi, "providerIdOf", ["coingecko"])).toBe(id);
-      const receipt = await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["coingecko", providerA.address, perCall(1_500n)]);
+      const receipt = await send(operator, registry, ProviderRegistryAbi, "registerProvider", [
+        "coingecko",
+        providerA.address,
+        perCall(1_500n),
+      ]);
       gas["registerProvider (per-call)"] = Number(receipt.gasUsed);
       expect(events(receipt, ProviderRegistryAbi, "ProviderRegistered")).toEqual([
         { providerId: id, namespace: "coingecko", payoutAccount: providerA.address, pricing: perCall(1_500n) },
@@ -160,29 +171,61 @@ describe("ProviderRegistry and UsageLedger", () => {
         pricing: perCall(1_500n),
       });
       expect(await read(registry, ProviderRegistryAbi, "isProvider", [id])).toBe(true);
-      await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["coingecko", providerB.address, perCall(1n)], "ProviderAlreadyRegistered", [id]);
+      await expectRevert(
+        operator,
+        registry,
+        ProviderRegistryAbi,
+        "registerProvider",
+        ["coingecko", providerB.address, perCall(1n)],
+        "ProviderAlreadyRegistered",
+        [id],
+      );
     });
 
     it("stores tiered and free-pool pricing exactly, including an open-ended last tier", async () => {
       const tiers = tiered([1_000n, 0n], [100_000n, 20n], [UINT64_MAX, 10n]);
       const receipt = await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["etherscan", providerB.address, tiers]);
       gas["registerProvider (3 tiers)"] = Number(receipt.gasUsed);
-      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("etherscan")])).pricing).toEqual(tiers);
+      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("etherscan")])).pricing).toEqual(
+        tiers,
+      );
       await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["defillama", competitor.address, freePool(3)]);
-      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("defillama")])).pricing).toEqual(freePool(3));
+      expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("defillama")])).pricing).toEqual(
+        freePool(3),
+      );
     });
 
     it("requires the payout account to be registered in the eERC Registrar", async () => {
-      await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["dune", unregistered.address, perCall(1n)], "PayoutAccountNotRegistered", [
-        unregistered.address,
-      ]);
+      await expectRevert(
+        operator,
+        registry,
+        ProviderRegistryAbi,
+        "registerProvider",
+        ["dune", unregistered.address, perCall(1n)],
+        "PayoutAccountNotRegistered",
+        [unregistered.address],
+      );
       await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["dune", zeroAddress, perCall(1n)], "ZeroAddress");
-      await expectRevert(operator, registry, ProviderRegistryAbi, "setPayoutAccount", [providerIdOf("coingecko"), unregistered.address], "PayoutAccountNotRegistered");
+      await expectRevert(
+        operator,
+        registry,
+        ProviderRegistryAbi,
+        "setPayoutAccount",
+        [providerIdOf("coingecko"), unregistered.address],
+        "PayoutAccountNotRegistered",
+      );
     });
 
     it("validates namespaces and pricing", async () => {
       for (const ns of ["", "coin-gecko", "coin gecko", "x".repeat(65), "münze"]) {
-        await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", [ns, providerA.address, perCall(1n)], "InvalidNamespace");
+        await expectRevert(
+          operator,
+          registry,
+          ProviderRegistryAbi,
+          "registerProvider",
+          [ns, providerA.address, perCall(1n)],
+          "InvalidNamespace",
+        );
       }
       const cases: [Pricing, string, unknown[]?][] = [
         [perCall(0n), "ZeroPerCallPrice"],
@@ -204,7 +247,9 @@ describe("ProviderRegistry and UsageLedger", () => {
     it("updates pricing and payout account, deactivates and reactivates, with events", async () => {
       const id = providerIdOf("coingecko");
       let receipt = await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, tiered([100n, 0n], [UINT64_MAX, 1_200n])]);
-      expect(events(receipt, ProviderRegistryAbi, "ProviderPricingUpdated")).toEqual([{ providerId: id, pricing: tiered([100n, 0n], [UINT64_MAX, 1_200n]) }]);
+      expect(events(receipt, ProviderRegistryAbi, "ProviderPricingUpdated")).toEqual([
+        { providerId: id, pricing: tiered([100n, 0n], [UINT64_MAX, 1_200n]) },
+      ]);
       receipt = await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, perCall(1_500n)]);
       expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [id])).pricing).toEqual(perCall(1_500n));
 
@@ -223,7 +268,9 @@ describe("ProviderRegistry and UsageLedger", () => {
       const unknown = providerIdOf("nobody");
       await expectRevert(operator, registry, ProviderRegistryAbi, "getProvider", [unknown], "UnknownProvider", [unknown]);
       await expectRevert(operator, registry, ProviderRegistryAbi, "updatePricing", [unknown, perCall(1n)], "UnknownProvider", [unknown]);
-      await expectRevert(operator, registry, ProviderRegistryAbi, "setPayoutAccount", [unknown, providerA.address], "UnknownProvider", [unknown]);
+      await expectRevert(operator, registry, ProviderRegistryAbi, "setPayoutAccount", [unknown, providerA.address], "UnknownProvider", [
+        unknown,
+      ]);
       await expectRevert(operator, registry, ProviderRegistryAbi, "setActive", [unknown, false], "UnknownProvider", [unknown]);
     });
 
@@ -247,10 +294,38 @@ describe("ProviderRegistry and UsageLedger", () => {
       const signature = await operator.signTypedData(registerProviderTypedData(message, target()));
       const args = ["dune", providerB.address, freePool(2), deadline, signature];
 
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["dune", providerB.address, freePool(3), deadline, signature], "InvalidSignature");
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["Dune", providerB.address, freePool(2), deadline, signature], "InvalidSignature");
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["dune", providerA.address, freePool(2), deadline, signature], "InvalidSignature");
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["dune", providerB.address, freePool(2), deadline + 1n, signature], "InvalidSignature");
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["dune", providerB.address, freePool(3), deadline, signature],
+        "InvalidSignature",
+      );
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["Dune", providerB.address, freePool(2), deadline, signature],
+        "InvalidSignature",
+      );
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["dune", providerA.address, freePool(2), deadline, signature],
+        "InvalidSignature",
+      );
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["dune", providerB.address, freePool(2), deadline + 1n, signature],
+        "InvalidSignature",
+      );
 
       const receipt = await send(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", args);
       gas["registerProviderSigned (free pool)"] = Number(receipt.gasUsed);
@@ -263,14 +338,43 @@ describe("ProviderRegistry and UsageLedger", () => {
       // Signed by someone else than the owner, expired, or not a signature at all.
       const next = { ...message, namespace: "nansen", nonce: nonce + 1n };
       const byProvider = await providerA.signTypedData(registerProviderTypedData(next, target()));
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, byProvider], "InvalidSignature");
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["nansen", providerB.address, freePool(2), deadline, byProvider],
+        "InvalidSignature",
+      );
       const past = (await latestTimestamp()) - 1n;
       const expired = await operator.signTypedData(registerProviderTypedData({ ...next, deadline: past }, target()));
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), past, expired], "SignatureExpired", [past]);
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, "0x1234"], "InvalidSignature");
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["nansen", providerB.address, freePool(2), past, expired],
+        "SignatureExpired",
+        [past],
+      );
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["nansen", providerB.address, freePool(2), deadline, "0x1234"],
+        "InvalidSignature",
+      );
       // Another chain's domain does not verify here.
       const otherChain = await operator.signTypedData(registerProviderTypedData(next, { chainId: 43113, registry }));
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, otherChain], "InvalidSignature");
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "registerProviderSigned",
+        ["nansen", providerB.address, freePool(2), deadline, otherChain],
+        "InvalidSignature",
+      );
     });
 
     it("relays signed pricing, payout and activity changes", async () => {
@@ -279,15 +383,33 @@ describe("ProviderRegistry and UsageLedger", () => {
       let nonce = await ownerNonce();
       const pricing = tiered([50n, 0n], [UINT64_MAX, 3n]);
       let sig = await operator.signTypedData(updatePricingTypedData({ providerId: id, pricing, nonce, deadline }, target()));
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "updatePricingSigned", [id, perCall(3n), deadline, sig], "InvalidSignature");
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "updatePricingSigned",
+        [id, perCall(3n), deadline, sig],
+        "InvalidSignature",
+      );
       await send(relayer, registry, ProviderRegistryAbi, "updatePricingSigned", [id, pricing, deadline, sig]);
       expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [id])).pricing).toEqual(pricing);
 
       nonce += 1n;
-      sig = await operator.signTypedData(setPayoutAccountTypedData({ providerId: id, payoutAccount: spare.address, nonce, deadline }, target()));
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "setPayoutAccountSigned", [id, providerA.address, deadline, sig], "InvalidSignature");
+      sig = await operator.signTypedData(
+        setPayoutAccountTypedData({ providerId: id, payoutAccount: spare.address, nonce, deadline }, target()),
+      );
+      await expectRevert(
+        relayer,
+        registry,
+        ProviderRegistryAbi,
+        "setPayoutAccountSigned",
+        [id, providerA.address, deadline, sig],
+        "InvalidSignature",
+      );
       await send(relayer, registry, ProviderRegistryAbi, "setPayoutAccountSigned", [id, spare.address, deadline, sig]);
-      expect((await read<{ payoutAccount: Address }>(registry, ProviderRegistryAbi, "getProvider", [id])).payoutAccount).toBe(spare.address);
+      expect((await read<{ payoutAccount: Address }>(registry, ProviderRegistryAbi, "getProvider", [id])).payoutAccount).toBe(
+        spare.address,
+      );
 
       nonce += 1n;
       sig = await operator.signTypedData(setActiveTypedData({ providerId: id, active: false, nonce, deadline }, target()));
@@ -333,7 +455,9 @@ describe("ProviderRegistry and UsageLedger", () => {
     });
 
     it("authorises servers (owner only), with an event", async () => {
-      await expectRevert(providerA, ledger, UsageLedgerAbi, "setServer", [server.address, true], "OwnableUnauthorizedAccount", [providerA.address]);
+      await expectRevert(providerA, ledger, UsageLedgerAbi, "setServer", [server.address, true], "OwnableUnauthorizedAccount", [
+        providerA.address,
+      ]);
       await expectRevert(operator, ledger, UsageLedgerAbi, "setServer", [zeroAddress, true], "ZeroAddress");
       const receipt = await send(operator, ledger, UsageLedgerAbi, "setServer", [server.address, true]);
       expect(events(receipt, UsageLedgerAbi, "ServerAuthorisationChanged")).toEqual([{ server: server.address, authorised: true }]);
@@ -389,7 +513,14 @@ describe("ProviderRegistry and UsageLedger", () => {
       const { batch } = nextBatch([record("coingecko")]);
       await send(server, ledger, UsageLedgerAbi, "commit", [batch]);
       await expectRevert(server, ledger, UsageLedgerAbi, "commit", [batch], "BatchAlreadyCommitted", [batch.server, batch.batchId]);
-      await expectRevert(server, ledger, UsageLedgerAbi, "commit", [{ ...batch, merkleRoot: `0x${"11".repeat(32)}` }], "BatchAlreadyCommitted");
+      await expectRevert(
+        server,
+        ledger,
+        UsageLedgerAbi,
+        "commit",
+        [{ ...batch, merkleRoot: `0x${"11".repeat(32)}` }],
+        "BatchAlreadyCommitted",
+      );
 
       const fresh = nextBatch([record("coingecko")]).batch;
       await expectRevert(relayer, ledger, UsageLedgerAbi, "commit", [fresh], "NotBatchServer", [relayer.address, server.address]);
@@ -412,9 +543,23 @@ describe("ProviderRegistry and UsageLedger", () => {
 
       const tampered = `${signature.slice(0, 40)}${signature[40] === "0" ? "1" : "0"}${signature.slice(41)}` as Hex;
       await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, tampered], "InvalidSignature");
-      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [{ ...batch, periodEnd: batch.periodEnd + 1n }, deadline, signature], "InvalidSignature");
+      await expectRevert(
+        relayer,
+        ledger,
+        UsageLedgerAbi,
+        "commitSigned",
+        [{ ...batch, periodEnd: batch.periodEnd + 1n }, deadline, signature],
+        "InvalidSignature",
+      );
       const otherLines = nextBatch([record("coingecko")]).batch.encryptedLines;
-      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [{ ...batch, encryptedLines: otherLines }, deadline, signature], "InvalidSignature");
+      await expectRevert(
+        relayer,
+        ledger,
+        UsageLedgerAbi,
+        "commitSigned",
+        [{ ...batch, encryptedLines: otherLines }, deadline, signature],
+        "InvalidSignature",
+      );
       await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline + 1n, signature], "InvalidSignature");
       const byRelayer = await relayer.signTypedData(typed);
       await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, byRelayer], "InvalidSignature");
@@ -433,12 +578,17 @@ describe("ProviderRegistry and UsageLedger", () => {
           encryptedLines: batch.encryptedLines,
         },
       ]);
-      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, signature], "BatchAlreadyCommitted", [server.address, batch.batchId]);
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [batch, deadline, signature], "BatchAlreadyCommitted", [
+        server.address,
+        batch.batchId,
+      ]);
       await expectRevert(server, ledger, UsageLedgerAbi, "commit", [batch], "BatchAlreadyCommitted");
 
       const rogue = nextBatch([record("coingecko")], rogueServer.address).batch;
       const rogueSig = await rogueServer.signTypedData(batchTypedData(rogue, deadline, { chainId: chain.chain.id, ledger }));
-      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [rogue, deadline, rogueSig], "UnauthorisedServer", [rogueServer.address]);
+      await expectRevert(relayer, ledger, UsageLedgerAbi, "commitSigned", [rogue, deadline, rogueSig], "UnauthorisedServer", [
+        rogueServer.address,
+      ]);
     });
 
     it("stops accepting a revoked server and keeps its earlier batches", async () => {
@@ -446,7 +596,9 @@ describe("ProviderRegistry and UsageLedger", () => {
       await send(server, ledger, UsageLedgerAbi, "commit", [earlier]);
       const receipt = await send(operator, ledger, UsageLedgerAbi, "setServer", [server.address, false]);
       expect(events(receipt, UsageLedgerAbi, "ServerAuthorisationChanged")).toEqual([{ server: server.address, authorised: false }]);
-      await expectRevert(server, ledger, UsageLedgerAbi, "commit", [nextBatch([record("etherscan")]).batch], "UnauthorisedServer", [server.address]);
+      await expectRevert(server, ledger, UsageLedgerAbi, "commit", [nextBatch([record("etherscan")]).batch], "UnauthorisedServer", [
+        server.address,
+      ]);
       expect(await read(ledger, UsageLedgerAbi, "isCommitted", [server.address, earlier.batchId])).toBe(true);
       await send(operator, ledger, UsageLedgerAbi, "setServer", [server.address, true]);
     });

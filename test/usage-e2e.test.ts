@@ -11,12 +11,14 @@ import type { Address, Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
+import { ANVIL_KEYS } from "../scripts/deploy.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
+import { queryGraphql as graphql } from "../src/indexer/graphql.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import {
   type BatchSubmitter,
@@ -34,20 +36,18 @@ import {
 } from "../src/meter/index.js";
 import type { CloseLine } from "../src/meter/spool.js";
 import {
-  type CallRecord,
-  type Pricing,
-  PricingModel,
   batchHash,
   batchTypedData,
+  type CallRecord,
   decryptLinesFor,
+  type Pricing,
+  PricingModel,
   providerIdOf,
   recordProof,
   recordsTree,
 } from "../src/usage/index.js";
-import { ANVIL_KEYS } from "../scripts/deploy.js";
 import { accounts, connectClient, deployForIndexer } from "./indexer-helpers.js";
 import { connectClient as connectMcp, createProviderServer, LONG_NEWS_ROUTE, startUpstream, type Upstream } from "./meter-fixtures.js";
-import { queryGraphql as graphql } from "../src/indexer/graphql.js";
 
 const TSX = join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
 const UINT64_MAX = (1n << 64n) - 1n;
@@ -82,7 +82,10 @@ function callPlan(): Call[] {
   for (let i = 0; i < 12; i++) plan.push({ namespace: "news", args: { topic: `topic${i}` }, ok: true });
   for (let i = 0; i < 16; i++) plan.push({ namespace: "finance", args: { symbol: i % 4 === 1 ? "FAIL" : `SYM${i}` }, ok: i % 4 !== 1 });
   // Interleave deterministically so batches mix providers.
-  return plan.map((c, i) => ({ c, k: (i * 7919) % plan.length })).sort((a, b) => a.k - b.k).map((x) => x.c);
+  return plan
+    .map((c, i) => ({ c, k: (i * 7919) % plan.length }))
+    .sort((a, b) => a.k - b.k)
+    .map((x) => x.c);
 }
 
 type Totals = { calls: bigint; billableCalls: bigint; amountMicro: bigint };
@@ -113,7 +116,6 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
     );
   });
 }
-
 
 describe("usage end to end: real MCP traffic, commitments on anvil, indexer and provider CLI", () => {
   let anvil: Anvil;
@@ -160,12 +162,22 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
     }
     await send(0, usageLedger, UsageLedgerAbi, "setServer", [serverAccount.address, true]);
 
-    indexer = await startIndexer({ manifestPath, env: { RPC_URL: anvil.rpcUrl }, pgliteDir: join(dir, "pglite"), logFile: join(dir, "ponder.log") });
+    indexer = await startIndexer({
+      manifestPath,
+      env: { RPC_URL: anvil.rpcUrl },
+      pgliteDir: join(dir, "pglite"),
+      logFile: join(dir, "ponder.log"),
+    });
 
     // The meter prices from the registry entries as the chain holds them.
     const table: Record<string, ReturnType<typeof pricingFromRegistry>> = {};
     for (const namespace of Object.keys(REGISTRY_PRICING)) {
-      const entry = await chain.publicClient.readContract({ address: providerRegistry, abi: ProviderRegistryAbi, functionName: "getProvider", args: [providerIdOf(namespace)] });
+      const entry = await chain.publicClient.readContract({
+        address: providerRegistry,
+        abi: ProviderRegistryAbi,
+        functionName: "getProvider",
+        args: [providerIdOf(namespace)],
+      });
       table[namespace] = pricingFromRegistry(entry.pricing as Pricing);
     }
     const submitterOptions = {
@@ -223,10 +235,19 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
     for (const s of submitted) {
       const receipt = await chain.publicClient.getTransactionReceipt({ hash: s.txHash as Hex });
       expect(receipt.status).toBe("success");
-      expect(receipt.from.toLowerCase(), `batch ${s.sequence}`).toBe((s.sequence % 3 === 0 ? serverAccount.address : relayer).toLowerCase());
+      expect(receipt.from.toLowerCase(), `batch ${s.sequence}`).toBe(
+        (s.sequence % 3 === 0 ? serverAccount.address : relayer).toLowerCase(),
+      );
     }
     for (const c of closes) {
-      expect(await chain.publicClient.readContract({ address: manifest.contracts.usageLedger, abi: UsageLedgerAbi, functionName: "isCommitted", args: [serverAccount.address, c.batchId as Hex] })).toBe(true);
+      expect(
+        await chain.publicClient.readContract({
+          address: manifest.contracts.usageLedger,
+          abi: UsageLedgerAbi,
+          functionName: "isCommitted",
+          args: [serverAccount.address, c.batchId as Hex],
+        }),
+      ).toBe(true);
     }
     expect(upstream.hits.get("/weather/forecast")).toBe(14);
     expect(upstream.hits.get("/finance/quote")).toBe(16);
@@ -249,7 +270,9 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
     // hash) with 409; the ledger holds the id, so that is success too.
     const { batch } = await relay.build(first);
     const deadline = BigInt(Math.floor(Date.now() / 1000) + 600);
-    const signature = await serverAccount.signTypedData(batchTypedData(batch, deadline, { chainId: chain.chain.id, ledger: manifest.contracts.usageLedger }));
+    const signature = await serverAccount.signTypedData(
+      batchTypedData(batch, deadline, { chainId: chain.chain.id, ledger: manifest.contracts.usageLedger }),
+    );
     const res = await fetch(`${indexer.url}/usage/submit`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -260,12 +283,20 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
 
   it("the indexer serves the committed batches and the registrations over GraphQL; operator and auditor read every line", async () => {
     await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber());
-    const data = await graphql(
+    const data = await graphql<any>(
       indexer.url,
       `{ usageCommitments(orderBy: "blockNumber", limit: 100) { items { server batchId merkleRoot encryptedLines batchHash periodStart periodEnd } }
          providers(limit: 10) { items { namespace payoutAccount active pricingModel } } }`,
     );
-    const rows = data.usageCommitments.items as { server: Hex; batchId: Hex; merkleRoot: Hex; encryptedLines: Hex; batchHash: Hex; periodStart: string; periodEnd: string }[];
+    const rows = data.usageCommitments.items as {
+      server: Hex;
+      batchId: Hex;
+      merkleRoot: Hex;
+      encryptedLines: Hex;
+      batchHash: Hex;
+      periodStart: string;
+      periodEnd: string;
+    }[];
     expect(rows.map((r) => r.batchId)).toEqual(closes.map((c) => c.batchId));
     let offset = 0;
     const totals: Record<string, Totals> = {};
@@ -274,10 +305,17 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
       expect(row.server.toLowerCase()).toBe(serverAccount.address.toLowerCase());
       expect(row.merkleRoot).toBe(recordsTree(batchRecords).root);
       expect(row.batchHash).toBe(
-        batchHash({ server: serverAccount.address, batchId: row.batchId, periodStart: BigInt(row.periodStart), periodEnd: BigInt(row.periodEnd), merkleRoot: row.merkleRoot, encryptedLines: row.encryptedLines }),
+        batchHash({
+          server: serverAccount.address,
+          batchId: row.batchId,
+          periodStart: BigInt(row.periodStart),
+          periodEnd: BigInt(row.periodEnd),
+          merkleRoot: row.merkleRoot,
+          encryptedLines: row.encryptedLines,
+        }),
       );
       const operatorLines = decryptLinesFor(row.encryptedLines, eerc.operator!.exportPrivateKey(), "operator");
-      expect(decryptLinesFor(row.encryptedLines, (await auditorKey()), "auditor")).toEqual(operatorLines);
+      expect(decryptLinesFor(row.encryptedLines, await auditorKey(), "auditor")).toEqual(operatorLines);
       for (const l of operatorLines) {
         const ns = Object.keys(REGISTRY_PRICING).find((n) => providerIdOf(n) === l.providerId)!;
         const t = (totals[ns] ??= { calls: 0n, billableCalls: 0n, amountMicro: 0n });
@@ -287,7 +325,9 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
       }
     }
     expect(totals).toEqual(expected);
-    const providers = (data.providers.items as { namespace: string; payoutAccount: string; pricingModel: string }[]).sort((a, b) => a.namespace.localeCompare(b.namespace));
+    const providers = (data.providers.items as { namespace: string; payoutAccount: string; pricingModel: string }[]).sort((a, b) =>
+      a.namespace.localeCompare(b.namespace),
+    );
     expect(providers.map((p) => [p.namespace, p.payoutAccount.toLowerCase(), p.pricingModel])).toEqual([
       ["finance", accounts[4]!.address.toLowerCase(), "PerCall"],
       ["news", accounts[3]!.address.toLowerCase(), "FreePool"],
@@ -311,15 +351,27 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
       expect(report.namespaces.map((p: { namespace: string }) => p.namespace)).toEqual([ns]);
       expect(report.batchesScanned).toBe(closes.length);
       const e = expected[ns];
-      expect(report.byProvider).toEqual([{ providerId: providerIdOf(ns), namespace: ns, calls: `${e.calls}`, billableCalls: `${e.billableCalls}`, amountMicro: `${e.amountMicro}` }]);
+      expect(report.byProvider).toEqual([
+        {
+          providerId: providerIdOf(ns),
+          namespace: ns,
+          calls: `${e.calls}`,
+          billableCalls: `${e.billableCalls}`,
+          amountMicro: `${e.amountMicro}`,
+        },
+      ]);
       expect(report.total).toEqual({ calls: `${e.calls}`, billableCalls: `${e.billableCalls}`, amountMicro: `${e.amountMicro}` });
       // Per batch: exactly the batches holding this provider's calls, with their counts.
       let offset = 0;
       const perBatch = closes.flatMap((c) => {
         const mine = records.slice(offset, (offset += c.count)).filter((r) => r.provider === ns);
-        return mine.length === 0 ? [] : [{ batchId: c.batchId, calls: `${mine.length}`, billableCalls: `${mine.filter((r) => r.billable).length}` }];
+        return mine.length === 0
+          ? []
+          : [{ batchId: c.batchId, calls: `${mine.length}`, billableCalls: `${mine.filter((r) => r.billable).length}` }];
       });
-      expect(report.batches.map((b: any) => ({ batchId: b.batchId, calls: b.lines[0].calls, billableCalls: b.lines[0].billableCalls }))).toEqual(perBatch);
+      expect(
+        report.batches.map((b: any) => ({ batchId: b.batchId, calls: b.lines[0].calls, billableCalls: b.lines[0].billableCalls })),
+      ).toEqual(perBatch);
     }
     // API and RPC agree batch for batch.
     for (let i = 0; i < runs.length; i += 2) {
@@ -353,7 +405,10 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
     const victim = text.findIndex((l) => l.includes('"provider":"weather"') && l.includes('"priceMicro":"1000"'));
     expect(victim).toBeGreaterThan(-1);
     const tamperedSpool = join(dir, "tampered-spool.jsonl");
-    writeFileSync(tamperedSpool, text.map((l, i) => (i === victim ? l.replace('"priceMicro":"1000"', '"priceMicro":"100"') : l)).join("\n"));
+    writeFileSync(
+      tamperedSpool,
+      text.map((l, i) => (i === victim ? l.replace('"priceMicro":"1000"', '"priceMicro":"100"') : l)).join("\n"),
+    );
     const dropped = join(dir, "weather-records-dropped.json");
     writeFileSync(dropped, JSON.stringify(own.slice(1)));
 
@@ -370,19 +425,39 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
     expect(spoolApi.stdout).toContain(`records  ${spool}: ${plan.length} records; ${plan.length} in ${closes.length} committed batch(es)`);
     expect(spoolApi.stdout).toContain("records  OK");
     expect(spoolRpc.code, spoolRpc.stderr).toBe(0);
-    expect(JSON.parse(spoolRpc.stdout).records).toMatchObject({ records: plan.length, verifiedRecords: plan.length, pendingRecords: 0, mismatches: [], ok: true });
+    expect(JSON.parse(spoolRpc.stdout).records).toMatchObject({
+      records: plan.length,
+      verifiedRecords: plan.length,
+      pendingRecords: 0,
+      mismatches: [],
+      ok: true,
+    });
     expect(ownRpc.code, ownRpc.stderr).toBe(0);
-    expect(JSON.parse(ownRpc.stdout).records).toMatchObject({ records: Number(expected.weather.calls), verifiedRecords: Number(expected.weather.calls), ok: true });
+    expect(JSON.parse(ownRpc.stdout).records).toMatchObject({
+      records: Number(expected.weather.calls),
+      verifiedRecords: Number(expected.weather.calls),
+      ok: true,
+    });
     // Another provider's key, given the weather records: they verify against the roots, and this
     // key's own lines (news) are not accounted for by them.
     expect(otherProvider.code).toBe(1);
-    expect(JSON.parse(otherProvider.stdout).records.mismatches.every((m: { kind: string; message: string }) => m.kind === "line" && m.message.includes("news"))).toBe(true);
+    expect(
+      JSON.parse(otherProvider.stdout).records.mismatches.every(
+        (m: { kind: string; message: string }) => m.kind === "line" && m.message.includes("news"),
+      ),
+    ).toBe(true);
 
     expect(tampered.code).toBe(1);
-    expect(tampered.stdout).toMatch(/records {2}MISMATCH \(1\):\n {2}merkle_root: batch 0x[0-9a-f]{64}: the \d+ records do not hash to the committed Merkle root/);
-    expect(tampered.stderr.trim()).toMatch(/^error: 1 record check\(s\) failed; first: batch 0x[0-9a-f]{64}: the \d+ records do not hash to the committed Merkle root 0x[0-9a-f]{64}$/);
+    expect(tampered.stdout).toMatch(
+      /records {2}MISMATCH \(1\):\n {2}merkle_root: batch 0x[0-9a-f]{64}: the \d+ records do not hash to the committed Merkle root/,
+    );
+    expect(tampered.stderr.trim()).toMatch(
+      /^error: 1 record check\(s\) failed; first: batch 0x[0-9a-f]{64}: the \d+ records do not hash to the committed Merkle root 0x[0-9a-f]{64}$/,
+    );
     expect(missing.code).toBe(1);
-    expect(missing.stdout).toMatch(/line: batch 0x[0-9a-f]{64}, weather: records give \d+ calls, \d+ billable, \d+ µUSDC; the committed line says/);
+    expect(missing.stdout).toMatch(
+      /line: batch 0x[0-9a-f]{64}, weather: records give \d+ calls, \d+ billable, \d+ µUSDC; the committed line says/,
+    );
   });
 
   it("a competitor's key decrypts nothing", async () => {
@@ -391,13 +466,26 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
       cli(["usage", "--rpc", anvil.rpcUrl, "--manifest", manifestPath], { PRIVATE_KEY: COMPETITOR_KEY! }),
     ]);
     expect(api.code, api.stderr).toBe(0);
-    expect(JSON.parse(api.stdout)).toMatchObject({ namespaces: [], batchesScanned: closes.length, batches: [], byProvider: [], total: { calls: "0", billableCalls: "0", amountMicro: "0" } });
+    expect(JSON.parse(api.stdout)).toMatchObject({
+      namespaces: [],
+      batchesScanned: closes.length,
+      batches: [],
+      byProvider: [],
+      total: { calls: "0", billableCalls: "0", amountMicro: "0" },
+    });
     expect(rpc.code, rpc.stderr).toBe(0);
     expect(rpc.stdout).toContain(`batches: ${closes.length} committed, 0 with lines for this account`);
     expect(rpc.stdout).toContain("no usage decrypts under this key");
-    const logs = await chain.publicClient.getContractEvents({ address: manifest.contracts.usageLedger, abi: UsageLedgerAbi, eventName: "UsageCommitted", fromBlock: BigInt(manifest.startBlock) });
+    const logs = await chain.publicClient.getContractEvents({
+      address: manifest.contracts.usageLedger,
+      abi: UsageLedgerAbi,
+      eventName: "UsageCommitted",
+      fromBlock: BigInt(manifest.startBlock),
+    });
     expect(logs).toHaveLength(closes.length);
     const sk = eerc.competitor!.exportPrivateKey();
-    for (const log of logs) for (const role of ["provider", "operator", "auditor"] as const) expect(decryptLinesFor(log.args.encryptedLines!, sk, role)).toEqual([]);
+    for (const log of logs)
+      for (const role of ["provider", "operator", "auditor"] as const)
+        expect(decryptLinesFor(log.args.encryptedLines!, sk, role)).toEqual([]);
   });
 });

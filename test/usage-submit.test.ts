@@ -8,7 +8,17 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Address, BaseError, ContractFunctionRevertedError, type Hex, encodeErrorResult, getAddress, keccak256, toHex, verifyTypedData } from "viem";
+import {
+  type Address,
+  BaseError,
+  ContractFunctionRevertedError,
+  encodeErrorResult,
+  getAddress,
+  type Hex,
+  keccak256,
+  toHex,
+  verifyTypedData,
+} from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
@@ -24,7 +34,7 @@ import {
   staticPricing,
   submitRequestBody,
 } from "../src/meter/index.js";
-import { type UsageBatch, batchIdOf, batchTypedData, decryptLinesFor, providerIdOf, verifyBatchRecords } from "../src/usage/index.js";
+import { batchIdOf, batchTypedData, decryptLinesFor, providerIdOf, type UsageBatch, verifyBatchRecords } from "../src/usage/index.js";
 import type { CallRecord } from "../src/usage/record.js";
 
 const server = privateKeyToAccount("0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a");
@@ -140,7 +150,11 @@ function closed(sequence: number, records: CallRecord[]): ClosedBatch {
   };
 }
 
-const submitterFor = (chain: ReturnType<typeof fakeChain>, mode: { kind: "direct" } | { kind: "relay"; apiUrl: string } = { kind: "direct" }, extra = {}) =>
+const submitterFor = (
+  chain: ReturnType<typeof fakeChain>,
+  mode: { kind: "direct" } | { kind: "relay"; apiUrl: string } = { kind: "direct" },
+  extra = {},
+) =>
   createBatchSubmitter({
     serverAccount: server,
     publicClient: chain.publicClient as never,
@@ -164,7 +178,9 @@ describe("batch submitter, direct", () => {
     expect(decryptLinesFor(batch.encryptedLines, weather.sk, "provider")).toEqual([
       { providerId: providerIdOf("weather"), calls: 2n, billableCalls: 1n, amountMicro: 1_500n },
     ]);
-    expect(decryptLinesFor(batch.encryptedLines, news.sk, "provider")).toEqual([{ providerId: providerIdOf("news"), calls: 1n, billableCalls: 1n, amountMicro: 0n }]);
+    expect(decryptLinesFor(batch.encryptedLines, news.sk, "provider")).toEqual([
+      { providerId: providerIdOf("news"), calls: 1n, billableCalls: 1n, amountMicro: 0n },
+    ]);
     // The operator's key is the one registered for the ledger's owner; the auditor's the eERC's.
     expect(decryptLinesFor(batch.encryptedLines, op.sk, "operator")).toHaveLength(2);
     expect(decryptLinesFor(batch.encryptedLines, auditor.sk, "auditor")).toHaveLength(2);
@@ -202,7 +218,9 @@ describe("batch submitter, direct", () => {
     expect(raced.sent).toEqual([]);
 
     const refused = fakeChain({ onSimulate: (b) => revert("UnauthorisedServer", [b.server]) });
-    const error = await submitterFor(refused).submit(closed(1, [record("news")])).catch((e: unknown) => e);
+    const error = await submitterFor(refused)
+      .submit(closed(1, [record("news")]))
+      .catch((e: unknown) => e);
     const reverted = error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null;
     expect((reverted as ContractFunctionRevertedError | null)?.data?.errorName).toBe("UnauthorisedServer");
     expect(refused.sent).toEqual([]);
@@ -263,7 +281,10 @@ describe("batch submitter, relay", () => {
   let api: Server;
   let apiUrl: string;
   const received: { body: any; status: number }[] = [];
-  let answer: (body: any) => { status: number; json: unknown } = (body) => ({ status: 200, json: { batchId: body.batch.batchId, txHash: `0x${"ab".repeat(32)}` } });
+  let answer: (body: any) => { status: number; json: unknown } = (body) => ({
+    status: 200,
+    json: { batchId: body.batch.batchId, txHash: `0x${"ab".repeat(32)}` },
+  });
 
   beforeAll(async () => {
     api = createServer((req, res) => {
@@ -300,7 +321,13 @@ describe("batch submitter, relay", () => {
     const deadline = BigInt(body.deadline);
     expect(deadline).toBeGreaterThanOrEqual(BigInt(before + 600));
     const batch = toBatch(body.batch);
-    expect(await verifyTypedData({ address: server.address, ...batchTypedData(batch, deadline, { chainId: CHAIN_ID, ledger: CONTRACTS.ledger }), signature: body.signature })).toBe(true);
+    expect(
+      await verifyTypedData({
+        address: server.address,
+        ...batchTypedData(batch, deadline, { chainId: CHAIN_ID, ledger: CONTRACTS.ledger }),
+        signature: body.signature,
+      }),
+    ).toBe(true);
     expect(verifyBatchRecords(records, batch.merkleRoot)).toBe(true);
     expect(decryptLinesFor(batch.encryptedLines, weather.sk, "provider")[0].amountMicro).toBe(1_500n);
 
@@ -311,29 +338,54 @@ describe("batch submitter, relay", () => {
   test("a batch the API reports taken (409) or committed without a transaction is success only if the chain has it", async () => {
     const batch = closed(3, [record("news")]);
     // Sent before a restart and rebuilt since (its encryption differs), so the API refuses the id.
-    answer = () => ({ status: 409, json: { error: { field: "batch.batchId", message: "is already used by this server for a different batch" } } });
+    answer = () => ({
+      status: 409,
+      json: { error: { field: "batch.batchId", message: "is already used by this server for a different batch" } },
+    });
     await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toMatchObject({ status: 409 });
     // Mined between the submitter's first look at the ledger and the API's answer.
     const chain = fakeChain();
     const isCommitted = () => chain.calls.filter((c) => c === "isCommitted").length > 1;
-    const late = { ...chain.publicClient, readContract: async (a: any) => (a.functionName === "isCommitted" ? (chain.calls.push("isCommitted"), isCommitted()) : chain.publicClient.readContract(a)) };
-    expect(await submitterFor({ ...chain, publicClient: late } as never, { kind: "relay", apiUrl }).submit(batch)).toEqual({ batchId: batch.batchId, txHash: null, alreadyCommitted: true });
+    const late = {
+      ...chain.publicClient,
+      readContract: async (a: any) => {
+        if (a.functionName !== "isCommitted") return chain.publicClient.readContract(a);
+        chain.calls.push("isCommitted");
+        return isCommitted();
+      },
+    };
+    expect(await submitterFor({ ...chain, publicClient: late } as never, { kind: "relay", apiUrl }).submit(batch)).toEqual({
+      batchId: batch.batchId,
+      txHash: null,
+      alreadyCommitted: true,
+    });
 
     answer = (body) => ({ status: 200, json: { batchId: body.batch.batchId, txHash: null } });
-    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(/without a transaction, and the batch is not committed/);
+    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(
+      /without a transaction, and the batch is not committed/,
+    );
   });
 
   test("waits for the relayed transaction; API errors and foreign answers are errors", async () => {
     const batch = closed(3, [record("news")]);
     answer = (body) => ({ status: 200, json: { batchId: body.batch.batchId, txHash: `0x${"cd".repeat(32)}` } });
-    await expect(submitterFor(fakeChain({ receiptStatus: "reverted" }), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(/reverted/);
-    expect(await submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).toMatchObject({ txHash: `0x${"cd".repeat(32)}`, alreadyCommitted: false });
+    await expect(submitterFor(fakeChain({ receiptStatus: "reverted" }), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(
+      /reverted/,
+    );
+    expect(await submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).toMatchObject({
+      txHash: `0x${"cd".repeat(32)}`,
+      alreadyCommitted: false,
+    });
 
     answer = () => ({ status: 401, json: { error: { field: "signature", message: "not signed by an authorised server" } } });
-    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(/answered 401: not signed by an authorised server/);
+    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(
+      /answered 401: not signed by an authorised server/,
+    );
     answer = () => ({ status: 200, json: { batchId: batchIdOf(server.address, 99), txHash: null } });
     await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toThrow(/without batch/);
-    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl: "http://127.0.0.1:9/" }).submit(batch)).rejects.toThrow(BatchSubmitError);
+    await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl: "http://127.0.0.1:9/" }).submit(batch)).rejects.toThrow(
+      BatchSubmitError,
+    );
   });
 
   test("the request body carries integers as decimal strings", () => {

@@ -8,11 +8,11 @@ import { randomScalar } from "../src/eerc/curve.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
 import {
   type CommittedBatch,
-  type ProviderRef,
-  RecordsFileError,
   checkRecords,
   decryptProviderUsage,
+  type ProviderRef,
   parseRecordsFile,
+  RecordsFileError,
 } from "../src/history/usage.js";
 import { encodeLine } from "../src/meter/spool.js";
 import { buildBatch, providerIdOf, recordProof, recordsTree } from "../src/usage/index.js";
@@ -32,7 +32,9 @@ const providers: ProviderRef[] = [
   { providerId: providerIdOf("maps"), namespace: "maps", payoutAccount: alice.address, active: true },
   { providerId: providerIdOf("news"), namespace: "news", payoutAccount: bob.address, active: true },
 ];
-const pkOf: Record<string, typeof alice.pk> = Object.fromEntries(providers.map((p) => [p.providerId, p.payoutAccount === alice.address ? alice.pk : bob.pk]));
+const pkOf: Record<string, typeof alice.pk> = Object.fromEntries(
+  providers.map((p) => [p.providerId, p.payoutAccount === alice.address ? alice.pk : bob.pk]),
+);
 
 let n = 0;
 const record = (provider: string, t: number, overrides: Partial<CallRecord> = {}): CallRecord => ({
@@ -64,7 +66,12 @@ function commit(sequence: number, records: CallRecord[], block: bigint): Committ
   return { ...batch, blockNumber: block, logIndex: 0, txHash: `0x${block.toString(16).padStart(64, "0")}` };
 }
 
-const batch1 = [record("weather", 1_000), record("weather", 1_010, { outcome: "tool_error", billable: false, priceMicro: 0n }), record("news", 1_020), record("maps", 1_030)];
+const batch1 = [
+  record("weather", 1_000),
+  record("weather", 1_010, { outcome: "tool_error", billable: false, priceMicro: 0n }),
+  record("news", 1_020),
+  record("maps", 1_030),
+];
 const batch2 = [record("news", 2_000), record("news", 2_010)];
 const batch3 = [record("weather", 3_000), record("news", 3_010)];
 const open = [record("weather", 4_000)];
@@ -79,9 +86,15 @@ const close = (sequence: number, batch: CommittedBatch, count: number) =>
 const submitted = (sequence: number) => encodeLine({ type: "submitted", sequence, txHash: null, at: 2 });
 const fullSpool = () =>
   spool([
-    ...batch1.map(call), close(1, committed[0]!, 4), submitted(1),
-    ...batch2.map(call), close(2, committed[1]!, 2), submitted(2),
-    ...batch3.map(call), close(3, committed[2]!, 2), submitted(3),
+    ...batch1.map(call),
+    close(1, committed[0]!, 4),
+    submitted(1),
+    ...batch2.map(call),
+    close(2, committed[1]!, 2),
+    submitted(2),
+    ...batch3.map(call),
+    close(3, committed[2]!, 2),
+    submitted(3),
     ...open.map(call),
   ]);
 
@@ -91,7 +104,13 @@ describe("decrypting a provider's usage", () => {
     expect(a.namespaces.map((p) => p.namespace)).toEqual(["weather", "maps"]);
     expect(a.batchesScanned).toBe(3);
     expect(a.batches.map((b) => [b.blockNumber, b.lines.map((l) => [l.namespace, l.calls, l.billableCalls, l.amountMicro])])).toEqual([
-      [10n, expect.arrayContaining([["weather", 2n, 1n, 700n], ["maps", 1n, 1n, 700n]])],
+      [
+        10n,
+        expect.arrayContaining([
+          ["weather", 2n, 1n, 700n],
+          ["maps", 1n, 1n, 700n],
+        ]),
+      ],
       [12n, [["weather", 1n, 1n, 700n]]],
     ]);
     expect(a.byProvider.map((p) => [p.namespace, p.calls, p.billableCalls, p.amountMicro])).toEqual([
@@ -102,13 +121,24 @@ describe("decrypting a provider's usage", () => {
 
     const b = decryptProviderUsage({ account: bob.address, sk: bob.sk, providers, batches: committed });
     expect(b.total).toEqual({ calls: 4n, billableCalls: 4n, amountMicro: 0n });
-    const stranger = decryptProviderUsage({ account: getAddress("0x00000000000000000000000000000000000000cc"), sk: key().sk, providers, batches: committed });
-    expect(stranger).toMatchObject({ namespaces: [], batches: [], byProvider: [], total: { calls: 0n, billableCalls: 0n, amountMicro: 0n } });
+    const stranger = decryptProviderUsage({
+      account: getAddress("0x00000000000000000000000000000000000000cc"),
+      sk: key().sk,
+      providers,
+      batches: committed,
+    });
+    expect(stranger).toMatchObject({
+      namespaces: [],
+      batches: [],
+      byProvider: [],
+      total: { calls: 0n, billableCalls: 0n, amountMicro: 0n },
+    });
   });
 });
 
 describe("records files", () => {
-  const report = (who: { address: Address; sk: bigint }) => decryptProviderUsage({ account: who.address, sk: who.sk, providers, batches: committed });
+  const report = (who: { address: Address; sk: bigint }) =>
+    decryptProviderUsage({ account: who.address, sk: who.sk, providers, batches: committed });
 
   test("a spool: closed batches verify against their roots and lines; the open batch is pending", () => {
     const groups = parseRecordsFile(fullSpool(), "spool.jsonl");
@@ -135,7 +165,9 @@ describe("records files", () => {
     tampered[0]!.records[0] = { ...tampered[0]!.records[0]!, priceMicro: 70n };
     let check = checkRecords({ report: report(alice), batches: committed, groups: tampered });
     expect(check.ok).toBe(false);
-    expect(check.mismatches).toEqual([{ batchId: committed[0]!.batchId, kind: "merkle_root", message: expect.stringContaining("do not hash to the committed Merkle root") }]);
+    expect(check.mismatches).toEqual([
+      { batchId: committed[0]!.batchId, kind: "merkle_root", message: expect.stringContaining("do not hash to the committed Merkle root") },
+    ]);
 
     const short = parseRecordsFile(fullSpool(), "spool");
     short[2]!.records.pop();
@@ -148,7 +180,10 @@ describe("records files", () => {
     ]);
     // Not marked submitted: pending, not a mismatch.
     const unsent = spool([...batch1.map(call), close(1, committed[0]!, 4), ...batch2.map(call), close(2, committed[1]!, 2)]);
-    expect(checkRecords({ report: report(alice), batches: [], groups: parseRecordsFile(unsent, "s") })).toMatchObject({ pendingRecords: 6, ok: true });
+    expect(checkRecords({ report: report(alice), batches: [], groups: parseRecordsFile(unsent, "s") })).toMatchObject({
+      pendingRecords: 6,
+      ok: true,
+    });
   });
 
   test("a provider's own records with batch ids and Merkle proofs, as a JSON array or JSONL", () => {
@@ -159,22 +194,41 @@ describe("records files", () => {
     const asArray = parseRecordsFile(new TextEncoder().encode(JSON.stringify(own)), "own.json");
     const asLines = parseRecordsFile(new TextEncoder().encode(own.map((o) => JSON.stringify(o)).join("\n")), "own.jsonl");
     expect(asLines).toEqual(asArray);
-    expect(checkRecords({ report: report(alice), batches: committed, groups: asArray })).toMatchObject({ verifiedRecords: 4, verifiedBatches: 2, ok: true });
+    expect(checkRecords({ report: report(alice), batches: committed, groups: asArray })).toMatchObject({
+      verifiedRecords: 4,
+      verifiedBatches: 2,
+      ok: true,
+    });
 
     // One of alice's records left out: its line no longer adds up.
     const fewer = parseRecordsFile(new TextEncoder().encode(JSON.stringify(own.slice(1))), "own.json");
     expect(checkRecords({ report: report(alice), batches: committed, groups: fewer }).mismatches).toEqual([
-      { batchId: committed[0]!.batchId, kind: "line", message: expect.stringMatching(/weather: records give 1 calls, 0 billable, 0 µUSDC; the committed line says 2 calls, 1 billable, 700 µUSDC/) },
+      {
+        batchId: committed[0]!.batchId,
+        kind: "line",
+        message: expect.stringMatching(
+          /weather: records give 1 calls, 0 billable, 0 µUSDC; the committed line says 2 calls, 1 billable, 700 µUSDC/,
+        ),
+      },
     ]);
     // A proof for a changed record does not lead to the root.
-    const forged = parseRecordsFile(new TextEncoder().encode(JSON.stringify([{ ...own[0], responseBytes: 21 }, ...own.slice(1)])), "own.json");
-    expect(checkRecords({ report: report(alice), batches: committed, groups: forged }).mismatches.map((m) => m.kind)).toEqual(["merkle_proof"]);
+    const forged = parseRecordsFile(
+      new TextEncoder().encode(JSON.stringify([{ ...own[0], responseBytes: 21 }, ...own.slice(1)])),
+      "own.json",
+    );
+    expect(checkRecords({ report: report(alice), batches: committed, groups: forged }).mismatches.map((m) => m.kind)).toEqual([
+      "merkle_proof",
+    ]);
   });
 
   test("records without batch ids go to the batch whose period holds them", () => {
     const all = [...batch1, ...batch2].map((r) => ({ ...r, priceMicro: Number(r.priceMicro) }));
     const groups = parseRecordsFile(new TextEncoder().encode(all.map((r) => JSON.stringify(r)).join("\n")), "calls.jsonl");
-    expect(checkRecords({ report: report(bob), batches: committed, groups })).toMatchObject({ verifiedBatches: 2, verifiedRecords: 6, ok: true });
+    expect(checkRecords({ report: report(bob), batches: committed, groups })).toMatchObject({
+      verifiedBatches: 2,
+      verifiedRecords: 6,
+      ok: true,
+    });
     const stray = parseRecordsFile(new TextEncoder().encode(JSON.stringify([{ ...all[0], startedAt: 9_000, endedAt: 9_001 }])), "x.json");
     expect(checkRecords({ report: report(alice), batches: committed, groups: stray }).mismatches).toEqual([
       { batchId: null, kind: "no_batch", message: expect.stringContaining("lie in no committed batch's period") },

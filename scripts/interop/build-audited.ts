@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -34,7 +34,10 @@ export type AuditedEerc = {
   circuits: Record<CircuitName, { wasm: string; zkey: string; constraints: number }>;
 };
 
-type CircuitBuild = { circuits: Record<CircuitName, { constraints: number; ms: number }>; verifiers: Record<CircuitName, CompiledContract> };
+type CircuitBuild = {
+  circuits: Record<CircuitName, { constraints: number; ms: number }>;
+  verifiers: Record<CircuitName, CompiledContract>;
+};
 type ContractBuild = Pick<AuditedEerc["contracts"], "Registrar" | "EncryptedERC" | "BabyJubJub">;
 
 const INTEROP_DIR = join(BUILD_DIR, "interop");
@@ -71,11 +74,16 @@ let solc: Solc | undefined;
 
 function findImport(path: string): { contents: string } | { error: string } {
   const file = join(PROJECT_ROOT, "node_modules", path.replace(/^@openzeppelin\/contracts\//, "@openzeppelin/contracts-5.1.0/"));
-  return path.startsWith("@openzeppelin/contracts/") && existsSync(file) ? { contents: readFileSync(file, "utf8") } : { error: `File not found: ${path}` };
+  return path.startsWith("@openzeppelin/contracts/") && existsSync(file)
+    ? { contents: readFileSync(file, "utf8") }
+    : { error: `File not found: ${path}` };
 }
 
 type SolcContract = { abi: Abi; evm: { bytecode: { object: string } } };
-function compileSolidity(sources: Record<string, { content: string }>, log: (line: string) => void): Record<string, Record<string, SolcContract>> {
+function compileSolidity(
+  sources: Record<string, { content: string }>,
+  log: (line: string) => void,
+): Record<string, Record<string, SolcContract>> {
   solc ??= createRequire(import.meta.url)("solc-0.8.27") as Solc;
   const input = JSON.stringify({ language: "Solidity", sources, settings: SOLC_SETTINGS });
   const output = JSON.parse(solc.compile(input, { import: findImport })) as {
@@ -85,7 +93,8 @@ function compileSolidity(sources: Record<string, { content: string }>, log: (lin
   const errors = (output.errors ?? []).filter((e) => e.severity === "error");
   if (errors.length > 0) throw new Error(`solc ${version("solc-0.8.27")} failed:\n${errors.map((e) => e.formattedMessage).join("\n")}`);
   for (const w of output.errors ?? []) {
-    if (w.severity === "warning" && !w.sourceLocation?.file.startsWith("@openzeppelin/")) log(`solc warning: ${w.formattedMessage.split("\n")[0]} (${w.sourceLocation?.file})`);
+    if (w.severity === "warning" && !w.sourceLocation?.file.startsWith("@openzeppelin/"))
+      log(`solc warning: ${w.formattedMessage.split("\n")[0]} (${w.sourceLocation?.file})`);
   }
   return output.contracts ?? {};
 }
@@ -108,7 +117,13 @@ function buildContracts(dir: string, files: string[], out: string, log: (line: s
   return result;
 }
 
-async function buildCircuits(circom: string, files: string[], root: string, ptauPath: string, log: (line: string) => void): Promise<CircuitBuild> {
+async function buildCircuits(
+  circom: string,
+  files: string[],
+  root: string,
+  ptauPath: string,
+  log: (line: string) => void,
+): Promise<CircuitBuild> {
   rmSync(root, { recursive: true, force: true });
   for (const f of files) {
     mkdirSync(dirname(join(root, "src", f)), { recursive: true });
@@ -125,7 +140,15 @@ async function buildCircuits(circom: string, files: string[], root: string, ptau
     // circom2 only sees files below its working directory, so it runs from the project root.
     execFileSync(
       process.execPath,
-      [join(PROJECT_ROOT, "node_modules/circom2/cli.js"), relative(PROJECT_ROOT, source), "--r1cs", "--wasm", "--O2", "-o", relative(PROJECT_ROOT, out)],
+      [
+        join(PROJECT_ROOT, "node_modules/circom2/cli.js"),
+        relative(PROJECT_ROOT, source),
+        "--r1cs",
+        "--wasm",
+        "--O2",
+        "-o",
+        relative(PROJECT_ROOT, out),
+      ],
       { cwd: PROJECT_ROOT, stdio: ["ignore", "ignore", "inherit"] },
     );
     const r1cs = join(out, `${name}.r1cs`);
@@ -137,7 +160,10 @@ async function buildCircuits(circom: string, files: string[], root: string, ptau
     rmSync(initial);
     writeFileSync(join(out, "verification_key.json"), JSON.stringify(await snarkjs.zKey.exportVerificationKey(zkey), null, 2));
     const template = readFileSync(join(PROJECT_ROOT, "node_modules/snarkjs/templates/verifier_groth16.sol.ejs"), "utf8");
-    const verifier = (await snarkjs.zKey.exportSolidityVerifier(zkey, { groth16: template })).replace(/contract Groth16Verifier/, `contract ${verifierName(name)}`);
+    const verifier = (await snarkjs.zKey.exportSolidityVerifier(zkey, { groth16: template })).replace(
+      /contract Groth16Verifier/,
+      `contract ${verifierName(name)}`,
+    );
     writeFileSync(join(out, `${verifierName(name)}.sol`), verifier);
     verifierSources[`${name}.sol`] = { content: verifier };
     build.circuits[name] = { constraints: nConstraints, ms: Date.now() - started };
@@ -164,8 +190,12 @@ export async function buildAudited(dir: string, options: { log?: (line: string) 
   const log = options.log ?? ((line: string) => console.log(line));
   dir = resolve(dir);
   const circom = join(dir, "circom");
-  if (!existsSync(join(dir, "contracts")) || !existsSync(circom)) throw new Error(`${dir} is not an eERC checkout: contracts/ or circom/ missing`);
-  const circomFiles = [...filesUnder(circom, ".circom", false), ...filesUnder(join(circom, "circomlib"), ".circom").map((f) => `circomlib/${f}`)];
+  if (!existsSync(join(dir, "contracts")) || !existsSync(circom))
+    throw new Error(`${dir} is not an eERC checkout: contracts/ or circom/ missing`);
+  const circomFiles = [
+    ...filesUnder(circom, ".circom", false),
+    ...filesUnder(join(circom, "circomlib"), ".circom").map((f) => `circomlib/${f}`),
+  ];
   const { path: ptauPath, digest: ptauDigest } = resolvePtau();
   const tools = `circom2@${version("circom2")}|snarkjs@${version("snarkjs")}|solc@${version("solc-0.8.27")}|${JSON.stringify(SOLC_SETTINGS)}`;
   const circuitRoot = join(INTEROP_DIR, "circuits", digestOf(circom, circomFiles, `${tools}|${ptauDigest}`));
@@ -188,13 +218,21 @@ export async function buildAudited(dir: string, options: { log?: (line: string) 
     });
   }
   const c = circuits!;
-  if (!builtNow) for (const n of CIRCUIT_NAMES) log(`circuit ${n}: ${c.circuits[n].constraints} constraints (cached; built in ${c.circuits[n].ms} ms)`);
+  if (!builtNow)
+    for (const n of CIRCUIT_NAMES) log(`circuit ${n}: ${c.circuits[n].constraints} constraints (cached; built in ${c.circuits[n].ms} ms)`);
   return {
     source: { dir, commit: commitOf(dir) },
     messages: contracts!.EncryptedERC.abi.some((e) => e.type === "event" && e.name === "PrivateMessage"),
     contracts: { ...contracts!, verifiers: c.verifiers },
     circuits: Object.fromEntries(
-      CIRCUIT_NAMES.map((n) => [n, { wasm: join(circuitRoot, n, `${n}_js`, `${n}.wasm`), zkey: join(circuitRoot, n, `${n}.zkey`), constraints: c.circuits[n].constraints }]),
+      CIRCUIT_NAMES.map((n) => [
+        n,
+        {
+          wasm: join(circuitRoot, n, `${n}_js`, `${n}.wasm`),
+          zkey: join(circuitRoot, n, `${n}.zkey`),
+          constraints: c.circuits[n].constraints,
+        },
+      ]),
     ) as AuditedEerc["circuits"],
   };
 }
@@ -207,7 +245,10 @@ export function circuitsDirOf(build: AuditedEerc): string {
   const dir = join(dirname(dirname(build.circuits.transfer.zkey)), "circuits-dir");
   mkdirSync(dir, { recursive: true });
   for (const n of CIRCUIT_NAMES) {
-    for (const [ext, target] of [["wasm", build.circuits[n].wasm], ["zkey", build.circuits[n].zkey]] as const) {
+    for (const [ext, target] of [
+      ["wasm", build.circuits[n].wasm],
+      ["zkey", build.circuits[n].zkey],
+    ] as const) {
       const link = join(dir, `${n}.${ext}`);
       rmSync(link, { force: true });
       symlinkSync(target, link);
@@ -242,13 +283,25 @@ export async function deployAuditedEerc(args: {
     return receipt.contractAddress;
   };
   const verifiers = {} as Record<CircuitName, Address>;
-  for (const name of CIRCUIT_NAMES) verifiers[name] = args.verifiers?.[name] ?? (await deploy(`${name} verifier`, build.contracts.verifiers[name]));
+  for (const name of CIRCUIT_NAMES)
+    verifiers[name] = args.verifiers?.[name] ?? (await deploy(`${name} verifier`, build.contracts.verifiers[name]));
   const babyJubJub = await deploy("BabyJubJub library", build.contracts.BabyJubJub);
   const linked = (c: CompiledContract) => ({ ...c, bytecode: linkLibrary(c.bytecode, BABYJUBJUB, babyJubJub) });
   const registrar = await deploy("Registrar", linked(build.contracts.Registrar), [verifiers.registration]);
   // CreateEncryptedERCParams of the audited contracts/types/Types.sol (viem encodes the tuple by field name).
-  const params = { registrar, isConverter, name: isConverter ? "Encrypted USDC" : "Encrypted Token", symbol: isConverter ? "eUSDC" : "eTKN", decimals };
-  const verifierParams = { mintVerifier: verifiers.mint, withdrawVerifier: verifiers.withdraw, transferVerifier: verifiers.transfer, burnVerifier: verifiers.burn };
+  const params = {
+    registrar,
+    isConverter,
+    name: isConverter ? "Encrypted USDC" : "Encrypted Token",
+    symbol: isConverter ? "eUSDC" : "eTKN",
+    decimals,
+  };
+  const verifierParams = {
+    mintVerifier: verifiers.mint,
+    withdrawVerifier: verifiers.withdraw,
+    transferVerifier: verifiers.transfer,
+    burnVerifier: verifiers.burn,
+  };
   const encryptedERC = await deploy("EncryptedERC", linked(build.contracts.EncryptedERC), [{ ...params, ...verifierParams }]);
   return { registrar, encryptedERC, babyJubJub, verifiers };
 }
@@ -262,7 +315,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const started = Date.now();
   buildAudited(dir)
     .then((b) => {
-      console.log(`audited eERC ${b.source.commit ?? "(commit unknown)"}, ${b.messages ? "with" : "without"} message overloads: ready in ${Date.now() - started} ms`);
+      console.log(
+        `audited eERC ${b.source.commit ?? "(commit unknown)"}, ${b.messages ? "with" : "without"} message overloads: ready in ${Date.now() - started} ms`,
+      );
       process.exit(0);
     })
     .catch((err) => {

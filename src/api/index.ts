@@ -2,12 +2,12 @@ import { db } from "ponder:api";
 import schema from "ponder:schema";
 import { Hono } from "hono";
 import { client, graphql } from "ponder";
-import { auditTotals, parsePeriod } from "./audit.js";
 import { indexerSettings } from "../indexer/settings.js";
+import { auditTotals, parsePeriod } from "./audit.js";
 import { earnings } from "./earnings.js";
 import { ApiInputError, parseAddress, parseTokenId } from "./input.js";
-import { ApiServiceError } from "./relayer.js";
 import { payoutFields } from "./payouts.js";
+import { ApiServiceError } from "./relayer.js";
 import { mountWriteRoutes } from "./writes.js";
 
 const app = new Hono();

@@ -1,4 +1,4 @@
-import { type Address, type Hex, getAddress, isAddress, isHex } from "viem";
+import { type Address, getAddress, type Hex, isAddress, isHex } from "viem";
 
 export type ApiErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422;
 

@@ -24,7 +24,10 @@ function servedPCT(amount: bigint, pk: Point, sk: bigint, context: string): bigi
 export type PendingField = { pending: { pct: string[]; throughBlock: string } | null; pendingUnavailable?: string };
 
 /** `cycles` of the audit response: what each payout cycle paid in all, as a PCT under the auditor's key. */
-export type CyclesField = { cycles: { cycle: number; throughBlock: string; transfers: number; totalPCT: string[] }[] | null; cyclesUnavailable?: string };
+export type CyclesField = {
+  cycles: { cycle: number; throughBlock: string; transfers: number; totalPCT: string[] }[] | null;
+  cyclesUnavailable?: string;
+};
 
 /**
  * The payout ledger as the query API shows it. The operator's key (from the environment) reads the

@@ -1,12 +1,12 @@
-import { type Address, type Hex, type PublicClient, type TransactionReceipt, encodeFunctionData } from "viem";
+import { type Address, encodeFunctionData, type Hex, type PublicClient, type TransactionReceipt } from "viem";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { InvalidPricingError } from "../usage/errors.js";
 import {
+  isValidNamespace,
   MAX_TIERS,
   type Pricing,
   PricingModel,
-  isValidNamespace,
   providerIdOf,
   registerProviderTypedData,
   setActiveTypedData,
@@ -14,11 +14,24 @@ import {
   updatePricingTypedData,
   validatePricing,
 } from "../usage/registry.js";
-import { ApiInputError, type JsonObject, expectObject, parseAddressField, parseBoolean, parseFixedHex, parseUint } from "./input.js";
-import { ApiServiceError, KeyedLock, type Relayer, type RevertMap, chainRead, checkSigner, requestErrorFromRevert, withHeadroom } from "./relayer.js";
+import { ApiInputError, expectObject, type JsonObject, parseAddressField, parseBoolean, parseFixedHex, parseUint } from "./input.js";
+import {
+  ApiServiceError,
+  chainRead,
+  checkSigner,
+  KeyedLock,
+  type Relayer,
+  type RevertMap,
+  requestErrorFromRevert,
+  withHeadroom,
+} from "./relayer.js";
 import { parseDeadline, parseSignature } from "./signed.js";
 
-const MODEL_BY_NAME: Record<string, PricingModel> = { PerCall: PricingModel.PerCall, FreePool: PricingModel.FreePool, Tiered: PricingModel.Tiered };
+const MODEL_BY_NAME: Record<string, PricingModel> = {
+  PerCall: PricingModel.PerCall,
+  FreePool: PricingModel.FreePool,
+  Tiered: PricingModel.Tiered,
+};
 
 /**
  * A `Pricing` from JSON: `model` by name ("PerCall", "FreePool", "Tiered") or number (0, 1, 2);
@@ -113,9 +126,14 @@ export class ProviderWriter {
     return this.lock.run("registry", async () => {
       const { owner, nonce } = await this.ownerNonce(signed.nonce);
       const { chainId, registry } = this.deps;
-      const typedData = registerProviderTypedData({ namespace, payoutAccount, pricing, nonce, deadline: signed.deadline }, { chainId, registry });
+      const typedData = registerProviderTypedData(
+        { namespace, payoutAccount, pricing, nonce, deadline: signed.deadline },
+        { chainId, registry },
+      );
       await checkSigner(this.deps.publicClient, owner, typedData, signed.signature, "the registry owner");
-      const [exists, payoutRegistered] = await chainRead(() => Promise.all([this.isProvider(providerId), this.isEercRegistered(payoutAccount)]));
+      const [exists, payoutRegistered] = await chainRead(() =>
+        Promise.all([this.isProvider(providerId), this.isEercRegistered(payoutAccount)]),
+      );
       if (exists) throw new ApiInputError("namespace", `is already registered (provider ${providerId})`, 409);
       if (!payoutRegistered) throw new ApiInputError("payoutAccount", "is not registered in the eERC Registrar", 422);
       const txHash = await this.relay("registerProviderSigned", [namespace, payoutAccount, pricing, signed.deadline, signed.signature]);
@@ -144,10 +162,22 @@ export class ProviderWriter {
       if (!(await chainRead(() => this.isProvider(providerId)))) throw new ApiInputError("providerId", "is not a registered provider", 404);
       let txHash: Hex;
       if (update.kind === "pricing") {
-        await checkSigner(publicClient, owner, updatePricingTypedData({ ...common, pricing: update.pricing }, target), signed.signature, "the registry owner");
+        await checkSigner(
+          publicClient,
+          owner,
+          updatePricingTypedData({ ...common, pricing: update.pricing }, target),
+          signed.signature,
+          "the registry owner",
+        );
         txHash = await this.relay("updatePricingSigned", [providerId, update.pricing, signed.deadline, signed.signature]);
       } else if (update.kind === "active") {
-        await checkSigner(publicClient, owner, setActiveTypedData({ ...common, active: update.active }, target), signed.signature, "the registry owner");
+        await checkSigner(
+          publicClient,
+          owner,
+          setActiveTypedData({ ...common, active: update.active }, target),
+          signed.signature,
+          "the registry owner",
+        );
         txHash = await this.relay("setActiveSigned", [providerId, update.active, signed.deadline, signed.signature]);
       } else {
         const typedData = setPayoutAccountTypedData({ ...common, payoutAccount: update.payoutAccount }, target);
@@ -173,7 +203,9 @@ export class ProviderWriter {
   private async ownerNonce(requested: bigint | undefined): Promise<{ owner: Address; nonce: bigint }> {
     const { publicClient, registry } = this.deps;
     const owner = await chainRead(() => publicClient.readContract({ address: registry, abi: ProviderRegistryAbi, functionName: "owner" }));
-    const nonce = await chainRead(() => publicClient.readContract({ address: registry, abi: ProviderRegistryAbi, functionName: "nonces", args: [owner] }));
+    const nonce = await chainRead(() =>
+      publicClient.readContract({ address: registry, abi: ProviderRegistryAbi, functionName: "nonces", args: [owner] }),
+    );
     if (requested !== undefined && requested !== nonce) {
       throw new ApiInputError("nonce", `is not the registry's next owner nonce (${nonce}): sign again with it`, 409);
     }
@@ -181,11 +213,21 @@ export class ProviderWriter {
   }
 
   private isProvider(providerId: Hex): Promise<boolean> {
-    return this.deps.publicClient.readContract({ address: this.deps.registry, abi: ProviderRegistryAbi, functionName: "isProvider", args: [providerId] });
+    return this.deps.publicClient.readContract({
+      address: this.deps.registry,
+      abi: ProviderRegistryAbi,
+      functionName: "isProvider",
+      args: [providerId],
+    });
   }
 
   private isEercRegistered(account: Address): Promise<boolean> {
-    return this.deps.publicClient.readContract({ address: this.deps.registrar, abi: RegistrarAbi, functionName: "isUserRegistered", args: [account] });
+    return this.deps.publicClient.readContract({
+      address: this.deps.registrar,
+      abi: RegistrarAbi,
+      functionName: "isUserRegistered",
+      args: [account],
+    });
   }
 
   /** Simulates (estimates gas for) the call, sends it and waits for it to be mined. */
@@ -194,7 +236,9 @@ export class ProviderWriter {
     args: readonly unknown[],
   ): Promise<Hex> {
     const { publicClient, registry, relayer } = this.deps;
-    const call = { address: registry, abi: ProviderRegistryAbi, functionName, args } as never as Parameters<typeof publicClient.estimateContractGas>[0];
+    const call = { address: registry, abi: ProviderRegistryAbi, functionName, args } as never as Parameters<
+      typeof publicClient.estimateContractGas
+    >[0];
     let txHash: Hex;
     try {
       const gas = await publicClient.estimateContractGas({ ...call, account: relayer.address } as typeof call);

@@ -3,20 +3,20 @@ import {
   BaseError,
   type Chain,
   ContractFunctionRevertedError,
+  createPublicClient,
+  createWalletClient,
+  defineChain,
   type Hex,
+  http,
   InsufficientFundsError,
   NonceTooHighError,
   NonceTooLowError,
   type PrivateKeyAccount,
   type PublicClient,
-  type WalletClient,
-  createPublicClient,
-  createWalletClient,
-  defineChain,
-  http,
   recoverTypedDataAddress,
+  type WalletClient,
 } from "viem";
-import { ApiInputError, type ApiErrorStatus } from "./input.js";
+import { type ApiErrorStatus, ApiInputError } from "./input.js";
 
 const ANVIL_CHAIN_ID = 31337;
 /** anvil's well-known account #8: the relayer on a local chain when RELAYER_PRIVATE_KEY is unset. */
@@ -42,7 +42,8 @@ export type RelayerKey = { enabled: true; key: Hex; source: "env" | "anvil" } | 
 export function relayerKey(env: Record<string, string | undefined>, chainId: number): RelayerKey {
   const value = env.RELAYER_PRIVATE_KEY;
   if (value) {
-    if (!/^0x[0-9a-fA-F]{64}$/.test(value)) return { enabled: false, reason: "RELAYER_PRIVATE_KEY is not a 0x-prefixed 32-byte hex private key" };
+    if (!/^0x[0-9a-fA-F]{64}$/.test(value))
+      return { enabled: false, reason: "RELAYER_PRIVATE_KEY is not a 0x-prefixed 32-byte hex private key" };
     return { enabled: true, key: value as Hex, source: "env" };
   }
   if (chainId === ANVIL_CHAIN_ID) return { enabled: true, key: ANVIL_RELAYER_KEY, source: "anvil" };

@@ -13,7 +13,8 @@ export function parseDeadline(field: string, value: unknown, now: number): bigin
   if (deadline < BigInt(now + MIN_DEADLINE_LEAD_S)) {
     throw new ApiInputError(field, `must be at least ${MIN_DEADLINE_LEAD_S} s in the future, to leave time to mine`);
   }
-  if (deadline > BigInt(now + MAX_DEADLINE_LEAD_S)) throw new ApiInputError(field, `must be at most ${MAX_DEADLINE_LEAD_S} s in the future`);
+  if (deadline > BigInt(now + MAX_DEADLINE_LEAD_S))
+    throw new ApiInputError(field, `must be at most ${MAX_DEADLINE_LEAD_S} s in the future`);
   return deadline;
 }
 

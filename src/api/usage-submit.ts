@@ -1,11 +1,20 @@
-import { type Address, type Hex, type PublicClient, encodeFunctionData, getAddress, zeroHash } from "viem";
+import { type Address, encodeFunctionData, getAddress, type Hex, type PublicClient, zeroHash } from "viem";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
-import { type UsageBatch, batchHash, batchTypedData, recordsTree } from "../usage/batch.js";
+import { batchHash, batchTypedData, recordsTree, type UsageBatch } from "../usage/batch.js";
 import { InvalidCallRecordError, MalformedLinesError } from "../usage/errors.js";
 import { decodeEncryptedLines } from "../usage/lines.js";
 import { type CallRecord, validateCallRecord } from "../usage/record.js";
 import { ApiInputError, expectObject, parseAddressField, parseBytes, parseFixedHex, parseUint } from "./input.js";
-import { type Relayer, KeyedLock, type RevertMap, chainRead, checkSigner, requestErrorFromRevert, shortMessage, withHeadroom } from "./relayer.js";
+import {
+  chainRead,
+  checkSigner,
+  KeyedLock,
+  type Relayer,
+  type RevertMap,
+  requestErrorFromRevert,
+  shortMessage,
+  withHeadroom,
+} from "./relayer.js";
 import { parseDeadline, parseSignature } from "./signed.js";
 
 /** Most call records one submission may carry for the Merkle check. */
@@ -50,7 +59,8 @@ export function parseSubmitRequest(body: unknown, now: number): SubmitRequest {
   try {
     lineCount = decodeEncryptedLines(batch.encryptedLines).length;
   } catch (err) {
-    if (err instanceof MalformedLinesError) throw new ApiInputError("batch.encryptedLines", `is not in the encrypted lines format: ${err.message}`);
+    if (err instanceof MalformedLinesError)
+      throw new ApiInputError("batch.encryptedLines", `is not in the encrypted lines format: ${err.message}`);
     throw err;
   }
   if (lineCount > MAX_LINES) throw new ApiInputError("batch.encryptedLines", `holds ${lineCount} lines, more than ${MAX_LINES}`, 413);
@@ -142,7 +152,12 @@ export class UsageSubmitter {
     }
     const [stored, authorised] = await chainRead(() =>
       Promise.all([
-        publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "batchHashOf", args: [batch.server, batch.batchId] }),
+        publicClient.readContract({
+          address: ledger,
+          abi: UsageLedgerAbi,
+          functionName: "batchHashOf",
+          args: [batch.server, batch.batchId],
+        }),
         publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "isAuthorisedServer", args: [batch.server] }),
       ]),
     );

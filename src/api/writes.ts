@@ -1,8 +1,8 @@
 import type { db as ApiDb } from "ponder:api";
 import { usageCommitment } from "ponder:schema";
-import { and, eq } from "ponder";
 import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { and, eq } from "ponder";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { IndexerSettings } from "../indexer/settings.js";
@@ -31,7 +31,8 @@ export function mountWriteRoutes(app: Hono, deps: { db: Db; settings: IndexerSet
 
   if (!key.enabled) {
     console.warn(`write routes disabled: ${key.reason}`);
-    for (const path of routes) app.post(path, (c) => c.json({ error: { field: null, message: `write routes are disabled: ${key.reason}` } }, 503));
+    for (const path of routes)
+      app.post(path, (c) => c.json({ error: { field: null, message: `write routes are disabled: ${key.reason}` } }, 503));
     return;
   }
 

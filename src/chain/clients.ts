@@ -1,13 +1,13 @@
 import {
   type Account,
   type Chain,
-  type PublicClient,
-  type Transport,
-  type WalletClient,
   createPublicClient,
   createWalletClient,
   defineChain,
   http,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
 } from "viem";
 import { anvil, avalancheFuji } from "viem/chains";
 
@@ -19,7 +19,12 @@ export async function chainFor(rpcUrl: string): Promise<Chain> {
   const id = await probe.getChainId();
   return (
     KNOWN_CHAINS[id] ??
-    defineChain({ id, name: `chain-${id}`, nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } })
+    defineChain({
+      id,
+      name: `chain-${id}`,
+      nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+      rpcUrls: { default: { http: [rpcUrl] } },
+    })
   );
 }
 

@@ -157,8 +157,10 @@ export function parseCommand(argv: string[]): Command | "help" {
   if (values["pricing-period"] !== undefined && values["pricing-period"] !== "month" && values["pricing-period"] !== "day") {
     throw new UsageError("--pricing-period must be month or day");
   }
-  if (name === "reconcile" && values.operator === undefined) throw new UsageError("reconcile needs --operator ADDRESS (the operator's account)");
-  if (values.operator !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.operator)) throw new UsageError(`--operator: "${values.operator}" is not an address`);
+  if (name === "reconcile" && values.operator === undefined)
+    throw new UsageError("reconcile needs --operator ADDRESS (the operator's account)");
+  if (values.operator !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.operator))
+    throw new UsageError(`--operator: "${values.operator}" is not an address`);
   const badPayer = values.payers?.split(",").find((a) => !/^0x[0-9a-fA-F]{40}$/.test(a.trim()));
   if (badPayer !== undefined) throw new UsageError(`--payers: "${badPayer}" is not an address`);
 

@@ -1,26 +1,22 @@
 import { readFileSync } from "node:fs";
-import { type Address, type Hex, getAddress, isAddressEqual } from "viem";
+import { type Address, getAddress, type Hex, isAddressEqual } from "viem";
 import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 import { type DeploymentManifest, manifestPath, readManifest } from "../deployment/manifest.js";
 import { deriveKeyFromWallet, validatePrivateKey } from "../eerc/keys.js";
 import { HistoryApiClient } from "../history/api-client.js";
-import {
-  auditFromChain,
-  balanceFromChain,
-  openRpc,
-  receivedFromChain,
-  tokensFromChain,
-  verifyAccountKey,
-} from "../history/chain.js";
+import { auditFromChain, balanceFromChain, openRpc, receivedFromChain, tokensFromChain, verifyAccountKey } from "../history/chain.js";
 import { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "../history/decrypt.js";
 import { HistoryError } from "../history/errors.js";
+import type { AuditReport } from "../history/types.js";
 import {
-  type RecordGroup,
-  type RecordsCheck,
+  type CommittedBatch,
   checkRecords,
   decryptProviderUsage,
+  type ProviderRef,
   parseRecordsFile,
   providersFromChain,
+  type RecordGroup,
+  type RecordsCheck,
   usageBatchesFromChain,
 } from "../history/usage.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
@@ -64,7 +60,7 @@ export async function resolveIdentity(values: Values, env: CliIo["env"]): Promis
     throw new UsageError("no key: set PRIVATE_KEY, or pass --key-file PATH or --eerc-key-file PATH --address ADDRESS");
   }
   if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) throw new InvalidKeyError(`${what} is not a 32-byte hex private key`);
-  let account;
+  let account: PrivateKeyAccount;
   try {
     account = privateKeyToAccount((text.startsWith("0x") ? text : `0x${text}`) as Hex);
   } catch {
@@ -101,9 +97,7 @@ export async function runHistory(cmd: Command, id: Identity, io: CliIo): Promise
   const publicKey = await verifyAccountKey(publicClient, registrar, id.address, id.sk);
   const all = await tokensFromChain(publicClient, encryptedERC);
   const tokens =
-    cmd.tokenId === undefined
-      ? all
-      : [all.find((t) => t.tokenId === cmd.tokenId) ?? { tokenId: cmd.tokenId, tokenAddress: null }];
+    cmd.tokenId === undefined ? all : [all.find((t) => t.tokenId === cmd.tokenId) ?? { tokenId: cmd.tokenId, tokenAddress: null }];
   const { records, unresolved } = await receivedFromChain({
     rpcUrl: cmd.source.url,
     publicClient,
@@ -116,7 +110,15 @@ export async function runHistory(cmd: Command, id: Identity, io: CliIo): Promise
   const received = decrypted.received;
   const history: ChainHistory = { account: id.address, publicKey, tokens: [], unresolved: [...unresolved, ...decrypted.unresolved] };
   for (const t of tokens) {
-    const b = await balanceFromChain({ rpcUrl: cmd.source.url, publicClient, encryptedERC, registrar, account: id.address, tokenId: t.tokenId, sk: id.sk });
+    const b = await balanceFromChain({
+      rpcUrl: cmd.source.url,
+      publicClient,
+      encryptedERC,
+      registrar,
+      account: id.address,
+      tokenId: t.tokenId,
+      sk: id.sk,
+    });
     const mine = received.filter((r) => r.tokenId === t.tokenId);
     history.tokens.push({
       tokenId: t.tokenId,
@@ -133,7 +135,7 @@ export async function runHistory(cmd: Command, id: Identity, io: CliIo): Promise
 }
 
 export async function runAudit(cmd: Command, id: Identity, io: CliIo): Promise<void> {
-  let report;
+  let report: AuditReport;
   let source: string;
   if (cmd.source.kind === "api") {
     const client = new HistoryApiClient(cmd.source.url);
@@ -194,8 +196,8 @@ function readRecords(path: string): RecordGroup[] {
 export async function runUsage(cmd: Command, id: Identity, io: CliIo): Promise<void> {
   const groups = cmd.records !== undefined ? readRecords(cmd.records) : undefined;
   let source: string;
-  let providers;
-  let batches;
+  let providers: ProviderRef[];
+  let batches: CommittedBatch[];
   if (cmd.source.kind === "api") {
     const client = new UsageGraphqlClient(cmd.source.url);
     assertKeyMatches(id.address, await client.registeredKey(id.address), id.sk);

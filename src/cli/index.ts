@@ -1,6 +1,6 @@
 import { pathToFileURL } from "node:url";
 import { KeyMismatchError } from "../eerc/errors.js";
-import { type CliIo, type Command, InvalidKeyError, USAGE, UsageError, parseCommand } from "./args.js";
+import { type CliIo, type Command, InvalidKeyError, parseCommand, USAGE, UsageError } from "./args.js";
 
 export { type CliIo, InvalidKeyError, USAGE, UsageError } from "./args.js";
 
@@ -16,7 +16,7 @@ function oneLine(e: unknown): string {
 export async function main(argv: string[], io: CliIo): Promise<number> {
   let cmd: Command | "help";
   let commands: typeof import("./commands.js");
-  let id: Awaited<ReturnType<(typeof import("./commands.js"))["resolveIdentity"]>>;
+  let id: Awaited<ReturnType<typeof import("./commands.js")["resolveIdentity"]>>;
   try {
     cmd = parseCommand(argv);
     if (cmd === "help") {
@@ -39,7 +39,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
   try {
-    const payout = cmd.name === "withdraw" || cmd.name === "reconcile" || cmd.name === "distribute" ? await import("./payout-commands.js") : undefined;
+    const payout =
+      cmd.name === "withdraw" || cmd.name === "reconcile" || cmd.name === "distribute" ? await import("./payout-commands.js") : undefined;
     if (cmd.name === "history") await commands.runHistory(cmd, id, io);
     else if (cmd.name === "audit") await commands.runAudit(cmd, id, io);
     else if (cmd.name === "usage") await commands.runUsage(cmd, id, io);

@@ -123,7 +123,9 @@ function totalsRows(label: string[], t: Totals): string[][] {
 export function renderAudit(r: AuditReport, meta: { account: Address; period: string; source: string }): string {
   const out = [
     `auditor key of ${meta.account}` +
-      (r.keyIsCurrentAuditor ? "  (the contract's current auditor key)" : `  (NOT the current auditor key; current auditor: ${r.auditor ?? "none"})`),
+      (r.keyIsCurrentAuditor
+        ? "  (the contract's current auditor key)"
+        : `  (NOT the current auditor key; current auditor: ${r.auditor ?? "none"})`),
     `source  ${meta.source}`,
     `period  ${meta.period} (UTC)`,
     "",
@@ -145,7 +147,10 @@ export function renderAudit(r: AuditReport, meta: { account: Address; period: st
     ...indent(
       table(
         ["token", "kind", "entries", "undecryptable", "decrypted (USDC)"],
-        r.tokens.flatMap((t) => [...totalsRows([t.tokenId?.toString() ?? "?"], t), [t.tokenId?.toString() ?? "?", "all", String(t.entries), String(t.undecryptable), formatUsdc(t.amountMicro)]]),
+        r.tokens.flatMap((t) => [
+          ...totalsRows([t.tokenId?.toString() ?? "?"], t),
+          [t.tokenId?.toString() ?? "?", "all", String(t.entries), String(t.undecryptable), formatUsdc(t.amountMicro)],
+        ]),
         new Set([2, 3, 4]),
       ),
     ),
@@ -163,7 +168,10 @@ export function renderAudit(r: AuditReport, meta: { account: Address; period: st
     );
   }
   if (r.undecryptable.length > 0) {
-    out.push("", `${r.undecryptable.length} entr${r.undecryptable.length === 1 ? "y" : "ies"} did not decrypt under this key (made under another auditor's key, or tampered):`);
+    out.push(
+      "",
+      `${r.undecryptable.length} entr${r.undecryptable.length === 1 ? "y" : "ies"} did not decrypt under this key (made under another auditor's key, or tampered):`,
+    );
     out.push(
       ...indent(
         table(

@@ -1,11 +1,11 @@
-import { type Hex, bytesToHex, getAddress } from "viem";
-import { EercClient } from "../eerc/client.js";
-import { Prover } from "../eerc/prover.js";
-import { checkProvingArtifacts, detectEerc } from "../eerc/deployment-check.js";
+import { bytesToHex, getAddress, type Hex } from "viem";
+import { connectChain } from "../chain/clients.js";
 import { provingArtifactsOf } from "../deployment/manifest.js";
+import { EercClient } from "../eerc/client.js";
+import { checkProvingArtifacts, detectEerc } from "../eerc/deployment-check.js";
+import { Prover } from "../eerc/prover.js";
 import { openRpc, verifyAccountKey } from "../history/chain.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
-import { connectChain } from "../chain/clients.js";
 import { formatUsdc, parseUsdc } from "../money/usdc.js";
 import { type Reconciliation, reconcile } from "../payout/reconcile.js";
 import { distributeTypedData } from "../payout/server.js";
@@ -19,7 +19,8 @@ export class ReconciliationMismatchError extends Error {
 }
 
 function walletOf(id: Identity, command: string) {
-  if (!id.account) throw new UsageError(`${command} sends a transaction: give the wallet key (PRIVATE_KEY or --key-file), not --eerc-key-file`);
+  if (!id.account)
+    throw new UsageError(`${command} sends a transaction: give the wallet key (PRIVATE_KEY or --key-file), not --eerc-key-file`);
   return id.account;
 }
 
@@ -53,7 +54,15 @@ export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promis
     const before = await client.balance(tokenId);
     const receipt = await client.withdraw({ amount, tokenId });
     const after = await client.balance(tokenId);
-    const out = { account: id.address, token: m.contracts.token, amountMicro: amount, txHash: receipt.transactionHash, blockNumber: receipt.blockNumber, balanceBeforeMicro: before, balanceAfterMicro: after };
+    const out = {
+      account: id.address,
+      token: m.contracts.token,
+      amountMicro: amount,
+      txHash: receipt.transactionHash,
+      blockNumber: receipt.blockNumber,
+      balanceBeforeMicro: before,
+      balanceAfterMicro: after,
+    };
     io.stdout(
       cmd.json
         ? toJson(out)
@@ -109,7 +118,13 @@ export function renderReconciliation(r: Reconciliation): string {
     lines.push(
       ...table(
         ["cycle", "provider", "owed USDC", "paid USDC", "transfers"],
-        bad.map((b) => [String(b.cycle), b.namespace ?? b.providerId, formatUsdc(b.owedMicro), formatUsdc(b.paidMicro), String(b.transfers)]),
+        bad.map((b) => [
+          String(b.cycle),
+          b.namespace ?? b.providerId,
+          formatUsdc(b.owedMicro),
+          formatUsdc(b.paidMicro),
+          String(b.transfers),
+        ]),
         new Set([0, 2, 3, 4]),
       ),
     );
@@ -149,7 +164,8 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
   if (cmd.source.kind !== "agent") throw new UsageError("distribute needs --agent URL");
   const base = cmd.source.url.replace(/\/$/, "");
   const { chainId, operator } = await agentChain(base);
-  if (operator.toLowerCase() !== account.address.toLowerCase()) throw new Error(`the agent takes requests signed by its operator ${operator}, not by ${account.address}`);
+  if (operator.toLowerCase() !== account.address.toLowerCase())
+    throw new Error(`the agent takes requests signed by its operator ${operator}, not by ${account.address}`);
   const requestId = bytesToHex(crypto.getRandomValues(new Uint8Array(32))) as Hex;
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 300);
   const signature = await account.signTypedData(distributeTypedData(requestId, deadline, chainId));
@@ -179,7 +195,8 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
     if (status.state === "idle" && status.last) {
       const last = status.last;
       if (cmd.json) io.stdout(toJson(last));
-      else if (last.status === "paid") io.stdout(`cycle ${last.cycle}: ${last.transfers} transfer(s) paid in ${last.seconds} s, through block ${last.throughBlock}`);
+      else if (last.status === "paid")
+        io.stdout(`cycle ${last.cycle}: ${last.transfers} transfer(s) paid in ${last.seconds} s, through block ${last.throughBlock}`);
       else if (last.status === "nothing_owed") io.stdout(`nothing owed through block ${last.throughBlock}`);
       if (last.status === "failed") throw new Error(`the cycle failed: ${last.message}`);
       return;

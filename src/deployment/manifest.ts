@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { type Address, getAddress, isAddress } from "viem";
-import { CIRCUIT_NAMES, PROJECT_ROOT, type ProvingArtifacts, defaultProvingArtifacts } from "../eerc/artifacts.js";
+import { CIRCUIT_NAMES, defaultProvingArtifacts, PROJECT_ROOT, type ProvingArtifacts } from "../eerc/artifacts.js";
 
 /** What a deployment put on chain; ponder.config.ts and every tool read it. */
 export type DeploymentManifest = {
@@ -37,7 +37,9 @@ export type DeploymentManifest = {
 export function provingArtifactsOf(manifest: Pick<DeploymentManifest, "circuits">): ProvingArtifacts {
   if (!manifest.circuits) return defaultProvingArtifacts();
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(PROJECT_ROOT, p));
-  return Object.fromEntries(CIRCUIT_NAMES.map((n) => [n, { wasm: abs(manifest.circuits![n].wasm), zkey: abs(manifest.circuits![n].zkey) }])) as ProvingArtifacts;
+  return Object.fromEntries(
+    CIRCUIT_NAMES.map((n) => [n, { wasm: abs(manifest.circuits![n].wasm), zkey: abs(manifest.circuits![n].zkey) }]),
+  ) as ProvingArtifacts;
 }
 
 /** Proving artifacts as a manifest records them: inside the project, relative to its root. */
@@ -46,7 +48,9 @@ export function recordedArtifacts(artifacts: ProvingArtifacts): ProvingArtifacts
     const r = relative(PROJECT_ROOT, p);
     return r.startsWith("..") || isAbsolute(r) ? p : r;
   };
-  return Object.fromEntries(CIRCUIT_NAMES.map((n) => [n, { wasm: rel(artifacts[n].wasm), zkey: rel(artifacts[n].zkey) }])) as ProvingArtifacts;
+  return Object.fromEntries(
+    CIRCUIT_NAMES.map((n) => [n, { wasm: rel(artifacts[n].wasm), zkey: rel(artifacts[n].zkey) }]),
+  ) as ProvingArtifacts;
 }
 
 export class ManifestError extends Error {
@@ -90,7 +94,8 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
   if (m.circuits !== undefined) {
     for (const n of CIRCUIT_NAMES) {
       const c = m.circuits[n];
-      if (typeof c?.wasm !== "string" || typeof c?.zkey !== "string") throw new ManifestError(`${path}: circuits.${n} must name a wasm and a zkey file`);
+      if (typeof c?.wasm !== "string" || typeof c?.zkey !== "string")
+        throw new ManifestError(`${path}: circuits.${n} must name a wasm and a zkey file`);
     }
   }
   return {

@@ -1,5 +1,5 @@
-import { SUBGROUP_ORDER, mulBase, pointEquals } from "./curve.js";
-import { type EGCT, decryptElGamalPoint } from "./elgamal.js";
+import { mulBase, type Point, pointEquals, SUBGROUP_ORDER } from "./curve.js";
+import { decryptElGamalPoint, type EGCT } from "./elgamal.js";
 import { BalanceViewCorruptError, PCTDecryptionError } from "./errors.js";
 import { decryptPCT, isEmptyPCT } from "./pct.js";
 
@@ -37,7 +37,7 @@ export function decryptBalance(view: BalanceView, sk: bigint, cache?: PCTCache):
   if (sum >= SUBGROUP_ORDER) {
     throw new BalanceViewCorruptError("balance-out-of-range", "PCT total is not below l");
   }
-  let decrypted;
+  let decrypted: Point;
   try {
     decrypted = decryptElGamalPoint(view.eGCT, sk);
   } catch (e) {
@@ -45,10 +45,7 @@ export function decryptBalance(view: BalanceView, sk: bigint, cache?: PCTCache):
     throw e;
   }
   if (!pointEquals(decrypted, mulBase(sum))) {
-    throw new BalanceViewCorruptError(
-      "egct-mismatch",
-      `EGCT does not decrypt to the PCT total (${view.amountPCTs.length} amountPCTs)`,
-    );
+    throw new BalanceViewCorruptError("egct-mismatch", `EGCT does not decrypt to the PCT total (${view.amountPCTs.length} amountPCTs)`);
   }
   return sum;
 }

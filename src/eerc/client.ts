@@ -2,31 +2,32 @@ import {
   type Account,
   type Address,
   type Chain,
+  getAddress,
   type Hex,
   type PublicClient,
   type TransactionReceipt,
   type Transport,
   type WalletClient,
-  getAddress,
 } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { type BalanceView, decryptBalance } from "./balance.js";
 import { type ProofCalldata, proofToCalldata } from "./calldata.js";
 import { type Point, pointEquals } from "./curve.js";
-import { type EercCapabilities, detectEerc } from "./deployment-check.js";
+import { detectEerc, type EercCapabilities } from "./deployment-check.js";
 import { type EGCT, subEGCT } from "./elgamal.js";
 import {
   AuditorNotSetError,
   InsufficientBalanceError,
-  KeyMismatchError,
-  ReceiverNotRegisteredError,
   InvalidAmountError,
+  KeyMismatchError,
   MessagesUnsupportedError,
+  ReceiverNotRegisteredError,
   SenderNotRegisteredError,
   validateAmount,
 } from "./errors.js";
-import { type TransferPCTOptions, burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
+import type { EGCTStruct } from "./format.js";
+import { burnInputs, mintInputs, registrationInputs, type TransferPCTOptions, transferInputs, withdrawInputs } from "./inputs.js";
 import { deriveKeyFromWallet, publicKeyOf } from "./keys.js";
 import { encryptPCT } from "./pct.js";
 import type { Prover } from "./prover.js";
@@ -52,12 +53,14 @@ export type PreparedTransfer = {
 
 export class TransactionRevertedError extends Error {
   readonly code = "TRANSACTION_REVERTED";
-  constructor(readonly hash: Hex, readonly action: string) {
+  constructor(
+    readonly hash: Hex,
+    readonly action: string,
+  ) {
     super(`${action} transaction ${hash} reverted`);
   }
 }
 
-const struct = (p: Point) => ({ x: p[0], y: p[1] });
 const point = (s: { x: bigint; y: bigint }): Point => [s.x, s.y];
 const words7 = (w: readonly bigint[]) => w.map(BigInt) as unknown as readonly [bigint, bigint, bigint, bigint, bigint, bigint, bigint];
 
@@ -72,7 +75,10 @@ function transferArgs(prepared: PreparedTransfer, message?: Hex): unknown[] {
   return message ? [...args, message] : args;
 }
 
-export function toBalanceView(raw: readonly [any, bigint, readonly any[], readonly bigint[], bigint]): OnChainBalance {
+/** `balanceOf` / `getBalanceFromTokenAddress` as viem decodes it. */
+export type RawBalance = readonly [EGCTStruct, bigint, readonly { pct: readonly bigint[]; index: bigint }[], readonly bigint[], bigint];
+
+export function toBalanceView(raw: RawBalance): OnChainBalance {
   const [eGCT, nonce, amountPCTs, balancePCT, transactionIndex] = raw;
   return {
     eGCT: { c1: point(eGCT.c1), c2: point(eGCT.c2) },
@@ -271,14 +277,21 @@ export class EercClient {
   }
 
   /** The checks every spend makes before proving; returns the decrypted balance. */
-  private async spendPreconditions(tokenId: bigint, amount: bigint, balance?: { eGCT: EGCT; plain: bigint }, options: { allowZero?: boolean } = {}) {
+  private async spendPreconditions(
+    tokenId: bigint,
+    amount: bigint,
+    balance?: { eGCT: EGCT; plain: bigint },
+    options: { allowZero?: boolean } = {},
+  ) {
     validateAmount(amount, options);
     await this.ownKeyRegistered();
     const auditorPk = await this.auditorPublicKey();
-    const current = balance ?? (await (async () => {
-      const view = await this.balanceView(tokenId);
-      return { eGCT: view.eGCT, plain: decryptBalance(view, this.#privateKey) };
-    })());
+    const current =
+      balance ??
+      (await (async () => {
+        const view = await this.balanceView(tokenId);
+        return { eGCT: view.eGCT, plain: decryptBalance(view, this.#privateKey) };
+      })());
     if (amount > current.plain) throw new InsufficientBalanceError(this.address, current.plain, amount);
     return { auditorPk, current };
   }
@@ -371,11 +384,15 @@ export class EercClient {
       auditorPk,
     });
     const proof = proofToCalldata(await this.prover.prove("withdraw", input));
-    return this.writeEerc("withdraw", [
-      args.tokenId,
-      { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
-      words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
-    ], args.message);
+    return this.writeEerc(
+      "withdraw",
+      [
+        args.tokenId,
+        { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
+        words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
+      ],
+      args.message,
+    );
   }
 
   /** Standalone mode, owner only: mints `amount` encrypted to `to`. */
@@ -403,15 +420,37 @@ export class EercClient {
       auditorPk,
     });
     const proof = proofToCalldata(await this.prover.prove("burn", input));
-    return this.writeEerc("privateBurn", [
-      { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
-      words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
-    ], args.message);
+    return this.writeEerc(
+      "privateBurn",
+      [
+        { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
+        words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
+      ],
+      args.message,
+    );
   }
 }
 
 const ERC20_ALLOWANCE_ABI = [
-  { type: "function", name: "allowance", stateMutability: "view", inputs: [{ name: "owner", type: "address" }, { name: "spender", type: "address" }], outputs: [{ type: "uint256" }] },
-  { type: "function", name: "approve", stateMutability: "nonpayable", inputs: [{ name: "spender", type: "address" }, { name: "amount", type: "uint256" }], outputs: [{ type: "bool" }] },
+  {
+    type: "function",
+    name: "allowance",
+    stateMutability: "view",
+    inputs: [
+      { name: "owner", type: "address" },
+      { name: "spender", type: "address" },
+    ],
+    outputs: [{ type: "uint256" }],
+  },
+  {
+    type: "function",
+    name: "approve",
+    stateMutability: "nonpayable",
+    inputs: [
+      { name: "spender", type: "address" },
+      { name: "amount", type: "uint256" },
+    ],
+    outputs: [{ type: "bool" }],
+  },
   { type: "function", name: "decimals", stateMutability: "view", inputs: [], outputs: [{ type: "uint8" }] },
 ] as const;

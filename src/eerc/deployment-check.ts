@@ -81,10 +81,19 @@ function sampleInputs(circuit: CircuitName, chainId: bigint) {
 }
 
 const PUBLIC_SIGNALS: Record<CircuitName, number> = { registration: 5, transfer: 32, withdraw: 16, mint: 24, burn: 19 };
-const VERIFIER_GETTERS = { transfer: "transferVerifier", withdraw: "withdrawVerifier", mint: "mintVerifier", burn: "burnVerifier" } as const;
+const VERIFIER_GETTERS = {
+  transfer: "transferVerifier",
+  withdraw: "withdrawVerifier",
+  mint: "mintVerifier",
+  burn: "burnVerifier",
+} as const;
 
 /** The verifier the deployment itself uses for `circuit`, read from the eERC and Registrar. */
-export async function deployedVerifier(publicClient: PublicClient, contracts: { encryptedERC: Address; registrar: Address }, circuit: CircuitName): Promise<Address> {
+export async function deployedVerifier(
+  publicClient: PublicClient,
+  contracts: { encryptedERC: Address; registrar: Address },
+  circuit: CircuitName,
+): Promise<Address> {
   if (circuit === "registration") {
     return publicClient.readContract({ address: contracts.registrar, abi: RegistrarAbi, functionName: "registrationVerifier" });
   }
@@ -126,7 +135,12 @@ export async function checkProvingArtifacts(args: {
       },
     ] as const;
     const ok = await args.publicClient
-      .readContract({ address: verifier, abi, functionName: "verifyProof", args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals] as never })
+      .readContract({
+        address: verifier,
+        abi,
+        functionName: "verifyProof",
+        args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals] as never,
+      })
       .catch(() => false);
     if (ok !== true) throw new CircuitVerifierMismatchError(circuit, verifier, zkey);
   }

@@ -1,14 +1,14 @@
 import {
+  addPoints,
   BASE8,
   IDENTITY,
-  type Point,
-  SUBGROUP_ORDER,
-  addPoints,
   mulBase,
   mulBasePublic,
   mulPoint,
+  type Point,
   pointEquals,
   randomScalar,
+  SUBGROUP_ORDER,
   subPoints,
 } from "./curve.js";
 import { validateAmount } from "./errors.js";
@@ -24,10 +24,7 @@ const isAllZero = (p: readonly bigint[]) => p[0] === 0n && p[1] === 0n;
 
 /** Empty balance: the identity pair, or an unset on-chain struct that reads as all zeros. */
 export function isZeroEGCT(ct: EGCT): boolean {
-  return (
-    (pointEquals(ct.c1, IDENTITY) && pointEquals(ct.c2, IDENTITY)) ||
-    (isAllZero(ct.c1) && isAllZero(ct.c2))
-  );
+  return (pointEquals(ct.c1, IDENTITY) && pointEquals(ct.c2, IDENTITY)) || (isAllZero(ct.c1) && isAllZero(ct.c2));
 }
 
 /** Maps an all-zero (unset) EGCT to the identity pair; other values pass through. */

@@ -97,8 +97,7 @@ export class KeyMismatchError extends EercError {
     readonly derivedPublicKey: Point,
   ) {
     super(
-      `derived key for ${address} does not match the registered public key ` +
-        `(${registeredPublicKey[0]}, ${registeredPublicKey[1]})`,
+      `derived key for ${address} does not match the registered public key ` + `(${registeredPublicKey[0]}, ${registeredPublicKey[1]})`,
     );
   }
 }

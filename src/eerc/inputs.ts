@@ -1,8 +1,8 @@
 import { poseidon3, poseidon5 } from "poseidon-lite";
 import type { Hex } from "viem";
-import { type Point, mulBase } from "./curve.js";
+import { mulBase, type Point } from "./curve.js";
 import { type EGCT, encryptElGamal } from "./elgamal.js";
-import { type PCT, encryptPCT } from "./pct.js";
+import { encryptPCT, type PCT } from "./pct.js";
 
 /** snarkjs input: every signal as a decimal string. */
 export type CircuitInputs = Record<string, string | string[]>;
@@ -99,13 +99,10 @@ export function transferInputs(args: {
   };
 }
 
-export function withdrawInputs(args: {
-  sk: bigint;
-  value: bigint;
-  balance: bigint;
-  balanceCT: EGCT;
-  auditorPk: Point;
-}): { input: CircuitInputs; auditorPCT: PCT } {
+export function withdrawInputs(args: { sk: bigint; value: bigint; balance: bigint; balanceCT: EGCT; auditorPk: Point }): {
+  input: CircuitInputs;
+  auditorPCT: PCT;
+} {
   const auditorPCT = encryptPCT(args.value, args.auditorPk);
   return {
     input: {
@@ -149,13 +146,11 @@ export function mintInputs(args: { value: bigint; chainId: bigint; receiverPk: P
   };
 }
 
-export function burnInputs(args: {
-  sk: bigint;
-  value: bigint;
-  balance: bigint;
-  balanceCT: EGCT;
-  auditorPk: Point;
-}): { input: CircuitInputs; senderVTB: EGCT; auditorPCT: PCT } {
+export function burnInputs(args: { sk: bigint; value: bigint; balance: bigint; balanceCT: EGCT; auditorPk: Point }): {
+  input: CircuitInputs;
+  senderVTB: EGCT;
+  auditorPCT: PCT;
+} {
   const senderVTB = encryptElGamal(args.value, mulBase(args.sk));
   const auditorPCT = encryptPCT(args.value, args.auditorPk);
   return {

@@ -2,7 +2,7 @@ import { blake512 } from "@noble/hashes/blake1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { poseidon3 } from "poseidon-lite";
 import { type Hex, hexToBytes } from "viem";
-import { type Point, SUBGROUP_ORDER, mulBase } from "./curve.js";
+import { mulBase, type Point, SUBGROUP_ORDER } from "./curve.js";
 import { InvalidPrivateKeyError } from "./errors.js";
 
 const MAX_GRIND = 1000;
@@ -11,7 +11,7 @@ const TWO_256 = 1n << 256n;
 const GRIND_BOUND = TWO_256 - (TWO_256 % SUBGROUP_ORDER);
 
 export function registrationMessage(address: Hex): string {
-  return "eERC\nRegistering user with\n Address:" + address.toLowerCase();
+  return `eERC\nRegistering user with\n Address:${address.toLowerCase()}`;
 }
 
 const bytesToBigBE = (b: Uint8Array): bigint => {
@@ -20,7 +20,7 @@ const bytesToBigBE = (b: Uint8Array): bigint => {
   return n;
 };
 
-const evenHex = (h: string): string => (h.length % 2 === 1 ? "0" + h : h);
+const evenHex = (h: string): string => (h.length % 2 === 1 ? `0${h}` : h);
 
 /** Steps 2-3: seed = r, sha256 rejection grind; the key mod l as hex without leading zeros. */
 export function groundKeyHex(signature: Hex): string {

@@ -1,5 +1,5 @@
 import { poseidonDecrypt, poseidonEncrypt } from "@zk-kit/poseidon-cipher";
-import { type Point, SUBGROUP_ORDER, isOnCurve, mulBase, mulPoint, randomScalar } from "./curve.js";
+import { isOnCurve, mulBase, mulPoint, type Point, randomScalar, SUBGROUP_ORDER } from "./curve.js";
 import { PCTDecryptionError, validateAmount } from "./errors.js";
 
 /** `[c0, c1, c2, c3, authKey.x, authKey.y, nonce]` */

@@ -1,8 +1,8 @@
-import { readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { type WitnessCalculator, WitnessCalculatorBuilder } from "circom_runtime";
 import * as snarkjs from "snarkjs";
-import { WitnessCalculatorBuilder, type WitnessCalculator } from "circom_runtime";
-import { type CircuitName, type ProvingArtifacts, defaultProvingArtifacts } from "./artifacts.js";
+import { type CircuitName, defaultProvingArtifacts, type ProvingArtifacts } from "./artifacts.js";
 
 export type Groth16Proof = snarkjs.Groth16Proof;
 export type ProofResult = { proof: Groth16Proof; publicSignals: string[] };

@@ -1,5 +1,5 @@
 import { type Address, getAddress } from "viem";
-import { ApiHttpError, ApiResponseError, ApiUnreachableError, UnknownAccountError, networkFailureReason } from "./errors.js";
+import { ApiHttpError, ApiResponseError, ApiUnreachableError, networkFailureReason, UnknownAccountError } from "./errors.js";
 import { parseAuditTotals, parseEarnings } from "./parse.js";
 import type { AuditPeriodUnit, AuditTotalsResponse, EarningsResponse } from "./types.js";
 

@@ -1,21 +1,14 @@
-import {
-  type Address,
-  type Hex,
-  type PublicClient,
-  decodeFunctionData,
-  getAbiItem,
-  getAddress,
-  isAddressEqual,
-  zeroAddress,
-} from "viem";
+import { type Address, decodeFunctionData, getAbiItem, getAddress, type Hex, isAddressEqual, type PublicClient, zeroAddress } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { connectChain } from "../chain/clients.js";
 import { decryptBalance } from "../eerc/balance.js";
 import { toBalanceView } from "../eerc/client.js";
 import type { Point } from "../eerc/curve.js";
+import { mapLimit } from "../util/concurrency.js";
+import { getOrCreate } from "../util/map.js";
 import { assertKeyMatches, auditTotals, periodKey } from "./decrypt.js";
-import { ChainMismatchError, RpcUnreachableError, UnknownAccountError, networkFailureReason } from "./errors.js";
+import { ChainMismatchError, networkFailureReason, RpcUnreachableError, UnknownAccountError } from "./errors.js";
 import type {
   AuditEntry,
   AuditKind,
@@ -26,7 +19,6 @@ import type {
   ReceivedTransferRecord,
   UnresolvedTransfer,
 } from "./types.js";
-import { mapLimit } from "../util/concurrency.js";
 
 /**
  * RPC-only mode: everything a provider or auditor needs, read straight from the eERC
@@ -43,15 +35,11 @@ const RECEIVER_PCT_SIGNALS = [16, 23] as const;
 export const DEFAULT_BLOCK_RANGE = 2_000n;
 const CONCURRENCY = 8;
 
-
 /**
  * Asks the endpoint for its chain id (one request, bounded by `timeoutMs`) before connecting,
  * so a dead or wrong endpoint is a RpcUnreachableError rather than a retried viem failure.
  */
-export async function openRpc(
-  rpcUrl: string,
-  options: { expectedChainId?: number; timeoutMs?: number } = {},
-): Promise<PublicClient> {
+export async function openRpc(rpcUrl: string, options: { expectedChainId?: number; timeoutMs?: number } = {}): Promise<PublicClient> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   let chainId: number;
   try {
@@ -115,7 +103,12 @@ export async function tokensFromChain(publicClient: PublicClient, encryptedERC: 
   if (!isConverter) return [{ tokenId: 0n, tokenAddress: null }];
   const tokens: ChainToken[] = [];
   for (let id = 1n; ; id++) {
-    const token = await publicClient.readContract({ address: encryptedERC, abi: EncryptedERCAbi, functionName: "tokenAddresses", args: [id] });
+    const token = await publicClient.readContract({
+      address: encryptedERC,
+      abi: EncryptedERCAbi,
+      functionName: "tokenAddresses",
+      args: [id],
+    });
     if (isAddressEqual(token, zeroAddress)) return tokens;
     tokens.push({ tokenId: id, tokenAddress: getAddress(token) });
   }
@@ -207,7 +200,14 @@ export async function receivedFromChain(
   const account = getAddress(args.account);
   const toBlock = args.toBlock ?? (await publicClient.getBlockNumber());
   const logs = await getLogsChunked(args.fromBlock, toBlock, args.blockRange ?? DEFAULT_BLOCK_RANGE, (from, to) =>
-    publicClient.getLogs({ address: args.encryptedERC, event: privateTransferEvent, args: { to: account }, fromBlock: from, toBlock: to, strict: true }),
+    publicClient.getLogs({
+      address: args.encryptedERC,
+      event: privateTransferEvent,
+      args: { to: account },
+      fromBlock: from,
+      toBlock: to,
+      strict: true,
+    }),
   );
   const calls = await mapLimit(logs, CONCURRENCY, (log) => transferCall(publicClient, args.encryptedERC, log.transactionHash));
   const records: ReceivedTransferRecord[] = [];
@@ -264,7 +264,11 @@ export async function auditResponseFromChain(
   const onlyToken = tokens.length === 1 ? tokens[0]!.tokenId : null;
   const transferHashes = [...new Set(logs.filter((l) => l.eventName === "PrivateTransfer").map((l) => l.transactionHash))];
   const transferTokens = new Map(
-    await mapLimit(transferHashes, CONCURRENCY, async (h) => [h, (await transferCall(publicClient, address, h))?.tokenId ?? onlyToken] as const),
+    await mapLimit(
+      transferHashes,
+      CONCURRENCY,
+      async (h) => [h, (await transferCall(publicClient, address, h))?.tokenId ?? onlyToken] as const,
+    ),
   );
 
   const periods = new Map<string, AuditPeriod>();
@@ -291,8 +295,7 @@ export async function auditResponseFromChain(
     }
     const period = periodKey(timestamps.get(log.blockNumber)!, args.period);
     const key = `${period}\u0000${tokenId ?? ""}`;
-    let p = periods.get(key);
-    if (!p) periods.set(key, (p = { period, tokenId, entries: [] }));
+    const p = getOrCreate(periods, key, () => ({ period, tokenId, entries: [] as AuditEntry[] }));
     const entry: AuditEntry = {
       kind,
       txHash: log.transactionHash,
@@ -312,7 +315,14 @@ export async function auditResponseFromChain(
 
 /** auditTotals over the chain's own events: the auditor's check that needs only an RPC. */
 export async function auditFromChain(
-  args: RpcSource & { encryptedERC: Address; fromBlock: bigint; toBlock?: bigint; period: AuditPeriodUnit; sk: bigint; blockRange?: bigint },
+  args: RpcSource & {
+    encryptedERC: Address;
+    fromBlock: bigint;
+    toBlock?: bigint;
+    period: AuditPeriodUnit;
+    sk: bigint;
+    blockRange?: bigint;
+  },
 ): Promise<AuditReport> {
   return auditTotals(await auditResponseFromChain(args), args.sk);
 }

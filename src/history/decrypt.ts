@@ -1,9 +1,10 @@
 import type { Address } from "viem";
-import { type PCTCache, decryptBalance } from "../eerc/balance.js";
+import { decryptBalance, type PCTCache } from "../eerc/balance.js";
 import { pointEquals } from "../eerc/curve.js";
 import { EercError, KeyMismatchError } from "../eerc/errors.js";
 import { publicKeyOf } from "../eerc/keys.js";
 import { decryptPCT } from "../eerc/pct.js";
+import { getOrCreate } from "../util/map.js";
 import { HistoryRowCorruptError, ReceivedTransferCorruptError } from "./errors.js";
 import {
   AUDIT_KINDS,
@@ -28,8 +29,7 @@ import {
 const byBlockThenLog = (a: { blockNumber: bigint; logIndex?: number }, b: { blockNumber: bigint; logIndex?: number }) =>
   a.blockNumber === b.blockNumber ? (a.logIndex ?? 0) - (b.logIndex ?? 0) : a.blockNumber < b.blockNumber ? -1 : 1;
 
-const cmpBig = (a: bigint | null, b: bigint | null) =>
-  a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1;
+const cmpBig = (a: bigint | null, b: bigint | null) => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1);
 
 /** The UTC day (`YYYY-MM-DD`) or month (`YYYY-MM`) of a unix timestamp in seconds. */
 export function periodKey(timestamp: bigint, unit: AuditPeriodUnit): string {
@@ -171,11 +171,9 @@ export function auditTotals(response: AuditTotalsResponse, auditorSk: bigint): A
 
   for (const p of response.periods) {
     const key = `${p.period}\u0000${p.tokenId ?? ""}`;
-    let pt = periods.get(key);
-    if (!pt) periods.set(key, (pt = { period: p.period, tokenId: p.tokenId, ...emptyTotals() }));
+    const pt = getOrCreate(periods, key, () => ({ period: p.period, tokenId: p.tokenId, ...emptyTotals() }));
     const tkey = String(p.tokenId ?? "");
-    let tt = tokens.get(tkey);
-    if (!tt) tokens.set(tkey, (tt = { tokenId: p.tokenId, ...emptyTotals() }));
+    const tt = getOrCreate(tokens, tkey, () => ({ tokenId: p.tokenId, ...emptyTotals() }));
 
     for (const entry of p.entries) {
       let amount: bigint | null;
@@ -205,6 +203,14 @@ export function auditTotals(response: AuditTotalsResponse, auditorSk: bigint): A
     periods: [...periods.values()].sort((a, b) => (a.period === b.period ? cmpBig(a.tokenId, b.tokenId) : a.period < b.period ? -1 : 1)),
     tokens: [...tokens.values()].sort((a, b) => cmpBig(a.tokenId, b.tokenId)),
     undecryptable,
-    cycles: response.auditorPublicKey === null || !pointEquals(ownKey, response.auditorPublicKey) ? null : response.cycles?.map((c) => ({ cycle: c.cycle, throughBlock: c.throughBlock, transfers: c.transfers, totalMicro: decryptPCT(c.totalPCT, auditorSk) })) ?? null,
+    cycles:
+      response.auditorPublicKey === null || !pointEquals(ownKey, response.auditorPublicKey)
+        ? null
+        : (response.cycles?.map((c) => ({
+            cycle: c.cycle,
+            throughBlock: c.throughBlock,
+            transfers: c.transfers,
+            totalMicro: decryptPCT(c.totalPCT, auditorSk),
+          })) ?? null),
   };
 }

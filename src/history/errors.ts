@@ -21,7 +21,11 @@ export function networkFailureReason(e: unknown, timeoutMs: number): string {
 /** Connection refused, DNS failure or timeout: the API never answered. */
 export class ApiUnreachableError extends HistoryError {
   readonly code = "API_UNREACHABLE";
-  constructor(readonly url: string, reason: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly url: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
     super(`API at ${url} is unreachable: ${reason}`, options);
   }
 }
@@ -42,7 +46,10 @@ export class ApiHttpError extends HistoryError {
 /** The API answered 2xx with a body that is not JSON or not the documented shape. */
 export class ApiResponseError extends HistoryError {
   readonly code = "API_BAD_RESPONSE";
-  constructor(readonly url: string, readonly detail: string) {
+  constructor(
+    readonly url: string,
+    readonly detail: string,
+  ) {
     super(`malformed response from ${url}: ${detail}`);
   }
 }
@@ -50,14 +57,21 @@ export class ApiResponseError extends HistoryError {
 /** The account is not registered (chain) or not known to the indexer (API 404). */
 export class UnknownAccountError extends HistoryError {
   readonly code = "UNKNOWN_ACCOUNT";
-  constructor(readonly account: Address, detail: string) {
+  constructor(
+    readonly account: Address,
+    detail: string,
+  ) {
     super(`account ${account} is unknown: ${detail}`);
   }
 }
 
 export class RpcUnreachableError extends HistoryError {
   readonly code = "RPC_UNREACHABLE";
-  constructor(readonly url: string, reason: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly url: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
     super(`RPC at ${url} is unreachable: ${reason}`, options);
   }
 }
@@ -65,7 +79,10 @@ export class RpcUnreachableError extends HistoryError {
 /** The RPC serves a different chain than the deployment manifest describes. */
 export class ChainMismatchError extends HistoryError {
   readonly code = "CHAIN_MISMATCH";
-  constructor(readonly expected: number, readonly actual: number) {
+  constructor(
+    readonly expected: number,
+    readonly actual: number,
+  ) {
     super(`the deployment manifest is for chain ${expected} but the RPC serves chain ${actual}`);
   }
 }
@@ -75,7 +92,10 @@ export type RowRef = { tokenId: bigint; blockNumber: bigint; logIndex: number; k
 /** One balance-history row's ciphertexts do not decrypt consistently under the account's key. */
 export class HistoryRowCorruptError extends HistoryError {
   readonly code = "HISTORY_ROW_CORRUPT";
-  constructor(readonly row: RowRef, cause: Error) {
+  constructor(
+    readonly row: RowRef,
+    cause: Error,
+  ) {
     super(
       `balance history row corrupt (token ${row.tokenId}, block ${row.blockNumber}, log ${row.logIndex}, ` +
         `${row.kind}, tx ${row.txHash}): ${cause.message}`,
@@ -87,7 +107,10 @@ export class HistoryRowCorruptError extends HistoryError {
 /** An incoming transfer's amount PCT does not decrypt under the receiver's key. */
 export class ReceivedTransferCorruptError extends HistoryError {
   readonly code = "RECEIVED_TRANSFER_CORRUPT";
-  constructor(readonly transfer: { tokenId: bigint; blockNumber: bigint; txHash: Hex; from: Address }, cause: Error) {
+  constructor(
+    readonly transfer: { tokenId: bigint; blockNumber: bigint; txHash: Hex; from: Address },
+    cause: Error,
+  ) {
     super(
       `incoming transfer does not decrypt (token ${transfer.tokenId}, block ${transfer.blockNumber}, ` +
         `from ${transfer.from}, tx ${transfer.txHash}): ${cause.message}`,

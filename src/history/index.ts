@@ -1,36 +1,36 @@
-export * from "./types.js";
-export * from "./errors.js";
-export { parseAuditTotals, parseEarnings } from "./parse.js";
-export { assertKeyMatches, auditTotals, decryptHistory, decryptReceived, periodKey } from "./decrypt.js";
 export { type ApiClientOptions, HistoryApiClient } from "./api-client.js";
 export {
-  type ChainBalance,
-  type ChainToken,
-  type RpcSource,
   auditFromChain,
   auditResponseFromChain,
   balanceFromChain,
+  type ChainBalance,
+  type ChainToken,
   openRpc,
+  type RpcSource,
   receivedFromChain,
   registeredKey,
   tokensFromChain,
   verifyAccountKey,
 } from "./chain.js";
+export { assertKeyMatches, auditTotals, decryptHistory, decryptReceived, periodKey } from "./decrypt.js";
+export * from "./errors.js";
+export { parseAuditTotals, parseEarnings } from "./parse.js";
+export * from "./types.js";
 export {
   type CommittedBatch,
+  checkRecords,
+  decryptProviderUsage,
   type ProviderRef,
   type ProviderUsageBatch,
   type ProviderUsageLine,
   type ProviderUsageReport,
+  parseRecordsFile,
+  providersFromChain,
   type RecordGroup,
   type RecordsCheck,
   RecordsFileError,
   type RecordsMismatch,
   type UsageTotals,
-  checkRecords,
-  decryptProviderUsage,
-  parseRecordsFile,
-  providersFromChain,
   usageBatchesFromChain,
 } from "./usage.js";
 export { UsageGraphqlClient } from "./usage-api.js";

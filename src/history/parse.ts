@@ -1,4 +1,4 @@
-import { type Address, type Hex, getAddress, isAddress } from "viem";
+import { type Address, getAddress, type Hex, isAddress } from "viem";
 import type { Point } from "../eerc/curve.js";
 import { ApiResponseError } from "./errors.js";
 import {

@@ -1,6 +1,6 @@
-import { type Address, type Hex, getAddress } from "viem";
+import { type Address, getAddress, type Hex } from "viem";
 import type { Point } from "../eerc/curve.js";
-import { ApiHttpError, ApiResponseError, ApiUnreachableError, UnknownAccountError, networkFailureReason } from "./errors.js";
+import { ApiHttpError, ApiResponseError, ApiUnreachableError, networkFailureReason, UnknownAccountError } from "./errors.js";
 import type { CommittedBatch, ProviderRef } from "./usage.js";
 
 /**
@@ -69,9 +69,12 @@ export class UsageGraphqlClient {
   /** The account's registered eERC public key; UnknownAccountError when the indexer has no registration. */
   async registeredKey(account: Address): Promise<Point> {
     const address = getAddress(account);
-    const data = await this.query<{ account: { publicKey: string[] } | null }>(`query ($a: String!) { account(address: $a) { publicKey } }`, {
-      a: address.toLowerCase(),
-    });
+    const data = await this.query<{ account: { publicKey: string[] } | null }>(
+      `query ($a: String!) { account(address: $a) { publicKey } }`,
+      {
+        a: address.toLowerCase(),
+      },
+    );
     if (!data.account) throw new UnknownAccountError(address, "the indexer has no registration for it");
     const [x, y] = data.account.publicKey.map((v) => BigInt(v));
     return [x!, y!];
@@ -80,7 +83,12 @@ export class UsageGraphqlClient {
   async providers(): Promise<ProviderRef[]> {
     type Row = { providerId: Hex; namespace: string; payoutAccount: Address; active: boolean };
     const rows = await this.all<Row>("providers", "providerId namespace payoutAccount active", "providerId");
-    return rows.map((r) => ({ providerId: r.providerId.toLowerCase() as Hex, namespace: r.namespace, payoutAccount: getAddress(r.payoutAccount), active: r.active }));
+    return rows.map((r) => ({
+      providerId: r.providerId.toLowerCase() as Hex,
+      namespace: r.namespace,
+      payoutAccount: getAddress(r.payoutAccount),
+      active: r.active,
+    }));
   }
 
   async usageBatches(): Promise<CommittedBatch[]> {

@@ -1,13 +1,14 @@
-import { type Address, type Hex, type PublicClient, getAbiItem, getAddress, isAddressEqual, isHex } from "viem";
+import { type Address, getAbiItem, getAddress, type Hex, isAddressEqual, isHex, type PublicClient } from "viem";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
-import { parseSpool } from "../meter/spool.js";
+import { parseSpool, type SpoolContents } from "../meter/spool.js";
 import { verifyBatchRecords } from "../usage/batch.js";
-import { type UsageLine, decryptLinesFor } from "../usage/lines.js";
+import { decryptLinesFor, type UsageLine } from "../usage/lines.js";
 import { verifyMerkleProof } from "../usage/merkle.js";
 import { type CallRecord, callRecordLeaf, validateCallRecord } from "../usage/record.js";
 import { providerIdOf } from "../usage/registry.js";
-import { DEFAULT_BLOCK_RANGE, type RpcSource, getLogsChunked, openRpc } from "./chain.js";
+import { getOrCreate } from "../util/map.js";
+import { DEFAULT_BLOCK_RANGE, getLogsChunked, openRpc, type RpcSource } from "./chain.js";
 import { HistoryError } from "./errors.js";
 
 /**
@@ -143,14 +144,16 @@ export function decryptProviderUsage(args: {
   const byProvider = new Map<string, UsageTotals & { providerId: Hex; namespace: string | null }>();
   const total = zero();
   for (const b of args.batches) {
-    const lines = decryptLinesFor(b.encryptedLines, args.sk, "provider").map((l) => ({ ...l, namespace: names.get(l.providerId.toLowerCase()) ?? null }));
+    const lines = decryptLinesFor(b.encryptedLines, args.sk, "provider").map((l) => ({
+      ...l,
+      namespace: names.get(l.providerId.toLowerCase()) ?? null,
+    }));
     if (lines.length === 0) continue;
     const { encryptedLines: _lines, ...rest } = b;
     batches.push({ ...rest, lines });
     for (const l of lines) {
       const key = l.providerId.toLowerCase();
-      let t = byProvider.get(key);
-      if (!t) byProvider.set(key, (t = { providerId: l.providerId, namespace: l.namespace, ...zero() }));
+      const t = getOrCreate(byProvider, key, () => ({ providerId: l.providerId, namespace: l.namespace, ...zero() }));
       add(t, l);
       add(total, l);
     }
@@ -199,7 +202,8 @@ function recordFrom(value: unknown, where: string): { record: CallRecord; batchI
     throw new RecordsFileError(`${where}: ${(e as Error).message}`);
   }
   if (batchId !== undefined && !isBytes32(batchId)) throw new RecordsFileError(`${where}: batchId must be a 32-byte hex string`);
-  if (proof !== undefined && !(Array.isArray(proof) && proof.every(isBytes32))) throw new RecordsFileError(`${where}: proof must be an array of 32-byte hex strings`);
+  if (proof !== undefined && !(Array.isArray(proof) && proof.every(isBytes32)))
+    throw new RecordsFileError(`${where}: proof must be an array of 32-byte hex strings`);
   return { record, batchId: batchId?.toLowerCase() as Hex | undefined, proof: proof as Hex[] | undefined };
 }
 
@@ -207,8 +211,7 @@ function groupsFromList(entries: { record: CallRecord; batchId?: Hex; proof?: He
   const groups = new Map<string, { batchId: Hex | null; entries: typeof entries }>();
   for (const e of entries) {
     const key = e.batchId ?? "";
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = { batchId: e.batchId ?? null, entries: [] }));
+    const g = getOrCreate(groups, key, () => ({ batchId: e.batchId ?? null, entries: [] as (typeof e)[] }));
     g.entries.push(e);
   }
   return [...groups.values()].map((g) => ({
@@ -263,7 +266,7 @@ export function parseRecordsFile(bytes: Uint8Array, path = "records"): RecordGro
 }
 
 function groupsFromSpool(bytes: Uint8Array, path: string): RecordGroup[] {
-  let contents;
+  let contents: SpoolContents;
   try {
     contents = parseSpool(bytes, path);
   } catch (e) {
@@ -275,8 +278,15 @@ function groupsFromSpool(bytes: Uint8Array, path: string): RecordGroup[] {
   for (const line of contents.lines) {
     if (line.type === "call") since.push(line.record);
     else if (line.type === "close") {
-      if (line.count !== since.length || !isBytes32(line.batchId)) throw new RecordsFileError(`${path}: close line of batch ${line.sequence} does not match its records`);
-      const g: RecordGroup = { batchId: line.batchId.toLowerCase() as Hex, source: "spool", submitted: false, records: since, proofs: null };
+      if (line.count !== since.length || !isBytes32(line.batchId))
+        throw new RecordsFileError(`${path}: close line of batch ${line.sequence} does not match its records`);
+      const g: RecordGroup = {
+        batchId: line.batchId.toLowerCase() as Hex,
+        source: "spool",
+        submitted: false,
+        records: since,
+        proofs: null,
+      };
       groups.push(g);
       bySequence.set(line.sequence, g);
       since = [];
@@ -337,7 +347,13 @@ function placeByPeriod(group: RecordGroup, batches: readonly CommittedBatch[]): 
     } else (fits.length === 0 ? none : several).push(r);
   }
   return {
-    placed: [...byBatch].map(([batchId, records]) => ({ batchId: batchId as Hex, source: "list", submitted: false, records, proofs: null })),
+    placed: [...byBatch].map(([batchId, records]) => ({
+      batchId: batchId as Hex,
+      source: "list",
+      submitted: false,
+      records,
+      proofs: null,
+    })),
     unplaced: [none, several],
   };
 }
@@ -348,7 +364,11 @@ function placeByPeriod(group: RecordGroup, batches: readonly CommittedBatch[]): 
  * providers the records add up to the line it decrypted (calls, billable calls, amount). A spool's
  * open batch and unsubmitted batches are pending, not mismatches.
  */
-export function checkRecords(args: { report: ProviderUsageReport; batches: readonly CommittedBatch[]; groups: readonly RecordGroup[] }): RecordsCheck {
+export function checkRecords(args: {
+  report: ProviderUsageReport;
+  batches: readonly CommittedBatch[];
+  groups: readonly RecordGroup[];
+}): RecordsCheck {
   const committed = new Map(args.batches.map((b) => [b.batchId.toLowerCase(), b]));
   const reported = new Map(args.report.batches.map((b) => [b.batchId.toLowerCase(), b]));
   const ownIds = new Set(args.report.namespaces.map((p) => p.providerId.toLowerCase()));
@@ -373,7 +393,11 @@ export function checkRecords(args: { report: ProviderUsageReport; batches: reado
     groups.push(...placed);
     const [none, several] = unplaced;
     if (none.length > 0) {
-      mismatches.push({ batchId: null, kind: "no_batch", message: `${none.length} record(s) without a batchId lie in no committed batch's period (first: ${none[0].eventId})` });
+      mismatches.push({
+        batchId: null,
+        kind: "no_batch",
+        message: `${none.length} record(s) without a batchId lie in no committed batch's period (first: ${none[0].eventId})`,
+      });
     }
     if (several.length > 0) {
       mismatches.push({
@@ -404,7 +428,11 @@ export function checkRecords(args: { report: ProviderUsageReport; batches: reado
       for (const r of group.records) {
         if (!verifyMerkleProof(callRecordLeaf(r), group.proofs.get(r.eventId)!, batch.merkleRoot)) {
           bad++;
-          mismatches.push({ batchId: id, kind: "merkle_proof", message: `record ${r.eventId}: its Merkle proof does not lead to the root committed in batch ${id}` });
+          mismatches.push({
+            batchId: id,
+            kind: "merkle_proof",
+            message: `record ${r.eventId}: its Merkle proof does not lead to the root committed in batch ${id}`,
+          });
         }
       }
       if (bad > 0) continue;
@@ -434,7 +462,11 @@ export function checkRecords(args: { report: ProviderUsageReport; batches: reado
       const line = lines.find((l) => l.providerId.toLowerCase() === pid);
       if (!line && fromRecords.calls === 0n) continue;
       const fromLine = line ?? zero();
-      if (fromLine.calls !== fromRecords.calls || fromLine.billableCalls !== fromRecords.billableCalls || fromLine.amountMicro !== fromRecords.amountMicro) {
+      if (
+        fromLine.calls !== fromRecords.calls ||
+        fromLine.billableCalls !== fromRecords.billableCalls ||
+        fromLine.amountMicro !== fromRecords.amountMicro
+      ) {
         mismatches.push({
           batchId: id,
           kind: "line",

@@ -1,4 +1,4 @@
-import { type Address, type Hex, decodeFunctionData, getAddress } from "viem";
+import { type Address, decodeFunctionData, getAddress, type Hex } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import type { EGCT } from "../eerc/elgamal.js";
 
@@ -37,7 +37,7 @@ type ProofArg = { publicSignals: readonly bigint[] };
  * order (`eerc-interface.md`). Returns undefined for anything else.
  */
 export function decodeEercCall(input: Hex): EercCall | undefined {
-  let decoded;
+  let decoded: ReturnType<typeof decodeFunctionData<typeof EncryptedERCAbi>>;
   try {
     decoded = decodeFunctionData({ abi: EncryptedERCAbi, data: input });
   } catch {
@@ -85,7 +85,13 @@ export function decodeEercCall(input: Hex): EercCall | undefined {
       // The overload with a message takes `address user` first.
       const [proof, balancePCT] = (args.length === 4 ? args.slice(1) : args) as [ProofArg, readonly bigint[]];
       const s = proof.publicSignals;
-      return { fn: "privateBurn", senderBalance: egctAt(s, 2), burnVTT: egctAt(s, 6), auditorPCT: pctAt(s, 12), balancePCT: [...balancePCT] };
+      return {
+        fn: "privateBurn",
+        senderBalance: egctAt(s, 2),
+        burnVTT: egctAt(s, 6),
+        auditorPCT: pctAt(s, 12),
+        balancePCT: [...balancePCT],
+      };
     }
     default:
       return undefined;

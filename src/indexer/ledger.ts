@@ -3,9 +3,9 @@ import { account, amountPct, balance, balanceHistory, token } from "ponder:schem
 import type { Address, Hex } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
-import { IDENTITY, type Point, pointEquals } from "../eerc/curve.js";
-import { type EGCT, addEGCT, encryptPublicAmount, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
 import type { BalanceChangeKind, RowSource } from "../../ponder.schema.js";
+import { IDENTITY, type Point, pointEquals } from "../eerc/curve.js";
+import { addEGCT, type EGCT, encryptPublicAmount, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
 import { egctToWords, wordsToEGCT } from "./calldata.js";
 
 // Replays the eERC balance model per (account, tokenId), so that every balance change is stored
@@ -52,12 +52,25 @@ export const metaOf = (event: {
   txHash: event.transaction.hash,
 });
 
-export const eventColumns = (m: EventMeta) => ({ blockNumber: m.blockNumber, logIndex: m.logIndex, timestamp: m.timestamp, txHash: m.txHash });
+export const eventColumns = (m: EventMeta) => ({
+  blockNumber: m.blockNumber,
+  logIndex: m.logIndex,
+  timestamp: m.timestamp,
+  txHash: m.txHash,
+});
 
 async function currentState(db: Db, account: Address, tokenId: bigint): Promise<BalanceState> {
   const row = await db.find(balance, { account: lower(account), tokenId });
   if (!row) {
-    return { eGCT: { c1: [...IDENTITY], c2: [...IDENTITY] }, nonce: 0n, transactionIndex: 0n, pendingFrom: 0n, balancePCT: ZERO_PCT, source: "calldata", blockNumber: -1n };
+    return {
+      eGCT: { c1: [...IDENTITY], c2: [...IDENTITY] },
+      nonce: 0n,
+      transactionIndex: 0n,
+      pendingFrom: 0n,
+      balancePCT: ZERO_PCT,
+      source: "calldata",
+      blockNumber: -1n,
+    };
   }
   return {
     eGCT: wordsToEGCT(row.eGCT),
@@ -106,7 +119,10 @@ async function record(
 
 type CreditKind = "deposit" | "transfer_in" | "mint";
 
-async function storePCT(db: Db, args: { account: Address; tokenId: bigint; index: bigint; pct: bigint[]; kind: CreditKind; meta: EventMeta }): Promise<void> {
+async function storePCT(
+  db: Db,
+  args: { account: Address; tokenId: bigint; index: bigint; pct: bigint[]; kind: CreditKind; meta: EventMeta },
+): Promise<void> {
   await db
     .insert(amountPct)
     .values({
@@ -160,7 +176,12 @@ export async function applyDeposit(
     tokenId: args.tokenId,
     kind: "deposit",
     meta: args.meta,
-    state: { ...cur, eGCT: addEGCT(cur.eGCT, encryptPublicAmount(args.value, args.publicKey)), transactionIndex: cur.transactionIndex + 2n, source: "calldata" },
+    state: {
+      ...cur,
+      eGCT: addEGCT(cur.eGCT, encryptPublicAmount(args.value, args.publicKey)),
+      transactionIndex: cur.transactionIndex + 2n,
+      source: "calldata",
+    },
   });
   return true;
 }
@@ -189,7 +210,15 @@ async function snapshotIndex(db: Db, account: Address, tokenId: bigint, cur: Bal
  */
 export async function applySpend(
   db: Db,
-  args: { account: Address; tokenId: bigint; kind: "transfer_out" | "withdraw" | "burn"; sub: EGCT; snapshot: EGCT; balancePCT: bigint[]; meta: EventMeta },
+  args: {
+    account: Address;
+    tokenId: bigint;
+    kind: "transfer_out" | "withdraw" | "burn";
+    sub: EGCT;
+    snapshot: EGCT;
+    balancePCT: bigint[];
+    meta: EventMeta;
+  },
 ): Promise<"replayed" | "included" | "unknown_snapshot"> {
   const cur = await currentState(db, args.account, args.tokenId);
   if (alreadyInBlockState(cur, args.meta)) return "included";
@@ -214,7 +243,11 @@ export async function applySpend(
 }
 
 /** The account's registered public key: from its Register event, or from the Registrar when it registered before the start block. */
-export async function accountPublicKey(context: Pick<Context, "db" | "client" | "contracts">, user: Address, blockNumber: bigint): Promise<Point> {
+export async function accountPublicKey(
+  context: Pick<Context, "db" | "client" | "contracts">,
+  user: Address,
+  blockNumber: bigint,
+): Promise<Point> {
   const row = await context.db.find(account, { address: lower(user) });
   if (row) return [row.publicKey[0]!, row.publicKey[1]!];
   const [x, y] = await context.client.readContract({
@@ -254,7 +287,14 @@ export async function applyBlockState(
   if (alreadyInBlockState(cur, args.meta)) return { creditPCT, balancePCT: cur.balancePCT };
   for (const p of amountPCTs) {
     if (p.index >= cur.transactionIndex) {
-      await storePCT(db, { account: args.account, tokenId: args.tokenId, index: p.index, pct: [...p.pct], kind: isCredit ? (args.kind as CreditKind) : "transfer_in", meta: args.meta });
+      await storePCT(db, {
+        account: args.account,
+        tokenId: args.tokenId,
+        index: p.index,
+        pct: [...p.pct],
+        kind: isCredit ? (args.kind as CreditKind) : "transfer_in",
+        meta: args.meta,
+      });
     }
   }
   const state: BalanceState = {
@@ -279,12 +319,24 @@ export async function ensureToken(
   const existing = await context.db.find(token, { tokenId });
   if (existing) return existing;
   const eerc = context.contracts.EncryptedERC.address as Address;
-  const tokenAddress = await context.client.readContract({ abi: EncryptedERCAbi, address: eerc, functionName: "tokenAddresses", args: [tokenId] });
+  const tokenAddress = await context.client.readContract({
+    abi: EncryptedERCAbi,
+    address: eerc,
+    functionName: "tokenAddresses",
+    args: [tokenId],
+  });
   const [decimals, eercDecimals] = await Promise.all([
     context.client.readContract({ abi: ERC20_DECIMALS_ABI, address: tokenAddress, functionName: "decimals" }),
     context.client.readContract({ abi: EncryptedERCAbi, address: eerc, functionName: "decimals" }),
   ]);
-  const row = { tokenId, tokenAddress: lower(tokenAddress), decimals: Number(decimals), eercDecimals: Number(eercDecimals), blockNumber: meta.blockNumber, txHash: meta.txHash };
+  const row = {
+    tokenId,
+    tokenAddress: lower(tokenAddress),
+    decimals: Number(decimals),
+    eercDecimals: Number(eercDecimals),
+    blockNumber: meta.blockNumber,
+    txHash: meta.txHash,
+  };
   await context.db.insert(token).values(row);
   return row;
 }

@@ -102,7 +102,9 @@ export async function startIndexer(options: IndexerOptions = {}): Promise<Runnin
   const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new IndexerStartError(`ponder ${command} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${recentOutput()}`);
+      throw new IndexerStartError(
+        `ponder ${command} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${recentOutput()}`,
+      );
     }
     if ((await httpStatus(`${url}/ready`)) === 200) break;
     if (Date.now() > deadline) {
@@ -156,7 +158,8 @@ export async function waitForIndexedBlock(url: string, blockNumber: bigint | num
     } catch {
       // not answering yet
     }
-    if (Date.now() > deadline) throw new Error(`indexer at ${url} did not reach block ${target} in ${timeoutMs} ms (at ${JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(`indexer at ${url} did not reach block ${target} in ${timeoutMs} ms (at ${JSON.stringify(last)})`);
     await sleep(50);
   }
 }

@@ -87,7 +87,10 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
     };
     if (env.REVENUE_POOL_ADDRESS) revenuePool = envAddress(env, "REVENUE_POOL_ADDRESS");
     else if (manifest.revenuePool) revenuePool = manifest.revenuePool;
-    else throw new IndexerSettingsError("the deployment manifest names no revenuePool: set REVENUE_POOL_ADDRESS (the address users pay fees to)");
+    else
+      throw new IndexerSettingsError(
+        "the deployment manifest names no revenuePool: set REVENUE_POOL_ADDRESS (the address users pay fees to)",
+      );
     network = manifest.network;
   }
   const chainName = CHAIN_NAMES[chainId] ?? (network && /^[a-z][a-z0-9_]*$/.test(network) ? network : `chain_${chainId}`);

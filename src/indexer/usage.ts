@@ -1,7 +1,7 @@
 import type { Hex } from "viem";
 import type { PricingModelName } from "../../ponder.schema.js";
 import { MalformedLinesError } from "../usage/errors.js";
-import { WORDS_PER_LINE, decodeEncryptedLines } from "../usage/lines.js";
+import { decodeEncryptedLines, WORDS_PER_LINE } from "../usage/lines.js";
 
 // Row shapes for the ProviderRegistry and UsageLedger tables (ponder.schema.ts).
 

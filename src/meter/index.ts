@@ -1,3 +1,4 @@
+export { type McpHttpHost, serveMcpOverHttp } from "./http.js";
 export {
   type BatchSubmission,
   type ClosedBatch,
@@ -5,8 +6,8 @@ export {
   flowMcpToolName,
   Meter,
   MeterClosedError,
-  MeterNotRecoveredError,
   type MeteredToolSpec,
+  MeterNotRecoveredError,
   type MeterOptions,
   type PeriodUnit,
   periodOf,
@@ -17,14 +18,13 @@ export {
   InvalidPricingError,
   OPEN_ENDED_TIER,
   type PricingSource,
+  type ProviderPricing,
   priceOfCall,
   pricingFromRegistry,
-  type ProviderPricing,
   staticPricing,
   UnknownProviderError,
 } from "./pricing.js";
 export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";
-export { type McpHttpHost, serveMcpOverHttp } from "./http.js";
 export {
   BatchSubmitError,
   type BatchSubmitter,

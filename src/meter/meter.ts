@@ -53,6 +53,7 @@ export type ClosedBatch = {
  * What `onBatch` resolves with once the batch is committed. Submission must be idempotent: a
  * batch can be handed over again after a restart, and "already committed" counts as success.
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: a submitter callback may return nothing
 export type BatchSubmission = { txHash?: string | null } | void;
 
 /** The size at which a batch closes whatever its age: a safety valve, far above a time window's calls. */
@@ -217,7 +218,13 @@ export class Meter {
       } else if (line.type === "close") {
         if (line.sequence !== this.nextSequence) throw corrupt(`close of sequence ${line.sequence}, expected ${this.nextSequence}`);
         if (line.count !== since.length) throw corrupt(`batch ${line.sequence} closes ${line.count} records, spool has ${since.length}`);
-        closedAll.set(line.sequence, this.closedBatch(line, since.map((s) => s.record)));
+        closedAll.set(
+          line.sequence,
+          this.closedBatch(
+            line,
+            since.map((s) => s.record),
+          ),
+        );
         this.nextSequence++;
         since = [];
       } else {
@@ -257,7 +264,8 @@ export class Meter {
     const provider = spec.namespace;
     const tool = spec.route;
     if (!isValidNamespace(provider)) throw new TypeError(`namespace "${provider}" is not 1 to 64 ASCII letters or digits`);
-    if (tool.length === 0 || Buffer.byteLength(tool, "utf8") > MAX_TOOL_BYTES) throw new TypeError(`route must be 1 to ${MAX_TOOL_BYTES} bytes`);
+    if (tool.length === 0 || Buffer.byteLength(tool, "utf8") > MAX_TOOL_BYTES)
+      throw new TypeError(`route must be 1 to ${MAX_TOOL_BYTES} bytes`);
     this.pricing.priceFor(provider, 0);
     const name = spec.name ?? flowMcpToolName(spec.route, spec.namespace);
     const hasInput = spec.inputSchema !== undefined;

@@ -29,14 +29,21 @@ export type SpoolContents = {
 
 export class SpoolCorruptError extends Error {
   readonly code = "SPOOL_CORRUPT";
-  constructor(readonly path: string, readonly line: number, reason: string) {
+  constructor(
+    readonly path: string,
+    readonly line: number,
+    reason: string,
+  ) {
     super(`${path}:${line}: ${reason}`);
   }
 }
 
 export class SpoolLockedError extends Error {
   readonly code = "SPOOL_LOCKED";
-  constructor(readonly path: string, readonly pid: number) {
+  constructor(
+    readonly path: string,
+    readonly pid: number,
+  ) {
     super(`${path} is in use by process ${pid}`);
   }
 }

@@ -4,18 +4,18 @@ import {
   BaseError,
   type Chain,
   ContractFunctionRevertedError,
-  type Hex,
-  type PublicClient,
-  type Transport,
-  type WalletClient,
   createWalletClient,
   custom,
   getAddress,
+  type Hex,
   isAddressEqual,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
 } from "viem";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { Point } from "../eerc/curve.js";
-import { type BuiltBatch, type UsageBatch, batchTypedData, buildBatch } from "../usage/batch.js";
+import { type BuiltBatch, batchTypedData, buildBatch, type UsageBatch } from "../usage/batch.js";
 import { fetchLineKeys } from "../usage/keys.js";
 import type { CallRecord } from "../usage/record.js";
 import { providerIdOf } from "../usage/registry.js";
@@ -159,7 +159,9 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
   const server = getAddress(options.serverAccount.address);
   const { publicClient, ledger } = options;
   const contracts = { providerRegistry: options.registry, registrar: options.registrar, encryptedERC: options.eerc };
-  let operator: Promise<Address | { publicKey: Point }> | undefined = options.operatorPk ? Promise.resolve({ publicKey: options.operatorPk }) : undefined;
+  let operator: Promise<Address | { publicKey: Point }> | undefined = options.operatorPk
+    ? Promise.resolve({ publicKey: options.operatorPk })
+    : undefined;
   let chainId: Promise<number> | undefined;
   let wallet = options.walletClient;
 
@@ -240,7 +242,8 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
     } catch (err) {
       // 409: the id is taken, by this batch as built before a restart (its encryption differs) or
       // by another one. Only the chain can tell a committed batch from a pending or foreign one.
-      if (err instanceof BatchSubmitError && err.status === 409 && (await isCommitted(batchId))) return { batchId, txHash: null, alreadyCommitted: true };
+      if (err instanceof BatchSubmitError && err.status === 409 && (await isCommitted(batchId)))
+        return { batchId, txHash: null, alreadyCommitted: true };
       throw err;
     }
     if (answer.txHash) return mined(batchId, answer.txHash);

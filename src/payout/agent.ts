@@ -2,13 +2,13 @@ import type { Address, Hex } from "viem";
 import { decryptBalance } from "../eerc/balance.js";
 import type { EercClient } from "../eerc/client.js";
 import type { UsageGraphqlClient } from "../history/usage-api.js";
-import type { ProviderId } from "../revenue/types.js";
 import { indexedBlocks } from "../indexer/process.js";
+import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
-import { type FaultPoint, type PlannedTransfer, type SentTransfer, payFromPayer } from "./pipeline.js";
-import { type DecryptedBatch, type SettlementOptions, ledgerState, operatorPoolSecret } from "./settlement.js";
+import { type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
+import { type DecryptedBatch, ledgerState, operatorPoolSecret, type SettlementOptions } from "./settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
 
 export type AgentOptions = {
@@ -98,7 +98,8 @@ export class PayoutAgent {
         ]);
         if (pending <= latest) break;
         if (Date.now() > deadline) throw new PendingPayerTransactionError(payer.address, pending - latest);
-        if (!reported) this.log(`payer ${payer.address}: waiting for ${pending - latest} pending transaction(s) before reading what was paid`);
+        if (!reported)
+          this.log(`payer ${payer.address}: waiting for ${pending - latest} pending transaction(s) before reading what was paid`);
         reported = true;
         await sleep(250);
       }
@@ -130,7 +131,8 @@ export class PayoutAgent {
     const { amounts, unreadable } = operatorAmounts(operatorSk, facts, this.amounts);
     const unattributed = [...facts.unattributed, ...unreadable];
     if (unattributed.length > 0) {
-      for (const t of unattributed) this.log(`ALERT payer ${t.from} sent transfer ${t.txHash} (block ${t.blockNumber}) that is not an accountable payout: ${t.reason}`);
+      for (const t of unattributed)
+        this.log(`ALERT payer ${t.from} sent transfer ${t.txHash} (block ${t.blockNumber}) that is not an accountable payout: ${t.reason}`);
       throw new UnattributedPayerTransferError(unattributed);
     }
     this.decryptBatches(facts.batches);
@@ -175,12 +177,17 @@ export class PayoutAgent {
     const assignment = await this.assign(planned);
     const planMs = performance.now() - started;
     const total = planned.length;
-    this.log(`cycle ${cycle}${resumed ? " (resumed)" : ""}: settling through block ${throughBlock}, ${total} transfer(s) from ${assignment.size} payer(s)`);
+    this.log(
+      `cycle ${cycle}${resumed ? " (resumed)" : ""}: settling through block ${throughBlock}, ${total} transfer(s) from ${assignment.size} payer(s)`,
+    );
 
     const progress: CycleProgress = { cycle, total, proved: 0, paid: 0, resumed };
     this.options.onProgress?.({ ...progress });
     let recoveries = 0;
-    const fault = this.options.fault && { ...this.options.fault, stop: this.options.fault.stop ?? (() => process.kill(process.pid, "SIGKILL")) };
+    const fault = this.options.fault && {
+      ...this.options.fault,
+      stop: this.options.fault.stop ?? (() => process.kill(process.pid, "SIGKILL")),
+    };
     const payStarted = performance.now();
     const results = await Promise.all(
       [...assignment].map(([payer, transfers]) =>
@@ -204,7 +211,9 @@ export class PayoutAgent {
             },
             recovered: ({ payer: p, reverted, reproving }) => {
               recoveries += 1;
-              this.log(`payer ${p}: ${reverted} transfer(s) reverted after its balance changed mid-chain; re-proving ${reproving} from the chain balance`);
+              this.log(
+                `payer ${p}: ${reverted} transfer(s) reverted after its balance changed mid-chain; re-proving ${reproving} from the chain balance`,
+              );
             },
           },
         }),

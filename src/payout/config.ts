@@ -1,4 +1,4 @@
-import { type Address, type Hex, getAddress, isAddress } from "viem";
+import { type Address, getAddress, type Hex, isAddress } from "viem";
 import type { PeriodUnit } from "../meter/meter.js";
 import { FAULT_STEPS, type FaultStep } from "./pipeline.js";
 
@@ -54,7 +54,8 @@ export function agentConfig(env: Env, chainId: number): AgentConfig {
     : [operatorKey];
   const pastPayers = addresses(env, "PAST_PAYER_ADDRESSES");
   const periodUnit = env.PRICING_PERIOD ?? "month";
-  if (periodUnit !== "month" && periodUnit !== "day") throw new AgentConfigError(`PRICING_PERIOD must be "month" or "day", got "${periodUnit}"`);
+  if (periodUnit !== "month" && periodUnit !== "day")
+    throw new AgentConfigError(`PRICING_PERIOD must be "month" or "day", got "${periodUnit}"`);
   let fault: AgentConfig["fault"];
   if (env.PAYOUT_FAULT) {
     const m = /^([a-z_]+)@(\d+)$/.exec(env.PAYOUT_FAULT);
@@ -99,14 +100,20 @@ function addresses(env: Env, name: string): Address[] {
  * anvil's account #0 on a local chain) nothing can be decrypted to compute what is pending.
  * Payers are PAYER_ADDRESSES (default: the operator) plus PAST_PAYER_ADDRESSES.
  */
-export function payoutViewConfig(env: Env, chainId: number, operatorAddress: (key: Hex) => Address): PayoutViewConfig | { disabled: string } {
+export function payoutViewConfig(
+  env: Env,
+  chainId: number,
+  operatorAddress: (key: Hex) => Address,
+): PayoutViewConfig | { disabled: string } {
   const raw = env.OPERATOR_PRIVATE_KEY ?? (chainId === 31337 ? ANVIL_OPERATOR_KEY : undefined);
-  if (!raw) return { disabled: `OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain ${chainId}` };
+  if (!raw)
+    return { disabled: `OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain ${chainId}` };
   const operatorKey = key("OPERATOR_PRIVATE_KEY", raw);
   const payers = addresses(env, "PAYER_ADDRESSES");
   if (payers.length === 0) payers.push(operatorAddress(operatorKey));
   payers.push(...addresses(env, "PAST_PAYER_ADDRESSES"));
   const periodUnit = env.PRICING_PERIOD ?? "month";
-  if (periodUnit !== "month" && periodUnit !== "day") throw new AgentConfigError(`PRICING_PERIOD must be "month" or "day", got "${periodUnit}"`);
+  if (periodUnit !== "month" && periodUnit !== "day")
+    throw new AgentConfigError(`PRICING_PERIOD must be "month" or "day", got "${periodUnit}"`);
   return { operatorKey, payers, feeBps: integer(env, "PLATFORM_FEE_BPS", 1000, 10_000), periodUnit };
 }

@@ -87,9 +87,15 @@ export class CycleInProgressError extends PayoutError {
  */
 export function failureSummary(e: unknown): { code: string; message: string } {
   if (e instanceof OverpaidError) {
-    return { code: e.code, message: `${e.overpaid.length} provider(s) paid more than earned: ${e.overpaid.map((o) => o.providerId).join(", ")}` };
+    return {
+      code: e.code,
+      message: `${e.overpaid.length} provider(s) paid more than earned: ${e.overpaid.map((o) => o.providerId).join(", ")}`,
+    };
   }
   const err = e instanceof Error ? e : new Error(String(e));
   const short = (err as { shortMessage?: unknown }).shortMessage;
-  return { code: (err as { code?: unknown }).code?.toString() ?? "ERROR", message: (typeof short === "string" ? short : err.message).split("\n")[0]! };
+  return {
+    code: (err as { code?: unknown }).code?.toString() ?? "ERROR",
+    message: (typeof short === "string" ? short : err.message).split("\n")[0]!,
+  };
 }

@@ -1,11 +1,11 @@
-import { type Address, type Hex, getAddress } from "viem";
+import { type Address, getAddress, type Hex } from "viem";
 import type { PricingModelName } from "../../ponder.schema.js";
+import type { Point } from "../eerc/curve.js";
 import type { UsageGraphqlClient } from "../history/usage-api.js";
 import { indexedBlocks } from "../indexer/process.js";
 import type { ProviderId } from "../revenue/types.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
-import type { Point } from "../eerc/curve.js";
-import { type PayerTransfer, type Payout, type UnattributedTransfer, attributeTransfers, decodeTag } from "./tag.js";
+import { attributeTransfers, decodeTag, type PayerTransfer, type Payout, type UnattributedTransfer } from "./tag.js";
 
 /** A provider's registration right after one of its ProviderRegistry events. */
 export type ProviderChangeFact = {
@@ -108,7 +108,14 @@ export async function readSettlementFacts(
     ),
     client.all<BatchRow>("usageCommitments", "server batchId periodStart encryptedLines blockNumber logIndex", "blockNumber"),
     client.all<FeeRow>("poolFees", "amount blockNumber logIndex", "blockNumber"),
-    none ? Promise.resolve([]) : client.all<TransferRow>("privateTransfers", "txHash from to senderVTT receiverPCT auditorPCT blockNumber logIndex", "blockNumber", fromFilter),
+    none
+      ? Promise.resolve([])
+      : client.all<TransferRow>(
+          "privateTransfers",
+          "txHash from to senderVTT receiverPCT auditorPCT blockNumber logIndex",
+          "blockNumber",
+          fromFilter,
+        ),
     client.all<AuditorRow>("auditorChanges", "publicKey blockNumber logIndex", "blockNumber"),
   ]);
 
@@ -122,7 +129,10 @@ export async function readSettlementFacts(
     blockNumber: BigInt(t.blockNumber),
     logIndex: t.logIndex,
   }));
-  const payerList = payers === "any" ? [...new Set(transfers.filter((t) => decodeTag(t.auditorPCT[6]!)).map((t) => t.from))] : payers.map((p) => getAddress(p));
+  const payerList =
+    payers === "any"
+      ? [...new Set(transfers.filter((t) => decodeTag(t.auditorPCT[6]!)).map((t) => t.from))]
+      : payers.map((p) => getAddress(p));
   const payerSet = new Set(payerList);
   transfers = transfers.filter((t) => payerSet.has(t.from)).sort(byChainOrder);
 
@@ -146,12 +156,20 @@ export async function readSettlementFacts(
 
   const receivers = [...new Set(payouts.map((p) => p.to.toLowerCase()))];
   const registrations =
-    receivers.length === 0 ? [] : await client.all<RegistrationRow>("registrations", "address publicKey blockNumber", "blockNumber", `{ address_in: ${JSON.stringify(receivers)} }`);
+    receivers.length === 0
+      ? []
+      : await client.all<RegistrationRow>(
+          "registrations",
+          "address publicKey blockNumber",
+          "blockNumber",
+          `{ address_in: ${JSON.stringify(receivers)} }`,
+        );
   const receiverKeys = new Map<Hex, Point>();
   for (const p of payouts) {
     let key: Point | undefined;
     for (const r of registrations) {
-      if (getAddress(r.address) === p.to && BigInt(r.blockNumber) <= p.blockNumber) key = [BigInt(r.publicKey[0]!), BigInt(r.publicKey[1]!)];
+      if (getAddress(r.address) === p.to && BigInt(r.blockNumber) <= p.blockNumber)
+        key = [BigInt(r.publicKey[0]!), BigInt(r.publicKey[1]!)];
     }
     if (key) receiverKeys.set(p.txHash, key);
   }
@@ -172,7 +190,11 @@ export async function readSettlementFacts(
     poolFees: fees.map((r) => ({ amount: BigInt(r.amount), blockNumber: BigInt(r.blockNumber), logIndex: r.logIndex })).sort(byChainOrder),
     payers: payerList,
     auditorChanges: auditors
-      .map((a) => ({ publicKey: [BigInt(a.publicKey[0]!), BigInt(a.publicKey[1]!)] as Point, blockNumber: BigInt(a.blockNumber), logIndex: a.logIndex }))
+      .map((a) => ({
+        publicKey: [BigInt(a.publicKey[0]!), BigInt(a.publicKey[1]!)] as Point,
+        blockNumber: BigInt(a.blockNumber),
+        logIndex: a.logIndex,
+      }))
       .sort(byChainOrder)
       .map(({ publicKey, blockNumber }) => ({ publicKey, blockNumber })),
     payouts,

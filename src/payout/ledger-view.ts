@@ -2,9 +2,10 @@ import type { Address, Hex } from "viem";
 import type { UsageGraphqlClient } from "../history/usage-api.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
-import { type SettlementFacts, readSettlementFacts } from "./facts.js";
+import { getOrCreate } from "../util/map.js";
 import { UnattributedPayerTransferError } from "./errors.js";
-import { type DecryptedBatch, type SettlementOptions, boundariesOf, ledgerState, operatorPoolSecret } from "./settlement.js";
+import { readSettlementFacts, type SettlementFacts } from "./facts.js";
+import { boundariesOf, type DecryptedBatch, ledgerState, operatorPoolSecret, type SettlementOptions } from "./settlement.js";
 import { operatorAmounts } from "./tag.js";
 
 export type LedgerSnapshot = {
@@ -53,8 +54,7 @@ export class PayoutLedgerView {
     const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { statusUrl: this.args.statusUrl });
     const batches = facts.batches.map((b) => {
       const key = `${b.server}:${b.batchId}`;
-      let lines = this.lines.get(key);
-      if (!lines) this.lines.set(key, (lines = decryptLinesFor(b.encryptedLines, sk, "operator")));
+      const lines = getOrCreate(this.lines, key, () => decryptLinesFor(b.encryptedLines, sk, "operator"));
       return { ...b, lines };
     });
     const { amounts, unreadable } = operatorAmounts(sk, facts, this.amounts);

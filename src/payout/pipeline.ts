@@ -1,6 +1,6 @@
 import type { Address, Hex, TransactionReceipt } from "viem";
-import type { EercClient, PreparedTransfer } from "../eerc/client.js";
 import { decryptBalance } from "../eerc/balance.js";
+import type { EercClient, PreparedTransfer } from "../eerc/client.js";
 import type { EGCT } from "../eerc/elgamal.js";
 import type { TransferPCTOptions } from "../eerc/inputs.js";
 import type { ProviderId } from "../revenue/types.js";
@@ -96,7 +96,14 @@ export async function payFromPayer(args: {
       const t = remaining[next]!;
       at("before_prove", t);
       const started = performance.now();
-      const prepared: PreparedTransfer = await payer.prepareTransfer({ to: t.to, amount: t.amount, tokenId, from: balance, pct: t.pct, allowZero: true });
+      const prepared: PreparedTransfer = await payer.prepareTransfer({
+        to: t.to,
+        amount: t.amount,
+        tokenId,
+        from: balance,
+        pct: t.pct,
+        allowZero: true,
+      });
       const proveMs = performance.now() - started;
       hooks.proved?.(t, proveMs);
       at("after_prove", t);

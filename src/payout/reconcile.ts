@@ -6,8 +6,16 @@ import type { UsageGraphqlClient } from "../history/usage-api.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { readSettlementFacts } from "./facts.js";
+import {
+  boundariesOf,
+  cycleEarnings,
+  paymentsByCycle,
+  poolSecret,
+  type ReconciliationRow,
+  reconcileCycles,
+  type SettlementOptions,
+} from "./settlement.js";
 import type { UnattributedTransfer } from "./tag.js";
-import { type ReconciliationRow, type SettlementOptions, boundariesOf, cycleEarnings, paymentsByCycle, poolSecret, reconcileCycles } from "./settlement.js";
 
 export type CycleReconciliation = {
   cycle: number;

@@ -12,7 +12,12 @@ export const MAX_DISTRIBUTE_LEAD_S = 600;
 export function distributeTypedData(requestId: Hex, deadline: bigint, chainId: number | bigint) {
   return {
     domain: { name: "BackendShield PayoutAgent", version: "1", chainId: BigInt(chainId) },
-    types: { Distribute: [{ name: "requestId", type: "bytes32" }, { name: "deadline", type: "uint256" }] },
+    types: {
+      Distribute: [
+        { name: "requestId", type: "bytes32" },
+        { name: "deadline", type: "uint256" },
+      ],
+    },
     primaryType: "Distribute" as const,
     message: { requestId, deadline },
   };
@@ -20,7 +25,17 @@ export function distributeTypedData(requestId: Hex, deadline: bigint, chainId: n
 
 export type LastCycle =
   | { status: "nothing_owed"; throughBlock: string; finishedAt: string; trigger: string }
-  | { status: "paid"; cycle: number; throughBlock: string; resumed: boolean; transfers: number; recoveries: number; seconds: number; finishedAt: string; trigger: string }
+  | {
+      status: "paid";
+      cycle: number;
+      throughBlock: string;
+      resumed: boolean;
+      transfers: number;
+      recoveries: number;
+      seconds: number;
+      finishedAt: string;
+      trigger: string;
+    }
   | { status: "failed"; code: string; message: string; finishedAt: string; trigger: string };
 
 /**
@@ -64,7 +79,17 @@ export class CycleRunner {
         const finishedAt = new Date().toISOString();
         this.last =
           r.status === "paid"
-            ? { status: "paid", cycle: r.cycle, throughBlock: r.throughBlock.toString(), resumed: r.resumed, transfers: r.transfers.length, recoveries: r.recoveries, seconds: Math.round((performance.now() - started) / 100) / 10, finishedAt, trigger }
+            ? {
+                status: "paid",
+                cycle: r.cycle,
+                throughBlock: r.throughBlock.toString(),
+                resumed: r.resumed,
+                transfers: r.transfers.length,
+                recoveries: r.recoveries,
+                seconds: Math.round((performance.now() - started) / 100) / 10,
+                finishedAt,
+                trigger,
+              }
             : { status: "nothing_owed", throughBlock: r.throughBlock.toString(), finishedAt, trigger };
         if (r.status === "nothing_owed") this.log(`cycle run (${trigger}): nothing owed through block ${r.throughBlock}`);
       })
@@ -115,11 +140,13 @@ export function payoutApp(args: { runner: CycleRunner; operator: Address; chainI
     }
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiInputError("body", "must be a JSON object");
     const requestId = body.requestId;
-    if (typeof requestId !== "string" || !isHex(requestId) || requestId.length !== 66) throw new ApiInputError("requestId", "must be 0x-prefixed 32-byte hex");
+    if (typeof requestId !== "string" || !isHex(requestId) || requestId.length !== 66)
+      throw new ApiInputError("requestId", "must be 0x-prefixed 32-byte hex");
     const deadline = parseUint("deadline", body.deadline, 256);
     const t = now();
     if (deadline <= BigInt(t)) throw new ApiInputError("deadline", "has passed: sign again with a later deadline");
-    if (deadline > BigInt(t + MAX_DISTRIBUTE_LEAD_S)) throw new ApiInputError("deadline", `must be at most ${MAX_DISTRIBUTE_LEAD_S} s in the future`);
+    if (deadline > BigInt(t + MAX_DISTRIBUTE_LEAD_S))
+      throw new ApiInputError("deadline", `must be at most ${MAX_DISTRIBUTE_LEAD_S} s in the future`);
     const signature = parseSignature("signature", body.signature);
     let signer: Address;
     try {
@@ -131,7 +158,12 @@ export function payoutApp(args: { runner: CycleRunner; operator: Address; chainI
     for (const [id, d] of seen) if (d <= BigInt(t)) seen.delete(id);
     const id = requestId.toLowerCase();
     if (seen.has(id)) throw new ApiInputError("requestId", "was already used: sign a new request", 409);
-    if (args.runner.busy) throw new ApiInputError("requestId", new CycleInProgressError(args.runner.status().progress?.cycle ?? null).message + ": try again when it is done", 409);
+    if (args.runner.busy)
+      throw new ApiInputError(
+        "requestId",
+        `${new CycleInProgressError(args.runner.status().progress?.cycle ?? null).message}: try again when it is done`,
+        409,
+      );
     seen.set(id, deadline);
     args.runner.start(`request ${id.slice(0, 10)}`).catch(() => {});
     return c.json({ accepted: true, status: args.runner.status() }, 202);
@@ -143,4 +175,3 @@ export function payoutApp(args: { runner: CycleRunner; operator: Address; chainI
   });
   return app;
 }
-

@@ -1,3 +1,5 @@
+import { mulPoint, type Point } from "../eerc/curve.js";
+import { deriveShareOf } from "../eerc/derive.js";
 import { type PeriodUnit, periodOf } from "../meter/meter.js";
 import { allocatePool } from "../revenue/allocate.js";
 import { owed } from "../revenue/earnings.js";
@@ -5,8 +7,6 @@ import { checkFeeBps, feeMicro, priceLines } from "../revenue/price.js";
 import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
-import { type Point, mulPoint } from "../eerc/curve.js";
-import { deriveShareOf } from "../eerc/derive.js";
 import { CycleBoundaryConflictError } from "./errors.js";
 import type { BatchFact, PoolFeeFact, ProviderChangeFact } from "./facts.js";
 import type { Payout } from "./tag.js";
@@ -103,13 +103,15 @@ export function boundariesOf(payouts: readonly Payout[]): CycleBoundary[] {
     out.push({ cycle, throughBlock: blocks[0]! });
   }
   for (let i = 1; i < out.length; i++) {
-    if (out[i]!.throughBlock < out[i - 1]!.throughBlock) throw new CycleBoundaryConflictError(out[i]!.cycle, [out[i - 1]!.throughBlock, out[i]!.throughBlock]);
+    if (out[i]!.throughBlock < out[i - 1]!.throughBlock)
+      throw new CycleBoundaryConflictError(out[i]!.cycle, [out[i - 1]!.throughBlock, out[i]!.throughBlock]);
   }
   return out;
 }
 
 type Position = { blockNumber: bigint; logIndex: number };
-const atOrBefore = (a: Position, b: Position) => a.blockNumber < b.blockNumber || (a.blockNumber === b.blockNumber && a.logIndex <= b.logIndex);
+const atOrBefore = (a: Position, b: Position) =>
+  a.blockNumber < b.blockNumber || (a.blockNumber === b.blockNumber && a.logIndex <= b.logIndex);
 
 /** The registration in force at a position: the provider's latest change at or before it, undefined before registration. */
 function registrationAt(changes: readonly ProviderChangeFact[], at: Position): ProviderChangeFact | undefined {
@@ -139,7 +141,7 @@ function pricedLines(batches: readonly DecryptedBatch[], changes: readonly Provi
       let pricing = pricingOf.get(key);
       if (pricing === undefined) {
         const reg = registrationAt(byProvider.get(providerId) ?? [], batch);
-        pricing = reg && reg.active ? reg.pricing : null;
+        pricing = reg?.active ? reg.pricing : null;
         pricingOf.set(key, pricing);
       }
       out.push({ blockNumber: batch.blockNumber, period, providerId, billableCalls: line.billableCalls, pricing });
@@ -200,7 +202,19 @@ export function cycleEarnings(args: {
     const earnedThrough = new Map<ProviderId, bigint>();
     for (const id of [...earned.keys()].sort()) earnedThrough.set(id, earned.get(id)!);
 
-    out.push({ cycle, afterBlock, throughBlock, poolMicro, poolFeeMicro, carriedInMicro, splitMicro, carriedOutMicro, earnedThrough, poolShares: cyclePoolShares, billableCalls });
+    out.push({
+      cycle,
+      afterBlock,
+      throughBlock,
+      poolMicro,
+      poolFeeMicro,
+      carriedInMicro,
+      splitMicro,
+      carriedOutMicro,
+      earnedThrough,
+      poolShares: cyclePoolShares,
+      billableCalls,
+    });
     afterBlock = throughBlock;
     carriedInMicro = carriedOutMicro;
   }
@@ -295,14 +309,28 @@ export function ledgerState(args: {
   const recorded = boundariesOf(args.payouts);
   const last = recorded.at(-1) ?? null;
   const settle = (boundaries: CycleBoundary[]): Due => {
-    const e = cycleEarnings({ batches: args.batches, providerChanges: args.providerChanges, poolFees: args.poolFees, boundaries, options: args.settlement, poolSecret: args.poolSecret }).at(-1)!;
-    return { cycle: e.cycle, throughBlock: e.throughBlock, poolMicro: e.poolMicro, due: owed(e.earnedThrough, paid), poolShares: e.poolShares };
+    const e = cycleEarnings({
+      batches: args.batches,
+      providerChanges: args.providerChanges,
+      poolFees: args.poolFees,
+      boundaries,
+      options: args.settlement,
+      poolSecret: args.poolSecret,
+    }).at(-1)!;
+    return {
+      cycle: e.cycle,
+      throughBlock: e.throughBlock,
+      poolMicro: e.poolMicro,
+      due: owed(e.earnedThrough, paid),
+      poolShares: e.poolShares,
+    };
   };
   let unfinished: Due | null = null;
   if (last) {
     const d = settle(recorded);
     if (d.due.size > 0) unfinished = d;
   }
-  const next = !last || args.through > last.throughBlock ? settle([...recorded, { cycle: (last?.cycle ?? 0) + 1, throughBlock: args.through }]) : null;
+  const next =
+    !last || args.through > last.throughBlock ? settle([...recorded, { cycle: (last?.cycle ?? 0) + 1, throughBlock: args.through }]) : null;
   return { payments, paid, unfinished, next, last };
 }

@@ -1,4 +1,4 @@
-import { type Address, type Hex, getAddress } from "viem";
+import { type Address, getAddress, type Hex } from "viem";
 import type { Point } from "../eerc/curve.js";
 import { deriveScalar } from "../eerc/derive.js";
 import type { EGCT } from "../eerc/elgamal.js";
@@ -36,7 +36,8 @@ const MAX_BLOCK = (1n << 48n) - 1n;
 export const providerSlot = (providerId: ProviderId): number => Number.parseInt(providerId.slice(2, 10), 16);
 
 export function encodeTag(args: { cycle: number; throughBlock: bigint; providerId: ProviderId }): bigint {
-  if (!Number.isInteger(args.cycle) || args.cycle < 1 || args.cycle > MAX_CYCLE) throw new RangeError(`payout cycle ${args.cycle} is outside 1..${MAX_CYCLE}`);
+  if (!Number.isInteger(args.cycle) || args.cycle < 1 || args.cycle > MAX_CYCLE)
+    throw new RangeError(`payout cycle ${args.cycle} is outside 1..${MAX_CYCLE}`);
   if (args.throughBlock < 0n || args.throughBlock > MAX_BLOCK) throw new RangeError(`block ${args.throughBlock} does not fit a payout tag`);
   return (FORMAT << 112n) | (BigInt(args.cycle) << 80n) | (args.throughBlock << 32n) | BigInt(providerSlot(args.providerId));
 }
@@ -65,7 +66,8 @@ export function payoutPCTOptions(operatorSk: bigint, tag: bigint): TransferPCTOp
 
 /** A payout's amount read with the operator's key; throws PCTDecryptionError when its receiver PCT was not made with that key. */
 export function operatorAmount(operatorSk: bigint, payout: Payout, receiverPk: Point): bigint {
-  if (!payout.receiverPCT || !payout.senderVTT) throw new PCTDecryptionError("the indexer has no receiver PCT or sender VTT for this transfer");
+  if (!payout.receiverPCT || !payout.senderVTT)
+    throw new PCTDecryptionError("the indexer has no receiver PCT or sender VTT for this transfer");
   const random = receiverRandom(operatorSk, payout.receiverPCT[6]!, wordsToEGCT(payout.senderVTT));
   return decryptPCTWithRandom(payout.receiverPCT, random, receiverPk);
 }
@@ -138,11 +140,19 @@ export function attributeTransfers(
     const to = getAddress(t.to);
     const candidates = new Set(
       payoutAccounts
-        .filter((p) => p.blockNumber <= t.blockNumber && getAddress(p.payoutAccount) === to && providerSlot(p.providerId) === tag.providerSlot)
+        .filter(
+          (p) => p.blockNumber <= t.blockNumber && getAddress(p.payoutAccount) === to && providerSlot(p.providerId) === tag.providerSlot,
+        )
         .map((p) => p.providerId),
     );
     if (candidates.size !== 1) {
-      unattributed.push({ ...t, reason: candidates.size === 0 ? "no provider paying out to its receiver has its tag's provider slot" : "several providers paying out to its receiver share its tag's provider slot" });
+      unattributed.push({
+        ...t,
+        reason:
+          candidates.size === 0
+            ? "no provider paying out to its receiver has its tag's provider slot"
+            : "several providers paying out to its receiver share its tag's provider slot",
+      });
       continue;
     }
     payouts.push({ ...t, cycle: tag.cycle, throughBlock: tag.throughBlock, providerId: [...candidates][0]! });

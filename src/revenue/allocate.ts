@@ -1,5 +1,5 @@
 import { InvalidRevenueInputError, UnallocatablePoolError } from "./errors.js";
-import { type ProviderId, isProviderId } from "./types.js";
+import { isProviderId, type ProviderId } from "./types.js";
 
 /**
  * Splits `pool` micro-USDC in proportion to `weights` by largest remainder (Hamilton):

@@ -1,5 +1,5 @@
-import { InvalidRevenueInputError, type Overpayment, OverpaidError } from "./errors.js";
-import { type ProviderId, type Revenue, isProviderId } from "./types.js";
+import { InvalidRevenueInputError, OverpaidError, type Overpayment } from "./errors.js";
+import { isProviderId, type ProviderId, type Revenue } from "./types.js";
 
 /**
  * Each provider's cumulative earnings (net micro-USDC) over the priced periods, optionally only

@@ -1,17 +1,18 @@
 import { type Pricing, PricingModel, type Tier, validatePricing } from "../usage/registry.js";
+import { getOrCreate } from "../util/map.js";
 import { allocateSorted } from "./allocate.js";
 import { InvalidRevenueInputError, UnknownProviderPricingError } from "./errors.js";
 import {
   type Amounts,
+  isProviderId,
   type PeriodRevenue,
-  type PriceLinesInput,
   type PricedModel,
+  type PriceLinesInput,
   type PricingLookup,
   type ProviderId,
   type ProviderPeriod,
   type Revenue,
   type RevenueLine,
-  isProviderId,
 } from "./types.js";
 
 export const BPS_DENOMINATOR = 10_000n;
@@ -60,8 +61,7 @@ function aggregate(lines: Iterable<RevenueLine>): Map<number, Map<string, bigint
     }
     if (period !== lastPeriod || current === undefined) {
       if (!isPeriod(period)) throw new InvalidRevenueInputError("lines.period", "must be a positive safe integer");
-      current = byPeriod.get(period);
-      if (current === undefined) byPeriod.set(period, (current = new Map()));
+      current = getOrCreate(byPeriod, period, () => new Map());
       lastPeriod = period;
     }
     const sum = current.get(providerId);
@@ -69,7 +69,11 @@ function aggregate(lines: Iterable<RevenueLine>): Map<number, Map<string, bigint
   }
   for (const calls of byPeriod.values()) {
     for (const id of calls.keys()) {
-      if (!isProviderId(id)) throw new InvalidRevenueInputError("lines.providerId", `${String(id)} is not a canonical provider id (0x + 64 lowercase hex digits)`);
+      if (!isProviderId(id))
+        throw new InvalidRevenueInputError(
+          "lines.providerId",
+          `${String(id)} is not a canonical provider id (0x + 64 lowercase hex digits)`,
+        );
     }
   }
   return byPeriod;
@@ -101,7 +105,8 @@ function checkPools(pools: ReadonlyMap<number, bigint> | undefined): ReadonlyMap
   if (!(pools instanceof Map)) throw new InvalidRevenueInputError("pools", "must be a Map of period to micro-USDC");
   for (const [period, pool] of pools) {
     if (!isPeriod(period)) throw new InvalidRevenueInputError("pools", `period ${String(period)} must be a positive safe integer`);
-    if (typeof pool !== "bigint" || pool < 0n) throw new InvalidRevenueInputError("pools", `pool of ${period} must be a non-negative bigint`);
+    if (typeof pool !== "bigint" || pool < 0n)
+      throw new InvalidRevenueInputError("pools", `pool of ${period} must be a non-negative bigint`);
   }
   return pools;
 }
@@ -112,7 +117,13 @@ const MODEL_NAMES: Record<number, PricedModel> = {
   [PricingModel.Tiered]: "tiered",
 };
 
-function pricePeriod(period: number, calls: Map<string, bigint> | undefined, poolMicro: bigint, feeBps: bigint, resolve: Resolve): PeriodRevenue {
+function pricePeriod(
+  period: number,
+  calls: Map<string, bigint> | undefined,
+  poolMicro: bigint,
+  feeBps: bigint,
+  resolve: Resolve,
+): PeriodRevenue {
   const ids = calls === undefined ? [] : ([...calls.keys()].sort() as ProviderId[]);
   const providers = new Map<ProviderId, ProviderPeriod>();
   const poolIndex: ProviderPeriod[] = [];
@@ -130,7 +141,9 @@ function pricePeriod(period: number, calls: Map<string, bigint> | undefined, poo
       poolWeights.push(billableCalls * BigInt(pricing.poolWeight));
     } else {
       const gross =
-        pricing.model === PricingModel.PerCall ? billableCalls * pricing.pricePerCallMicro : tieredAmountMicro(pricing.tiers, billableCalls);
+        pricing.model === PricingModel.PerCall
+          ? billableCalls * pricing.pricePerCallMicro
+          : tieredAmountMicro(pricing.tiers, billableCalls);
       const fee = feeMicro(gross, feeBps);
       commercialFee += fee;
       entry = { model: MODEL_NAMES[pricing.model], billableCalls, grossMicro: gross, feeMicro: fee, netMicro: gross - fee };

@@ -1,7 +1,7 @@
-import { type Address, type Hex, encodeAbiParameters, getAddress, hashStruct, isAddress, keccak256, parseAbiParameters } from "viem";
+import { type Address, encodeAbiParameters, getAddress, type Hex, hashStruct, isAddress, keccak256, parseAbiParameters } from "viem";
 import { DuplicateRecordError, EmptyBatchError, InvalidBatchError } from "./errors.js";
-import { type LineKeys, type UsageLine, encryptLines } from "./lines.js";
-import { type MerkleTree, buildMerkleTree, merkleProof } from "./merkle.js";
+import { encryptLines, type LineKeys, type UsageLine } from "./lines.js";
+import { buildMerkleTree, type MerkleTree, merkleProof } from "./merkle.js";
 import { type CallRecord, callRecordLeaf, validateCallRecord, validatedRecordLeaf } from "./record.js";
 import { providerIdOf } from "./registry.js";
 
@@ -45,7 +45,8 @@ export const USAGE_BATCH_TYPES = {
 export function batchIdOf(server: Address, sequence: bigint | number): Hex {
   if (!isAddress(server)) throw new InvalidBatchError("server", "is not an address");
   const seq = typeof sequence === "number" && Number.isSafeInteger(sequence) ? BigInt(sequence) : sequence;
-  if (typeof seq !== "bigint" || seq < 0n || seq >= UINT64_LIMIT) throw new InvalidBatchError("sequence", "must be an integer in [0, 2^64)");
+  if (typeof seq !== "bigint" || seq < 0n || seq >= UINT64_LIMIT)
+    throw new InvalidBatchError("sequence", "must be an integer in [0, 2^64)");
   return keccak256(encodeAbiParameters(parseAbiParameters("address server, uint64 sequence"), [getAddress(server), seq]));
 }
 
@@ -106,7 +107,10 @@ export function buildBatch(input: {
 }): BuiltBatch {
   const batchId = batchIdOf(input.server, input.sequence);
   const { periodStart, periodEnd } = input;
-  for (const [field, v] of [["periodStart", periodStart], ["periodEnd", periodEnd]] as const) {
+  for (const [field, v] of [
+    ["periodStart", periodStart],
+    ["periodEnd", periodEnd],
+  ] as const) {
     if (!Number.isSafeInteger(v) || v < 0) throw new InvalidBatchError(field, "must be a non-negative integer (Unix ms)");
   }
   if (periodEnd < periodStart) throw new InvalidBatchError("periodEnd", "is before periodStart");

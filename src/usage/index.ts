@@ -1,7 +1,7 @@
-export * from "./errors.js";
-export * from "./record.js";
-export * from "./merkle.js";
-export * from "./lines.js";
 export * from "./batch.js";
-export * from "./registry.js";
+export * from "./errors.js";
 export { fetchLineKeys } from "./keys.js";
+export * from "./lines.js";
+export * from "./merkle.js";
+export * from "./record.js";
+export * from "./registry.js";

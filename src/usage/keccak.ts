@@ -1,5 +1,5 @@
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { type IHasher, createKeccak } from "hash-wasm";
+import { createKeccak, type IHasher } from "hash-wasm";
 
 // Hashing call records dominates batch ingestion; the WASM keccak is about 6x faster than the
 // pure-JS one. It loads asynchronously, so until it is ready the (identical) JS one answers.

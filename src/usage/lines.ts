@@ -1,6 +1,16 @@
 import { poseidonDecrypt, poseidonEncrypt } from "@zk-kit/poseidon-cipher";
-import { type Hex, decodeAbiParameters, encodeAbiParameters, isHex, parseAbiParameters } from "viem";
-import { FIELD_MODULUS, type Point, isInSubgroup, isOnCurve, mulBase, mulPoint, pointEquals, randomScalar, IDENTITY } from "../eerc/curve.js";
+import { decodeAbiParameters, encodeAbiParameters, type Hex, isHex, parseAbiParameters } from "viem";
+import {
+  FIELD_MODULUS,
+  IDENTITY,
+  isInSubgroup,
+  isOnCurve,
+  mulBase,
+  mulPoint,
+  type Point,
+  pointEquals,
+  randomScalar,
+} from "../eerc/curve.js";
 import { validatePrivateKey } from "../eerc/keys.js";
 import { InvalidRecipientKeyError, InvalidUsageLineError, MalformedLinesError } from "./errors.js";
 
@@ -126,7 +136,10 @@ function encryptLine(message: bigint[], recipients: readonly Point[]): bigint[] 
 
 function dummyLine(): bigint[] {
   const message = [randomBits(192), randomBits(192), randomBits(128)];
-  return encryptLine(message, ROLES.map(() => mulBase(randomScalar())));
+  return encryptLine(
+    message,
+    ROLES.map(() => mulBase(randomScalar())),
+  );
 }
 
 /**

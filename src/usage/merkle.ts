@@ -1,6 +1,6 @@
-import { keccak256Bytes } from "./keccak.js";
 import { type Hex, isHex } from "viem";
 import { EmptyBatchError, MerkleError } from "./errors.js";
+import { keccak256Bytes } from "./keccak.js";
 
 /**
  * Sorted-pair keccak256 Merkle tree. Leaves are sorted first, so the root depends only on the

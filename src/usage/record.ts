@@ -1,6 +1,6 @@
-import { keccak256Bytes } from "./keccak.js";
 import { type Hex, parseAbiParameters } from "viem";
 import { InvalidCallRecordError } from "./errors.js";
+import { keccak256Bytes } from "./keccak.js";
 import { isValidNamespace } from "./registry.js";
 
 export type CallOutcome = "ok" | "tool_error" | "exception";
@@ -135,7 +135,9 @@ function encodeValidated(r: CallRecord): Uint8Array {
     r.billable ? 1 : 0,
     r.priceMicro,
   ];
-  statics.forEach((v, i) => putUint(view, (strings.length + i) * WORD, v));
+  statics.forEach((v, i) => {
+    putUint(view, (strings.length + i) * WORD, v);
+  });
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { type Address, type Hex, getAddress, keccak256, stringToBytes } from "viem";
+import { type Address, getAddress, type Hex, keccak256, stringToBytes } from "viem";
 import { InvalidNamespaceError, InvalidPricingError } from "./errors.js";
 
 /** ProviderRegistry's `PricingModel` enum. */
@@ -66,7 +66,12 @@ export function validatePricing(pricing: Pricing): Pricing {
 
 /** EIP-712 domain of a ProviderRegistry deployment. */
 export function registryDomain(o: { chainId: number | bigint; registry: Address }) {
-  return { name: "BackendShield ProviderRegistry", version: "1", chainId: BigInt(o.chainId), verifyingContract: getAddress(o.registry) } as const;
+  return {
+    name: "BackendShield ProviderRegistry",
+    version: "1",
+    chainId: BigInt(o.chainId),
+    verifyingContract: getAddress(o.registry),
+  } as const;
 }
 
 const PRICING_TYPES = {
