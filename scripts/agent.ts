@@ -6,10 +6,10 @@ import { provingArtifactsOf, readManifest } from "../src/deployment/manifest.js"
 import { EercClient } from "../src/eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
+import { summarize } from "../src/errors.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { PayoutAgent } from "../src/payout/agent.js";
 import { agentConfig } from "../src/payout/config.js";
-import { failureSummary } from "../src/payout/errors.js";
 import { CycleRunner, payoutApp } from "../src/payout/server.js";
 import { usdcTokenId } from "./marketplace.js";
 
@@ -86,7 +86,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   main(process.argv.slice(2))
     .then((code) => process.exit(code))
     .catch((err) => {
-      const { code, message } = failureSummary(err);
+      const { code, message } = summarize(err);
       log(`payout agent failed: ${code}: ${message}`);
       process.exit(1);
     });

@@ -10,7 +10,7 @@ import {
   createMeter,
   flowMcpToolName,
   freeQuotaThenPerCall,
-  InvalidPricingError,
+  InvalidMeterPricingError,
   type Meter,
   type MeterOptions,
   periodOf,
@@ -209,7 +209,7 @@ describe("metering real MCP calls over Streamable HTTP", () => {
     expect(pricing.priceFor("pool", 10_000)).toBe(0n);
     expect(freeQuotaThenPerCall(0, 9n)).toEqual({ model: "per_call", priceMicro: 9n });
     expect(() => pricing.priceFor("other", 0)).toThrow(UnknownProviderError);
-    expect(() => staticPricing({ x: { model: "per_call", priceMicro: -1n } })).toThrow(InvalidPricingError);
+    expect(() => staticPricing({ x: { model: "per_call", priceMicro: -1n } })).toThrow(InvalidMeterPricingError);
     expect(() =>
       staticPricing({
         x: {
@@ -220,8 +220,8 @@ describe("metering real MCP calls over Streamable HTTP", () => {
           ],
         },
       }),
-    ).toThrow(InvalidPricingError);
-    expect(() => staticPricing({ x: { model: "tiered", tiers: [] } })).toThrow(InvalidPricingError);
+    ).toThrow(InvalidMeterPricingError);
+    expect(() => staticPricing({ x: { model: "tiered", tiers: [] } })).toThrow(InvalidMeterPricingError);
   });
 
   test("pricing read from a ProviderRegistry entry", () => {

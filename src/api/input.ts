@@ -1,4 +1,5 @@
 import { type Address, getAddress, type Hex, isAddress, isHex } from "viem";
+import { BaseError } from "../errors.js";
 
 export type ApiErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422;
 
@@ -6,7 +7,8 @@ export type ApiErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422;
  * A request the API refuses; answered with `status` (400 unless told) and
  * `{ error: { field, message } }`, `field` naming the offending part of the request.
  */
-export class ApiInputError extends Error {
+export class ApiInputError extends BaseError {
+  readonly code = "INVALID_REQUEST";
   constructor(
     readonly field: string,
     message: string,

@@ -4,6 +4,7 @@ import type { Point } from "../eerc/curve.js";
 import { deriveNonce, deriveScalar } from "../eerc/derive.js";
 import { deriveKeyFromWallet } from "../eerc/keys.js";
 import { encryptPCT } from "../eerc/pct.js";
+import { summarize } from "../errors.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
 import { payoutViewConfig } from "../payout/config.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
@@ -55,7 +56,7 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
   // The payout fields are extras: if the ledger cannot be read, the core answer still goes out.
   const snapshot = () =>
     view.snapshot().catch((e: unknown) => {
-      console.error(`payout ledger unavailable: ${e instanceof Error ? e.message : String(e)}`);
+      console.error(`payout ledger unavailable: ${summarize(e).message}`);
       return null;
     });
   const unavailable = "the payout ledger could not be read; see the API's log";

@@ -1,6 +1,5 @@
 import {
   type Address,
-  BaseError,
   type Chain,
   ContractFunctionRevertedError,
   createPublicClient,
@@ -14,8 +13,10 @@ import {
   type PrivateKeyAccount,
   type PublicClient,
   recoverTypedDataAddress,
+  BaseError as ViemBaseError,
   type WalletClient,
 } from "viem";
+import { BaseError, summarize } from "../errors.js";
 import { type ApiErrorStatus, ApiInputError } from "./input.js";
 
 const ANVIL_CHAIN_ID = 31337;
@@ -23,7 +24,8 @@ const ANVIL_CHAIN_ID = 31337;
 const ANVIL_RELAYER_KEY: Hex = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
 
 /** The API cannot serve a write now: no relayer (503) or the chain did not answer (502). */
-export class ApiServiceError extends Error {
+export class ApiServiceError extends BaseError {
+  readonly code = "SERVICE_UNAVAILABLE";
   constructor(
     readonly status: 502 | 503,
     message: string,
@@ -109,7 +111,8 @@ export class Relayer {
         return hash;
       } catch (err) {
         this.nextNonce = undefined;
-        const nonceRefused = err instanceof BaseError && err.walk((e) => e instanceof NonceTooLowError || e instanceof NonceTooHighError);
+        const nonceRefused =
+          err instanceof ViemBaseError && err.walk((e) => e instanceof NonceTooLowError || e instanceof NonceTooHighError);
         if (attempt === 0 && nonceRefused) continue;
         throw err;
       }
@@ -150,10 +153,7 @@ export async function chainRead<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
-export function shortMessage(err: unknown): string {
-  if (err instanceof BaseError) return err.shortMessage;
-  return err instanceof Error ? err.message.split("\n")[0]! : String(err);
-}
+const shortMessage = (err: unknown): string => summarize(err).message;
 
 export type RevertMap = Record<string, { field: string; status: ApiErrorStatus; message: string }>;
 
@@ -163,7 +163,7 @@ export type RevertMap = Record<string, { field: string; status: ApiErrorStatus; 
  */
 export function requestErrorFromRevert(err: unknown, reverts: RevertMap): Error {
   if (err instanceof ApiInputError || err instanceof ApiServiceError) return err;
-  if (err instanceof BaseError) {
+  if (err instanceof ViemBaseError) {
     const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
     const name = revert instanceof ContractFunctionRevertedError ? revert.data?.errorName : undefined;
     if (name && reverts[name]) {

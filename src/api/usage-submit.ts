@@ -1,20 +1,12 @@
 import { type Address, encodeFunctionData, getAddress, type Hex, type PublicClient, zeroHash } from "viem";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
+import { summarize } from "../errors.js";
 import { batchHash, batchTypedData, recordsTree, type UsageBatch } from "../usage/batch.js";
 import { InvalidCallRecordError, MalformedLinesError } from "../usage/errors.js";
 import { decodeEncryptedLines } from "../usage/lines.js";
 import { type CallRecord, validateCallRecord } from "../usage/record.js";
 import { ApiInputError, expectObject, parseAddressField, parseBytes, parseFixedHex, parseUint } from "./input.js";
-import {
-  chainRead,
-  checkSigner,
-  KeyedLock,
-  type Relayer,
-  type RevertMap,
-  requestErrorFromRevert,
-  shortMessage,
-  withHeadroom,
-} from "./relayer.js";
+import { chainRead, checkSigner, KeyedLock, type Relayer, type RevertMap, requestErrorFromRevert, withHeadroom } from "./relayer.js";
 import { parseDeadline, parseSignature } from "./signed.js";
 
 /** Most call records one submission may carry for the Merkle check. */
@@ -193,7 +185,7 @@ export class UsageSubmitter {
       if (receipt.status === "success") return;
       outcome = "reverted";
     } catch (err) {
-      outcome = `was not mined (${shortMessage(err)})`;
+      outcome = `was not mined (${summarize(err).message})`;
     }
     if (this.sent.get(key)?.txHash === txHash) this.sent.delete(key);
     this.deps.warn(`usage batch ${batch.batchId} of ${batch.server}: transaction ${txHash} ${outcome}; a resubmission will relay it again`);
@@ -220,7 +212,7 @@ export class UsageSubmitter {
         if (logs.length > 0) return logs[0]!.transactionHash;
       }
     } catch (err) {
-      this.deps.warn(`usage batch ${batchId} of ${server} is committed but its transaction was not found: ${shortMessage(err)}`);
+      this.deps.warn(`usage batch ${batchId} of ${server} is committed but its transaction was not found: ${summarize(err).message}`);
     }
     return null;
   }

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { BaseError } from "../errors.js";
 import type { AuditPeriodUnit } from "../history/types.js";
 
 export const USAGE = `Usage: npm run cli -- <command> (--api URL | --rpc URL | --agent URL) [options]
@@ -53,12 +54,12 @@ usage --records exits 1 when any record does not match what was committed;
 reconcile exits 1 when any cycle's payouts differ from what it owed, or when a payer
 sent a transfer that is not an accountable payout.`;
 
-export class UsageError extends Error {
+export class CommandLineError extends BaseError {
   readonly code = "USAGE";
 }
 
 /** The key given is not a key at all; its content is never echoed. */
-export class InvalidKeyError extends Error {
+export class InvalidKeyError extends BaseError {
   readonly code = "INVALID_KEY";
 }
 
@@ -108,9 +109,9 @@ function httpUrl(value: string, flag: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new UsageError(`${flag} "${value}" is not a URL`);
+    throw new CommandLineError(`${flag} "${value}" is not a URL`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${flag} must be an http(s) URL`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new CommandLineError(`${flag} must be an http(s) URL`);
   return value;
 }
 
@@ -119,26 +120,28 @@ export function parseCommand(argv: string[]): Command | "help" {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }) as never;
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new CommandLineError((e as Error).message);
   }
   const { values, positionals } = parsed;
   if (values.help) return "help";
   const [name, ...rest] = positionals;
-  if (!name) throw new UsageError(`missing command: ${COMMANDS.join(", ")}`);
-  if (!(COMMANDS as readonly string[]).includes(name)) throw new UsageError(`unknown command "${name}": expected ${COMMANDS.join(", ")}`);
-  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (!name) throw new CommandLineError(`missing command: ${COMMANDS.join(", ")}`);
+  if (!(COMMANDS as readonly string[]).includes(name))
+    throw new CommandLineError(`unknown command "${name}": expected ${COMMANDS.join(", ")}`);
+  if (rest.length > 0) throw new CommandLineError(`unexpected argument "${rest[0]}"`);
 
   const given = [values.api, values.rpc, values.agent].filter((v) => v !== undefined).length;
   if (name === "distribute") {
-    if (values.agent === undefined || given !== 1) throw new UsageError("distribute takes --agent URL (and no --api or --rpc)");
+    if (values.agent === undefined || given !== 1) throw new CommandLineError("distribute takes --agent URL (and no --api or --rpc)");
   } else if (values.agent !== undefined) {
-    throw new UsageError("--agent is only used with distribute");
+    throw new CommandLineError("--agent is only used with distribute");
   } else if (given !== 1) {
-    throw new UsageError("give exactly one of --api URL or --rpc URL");
+    throw new CommandLineError("give exactly one of --api URL or --rpc URL");
   }
-  if (name === "withdraw" && values.rpc === undefined) throw new UsageError("withdraw needs --rpc URL: a claim goes straight to the chain");
-  if (name === "reconcile" && values.api === undefined) throw new UsageError("reconcile needs --api URL (the indexer)");
-  if (values.manifest !== undefined && values.rpc === undefined) throw new UsageError("--manifest is only used with --rpc");
+  if (name === "withdraw" && values.rpc === undefined)
+    throw new CommandLineError("withdraw needs --rpc URL: a claim goes straight to the chain");
+  if (name === "reconcile" && values.api === undefined) throw new CommandLineError("reconcile needs --api URL (the indexer)");
+  if (values.manifest !== undefined && values.rpc === undefined) throw new CommandLineError("--manifest is only used with --rpc");
   const source: Command["source"] =
     values.agent !== undefined
       ? { kind: "agent", url: httpUrl(values.agent, "--agent") }
@@ -146,46 +149,46 @@ export function parseCommand(argv: string[]): Command | "help" {
         ? { kind: "api", url: httpUrl(values.api, "--api") }
         : { kind: "rpc", url: httpUrl(values.rpc!, "--rpc"), manifest: values.manifest };
 
-  if (values.amount !== undefined && name !== "withdraw") throw new UsageError("--amount is only used with withdraw");
-  if (name === "withdraw" && values.amount === undefined) throw new UsageError("withdraw needs --amount USDC");
+  if (values.amount !== undefined && name !== "withdraw") throw new CommandLineError("--amount is only used with withdraw");
+  if (name === "withdraw" && values.amount === undefined) throw new CommandLineError("withdraw needs --amount USDC");
   for (const flag of ["fee-bps", "pricing-period", "payers", "operator"] as const) {
-    if (values[flag] !== undefined && name !== "reconcile") throw new UsageError(`--${flag} is only used with reconcile`);
+    if (values[flag] !== undefined && name !== "reconcile") throw new CommandLineError(`--${flag} is only used with reconcile`);
   }
   if (values["fee-bps"] !== undefined && (!/^\d{1,5}$/.test(values["fee-bps"]) || Number(values["fee-bps"]) > 10_000)) {
-    throw new UsageError("--fee-bps must be an integer from 0 to 10000");
+    throw new CommandLineError("--fee-bps must be an integer from 0 to 10000");
   }
   if (values["pricing-period"] !== undefined && values["pricing-period"] !== "month" && values["pricing-period"] !== "day") {
-    throw new UsageError("--pricing-period must be month or day");
+    throw new CommandLineError("--pricing-period must be month or day");
   }
   if (name === "reconcile" && values.operator === undefined)
-    throw new UsageError("reconcile needs --operator ADDRESS (the operator's account)");
+    throw new CommandLineError("reconcile needs --operator ADDRESS (the operator's account)");
   if (values.operator !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.operator))
-    throw new UsageError(`--operator: "${values.operator}" is not an address`);
+    throw new CommandLineError(`--operator: "${values.operator}" is not an address`);
   const badPayer = values.payers?.split(",").find((a) => !/^0x[0-9a-fA-F]{40}$/.test(a.trim()));
-  if (badPayer !== undefined) throw new UsageError(`--payers: "${badPayer}" is not an address`);
+  if (badPayer !== undefined) throw new CommandLineError(`--payers: "${badPayer}" is not an address`);
 
   let tokenId: bigint | undefined;
   if (values["token-id"] !== undefined) {
-    if (name !== "history") throw new UsageError("--token-id is only used with history");
-    if (!/^\d{1,78}$/.test(values["token-id"])) throw new UsageError("--token-id must be a non-negative integer");
+    if (name !== "history") throw new CommandLineError("--token-id is only used with history");
+    if (!/^\d{1,78}$/.test(values["token-id"])) throw new CommandLineError("--token-id must be a non-negative integer");
     tokenId = BigInt(values["token-id"]);
   }
   let period: AuditPeriodUnit = "day";
   if (values.period !== undefined) {
-    if (name !== "audit") throw new UsageError("--period is only used with audit");
-    if (values.period !== "day" && values.period !== "month") throw new UsageError("--period must be day or month");
+    if (name !== "audit") throw new CommandLineError("--period is only used with audit");
+    if (values.period !== "day" && values.period !== "month") throw new CommandLineError("--period must be day or month");
     period = values.period;
   }
 
-  if (values.records !== undefined && name !== "usage") throw new UsageError("--records is only used with usage");
-  if (values.records === "") throw new UsageError("--records needs a file path");
+  if (values.records !== undefined && name !== "usage") throw new CommandLineError("--records is only used with usage");
+  if (values.records === "") throw new CommandLineError("--records needs a file path");
 
   if (values["eerc-key-file"] !== undefined) {
-    if (values["key-file"] !== undefined) throw new UsageError("give either --key-file or --eerc-key-file, not both");
-    if (values.address === undefined) throw new UsageError("--eerc-key-file needs --address (the account the key belongs to)");
-    if (!/^0x[0-9a-fA-F]{40}$/.test(values.address)) throw new UsageError("--address is not an address");
+    if (values["key-file"] !== undefined) throw new CommandLineError("give either --key-file or --eerc-key-file, not both");
+    if (values.address === undefined) throw new CommandLineError("--eerc-key-file needs --address (the account the key belongs to)");
+    if (!/^0x[0-9a-fA-F]{40}$/.test(values.address)) throw new CommandLineError("--address is not an address");
   } else if (values.address !== undefined) {
-    throw new UsageError("--address is only used with --eerc-key-file");
+    throw new CommandLineError("--address is only used with --eerc-key-file");
   }
   return { name: name as CommandName, source, tokenId, period, records: values.records, json: values.json ?? false, values };
 }

@@ -21,14 +21,14 @@ import {
 } from "../history/usage.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
 import { USDC_DECIMALS } from "../money/usdc.js";
-import { type CliIo, type Command, InvalidKeyError, UsageError, type Values } from "./args.js";
+import { type CliIo, type Command, CommandLineError, InvalidKeyError, type Values } from "./args.js";
 import { type ChainHistory, renderAudit, renderChainHistory, renderHistory, renderUsage, toJson } from "./output.js";
 
 function readKeyFile(path: string, flag: string): string {
   try {
     return readFileSync(path, "utf8").trim();
   } catch (e) {
-    throw new UsageError(`cannot read ${flag} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CommandLineError(`cannot read ${flag} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 
@@ -57,7 +57,7 @@ export async function resolveIdentity(values: Values, env: CliIo["env"]): Promis
     text = env.PRIVATE_KEY.trim();
     what = "PRIVATE_KEY";
   } else {
-    throw new UsageError("no key: set PRIVATE_KEY, or pass --key-file PATH or --eerc-key-file PATH --address ADDRESS");
+    throw new CommandLineError("no key: set PRIVATE_KEY, or pass --key-file PATH or --eerc-key-file PATH --address ADDRESS");
   }
   if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) throw new InvalidKeyError(`${what} is not a 32-byte hex private key`);
   let account: PrivateKeyAccount;
@@ -70,7 +70,7 @@ export async function resolveIdentity(values: Values, env: CliIo["env"]): Promis
 }
 
 export function rpcSource(cmd: Command): { url: string; manifest?: string } {
-  if (cmd.source.kind !== "rpc") throw new UsageError(`${cmd.name} needs --rpc URL here`);
+  if (cmd.source.kind !== "rpc") throw new CommandLineError(`${cmd.name} needs --rpc URL here`);
   return cmd.source;
 }
 
@@ -184,7 +184,7 @@ function readRecords(path: string): RecordGroup[] {
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new UsageError(`cannot read --records ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CommandLineError(`cannot read --records ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return parseRecordsFile(bytes, path);
 }

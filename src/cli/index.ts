@@ -1,16 +1,11 @@
 import { pathToFileURL } from "node:url";
-import { KeyMismatchError } from "../eerc/errors.js";
-import { type CliIo, type Command, InvalidKeyError, parseCommand, USAGE, UsageError } from "./args.js";
+import { summarize } from "../errors.js";
+import { type CliIo, type Command, CommandLineError, InvalidKeyError, parseCommand, USAGE } from "./args.js";
 
-export { type CliIo, InvalidKeyError, USAGE, UsageError } from "./args.js";
+export { type CliIo, CommandLineError, InvalidKeyError, USAGE } from "./args.js";
 
 /** One line, whatever the error: viem's short message, never a stack or a multi-line dump. */
-function oneLine(e: unknown): string {
-  if (e instanceof KeyMismatchError) return `key mismatch: ${e.message}`;
-  const err = e as { shortMessage?: unknown; message?: unknown };
-  const msg = typeof err?.shortMessage === "string" ? err.shortMessage : typeof err?.message === "string" ? err.message : String(e);
-  return msg.split("\n")[0]!.trim();
-}
+const oneLine = (e: unknown): string => summarize(e).message;
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
@@ -27,7 +22,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     commands = await import("./commands.js");
     id = await commands.resolveIdentity(cmd.values, io.env);
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof CommandLineError) {
       io.stderr(`error: ${e.message} (see --help)`);
       return 2;
     }
@@ -49,7 +44,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     else await payout!.runDistribute(cmd, id, io);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof CommandLineError) {
       io.stderr(`error: ${e.message} (see --help)`);
       return 2;
     }

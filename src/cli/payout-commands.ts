@@ -4,23 +4,24 @@ import { provingArtifactsOf } from "../deployment/manifest.js";
 import { EercClient } from "../eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
+import { BaseError } from "../errors.js";
 import { openRpc, verifyAccountKey } from "../history/chain.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
 import { formatUsdc, parseUsdc } from "../money/usdc.js";
 import { type Reconciliation, reconcile } from "../payout/reconcile.js";
 import { distributeTypedData } from "../payout/server.js";
-import { type CliIo, type Command, UsageError } from "./args.js";
+import { type CliIo, type Command, CommandLineError } from "./args.js";
 import { type Identity, loadManifest, rpcSource } from "./commands.js";
 import { table, toJson } from "./output.js";
 
 /** Thrown after the report is printed when a cycle does not reconcile (exit code 1). */
-export class ReconciliationMismatchError extends Error {
+export class ReconciliationMismatchError extends BaseError {
   readonly code = "RECONCILIATION_MISMATCH";
 }
 
 function walletOf(id: Identity, command: string) {
   if (!id.account)
-    throw new UsageError(`${command} sends a transaction: give the wallet key (PRIVATE_KEY or --key-file), not --eerc-key-file`);
+    throw new CommandLineError(`${command} sends a transaction: give the wallet key (PRIVATE_KEY or --key-file), not --eerc-key-file`);
   return id.account;
 }
 
@@ -31,9 +32,9 @@ export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promis
   try {
     amount = parseUsdc(cmd.values.amount!);
   } catch (e) {
-    throw new UsageError(`--amount: ${(e as Error).message}`);
+    throw new CommandLineError(`--amount: ${(e as Error).message}`);
   }
-  if (amount <= 0n) throw new UsageError("--amount must be more than 0");
+  if (amount <= 0n) throw new CommandLineError("--amount must be more than 0");
   const src = rpcSource(cmd);
   const m = loadManifest(src.manifest);
   const publicClient = await openRpc(src.url, { expectedChainId: m.chainId });
@@ -134,7 +135,7 @@ export function renderReconciliation(r: Reconciliation): string {
 
 /** The auditor's reconciliation of every payout cycle; exit 1 on any mismatch. */
 export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promise<void> {
-  if (cmd.source.kind !== "api") throw new UsageError("reconcile needs --api URL");
+  if (cmd.source.kind !== "api") throw new CommandLineError("reconcile needs --api URL");
   const indexer = new UsageGraphqlClient(cmd.source.url);
   const r = await reconcile({
     indexer,
@@ -161,7 +162,7 @@ function bar(done: number, total: number, width = 30): string {
 /** The operator asks the agent for a cycle now and follows it to the end with a progress bar. */
 export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { progress?: (line: string) => void }): Promise<void> {
   const account = walletOf(id, "distribute");
-  if (cmd.source.kind !== "agent") throw new UsageError("distribute needs --agent URL");
+  if (cmd.source.kind !== "agent") throw new CommandLineError("distribute needs --agent URL");
   const base = cmd.source.url.replace(/\/$/, "");
   const { chainId, operator } = await agentChain(base);
   if (operator.toLowerCase() !== account.address.toLowerCase())

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { type Address, getAddress, isAddress } from "viem";
 import { CIRCUIT_NAMES, defaultProvingArtifacts, PROJECT_ROOT, type ProvingArtifacts } from "../eerc/artifacts.js";
+import { BaseError } from "../errors.js";
 
 /** What a deployment put on chain; ponder.config.ts and every tool read it. */
 export type DeploymentManifest = {
@@ -53,7 +54,7 @@ export function recordedArtifacts(artifacts: ProvingArtifacts): ProvingArtifacts
   ) as ProvingArtifacts;
 }
 
-export class ManifestError extends Error {
+export class ManifestError extends BaseError {
   readonly code = "INVALID_DEPLOYMENT_MANIFEST";
 }
 

@@ -11,6 +11,7 @@ import {
 } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { BaseError } from "../errors.js";
 import { type BalanceView, decryptBalance } from "./balance.js";
 import { type ProofCalldata, proofToCalldata } from "./calldata.js";
 import { type Point, pointEquals } from "./curve.js";
@@ -51,7 +52,7 @@ export type PreparedTransfer = {
   nextBalance: { eGCT: EGCT; plain: bigint };
 };
 
-export class TransactionRevertedError extends Error {
+export class TransactionRevertedError extends BaseError {
   readonly code = "TRANSACTION_REVERTED";
   constructor(
     readonly hash: Hex,

@@ -1,6 +1,7 @@
 import { type Address, type Hex, type PublicClient, toFunctionSelector, zeroAddress } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { BaseError } from "../errors.js";
 import type { CircuitName } from "./artifacts.js";
 import { proofToCalldata } from "./calldata.js";
 import { mulBase, randomScalar } from "./curve.js";
@@ -9,12 +10,12 @@ import { burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInp
 import { CircuitArtifactsMissingError, type Prover } from "./prover.js";
 
 /** The eERC at this address is not a version these tools can work with. */
-export class UnsupportedEercError extends Error {
+export class UnsupportedEercError extends BaseError {
   readonly code = "UNSUPPORTED_EERC";
 }
 
 /** A proving key that does not match the deployment's verifier: every proof made with it would revert. */
-export class CircuitVerifierMismatchError extends Error {
+export class CircuitVerifierMismatchError extends BaseError {
   readonly code = "CIRCUIT_VERIFIER_MISMATCH";
   constructor(
     readonly circuit: CircuitName,

@@ -1,13 +1,8 @@
 import type { Hex } from "viem";
+import { BaseError } from "../errors.js";
 import type { Point } from "./curve.js";
 
-export abstract class EercError extends Error {
-  abstract readonly code: string;
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+export abstract class EercError extends BaseError {}
 
 export class InvalidPrivateKeyError extends EercError {
   readonly code = "INVALID_PRIVATE_KEY";
@@ -96,9 +91,11 @@ export class KeyMismatchError extends EercError {
     readonly registeredPublicKey: Point,
     readonly derivedPublicKey: Point,
   ) {
-    super(
-      `derived key for ${address} does not match the registered public key ` + `(${registeredPublicKey[0]}, ${registeredPublicKey[1]})`,
-    );
+    super(`derived key for ${address} does not match the registered public key (${registeredPublicKey[0]}, ${registeredPublicKey[1]})`);
+  }
+
+  override get summary(): string {
+    return `key mismatch: ${this.message}`;
   }
 }
 

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { type WitnessCalculator, WitnessCalculatorBuilder } from "circom_runtime";
 import * as snarkjs from "snarkjs";
+import { BaseError } from "../errors.js";
 import { type CircuitName, defaultProvingArtifacts, type ProvingArtifacts } from "./artifacts.js";
 
 export type Groth16Proof = snarkjs.Groth16Proof;
@@ -17,7 +18,7 @@ type LoadedCircuit = {
 // circom 2 witness code brings its own memory; the runtime's default 2 GiB import is never used.
 const WITNESS_MEMORY_PAGES = 1;
 
-export class CircuitArtifactsMissingError extends Error {
+export class CircuitArtifactsMissingError extends BaseError {
   readonly code = "CIRCUIT_ARTIFACTS_MISSING";
   constructor(
     readonly circuit: CircuitName,

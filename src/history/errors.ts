@@ -1,13 +1,8 @@
 import type { Address, Hex } from "viem";
+import { BaseError, summarize } from "../errors.js";
 
 /** Errors of the provider/auditor history tools; each has a stable `code`. */
-export abstract class HistoryError extends Error {
-  abstract readonly code: string;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export abstract class HistoryError extends BaseError {}
 
 /** Why a fetch never got an answer, in a few words: "connection refused", "ENOTFOUND", "no answer within 15000 ms". */
 export function networkFailureReason(e: unknown, timeoutMs: number): string {
@@ -15,7 +10,7 @@ export function networkFailureReason(e: unknown, timeoutMs: number): string {
   const cause = e instanceof Error ? (e.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
   if (typeof cause?.code === "string") return cause.code === "ECONNREFUSED" ? "connection refused" : cause.code;
   if (typeof cause?.message === "string") return cause.message;
-  return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+  return summarize(e).message;
 }
 
 /** Connection refused, DNS failure or timeout: the API never answered. */

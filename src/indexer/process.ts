@@ -3,6 +3,7 @@ import { createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../chain/anvil.js";
 import { PROJECT_ROOT } from "../eerc/artifacts.js";
+import { BaseError } from "../errors.js";
 
 export type IndexerOptions = {
   /** `ponder start` indexes and serves; `ponder serve` only serves an existing schema (Postgres only). */
@@ -42,7 +43,7 @@ export type RunningIndexer = {
   exited: Promise<number | null>;
 };
 
-export class IndexerStartError extends Error {
+export class IndexerStartError extends BaseError {
   readonly code = "INDEXER_START_FAILED";
 }
 

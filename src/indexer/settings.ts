@@ -2,6 +2,7 @@ import { isAbsolute, join } from "node:path";
 import { type Address, getAddress, isAddress } from "viem";
 import { manifestPath, readManifest } from "../deployment/manifest.js";
 import { PROJECT_ROOT } from "../eerc/artifacts.js";
+import { BaseError } from "../errors.js";
 
 /** What ponder.config.ts needs: one chain, the eERC and usage contracts on it, and a database. */
 export type IndexerSettings = {
@@ -21,7 +22,7 @@ export type IndexerSettings = {
   database: { kind: "pglite"; directory: string } | { kind: "postgres"; connectionString: string };
 };
 
-export class IndexerSettingsError extends Error {
+export class IndexerSettingsError extends BaseError {
   readonly code = "INVALID_INDEXER_SETTINGS";
 }
 

@@ -15,7 +15,7 @@ export {
 } from "./meter.js";
 export {
   freeQuotaThenPerCall,
-  InvalidPricingError,
+  InvalidMeterPricingError,
   OPEN_ENDED_TIER,
   type PricingSource,
   type ProviderPricing,

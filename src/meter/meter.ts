@@ -6,6 +6,7 @@ import type { McpServer, RegisteredTool, ToolCallback } from "@modelcontextproto
 import type { AnySchema, ZodRawShapeCompat } from "@modelcontextprotocol/sdk/server/zod-compat.js";
 import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { type Address, getAddress, type Hex, isAddress } from "viem";
+import { BaseError } from "../errors.js";
 import { batchIdOf } from "../usage/batch.js";
 import { type CallOutcome, type CallRecord, MAX_RECORD_STRING_BYTES } from "../usage/record.js";
 import { isValidNamespace } from "../usage/registry.js";
@@ -111,14 +112,14 @@ export type RecoveryReport = {
   tornBytes: number;
 };
 
-export class MeterNotRecoveredError extends Error {
+export class MeterNotRecoveredError extends BaseError {
   readonly code = "METER_NOT_RECOVERED";
   constructor() {
     super("await meter.recover() before serving tool calls");
   }
 }
 
-export class MeterClosedError extends Error {
+export class MeterClosedError extends BaseError {
   readonly code = "METER_CLOSED";
   constructor() {
     super("the meter is closed");

@@ -1,3 +1,4 @@
+import { BaseError } from "../errors.js";
 import { type Pricing, PricingModel, type Tier, validatePricing } from "../usage/registry.js";
 
 /**
@@ -43,14 +44,14 @@ export function freeQuotaThenPerCall(freeCalls: number | bigint, priceMicro: big
   };
 }
 
-export class UnknownProviderError extends Error {
+export class UnknownProviderError extends BaseError {
   readonly code = "UNKNOWN_PROVIDER";
   constructor(readonly namespace: string) {
     super(`no pricing for provider namespace "${namespace}"`);
   }
 }
 
-export class InvalidPricingError extends Error {
+export class InvalidMeterPricingError extends BaseError {
   readonly code = "INVALID_PRICING";
 }
 
@@ -58,7 +59,7 @@ const isUint64 = (v: unknown): v is bigint => typeof v === "bigint" && v >= 0n &
 
 function checkPricing(namespace: string, pricing: ProviderPricing): ProviderPricing {
   const fail = (reason: string): never => {
-    throw new InvalidPricingError(`${namespace}: ${reason}`);
+    throw new InvalidMeterPricingError(`${namespace}: ${reason}`);
   };
   switch (pricing.model) {
     case "free_pool":

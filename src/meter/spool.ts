@@ -1,5 +1,6 @@
 import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
+import { BaseError } from "../errors.js";
 import { InvalidCallRecordError } from "../usage/errors.js";
 import { type CallRecord, validateCallRecord } from "../usage/record.js";
 
@@ -27,7 +28,7 @@ export type SpoolContents = {
   unterminated: boolean;
 };
 
-export class SpoolCorruptError extends Error {
+export class SpoolCorruptError extends BaseError {
   readonly code = "SPOOL_CORRUPT";
   constructor(
     readonly path: string,
@@ -38,7 +39,7 @@ export class SpoolCorruptError extends Error {
   }
 }
 
-export class SpoolLockedError extends Error {
+export class SpoolLockedError extends BaseError {
   readonly code = "SPOOL_LOCKED";
   constructor(
     readonly path: string,

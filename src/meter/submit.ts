@@ -1,7 +1,6 @@
 import {
   type Account,
   type Address,
-  BaseError,
   type Chain,
   ContractFunctionRevertedError,
   createWalletClient,
@@ -11,10 +10,12 @@ import {
   isAddressEqual,
   type PublicClient,
   type Transport,
+  BaseError as ViemBaseError,
   type WalletClient,
 } from "viem";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { Point } from "../eerc/curve.js";
+import { BaseError, summarize } from "../errors.js";
 import { type BuiltBatch, batchTypedData, buildBatch, type UsageBatch } from "../usage/batch.js";
 import { fetchLineKeys } from "../usage/keys.js";
 import type { CallRecord } from "../usage/record.js";
@@ -65,25 +66,21 @@ export type BatchSubmitter = {
   build(closed: ClosedBatch): Promise<BuiltBatch>;
 };
 
-export class BatchSubmitError extends Error {
+export class BatchSubmitError extends BaseError {
   readonly code = "BATCH_SUBMIT_FAILED";
   constructor(
     message: string,
     readonly batchId: Hex,
     options?: { cause?: unknown; status?: number },
   ) {
+    // `status`: the API's HTTP status, when the API answered.
     super(message, options);
-    this.name = "BatchSubmitError";
-    this.status = options?.status;
   }
-
-  /** The API's HTTP status, when the API answered. */
-  readonly status?: number;
 }
 
 /** True when `err` is (or wraps) UsageLedger's `BatchAlreadyCommitted` revert. */
 export function isBatchAlreadyCommitted(err: unknown): boolean {
-  if (!(err instanceof BaseError)) return false;
+  if (!(err instanceof ViemBaseError)) return false;
   const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
   return revert instanceof ContractFunctionRevertedError && revert.data?.errorName === "BatchAlreadyCommitted";
 }
@@ -130,7 +127,7 @@ export async function postSubmit(
     });
     text = await res.text();
   } catch (err) {
-    throw new BatchSubmitError(`POST ${url} failed: ${err instanceof Error ? err.message : String(err)}`, batchId, { cause: err });
+    throw new BatchSubmitError(`POST ${url} failed: ${summarize(err).message}`, batchId, { cause: err });
   }
   let json: Record<string, unknown> | undefined;
   try {

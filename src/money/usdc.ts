@@ -1,8 +1,9 @@
+import { BaseError } from "../errors.js";
 /** USDC amounts are integer micro-USDC (6 decimals) everywhere; these convert at the edges. */
 export const USDC_DECIMALS = 6;
 const UNIT = 10n ** BigInt(USDC_DECIMALS);
 
-export class InvalidUsdcAmountError extends Error {
+export class InvalidUsdcAmountError extends BaseError {
   readonly code = "INVALID_USDC_AMOUNT";
   constructor(readonly input: string) {
     super(`"${input}" is not a USDC amount with at most ${USDC_DECIMALS} decimals`);

@@ -1,4 +1,5 @@
 import { type Address, getAddress, type Hex, isAddress } from "viem";
+import { BaseError } from "../errors.js";
 import type { PeriodUnit } from "../meter/meter.js";
 import { FAULT_STEPS, type FaultStep } from "./pipeline.js";
 
@@ -23,7 +24,7 @@ export type AgentConfig = {
   fault?: { step: FaultStep; seq: number };
 };
 
-export class AgentConfigError extends Error {
+export class AgentConfigError extends BaseError {
   readonly code = "INVALID_AGENT_CONFIG";
 }
 

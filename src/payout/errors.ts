@@ -1,13 +1,7 @@
 import type { Hex } from "viem";
-import { OverpaidError } from "../revenue/errors.js";
+import { BaseError } from "../errors.js";
 
-export abstract class PayoutError extends Error {
-  abstract readonly code: string;
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export abstract class PayoutError extends BaseError {}
 
 /**
  * A payer sent a transfer that the payout ledger cannot account for (no payout tag, no single
@@ -79,23 +73,4 @@ export class CycleInProgressError extends PayoutError {
   constructor(readonly cycle: number | null) {
     super(cycle === null ? "a cycle is being planned" : `cycle ${cycle} is in progress`);
   }
-}
-
-/**
- * A failed cycle as logs and the status endpoint may show it: code and reason, no amount. The
- * revenue engine's OverpaidError names each provider's earnings, so only its providers are kept.
- */
-export function failureSummary(e: unknown): { code: string; message: string } {
-  if (e instanceof OverpaidError) {
-    return {
-      code: e.code,
-      message: `${e.overpaid.length} provider(s) paid more than earned: ${e.overpaid.map((o) => o.providerId).join(", ")}`,
-    };
-  }
-  const err = e instanceof Error ? e : new Error(String(e));
-  const short = (err as { shortMessage?: unknown }).shortMessage;
-  return {
-    code: (err as { code?: unknown }).code?.toString() ?? "ERROR",
-    message: (typeof short === "string" ? short : err.message).split("\n")[0]!,
-  };
 }

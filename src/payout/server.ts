@@ -2,8 +2,9 @@ import { Hono } from "hono";
 import { type Address, type Hex, isHex, recoverTypedDataAddress } from "viem";
 import { ApiInputError, parseUint } from "../api/input.js";
 import { parseSignature } from "../api/signed.js";
+import { summarize } from "../errors.js";
 import type { CycleProgress, CycleResult, PayoutAgent } from "./agent.js";
-import { CycleInProgressError, failureSummary } from "./errors.js";
+import { CycleInProgressError } from "./errors.js";
 
 /** A distribute request may be valid for at most this long (seconds): a leaked one is replayable only within it, and only once. */
 export const MAX_DISTRIBUTE_LEAD_S = 600;
@@ -94,7 +95,7 @@ export class CycleRunner {
         if (r.status === "nothing_owed") this.log(`cycle run (${trigger}): nothing owed through block ${r.throughBlock}`);
       })
       .catch((e: unknown) => {
-        const { code, message } = failureSummary(e);
+        const { code, message } = summarize(e);
         this.last = { status: "failed", code, message, finishedAt: new Date().toISOString(), trigger };
         this.log(`cycle run (${trigger}) failed: ${code}: ${message}`);
       })

@@ -1,12 +1,7 @@
+import { BaseError } from "../errors.js";
 import type { ProviderId } from "./types.js";
 
-export abstract class RevenueError extends Error {
-  abstract readonly code: string;
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+export abstract class RevenueError extends BaseError {}
 
 /** Input the revenue engine refuses; `field` names the offending input. */
 export class InvalidRevenueInputError extends RevenueError {
@@ -48,5 +43,10 @@ export class OverpaidError extends RevenueError {
       `${overpaid.length} provider(s) paid more than earned: ` +
         overpaid.map((o) => `${o.providerId} earned ${o.earnedMicro}, paid ${o.paidMicro}`).join("; "),
     );
+  }
+
+  /** Logs and status answers name the providers, never their earnings. */
+  override get summary(): string {
+    return `${this.overpaid.length} provider(s) paid more than earned: ${this.overpaid.map((o) => o.providerId).join(", ")}`;
   }
 }

@@ -1,10 +1,5 @@
-export abstract class UsageError extends Error {
-  abstract readonly code: string;
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+import { BaseError } from "../errors.js";
+export abstract class UsageError extends BaseError {}
 
 /** A call record that cannot be committed; `field` names the offending field. */
 export class InvalidCallRecordError extends UsageError {
