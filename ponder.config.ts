@@ -4,7 +4,7 @@ import { ProviderRegistryAbi } from "./abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "./abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "./abis/TestUSDCAbi.js";
 import { UsageLedgerAbi } from "./abis/UsageLedgerAbi.js";
-import { indexerSettings } from "./src/indexer/settings.js";
+import { indexerSettings } from "./src/config/indexer.js";
 
 // The chain, contracts and database come from the deployment manifest, or from EERC_ADDRESS,
 // REGISTRAR_ADDRESS, PROVIDER_REGISTRY_ADDRESS, USAGE_LEDGER_ADDRESS, USDC_ADDRESS,

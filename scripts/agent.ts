@@ -2,6 +2,7 @@ import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
 import { privateKeyToAccount } from "viem/accounts";
 import { connectChain } from "../src/chain/clients.js";
+import { agentConfig } from "../src/config/agent.js";
 import { provingArtifactsOf, readManifest } from "../src/deployment/manifest.js";
 import { EercClient } from "../src/eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
@@ -9,7 +10,6 @@ import { Prover } from "../src/eerc/prover.js";
 import { summarize } from "../src/errors.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { PayoutAgent } from "../src/payout/agent.js";
-import { agentConfig } from "../src/payout/config.js";
 import { CycleRunner, payoutApp } from "../src/payout/server.js";
 import { usdcTokenId } from "./marketplace.js";
 
@@ -22,9 +22,11 @@ const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`)
  */
 async function main(argv: string[]): Promise<number> {
   const manifest = readManifest();
-  const probe = await connectChain(process.env.RPC_URL || "http://127.0.0.1:8545");
-  const config = agentConfig(process.env, probe.chain.id);
+  const config = agentConfig(process.env, manifest.chainId);
   const chain = await connectChain(config.rpcUrl);
+  if (chain.chain.id !== manifest.chainId) {
+    throw new Error(`the deployment manifest is for chain ${manifest.chainId} but ${config.rpcUrl} serves chain ${chain.chain.id}`);
+  }
   const prover = new Prover(provingArtifactsOf(manifest));
   const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
   // Refuse to start on an eERC these tools do not know, or with proving keys its verifier rejects.

@@ -8,6 +8,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
+import { ANVIL_KEYS } from "../src/config/local.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { Prover } from "../src/eerc/prover.js";
 import { decryptHistory, HistoryApiClient } from "../src/history/index.js";
@@ -28,7 +29,7 @@ import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import { reconcile } from "../src/payout/reconcile.js";
 import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
-import { ANVIL_KEYS, deploy } from "./deploy.js";
+import { deploy } from "./deploy.js";
 import {
   authoriseServer,
   eercAccount,

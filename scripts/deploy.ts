@@ -1,9 +1,12 @@
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { type Account, type Address, getAddress, type Hex, isAddress } from "viem";
+import { type Account, type Address, getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import { DEPLOY_ENV, type DeploySettings, deploySettings } from "../src/config/deploy.js";
+import { LOCAL_CHAIN_ID, localKey } from "../src/config/local.js";
+import { ConfigError, readEnv } from "../src/config/parse.js";
 import { type DeploymentManifest, recordedArtifacts, writeManifest } from "../src/deployment/manifest.js";
 import { CIRCUIT_NAMES, circuitArtifacts, defaultProvingArtifacts, type ProvingArtifacts } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
@@ -15,22 +18,9 @@ import {
   STANDALONE_CIRCUITS,
 } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
+import { summarize } from "../src/errors.js";
 import { buildCircuits } from "./build-circuits.js";
 import { buildContracts, loadArtifact } from "./build-contracts.js";
-
-/** anvil's well-known development accounts (mnemonic "test test … junk"). Never use on a real chain. */
-export const ANVIL_KEYS = [
-  "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-  "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-  "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-  "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-  "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
-  "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
-  "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
-  "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
-  "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
-  "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
-] as const satisfies readonly Hex[];
 
 async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
   const { abi, bytecode } = await loadArtifact(name);
@@ -200,13 +190,18 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
 
 /** anvil's account #7 receives user fees on a local chain; anywhere else the pool must be named. */
 export function localRevenuePool(chainId: number): Address {
-  if (chainId !== 31337) throw new Error("REVENUE_POOL_ADDRESS must be set to the address that receives user fees");
-  return privateKeyToAccount(ANVIL_KEYS[7]).address;
+  const key = localKey("revenuePool", chainId);
+  if (!key) throw new ConfigError("REVENUE_POOL_ADDRESS", "REVENUE_POOL_ADDRESS must be set to the address that receives user fees");
+  return privateKeyToAccount(key).address;
 }
 
 /** Proofs under keys set up with the development ptau can be forged by whoever generated it. */
 function refuseDevelopmentKeysOnRealChains(chainId: number): void {
-  if (chainId === 31337 || process.env.ALLOW_DEVELOPMENT_PTAU === "1") return;
+  if (
+    chainId === LOCAL_CHAIN_ID ||
+    readEnv({ ALLOW_DEVELOPMENT_PTAU: DEPLOY_ENV.ALLOW_DEVELOPMENT_PTAU }, process.env).ALLOW_DEVELOPMENT_PTAU
+  )
+    return;
   const dev = CIRCUIT_NAMES.filter((n) => JSON.parse(readFileSync(circuitArtifacts(n).stamp, "utf8")).developmentPtau);
   if (dev.length > 0) {
     throw new Error(
@@ -216,36 +211,22 @@ function refuseDevelopmentKeysOnRealChains(chainId: number): void {
   }
 }
 
-function keyFromEnv(name: string, fallback: Hex | undefined): Hex {
-  const value = process.env[name] ?? fallback;
-  if (!value || !/^0x[0-9a-fA-F]{64}$/.test(value)) throw new Error(`${name} must be a 32-byte hex private key`);
-  return value as Hex;
-}
-
-function addressFromEnv(name: string): Address | undefined {
-  const value = process.env[name];
-  if (value !== undefined && !isAddress(value)) throw new Error(`${name} is not an address`);
-  return value as Address | undefined;
-}
-
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const rpcUrl = process.env.RPC_URL ?? "http://127.0.0.1:8545";
-  const network = process.env.NETWORK ?? "anvil";
-  const local = network === "anvil";
-  const encryptedERC = addressFromEnv("EERC_ADDRESS");
-  const registrar = addressFromEnv("REGISTRAR_ADDRESS");
-  if ((encryptedERC === undefined) !== (registrar === undefined)) throw new Error("EERC_ADDRESS and REGISTRAR_ADDRESS go together");
-  const startBlock = process.env.START_BLOCK;
-  if (encryptedERC && !/^\d+$/.test(startBlock ?? ""))
-    throw new Error("with EERC_ADDRESS, START_BLOCK must be the block to index from (at or before the eERC's deployment)");
+  let settings: DeploySettings;
+  try {
+    settings = deploySettings(process.env);
+  } catch (err) {
+    console.error(summarize(err).message);
+    process.exit(2);
+  }
   deploy({
-    rpcUrl,
-    network,
-    deployer: privateKeyToAccount(keyFromEnv("DEPLOYER_PRIVATE_KEY", local ? ANVIL_KEYS[0] : undefined)),
-    auditor: privateKeyToAccount(keyFromEnv("AUDITOR_PRIVATE_KEY", local ? ANVIL_KEYS[9] : undefined)),
-    token: addressFromEnv("USDC_ADDRESS"),
-    revenuePool: addressFromEnv("REVENUE_POOL_ADDRESS"),
-    eerc: encryptedERC && registrar ? { encryptedERC, registrar, startBlock: Number(startBlock) } : undefined,
+    rpcUrl: settings.rpcUrl,
+    network: settings.network,
+    deployer: privateKeyToAccount(settings.deployerKey),
+    auditor: privateKeyToAccount(settings.auditorKey),
+    token: settings.token,
+    revenuePool: settings.revenuePool,
+    eerc: settings.eerc,
     log: (l) => console.log(l),
   })
     .then((m) => {
@@ -253,7 +234,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
       process.exit(0);
     })
     .catch((err) => {
-      console.error(err instanceof Error ? err.message : err);
+      console.error(summarize(err).message);
       process.exit(1);
     });
 }

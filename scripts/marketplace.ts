@@ -7,13 +7,14 @@ import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import type { ChainClients } from "../src/chain/clients.js";
+import { ANVIL_KEYS } from "../src/config/local.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { EercClient } from "../src/eerc/client.js";
 import type { Prover } from "../src/eerc/prover.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
 import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf } from "../src/usage/index.js";
-import { ANVIL_KEYS, deploy } from "./deploy.js";
+import { deploy } from "./deploy.js";
 
 // Building blocks of a local marketplace on anvil (the demo, the benchmarks and the end-to-end
 // tests): accounts, eERC registration, providers, usage commitments, fees and payer funding.

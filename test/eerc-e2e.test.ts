@@ -7,9 +7,10 @@ import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { loadArtifact } from "../scripts/build-contracts.js";
-import { ANVIL_KEYS, deploy } from "../scripts/deploy.js";
+import { deploy } from "../scripts/deploy.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import { ANVIL_KEYS } from "../src/config/local.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
 import {

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getAddress } from "viem";
 import { describe, expect, it } from "vitest";
-import { IndexerSettingsError, indexerSettings } from "../src/indexer/settings.js";
+import { indexerSettings } from "../src/config/indexer.js";
+import { ConfigError } from "../src/config/parse.js";
 
 const EERC = "0x0165878a594ca255338adfa4d48449f69242eb8f";
 const REGISTRAR = "0x5fc8d32690cc91d4c39d9d3abcbd16989f875707";
@@ -99,7 +100,7 @@ describe("indexer settings", () => {
   });
 
   it("rejects missing addresses, a bad start block and a missing manifest by name", () => {
-    expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(IndexerSettingsError);
+    expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(ConfigError);
     expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(/REGISTRAR_ADDRESS/);
     const eercOnly = { EERC_ADDRESS: EERC, REGISTRAR_ADDRESS: REGISTRAR };
     expect(() => indexerSettings(eercOnly)).toThrow(/PROVIDER_REGISTRY_ADDRESS/);

@@ -2,7 +2,7 @@ import { db } from "ponder:api";
 import schema from "ponder:schema";
 import { Hono } from "hono";
 import { client, graphql } from "ponder";
-import { indexerSettings } from "../indexer/settings.js";
+import { indexerSettings } from "../config/indexer.js";
 import { auditTotals, parsePeriod } from "./audit.js";
 import { earnings } from "./earnings.js";
 import { ApiInputError, parseAddress, parseTokenId } from "./input.js";

@@ -1,12 +1,12 @@
 import { type Address, getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { payoutViewConfig } from "../config/api.js";
 import type { Point } from "../eerc/curve.js";
 import { deriveNonce, deriveScalar } from "../eerc/derive.js";
 import { deriveKeyFromWallet } from "../eerc/keys.js";
 import { encryptPCT } from "../eerc/pct.js";
 import { summarize } from "../errors.js";
 import { UsageGraphqlClient } from "../history/usage-api.js";
-import { payoutViewConfig } from "../payout/config.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
 
 const words = (pct: bigint[]) => pct.map((w) => w.toString());

@@ -16,12 +16,11 @@ import {
   BaseError as ViemBaseError,
   type WalletClient,
 } from "viem";
+import { LOCAL_CHAIN_ID } from "../config/local.js";
 import { BaseError, summarize } from "../errors.js";
 import { type ApiErrorStatus, ApiInputError } from "./input.js";
 
-const ANVIL_CHAIN_ID = 31337;
 /** anvil's well-known account #8: the relayer on a local chain when RELAYER_PRIVATE_KEY is unset. */
-const ANVIL_RELAYER_KEY: Hex = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
 
 /** The API cannot serve a write now: no relayer (503) or the chain did not answer (502). */
 export class ApiServiceError extends BaseError {
@@ -32,24 +31,6 @@ export class ApiServiceError extends BaseError {
   ) {
     super(message);
   }
-}
-
-export type RelayerKey = { enabled: true; key: Hex; source: "env" | "anvil" } | { enabled: false; reason: string };
-
-/**
- * The relayer's key: `RELAYER_PRIVATE_KEY`, or anvil's account #8 on a local chain (31337) only.
- * On any other chain without a key the write routes stay off. The key itself never appears in a
- * message.
- */
-export function relayerKey(env: Record<string, string | undefined>, chainId: number): RelayerKey {
-  const value = env.RELAYER_PRIVATE_KEY;
-  if (value) {
-    if (!/^0x[0-9a-fA-F]{64}$/.test(value))
-      return { enabled: false, reason: "RELAYER_PRIVATE_KEY is not a 0x-prefixed 32-byte hex private key" };
-    return { enabled: true, key: value as Hex, source: "env" };
-  }
-  if (chainId === ANVIL_CHAIN_ID) return { enabled: true, key: ANVIL_RELAYER_KEY, source: "anvil" };
-  return { enabled: false, reason: `RELAYER_PRIVATE_KEY is not set: the write routes need a funded relayer key on chain ${chainId}` };
 }
 
 export function chainOf(chainId: number, rpcUrl: string): Chain {
@@ -64,7 +45,7 @@ export function chainOf(chainId: number, rpcUrl: string): Chain {
 export function rpcClients(chainId: number, rpcUrl: string) {
   const chain = chainOf(chainId, rpcUrl);
   const transport = http(rpcUrl, { batch: false, retryCount: 1 });
-  const pollingInterval = chainId === ANVIL_CHAIN_ID ? 50 : 1_000;
+  const pollingInterval = chainId === LOCAL_CHAIN_ID ? 50 : 1_000;
   return {
     chain,
     publicClient: createPublicClient({ chain, transport, pollingInterval }) as PublicClient,

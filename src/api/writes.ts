@@ -5,10 +5,11 @@ import { bodyLimit } from "hono/body-limit";
 import { and, eq } from "ponder";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import type { IndexerSettings } from "../indexer/settings.js";
+import { relayerKey } from "../config/api.js";
+import type { IndexerSettings } from "../config/indexer.js";
 import { parseJsonBody } from "./input.js";
 import { ProviderWriter } from "./providers-write.js";
-import { Relayer, relayerKey, rpcClients } from "./relayer.js";
+import { Relayer, rpcClients } from "./relayer.js";
 import { UsageSubmitter } from "./usage-submit.js";
 
 /** Largest request body the write routes read. */

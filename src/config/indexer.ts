@@ -1,8 +1,9 @@
 import { isAbsolute, join } from "node:path";
-import { type Address, getAddress, isAddress } from "viem";
+import type { Address } from "viem";
 import { manifestPath, readManifest } from "../deployment/manifest.js";
 import { PROJECT_ROOT } from "../eerc/artifacts.js";
-import { BaseError } from "../errors.js";
+import { CHAIN_NAMES, FUJI_CHAIN_ID, FUJI_USDC, LOCAL_CHAIN_ID } from "./local.js";
+import { type Env, readEnv, required, env as variable } from "./parse.js";
 
 /** What ponder.config.ts needs: one chain, the eERC and usage contracts on it, and a database. */
 export type IndexerSettings = {
@@ -22,32 +23,25 @@ export type IndexerSettings = {
   database: { kind: "pglite"; directory: string } | { kind: "postgres"; connectionString: string };
 };
 
-export class IndexerSettingsError extends BaseError {
-  readonly code = "INVALID_INDEXER_SETTINGS";
-}
+export const INDEXER_ENV = {
+  NETWORK: variable.text(),
+  DEPLOYMENT_FILE: variable.text(),
+  EERC_ADDRESS: variable.address(),
+  REGISTRAR_ADDRESS: variable.address(),
+  PROVIDER_REGISTRY_ADDRESS: variable.address(),
+  USAGE_LEDGER_ADDRESS: variable.address(),
+  USDC_ADDRESS: variable.address(),
+  REVENUE_POOL_ADDRESS: variable.address(),
+  CHAIN_ID: variable.integer({ min: 1 }),
+  START_BLOCK: variable.integer(),
+  RPC_URL: variable.urls(),
+  PONDER_POLLING_INTERVAL: variable.integer({ min: 1 }),
+  DATABASE_URL: variable.text(),
+  PONDER_PGLITE_DIR: variable.text(),
+};
 
-type Env = Record<string, string | undefined>;
-
-const FUJI_CHAIN_ID = 43113;
-const ANVIL_CHAIN_ID = 31337;
-
-/** Circle's USDC on Fuji. */
-const FUJI_USDC: Address = "0x5425890298aed601595a70AB815c96711a31Bc65";
-
-const CHAIN_NAMES: Record<number, string> = { [FUJI_CHAIN_ID]: "fuji", [ANVIL_CHAIN_ID]: "anvil", 43114: "avalanche" };
-
-function envAddress(env: Env, name: string): Address {
-  const value = env[name];
-  if (!value || !isAddress(value)) throw new IndexerSettingsError(`${name} must be set to a contract address`);
-  return getAddress(value);
-}
-
-function envInteger(env: Env, name: string, fallback: number): number {
-  const value = env[name];
-  if (value === undefined || value === "") return fallback;
-  if (!/^\d+$/.test(value)) throw new IndexerSettingsError(`${name} must be a non-negative integer, got "${value}"`);
-  return Number(value);
-}
+/** The indexer's RPC URLs variable for a chain: Ponder's own convention. */
+export const ponderRpcVariable = (chainId: number) => `PONDER_RPC_URL_${chainId}`;
 
 /**
  * Reads the indexer's settings. With `EERC_ADDRESS` set, the contracts, chain and start block come
@@ -56,27 +50,29 @@ function envInteger(env: Env, name: string, fallback: number): number {
  * deployment manifest (`DEPLOYMENT_FILE`, or `deployments/<NETWORK>.json`).
  */
 export function indexerSettings(env: Env = process.env): IndexerSettings {
+  const e = readEnv(INDEXER_ENV, env);
   let source: IndexerSettings["source"];
   let chainId: number;
   let startBlock: number;
   let contracts: IndexerSettings["contracts"];
   let revenuePool: Address;
   let network: string | undefined;
-  if (env.EERC_ADDRESS) {
+  const withEerc = "with EERC_ADDRESS";
+  if (e.EERC_ADDRESS) {
     source = "env";
-    chainId = envInteger(env, "CHAIN_ID", FUJI_CHAIN_ID);
-    startBlock = envInteger(env, "START_BLOCK", 0);
+    chainId = e.CHAIN_ID ?? FUJI_CHAIN_ID;
+    startBlock = e.START_BLOCK ?? 0;
     contracts = {
-      encryptedERC: envAddress(env, "EERC_ADDRESS"),
-      registrar: envAddress(env, "REGISTRAR_ADDRESS"),
-      providerRegistry: envAddress(env, "PROVIDER_REGISTRY_ADDRESS"),
-      usageLedger: envAddress(env, "USAGE_LEDGER_ADDRESS"),
-      token: env.USDC_ADDRESS || chainId !== FUJI_CHAIN_ID ? envAddress(env, "USDC_ADDRESS") : FUJI_USDC,
+      encryptedERC: e.EERC_ADDRESS,
+      registrar: required(e.REGISTRAR_ADDRESS, "REGISTRAR_ADDRESS", withEerc),
+      providerRegistry: required(e.PROVIDER_REGISTRY_ADDRESS, "PROVIDER_REGISTRY_ADDRESS", withEerc),
+      usageLedger: required(e.USAGE_LEDGER_ADDRESS, "USAGE_LEDGER_ADDRESS", withEerc),
+      token: required(e.USDC_ADDRESS ?? (chainId === FUJI_CHAIN_ID ? FUJI_USDC : undefined), "USDC_ADDRESS", `on chain ${chainId}`),
     };
-    revenuePool = envAddress(env, "REVENUE_POOL_ADDRESS");
+    revenuePool = required(e.REVENUE_POOL_ADDRESS, "REVENUE_POOL_ADDRESS", withEerc);
   } else {
     source = "manifest";
-    const manifest = readManifest(env.DEPLOYMENT_FILE || manifestPath(env.NETWORK));
+    const manifest = readManifest(e.DEPLOYMENT_FILE ?? manifestPath(e.NETWORK));
     chainId = manifest.chainId;
     startBlock = manifest.startBlock;
     contracts = {
@@ -86,25 +82,23 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
       usageLedger: manifest.contracts.usageLedger,
       token: manifest.contracts.token,
     };
-    if (env.REVENUE_POOL_ADDRESS) revenuePool = envAddress(env, "REVENUE_POOL_ADDRESS");
-    else if (manifest.revenuePool) revenuePool = manifest.revenuePool;
-    else
-      throw new IndexerSettingsError(
-        "the deployment manifest names no revenuePool: set REVENUE_POOL_ADDRESS (the address users pay fees to)",
-      );
+    revenuePool = required(
+      e.REVENUE_POOL_ADDRESS ?? manifest.revenuePool ?? undefined,
+      "REVENUE_POOL_ADDRESS",
+      "(the address users pay fees to): the deployment manifest names no revenuePool",
+    );
     network = manifest.network;
   }
   const chainName = CHAIN_NAMES[chainId] ?? (network && /^[a-z][a-z0-9_]*$/.test(network) ? network : `chain_${chainId}`);
-  const rpcUrls = (env[`PONDER_RPC_URL_${chainId}`] || env.RPC_URL || "http://127.0.0.1:8545")
-    .split(",")
-    .map((u) => u.trim())
-    .filter((u) => u.length > 0);
+  const rpcVariable = ponderRpcVariable(chainId);
+  const chainRpc = readEnv({ [rpcVariable]: variable.urls() }, env)[rpcVariable] as string[] | undefined;
+  const rpcUrls = chainRpc?.length ? chainRpc : e.RPC_URL?.length ? e.RPC_URL : ["http://127.0.0.1:8545"];
   const rpcUrl = rpcUrls[0]!;
   // anvil mines on demand: poll fast so an event is visible within a few hundred milliseconds.
-  const pollingInterval = envInteger(env, "PONDER_POLLING_INTERVAL", chainId === ANVIL_CHAIN_ID ? 100 : 1_000);
+  const pollingInterval = e.PONDER_POLLING_INTERVAL ?? (chainId === LOCAL_CHAIN_ID ? 100 : 1_000);
 
-  const databaseUrl = env.DATABASE_URL;
-  const pgliteDir = env.PONDER_PGLITE_DIR || join(".ponder", "pglite");
+  const databaseUrl = e.DATABASE_URL;
+  const pgliteDir = e.PONDER_PGLITE_DIR ?? join(".ponder", "pglite");
   const database: IndexerSettings["database"] = databaseUrl
     ? { kind: "postgres", connectionString: databaseUrl }
     : { kind: "pglite", directory: isAbsolute(pgliteDir) ? pgliteDir : join(PROJECT_ROOT, pgliteDir) };

@@ -1,0 +1,60 @@
+import type { Hex } from "viem";
+import { FAULT_STEPS, type FaultStep } from "../payout/pipeline.js";
+import { isLocalChain, OPERATOR_ENV, type OperatorSettings, operatorSettings } from "./operator.js";
+import { ConfigError, type Env, env, readEnv } from "./parse.js";
+
+export const AGENT_ENV = {
+  ...OPERATOR_ENV,
+  RPC_URL: env.url(),
+  INDEXER_URL: env.url(),
+  PAYER_PRIVATE_KEYS: env.privateKeys(),
+  PAYOUT_CONFIRMATIONS: env.integer(),
+  PAYOUT_PIPELINE_DEPTH: env.integer({ min: 1, max: 64 }),
+  PAYOUT_EVERY_PROVIDER: env.flag(),
+  PAYOUT_INTERVAL_S: env.integer(),
+  PAYOUT_PORT: env.integer({ max: 65_535 }),
+  PAYOUT_FAULT: env.text(),
+};
+
+/** The payout agent's settings. */
+export type AgentConfig = OperatorSettings & {
+  rpcUrl: string;
+  indexerUrl: string;
+  /** Keys of the accounts that pay; the operator's when PAYER_PRIVATE_KEYS is unset. */
+  payerKeys: Hex[];
+  confirmations: number;
+  depth: number;
+  /** Pay every active provider every cycle, zero where nothing is owed (PAYOUT_EVERY_PROVIDER, default 1). */
+  everyProvider: boolean;
+  /** Seconds between scheduled cycles; 0 turns the schedule off. */
+  intervalS: number;
+  port: number;
+  fault?: { step: FaultStep; seq: number };
+};
+
+function faultOf(text: string | undefined): AgentConfig["fault"] {
+  if (text === undefined) return undefined;
+  const m = /^([a-z_]+)@(\d+)$/.exec(text);
+  if (!m || !FAULT_STEPS.includes(m[1] as FaultStep)) {
+    throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT must be <step>@<transfer>, step one of ${FAULT_STEPS.join(", ")}`);
+  }
+  return { step: m[1] as FaultStep, seq: Number(m[2]) };
+}
+
+/** Reads the agent's settings for a deployment on `chainId` (from its manifest). */
+export function agentConfig(source: Env, chainId: number): AgentConfig {
+  const e = readEnv(AGENT_ENV, source);
+  const operator = operatorSettings(source, chainId);
+  return {
+    ...operator,
+    rpcUrl: e.RPC_URL ?? "http://127.0.0.1:8545",
+    indexerUrl: e.INDEXER_URL ?? "http://127.0.0.1:42069",
+    payerKeys: e.PAYER_PRIVATE_KEYS ?? [operator.operatorKey],
+    confirmations: e.PAYOUT_CONFIRMATIONS ?? (isLocalChain(chainId) ? 0 : 1),
+    depth: e.PAYOUT_PIPELINE_DEPTH ?? 3,
+    everyProvider: e.PAYOUT_EVERY_PROVIDER ?? true,
+    intervalS: e.PAYOUT_INTERVAL_S ?? 0,
+    port: e.PAYOUT_PORT ?? 42070,
+    fault: faultOf(e.PAYOUT_FAULT),
+  };
+}

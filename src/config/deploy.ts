@@ -1,0 +1,55 @@
+import type { Address, Hex } from "viem";
+import { ANVIL_KEYS, LOCAL_ROLES } from "./local.js";
+import { type Env, readEnv, required, env as variable } from "./parse.js";
+
+export const DEPLOY_ENV = {
+  RPC_URL: variable.url(),
+  NETWORK: variable.text(),
+  DEPLOYMENT_FILE: variable.text(),
+  DEPLOYER_PRIVATE_KEY: variable.privateKey(),
+  AUDITOR_PRIVATE_KEY: variable.privateKey(),
+  USDC_ADDRESS: variable.address(),
+  REVENUE_POOL_ADDRESS: variable.address(),
+  EERC_ADDRESS: variable.address(),
+  REGISTRAR_ADDRESS: variable.address(),
+  START_BLOCK: variable.integer(),
+  PTAU_FILE: variable.text(),
+  ALLOW_DEVELOPMENT_PTAU: variable.flag(),
+  CIRCUITS_DIR: variable.text(),
+};
+
+export type DeploySettings = {
+  rpcUrl: string;
+  network: string;
+  deployerKey: Hex;
+  auditorKey: Hex;
+  token?: Address;
+  revenuePool?: Address;
+  /** Attach to an eERC deployed elsewhere (the audited one on Fuji) instead of deploying one. */
+  eerc?: { encryptedERC: Address; registrar: Address; startBlock: number };
+};
+
+/** `npm run deploy`'s settings; on the `anvil` network the owner and auditor default to anvil's accounts #0 and #9. */
+export function deploySettings(source: Env): DeploySettings {
+  const e = readEnv(DEPLOY_ENV, source);
+  const network = e.NETWORK ?? "anvil";
+  const local = network === "anvil";
+  const notLocal = `on network ${network}`;
+  let eerc: DeploySettings["eerc"];
+  if (e.EERC_ADDRESS || e.REGISTRAR_ADDRESS) {
+    eerc = {
+      encryptedERC: required(e.EERC_ADDRESS, "EERC_ADDRESS", "with REGISTRAR_ADDRESS"),
+      registrar: required(e.REGISTRAR_ADDRESS, "REGISTRAR_ADDRESS", "with EERC_ADDRESS"),
+      startBlock: required(e.START_BLOCK, "START_BLOCK", "with EERC_ADDRESS: the block to index from (at or before the eERC's deployment)"),
+    };
+  }
+  return {
+    rpcUrl: e.RPC_URL ?? "http://127.0.0.1:8545",
+    network,
+    deployerKey: required(e.DEPLOYER_PRIVATE_KEY ?? (local ? ANVIL_KEYS[LOCAL_ROLES.owner] : undefined), "DEPLOYER_PRIVATE_KEY", notLocal),
+    auditorKey: required(e.AUDITOR_PRIVATE_KEY ?? (local ? ANVIL_KEYS[LOCAL_ROLES.auditor] : undefined), "AUDITOR_PRIVATE_KEY", notLocal),
+    token: e.USDC_ADDRESS,
+    revenuePool: e.REVENUE_POOL_ADDRESS,
+    eerc,
+  };
+}

@@ -1,0 +1,35 @@
+import type { Address, Hex } from "viem";
+import type { PeriodUnit } from "../meter/meter.js";
+import { LOCAL_CHAIN_ID, localKey } from "./local.js";
+import { type Env, env, readEnv, required } from "./parse.js";
+
+/** What the agent and the API both read: the operator's key and the settlement rules. */
+export const OPERATOR_ENV = {
+  OPERATOR_PRIVATE_KEY: env.privateKey(),
+  PAST_PAYER_ADDRESSES: env.addresses(),
+  PLATFORM_FEE_BPS: env.integer({ max: 10_000 }),
+  PRICING_PERIOD: env.oneOf(["month", "day"]),
+};
+
+export type OperatorSettings = {
+  /** The operator's account key: its eERC key reads usage lines and payout amounts; it signs distribute requests. */
+  operatorKey: Hex;
+  pastPayers: Address[];
+  feeBps: number;
+  periodUnit: PeriodUnit;
+};
+
+export const DEFAULT_FEE_BPS = 1000;
+
+/** The operator's settings; on a local chain the operator defaults to anvil's account #0, elsewhere its key must be set. */
+export function operatorSettings(source: Env, chainId: number): OperatorSettings {
+  const e = readEnv(OPERATOR_ENV, source);
+  return {
+    operatorKey: required(e.OPERATOR_PRIVATE_KEY ?? localKey("operator", chainId), "OPERATOR_PRIVATE_KEY", `on chain ${chainId}`),
+    pastPayers: e.PAST_PAYER_ADDRESSES ?? [],
+    feeBps: e.PLATFORM_FEE_BPS ?? DEFAULT_FEE_BPS,
+    periodUnit: e.PRICING_PERIOD ?? "month",
+  };
+}
+
+export const isLocalChain = (chainId: number) => chainId === LOCAL_CHAIN_ID;

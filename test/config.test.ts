@@ -1,0 +1,140 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { getAddress } from "viem";
+import { describe, expect, it } from "vitest";
+import {
+  ANVIL_KEYS,
+  agentConfig,
+  CONFIG_VARIABLES,
+  ConfigError,
+  deploySettings,
+  LOCAL_ROLES,
+  payoutViewConfig,
+  relayerKey,
+} from "../src/config/index.js";
+import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+
+const FUJI = 43113;
+const LOCAL = 31337;
+const KEY = `0x${"11".repeat(32)}` as const;
+const operatorAddress = () => "0x000000000000000000000000000000000000dEaD" as const;
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error("no error thrown");
+}
+
+describe("agent settings", () => {
+  it("on anvil needs nothing set: the operator is anvil's account #0 and every default applies", () => {
+    expect(agentConfig({}, LOCAL)).toEqual({
+      operatorKey: ANVIL_KEYS[LOCAL_ROLES.operator],
+      pastPayers: [],
+      feeBps: 1000,
+      periodUnit: "month",
+      rpcUrl: "http://127.0.0.1:8545",
+      indexerUrl: "http://127.0.0.1:42069",
+      payerKeys: [ANVIL_KEYS[LOCAL_ROLES.operator]],
+      confirmations: 0,
+      depth: 3,
+      everyProvider: true,
+      intervalS: 0,
+      port: 42070,
+      fault: undefined,
+    });
+  });
+
+  it("on any other chain never falls back to a well-known key, and waits a confirmation", () => {
+    expect(configError(() => agentConfig({}, FUJI)).message).toBe("OPERATOR_PRIVATE_KEY must be set on chain 43113");
+    expect(agentConfig({ OPERATOR_PRIVATE_KEY: KEY }, FUJI)).toMatchObject({ operatorKey: KEY, payerKeys: [KEY], confirmations: 1 });
+  });
+
+  it("names the variable and its bounds, treats an empty variable as unset, and never echoes a key", () => {
+    const fee = configError(() => agentConfig({ PLATFORM_FEE_BPS: "10001" }, LOCAL));
+    expect(fee.field).toBe("PLATFORM_FEE_BPS");
+    expect(fee.message).toBe('PLATFORM_FEE_BPS must be an integer from 0 to 10000, got "10001"');
+    expect(configError(() => agentConfig({ PAYOUT_PIPELINE_DEPTH: "0" }, LOCAL)).message).toContain("from 1 to 64");
+    expect(configError(() => agentConfig({ PRICING_PERIOD: "week" }, LOCAL)).message).toBe(
+      'PRICING_PERIOD must be one of "month", "day", got "week"',
+    );
+    expect(agentConfig({ PLATFORM_FEE_BPS: "", INDEXER_URL: "http://idx:42069/" }, LOCAL)).toMatchObject({
+      feeBps: 1000,
+      indexerUrl: "http://idx:42069",
+    });
+    const secret = "0xnotakeybutsecret";
+    const bad = configError(() => agentConfig({ PAYER_PRIVATE_KEYS: `${KEY}, ${secret}` }, LOCAL));
+    expect(bad.message).toBe("PAYER_PRIVATE_KEYS item 2 must be a 0x-prefixed 32-byte hex private key");
+    expect(bad.message).not.toContain("secret");
+    expect(configError(() => agentConfig({ PAYOUT_FAULT: "later@1" }, LOCAL)).field).toBe("PAYOUT_FAULT");
+    expect(agentConfig({ PAYOUT_FAULT: "after_send@2", PAYOUT_EVERY_PROVIDER: "0" }, LOCAL)).toMatchObject({
+      fault: { step: "after_send", seq: 2 },
+      everyProvider: false,
+    });
+  });
+});
+
+describe("API settings", () => {
+  it("share the operator's variables with the agent: payers default to the operator, past payers are added", () => {
+    const past = "0x00000000000000000000000000000000000000aa";
+    expect(payoutViewConfig({ PAST_PAYER_ADDRESSES: past, PLATFORM_FEE_BPS: "250" }, LOCAL, operatorAddress)).toEqual({
+      operatorKey: ANVIL_KEYS[0],
+      payers: [operatorAddress(), getAddress(past)],
+      feeBps: 250,
+      periodUnit: "month",
+    });
+  });
+
+  it("turn the payout fields off without the operator key, but refuse a malformed one", () => {
+    expect(payoutViewConfig({}, FUJI, operatorAddress)).toEqual({
+      disabled: "OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain 43113",
+    });
+    expect(configError(() => payoutViewConfig({ OPERATOR_PRIVATE_KEY: "0x12" }, FUJI, operatorAddress)).field).toBe("OPERATOR_PRIVATE_KEY");
+  });
+
+  it("the relayer uses anvil's account #8 only on anvil", () => {
+    expect(relayerKey({}, LOCAL)).toEqual({ enabled: true, key: ANVIL_KEYS[LOCAL_ROLES.relayer], source: "anvil" });
+    expect(relayerKey({}, FUJI).enabled).toBe(false);
+  });
+});
+
+describe("deploy settings", () => {
+  it("default to anvil's owner and auditor on the anvil network only", () => {
+    expect(deploySettings({})).toMatchObject({ network: "anvil", deployerKey: ANVIL_KEYS[0], auditorKey: ANVIL_KEYS[9] });
+    expect(configError(() => deploySettings({ NETWORK: "fuji" })).message).toBe("DEPLOYER_PRIVATE_KEY must be set on network fuji");
+  });
+
+  it("attach to an existing eERC only with its registrar and start block", () => {
+    const eerc = "0x00000000000000000000000000000000000000e1";
+    expect(configError(() => deploySettings({ EERC_ADDRESS: eerc })).field).toBe("REGISTRAR_ADDRESS");
+    const registrar = "0x00000000000000000000000000000000000000e2";
+    expect(configError(() => deploySettings({ EERC_ADDRESS: eerc, REGISTRAR_ADDRESS: registrar })).field).toBe("START_BLOCK");
+    expect(deploySettings({ EERC_ADDRESS: eerc, REGISTRAR_ADDRESS: registrar, START_BLOCK: "12" }).eerc).toEqual({
+      encryptedERC: getAddress(eerc),
+      registrar: getAddress(registrar),
+      startBlock: 12,
+    });
+  });
+});
+
+describe("the README's configuration table", () => {
+  const readme = readFileSync(join(PROJECT_ROOT, "README.md"), "utf8");
+  const table = readme.slice(readme.indexOf("| variable | default | meaning |"));
+  const rows = table.slice(0, table.indexOf("\n\n")).split("\n").slice(2);
+  const documented = new Set(rows.flatMap((row) => [...(row.split("|")[1] ?? "").matchAll(/`([A-Z0-9_<>a-zA-Z]+)`/g)].map((m) => m[1]!)));
+
+  it("lists every variable a process reads", () => {
+    const read = new Set(Object.values(CONFIG_VARIABLES).flat());
+    expect([...read].filter((v) => !documented.has(v))).toEqual([]);
+  });
+
+  it("lists no variable that nothing reads through these schemas, except the benchmarks' and Ponder's command line", () => {
+    const read = new Set<string>(Object.values(CONFIG_VARIABLES).flat());
+    const elsewhere = (v: string) =>
+      v.startsWith("BENCH_") || ["PONDER_RPC_URL_<chainId>", "DATABASE_SCHEMA", "DATABASE_VIEWS_SCHEMA"].includes(v);
+    expect([...documented].filter((v) => !read.has(v) && !elsewhere(v))).toEqual([]);
+  });
+});
