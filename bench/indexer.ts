@@ -10,10 +10,10 @@ import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
-import { deploy } from "../scripts/deploy.js";
 import { type Anvil, freePort, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/config/local.js";
+import { deploy } from "../src/deployment/deploy.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { proofToCalldata } from "../src/eerc/calldata.js";
 import { EercClient, type PreparedTransfer } from "../src/eerc/client.js";

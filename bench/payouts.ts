@@ -3,6 +3,12 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { PrivateKeyAccount } from "viem";
+import { startAnvil } from "../src/chain/anvil.js";
+import { connectChain } from "../src/chain/clients.js";
+import { usdcTokenId } from "../src/deployment/manifest.js";
+import type { EercClient, PreparedTransfer } from "../src/eerc/client.js";
+import { Prover } from "../src/eerc/prover.js";
+import { startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import {
   callRecords,
   commitRecords,
@@ -12,13 +18,7 @@ import {
   localPayoutAgent,
   newFundedAccount,
   registerProvider,
-  usdcTokenId,
-} from "../scripts/marketplace.js";
-import { startAnvil } from "../src/chain/anvil.js";
-import { connectChain } from "../src/chain/clients.js";
-import type { EercClient, PreparedTransfer } from "../src/eerc/client.js";
-import { Prover } from "../src/eerc/prover.js";
-import { startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+} from "../src/local/marketplace.js";
 import { PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { median, RESULTS_DIR, round, writeResults } from "./report.js";
 

@@ -2,6 +2,11 @@ import { mkdtempSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hex, PrivateKeyAccount } from "viem";
+import { startAnvil } from "../src/chain/anvil.js";
+import { connectChain } from "../src/chain/clients.js";
+import { usdcTokenId } from "../src/deployment/manifest.js";
+import { Prover } from "../src/eerc/prover.js";
+import { startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import {
   callRecords,
   commitRecords,
@@ -11,12 +16,7 @@ import {
   localPayoutAgent,
   newFundedAccount,
   registerProvider,
-  usdcTokenId,
-} from "../scripts/marketplace.js";
-import { startAnvil } from "../src/chain/anvil.js";
-import { connectChain } from "../src/chain/clients.js";
-import { Prover } from "../src/eerc/prover.js";
-import { startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+} from "../src/local/marketplace.js";
 import { PricingModel } from "../src/usage/registry.js";
 import { round, writeResults } from "./report.js";
 

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import * as snarkjs from "snarkjs";
-import { constraintCount } from "../scripts/build-circuits.js";
+import { constraintCount } from "../src/build/circuits.js";
 import { CIRCUIT_NAMES, type CircuitName, circuitArtifacts } from "../src/eerc/artifacts.js";
 import { randomScalar } from "../src/eerc/curve.js";
 import { encryptElGamal } from "../src/eerc/elgamal.js";

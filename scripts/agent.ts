@@ -3,15 +3,15 @@ import { serve } from "@hono/node-server";
 import { privateKeyToAccount } from "viem/accounts";
 import { connectChain } from "../src/chain/clients.js";
 import { agentConfig } from "../src/config/agent.js";
-import { provingArtifactsOf, readManifest } from "../src/deployment/manifest.js";
+import { provingArtifactsOf, readManifest, usdcTokenId } from "../src/deployment/manifest.js";
 import { EercClient } from "../src/eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { summarize } from "../src/errors.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
+
 import { PayoutAgent } from "../src/payout/agent.js";
 import { CycleRunner, payoutApp } from "../src/payout/server.js";
-import { usdcTokenId } from "./marketplace.js";
 
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 
@@ -48,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
     confirmations: config.confirmations,
     depth: config.depth,
     everyProvider: config.everyProvider,
-    fault: config.fault,
+    // Crash tests: the process dies at the configured step, as a power cut would.
+    fault: config.fault && { ...config.fault, stop: () => process.kill(process.pid, "SIGKILL") },
     log,
   });
   log(

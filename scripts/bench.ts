@@ -5,7 +5,7 @@ import { benchPayouts } from "../bench/payouts.js";
 import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
-import { buildCircuits } from "./build-circuits.js";
+import { buildCircuits } from "../src/build/circuits.js";
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const wants = (name: string) => only.length === 0 || only.includes(name);

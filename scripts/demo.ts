@@ -9,11 +9,22 @@ import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/config/local.js";
+import { deploy } from "../src/deployment/deploy.js";
+import { usdcTokenId } from "../src/deployment/manifest.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { Prover } from "../src/eerc/prover.js";
 import { decryptHistory, HistoryApiClient } from "../src/history/index.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import {
+  authoriseServer,
+  eercAccount,
+  fundPayer,
+  localPayoutAgent,
+  newFundedAccount,
+  payPoolFee,
+  registerProvider,
+} from "../src/local/marketplace.js";
 import {
   createBatchSubmitter,
   createMeter,
@@ -29,17 +40,6 @@ import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import { reconcile } from "../src/payout/reconcile.js";
 import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
-import { deploy } from "./deploy.js";
-import {
-  authoriseServer,
-  eercAccount,
-  fundPayer,
-  localPayoutAgent,
-  newFundedAccount,
-  payPoolFee,
-  registerProvider,
-  usdcTokenId,
-} from "./marketplace.js";
 
 // The whole journey on a local chain: providers register, an MCP client calls a FlowMCP server
 // whose meter commits usage on chain, users pay fees into the revenue pool, the payout agent runs

@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { buildCircuits } from "../src/build/circuits.js";
+import { buildContracts } from "../src/build/contracts.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
-import { buildCircuits } from "./build-circuits.js";
-import { buildContracts } from "./build-contracts.js";
 import { buildAudited, circuitsDirOf } from "./interop/build-audited.js";
 
 /**

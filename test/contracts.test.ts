@@ -30,7 +30,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
-import { type Artifact, buildContracts, loadArtifact } from "../scripts/build-contracts.js";
+import { type Artifact, buildContracts, loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 
 const P = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import * as snarkjs from "snarkjs";
 import { getAddress, zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_PTAU } from "../scripts/build-circuits.js";
+import { DEV_PTAU } from "../src/build/circuits.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/config/local.js";

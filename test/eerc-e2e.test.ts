@@ -6,11 +6,11 @@ import { type Address, parseAbiItem } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
-import { loadArtifact } from "../scripts/build-contracts.js";
-import { deploy } from "../scripts/deploy.js";
+import { loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/config/local.js";
+import { deploy } from "../src/deployment/deploy.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
 import {

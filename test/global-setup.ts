@@ -1,5 +1,5 @@
-import { buildCircuits } from "../scripts/build-circuits.js";
-import { buildContracts } from "../scripts/build-contracts.js";
+import { buildCircuits } from "../src/build/circuits.js";
+import { buildContracts } from "../src/build/contracts.js";
 
 /** Tests run against real artifacts: build whatever circuits and contracts are stale. */
 export default async function setup(): Promise<void> {

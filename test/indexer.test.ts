@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
-import { loadArtifact } from "../scripts/build-contracts.js";
+import { loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";

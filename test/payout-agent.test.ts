@@ -1,10 +1,10 @@
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../scripts/marketplace.js";
 import { ANVIL_KEYS } from "../src/config/local.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";
+import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
 import { UnattributedPayerTransferError } from "../src/payout/errors.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { poolReserve, poolSecret } from "../src/payout/settlement.js";

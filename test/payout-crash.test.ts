@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { callRecords, commitRecords } from "../scripts/marketplace.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { callRecords, commitRecords } from "../src/local/marketplace.js";
 import { FAULT_STEPS } from "../src/payout/pipeline.js";
 import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 

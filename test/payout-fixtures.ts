@@ -2,6 +2,14 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hex, PrivateKeyAccount } from "viem";
+import { type Anvil, startAnvil } from "../src/chain/anvil.js";
+import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import type { DeploymentManifest } from "../src/deployment/manifest.js";
+import { usdcTokenId } from "../src/deployment/manifest.js";
+import type { EercClient } from "../src/eerc/client.js";
+import { Prover } from "../src/eerc/prover.js";
+import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import {
   authoriseServer,
   eercAccount,
@@ -9,15 +17,7 @@ import {
   localAgentOptions,
   newFundedAccount,
   registerProvider,
-  usdcTokenId,
-} from "../scripts/marketplace.js";
-import { type Anvil, startAnvil } from "../src/chain/anvil.js";
-import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import type { DeploymentManifest } from "../src/deployment/manifest.js";
-import type { EercClient } from "../src/eerc/client.js";
-import { Prover } from "../src/eerc/prover.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+} from "../src/local/marketplace.js";
 import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
 import { readSettlementFacts } from "../src/payout/facts.js";

@@ -23,10 +23,10 @@ import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
-import { payPoolFee } from "../scripts/marketplace.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";
+import { payPoolFee } from "../src/local/marketplace.js";
 import {
   createBatchSubmitter,
   createMeter,

@@ -13,10 +13,10 @@ import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as snarkjs from "snarkjs";
 import { type Abi, type Account, type Address, type Hex, keccak256, stringToHex } from "viem";
+import { resolvePtau, withBuildLock } from "../../src/build/circuits.js";
 import type { ChainClients } from "../../src/chain/clients.js";
 import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, PROJECT_ROOT } from "../../src/eerc/artifacts.js";
 import { terminateCurveWorkers } from "../../src/eerc/prover.js";
-import { resolvePtau, withBuildLock } from "../build-circuits.js";
 
 export type CompiledContract = { abi: Abi; bytecode: Hex };
 export type AuditedEerc = {

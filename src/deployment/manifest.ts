@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { type Address, getAddress, isAddress } from "viem";
+import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
+import type { ChainClients } from "../chain/clients.js";
 import { CIRCUIT_NAMES, defaultProvingArtifacts, PROJECT_ROOT, type ProvingArtifacts } from "../eerc/artifacts.js";
 import { BaseError } from "../errors.js";
 
@@ -113,4 +115,14 @@ export function readManifest(path = manifestPath()): DeploymentManifest {
       usageLedger: getAddress(m.contracts.usageLedger),
     },
   };
+}
+
+/** The eERC token id of the manifest's token (converter mode). */
+export async function usdcTokenId(chain: Pick<ChainClients, "publicClient">, manifest: DeploymentManifest): Promise<bigint> {
+  return chain.publicClient.readContract({
+    address: manifest.contracts.encryptedERC,
+    abi: EncryptedERCAbi,
+    functionName: "tokenIds",
+    args: [getAddress(manifest.contracts.token)],
+  });
 }

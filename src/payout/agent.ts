@@ -36,7 +36,8 @@ export type AgentOptions = {
   /** How long to wait for pending payer transactions and for the indexer, in ms. */
   waitMs?: number;
   log?: (line: string) => void;
-  fault?: Omit<FaultPoint, "stop"> & { stop?: () => void };
+  /** A fault injected at one step of one transfer (crash tests): `stop` is called there. */
+  fault?: FaultPoint;
   /** Progress of the running cycle: counts only. */
   onProgress?: (p: CycleProgress) => void;
   /** Called after each transfer is broadcast (tests use it to land a credit mid-chain). */
@@ -184,10 +185,7 @@ export class PayoutAgent {
     const progress: CycleProgress = { cycle, total, proved: 0, paid: 0, resumed };
     this.options.onProgress?.({ ...progress });
     let recoveries = 0;
-    const fault = this.options.fault && {
-      ...this.options.fault,
-      stop: this.options.fault.stop ?? (() => process.kill(process.pid, "SIGKILL")),
-    };
+    const fault = this.options.fault;
     const payStarted = performance.now();
     const results = await Promise.all(
       [...assignment].map(([payer, transfers]) =>

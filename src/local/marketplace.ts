@@ -1,20 +1,19 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Address, getAddress, type Hex, numberToHex, type PrivateKeyAccount, parseEther } from "viem";
+import { type Address, type Hex, numberToHex, type PrivateKeyAccount, parseEther } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
-import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
-import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
-import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
-import type { ChainClients } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
-import type { DeploymentManifest } from "../src/deployment/manifest.js";
-import { EercClient } from "../src/eerc/client.js";
-import type { Prover } from "../src/eerc/prover.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { type AgentOptions, PayoutAgent } from "../src/payout/agent.js";
-import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf } from "../src/usage/index.js";
-import { deploy } from "./deploy.js";
+import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
+import { TestUSDCAbi } from "../../abis/TestUSDCAbi.js";
+import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
+import type { ChainClients } from "../chain/clients.js";
+import { ANVIL_KEYS } from "../config/local.js";
+import { deploy } from "../deployment/deploy.js";
+import type { DeploymentManifest } from "../deployment/manifest.js";
+import { EercClient } from "../eerc/client.js";
+import type { Prover } from "../eerc/prover.js";
+import { UsageGraphqlClient } from "../history/usage-api.js";
+import { type AgentOptions, PayoutAgent } from "../payout/agent.js";
+import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf } from "../usage/index.js";
 
 // Building blocks of a local marketplace on anvil (the demo, the benchmarks and the end-to-end
 // tests): accounts, eERC registration, providers, usage commitments, fees and payer funding.
@@ -179,16 +178,6 @@ export async function fundPayer(
 ): Promise<void> {
   await mintUsdc(chain, manifest, payerAccount, payer.address, amount);
   await payer.deposit({ token: manifest.contracts.token, amount });
-}
-
-/** The eERC token id of the manifest's token (converter mode). */
-export async function usdcTokenId(chain: ChainClients, manifest: DeploymentManifest): Promise<bigint> {
-  return chain.publicClient.readContract({
-    address: manifest.contracts.encryptedERC,
-    abi: EncryptedERCAbi,
-    functionName: "tokenIds",
-    args: [getAddress(manifest.contracts.token)],
-  });
 }
 
 /** The options of a payout agent over the local indexer with the operator as its only payer, monthly pricing periods. */

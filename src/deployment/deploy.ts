@@ -1,0 +1,204 @@
+import { readFileSync } from "node:fs";
+import { type Account, type Address, getAddress } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
+import { buildCircuits } from "../build/circuits.js";
+import { buildContracts, loadArtifact } from "../build/contracts.js";
+import { type ChainClients, connectChain } from "../chain/clients.js";
+import { DEPLOY_ENV } from "../config/deploy.js";
+import { LOCAL_CHAIN_ID, localKey } from "../config/local.js";
+import { ConfigError, readEnv } from "../config/parse.js";
+import { CIRCUIT_NAMES, circuitArtifacts, defaultProvingArtifacts, type ProvingArtifacts } from "../eerc/artifacts.js";
+import { EercClient } from "../eerc/client.js";
+import { CONVERTER_CIRCUITS, checkProvingArtifacts, deployedVerifier, detectEerc, STANDALONE_CIRCUITS } from "../eerc/deployment-check.js";
+import { Prover } from "../eerc/prover.js";
+import { type DeploymentManifest, recordedArtifacts, writeManifest } from "./manifest.js";
+
+async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
+  const { abi, bytecode } = await loadArtifact(name);
+  const hash = await chain.walletFor(account).deployContract({ abi, bytecode, args } as never);
+  const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success" || !receipt.contractAddress) throw new Error(`deploying ${name} failed (${hash})`);
+  return receipt.contractAddress;
+}
+
+export type DeployOptions = {
+  rpcUrl: string;
+  network: string;
+  deployer: Account;
+  auditor: Account;
+  /** Converter mode wraps an ERC-20 (the default); standalone mode mints privately. */
+  isConverter?: boolean;
+  decimals?: number;
+  /** Where users pay fees (the free-API revenue pool); anvil's account #7 when absent on anvil. */
+  revenuePool?: Address;
+  /** The ERC-20 to wrap; when absent a 6-decimal test USDC is deployed. */
+  token?: Address;
+  /**
+   * An eERC already on chain (the audited deployment on Fuji, say): its contracts are used as they
+   * are and only the ProviderRegistry and UsageLedger are deployed next to it. `startBlock` is the
+   * block to index from, at or before the eERC's deployment.
+   */
+  eerc?: { encryptedERC: Address; registrar: Address; startBlock: number };
+  /** With `eerc`: the proving artifacts of its circuits (default: CIRCUITS_DIR, else this project's build). */
+  circuits?: ProvingArtifacts;
+  prover?: Prover;
+  write?: boolean;
+  log?: (line: string) => void;
+};
+
+/** The eERC of this project: verifiers from the local circuit build, Registrar and EncryptedERC. */
+async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boolean, decimals: number) {
+  const verifiers = {
+    registration: await deployContract(chain, d, "RegistrationVerifier"),
+    transfer: await deployContract(chain, d, "TransferVerifier"),
+    withdraw: await deployContract(chain, d, "WithdrawVerifier"),
+    mint: await deployContract(chain, d, "MintVerifier"),
+    burn: await deployContract(chain, d, "BurnVerifier"),
+  };
+  const registrar = await deployContract(chain, d, "Registrar", [verifiers.registration]);
+  const encryptedERC = await deployContract(chain, d, "EncryptedERC", [
+    {
+      registrar,
+      isConverter,
+      name: isConverter ? "Encrypted USDC" : "Encrypted Token",
+      symbol: isConverter ? "eUSDC" : "eTKN",
+      decimals,
+      mintVerifier: verifiers.mint,
+      withdrawVerifier: verifiers.withdraw,
+      transferVerifier: verifiers.transfer,
+      burnVerifier: verifiers.burn,
+    },
+  ]);
+  return { registrar, encryptedERC, verifiers };
+}
+
+/**
+ * Deploys the eERC contracts (or attaches to `options.eerc`), registers and sets the auditor
+ * unless the eERC has one, deploys the ProviderRegistry and UsageLedger, writes the manifest. On
+ * an attached eERC it first checks what the eERC offers and that the proving keys match its
+ * verifiers, and refuses otherwise.
+ */
+export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
+  const log = options.log ?? (() => {});
+  // Our own eERC's verifiers come out of the circuit build, and are compiled with the contracts.
+  if (!options.eerc) await buildCircuits({ log });
+  await buildContracts();
+  const chain = await connectChain(options.rpcUrl);
+  const d = options.deployer;
+  const read = <T>(functionName: string): Promise<T> =>
+    chain.publicClient.readContract({ address: eerc.encryptedERC, abi: EncryptedERCAbi, functionName } as never) as Promise<T>;
+
+  let eerc: { encryptedERC: Address; registrar: Address; verifiers: DeploymentManifest["contracts"]["verifiers"] };
+  let startBlock: number;
+  let artifacts: ProvingArtifacts;
+  if (options.eerc) {
+    eerc = { ...options.eerc, verifiers: {} as DeploymentManifest["contracts"]["verifiers"] };
+    startBlock = options.eerc.startBlock;
+    artifacts = options.circuits ?? defaultProvingArtifacts();
+  } else {
+    refuseDevelopmentKeysOnRealChains(chain.chain.id);
+    startBlock = Number(await chain.publicClient.getBlockNumber());
+    eerc = await deployOwnEerc(chain, d, options.isConverter ?? true, options.decimals ?? 6);
+    artifacts = defaultProvingArtifacts({});
+  }
+  const capabilities = await detectEerc(chain.publicClient, eerc.encryptedERC);
+  const isConverter = await read<boolean>("isConverter");
+  const decimals = Number(await read<number>("decimals"));
+  if (options.eerc) {
+    for (const c of CIRCUIT_NAMES) eerc.verifiers[c] = await deployedVerifier(chain.publicClient, eerc, c);
+  }
+  const token = options.token ?? (isConverter ? await deployContract(chain, d, "TestUSDC") : "0x0000000000000000000000000000000000000000");
+  log(
+    `${options.eerc ? "using" : "deployed"} Registrar ${eerc.registrar}, EncryptedERC ${eerc.encryptedERC} (decimals ${decimals}, messages ${capabilities.messages ? "yes" : "no"}), token ${token}`,
+  );
+
+  const prover = options.prover ?? new Prover(artifacts);
+  let auditor: Address;
+  try {
+    if (options.eerc) {
+      await checkProvingArtifacts({
+        publicClient: chain.publicClient,
+        prover,
+        contracts: eerc,
+        circuits: isConverter ? CONVERTER_CIRCUITS : STANDALONE_CIRCUITS,
+      });
+      log("proving keys match the deployment's verifiers");
+    }
+    if (await read<boolean>("isAuditorKeySet")) {
+      auditor = getAddress(await read<Address>("auditor"));
+      log(`auditor ${auditor} already set`);
+    } else {
+      const client = await EercClient.connect({
+        publicClient: chain.publicClient,
+        wallet: chain.walletFor(options.auditor),
+        contracts: eerc,
+        prover,
+      });
+      await client.register();
+      const hash = await chain.walletFor(d).writeContract({
+        address: eerc.encryptedERC,
+        abi: EncryptedERCAbi,
+        functionName: "setAuditorPublicKey",
+        args: [client.address],
+      } as never);
+      const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+      if (receipt.status !== "success") throw new Error(`setAuditorPublicKey failed (${hash})`);
+      auditor = client.address;
+      log(`auditor ${auditor} registered and set`);
+    }
+  } finally {
+    if (!options.prover) await prover.close();
+  }
+
+  const providerRegistry = await deployContract(chain, d, "ProviderRegistry", [eerc.registrar]);
+  const usageLedger = await deployContract(chain, d, "UsageLedger");
+  log(`deployed ProviderRegistry ${providerRegistry}, UsageLedger ${usageLedger}`);
+
+  const manifest: DeploymentManifest = {
+    network: options.network,
+    chainId: chain.chain.id,
+    startBlock,
+    decimals,
+    isConverter,
+    owner: getAddress(await read<Address>("owner")),
+    auditor,
+    revenuePool: getAddress(options.revenuePool ?? localRevenuePool(chain.chain.id)),
+    contracts: {
+      registrar: eerc.registrar,
+      encryptedERC: eerc.encryptedERC,
+      token,
+      verifiers: eerc.verifiers,
+      providerRegistry,
+      usageLedger,
+    },
+    circuits: recordedArtifacts(artifacts),
+    eerc: capabilities,
+    deployedAt: new Date().toISOString(),
+  };
+  const manifestPath = options.write === false ? undefined : writeManifest(manifest);
+  return { ...manifest, manifestPath };
+}
+
+/** anvil's account #7 receives user fees on a local chain; anywhere else the pool must be named. */
+export function localRevenuePool(chainId: number): Address {
+  const key = localKey("revenuePool", chainId);
+  if (!key) throw new ConfigError("REVENUE_POOL_ADDRESS", "REVENUE_POOL_ADDRESS must be set to the address that receives user fees");
+  return privateKeyToAccount(key).address;
+}
+
+/** Proofs under keys set up with the development ptau can be forged by whoever generated it. */
+function refuseDevelopmentKeysOnRealChains(chainId: number): void {
+  if (
+    chainId === LOCAL_CHAIN_ID ||
+    readEnv({ ALLOW_DEVELOPMENT_PTAU: DEPLOY_ENV.ALLOW_DEVELOPMENT_PTAU }, process.env).ALLOW_DEVELOPMENT_PTAU
+  )
+    return;
+  const dev = CIRCUIT_NAMES.filter((n) => JSON.parse(readFileSync(circuitArtifacts(n).stamp, "utf8")).developmentPtau);
+  if (dev.length > 0) {
+    throw new Error(
+      `circuits ${dev.join(", ")} were set up with the development ptau: set PTAU_FILE to a public ceremony file and rebuild ` +
+        `before deploying to chain ${chainId} (ALLOW_DEVELOPMENT_PTAU=1 overrides, for throwaway test deployments only)`,
+    );
+  }
+}
