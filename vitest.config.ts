@@ -1,12 +1,37 @@
 import { defineConfig } from "vitest/config";
 
+/** Pure and in-process tests: no chain, no proofs, no child indexer (`npm run test:unit`). */
+export const UNIT_TESTS = [
+  "test/config.test.ts",
+  "test/errors.test.ts",
+  "test/layout.test.ts",
+  "test/indexer-settings.test.ts",
+  "test/keccak.test.ts",
+  "test/eerc-crypto.test.ts",
+  "test/eerc-interop.test.ts",
+  "test/usage-batch.test.ts",
+  "test/usage-verify.test.ts",
+  "test/usage-submit.test.ts",
+  "test/meter.test.ts",
+  "test/history.test.ts",
+  "test/revenue.test.ts",
+  "test/payout-settlement.test.ts",
+];
+
+/** anvil, real proofs, the indexer, the agent and the CLI as processes (`npm run test:e2e`): one file at a time. */
+export const E2E_SETTINGS: { globalSetup: string[]; testTimeout: number; hookTimeout: number; pool: "forks"; fileParallelism: boolean } = {
+  globalSetup: ["test/global-setup.ts"],
+  testTimeout: 120_000,
+  hookTimeout: 600_000,
+  pool: "forks",
+  fileParallelism: false,
+};
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/global-setup.ts"],
-    testTimeout: 120_000,
-    hookTimeout: 600_000,
-    pool: "forks",
-    fileParallelism: false,
+    projects: [
+      { test: { name: "unit", include: UNIT_TESTS, testTimeout: 60_000 } },
+      { test: { name: "e2e", include: ["test/**/*.test.ts"], exclude: UNIT_TESTS, ...E2E_SETTINGS } },
+    ],
   },
 });

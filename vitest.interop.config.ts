@@ -1,11 +1,11 @@
 import { defineConfig } from "vitest/config";
-import base from "./vitest.config.js";
+import { E2E_SETTINGS } from "./vitest.config.js";
 
 // `npm run test:interop` (scripts/test-interop.ts): the suites that must pass unchanged on the
 // audited eERC. The test helpers deploy it when EERC_AUDITED_DIR is set.
 export default defineConfig({
   test: {
-    ...base.test,
+    ...E2E_SETTINGS,
     include: [
       "test/eerc-interop.test.ts",
       "test/eerc-model.test.ts",

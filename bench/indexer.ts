@@ -12,7 +12,7 @@ import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { type Anvil, freePort, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { proofToCalldata } from "../src/eerc/calldata.js";

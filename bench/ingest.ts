@@ -12,7 +12,7 @@ import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { parseSubmitRequest } from "../src/api/usage-submit.js";
 import { startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import { mulBase, randomScalar } from "../src/eerc/curve.js";
 import { Prover } from "../src/eerc/prover.js";

@@ -6,6 +6,7 @@ import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
 import { buildCircuits } from "../src/build/circuits.js";
+import { reportStack, run } from "./run.js";
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const wants = (name: string) => only.length === 0 || only.includes(name);
@@ -63,10 +64,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+run(main, reportStack);

@@ -8,7 +8,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import { usdcTokenId } from "../src/deployment/manifest.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
@@ -40,6 +40,7 @@ import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import { reconcile } from "../src/payout/reconcile.js";
 import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
+import { reportStack, run } from "./run.js";
 
 // The whole journey on a local chain: providers register, an MCP client calls a FlowMCP server
 // whose meter commits usage on chain, users pay fees into the revenue pool, the payout agent runs
@@ -376,10 +377,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(process.exitCode ?? 0),
-  (err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+run(main, reportStack);

@@ -14,6 +14,7 @@ run(async () => {
     token: settings.token,
     revenuePool: settings.revenuePool,
     eerc: settings.eerc,
+    allowDevelopmentPtau: settings.allowDevelopmentPtau,
     log: (l) => console.log(l),
   });
   console.log(`manifest written to ${manifest.manifestPath}`);

@@ -4,6 +4,7 @@ import { buildCircuits } from "../src/build/circuits.js";
 import { buildContracts } from "../src/build/contracts.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { buildAudited, circuitsDirOf } from "./interop/build-audited.js";
+import { run } from "./run.js";
 
 /**
  * `npm run test:interop`: the end-to-end suites against the audited eERC built from the local
@@ -33,9 +34,4 @@ async function main(): Promise<number> {
   return run.status ?? 1;
 }
 
-main()
-  .then((code) => process.exit(code))
-  .catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
+run(main);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { type Anvil, freePort, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import { type DeploymentManifest, writeManifest } from "../src/deployment/manifest.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";

@@ -69,7 +69,7 @@ describe("agent settings", () => {
     const bad = configError(() => agentConfig({ PAYER_PRIVATE_KEYS: `${KEY}, ${secret}` }, LOCAL));
     expect(bad.message).toBe("PAYER_PRIVATE_KEYS item 2 must be a 0x-prefixed 32-byte hex private key");
     expect(bad.message).not.toContain("secret");
-    expect(configError(() => agentConfig({ PAYOUT_FAULT: "later@1" }, LOCAL)).field).toBe("PAYOUT_FAULT");
+    expect(configError(() => agentConfig({ PAYOUT_FAULT: "later" }, LOCAL)).field).toBe("PAYOUT_FAULT");
     expect(agentConfig({ PAYOUT_FAULT: "after_send@2", PAYOUT_EVERY_PROVIDER: "0" }, LOCAL)).toMatchObject({
       fault: { step: "after_send", seq: 2 },
       everyProvider: false,

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_PTAU } from "../src/build/circuits.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { type DeploymentManifest, provingArtifactsOf } from "../src/deployment/manifest.js";
 import { CIRCUIT_NAMES, circuitArtifacts } from "../src/eerc/artifacts.js";
 import { CircuitVerifierMismatchError, checkProvingArtifacts, detectEerc, UnsupportedEercError } from "../src/eerc/deployment-check.js";

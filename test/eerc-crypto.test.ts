@@ -1,7 +1,6 @@
 import { babyjubjub } from "@noble/curves/misc.js";
 import { blake512 } from "@noble/hashes/blake1.js";
 import { poseidonDecrypt, poseidonEncrypt } from "@zk-kit/poseidon-cipher";
-import { poseidon3 } from "poseidon-lite";
 import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
@@ -176,7 +175,12 @@ describe("key derivation", () => {
     validatePrivateKey(1n);
     validatePrivateKey(l - 1n);
     const sk = deriveKeyFromSignature(SIG);
-    expect(registrationHash(43113n, sk, ANVIL_1_ADDR)).toBe(poseidon3([43113n, sk, BigInt(ANVIL_1_ADDR)]));
+    // The circuit's own output is compared with registrationHash in test/circuits.test.ts; here, what it binds.
+    const hash = registrationHash(43113n, sk, ANVIL_1_ADDR);
+    expect(registrationHash(43113n, sk, ANVIL_1_ADDR)).toBe(hash);
+    expect(registrationHash(31337n, sk, ANVIL_1_ADDR)).not.toBe(hash);
+    expect(registrationHash(43113n, sk + 1n, ANVIL_1_ADDR)).not.toBe(hash);
+    expect(registrationHash(43113n, sk, "0x0000000000000000000000000000000000000001")).not.toBe(hash);
     expect(() => registrationHash(1n, 0n, ANVIL_1_ADDR)).toThrow(InvalidPrivateKeyError);
   });
 });

@@ -9,7 +9,7 @@ import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";

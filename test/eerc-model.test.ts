@@ -16,7 +16,7 @@ import { buildAudited, deployAuditedEerc } from "../scripts/interop/build-audite
 import { loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { CIRCUIT_NAMES, type CircuitName } from "../src/eerc/artifacts.js";
 import { addPoints, BASE8, mulBase, type Point, subPoints } from "../src/eerc/curve.js";
 import { type EGCT, encryptElGamal } from "../src/eerc/elgamal.js";

@@ -9,7 +9,7 @@ import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { buildAudited, deployAuditedEerc } from "../scripts/interop/build-audited.js";
 import type { ChainClients } from "../src/chain/clients.js";
 import { connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { decryptBalance } from "../src/eerc/balance.js";

@@ -1,6 +1,6 @@
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { UsageGraphqlClient } from "../src/history/usage-api.js";
 import { waitForIndexedBlock } from "../src/indexer/process.js";

@@ -4,7 +4,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { freePort } from "../src/chain/anvil.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { HistoryApiClient } from "../src/history/api-client.js";

@@ -9,14 +9,14 @@ import { type Address, getAddress, type Hex, keccak256, type TypedDataDefinition
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
-import { ApiInputError } from "../src/api/input.js";
-import { MAX_DEADLINE_LEAD_S, parseDeadline } from "../src/api/signed.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { relayerKey } from "../src/config/api.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
+import { ApiInputError } from "../src/http/input.js";
+import { MAX_DEADLINE_LEAD_S, parseDeadline } from "../src/http/signed.js";
 import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
 import {
   type BuiltBatch,

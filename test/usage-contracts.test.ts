@@ -20,7 +20,7 @@ import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import { EercClient } from "../src/eerc/client.js";
 import { mulBase, randomScalar } from "../src/eerc/curve.js";

@@ -13,7 +13,7 @@ import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/config/local.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import type { EercClient } from "../src/eerc/client.js";

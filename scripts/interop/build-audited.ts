@@ -17,6 +17,7 @@ import { resolvePtau, withBuildLock } from "../../src/build/circuits.js";
 import type { ChainClients } from "../../src/chain/clients.js";
 import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, PROJECT_ROOT } from "../../src/eerc/artifacts.js";
 import { terminateCurveWorkers } from "../../src/eerc/prover.js";
+import { run } from "../run.js";
 
 export type CompiledContract = { abi: Abi; bytecode: Hex };
 export type AuditedEerc = {
@@ -313,15 +314,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     process.exit(2);
   }
   const started = Date.now();
-  buildAudited(dir)
-    .then((b) => {
-      console.log(
-        `audited eERC ${b.source.commit ?? "(commit unknown)"}, ${b.messages ? "with" : "without"} message overloads: ready in ${Date.now() - started} ms`,
-      );
-      process.exit(0);
-    })
-    .catch((err) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
-    });
+  run(async () => {
+    const b = await buildAudited(dir);
+    const overloads = b.messages ? "with" : "without";
+    console.log(
+      `audited eERC ${b.source.commit ?? "(commit unknown)"}, ${overloads} message overloads: ready in ${Date.now() - started} ms`,
+    );
+  });
 }

@@ -3,7 +3,7 @@ import { auditorChange, privateBurn, privateMint, privateTransfer, withdrawal } 
 import { desc } from "ponder";
 import { type Address, getAddress } from "viem";
 import { toDecimalStrings } from "../eerc/format.js";
-import { ApiInputError } from "./input.js";
+import { ApiInputError } from "../http/input.js";
 
 type Db = typeof ApiDb;
 export type Period = "day" | "month";

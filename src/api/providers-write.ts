@@ -1,6 +1,8 @@
 import { type Address, encodeFunctionData, type Hex, type PublicClient, type TransactionReceipt } from "viem";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { ApiInputError, expectObject, type JsonObject, parseAddressField, parseBoolean, parseFixedHex, parseUint } from "../http/input.js";
+import { parseDeadline, parseSignature } from "../http/signed.js";
 import { InvalidPricingError } from "../usage/errors.js";
 import {
   isValidNamespace,
@@ -14,7 +16,6 @@ import {
   updatePricingTypedData,
   validatePricing,
 } from "../usage/registry.js";
-import { ApiInputError, expectObject, type JsonObject, parseAddressField, parseBoolean, parseFixedHex, parseUint } from "./input.js";
 import {
   ApiServiceError,
   chainRead,
@@ -25,7 +26,6 @@ import {
   requestErrorFromRevert,
   withHeadroom,
 } from "./relayer.js";
-import { parseDeadline, parseSignature } from "./signed.js";
 
 const MODEL_BY_NAME: Record<string, PricingModel> = {
   PerCall: PricingModel.PerCall,

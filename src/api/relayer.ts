@@ -16,9 +16,9 @@ import {
   BaseError as ViemBaseError,
   type WalletClient,
 } from "viem";
-import { LOCAL_CHAIN_ID } from "../config/local.js";
+import { LOCAL_CHAIN_ID } from "../chain/local.js";
 import { BaseError, summarize } from "../errors.js";
-import { type ApiErrorStatus, ApiInputError } from "./input.js";
+import { type ApiErrorStatus, ApiInputError } from "../http/input.js";
 
 /** anvil's well-known account #8: the relayer on a local chain when RELAYER_PRIVATE_KEY is unset. */
 

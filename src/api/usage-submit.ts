@@ -1,13 +1,13 @@
 import { type Address, encodeFunctionData, getAddress, type Hex, type PublicClient, zeroHash } from "viem";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import { summarize } from "../errors.js";
+import { ApiInputError, expectObject, parseAddressField, parseBytes, parseFixedHex, parseUint } from "../http/input.js";
+import { parseDeadline, parseSignature } from "../http/signed.js";
 import { batchHash, batchTypedData, recordsTree, type UsageBatch } from "../usage/batch.js";
 import { InvalidCallRecordError, MalformedLinesError } from "../usage/errors.js";
 import { decodeEncryptedLines } from "../usage/lines.js";
 import { type CallRecord, validateCallRecord } from "../usage/record.js";
-import { ApiInputError, expectObject, parseAddressField, parseBytes, parseFixedHex, parseUint } from "./input.js";
 import { chainRead, checkSigner, KeyedLock, type Relayer, type RevertMap, requestErrorFromRevert, withHeadroom } from "./relayer.js";
-import { parseDeadline, parseSignature } from "./signed.js";
 
 /** Most call records one submission may carry for the Merkle check. */
 export const MAX_RECORDS = 10_000;

@@ -7,7 +7,7 @@ import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { relayerKey } from "../config/api.js";
 import type { IndexerSettings } from "../config/indexer.js";
-import { parseJsonBody } from "./input.js";
+import { parseJsonBody } from "../http/input.js";
 import { ProviderWriter } from "./providers-write.js";
 import { Relayer, rpcClients } from "./relayer.js";
 import { UsageSubmitter } from "./usage-submit.js";

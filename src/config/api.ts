@@ -1,5 +1,5 @@
 import type { Address, Hex } from "viem";
-import { localKey } from "./local.js";
+import { localKey } from "../chain/local.js";
 import { OPERATOR_ENV, type OperatorSettings, operatorSettings } from "./operator.js";
 import { ConfigError, type Env, env, readEnv } from "./parse.js";
 

@@ -1,5 +1,5 @@
 import type { Address, Hex } from "viem";
-import { ANVIL_KEYS, LOCAL_ROLES } from "./local.js";
+import { ANVIL_KEYS, LOCAL_ROLES } from "../chain/local.js";
 import { type Env, readEnv, required, env as variable } from "./parse.js";
 
 export const DEPLOY_ENV = {
@@ -27,6 +27,7 @@ export type DeploySettings = {
   revenuePool?: Address;
   /** Attach to an eERC deployed elsewhere (the audited one on Fuji) instead of deploying one. */
   eerc?: { encryptedERC: Address; registrar: Address; startBlock: number };
+  allowDevelopmentPtau: boolean;
 };
 
 /** `npm run deploy`'s settings; on the `anvil` network the owner and auditor default to anvil's accounts #0 and #9. */
@@ -51,5 +52,6 @@ export function deploySettings(source: Env): DeploySettings {
     token: e.USDC_ADDRESS,
     revenuePool: e.REVENUE_POOL_ADDRESS,
     eerc,
+    allowDevelopmentPtau: e.ALLOW_DEVELOPMENT_PTAU ?? false,
   };
 }

@@ -1,8 +1,8 @@
 import { isAbsolute, join } from "node:path";
 import type { Address } from "viem";
+import { CHAIN_NAMES, FUJI_CHAIN_ID, FUJI_USDC, LOCAL_CHAIN_ID } from "../chain/local.js";
 import { manifestPath, readManifest } from "../deployment/manifest.js";
 import { PROJECT_ROOT } from "../eerc/artifacts.js";
-import { CHAIN_NAMES, FUJI_CHAIN_ID, FUJI_USDC, LOCAL_CHAIN_ID } from "./local.js";
 import { type Env, readEnv, required, env as variable } from "./parse.js";
 
 /** What ponder.config.ts needs: one chain, the eERC and usage contracts on it, and a database. */

@@ -1,6 +1,6 @@
 import type { Address, Hex } from "viem";
+import { LOCAL_CHAIN_ID, localKey } from "../chain/local.js";
 import type { PeriodUnit } from "../meter/meter.js";
-import { LOCAL_CHAIN_ID, localKey } from "./local.js";
 import { type Env, env, readEnv, required } from "./parse.js";
 
 /** What the agent and the API both read: the operator's key and the settlement rules. */

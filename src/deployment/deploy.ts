@@ -5,13 +5,12 @@ import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { buildCircuits } from "../build/circuits.js";
 import { buildContracts, loadArtifact } from "../build/contracts.js";
 import { type ChainClients, connectChain } from "../chain/clients.js";
-import { DEPLOY_ENV } from "../config/deploy.js";
-import { LOCAL_CHAIN_ID, localKey } from "../config/local.js";
-import { ConfigError, readEnv } from "../config/parse.js";
+import { LOCAL_CHAIN_ID, localKey } from "../chain/local.js";
 import { CIRCUIT_NAMES, circuitArtifacts, defaultProvingArtifacts, type ProvingArtifacts } from "../eerc/artifacts.js";
 import { EercClient } from "../eerc/client.js";
 import { CONVERTER_CIRCUITS, checkProvingArtifacts, deployedVerifier, detectEerc, STANDALONE_CIRCUITS } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
+import { BaseError } from "../errors.js";
 import { type DeploymentManifest, recordedArtifacts, writeManifest } from "./manifest.js";
 
 async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
@@ -43,9 +42,15 @@ export type DeployOptions = {
   /** With `eerc`: the proving artifacts of its circuits (default: CIRCUITS_DIR, else this project's build). */
   circuits?: ProvingArtifacts;
   prover?: Prover;
+  /** Deploy circuits set up with the development ptau on a chain other than anvil (throwaway test deployments only). */
+  allowDevelopmentPtau?: boolean;
   write?: boolean;
   log?: (line: string) => void;
 };
+
+export class DeployError extends BaseError {
+  readonly code = "DEPLOY_REFUSED";
+}
 
 /** The eERC of this project: verifiers from the local circuit build, Registrar and EncryptedERC. */
 async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boolean, decimals: number) {
@@ -97,7 +102,7 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     startBlock = options.eerc.startBlock;
     artifacts = options.circuits ?? defaultProvingArtifacts();
   } else {
-    refuseDevelopmentKeysOnRealChains(chain.chain.id);
+    refuseDevelopmentKeysOnRealChains(chain.chain.id, options.allowDevelopmentPtau ?? false);
     startBlock = Number(await chain.publicClient.getBlockNumber());
     eerc = await deployOwnEerc(chain, d, options.isConverter ?? true, options.decimals ?? 6);
     artifacts = defaultProvingArtifacts({});
@@ -183,20 +188,17 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
 /** anvil's account #7 receives user fees on a local chain; anywhere else the pool must be named. */
 export function localRevenuePool(chainId: number): Address {
   const key = localKey("revenuePool", chainId);
-  if (!key) throw new ConfigError("REVENUE_POOL_ADDRESS", "REVENUE_POOL_ADDRESS must be set to the address that receives user fees");
+  if (!key)
+    throw new DeployError(`on chain ${chainId} the revenue pool must be named (REVENUE_POOL_ADDRESS): the address that receives user fees`);
   return privateKeyToAccount(key).address;
 }
 
 /** Proofs under keys set up with the development ptau can be forged by whoever generated it. */
-function refuseDevelopmentKeysOnRealChains(chainId: number): void {
-  if (
-    chainId === LOCAL_CHAIN_ID ||
-    readEnv({ ALLOW_DEVELOPMENT_PTAU: DEPLOY_ENV.ALLOW_DEVELOPMENT_PTAU }, process.env).ALLOW_DEVELOPMENT_PTAU
-  )
-    return;
+function refuseDevelopmentKeysOnRealChains(chainId: number, allowed: boolean): void {
+  if (chainId === LOCAL_CHAIN_ID || allowed) return;
   const dev = CIRCUIT_NAMES.filter((n) => JSON.parse(readFileSync(circuitArtifacts(n).stamp, "utf8")).developmentPtau);
   if (dev.length > 0) {
-    throw new Error(
+    throw new DeployError(
       `circuits ${dev.join(", ")} were set up with the development ptau: set PTAU_FILE to a public ceremony file and rebuild ` +
         `before deploying to chain ${chainId} (ALLOW_DEVELOPMENT_PTAU=1 overrides, for throwaway test deployments only)`,
     );

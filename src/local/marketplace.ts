@@ -6,7 +6,7 @@ import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { TestUSDCAbi } from "../../abis/TestUSDCAbi.js";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { ChainClients } from "../chain/clients.js";
-import { ANVIL_KEYS } from "../config/local.js";
+import { ANVIL_KEYS } from "../chain/local.js";
 import { deploy } from "../deployment/deploy.js";
 import type { DeploymentManifest } from "../deployment/manifest.js";
 import { EercClient } from "../eerc/client.js";

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import { type Address, type Hex, isHex, recoverTypedDataAddress } from "viem";
-import { ApiInputError, parseUint } from "../api/input.js";
-import { parseSignature } from "../api/signed.js";
 import { summarize } from "../errors.js";
+import { ApiInputError, parseUint } from "../http/input.js";
+import { parseSignature } from "../http/signed.js";
 import type { CycleProgress, CycleResult, PayoutAgent } from "./agent.js";
 import { CycleInProgressError } from "./errors.js";
 
