@@ -1,5 +1,5 @@
 /**
- * ProviderRegistry and UsageLedger on anvil, deployed by scripts/deploy.ts next to the eERC. Payout
+ * ProviderRegistry and UsageLedger on anvil, deployed by src/deployment/deploy.ts next to the eERC. Payout
  * accounts are registered in the real Registrar with real registration proofs.
  */
 import {
