@@ -20,8 +20,8 @@ import { EercClient, type PreparedTransfer } from "../src/eerc/client.js";
 import { withdrawInputs } from "../src/eerc/inputs.js";
 import { encryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
-import { queryGraphql as graphql } from "../src/indexer/graphql.js";
-import { indexedBlocks, type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { percentile, round, writeResults } from "./report.js";
 
 export type IndexerBenchOptions = {
@@ -207,7 +207,7 @@ async function measureVisibility(transfers: number, prover: Prover, log: (line: 
     }
     log(`  ${transfers} transfers proven ahead (${round((now() - t1) / 1000)} s)`);
     indexer = await indexerStarting;
-    await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber());
+    await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber());
 
     const url = anvil.rpcUrl;
     const indexerUrl = indexer.url;
@@ -241,8 +241,7 @@ async function measureVisibility(transfers: number, prover: Prover, log: (line: 
         const waiting = sent.filter((s) => s.visibleAt === undefined);
         if (waiting.length === 0) return;
         const list = waiting.map((s) => JSON.stringify(s.hash)).join(",");
-        const data = await graphql<{ privateTransfers: { items: { txHash: string }[] } }>(
-          indexerUrl,
+        const data = await new IndexerClient(indexerUrl).query<{ privateTransfers: { items: { txHash: string }[] } }>(
           `{ privateTransfers(where: { txHash_in: [${list}] }, limit: 1000) { items { txHash } } }`,
         );
         const t = now();
@@ -250,7 +249,7 @@ async function measureVisibility(transfers: number, prover: Prover, log: (line: 
         for (const s of waiting) if (seen.has(s.hash.toLowerCase())) s.visibleAt = t;
       }),
       poller(POLL_MS, async () => {
-        const n = Object.values(await indexedBlocks(indexerUrl))[0] ?? -1;
+        const n = Object.values(await new IndexerClient(indexerUrl).indexedBlocks())[0] ?? -1;
         const t = now();
         for (let b = statusHead + 1; b <= n; b++) statusSeen.set(b, t);
         statusHead = Math.max(statusHead, n);
@@ -540,8 +539,7 @@ async function indexedEventCount(url: string): Promise<number> {
     "privateBurns",
     "privateMessages",
   ];
-  const data = await graphql<Record<string, { totalCount: number }>>(
-    url,
+  const data = await new IndexerClient(url).query<Record<string, { totalCount: number }>>(
     `{ ${tables.map((t) => `${t}(limit: 1) { totalCount }`).join(" ")} }`,
   );
   return Object.values(data).reduce((a, t) => a + t.totalCount, 0);
@@ -609,7 +607,7 @@ async function timeBackfill(
       readyTimeoutMs: 600_000,
       ...database,
     });
-    await waitForIndexedBlock(indexer.url, bc.head, 600_000);
+    await new IndexerClient(indexer.url).waitForBlock(bc.head, 600_000);
     const seconds = (now() - t0) / 1000;
     const metrics = await (await fetch(`${indexer.url}/metrics`)).text();
     const indexedEvents = await indexedEventCount(indexer.url);

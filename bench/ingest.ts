@@ -16,7 +16,8 @@ import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import { mulBase, randomScalar } from "../src/eerc/curve.js";
 import { Prover } from "../src/eerc/prover.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { submitRequestBody } from "../src/meter/submit.js";
 import { batchTypedData, buildBatch, type LineKeys, recordsTree } from "../src/usage/index.js";
 import type { CallRecord } from "../src/usage/record.js";
@@ -344,8 +345,7 @@ async function measureApi(args: {
   const receipts = await Promise.all(answers.map((a) => chain.publicClient.waitForTransactionReceipt({ hash: a.txHash })));
   const mined = (now() - t0) / 1000;
   if (receipts.some((r) => r.status !== "success")) throw new Error("ingest: a commit transaction reverted");
-  await waitForIndexedBlock(
-    indexer.url,
+  await new IndexerClient(indexer.url).waitForBlock(
     receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n),
     300_000,
   );

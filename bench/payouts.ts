@@ -8,7 +8,8 @@ import { connectChain } from "../src/chain/clients.js";
 import { usdcTokenId } from "../src/deployment/manifest.js";
 import type { EercClient, PreparedTransfer } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
-import { startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import {
   callRecords,
   commitRecords,
@@ -124,7 +125,7 @@ export async function benchPayouts({
     });
     stopIndexer = () => indexer.stop();
     // The baseline is timed with the indexer idle at the head, as it is between cycles.
-    await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber());
+    await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber());
     log(`payouts: chain on ${BLOCK_TIME_S} s blocks, indexer at the head`);
 
     // Raw proving rate: one uncounted proof loads the transfer circuit.

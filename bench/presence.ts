@@ -6,7 +6,8 @@ import { startAnvil } from "../src/chain/anvil.js";
 import { connectChain } from "../src/chain/clients.js";
 import { usdcTokenId } from "../src/deployment/manifest.js";
 import { Prover } from "../src/eerc/prover.js";
-import { startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import {
   callRecords,
   commitRecords,
@@ -69,7 +70,7 @@ export async function benchPresence({ providers, withUsage, log }: PresenceBench
     const cycle = async (everyProvider: boolean): Promise<CycleCost> => {
       const records = namespaces.slice(0, withUsage).flatMap((ns) => callRecords(ns, 3, { at: Date.now(), priceMicro: PRICE_MICRO }));
       await commitRecords(chain, manifest, server, operator.address, ++sequence, records);
-      await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+      await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
       const loadAverage1mAtStart = round(loadavg()[0]!, 2);
       const result = await localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: 1000 }, { everyProvider }).runCycle();
       if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);

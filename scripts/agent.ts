@@ -9,7 +9,7 @@ import { EercClient } from "../src/eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { summarize } from "../src/errors.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { PayoutAgent } from "../src/payout/agent.js";
 import { FAULT_STEPS, type FaultStep } from "../src/payout/pipeline.js";
 import { CycleRunner, payoutApp } from "../src/payout/server.js";
@@ -50,8 +50,7 @@ async function main(argv: string[]): Promise<number> {
     operator,
     payers,
     pastPayers: config.pastPayers,
-    indexer: new UsageGraphqlClient(config.indexerUrl),
-    indexerUrl: config.indexerUrl,
+    indexer: new IndexerClient(config.indexerUrl),
     tokenId: await usdcTokenId(chain, manifest),
     settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
     confirmations: config.confirmations,

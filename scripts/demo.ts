@@ -13,9 +13,9 @@ import { deploy } from "../src/deployment/deploy.js";
 import { usdcTokenId } from "../src/deployment/manifest.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { Prover } from "../src/eerc/prover.js";
-import { decryptHistory, HistoryApiClient } from "../src/history/index.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { decryptHistory } from "../src/history/index.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import {
   authoriseServer,
   eercAccount,
@@ -258,8 +258,8 @@ async function main(): Promise<void> {
     }
 
     // Every provider checks, with its own key: its balance history through the API, and nothing pending.
-    await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-    const api = new HistoryApiClient(indexer.url);
+    await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+    const api = new IndexerClient(indexer.url);
     const decrypted = new Map<DemoNamespace, bigint>();
     for (const [ns, p] of providers) {
       const history = decryptHistory(await api.earnings(p.account.address), p.client.exportPrivateKey());
@@ -272,7 +272,7 @@ async function main(): Promise<void> {
 
     const auditorSk = await deriveKeyFromWallet(auditorAccount!);
     const audit = await reconcile({
-      indexer: new UsageGraphqlClient(indexer.url),
+      indexer: new IndexerClient(indexer.url),
       auditorSk,
       operatorPk: operator.publicKey,
       settlement: { feeBps: FEE_BPS, periodUnit: "month" },

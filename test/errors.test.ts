@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { CommandLineError } from "../src/cli/args.js";
 import { InvalidPrivateKeyError } from "../src/eerc/errors.js";
 import { BaseError, summarize } from "../src/errors.js";
-import { ApiUnreachableError, HistoryError } from "../src/history/errors.js";
+import { ApiUnreachableError, HttpError } from "../src/http/errors.js";
 import { InvalidMeterPricingError } from "../src/meter/pricing.js";
 import { OverpaidError } from "../src/revenue/errors.js";
 import { InvalidPricingError } from "../src/usage/errors.js";
@@ -12,7 +12,7 @@ describe("one error base", () => {
   it("every error carries its class name, a code, and the cause, field and status it was given", () => {
     const cause = new Error("ECONNREFUSED");
     const err = new ApiUnreachableError("http://127.0.0.1:1", "connection refused", { cause });
-    expect(err).toBeInstanceOf(HistoryError);
+    expect(err).toBeInstanceOf(HttpError);
     expect(err).toBeInstanceOf(BaseError);
     expect(err.name).toBe("ApiUnreachableError");
     expect(err.code).toBe("API_UNREACHABLE");

@@ -4,17 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/chain/anvil.js";
 import { KeyMismatchError } from "../src/eerc/errors.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
-import { HistoryApiClient } from "../src/history/api-client.js";
 import { auditTotals, decryptHistory, periodKey } from "../src/history/decrypt.js";
-import {
-  ApiHttpError,
-  ApiResponseError,
-  ApiUnreachableError,
-  HistoryRowCorruptError,
-  ReceivedTransferCorruptError,
-  UnknownAccountError,
-} from "../src/history/errors.js";
+import { HistoryRowCorruptError, ReceivedTransferCorruptError, UnknownAccountError } from "../src/history/errors.js";
 import { parseAuditTotals, parseEarnings } from "../src/history/parse.js";
+import { ApiHttpError, ApiResponseError, ApiUnreachableError } from "../src/http/errors.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { buildAudit, buildEarnings, type Step, txHash } from "./history-fixtures.js";
 
 const PROVIDER: Address = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
@@ -203,7 +197,7 @@ describe("auditTotals", () => {
   });
 });
 
-describe("HistoryApiClient against a local HTTP server", () => {
+describe("IndexerClient against a local HTTP server", () => {
   let server: Server;
   let base: string;
   const seen: string[] = [];
@@ -245,7 +239,7 @@ describe("HistoryApiClient against a local HTTP server", () => {
   });
 
   it("fetches and parses both endpoints under a path prefix, passing tokenId and period", async () => {
-    const client = new HistoryApiClient(`${base}/prefix`);
+    const client = new IndexerClient(`${base}/prefix`);
     const e = await client.earnings(PROVIDER, { tokenId: 1n });
     expect(e.account).toBe(PROVIDER);
     expect(decryptHistory(e, providerSk).tokens[0]!.balanceMicro).toBe(6_234_567n);
@@ -256,14 +250,14 @@ describe("HistoryApiClient against a local HTTP server", () => {
   });
 
   it("404 is UnknownAccountError with the server's message", async () => {
-    const err = await new HistoryApiClient(`${base}/prefix/`).earnings(PAYER).catch((e) => e);
+    const err = await new IndexerClient(`${base}/prefix/`).earnings(PAYER).catch((e) => e);
     expect(err).toBeInstanceOf(UnknownAccountError);
     expect(err.account).toBe(PAYER);
     expect(err.message).toContain("no registered account");
   });
 
   it("4xx/5xx carry status, field and the server's message", async () => {
-    const client = new HistoryApiClient(`${base}/prefix`);
+    const client = new IndexerClient(`${base}/prefix`);
     const e500 = await client.earnings(AUDITOR).catch((e) => e);
     expect(e500).toBeInstanceOf(ApiHttpError);
     expect(e500).toMatchObject({ status: 500, serverMessage: "database is restarting" });
@@ -275,7 +269,7 @@ describe("HistoryApiClient against a local HTTP server", () => {
   });
 
   it("garbage and wrong shapes are ApiResponseError", async () => {
-    const client = new HistoryApiClient(`${base}/prefix`);
+    const client = new IndexerClient(`${base}/prefix`);
     const garbage = await client.earnings(OLD_AUDITOR).catch((e) => e);
     expect(garbage).toBeInstanceOf(ApiResponseError);
     expect(garbage.message).toMatch(/not JSON/);
@@ -286,18 +280,18 @@ describe("HistoryApiClient against a local HTTP server", () => {
 
   it("a closed port is ApiUnreachableError (connection refused); a silent server times out", async () => {
     const closed = await freePort();
-    const refused = await new HistoryApiClient(`http://127.0.0.1:${closed}`).auditTotals().catch((e) => e);
+    const refused = await new IndexerClient(`http://127.0.0.1:${closed}`).auditTotals().catch((e) => e);
     expect(refused).toBeInstanceOf(ApiUnreachableError);
     expect(refused.message).toMatch(/connection refused/);
     const t0 = Date.now();
-    const slow = await new HistoryApiClient(`${base}/slow`, { timeoutMs: 300 }).auditTotals().catch((e) => e);
+    const slow = await new IndexerClient(`${base}/slow`, { timeoutMs: 300 }).auditTotals().catch((e) => e);
     expect(slow).toBeInstanceOf(ApiUnreachableError);
     expect(slow.message).toMatch(/no answer within 300 ms/);
     expect(Date.now() - t0).toBeLessThan(5_000);
   });
 
   it("rejects a base URL that is not http(s)", () => {
-    expect(() => new HistoryApiClient("ftp://example.com")).toThrow(/http/);
-    expect(() => new HistoryApiClient("not a url")).toThrow(/not a URL/);
+    expect(() => new IndexerClient("ftp://example.com")).toThrow(/http/);
+    expect(() => new IndexerClient("not a url")).toThrow(/not a URL/);
   });
 });

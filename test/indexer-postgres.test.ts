@@ -9,8 +9,8 @@ import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
-import { queryGraphql as graphql } from "../src/indexer/graphql.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { connectClient, deployForIndexer, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
 
 const ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -98,7 +98,7 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
     await Promise.all([depositLoop, transferLoop]);
     const last = await chain.publicClient.getBlockNumber();
     expect(last).toBeGreaterThan(killedAt);
-    await waitForIndexedBlock(second.url, last);
+    await new IndexerClient(second.url).waitForBlock(last);
     expect(second.recentOutput()).toMatch(/crash recovery/i);
 
     const logs = parseEventLogs({
@@ -110,8 +110,7 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
       }),
     });
     const eventCount = (name: string) => logs.filter((l) => l.eventName === name).length;
-    const data = await graphql<any>(
-      second.url,
+    const data = await new IndexerClient(second.url).query<any>(
       `{ deposits(limit: 1000) { totalCount items { txHash } } privateTransfers(limit: 1000) { totalCount items { txHash } }
          balanceHistorys(limit: 1000) { totalCount } amountPcts(limit: 1000) { totalCount } }`,
     );

@@ -15,7 +15,8 @@ import { registrationInputs, transferInputs, withdrawInputs } from "../src/eerc/
 import { publicKeyOf } from "../src/eerc/keys.js";
 import { decryptPCT, encryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { accounts, connectClient, deployForIndexer, eventually, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
 
 /** Keys that would carry a plaintext amount; only deposits and withdrawals are public. */
@@ -84,7 +85,7 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     await transfer(alice, alice, 7n);
     const last = await carol.withdraw({ amount: 100_000n, tokenId });
     const started = Date.now();
-    await waitForIndexedBlock(indexer.url, last.blockNumber);
+    await new IndexerClient(indexer.url).waitForBlock(last.blockNumber);
     expect(Date.now() - started).toBeLessThan(5_000);
 
     const expected = new Map([
@@ -284,7 +285,7 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
         args: [tokenId, await proof("withdraw", w.input), encryptPCT(1_499_999n, pk).pct] as never,
       }),
     );
-    await waitForIndexedBlock(indexer.url, last.blockNumber);
+    await new IndexerClient(indexer.url).waitForBlock(last.blockNumber);
 
     const wallet = { address: forwarder, exportPrivateKey: () => sk };
     expect((await expectHistoryMatchesChain({ chain, manifest, indexerUrl: indexer.url, client: wallet })).get(tokenId)).toBe(1_499_999n);
@@ -380,7 +381,7 @@ describe("indexer on PGlite: standalone eERC (private mint and burn)", () => {
       pgliteDir: join(deployed.dir, "pglite"),
       logFile: join(deployed.dir, "ponder.log"),
     });
-    await waitForIndexedBlock(indexer.url, last.blockNumber);
+    await new IndexerClient(indexer.url).waitForBlock(last.blockNumber);
   });
 
   afterAll(async () => {

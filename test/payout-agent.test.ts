@@ -2,8 +2,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { decryptPCT } from "../src/eerc/pct.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { waitForIndexedBlock } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
 import { UnattributedPayerTransferError } from "../src/payout/errors.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
@@ -111,8 +110,8 @@ describe("payout agent", () => {
   });
 
   it("the payout tags on chain say what was paid: the operator reads each amount, the auditor too, and both match what the provider received", async () => {
-    await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-    const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
+    await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+    const facts = await readSettlementFacts(new IndexerClient(w.indexer.url), [w.operator.address]);
     expect(facts.unattributed).toEqual([]);
     const { amounts, unreadable } = operatorAmounts(w.operator.exportPrivateKey(), facts);
     expect(unreadable).toEqual([]);
@@ -184,7 +183,7 @@ describe("payout agent", () => {
     await commit({ weather: 2 });
     // The payer sends an ordinary transfer (fresh random PCT nonces, no payout tag) to a provider.
     const stray = await w.operator.transfer({ to: w.payoutAccounts.get("weather")!.account.address, amount: 5n, tokenId: w.tokenId });
-    await waitForIndexedBlock(w.indexer.url, stray.blockNumber);
+    await new IndexerClient(w.indexer.url).waitForBlock(stray.blockNumber);
     const nonceBefore = await w.chain.publicClient.getTransactionCount({ address: w.operator.address });
     const logs: string[] = [];
     const run = w.agent({ log: (l) => logs.push(l) }).runCycle();

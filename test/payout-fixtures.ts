@@ -8,8 +8,8 @@ import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { usdcTokenId } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import {
   authoriseServer,
   eercAccount,
@@ -123,8 +123,8 @@ export async function payoutWorld(options: { fundMicro: bigint; blockTime?: numb
 
 /** Payout transfers per "cycle:providerId", read from the indexer once it has the chain head. */
 export async function transfersPerCycleAndProvider(w: PayoutWorld): Promise<Map<string, number>> {
-  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-  const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
+  await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  const facts = await readSettlementFacts(new IndexerClient(w.indexer.url), [w.operator.address]);
   const counts = new Map<string, number>();
   for (const p of facts.payouts) {
     const key = `${p.cycle}:${p.providerId}`;

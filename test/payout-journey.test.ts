@@ -7,9 +7,8 @@ import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
-import { HistoryApiClient } from "../src/history/api-client.js";
 import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
-import { waitForIndexedBlock } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords, payPoolFee } from "../src/local/marketplace.js";
 import { formatUsdc } from "../src/money/usdc.js";
 import { distributeTypedData } from "../src/payout/server.js";
@@ -40,9 +39,9 @@ async function reserve1(): Promise<bigint> {
 }
 
 async function pendingOf(ns: string): Promise<bigint> {
-  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
   const { client, account } = w.payoutAccounts.get(ns)!;
-  const history = decryptHistory(await new HistoryApiClient(w.indexer.url).earnings(account.address), client.exportPrivateKey());
+  const history = decryptHistory(await new IndexerClient(w.indexer.url).earnings(account.address), client.exportPrivateKey());
   if (!history.pending) throw new Error("the API served no pending amount");
   return history.pending.amountMicro;
 }
@@ -64,7 +63,7 @@ beforeAll(async () => {
     ...callRecords("wiki", 2, { at: now }),
   ]);
   await payPoolFee(w.chain, w.manifest, w.user, 1000n);
-  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
   const port = await freePort();
   agentUrl = `http://127.0.0.1:${port}`;
   agent = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts")], {
@@ -136,7 +135,7 @@ describe("payout journey", () => {
   });
 
   it("the audit totals carry each cycle's total, encrypted to the auditor", async () => {
-    const response = await new HistoryApiClient(w.indexer.url).auditTotals();
+    const response = await new IndexerClient(w.indexer.url).auditTotals();
     const report = auditTotals(response, await deriveKeyFromWallet(accounts[9]!));
     // weather 2700; wiki the pool's 1000 − 10%, less cycle 1's reserve.
     expect(report.cycles).toEqual([
@@ -151,7 +150,7 @@ describe("payout journey", () => {
     expect(ok.stdout).toContain(`total paid: ${formatUsdc(2700n + 900n - (await reserve1()))} USDC`);
 
     // A second transfer to weather labelled as cycle 1, as a buggy or dishonest payer would send.
-    const throughBlock = (await new HistoryApiClient(w.indexer.url).auditTotals()).cycles![0]!.throughBlock;
+    const throughBlock = (await new IndexerClient(w.indexer.url).auditTotals()).cycles![0]!.throughBlock;
     const tag = encodeTag({ cycle: 1, throughBlock: BigInt(throughBlock), providerId: providerIdOf("weather") });
     const extra = await w.operator.prepareTransfer({
       to: w.payoutAccounts.get("weather")!.account.address,
@@ -160,7 +159,7 @@ describe("payout journey", () => {
       pct: payoutPCTOptions(w.operator.exportPrivateKey(), tag),
     });
     const receipt = await w.operator.sendTransfer(extra);
-    await waitForIndexedBlock(w.indexer.url, receipt.blockNumber);
+    await new IndexerClient(w.indexer.url).waitForBlock(receipt.blockNumber);
     const bad = await cli(["reconcile", "--api", w.indexer.url, "--operator", w.operator.address, "--json"], { PRIVATE_KEY: auditorKey });
     expect(bad.code).toBe(1);
     const report = JSON.parse(bad.stdout);
@@ -172,7 +171,7 @@ describe("payout journey", () => {
 
   it("a payer transfer that is not a payout fails the reconciliation, named, even when every cycle adds up", async () => {
     const stray = await w.operator.transfer({ to: w.payoutAccounts.get("news")!.account.address, amount: 1n, tokenId: w.tokenId });
-    await waitForIndexedBlock(w.indexer.url, stray.blockNumber);
+    await new IndexerClient(w.indexer.url).waitForBlock(stray.blockNumber);
     const run = await cli(["reconcile", "--api", w.indexer.url, "--operator", w.operator.address, "--payers", w.operator.address], {
       PRIVATE_KEY: auditorKey,
     });

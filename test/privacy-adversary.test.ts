@@ -24,8 +24,7 @@ import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { decryptPCT } from "../src/eerc/pct.js";
-import { UsageGraphqlClient } from "../src/history/usage-api.js";
-import { waitForIndexedBlock } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import { payPoolFee } from "../src/local/marketplace.js";
 import {
   createBatchSubmitter,
@@ -124,8 +123,8 @@ beforeAll(async () => {
     expect(result.status).toBe("paid");
   }
 
-  await waitForIndexedBlock(w.indexer.url, await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-  const facts = await readSettlementFacts(new UsageGraphqlClient(w.indexer.url), [w.operator.address]);
+  await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  const facts = await readSettlementFacts(new IndexerClient(w.indexer.url), [w.operator.address]);
   const { amounts } = operatorAmounts(w.operator.exportPrivateKey(), facts);
   for (const p of facts.payouts) received.set(key(p.cycle, nsOf.get(p.providerId)!), amounts.get(p.txHash)!);
 });
@@ -141,7 +140,7 @@ type PublicTransfer = { txHash: Hex; to: Address; auditorPCT: string[]; receiver
 
 /** What anyone reads from the indexer: every private transfer, and every fee paid into the pool. */
 async function publicRecords() {
-  const api = new UsageGraphqlClient(w.indexer.url);
+  const api = new IndexerClient(w.indexer.url);
   const transfers = await api.all<PublicTransfer>("privateTransfers", "txHash to auditorPCT receiverPCT blockNumber", "blockNumber");
   const fees = await api.all<{ amount: string; blockNumber: string }>("poolFees", "amount blockNumber", "blockNumber");
   const tagged = transfers.map((t) => ({ ...t, tag: decodeTag(BigInt(t.auditorPCT[6]!)) })).filter((t) => t.tag);
@@ -182,7 +181,7 @@ describe("the competitor (a free provider with its own key)", () => {
   });
 
   it("cannot count the others' calls in a batch from its own line", async () => {
-    const api = new UsageGraphqlClient(w.indexer.url);
+    const api = new IndexerClient(w.indexer.url);
     const batches = await api.all<{ encryptedLines: Hex; blockNumber: string }>(
       "usageCommitments",
       "encryptedLines blockNumber",

@@ -17,7 +17,8 @@ import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
 import { ApiInputError } from "../src/http/input.js";
 import { MAX_DEADLINE_LEAD_S, parseDeadline } from "../src/http/signed.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import {
   type BuiltBatch,
   batchHash,
@@ -98,7 +99,7 @@ describe("API write routes: provider registration and usage submission, indexed"
   const settle = async (txHash: Hex) => {
     const receipt = await chain.publicClient.waitForTransactionReceipt({ hash: txHash });
     expect(receipt.status).toBe("success");
-    await waitForIndexedBlock(indexer.url, receipt.blockNumber);
+    await new IndexerClient(indexer.url).waitForBlock(receipt.blockNumber);
     return receipt;
   };
 
@@ -428,10 +429,7 @@ describe("API write routes: provider registration and usage submission, indexed"
     expect(new Set(hashes.slice(0, 6)).size).toBe(6);
     const receipts = await Promise.all(hashes.slice(0, 6).map((hash) => chain.publicClient.waitForTransactionReceipt({ hash })));
     expect(receipts.every((r) => r.status === "success")).toBe(true);
-    await waitForIndexedBlock(
-      indexer.url,
-      receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n),
-    );
+    await new IndexerClient(indexer.url).waitForBlock(receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n));
     const data = await graphql(`{ usageCommitments(limit: 100) { totalCount } }`);
     expect(data.usageCommitments.totalCount).toBe(8);
   });

@@ -18,8 +18,8 @@ import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
-import { queryGraphql as graphql } from "../src/indexer/graphql.js";
-import { type RunningIndexer, startIndexer, waitForIndexedBlock } from "../src/indexer/process.js";
+import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
 import {
   type BatchSubmitter,
   type ClosedBatch,
@@ -282,9 +282,8 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
   });
 
   it("the indexer serves the committed batches and the registrations over GraphQL; operator and auditor read every line", async () => {
-    await waitForIndexedBlock(indexer.url, await chain.publicClient.getBlockNumber());
-    const data = await graphql<any>(
-      indexer.url,
+    await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber());
+    const data = await new IndexerClient(indexer.url).query<any>(
       `{ usageCommitments(orderBy: "blockNumber", limit: 100) { items { server batchId merkleRoot encryptedLines batchHash periodStart periodEnd } }
          providers(limit: 10) { items { namespace payoutAccount active pricingModel } } }`,
     );

@@ -1,9 +1,11 @@
 import type { db as ApiDb } from "ponder:api";
 import { auditorChange, privateBurn, privateMint, privateTransfer, withdrawal } from "ponder:schema";
 import { desc } from "ponder";
-import { type Address, getAddress } from "viem";
+import { getAddress } from "viem";
+import { byChainPosition } from "../chain/position.js";
 import { toDecimalStrings } from "../eerc/format.js";
 import { ApiInputError } from "../http/input.js";
+import type { AuditTotalsBody } from "../indexer-client/wire.js";
 
 type Db = typeof ApiDb;
 export type Period = "day" | "month";
@@ -13,23 +15,12 @@ export function parsePeriod(value: string | undefined): Period {
   throw new ApiInputError("period", 'must be "day" or "month"');
 }
 
-/** `GET /audit/totals`: every auditor PCT, grouped by UTC period and token, bigints as decimal strings. */
-export type AuditTotalsResponse = {
-  auditor: Address | null;
-  auditorPublicKey: [string, string] | null;
-  periods: {
-    period: string;
-    tokenId: string;
-    entries: { kind: "transfer" | "withdraw" | "mint" | "burn"; txHash: string; auditorAddress: Address; auditorPCT: string[] }[];
-  }[];
-};
-
 /**
  * What the auditor needs to total the private flows: each transfer's, withdrawal's, mint's and
  * burn's auditor PCT, grouped by the UTC day or month of its block and by token. The auditor
  * decrypts and adds them; the amounts are never in the clear here.
  */
-export async function auditTotals(db: Db, period: Period): Promise<AuditTotalsResponse> {
+export async function auditTotals(db: Db, period: Period): Promise<AuditTotalsBody> {
   const entryColumns = <T extends typeof privateTransfer | typeof withdrawal | typeof privateMint | typeof privateBurn>(t: T) => ({
     tokenId: t.tokenId,
     txHash: t.txHash,
@@ -51,9 +42,9 @@ export async function auditTotals(db: Db, period: Period): Promise<AuditTotalsRe
     ...withdrawals.map((e) => ({ ...e, kind: "withdraw" as const })),
     ...mints.map((e) => ({ ...e, kind: "mint" as const })),
     ...burns.map((e) => ({ ...e, kind: "burn" as const })),
-  ].sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1));
+  ].sort(byChainPosition);
 
-  const groups = new Map<string, AuditTotalsResponse["periods"][number] & { sortKey: [string, bigint] }>();
+  const groups = new Map<string, AuditTotalsBody["periods"][number] & { sortKey: [string, bigint] }>();
   for (const e of all) {
     const day = new Date(Number(e.timestamp) * 1000).toISOString().slice(0, 10);
     const key = period === "day" ? day : day.slice(0, 7);

@@ -2,38 +2,17 @@ import type { db as ApiDb } from "ponder:api";
 import { account, amountPct, balance, balanceHistory, privateTransfer, token } from "ponder:schema";
 import { and, asc, eq } from "ponder";
 import { type Address, getAddress } from "viem";
-import type { BalanceChangeKind } from "../../ponder.schema.js";
 import { toDecimalStrings } from "../eerc/format.js";
+import type { EarningsBody } from "../indexer-client/wire.js";
 
 type Db = typeof ApiDb;
-
-/** `GET /providers/:providerId/earnings`, bigints as decimal strings. */
-export type EarningsResponse = {
-  account: Address;
-  publicKey: [string, string];
-  tokens: { tokenId: string; tokenAddress: Address | null }[];
-  balanceHistory: {
-    tokenId: string;
-    blockNumber: string;
-    logIndex: number;
-    timestamp: string;
-    txHash: string;
-    kind: BalanceChangeKind;
-    eGCT: { c1: [string, string]; c2: [string, string] };
-    nonce: string;
-    transactionIndex: string;
-    balancePCT: string[];
-    amountPCTs: { pct: string[]; index: string }[];
-  }[];
-  receivedTransfers: { from: Address; tokenId: string; blockNumber: string; txHash: string; amountPCT: string[] | null }[];
-};
 
 /**
  * An account's balance history per token, each row expanded to the view `balanceOf` returned
  * right after that change (EGCT, nonce, transactionIndex, balancePCT and the pending amount PCTs),
  * so its owner can decrypt any point in time with its key alone. Undefined for an unknown account.
  */
-export async function earnings(db: Db, address: Address, tokenId?: bigint): Promise<EarningsResponse | undefined> {
+export async function earnings(db: Db, address: Address, tokenId?: bigint): Promise<EarningsBody | undefined> {
   const key = address.toLowerCase() as Address;
   const [acct] = await db.select().from(account).where(eq(account.address, key)).limit(1);
   if (!acct) return undefined;
@@ -106,5 +85,5 @@ export async function earnings(db: Db, address: Address, tokenId?: bigint): Prom
       amountPCT: r.receiverPCT,
     })),
   };
-  return toDecimalStrings(body) as unknown as EarningsResponse;
+  return toDecimalStrings(body) as unknown as EarningsBody;
 }

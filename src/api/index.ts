@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { client, graphql } from "ponder";
 import { indexerSettings } from "../config/indexer.js";
 import { ApiInputError, parseAddress, parseTokenId } from "../http/input.js";
+import type { AuditTotalsWire, EarningsWire } from "../indexer-client/wire.js";
 import { auditTotals, parsePeriod } from "./audit.js";
 import { earnings } from "./earnings.js";
 import { payoutFields } from "./payouts.js";
@@ -28,13 +29,13 @@ app.get("/providers/:providerId/earnings", async (c) => {
   const body = await earnings(db, address, tokenId);
   if (!body) return c.json({ error: { field: "providerId", message: `no registered account ${address}` } }, 404);
   const pk: [bigint, bigint] = [BigInt(body.publicKey[0]), BigInt(body.publicKey[1])];
-  return c.json({ ...body, ...(await payouts.pending(address, pk)) });
+  return c.json({ ...body, ...(await payouts.pending(address, pk)) } satisfies EarningsWire);
 });
 
 app.get("/audit/totals", async (c) => {
   const body = await auditTotals(db, parsePeriod(c.req.query("period")));
   const pk: [bigint, bigint] | null = body.auditorPublicKey ? [BigInt(body.auditorPublicKey[0]), BigInt(body.auditorPublicKey[1])] : null;
-  return c.json({ ...body, ...(await payouts.cycles(pk)) });
+  return c.json({ ...body, ...(await payouts.cycles(pk)) } satisfies AuditTotalsWire);
 });
 
 mountWriteRoutes(app, { db, settings, env: process.env });

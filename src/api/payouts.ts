@@ -6,7 +6,8 @@ import { deriveNonce, deriveScalar } from "../eerc/derive.js";
 import { deriveKeyFromWallet } from "../eerc/keys.js";
 import { encryptPCT } from "../eerc/pct.js";
 import { summarize } from "../errors.js";
-import { UsageGraphqlClient } from "../history/usage-api.js";
+import { IndexerClient } from "../indexer-client/client.js";
+import type { CyclesField, PendingField } from "../indexer-client/wire.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
 
 const words = (pct: bigint[]) => pct.map((w) => w.toString());
@@ -20,15 +21,6 @@ function servedPCT(amount: bigint, pk: Point, sk: bigint, context: string): bigi
   const what = `${context}|${amount}`;
   return encryptPCT(amount, pk, { random: deriveScalar(sk, what), nonce: deriveNonce(sk, what) }).pct;
 }
-
-/** `pending` of the earnings response: what the account is owed and not yet paid, as a PCT only its key opens. */
-export type PendingField = { pending: { pct: string[]; throughBlock: string } | null; pendingUnavailable?: string };
-
-/** `cycles` of the audit response: what each payout cycle paid in all, as a PCT under the auditor's key. */
-export type CyclesField = {
-  cycles: { cycle: number; throughBlock: string; transfers: number; totalPCT: string[] }[] | null;
-  cyclesUnavailable?: string;
-};
 
 /**
  * The payout ledger as the query API shows it. The operator's key (from the environment) reads the
@@ -46,9 +38,9 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
   let sk: Promise<bigint> | undefined;
   const operatorSk = () => (sk ??= deriveKeyFromWallet(privateKeyToAccount(config.operatorKey)));
   const view = new PayoutLedgerView({
-    indexer: new UsageGraphqlClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
+    indexer: new IndexerClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
     // Ponder serves /status itself, next to this app, on the process's port.
-    statusUrl: `http://127.0.0.1:${args.env.PORT || 42069}`,
+    status: new IndexerClient(`http://127.0.0.1:${args.env.PORT || 42069}`),
     operatorSk,
     payers: config.payers,
     settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },

@@ -3,7 +3,6 @@ import { type Address, getAddress, type Hex, isAddressEqual } from "viem";
 import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 import { type DeploymentManifest, manifestPath, readManifest } from "../deployment/manifest.js";
 import { deriveKeyFromWallet, validatePrivateKey } from "../eerc/keys.js";
-import { HistoryApiClient } from "../history/api-client.js";
 import { auditFromChain, balanceFromChain, openRpc, receivedFromChain, tokensFromChain, verifyAccountKey } from "../history/chain.js";
 import { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "../history/decrypt.js";
 import { HistoryError } from "../history/errors.js";
@@ -19,7 +18,7 @@ import {
   type RecordsCheck,
   usageBatchesFromChain,
 } from "../history/usage.js";
-import { UsageGraphqlClient } from "../history/usage-api.js";
+import { IndexerClient } from "../indexer-client/client.js";
 import { USDC_DECIMALS } from "../money/usdc.js";
 import { type CliIo, type Command, CommandLineError, InvalidKeyError, type Values } from "./args.js";
 import { type ChainHistory, renderAudit, renderChainHistory, renderHistory, renderUsage, toJson } from "./output.js";
@@ -84,7 +83,7 @@ export function loadManifest(path: string | undefined): DeploymentManifest {
 
 export async function runHistory(cmd: Command, id: Identity, io: CliIo): Promise<void> {
   if (cmd.source.kind === "api") {
-    const client = new HistoryApiClient(cmd.source.url);
+    const client = new IndexerClient(cmd.source.url);
     const response = await client.earnings(id.address, { tokenId: cmd.tokenId });
     const history = decryptHistory(response, id.sk);
     if (cmd.tokenId !== undefined) history.tokens = history.tokens.filter((t) => t.tokenId === cmd.tokenId);
@@ -138,7 +137,7 @@ export async function runAudit(cmd: Command, id: Identity, io: CliIo): Promise<v
   let report: AuditReport;
   let source: string;
   if (cmd.source.kind === "api") {
-    const client = new HistoryApiClient(cmd.source.url);
+    const client = new IndexerClient(cmd.source.url);
     const response = await client.auditTotals({ period: cmd.period });
     if (response.auditor && response.auditorPublicKey && isAddressEqual(response.auditor, id.address)) {
       assertKeyMatches(id.address, response.auditorPublicKey, id.sk);
@@ -199,10 +198,10 @@ export async function runUsage(cmd: Command, id: Identity, io: CliIo): Promise<v
   let providers: ProviderRef[];
   let batches: CommittedBatch[];
   if (cmd.source.kind === "api") {
-    const client = new UsageGraphqlClient(cmd.source.url);
+    const client = new IndexerClient(cmd.source.url);
     assertKeyMatches(id.address, await client.registeredKey(id.address), id.sk);
     [providers, batches] = await Promise.all([client.providers(), client.usageBatches()]);
-    source = `api ${client.url}`;
+    source = `api ${client.graphqlUrl}`;
   } else {
     const m = loadManifest(rpcSource(cmd).manifest);
     const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });

@@ -6,7 +6,8 @@ import { checkProvingArtifacts, detectEerc } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
 import { BaseError } from "../errors.js";
 import { openRpc, verifyAccountKey } from "../history/chain.js";
-import { UsageGraphqlClient } from "../history/usage-api.js";
+import { failureOf, requestJson, sendRequest } from "../http/client.js";
+import { IndexerClient } from "../indexer-client/client.js";
 import { formatUsdc, parseUsdc } from "../money/usdc.js";
 import { type Reconciliation, reconcile } from "../payout/reconcile.js";
 import { distributeTypedData } from "../payout/server.js";
@@ -136,7 +137,7 @@ export function renderReconciliation(r: Reconciliation): string {
 /** The auditor's reconciliation of every payout cycle; exit 1 on any mismatch. */
 export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promise<void> {
   if (cmd.source.kind !== "api") throw new CommandLineError("reconcile needs --api URL");
-  const indexer = new UsageGraphqlClient(cmd.source.url);
+  const indexer = new IndexerClient(cmd.source.url);
   const r = await reconcile({
     indexer,
     auditorSk: id.sk,
@@ -170,22 +171,20 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
   const requestId = bytesToHex(crypto.getRandomValues(new Uint8Array(32))) as Hex;
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 300);
   const signature = await account.signTypedData(distributeTypedData(requestId, deadline, chainId));
-  const res = await fetch(`${base}/revenue/distribute`, {
+  const answer = await sendRequest(`${base}/revenue/distribute`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ requestId, deadline: deadline.toString(), signature }),
+    json: { requestId, deadline: deadline.toString(), signature },
   });
-  const body = (await res.json()) as { error?: { field: string | null; message: string } };
-  if (res.status !== 202) throw new Error(`the agent refused the request (${res.status}): ${body.error?.message ?? "no reason given"}`);
+  if (answer.status !== 202) throw new Error(`the agent refused the request (${answer.status}): ${failureOf(answer.text).message}`);
   const progress = io.progress ?? ((line: string) => io.stderr(line));
   let shown = "";
   for (;;) {
     await new Promise((r) => setTimeout(r, 250));
-    const status = (await (await fetch(`${base}/revenue/status`)).json()) as {
+    const status = await requestJson<{
       state: "idle" | "running";
       progress: { cycle: number; total: number; proved: number; paid: number } | null;
       last: { status: string; cycle?: number; transfers?: number; seconds?: number; throughBlock?: string; message?: string } | null;
-    };
+    }>(`${base}/revenue/status`);
     if (status.state === "running" && status.progress) {
       const p = status.progress;
       const line = `cycle ${p.cycle}: proved ${bar(p.proved, p.total)}  paid ${p.paid}/${p.total}`;
@@ -206,7 +205,5 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
 }
 
 async function agentChain(base: string): Promise<{ chainId: number; operator: string }> {
-  const res = await fetch(`${base}/revenue/chain`);
-  if (!res.ok) throw new Error(`${base}/revenue/chain answered ${res.status}`);
-  return (await res.json()) as { chainId: number; operator: string };
+  return requestJson<{ chainId: number; operator: string }>(`${base}/revenue/chain`);
 }

@@ -2,13 +2,15 @@ import { type Address, decodeFunctionData, getAbiItem, getAddress, type Hex, isA
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { connectChain } from "../chain/clients.js";
+import { byChainPosition } from "../chain/position.js";
 import { decryptBalance } from "../eerc/balance.js";
 import { toBalanceView } from "../eerc/client.js";
 import type { Point } from "../eerc/curve.js";
+import { networkFailureReason } from "../http/errors.js";
 import { mapLimit } from "../util/concurrency.js";
 import { getOrCreate } from "../util/map.js";
 import { assertKeyMatches, auditTotals, periodKey } from "./decrypt.js";
-import { ChainMismatchError, networkFailureReason, RpcUnreachableError, UnknownAccountError } from "./errors.js";
+import { ChainMismatchError, RpcUnreachableError, UnknownAccountError } from "./errors.js";
 import type {
   AuditEntry,
   AuditKind,
@@ -255,7 +257,7 @@ export async function auditResponseFromChain(
       strict: true,
     }),
   );
-  logs.sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1));
+  logs.sort(byChainPosition);
 
   const blocks = [...new Set(logs.map((l) => l.blockNumber))];
   const timestamps = new Map(

@@ -1,4 +1,5 @@
 import type { Address } from "viem";
+import { byChainPosition } from "../chain/position.js";
 import { decryptBalance, type PCTCache } from "../eerc/balance.js";
 import { pointEquals } from "../eerc/curve.js";
 import { EercError, KeyMismatchError } from "../eerc/errors.js";
@@ -26,9 +27,6 @@ import {
   type UnresolvedTransfer,
 } from "./types.js";
 
-const byBlockThenLog = (a: { blockNumber: bigint; logIndex?: number }, b: { blockNumber: bigint; logIndex?: number }) =>
-  a.blockNumber === b.blockNumber ? (a.logIndex ?? 0) - (b.logIndex ?? 0) : a.blockNumber < b.blockNumber ? -1 : 1;
-
 const cmpBig = (a: bigint | null, b: bigint | null) => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1);
 
 /** The UTC day (`YYYY-MM-DD`) or month (`YYYY-MM`) of a unix timestamp in seconds. */
@@ -55,7 +53,7 @@ export function decryptReceived(
 ): { received: DecryptedTransfer[]; unresolved: UnresolvedTransfer[] } {
   const received: DecryptedTransfer[] = [];
   const unresolved: UnresolvedTransfer[] = [];
-  for (const t of [...records].sort(byBlockThenLog)) {
+  for (const t of [...records].sort(byChainPosition)) {
     if (t.amountPCT === null) {
       unresolved.push({ from: t.from, tokenId: t.tokenId, blockNumber: t.blockNumber, txHash: t.txHash });
       continue;
@@ -92,7 +90,7 @@ export function decryptHistory(response: EarningsResponse, sk: bigint): Decrypte
 
   // A provider that rarely spends carries the same pending PCTs through many rows: decrypt each once.
   const cache: PCTCache = new Map();
-  for (const row of [...response.balanceHistory].sort(byBlockThenLog)) {
+  for (const row of [...response.balanceHistory].sort(byChainPosition)) {
     const t = token(row.tokenId);
     let balanceMicro: bigint;
     try {

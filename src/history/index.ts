@@ -1,4 +1,3 @@
-export { type ApiClientOptions, HistoryApiClient } from "./api-client.js";
 export {
   auditFromChain,
   auditResponseFromChain,
@@ -33,4 +32,3 @@ export {
   type UsageTotals,
   usageBatchesFromChain,
 } from "./usage.js";
-export { UsageGraphqlClient } from "./usage-api.js";

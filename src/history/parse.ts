@@ -1,6 +1,6 @@
 import { type Address, getAddress, type Hex, isAddress } from "viem";
 import type { Point } from "../eerc/curve.js";
-import { ApiResponseError } from "./errors.js";
+import { ApiResponseError } from "../http/errors.js";
 import {
   AUDIT_KINDS,
   type AuditEntry,

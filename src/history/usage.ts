@@ -1,6 +1,7 @@
 import { type Address, getAbiItem, getAddress, type Hex, isAddressEqual, isHex, type PublicClient } from "viem";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
+import { byChainPosition } from "../chain/position.js";
 import { parseSpool, type SpoolContents } from "../meter/spool.js";
 import { verifyBatchRecords } from "../usage/batch.js";
 import { decryptLinesFor, type UsageLine } from "../usage/lines.js";
@@ -60,9 +61,6 @@ const registeredEvent = getAbiItem({ abi: ProviderRegistryAbi, name: "ProviderRe
 const payoutChangedEvent = getAbiItem({ abi: ProviderRegistryAbi, name: "ProviderPayoutAccountChanged" });
 const activeChangedEvent = getAbiItem({ abi: ProviderRegistryAbi, name: "ProviderActiveChanged" });
 
-const byChainOrder = (a: { blockNumber: bigint; logIndex: number }, b: { blockNumber: bigint; logIndex: number }) =>
-  a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1;
-
 const clientOf = async (source: RpcSource): Promise<PublicClient> => source.publicClient ?? (await openRpc(source.rpcUrl));
 
 /** Every `UsageCommitted` log of the ledger since `fromBlock`, in chain order. */
@@ -86,7 +84,7 @@ export async function usageBatchesFromChain(
       logIndex: log.logIndex,
       txHash: log.transactionHash,
     }))
-    .sort(byChainOrder);
+    .sort(byChainPosition);
 }
 
 /** The registry's entries replayed from its events since `fromBlock` (registration, payout account, active flag). */
@@ -104,7 +102,7 @@ export async function providersFromChain(
       strict: true,
     }),
   );
-  logs.sort(byChainOrder);
+  logs.sort(byChainPosition);
   const providers = new Map<Hex, ProviderRef>();
   for (const log of logs) {
     const id = log.args.providerId.toLowerCase() as Hex;

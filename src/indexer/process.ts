@@ -134,33 +134,3 @@ export async function startIndexer(options: IndexerOptions = {}): Promise<Runnin
     },
   };
 }
-
-/** The latest block each indexed chain has reached, from Ponder's `/status`. */
-export async function indexedBlocks(url: string): Promise<Record<string, number>> {
-  const res = await fetch(`${url}/status`);
-  if (!res.ok) throw new Error(`${url}/status answered ${res.status}`);
-  const status = (await res.json()) as Record<string, { id: number; block: { number: number } | null }>;
-  return Object.fromEntries(Object.entries(status).map(([name, s]) => [name, s.block?.number ?? -1]));
-}
-
-/**
- * Waits until every indexed chain has reached `blockNumber`. After a reorg to a shorter chain
- * the indexer may already report a higher block from the dropped branch: wait on the data then.
- */
-export async function waitForIndexedBlock(url: string, blockNumber: bigint | number, timeoutMs = 60_000): Promise<void> {
-  const target = Number(blockNumber);
-  const deadline = Date.now() + timeoutMs;
-  let last: Record<string, number> = {};
-  for (;;) {
-    try {
-      last = await indexedBlocks(url);
-      const values = Object.values(last);
-      if (values.length > 0 && values.every((n) => n >= target)) return;
-    } catch {
-      // not answering yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`indexer at ${url} did not reach block ${target} in ${timeoutMs} ms (at ${JSON.stringify(last)})`);
-    await sleep(50);
-  }
-}

@@ -11,7 +11,7 @@ import { deploy } from "../deployment/deploy.js";
 import type { DeploymentManifest } from "../deployment/manifest.js";
 import { EercClient } from "../eerc/client.js";
 import type { Prover } from "../eerc/prover.js";
-import { UsageGraphqlClient } from "../history/usage-api.js";
+import { IndexerClient } from "../indexer-client/client.js";
 import { type AgentOptions, PayoutAgent } from "../payout/agent.js";
 import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf } from "../usage/index.js";
 
@@ -188,8 +188,7 @@ export function localAgentOptions(
   return {
     operator: args.operator,
     payers: [args.operator],
-    indexer: new UsageGraphqlClient(args.indexerUrl),
-    indexerUrl: args.indexerUrl,
+    indexer: new IndexerClient(args.indexerUrl),
     tokenId: args.tokenId,
     settlement: { feeBps: args.feeBps, periodUnit: "month" },
     ...extra,

@@ -16,6 +16,7 @@ import {
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { Point } from "../eerc/curve.js";
 import { BaseError, summarize } from "../errors.js";
+import { failureOf, type HttpAnswer, sendRequest } from "../http/client.js";
 import { type BuiltBatch, batchTypedData, buildBatch, type UsageBatch } from "../usage/batch.js";
 import { fetchLineKeys } from "../usage/keys.js";
 import type { CallRecord } from "../usage/record.js";
@@ -116,32 +117,25 @@ export async function postSubmit(
 ): Promise<{ batchId: Hex; txHash: Hex | null }> {
   const url = new URL("usage/submit", apiUrl.endsWith("/") ? apiUrl : `${apiUrl}/`).href;
   const batchId = body.batch.batchId;
-  let res: Response;
-  let text: string;
+  let answer: HttpAnswer;
   try {
-    res = await (options.fetch ?? globalThis.fetch)(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json" },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
-    });
-    text = await res.text();
+    answer = await sendRequest(url, { method: "POST", json: body }, { fetch: options.fetch, timeoutMs: options.timeoutMs ?? 60_000 });
   } catch (err) {
     throw new BatchSubmitError(`POST ${url} failed: ${summarize(err).message}`, batchId, { cause: err });
   }
+  if (!answer.ok) {
+    throw new BatchSubmitError(`POST ${url} answered ${answer.status}: ${failureOf(answer.text).message}`, batchId, {
+      status: answer.status,
+    });
+  }
   let json: Record<string, unknown> | undefined;
   try {
-    json = JSON.parse(text) as Record<string, unknown>;
+    json = JSON.parse(answer.text) as Record<string, unknown>;
   } catch {
     json = undefined;
   }
-  if (!res.ok) {
-    const error = json?.error as { message?: unknown; code?: unknown } | string | undefined;
-    const message = typeof error === "string" ? error : typeof error?.message === "string" ? error.message : text.slice(0, 200);
-    throw new BatchSubmitError(`POST ${url} answered ${res.status}: ${message}`, batchId, { status: res.status });
-  }
   if (!json || typeof json.batchId !== "string" || json.batchId.toLowerCase() !== batchId.toLowerCase()) {
-    throw new BatchSubmitError(`POST ${url} answered ${res.status} without batch ${batchId}: ${text.slice(0, 200)}`, batchId);
+    throw new BatchSubmitError(`POST ${url} answered ${answer.status} without batch ${batchId}: ${answer.text.slice(0, 200)}`, batchId);
   }
   return { batchId, txHash: isHash(json.txHash) ? json.txHash : null };
 }

@@ -1,8 +1,7 @@
 import type { Address, Hex } from "viem";
 import { decryptBalance } from "../eerc/balance.js";
 import type { EercClient } from "../eerc/client.js";
-import type { UsageGraphqlClient } from "../history/usage-api.js";
-import { indexedBlocks } from "../indexer/process.js";
+import type { IndexerClient } from "../indexer-client/client.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
@@ -18,9 +17,7 @@ export type AgentOptions = {
   payers: readonly EercClient[];
   /** Former payers whose payouts still count as paid (their keys are not needed). */
   pastPayers?: readonly Address[];
-  indexer: UsageGraphqlClient;
-  /** The indexer's base URL, for `/status`. */
-  indexerUrl: string;
+  indexer: IndexerClient;
   tokenId: bigint;
   settlement: SettlementOptions;
   /** Blocks below the head a cycle settles through (0 on anvil). */
@@ -107,7 +104,7 @@ export class PayoutAgent {
     }
     const head = await client.getBlockNumber({ cacheTime: 0 });
     for (;;) {
-      const blocks = Object.values(await indexedBlocks(this.options.indexerUrl).catch(() => ({}) as Record<string, number>));
+      const blocks = Object.values(await this.options.indexer.indexedBlocks().catch(() => ({}) as Record<string, number>));
       const indexed = blocks.length > 0 ? BigInt(Math.min(...blocks)) : -1n;
       if (indexed >= head) return head;
       if (Date.now() > deadline) throw new IndexerBehindError(indexed, head);

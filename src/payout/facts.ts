@@ -1,8 +1,8 @@
 import { type Address, getAddress, type Hex } from "viem";
 import type { PricingModelName } from "../../ponder.schema.js";
+import { byChainPosition } from "../chain/position.js";
 import type { Point } from "../eerc/curve.js";
-import type { UsageGraphqlClient } from "../history/usage-api.js";
-import { indexedBlocks } from "../indexer/process.js";
+import type { IndexerClient } from "../indexer-client/client.js";
 import type { ProviderId } from "../revenue/types.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
 import { attributeTransfers, decodeTag, type PayerTransfer, type Payout, type UnattributedTransfer } from "./tag.js";
@@ -48,9 +48,6 @@ const MODELS: Record<PricingModelName, Pricing["model"]> = {
   Tiered: PricingModel.Tiered,
 };
 
-export const byChainOrder = (a: { blockNumber: bigint; logIndex: number }, b: { blockNumber: bigint; logIndex: number }) =>
-  a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1;
-
 const words = (w: readonly string[] | null): bigint[] | null => (w === null ? null : w.map((v) => BigInt(v)));
 
 /**
@@ -60,14 +57,15 @@ const words = (w: readonly string[] | null): bigint[] | null => (w === null ? nu
  * auditor without the operator's list) takes as payers every account that sent a tagged transfer.
  */
 export async function readSettlementFacts(
-  client: UsageGraphqlClient,
+  client: IndexerClient,
   payers: readonly Address[] | "any",
-  options: { statusUrl?: string } = {},
+  /** Where `/status` answers, when not at `client` (the API reads its own GraphQL in memory). */
+  options: { status?: IndexerClient } = {},
 ): Promise<SettlementFacts> {
   // The block everything below was indexed through; read first, so no fact is newer than it.
-  const statusUrl = options.statusUrl ?? new URL("..", client.url).href.replace(/\/$/, "");
-  const indexed = Object.values(await indexedBlocks(statusUrl));
-  if (indexed.length === 0) throw new Error(`the indexer at ${statusUrl} reports no chain`);
+  const status = options.status ?? client;
+  const indexed = Object.values(await status.indexedBlocks());
+  if (indexed.length === 0) throw new Error(`the indexer at ${status.baseUrl} reports no chain`);
   const indexedBlock = BigInt(Math.min(...indexed));
 
   type ChangeRow = {
@@ -134,7 +132,7 @@ export async function readSettlementFacts(
       ? [...new Set(transfers.filter((t) => decodeTag(t.auditorPCT[6]!)).map((t) => t.from))]
       : payers.map((p) => getAddress(p));
   const payerSet = new Set(payerList);
-  transfers = transfers.filter((t) => payerSet.has(t.from)).sort(byChainOrder);
+  transfers = transfers.filter((t) => payerSet.has(t.from)).sort(byChainPosition);
 
   const providerChanges = changes
     .map((r) => ({
@@ -151,7 +149,7 @@ export async function readSettlementFacts(
       blockNumber: BigInt(r.blockNumber),
       logIndex: r.logIndex,
     }))
-    .sort(byChainOrder);
+    .sort(byChainPosition);
   const { payouts, unattributed } = attributeTransfers(transfers, providerChanges);
 
   const receivers = [...new Set(payouts.map((p) => p.to.toLowerCase()))];
@@ -186,8 +184,10 @@ export async function readSettlementFacts(
         blockNumber: BigInt(r.blockNumber),
         logIndex: r.logIndex,
       }))
-      .sort(byChainOrder),
-    poolFees: fees.map((r) => ({ amount: BigInt(r.amount), blockNumber: BigInt(r.blockNumber), logIndex: r.logIndex })).sort(byChainOrder),
+      .sort(byChainPosition),
+    poolFees: fees
+      .map((r) => ({ amount: BigInt(r.amount), blockNumber: BigInt(r.blockNumber), logIndex: r.logIndex }))
+      .sort(byChainPosition),
     payers: payerList,
     auditorChanges: auditors
       .map((a) => ({
@@ -195,7 +195,7 @@ export async function readSettlementFacts(
         blockNumber: BigInt(a.blockNumber),
         logIndex: a.logIndex,
       }))
-      .sort(byChainOrder)
+      .sort(byChainPosition)
       .map(({ publicKey, blockNumber }) => ({ publicKey, blockNumber })),
     payouts,
     unattributed,

@@ -1,5 +1,5 @@
 import type { Address, Hex } from "viem";
-import type { UsageGraphqlClient } from "../history/usage-api.js";
+import type { IndexerClient } from "../indexer-client/client.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { getOrCreate } from "../util/map.js";
@@ -30,9 +30,9 @@ export class PayoutLedgerView {
 
   constructor(
     private readonly args: {
-      indexer: UsageGraphqlClient;
+      indexer: IndexerClient;
       /** Where the indexer's `/status` answers (the API process's own port). */
-      statusUrl: string;
+      status: IndexerClient;
       operatorSk: () => Promise<bigint>;
       payers: readonly Address[];
       settlement: SettlementOptions;
@@ -51,7 +51,7 @@ export class PayoutLedgerView {
 
   private async compute(): Promise<LedgerSnapshot> {
     const sk = await this.args.operatorSk();
-    const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { statusUrl: this.args.statusUrl });
+    const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { status: this.args.status });
     const batches = facts.batches.map((b) => {
       const key = `${b.server}:${b.batchId}`;
       const lines = getOrCreate(this.lines, key, () => decryptLinesFor(b.encryptedLines, sk, "operator"));

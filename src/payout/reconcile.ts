@@ -2,7 +2,7 @@ import type { Address, Hex } from "viem";
 import type { Point } from "../eerc/curve.js";
 import { PCTDecryptionError } from "../eerc/errors.js";
 import { decryptPCT } from "../eerc/pct.js";
-import type { UsageGraphqlClient } from "../history/usage-api.js";
+import type { IndexerClient } from "../indexer-client/client.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { readSettlementFacts } from "./facts.js";
@@ -55,7 +55,7 @@ export type Reconciliation = {
  * left a payer outside the ledger is exactly what a reconciliation must not miss.
  */
 export async function reconcile(args: {
-  indexer: UsageGraphqlClient;
+  indexer: IndexerClient;
   auditorSk: bigint;
   /** The operator's registered eERC public key: with the auditor's key it gives the pool reserves. */
   operatorPk: Point;

@@ -1,3 +1,4 @@
+import { atOrBefore, type ChainPosition } from "../chain/position.js";
 import { mulPoint, type Point } from "../eerc/curve.js";
 import { deriveShareOf } from "../eerc/derive.js";
 import { type PeriodUnit, periodOf } from "../meter/meter.js";
@@ -109,12 +110,8 @@ export function boundariesOf(payouts: readonly Payout[]): CycleBoundary[] {
   return out;
 }
 
-type Position = { blockNumber: bigint; logIndex: number };
-const atOrBefore = (a: Position, b: Position) =>
-  a.blockNumber < b.blockNumber || (a.blockNumber === b.blockNumber && a.logIndex <= b.logIndex);
-
 /** The registration in force at a position: the provider's latest change at or before it, undefined before registration. */
-function registrationAt(changes: readonly ProviderChangeFact[], at: Position): ProviderChangeFact | undefined {
+function registrationAt(changes: readonly ProviderChangeFact[], at: ChainPosition): ProviderChangeFact | undefined {
   let found: ProviderChangeFact | undefined;
   for (const c of changes) {
     if (!atOrBefore(c, at)) break;
