@@ -456,7 +456,7 @@ async function buildBackfillChain(targetEvents: number, prover: Prover, log: (li
           balanceCT: view.eGCT,
           auditorPk: await c.auditorPublicKey(),
         });
-        const proof = proofToCalldata(await prover.prove("withdraw", input));
+        const proof = proofToCalldata("withdraw", await prover.prove("withdraw", input));
         spendTxs.set(i, {
           data: encodeFunctionData({
             abi: EncryptedERCAbi,

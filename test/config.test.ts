@@ -95,6 +95,13 @@ describe("API settings", () => {
     expect(configError(() => payoutViewConfig({ OPERATOR_PRIVATE_KEY: "0x12" }, FUJI, operatorAddress)).field).toBe("OPERATOR_PRIVATE_KEY");
   });
 
+  it("a malformed relayer key turns the write routes off without stopping the read side, and is never echoed", () => {
+    const env = { RELAYER_PRIVATE_KEY: "0xsecretbutmalformed" };
+    expect(payoutViewConfig(env, LOCAL, operatorAddress)).toMatchObject({ operatorKey: ANVIL_KEYS[0] });
+    const off = relayerKey(env, LOCAL);
+    expect(off).toEqual({ enabled: false, reason: "RELAYER_PRIVATE_KEY must be a 0x-prefixed 32-byte hex private key" });
+  });
+
   it("the relayer uses anvil's account #8 only on anvil", () => {
     expect(relayerKey({}, LOCAL)).toEqual({ enabled: true, key: ANVIL_KEYS[LOCAL_ROLES.relayer], source: "anvil" });
     expect(relayerKey({}, FUJI).enabled).toBe(false);

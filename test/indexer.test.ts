@@ -223,7 +223,7 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
       return receipt;
     };
     const proof = async (circuit: "registration" | "transfer" | "withdraw", input: Parameters<Prover["prove"]>[1]) => {
-      const { proofPoints, publicSignals } = proofToCalldata(await prover.prove(circuit, input));
+      const { proofPoints, publicSignals } = proofToCalldata(circuit, await prover.prove(circuit, input));
       return { proofPoints, publicSignals };
     };
     const balanceView = async () =>

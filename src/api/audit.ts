@@ -55,7 +55,7 @@ export async function auditTotals(db: Db, period: Period): Promise<AuditTotalsBo
       groups.set(groupKey, group);
     }
     group.entries.push(
-      toDecimalStrings({ kind: e.kind, txHash: e.txHash, auditorAddress: getAddress(e.auditorAddress), auditorPCT: e.auditorPCT }) as never,
+      toDecimalStrings({ kind: e.kind, txHash: e.txHash, auditorAddress: getAddress(e.auditorAddress), auditorPCT: e.auditorPCT }),
     );
   }
   const periods = [...groups.values()]

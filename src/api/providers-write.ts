@@ -136,7 +136,13 @@ export class ProviderWriter {
       );
       if (exists) throw new ApiInputError("namespace", `is already registered (provider ${providerId})`, 409);
       if (!payoutRegistered) throw new ApiInputError("payoutAccount", "is not registered in the eERC Registrar", 422);
-      const txHash = await this.relay("registerProviderSigned", [namespace, payoutAccount, pricing, signed.deadline, signed.signature]);
+      const txHash = await this.relay(
+        encodeFunctionData({
+          abi: ProviderRegistryAbi,
+          functionName: "registerProviderSigned",
+          args: [namespace, payoutAccount, pricing, signed.deadline, signed.signature],
+        }),
+      );
       return { providerId, txHash };
     });
   }
@@ -169,7 +175,13 @@ export class ProviderWriter {
           signed.signature,
           "the registry owner",
         );
-        txHash = await this.relay("updatePricingSigned", [providerId, update.pricing, signed.deadline, signed.signature]);
+        txHash = await this.relay(
+          encodeFunctionData({
+            abi: ProviderRegistryAbi,
+            functionName: "updatePricingSigned",
+            args: [providerId, update.pricing, signed.deadline, signed.signature],
+          }),
+        );
       } else if (update.kind === "active") {
         await checkSigner(
           publicClient,
@@ -178,14 +190,26 @@ export class ProviderWriter {
           signed.signature,
           "the registry owner",
         );
-        txHash = await this.relay("setActiveSigned", [providerId, update.active, signed.deadline, signed.signature]);
+        txHash = await this.relay(
+          encodeFunctionData({
+            abi: ProviderRegistryAbi,
+            functionName: "setActiveSigned",
+            args: [providerId, update.active, signed.deadline, signed.signature],
+          }),
+        );
       } else {
         const typedData = setPayoutAccountTypedData({ ...common, payoutAccount: update.payoutAccount }, target);
         await checkSigner(publicClient, owner, typedData, signed.signature, "the registry owner");
         if (!(await chainRead(() => this.isEercRegistered(update.payoutAccount)))) {
           throw new ApiInputError("payoutAccount", "is not registered in the eERC Registrar", 422);
         }
-        txHash = await this.relay("setPayoutAccountSigned", [providerId, update.payoutAccount, signed.deadline, signed.signature]);
+        txHash = await this.relay(
+          encodeFunctionData({
+            abi: ProviderRegistryAbi,
+            functionName: "setPayoutAccountSigned",
+            args: [providerId, update.payoutAccount, signed.deadline, signed.signature],
+          }),
+        );
       }
       return { providerId, txHash };
     });
@@ -230,19 +254,13 @@ export class ProviderWriter {
     });
   }
 
-  /** Simulates (estimates gas for) the call, sends it and waits for it to be mined. */
-  private async relay(
-    functionName: "registerProviderSigned" | "updatePricingSigned" | "setActiveSigned" | "setPayoutAccountSigned",
-    args: readonly unknown[],
-  ): Promise<Hex> {
+  /** Simulates (estimates gas for) the encoded registry call, sends it and waits for it to be mined. */
+  private async relay(data: Hex): Promise<Hex> {
     const { publicClient, registry, relayer } = this.deps;
-    const call = { address: registry, abi: ProviderRegistryAbi, functionName, args } as never as Parameters<
-      typeof publicClient.estimateContractGas
-    >[0];
     let txHash: Hex;
     try {
-      const gas = await publicClient.estimateContractGas({ ...call, account: relayer.address } as typeof call);
-      txHash = await relayer.send({ to: registry, data: encodeFunctionData(call as never), gas: withHeadroom(gas) });
+      const gas = await publicClient.estimateGas({ account: relayer.address, to: registry, data });
+      txHash = await relayer.send({ to: registry, data, gas: withHeadroom(gas) });
     } catch (err) {
       throw requestErrorFromRevert(err, REGISTRY_REVERTS);
     }

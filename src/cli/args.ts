@@ -118,7 +118,7 @@ function httpUrl(value: string, flag: string): string {
 export function parseCommand(argv: string[]): Command | "help" {
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }) as never;
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e) {
     throw new CommandLineError((e as Error).message);
   }

@@ -24,7 +24,8 @@ export function payoutViewConfig(
   chainId: number,
   operatorAddress: (key: Hex) => Address,
 ): PayoutViewConfig | { disabled: string } {
-  const e = readEnv(API_ENV, source);
+  // The relayer key is read apart (relayerKey): a bad one turns the write routes off, not the API.
+  const e = readEnv({ PAYER_ADDRESSES: API_ENV.PAYER_ADDRESSES, OPERATOR_PRIVATE_KEY: API_ENV.OPERATOR_PRIVATE_KEY }, source);
   let operator: OperatorSettings;
   try {
     operator = operatorSettings(source, chainId);

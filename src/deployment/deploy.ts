@@ -15,7 +15,7 @@ import { type DeploymentManifest, recordedArtifacts, writeManifest } from "./man
 
 async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
   const { abi, bytecode } = await loadArtifact(name);
-  const hash = await chain.walletFor(account).deployContract({ abi, bytecode, args } as never);
+  const hash = await chain.walletFor(account).deployContract({ abi, bytecode, args });
   const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
   if (receipt.status !== "success" || !receipt.contractAddress) throw new Error(`deploying ${name} failed (${hash})`);
   return receipt.contractAddress;
@@ -91,8 +91,8 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
   await buildContracts();
   const chain = await connectChain(options.rpcUrl);
   const d = options.deployer;
-  const read = <T>(functionName: string): Promise<T> =>
-    chain.publicClient.readContract({ address: eerc.encryptedERC, abi: EncryptedERCAbi, functionName } as never) as Promise<T>;
+  const read = <const F extends "isConverter" | "decimals" | "isAuditorKeySet" | "auditor" | "owner">(functionName: F) =>
+    chain.publicClient.readContract({ address: eerc.encryptedERC, abi: EncryptedERCAbi, functionName });
 
   let eerc: { encryptedERC: Address; registrar: Address; verifiers: DeploymentManifest["contracts"]["verifiers"] };
   let startBlock: number;
@@ -108,8 +108,8 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     artifacts = defaultProvingArtifacts({});
   }
   const capabilities = await detectEerc(chain.publicClient, eerc.encryptedERC);
-  const isConverter = await read<boolean>("isConverter");
-  const decimals = Number(await read<number>("decimals"));
+  const isConverter = await read("isConverter");
+  const decimals = Number(await read("decimals"));
   if (options.eerc) {
     for (const c of CIRCUIT_NAMES) eerc.verifiers[c] = await deployedVerifier(chain.publicClient, eerc, c);
   }
@@ -130,8 +130,8 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
       });
       log("proving keys match the deployment's verifiers");
     }
-    if (await read<boolean>("isAuditorKeySet")) {
-      auditor = getAddress(await read<Address>("auditor"));
+    if (await read("isAuditorKeySet")) {
+      auditor = getAddress(await read("auditor"));
       log(`auditor ${auditor} already set`);
     } else {
       const client = await EercClient.connect({
@@ -146,7 +146,7 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
         abi: EncryptedERCAbi,
         functionName: "setAuditorPublicKey",
         args: [client.address],
-      } as never);
+      });
       const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
       if (receipt.status !== "success") throw new Error(`setAuditorPublicKey failed (${hash})`);
       auditor = client.address;
@@ -166,7 +166,7 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     startBlock,
     decimals,
     isConverter,
-    owner: getAddress(await read<Address>("owner")),
+    owner: getAddress(await read("owner")),
     auditor,
     revenuePool: getAddress(options.revenuePool ?? localRevenuePool(chain.chain.id)),
     contracts: {

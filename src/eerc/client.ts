@@ -2,12 +2,15 @@ import {
   type Account,
   type Address,
   type Chain,
+  type ContractFunctionArgs,
+  type ContractFunctionName,
   getAddress,
   type Hex,
   type PublicClient,
   type TransactionReceipt,
   type Transport,
   type WalletClient,
+  type WriteContractParameters,
 } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
@@ -35,6 +38,9 @@ import type { Prover } from "./prover.js";
 
 export type EercWallet = WalletClient<Transport, Chain, Account>;
 
+type EercWrite = ContractFunctionName<typeof EncryptedERCAbi, "nonpayable">;
+type EercWriteArgs<F extends EercWrite> = ContractFunctionArgs<typeof EncryptedERCAbi, "nonpayable", F>;
+
 export type EercContracts = { encryptedERC: Address; registrar: Address };
 
 /** One (account, token) balance as `balanceOf` returns it. */
@@ -46,7 +52,7 @@ export type PreparedTransfer = {
   to: Address;
   tokenId: bigint;
   amount: bigint;
-  proof: ProofCalldata;
+  proof: ProofCalldata<"transfer">;
   balancePCT: bigint[];
   /** The sender's EGCT after this transfer, for proving the next one before this is mined. */
   nextBalance: { eGCT: EGCT; plain: bigint };
@@ -66,14 +72,13 @@ const point = (s: { x: bigint; y: bigint }): Point => [s.x, s.y];
 const words7 = (w: readonly bigint[]) => w.map(BigInt) as unknown as readonly [bigint, bigint, bigint, bigint, bigint, bigint, bigint];
 
 /** The arguments of `transfer`, with the `bytes message` overload's message when given. */
-function transferArgs(prepared: PreparedTransfer, message?: Hex): unknown[] {
-  const args: unknown[] = [
+function transferArgs(prepared: PreparedTransfer) {
+  return [
     prepared.to,
     prepared.tokenId,
     { proofPoints: prepared.proof.proofPoints, publicSignals: prepared.proof.publicSignals },
     words7(prepared.balancePCT),
-  ];
-  return message ? [...args, message] : args;
+  ] as const;
 }
 
 /** `balanceOf` / `getBalanceFromTokenAddress` as viem decodes it. */
@@ -132,8 +137,8 @@ export class EercClient {
     return this.#privateKey;
   }
 
-  private async send(action: string, request: Parameters<EercWallet["writeContract"]>[0]): Promise<TransactionReceipt> {
-    const hash = await this.wallet.writeContract(request);
+  /** Waits for a sent write; a revert is TransactionRevertedError naming `action`. */
+  private async receiptOf(action: string, hash: Hex): Promise<TransactionReceipt> {
     const receipt = await this.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new TransactionRevertedError(hash, action);
     return receipt;
@@ -149,14 +154,17 @@ export class EercClient {
   }
 
   /** Sends an eERC write, using the `bytes message` overload when a message is given. */
-  private async writeEerc(functionName: string, args: readonly unknown[], message?: Hex): Promise<TransactionReceipt> {
+  private async writeEerc<const F extends EercWrite>(functionName: F, args: EercWriteArgs<F>, message?: Hex): Promise<TransactionReceipt> {
     await this.checkMessage(message);
-    return this.send(functionName, {
+    // With a message, the overload that takes it: the same arguments and the message last.
+    const withMessage = (message ? [...(args as readonly unknown[]), message] : args) as EercWriteArgs<F>;
+    const hash = await this.wallet.writeContract({
       address: this.contracts.encryptedERC,
       abi: EncryptedERCAbi,
       functionName,
-      args: message ? [...args, message] : args,
-    } as never);
+      args: withMessage,
+    } as WriteContractParameters<typeof EncryptedERCAbi, F, EercWriteArgs<F>, Chain, Account>);
+    return this.receiptOf(functionName, hash);
   }
 
   async chainId(): Promise<bigint> {
@@ -203,13 +211,14 @@ export class EercClient {
     const registered = await this.registeredPublicKey(this.address);
     if (registered && pointEquals(registered, this.publicKey)) return undefined;
     const { input } = registrationInputs({ sk: this.#privateKey, address: this.address, chainId: await this.chainId() });
-    const proof = proofToCalldata(await this.prover.prove("registration", input));
-    return this.send("register", {
+    const proof = proofToCalldata("registration", await this.prover.prove("registration", input));
+    const hash = await this.wallet.writeContract({
       address: this.contracts.registrar,
       abi: RegistrarAbi,
       functionName: "register",
       args: [{ proofPoints: proof.proofPoints, publicSignals: proof.publicSignals }],
-    } as never);
+    });
+    return this.receiptOf("register", hash);
   }
 
   private async ownKeyRegistered(): Promise<void> {
@@ -225,7 +234,7 @@ export class EercClient {
       functionName: "balanceOf",
       args: [address, tokenId],
     });
-    return toBalanceView(raw as never);
+    return toBalanceView(raw);
   }
 
   /** The decrypted balance in the eERC's smallest unit (micro-USDC), checked against the EGCT. */
@@ -258,12 +267,13 @@ export class EercClient {
       args: [this.address, this.contracts.encryptedERC],
     });
     if (allowance < amount) {
-      await this.send("approve", {
+      const hash = await this.wallet.writeContract({
         address: args.token,
         abi: ERC20_ALLOWANCE_ABI,
         functionName: "approve",
         args: [this.contracts.encryptedERC, amount],
-      } as never);
+      });
+      await this.receiptOf("approve", hash);
     }
     return this.writeEerc("deposit", [amount, args.token, words7(pct)], args.message);
   }
@@ -323,7 +333,7 @@ export class EercClient {
       auditorPk,
       pct: args.pct,
     });
-    const proof = proofToCalldata(await this.prover.prove("transfer", built.input));
+    const proof = proofToCalldata("transfer", await this.prover.prove("transfer", built.input));
     const remaining = current.plain - args.amount;
     return {
       kind: "transfer",
@@ -347,25 +357,31 @@ export class EercClient {
    * balance can be sent while the transfers before it are still pending.
    */
   async broadcastTransfer(prepared: PreparedTransfer, options: { message?: Hex; nonce?: number; gas?: bigint } = {}): Promise<Hex> {
-    return this.wallet.writeContract({
+    const args = transferArgs(prepared);
+    const contract = {
       address: this.contracts.encryptedERC,
       abi: EncryptedERCAbi,
       functionName: "transfer",
-      args: transferArgs(prepared, options.message),
       nonce: options.nonce,
       gas: options.gas,
-    } as never);
+    } as const;
+    return options.message
+      ? this.wallet.writeContract({ ...contract, args: [...args, options.message] })
+      : this.wallet.writeContract({ ...contract, args });
   }
 
   /** Gas for sending `prepared` now, as the node estimates it against the current state. */
   async estimateTransferGas(prepared: PreparedTransfer, options: { message?: Hex } = {}): Promise<bigint> {
-    return this.publicClient.estimateContractGas({
+    const args = transferArgs(prepared);
+    const contract = {
       address: this.contracts.encryptedERC,
       abi: EncryptedERCAbi,
       functionName: "transfer",
-      args: transferArgs(prepared, options.message),
       account: this.wallet.account,
-    } as never);
+    } as const;
+    return options.message
+      ? this.publicClient.estimateContractGas({ ...contract, args: [...args, options.message] })
+      : this.publicClient.estimateContractGas({ ...contract, args });
   }
 
   async transfer(args: { to: Address; amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
@@ -384,7 +400,7 @@ export class EercClient {
       balanceCT: current.eGCT,
       auditorPk,
     });
-    const proof = proofToCalldata(await this.prover.prove("withdraw", input));
+    const proof = proofToCalldata("withdraw", await this.prover.prove("withdraw", input));
     return this.writeEerc(
       "withdraw",
       [
@@ -405,7 +421,7 @@ export class EercClient {
     const receiverPk = await this.registeredPublicKey(to);
     if (!receiverPk) throw new ReceiverNotRegisteredError(to);
     const { input } = mintInputs({ value: amount, chainId: await this.chainId(), receiverPk, auditorPk });
-    const proof = proofToCalldata(await this.prover.prove("mint", input));
+    const proof = proofToCalldata("mint", await this.prover.prove("mint", input));
     return this.writeEerc("privateMint", [to, { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals }], args.message);
   }
 
@@ -420,7 +436,7 @@ export class EercClient {
       balanceCT: current.eGCT,
       auditorPk,
     });
-    const proof = proofToCalldata(await this.prover.prove("burn", input));
+    const proof = proofToCalldata("burn", await this.prover.prove("burn", input));
     return this.writeEerc(
       "privateBurn",
       [

@@ -3,7 +3,7 @@ import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { BaseError } from "../errors.js";
 import type { CircuitName } from "./artifacts.js";
-import { proofToCalldata } from "./calldata.js";
+import { PUBLIC_SIGNALS, proofToCalldata } from "./calldata.js";
 import { mulBase, randomScalar } from "./curve.js";
 import { encryptElGamal } from "./elgamal.js";
 import { burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
@@ -81,7 +81,6 @@ function sampleInputs(circuit: CircuitName, chainId: bigint) {
   }
 }
 
-const PUBLIC_SIGNALS: Record<CircuitName, number> = { registration: 5, transfer: 32, withdraw: 16, mint: 24, burn: 19 };
 const VERIFIER_GETTERS = {
   transfer: "transferVerifier",
   withdraw: "withdrawVerifier",
@@ -120,7 +119,7 @@ export async function checkProvingArtifacts(args: {
       if (cause instanceof CircuitArtifactsMissingError) throw cause;
       throw new CircuitVerifierMismatchError(circuit, verifier, zkey, { cause });
     });
-    const { proofPoints, publicSignals } = proofToCalldata(proof);
+    const { proofPoints, publicSignals } = proofToCalldata(circuit, proof);
     const abi = [
       {
         type: "function",
@@ -140,7 +139,7 @@ export async function checkProvingArtifacts(args: {
         address: verifier,
         abi,
         functionName: "verifyProof",
-        args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals] as never,
+        args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals],
       })
       .catch(() => false);
     if (ok !== true) throw new CircuitVerifierMismatchError(circuit, verifier, zkey);

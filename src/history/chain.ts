@@ -142,7 +142,7 @@ export async function balanceFromChain(
     functionName: "balanceOf",
     args: [account, args.tokenId],
   });
-  const view = toBalanceView(raw as never);
+  const view = toBalanceView(raw);
   return {
     account,
     tokenId: args.tokenId,

@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Address, type Hex, numberToHex, type PrivateKeyAccount, parseEther } from "viem";
+import { type Address, createTestClient, custom, type Hex, type PrivateKeyAccount, parseEther } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { TestUSDCAbi } from "../../abis/TestUSDCAbi.js";
@@ -23,10 +23,8 @@ import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf 
 export async function newFundedAccount(chain: ChainClients): Promise<PrivateKeyAccount & { privateKey: Hex }> {
   const privateKey = generatePrivateKey();
   const account = Object.assign(privateKeyToAccount(privateKey), { privateKey });
-  await chain.publicClient.request({
-    method: "anvil_setBalance" as never,
-    params: [account.address, numberToHex(parseEther("100"))] as never,
-  });
+  const anvil = createTestClient({ mode: "anvil", chain: chain.chain, transport: custom(chain.publicClient) });
+  await anvil.setBalance({ address: account.address, value: parseEther("100") });
   return account;
 }
 
@@ -49,10 +47,11 @@ export async function eercAccount(
   return client;
 }
 
-async function write(chain: ChainClients, account: PrivateKeyAccount, request: Record<string, unknown>): Promise<Hex> {
-  const hash = await chain.walletFor(account).writeContract(request as never);
+/** Waits for a sent write; a revert throws, naming `what`. */
+async function mined(chain: ChainClients, what: string, sent: Promise<Hex>): Promise<Hex> {
+  const hash = await sent;
   const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
-  if (receipt.status !== "success") throw new Error(`${String(request.functionName)} reverted (${hash})`);
+  if (receipt.status !== "success") throw new Error(`${what} reverted (${hash})`);
   return hash;
 }
 
@@ -63,12 +62,16 @@ export async function registerProvider(
   owner: PrivateKeyAccount,
   p: { namespace: string; payoutAccount: Address; pricing: Pricing },
 ): Promise<Hex> {
-  await write(chain, owner, {
-    address: manifest.contracts.providerRegistry,
-    abi: ProviderRegistryAbi,
-    functionName: "registerProvider",
-    args: [p.namespace, p.payoutAccount, p.pricing],
-  });
+  await mined(
+    chain,
+    "registerProvider",
+    chain.walletFor(owner).writeContract({
+      address: manifest.contracts.providerRegistry,
+      abi: ProviderRegistryAbi,
+      functionName: "registerProvider",
+      args: [p.namespace, p.payoutAccount, p.pricing],
+    }),
+  );
   return providerIdOf(p.namespace);
 }
 
@@ -78,12 +81,16 @@ export async function authoriseServer(
   owner: PrivateKeyAccount,
   server: Address,
 ): Promise<void> {
-  await write(chain, owner, {
-    address: manifest.contracts.usageLedger,
-    abi: UsageLedgerAbi,
-    functionName: "setServer",
-    args: [server, true],
-  });
+  await mined(
+    chain,
+    "setServer",
+    chain.walletFor(owner).writeContract({
+      address: manifest.contracts.usageLedger,
+      abi: UsageLedgerAbi,
+      functionName: "setServer",
+      args: [server, true],
+    }),
+  );
 }
 
 let eventCounter = 0;
@@ -130,12 +137,16 @@ export async function commitRecords(
     records,
     keys,
   });
-  const hash = await write(chain, server, {
-    address: manifest.contracts.usageLedger,
-    abi: UsageLedgerAbi,
-    functionName: "commit",
-    args: [batch],
-  });
+  const hash = await mined(
+    chain,
+    "commit",
+    chain.walletFor(server).writeContract({
+      address: manifest.contracts.usageLedger,
+      abi: UsageLedgerAbi,
+      functionName: "commit",
+      args: [batch],
+    }),
+  );
   const receipt = await chain.publicClient.getTransactionReceipt({ hash });
   return { batchId: batch.batchId, blockNumber: receipt.blockNumber };
 }
@@ -148,7 +159,11 @@ export async function mintUsdc(
   to: Address,
   amount: bigint,
 ): Promise<void> {
-  await write(chain, from, { address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "mint", args: [to, amount] });
+  await mined(
+    chain,
+    "mint",
+    chain.walletFor(from).writeContract({ address: manifest.contracts.token, abi: TestUSDCAbi, functionName: "mint", args: [to, amount] }),
+  );
 }
 
 /** A user pays a fee into the revenue pool: a plain USDC transfer the indexer sees. */
@@ -160,12 +175,16 @@ export async function payPoolFee(
 ): Promise<void> {
   if (!manifest.revenuePool) throw new Error("the deployment manifest names no revenuePool");
   await mintUsdc(chain, manifest, user, user.address, amount);
-  await write(chain, user, {
-    address: manifest.contracts.token,
-    abi: TestUSDCAbi,
-    functionName: "transfer",
-    args: [manifest.revenuePool, amount],
-  });
+  await mined(
+    chain,
+    "transfer",
+    chain.walletFor(user).writeContract({
+      address: manifest.contracts.token,
+      abi: TestUSDCAbi,
+      functionName: "transfer",
+      args: [manifest.revenuePool, amount],
+    }),
+  );
 }
 
 /** Funds a payer: mints `amount` test USDC to it and deposits it into its encrypted balance. */

@@ -194,7 +194,7 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
     wallet ??= createWalletClient({
       account: options.serverAccount,
       chain: publicClient.chain,
-      transport: custom({ request: (args) => publicClient.request(args as never) }),
+      transport: custom(publicClient),
     }) as WalletClient<Transport, Chain, Account>;
     let hash: Hex;
     try {
@@ -205,7 +205,7 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
         functionName: "commit",
         args: [batch],
       });
-      hash = await wallet.writeContract(request as never);
+      hash = await wallet.writeContract(request);
     } catch (err) {
       if (isBatchAlreadyCommitted(err)) return { batchId: batch.batchId, txHash: null, alreadyCommitted: true };
       throw err;
@@ -224,7 +224,7 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
   const commitRelayed = async (built: BuiltBatch, records: readonly CallRecord[], apiUrl: string): Promise<SubmitResult> => {
     const deadline = BigInt(Math.floor(Date.now() / 1000) + (options.deadlineSeconds ?? 3_600));
     const typed = batchTypedData(built.batch, deadline, { chainId: await getChainId(), ledger });
-    const signature = await options.serverAccount.signTypedData(typed as never);
+    const signature = await options.serverAccount.signTypedData(typed);
     const body = submitRequestBody(built.batch, deadline, signature, options.sendRecords ? records : undefined);
     const { batchId } = built.batch;
     let answer: { txHash: Hex | null };
