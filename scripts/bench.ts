@@ -1,3 +1,4 @@
+import { benchGas } from "../bench/gas.js";
 import { benchIndexer } from "../bench/indexer.js";
 import { benchIngest } from "../bench/ingest.js";
 import { benchMeter } from "../bench/meter.js";
@@ -28,6 +29,10 @@ async function main(): Promise<void> {
       baselineRuns: int("BENCH_BASELINE_PROOFS", 10),
       log,
     });
+  }
+  if (wants("gas")) {
+    log("== gas per operation, real proofs and verifiers ==");
+    await benchGas({ log });
   }
   if (wants("meter")) {
     log("== metering overhead ==");

@@ -17,7 +17,6 @@ import {
   createWalletClient,
   decodeErrorResult,
   encodeDeployData,
-  encodeFunctionData,
   getAddress,
   type Hex,
   http,
@@ -77,7 +76,6 @@ let pub: PublicClient;
 let owner: Address, alice: Address, bob: Address, carol: Address, auditor: Address, dave: Address;
 const keys = new Map<Address, bigint>();
 const pkOf = (a: Address): Pt => B8.multiply(keys.get(a)!);
-const gas: Record<string, bigint> = {};
 let artifacts: Record<string, Artifact>;
 
 async function deploy(name: string, args: unknown[] = []): Promise<Address> {
@@ -259,7 +257,6 @@ describe("contracts", () => {
 
   afterAll(async () => {
     await anvil?.stop();
-    if (Object.keys(gas).length > 0) console.log("gas used:", Object.fromEntries(Object.entries(gas).map(([k, v]) => [k, Number(v)])));
   });
 
   describe("BabyJubJub library", () => {
@@ -312,15 +309,6 @@ describe("contracts", () => {
       expect(await call("addEGCT", [toStruct(a), toStruct(b)])).toEqual(toStruct(enc(8n, 579n, pk)));
       expect(await call("subEGCT", [toStruct(a), toStruct(b)])).toEqual(toStruct(enc(2n, 123n - 456n, pk)));
     });
-
-    it("measures scalarMul gas", async () => {
-      const estimate = (fn: string, args: unknown[]) =>
-        pub.estimateGas({ account: owner, to: h, data: encodeFunctionData({ abi, functionName: fn, args } as never) });
-      const baseline = await estimate("negate", [xy(B8)]);
-      gas["scalarMul 32-bit (Base8)"] = (await estimate("scalarMul", [xy(B8), 4_000_000_000n])) - baseline;
-      gas["scalarMul 253-bit (Base8)"] = (await estimate("scalarMul", [xy(B8), L - 1n])) - baseline;
-      gas["add (affine, 1 modexp)"] = (await estimate("add", [xy(B8), xy(points[2])])) - baseline;
-    });
   });
 
   it("TestUSDC has 6 decimals and an open faucet", async () => {
@@ -329,24 +317,6 @@ describe("contracts", () => {
     expect(await read<string>(usdc, TestUSDCAbi, "name")).toBe("Test USDC");
     await send(dave, usdc, TestUSDCAbi, "mint", [dave, 1_234_567n]);
     expect(await read<bigint>(usdc, TestUSDCAbi, "balanceOf", [dave])).toBe(1_234_567n);
-  });
-
-  it("measures the generated verifiers' gas, when they are built", async () => {
-    for (const [name, n] of Object.entries(VERIFIERS)) {
-      if (!artifacts[name]) continue;
-      const verifier = await deploy(name);
-      const args = [NO_PROOF.a, NO_PROOF.b, NO_PROOF.c, Array(n).fill(1n)];
-      const abi = artifacts[name].abi as Abi;
-      expect(await read<boolean>(verifier, abi, "verifyProof", args)).toBe(false);
-      // A zero proof runs the same precompiles as a valid one; the accepting FixedResultVerifier gives the call
-      // overhead. Sent as transactions with ample gas: the verifier turns a precompile running out
-      // of gas into `false`, which makes eth_estimateGas settle on a uselessly low figure.
-      const data = encodeFunctionData({ abi, functionName: "verifyProof", args } as never);
-      const wallet = createWalletClient({ account: owner, chain: foundry, transport: http(anvil.rpcUrl) });
-      const used = async (to: Address) =>
-        (await pub.waitForTransactionReceipt({ hash: await wallet.sendTransaction({ to, data, gas: 5_000_000n } as never) })).gasUsed;
-      gas[`${name}.verifyProof`] = (await used(verifier)) - (await used(acceptAll));
-    }
   });
 
   describe("Registrar", () => {
@@ -401,7 +371,6 @@ describe("contracts", () => {
     it("registers, then refuses a reused hash and a second registration", async () => {
       const signals = registerSignals(dave, davePk());
       const receipt = await send(dave, registrar, RegistrarAbi, "register", reg(signals));
-      gas["register (no verifier)"] = receipt.gasUsed;
       const [ev] = events(receipt, "Register");
       expect(ev.args).toEqual({ user: dave, publicKey: xy(davePk()) });
       expect(await read<boolean>(registrar, RegistrarAbi, "isUserRegistered", [dave])).toBe(true);
@@ -510,10 +479,8 @@ describe("contracts", () => {
 
     it("credits deposits as Enc(value, 1, PK) = (Base8, PK + value·Base8), the PCT at t and the snapshot at t + 1", async () => {
       const first = await send(alice, converter, EncryptedERCAbi, "deposit", [5_000_000n, usdc, pct(10n)]);
-      gas["deposit (first, new token)"] = first.gasUsed;
       expect(events(first, "Deposit")[0].args).toEqual({ user: alice, amount: 5_000_000n, dust: 0n, tokenId: 1n });
-      const second = await send(alice, converter, EncryptedERCAbi, "deposit", [2_000_000n, usdc, pct(20n)]);
-      gas.deposit = second.gasUsed;
+      await send(alice, converter, EncryptedERCAbi, "deposit", [2_000_000n, usdc, pct(20n)]);
 
       expect(await read<bigint>(converter, EncryptedERCAbi, "tokenIds", [usdc])).toBe(1n);
       expect(await read<Address>(converter, EncryptedERCAbi, "tokenAddresses", [1n])).toBe(usdc);
@@ -602,7 +569,6 @@ describe("contracts", () => {
         auditorPCT: pct(60n),
       });
       const receipt = await send(alice, converter, EncryptedERCAbi, "transfer", [bob, 1n, proof, pct(70n)]);
-      gas["transfer (no verifier, first credit to receiver)"] = receipt.gasUsed;
       expect(events(receipt, "PrivateTransfer")[0].args).toEqual({
         from: alice,
         to: bob,
@@ -650,13 +616,12 @@ describe("contracts", () => {
 
       // alice proves against e1 (computed before the credit): still valid, and the credit survives.
       const vtt = enc(300_000n, 4242n, pkOf(alice));
-      const receipt = await send(alice, converter, EncryptedERCAbi, "transfer", [
+      await send(alice, converter, EncryptedERCAbi, "transfer", [
         bob,
         1n,
         transferProof({ sender: alice, receiver: bob, current: e1, senderVTT: vtt, receiverVTT: enc(300_000n, 2n, pkOf(bob)) }),
         pct(90n),
       ]);
-      gas["transfer (no verifier)"] = receipt.gasUsed;
       const e3 = await balance(converter, alice, 1n);
       expect(ctEqual(e3.ct, { c1: e2.ct.c1.subtract(vtt.c1), c2: e2.ct.c2.subtract(vtt.c2) })).toBe(true);
       expect(e3.nonce).toBe(2n);
@@ -711,7 +676,6 @@ describe("contracts", () => {
       const before = await balance(converter, alice, 1n);
       const usdcBefore = await read<bigint>(usdc, TestUSDCAbi, "balanceOf", [alice]);
       const receipt = await send(alice, converter, EncryptedERCAbi, "withdraw", [1n, withdrawProof(alice, 500_000n, before.ct), pct(95n)]);
-      gas["withdraw (no verifier)"] = receipt.gasUsed;
       expect(events(receipt, "Withdraw")[0].args).toEqual({
         user: alice,
         amount: 500_000n,
@@ -814,7 +778,6 @@ describe("contracts", () => {
     it("mints, burns and transfers token 0", async () => {
       const minted = vtt(10_000n, 31n);
       const receipt = await send(owner, standalone, EncryptedERCAbi, "privateMint", [alice, mintProof(alice, minted, 77n)]);
-      gas["privateMint (no verifier)"] = receipt.gasUsed;
       expect(events(receipt, "PrivateMint")[0].args).toEqual({ user: alice, auditorPCT: [...pct(500n)], auditorAddress: auditor });
       await expectRevert(owner, standalone, EncryptedERCAbi, "privateMint", [alice, mintProof(alice, minted, 77n)], "NullifierAlreadyUsed");
       let bal = await balance(standalone, alice, 0n);
@@ -844,7 +807,6 @@ describe("contracts", () => {
         [carol],
       );
       const burn = await send(alice, standalone, EncryptedERCAbi, "privateBurn", [bob, burnProof(alice, bal.ct, vtb), pct(33n), msg]);
-      gas["privateBurn (no verifier)"] = burn.gasUsed;
       expect(events(burn, "PrivateBurn")[0].args).toEqual({ user: alice, auditorPCT: [...pct(600n)], auditorAddress: auditor });
       expect(events(burn, "PrivateMessage")[0].args).toMatchObject({ from: alice, to: alice, metadata: { messageType: "PRIVATE_BURN" } });
       const burnt = await balance(standalone, alice, 0n);

@@ -58,7 +58,6 @@ describe("API write routes: provider registration and usage submission, indexed"
   let registry: Address, ledger: Address;
   const eerc: Record<string, EercClient> = {};
   let keys: LineKeys;
-  const timings: Record<string, number> = {};
 
   const post = async (path: string, body: unknown, raw = false): Promise<Answer> => {
     const started = performance.now();
@@ -211,14 +210,12 @@ describe("API write routes: provider registration and usage submission, indexed"
   });
 
   afterAll(async () => {
-    if (Object.keys(timings).length > 0) console.log("usage API timings (ms):", timings);
     await indexer?.stop();
     await prover.close();
     await anvil?.stop();
   });
 
   it("registers providers with the operator's signature, relayed by the API, and indexes them", async () => {
-    const started = performance.now();
     for (const [namespace, acct] of [
       ["coingecko", coingeckoAcct],
       ["etherscan", etherscanAcct],
@@ -233,7 +230,6 @@ describe("API write routes: provider registration and usage submission, indexed"
       const receipt = await settle(answer.body.txHash);
       expect(getAddress(receipt.from)).toBe(getAddress(relayer.address));
     }
-    timings["register (mined), per provider"] = Math.round((performance.now() - started) / 3);
     const onChain = await read<{ payoutAccount: Address; pricing: unknown }>(registry, ProviderRegistryAbi, "getProvider", [
       providerIdOf("etherscan"),
     ]);
@@ -349,7 +345,6 @@ describe("API write routes: provider registration and usage submission, indexed"
     const answer = await post("/usage/submit", body);
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     expect(answer.body).toEqual({ batchId: built.batch.batchId, txHash: expect.stringMatching(/^0x[0-9a-f]{64}$/) });
-    timings["submit (sent, not mined), with 6 records"] = Math.round(answer.ms);
     first = { built, records, body, txHash: answer.body.txHash };
     const receipt = await settle(answer.body.txHash);
     expect(getAddress(receipt.from)).toBe(getAddress(relayer.address));
@@ -419,10 +414,8 @@ describe("API write routes: provider registration and usage submission, indexed"
   it("serialises the relayer's nonces across concurrent submissions", async () => {
     const batches = Array.from({ length: 6 }, (_, i) => nextBatch([record(["coingecko", "etherscan", "defillama"][i % 3]!)]));
     const bodies = await Promise.all(batches.map((b) => submitBody(b.batch)));
-    const started = performance.now();
     // Each batch twice, all at once: six transactions, each answered twice with the same hash.
     const answers = await Promise.all([...bodies, ...bodies].map((b) => post("/usage/submit", b)));
-    timings["6 batches submitted concurrently, twice each (all answered)"] = Math.round(performance.now() - started);
     for (const a of answers) expect(a.status, JSON.stringify(a.body)).toBe(200);
     const hashes = answers.map((a) => a.body.txHash as Hex);
     expect(hashes.slice(0, 6)).toEqual(hashes.slice(6));

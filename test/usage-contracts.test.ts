@@ -66,7 +66,6 @@ describe("ProviderRegistry and UsageLedger", () => {
   let manifest: Awaited<ReturnType<typeof deploy>>;
   let registry: Address, ledger: Address;
   const eerc: Record<string, EercClient> = {};
-  const gas: Record<string, number> = {};
 
   const wallet = (account: (typeof accounts)[number]) => chain.walletFor(account);
 
@@ -141,7 +140,6 @@ describe("ProviderRegistry and UsageLedger", () => {
   });
 
   afterAll(async () => {
-    if (Object.keys(gas).length > 0) console.log("usage gas used:", gas);
     await prover.close();
     await anvil?.stop();
   });
@@ -161,7 +159,6 @@ describe("ProviderRegistry and UsageLedger", () => {
         providerA.address,
         perCall(1_500n),
       ]);
-      gas["registerProvider (per-call)"] = Number(receipt.gasUsed);
       expect(events(receipt, ProviderRegistryAbi, "ProviderRegistered")).toEqual([
         { providerId: id, namespace: "coingecko", payoutAccount: providerA.address, pricing: perCall(1_500n) },
       ]);
@@ -185,8 +182,7 @@ describe("ProviderRegistry and UsageLedger", () => {
 
     it("stores tiered and free-pool pricing exactly, including an open-ended last tier", async () => {
       const tiers = tiered([1_000n, 0n], [100_000n, 20n], [UINT64_MAX, 10n]);
-      const receipt = await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["etherscan", providerB.address, tiers]);
-      gas["registerProvider (3 tiers)"] = Number(receipt.gasUsed);
+      await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["etherscan", providerB.address, tiers]);
       expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("etherscan")])).pricing).toEqual(
         tiers,
       );
@@ -329,7 +325,6 @@ describe("ProviderRegistry and UsageLedger", () => {
       );
 
       const receipt = await send(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", args);
-      gas["registerProviderSigned (free pool)"] = Number(receipt.gasUsed);
       expect(events(receipt, ProviderRegistryAbi, "ProviderRegistered")).toEqual([
         { providerId: providerIdOf("dune"), namespace: "dune", payoutAccount: providerB.address, pricing: freePool(2) },
       ]);
@@ -604,7 +599,7 @@ describe("ProviderRegistry and UsageLedger", () => {
       await send(operator, ledger, UsageLedgerAbi, "setServer", [server.address, true]);
     });
 
-    it("measures gas per commit for 1, 10 and 100 provider lines", async () => {
+    it("commits batches of 1, 10 and 100 provider lines, directly and signed, each under 5M gas", async () => {
       const randomKeys: LineKeys = { ...keys, providerPk: () => mulBase(randomScalar()) };
       for (const providers of [1, 10, 100]) {
         const records = Array.from({ length: providers * 3 }, (_, i) => record(`gasprovider${i % providers}`));
@@ -614,10 +609,8 @@ describe("ProviderRegistry and UsageLedger", () => {
         const deadline = (await latestTimestamp()) + 600n;
         const signature = await server.signTypedData(batchTypedData(signed, deadline, { chainId: chain.chain.id, ledger }));
         const relayed = await send(relayer, ledger, UsageLedgerAbi, "commitSigned", [signed, deadline, signature]);
-        const bytes = (batch.encryptedLines.length - 2) / 2;
-        gas[`commit, ${providers} lines (${bytes} B of lines)`] = Number(direct.gasUsed);
-        gas[`commitSigned, ${providers} lines`] = Number(relayed.gasUsed);
         expect(direct.gasUsed).toBeLessThan(5_000_000n);
+        expect(relayed.gasUsed).toBeLessThan(5_000_000n);
       }
     });
   });
