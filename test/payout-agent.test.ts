@@ -1,5 +1,5 @@
 import { privateKeyToAccount } from "viem/accounts";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
@@ -10,6 +10,7 @@ import { poolReserve, poolSecret } from "../src/payout/settlement.js";
 import { operatorAmounts } from "../src/payout/tag.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
+import { story } from "./story.js";
 
 // The payout agent against anvil, the indexer and real proofs. Expected amounts are worked out by
 // hand from the pricing (10% platform fee) so the engine is not checked against itself. The free
@@ -66,7 +67,9 @@ afterAll(async () => {
 });
 
 describe("payout agent", () => {
-  it("pays every provider what it earned in one transfer each, free pool split from the fees the pool received", async () => {
+  const step = story();
+
+  step("pays every provider what it earned in one transfer each, free pool split from the fees the pool received", async () => {
     await commit({ weather: [8, 7], news: 8, tinyapi: 1, wiki: 10, maps: 10 });
     await payPoolFee(w.chain, w.manifest, w.user, 1_000_000n);
     const result = await w.agent().runCycle();
@@ -83,13 +86,13 @@ describe("payout agent", () => {
     expect(await balances()).toEqual({ weather: 6300n, news: 675n, tinyapi: 1n, ...free });
   });
 
-  it("a second run with nothing new pays nothing", async () => {
+  step("a second run with nothing new pays nothing", async () => {
     const result = await w.agent().runCycle();
     expect(result.status).toBe("nothing_owed");
     expect([...(await transfersPerCycleAndProvider(w)).values()].every((n) => n === 1)).toBe(true);
   });
 
-  it("the next cycle pays only the difference: tiers keep counting within the period, the pool splits by largest remainder", async () => {
+  step("the next cycle pays only the difference: tiers keep counting within the period, the pool splits by largest remainder", async () => {
     await commit({ weather: 2, news: 4, wiki: 1, maps: 1 });
     await payPoolFee(w.chain, w.manifest, w.user, 7n);
     const result = await w.agent().runCycle();
@@ -109,22 +112,25 @@ describe("payout agent", () => {
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
-  it("the payout tags on chain say what was paid: the operator reads each amount, the auditor too, and both match what the provider received", async () => {
-    await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-    const facts = await readSettlementFacts(new IndexerClient(w.indexer.url), [w.operator.address]);
-    expect(facts.unattributed).toEqual([]);
-    const { amounts, unreadable } = operatorAmounts(w.operator.exportPrivateKey(), facts);
-    expect(unreadable).toEqual([]);
-    const auditor = await eercAccount(w.chain, w.manifest, w.prover, privateKeyToAccount(ANVIL_KEYS[9]));
-    const paid = new Map<string, bigint>();
-    for (const p of facts.payouts) {
-      expect(decryptPCT(p.auditorPCT, auditor.exportPrivateKey())).toBe(amounts.get(p.txHash));
-      paid.set(p.to, (paid.get(p.to) ?? 0n) + amounts.get(p.txHash)!);
-    }
-    for (const [, { account, client }] of w.payoutAccounts) expect(paid.get(account.address)).toBe(await client.balance(w.tokenId));
-  });
+  step(
+    "the payout tags on chain say what was paid: the operator reads each amount, the auditor too, and both match what the provider received",
+    async () => {
+      await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+      const facts = await readSettlementFacts(new IndexerClient(w.indexer.url), [w.operator.address]);
+      expect(facts.unattributed).toEqual([]);
+      const { amounts, unreadable } = operatorAmounts(w.operator.exportPrivateKey(), facts);
+      expect(unreadable).toEqual([]);
+      const auditor = await eercAccount(w.chain, w.manifest, w.prover, privateKeyToAccount(ANVIL_KEYS[9]));
+      const paid = new Map<string, bigint>();
+      for (const p of facts.payouts) {
+        expect(decryptPCT(p.auditorPCT, auditor.exportPrivateKey())).toBe(amounts.get(p.txHash));
+        paid.set(p.to, (paid.get(p.to) ?? 0n) + amounts.get(p.txHash)!);
+      }
+      for (const [, { account, client }] of w.payoutAccounts) expect(paid.get(account.address)).toBe(await client.balance(w.tokenId));
+    },
+  );
 
-  it("recovers when a credit lands on the payer in the middle of a chain of proofs", async () => {
+  step("recovers when a credit lands on the payer in the middle of a chain of proofs", async () => {
     await commit({ weather: 3, news: 1, tinyapi: 2 });
     const stranger = await newFundedAccount(w.chain);
     const strangerClient = await eercAccount(w.chain, w.manifest, w.prover, stranger);
@@ -161,7 +167,7 @@ describe("payout agent", () => {
     expect([...(await transfersPerCycleAndProvider(w)).values()].every((n) => n === 1)).toBe(true);
   });
 
-  it("spreads a cycle over several payer accounts", async () => {
+  step("spreads a cycle over several payer accounts", async () => {
     const second = await newFundedAccount(w.chain);
     const secondClient = await eercAccount(w.chain, w.manifest, w.prover, second);
     await fundPayer(w.chain, w.manifest, secondClient, second, 1_000_000n);
@@ -179,7 +185,7 @@ describe("payout agent", () => {
     expect(again.status).toBe("nothing_owed");
   });
 
-  it("never pays twice: a payer transfer the ledger cannot account for stops the agent before it proves anything", async () => {
+  step("never pays twice: a payer transfer the ledger cannot account for stops the agent before it proves anything", async () => {
     await commit({ weather: 2 });
     // The payer sends an ordinary transfer (fresh random PCT nonces, no payout tag) to a provider.
     const stray = await w.operator.transfer({ to: w.payoutAccounts.get("weather")!.account.address, amount: 5n, tokenId: w.tokenId });

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
@@ -18,6 +18,7 @@ import { providerIdOf } from "../src/usage/registry.js";
 import { accounts } from "./indexer-helpers.js";
 import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
 import { runScript } from "./run-script.js";
+import { story } from "./story.js";
 
 // The provider journey around the payout agent as separate processes: the agent serving
 // POST /revenue/distribute, the query API with pending amounts and cycle totals, the auditor's
@@ -92,14 +93,16 @@ afterAll(async () => {
 });
 
 describe("payout journey", () => {
-  it("the API tells each provider, encrypted to its key, what it is owed and not yet paid", async () => {
+  const step = story();
+
+  step("the API tells each provider, encrypted to its key, what it is owed and not yet paid", async () => {
     expect(await pendingOf("weather")).toBe(2700n);
     // A free-pool share is pending only once its cycle has a boundary (it would show how the others' usage moves).
     expect(await pendingOf("wiki")).toBe(0n);
     expect(await pendingOf("news")).toBe(0n);
   });
 
-  it("POST /revenue/distribute refuses bad, foreign and replayed requests with a JSON error naming the field", async () => {
+  step("POST /revenue/distribute refuses bad, foreign and replayed requests with a JSON error naming the field", async () => {
     const requestId = `0x${"ab".repeat(32)}` as Hex;
     const deadline = BigInt(Math.floor(Date.now() / 1000) + 120);
     const typed = distributeTypedData(requestId, deadline, w.chain.chain.id);
@@ -113,7 +116,7 @@ describe("payout journey", () => {
     expect(status.last).toBeNull();
   });
 
-  it("the operator's signed request runs a cycle; the CLI follows it to the end", async () => {
+  step("the operator's signed request runs a cycle; the CLI follows it to the end", async () => {
     const run = await cli(["distribute", "--agent", agentUrl], { PRIVATE_KEY: operatorKey });
     expect(run.code, run.stderr).toBe(0);
     // weather and wiki, and zero-amount transfers to the three providers without usage.
@@ -123,7 +126,7 @@ describe("payout journey", () => {
     expect(await w.payoutAccounts.get("weather")!.client.balance(w.tokenId)).toBe(2700n);
   });
 
-  it("a replayed request is refused", async () => {
+  step("a replayed request is refused", async () => {
     const requestId = `0x${"cd".repeat(32)}` as Hex;
     const deadline = BigInt(Math.floor(Date.now() / 1000) + 120);
     const signature = await accounts[0]!.signTypedData(distributeTypedData(requestId, deadline, w.chain.chain.id));
@@ -134,7 +137,7 @@ describe("payout journey", () => {
     expect(again.body.error.field).toBe("requestId");
   });
 
-  it("the audit totals carry each cycle's total, encrypted to the auditor", async () => {
+  step("the audit totals carry each cycle's total, encrypted to the auditor", async () => {
     const response = await new IndexerClient(w.indexer.url).auditTotals();
     const report = auditTotals(response, await deriveKeyFromWallet(accounts[9]!));
     // weather 2700; wiki the pool's 1000 − 10%, less cycle 1's reserve.
@@ -143,7 +146,7 @@ describe("payout journey", () => {
     ]);
   });
 
-  it("the auditor reconciles every cycle; a payout the usage does not justify makes it exit 1", async () => {
+  step("the auditor reconciles every cycle; a payout the usage does not justify makes it exit 1", async () => {
     const ok = await cli(["reconcile", "--api", w.indexer.url, "--operator", w.operator.address], { PRIVATE_KEY: auditorKey });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/every cycle paid what it owed/);
@@ -169,7 +172,7 @@ describe("payout journey", () => {
     expect(row).toMatchObject({ owedMicro: "2700", paidMicro: "2705", transfers: 2, ok: false });
   });
 
-  it("a payer transfer that is not a payout fails the reconciliation, named, even when every cycle adds up", async () => {
+  step("a payer transfer that is not a payout fails the reconciliation, named, even when every cycle adds up", async () => {
     const stray = await w.operator.transfer({ to: w.payoutAccounts.get("news")!.account.address, amount: 1n, tokenId: w.tokenId });
     await new IndexerClient(w.indexer.url).waitForBlock(stray.blockNumber);
     const run = await cli(["reconcile", "--api", w.indexer.url, "--operator", w.operator.address, "--payers", w.operator.address], {
@@ -182,7 +185,7 @@ describe("payout journey", () => {
     expect(run.stderr).toMatch(/1 payer transfer\(s\) are not accountable payouts/);
   });
 
-  it("a provider withdraws with only an RPC endpoint and its key: indexer, API and agent stopped", async () => {
+  step("a provider withdraws with only an RPC endpoint and its key: indexer, API and agent stopped", async () => {
     agent.kill("SIGTERM");
     await w.indexer.stop();
     const weather = w.payoutAccounts.get("weather")!;
