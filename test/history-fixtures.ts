@@ -3,9 +3,10 @@ import type { Point } from "../src/eerc/curve.js";
 import { addEGCT, type EGCT, encryptElGamal, subEGCT } from "../src/eerc/elgamal.js";
 import { encryptPCT } from "../src/eerc/pct.js";
 import type { AuditKind, HistoryKind } from "../src/history/types.js";
+import type { AuditTotalsWire, EarningsWire } from "../src/indexer-client/wire.js";
 import { getOrCreate } from "../src/util/map.js";
 
-/** REST-style JSON (bigints as decimal strings) built with the real SDK crypto. */
+/** The API's JSON (its wire types: bigints as decimal strings) built with the real SDK crypto. */
 
 const s = (v: bigint) => v.toString();
 const ss = (v: readonly bigint[]) => v.map(s);
@@ -46,8 +47,8 @@ export type Step = { tokenId: bigint; kind: HistoryKind; amount: bigint; from?: 
 /** A `/providers/:address/earnings` body for `steps`, plus the balance after each step. */
 export function buildEarnings(account: Address, pk: Point, steps: Step[], tokens: { tokenId: bigint; tokenAddress: Address | null }[]) {
   const balances = new Map<bigint, FakeBalance>();
-  const balanceHistory: unknown[] = [];
-  const receivedTransfers: unknown[] = [];
+  const balanceHistory: EarningsWire["balanceHistory"] = [];
+  const receivedTransfers: EarningsWire["receivedTransfers"] = [];
   const expected: bigint[] = [];
   steps.forEach((step, i) => {
     const b = getOrCreate(balances, step.tokenId, () => new FakeBalance(pk));
@@ -74,19 +75,20 @@ export function buildEarnings(account: Address, pk: Point, steps: Step[], tokens
       timestamp: s(step.timestamp ?? 1_764_000_000n + BigInt(i) * 3600n),
       txHash: txHash(i),
       kind: step.kind,
-      eGCT: { c1: ss(b.eGCT.c1), c2: ss(b.eGCT.c2) },
+      eGCT: { c1: [s(b.eGCT.c1[0]), s(b.eGCT.c1[1])], c2: [s(b.eGCT.c2[0]), s(b.eGCT.c2[1])] },
       nonce: s(b.nonce),
       transactionIndex: s(b.transactionIndex),
       balancePCT: ss(b.balancePCT),
       amountPCTs: b.amountPCTs.map((a) => ({ pct: ss(a.pct), index: s(a.index) })),
     });
   });
-  const json = {
+  const json: EarningsWire = {
     account,
-    publicKey: ss(pk),
+    publicKey: [s(pk[0]), s(pk[1])],
     tokens: tokens.map((t) => ({ tokenId: s(t.tokenId), tokenAddress: t.tokenAddress })),
     balanceHistory,
     receivedTransfers,
+    pending: null,
   };
   return { json, expected };
 }
@@ -102,8 +104,8 @@ export type AuditSpec = {
 };
 
 /** A `/audit/totals` body: entries grouped by (period, token) in the order given. */
-export function buildAudit(auditor: Address, auditorPk: Point, specs: AuditSpec[]) {
-  const periods: { period: string; tokenId: string; entries: unknown[] }[] = [];
+export function buildAudit(auditor: Address, auditorPk: Point, specs: AuditSpec[]): AuditTotalsWire {
+  const periods: AuditTotalsWire["periods"] = [];
   specs.forEach((e, i) => {
     let p = periods.find((x) => x.period === e.period && x.tokenId === s(e.tokenId));
     if (!p) {
@@ -117,5 +119,5 @@ export function buildAudit(auditor: Address, auditorPk: Point, specs: AuditSpec[
       auditorPCT: ss(encryptPCT(e.amount, e.to).pct),
     });
   });
-  return { auditor, auditorPublicKey: ss(auditorPk), periods };
+  return { auditor, auditorPublicKey: [s(auditorPk[0]), s(auditorPk[1])], periods, cycles: null };
 }
