@@ -1,9 +1,9 @@
 import { type Address, getAbiItem, getAddress, type Hex, isAddressEqual, isHex, type PublicClient } from "viem";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
-import { byChainPosition } from "../chain/position.js";
+import { byChainPosition, type ChainPosition } from "../chain/position.js";
 import { parseSpool, type SpoolContents } from "../meter/spool.js";
-import { verifyBatchRecords } from "../usage/batch.js";
+import { type UsageBatch, verifyBatchRecords } from "../usage/batch.js";
 import { decryptLinesFor, type UsageLine } from "../usage/lines.js";
 import { verifyMerkleProof } from "../usage/merkle.js";
 import { type CallRecord, callRecordLeaf, validateCallRecord } from "../usage/record.js";
@@ -19,17 +19,7 @@ import { HistoryError } from "./errors.js";
  */
 
 /** One `UsageCommitted` event: a batch as the chain holds it. */
-export type CommittedBatch = {
-  server: Address;
-  batchId: Hex;
-  periodStart: bigint;
-  periodEnd: bigint;
-  merkleRoot: Hex;
-  encryptedLines: Hex;
-  blockNumber: bigint;
-  logIndex: number;
-  txHash: Hex;
-};
+export type CommittedBatch = UsageBatch & ChainPosition & { txHash: Hex };
 
 /** A ProviderRegistry entry as its events left it. */
 export type ProviderRef = { providerId: Hex; namespace: string; payoutAccount: Address; active: boolean };

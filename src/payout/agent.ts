@@ -7,7 +7,7 @@ import { decryptLinesFor } from "../usage/lines.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
 import { type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
-import { type DecryptedBatch, ledgerState, operatorPoolSecret, type SettlementOptions } from "./settlement.js";
+import { type DecryptedBatch, operatorLedgerState, type SettlementOptions } from "./settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
 
 export type AgentOptions = {
@@ -136,16 +136,7 @@ export class PayoutAgent {
     this.decryptBatches(facts.batches);
     const batches: DecryptedBatch[] = facts.batches.map((b) => ({ ...b, lines: this.batchLines.get(`${b.server}:${b.batchId}`)! }));
     const finalized = head - BigInt(this.options.confirmations ?? 0);
-    const state = ledgerState({
-      batches,
-      providerChanges: facts.providerChanges,
-      poolFees: facts.poolFees,
-      payouts: facts.payouts,
-      amountOf: (p) => amounts.get(p.txHash)!,
-      settlement: this.options.settlement,
-      poolSecret: operatorPoolSecret(operatorSk, facts.auditorChanges),
-      through: finalized,
-    });
+    const state = operatorLedgerState(facts, { batches, amounts, operatorSk, settlement: this.options.settlement, through: finalized });
     const resumed = state.unfinished !== null;
     const plan = state.unfinished ?? state.next;
     if (!plan || plan.due.size === 0) {

@@ -1,7 +1,8 @@
 import { type Address, getAddress, type Hex } from "viem";
 import type { PricingModelName } from "../../ponder.schema.js";
-import { byChainPosition } from "../chain/position.js";
+import { byChainPosition, type ChainPosition } from "../chain/position.js";
 import type { Point } from "../eerc/curve.js";
+import type { CommittedBatch } from "../history/usage.js";
 import type { IndexerClient } from "../indexer-client/client.js";
 import type { ProviderId } from "../revenue/types.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
@@ -19,10 +20,11 @@ export type ProviderChangeFact = {
 };
 
 /** A committed usage batch: where it sits on chain, its period start (server clock, ms) and its encrypted lines. */
-export type BatchFact = { server: Address; batchId: Hex; periodStart: bigint; encryptedLines: Hex; blockNumber: bigint; logIndex: number };
+/** A committed batch, with what settlement needs of it. */
+export type BatchFact = Pick<CommittedBatch, "server" | "batchId" | "periodStart" | "encryptedLines" | "blockNumber" | "logIndex">;
 
 /** A fee payment into the revenue pool (token units, which are micro-USDC for 6-decimal USDC). */
-export type PoolFeeFact = { amount: bigint; blockNumber: bigint; logIndex: number };
+export type PoolFeeFact = ChainPosition & { amount: bigint };
 
 /** Everything a settlement is computed from, as indexed up to `indexedBlock`. */
 export type SettlementFacts = {

@@ -5,7 +5,7 @@ import { decryptLinesFor } from "../usage/lines.js";
 import { getOrCreate } from "../util/map.js";
 import { UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts, type SettlementFacts } from "./facts.js";
-import { boundariesOf, type DecryptedBatch, ledgerState, operatorPoolSecret, type SettlementOptions } from "./settlement.js";
+import { boundariesOf, type DecryptedBatch, operatorLedgerState, type SettlementOptions } from "./settlement.js";
 import { operatorAmounts } from "./tag.js";
 
 export type LedgerSnapshot = {
@@ -61,14 +61,11 @@ export class PayoutLedgerView {
     // With a transfer it cannot account for, the ledger cannot say what is pending.
     const unattributed = [...facts.unattributed, ...unreadable];
     if (unattributed.length > 0) throw new UnattributedPayerTransferError(unattributed);
-    const state = ledgerState({
+    const state = operatorLedgerState(facts, {
       batches,
-      providerChanges: facts.providerChanges,
-      poolFees: facts.poolFees,
-      payouts: facts.payouts,
-      amountOf: (p) => amounts.get(p.txHash)!,
+      amounts,
+      operatorSk: sk,
       settlement: this.args.settlement,
-      poolSecret: operatorPoolSecret(sk, facts.auditorChanges),
       through: facts.indexedBlock,
     });
     // An unsettled cycle's free-pool share is not pending yet: served block by block, it would show

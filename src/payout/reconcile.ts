@@ -8,6 +8,7 @@ import { decryptLinesFor } from "../usage/lines.js";
 import { readSettlementFacts } from "./facts.js";
 import {
   boundariesOf,
+  type CycleEarnings,
   cycleEarnings,
   paymentsByCycle,
   poolSecret,
@@ -17,15 +18,10 @@ import {
 } from "./settlement.js";
 import type { UnattributedTransfer } from "./tag.js";
 
-export type CycleReconciliation = {
-  cycle: number;
-  throughBlock: bigint;
-  poolMicro: bigint;
-  poolFeeMicro: bigint;
-  /** The free pool's reserve carried in from the previous cycle and out to the next; the split is what was shared this cycle. */
-  carriedInMicro: bigint;
-  splitMicro: bigint;
-  carriedOutMicro: bigint;
+export type CycleReconciliation = Pick<
+  CycleEarnings,
+  "cycle" | "throughBlock" | "poolMicro" | "poolFeeMicro" | "carriedInMicro" | "splitMicro" | "carriedOutMicro"
+> & {
   owedMicro: bigint;
   paidMicro: bigint;
   transfers: number;

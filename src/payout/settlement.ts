@@ -1,3 +1,4 @@
+import type { Hex } from "viem";
 import { atOrBefore, type ChainPosition } from "../chain/position.js";
 import { mulPoint, type Point } from "../eerc/curve.js";
 import { deriveShareOf } from "../eerc/derive.js";
@@ -9,7 +10,7 @@ import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
 import { type Pricing, PricingModel } from "../usage/registry.js";
 import { CycleBoundaryConflictError } from "./errors.js";
-import type { BatchFact, PoolFeeFact, ProviderChangeFact } from "./facts.js";
+import type { BatchFact, PoolFeeFact, ProviderChangeFact, SettlementFacts } from "./facts.js";
 import type { Payout } from "./tag.js";
 
 /**
@@ -330,4 +331,30 @@ export function ledgerState(args: {
   const next =
     !last || args.through > last.throughBlock ? settle([...recorded, { cycle: (last?.cycle ?? 0) + 1, throughBlock: args.through }]) : null;
   return { payments, paid, unfinished, next, last };
+}
+
+/**
+ * The ledger as the operator reads it from indexed facts: batches with its decrypted lines, payout
+ * amounts opened with its key (`amounts`, by transaction), the pool reserve from its secret.
+ */
+export function operatorLedgerState(
+  facts: Pick<SettlementFacts, "providerChanges" | "poolFees" | "payouts" | "auditorChanges">,
+  args: {
+    batches: readonly DecryptedBatch[];
+    amounts: ReadonlyMap<Hex, bigint>;
+    operatorSk: bigint;
+    settlement: SettlementOptions;
+    through: bigint;
+  },
+) {
+  return ledgerState({
+    batches: args.batches,
+    providerChanges: facts.providerChanges,
+    poolFees: facts.poolFees,
+    payouts: facts.payouts,
+    amountOf: (p) => args.amounts.get(p.txHash)!,
+    settlement: args.settlement,
+    poolSecret: operatorPoolSecret(args.operatorSk, facts.auditorChanges),
+    through: args.through,
+  });
 }
