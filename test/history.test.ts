@@ -4,11 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/chain/anvil.js";
 import { KeyMismatchError } from "../src/eerc/errors.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
-import { auditTotals, decryptHistory, periodKey } from "../src/history/decrypt.js";
+import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
 import { HistoryRowCorruptError, ReceivedTransferCorruptError, UnknownAccountError } from "../src/history/errors.js";
 import { parseAuditTotals, parseEarnings } from "../src/history/parse.js";
 import { ApiHttpError, ApiResponseError, ApiUnreachableError } from "../src/http/errors.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
+import { periodLabel } from "../src/usage/period.js";
 import { buildAudit, buildEarnings, type Step, txHash } from "./history-fixtures.js";
 
 const PROVIDER: Address = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
@@ -191,9 +192,9 @@ describe("auditTotals", () => {
   });
 
   it("period keys are UTC days and months", () => {
-    expect(periodKey(1_764_028_799n, "day")).toBe("2025-11-24");
-    expect(periodKey(1_764_028_800n, "day")).toBe("2025-11-25");
-    expect(periodKey(1_764_028_800n, "month")).toBe("2025-11");
+    expect(periodLabel(1_764_028_799n, "day")).toBe("2025-11-24");
+    expect(periodLabel(1_764_028_800n, "day")).toBe("2025-11-25");
+    expect(periodLabel(1_764_028_800n, "month")).toBe("2025-11");
   });
 });
 

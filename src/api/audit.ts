@@ -6,12 +6,13 @@ import { byChainPosition } from "../chain/position.js";
 import { toDecimalStrings } from "../eerc/format.js";
 import { ApiInputError } from "../http/input.js";
 import type { AuditTotalsBody } from "../indexer-client/wire.js";
+import { isPeriodUnit, type PeriodUnit, periodLabel } from "../usage/period.js";
 
 type Db = typeof ApiDb;
-export type Period = "day" | "month";
 
-export function parsePeriod(value: string | undefined): Period {
-  if (value === undefined || value === "day" || value === "month") return value ?? "day";
+export function parsePeriod(value: string | undefined): PeriodUnit {
+  if (value === undefined) return "day";
+  if (isPeriodUnit(value)) return value;
   throw new ApiInputError("period", 'must be "day" or "month"');
 }
 
@@ -20,7 +21,7 @@ export function parsePeriod(value: string | undefined): Period {
  * burn's auditor PCT, grouped by the UTC day or month of its block and by token. The auditor
  * decrypts and adds them; the amounts are never in the clear here.
  */
-export async function auditTotals(db: Db, period: Period): Promise<AuditTotalsBody> {
+export async function auditTotals(db: Db, period: PeriodUnit): Promise<AuditTotalsBody> {
   const entryColumns = <T extends typeof privateTransfer | typeof withdrawal | typeof privateMint | typeof privateBurn>(t: T) => ({
     tokenId: t.tokenId,
     txHash: t.txHash,
@@ -46,8 +47,7 @@ export async function auditTotals(db: Db, period: Period): Promise<AuditTotalsBo
 
   const groups = new Map<string, AuditTotalsBody["periods"][number] & { sortKey: [string, bigint] }>();
   for (const e of all) {
-    const day = new Date(Number(e.timestamp) * 1000).toISOString().slice(0, 10);
-    const key = period === "day" ? day : day.slice(0, 7);
+    const key = periodLabel(BigInt(e.timestamp), period);
     const groupKey = `${key}/${e.tokenId}`;
     let group = groups.get(groupKey);
     if (!group) {

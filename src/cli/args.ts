@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { BaseError } from "../errors.js";
-import type { AuditPeriodUnit } from "../history/types.js";
+import { isPeriodUnit, type PeriodUnit } from "../usage/period.js";
 
 export const USAGE = `Usage: npm run cli -- <command> (--api URL | --rpc URL | --agent URL) [options]
 
@@ -98,7 +98,7 @@ export type Command = {
   name: CommandName;
   source: { kind: "api"; url: string } | { kind: "rpc"; url: string; manifest?: string } | { kind: "agent"; url: string };
   tokenId?: bigint;
-  period: AuditPeriodUnit;
+  period: PeriodUnit;
   records?: string;
   json: boolean;
   values: Values;
@@ -157,7 +157,7 @@ export function parseCommand(argv: string[]): Command | "help" {
   if (values["fee-bps"] !== undefined && (!/^\d{1,5}$/.test(values["fee-bps"]) || Number(values["fee-bps"]) > 10_000)) {
     throw new CommandLineError("--fee-bps must be an integer from 0 to 10000");
   }
-  if (values["pricing-period"] !== undefined && values["pricing-period"] !== "month" && values["pricing-period"] !== "day") {
+  if (values["pricing-period"] !== undefined && !isPeriodUnit(values["pricing-period"])) {
     throw new CommandLineError("--pricing-period must be month or day");
   }
   if (name === "reconcile" && values.operator === undefined)
@@ -173,10 +173,10 @@ export function parseCommand(argv: string[]): Command | "help" {
     if (!/^\d{1,78}$/.test(values["token-id"])) throw new CommandLineError("--token-id must be a non-negative integer");
     tokenId = BigInt(values["token-id"]);
   }
-  let period: AuditPeriodUnit = "day";
+  let period: PeriodUnit = "day";
   if (values.period !== undefined) {
     if (name !== "audit") throw new CommandLineError("--period is only used with audit");
-    if (values.period !== "day" && values.period !== "month") throw new CommandLineError("--period must be day or month");
+    if (!isPeriodUnit(values.period)) throw new CommandLineError("--period must be day or month");
     period = values.period;
   }
 

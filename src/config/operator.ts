@@ -1,6 +1,6 @@
 import type { Address, Hex } from "viem";
 import { LOCAL_CHAIN_ID, localKey } from "../chain/local.js";
-import type { PeriodUnit } from "../meter/meter.js";
+import type { PeriodUnit } from "../usage/period.js";
 import { type Env, env, readEnv, required } from "./parse.js";
 
 /** What the agent and the API both read: the operator's key and the settlement rules. */
@@ -8,7 +8,7 @@ export const OPERATOR_ENV = {
   OPERATOR_PRIVATE_KEY: env.privateKey(),
   PAST_PAYER_ADDRESSES: env.addresses(),
   PLATFORM_FEE_BPS: env.integer({ max: 10_000 }),
-  PRICING_PERIOD: env.oneOf(["month", "day"]),
+  PRICING_PERIOD: env.oneOf(["month", "day"] as const satisfies readonly PeriodUnit[]),
 };
 
 export type OperatorSettings = {

@@ -7,15 +7,15 @@ import { decryptBalance } from "../eerc/balance.js";
 import { toBalanceView } from "../eerc/client.js";
 import type { Point } from "../eerc/curve.js";
 import { networkFailureReason } from "../http/errors.js";
+import { type PeriodUnit, periodLabel } from "../usage/period.js";
 import { mapLimit } from "../util/concurrency.js";
 import { getOrCreate } from "../util/map.js";
-import { assertKeyMatches, auditTotals, periodKey } from "./decrypt.js";
+import { assertKeyMatches, auditTotals } from "./decrypt.js";
 import { ChainMismatchError, RpcUnreachableError, UnknownAccountError } from "./errors.js";
 import type {
   AuditEntry,
   AuditKind,
   AuditPeriod,
-  AuditPeriodUnit,
   AuditReport,
   AuditTotalsResponse,
   ReceivedTransferRecord,
@@ -234,7 +234,7 @@ export async function receivedFromChain(
  * else null.
  */
 export async function auditResponseFromChain(
-  args: RpcSource & { encryptedERC: Address; fromBlock: bigint; toBlock?: bigint; period: AuditPeriodUnit; blockRange?: bigint },
+  args: RpcSource & { encryptedERC: Address; fromBlock: bigint; toBlock?: bigint; period: PeriodUnit; blockRange?: bigint },
 ): Promise<AuditTotalsResponse> {
   const publicClient = await clientOf(args);
   const address = args.encryptedERC;
@@ -295,7 +295,7 @@ export async function auditResponseFromChain(
         tokenId = 0n;
         break;
     }
-    const period = periodKey(timestamps.get(log.blockNumber)!, args.period);
+    const period = periodLabel(timestamps.get(log.blockNumber)!, args.period);
     const key = `${period}\u0000${tokenId ?? ""}`;
     const p = getOrCreate(periods, key, () => ({ period, tokenId, entries: [] as AuditEntry[] }));
     const entry: AuditEntry = {
@@ -321,7 +321,7 @@ export async function auditFromChain(
     encryptedERC: Address;
     fromBlock: bigint;
     toBlock?: bigint;
-    period: AuditPeriodUnit;
+    period: PeriodUnit;
     sk: bigint;
     blockRange?: bigint;
   },

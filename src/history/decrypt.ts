@@ -10,7 +10,6 @@ import { HistoryRowCorruptError, ReceivedTransferCorruptError } from "./errors.j
 import {
   AUDIT_KINDS,
   type AuditKind,
-  type AuditPeriodUnit,
   type AuditReport,
   type AuditTotalsResponse,
   type DecryptedHistory,
@@ -28,12 +27,6 @@ import {
 } from "./types.js";
 
 const cmpBig = (a: bigint | null, b: bigint | null) => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1);
-
-/** The UTC day (`YYYY-MM-DD`) or month (`YYYY-MM`) of a unix timestamp in seconds. */
-export function periodKey(timestamp: bigint, unit: AuditPeriodUnit): string {
-  const iso = new Date(Number(timestamp) * 1000).toISOString();
-  return unit === "day" ? iso.slice(0, 10) : iso.slice(0, 7);
-}
 
 /** Throws KeyMismatchError unless `sk` is the private key of `publicKey`. */
 export function assertKeyMatches(account: Address, publicKey: readonly [bigint, bigint], sk: bigint): void {

@@ -1,3 +1,4 @@
+export { type PeriodUnit, periodLabel } from "../usage/period.js";
 export {
   auditFromChain,
   auditResponseFromChain,
@@ -11,7 +12,7 @@ export {
   tokensFromChain,
   verifyAccountKey,
 } from "./chain.js";
-export { assertKeyMatches, auditTotals, decryptHistory, decryptReceived, periodKey } from "./decrypt.js";
+export { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "./decrypt.js";
 export * from "./errors.js";
 export { parseAuditTotals, parseEarnings } from "./parse.js";
 export * from "./types.js";

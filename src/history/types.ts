@@ -10,8 +10,6 @@ export type HistoryKind = (typeof HISTORY_KINDS)[number];
 export const AUDIT_KINDS = ["transfer", "withdraw", "mint", "burn"] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
-export type AuditPeriodUnit = "day" | "month";
-
 export type AmountPCT = { pct: bigint[]; index: bigint };
 
 /** One snapshot of an (account, token) balance, taken after the event that changed it. */

@@ -3,10 +3,11 @@ import { byChainPosition } from "../chain/position.js";
 import type { Point } from "../eerc/curve.js";
 import { UnknownAccountError } from "../history/errors.js";
 import { parseAuditTotals, parseEarnings } from "../history/parse.js";
-import type { AuditPeriodUnit, AuditTotalsResponse, EarningsResponse } from "../history/types.js";
+import type { AuditTotalsResponse, EarningsResponse } from "../history/types.js";
 import type { CommittedBatch, ProviderRef } from "../history/usage.js";
 import { type HttpClientOptions, httpErrorOf, jsonOf, sendRequest } from "../http/client.js";
 import { ApiResponseError } from "../http/errors.js";
+import type { PeriodUnit } from "../usage/period.js";
 
 export type IndexerClientOptions = HttpClientOptions & {
   /** Rows per GraphQL page; default 200. */
@@ -126,7 +127,7 @@ export class IndexerClient {
   }
 
   /** `GET /audit/totals[?period=day|month]`. */
-  async auditTotals(options: { period?: AuditPeriodUnit } = {}): Promise<AuditTotalsResponse> {
+  async auditTotals(options: { period?: PeriodUnit } = {}): Promise<AuditTotalsResponse> {
     const answer = await sendRequest(this.url("audit/totals", { period: options.period }), {}, this.options);
     if (!answer.ok) throw httpErrorOf(answer);
     return parseAuditTotals(jsonOf(answer), answer.url);

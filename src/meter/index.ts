@@ -1,3 +1,4 @@
+export { type PeriodUnit, periodOf } from "../usage/period.js";
 export { type McpHttpHost, serveMcpOverHttp } from "./http.js";
 export {
   type BatchSubmission,
@@ -9,8 +10,6 @@ export {
   type MeteredToolSpec,
   MeterNotRecoveredError,
   type MeterOptions,
-  type PeriodUnit,
-  periodOf,
   type RecoveryReport,
 } from "./meter.js";
 export {

@@ -8,19 +8,11 @@ import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/
 import { type Address, getAddress, type Hex, isAddress } from "viem";
 import { BaseError } from "../errors.js";
 import { batchIdOf } from "../usage/batch.js";
+import { type PeriodUnit, periodOf } from "../usage/period.js";
 import { type CallOutcome, type CallRecord, MAX_RECORD_STRING_BYTES } from "../usage/record.js";
 import { isValidNamespace } from "../usage/registry.js";
 import type { PricingSource } from "./pricing.js";
 import { type CloseLine, Spool, SpoolCorruptError, type SpoolFsync } from "./spool.js";
-
-/** Pricing periods are UTC calendar days or months, numbered YYYYMMDD or YYYYMM. */
-export type PeriodUnit = "day" | "month";
-
-export function periodOf(ms: number, unit: PeriodUnit): number {
-  const d = new Date(ms);
-  const month = d.getUTCFullYear() * 100 + d.getUTCMonth() + 1;
-  return unit === "month" ? month : month * 100 + d.getUTCDate();
-}
 
 /** Limit on the UTF-8 length of a recorded tool (route) name. */
 const MAX_TOOL_BYTES = MAX_RECORD_STRING_BYTES;
