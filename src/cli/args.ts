@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { DEFAULT_FEE_BPS, DEFAULT_PERIOD_UNIT } from "../config/operator.js";
 import { BaseError } from "../errors.js";
 import { isPeriodUnit, type PeriodUnit } from "../usage/period.js";
 
@@ -93,12 +94,15 @@ export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"]
 
 const COMMANDS = ["history", "audit", "usage", "withdraw", "reconcile", "distribute"] as const;
 export type CommandName = (typeof COMMANDS)[number];
+const isCommandName = (name: string): name is CommandName => (COMMANDS as readonly string[]).includes(name);
 
 export type Command = {
   name: CommandName;
   source: { kind: "api"; url: string } | { kind: "rpc"; url: string; manifest?: string } | { kind: "agent"; url: string };
   tokenId?: bigint;
   period: PeriodUnit;
+  /** reconcile: the settlement rules (the agent's defaults unless given). */
+  settlement: { feeBps: number; periodUnit: PeriodUnit };
   records?: string;
   json: boolean;
   values: Values;
@@ -126,8 +130,7 @@ export function parseCommand(argv: string[]): Command | "help" {
   if (values.help) return "help";
   const [name, ...rest] = positionals;
   if (!name) throw new CommandLineError(`missing command: ${COMMANDS.join(", ")}`);
-  if (!(COMMANDS as readonly string[]).includes(name))
-    throw new CommandLineError(`unknown command "${name}": expected ${COMMANDS.join(", ")}`);
+  if (!isCommandName(name)) throw new CommandLineError(`unknown command "${name}": expected ${COMMANDS.join(", ")}`);
   if (rest.length > 0) throw new CommandLineError(`unexpected argument "${rest[0]}"`);
 
   const given = [values.api, values.rpc, values.agent].filter((v) => v !== undefined).length;
@@ -154,11 +157,17 @@ export function parseCommand(argv: string[]): Command | "help" {
   for (const flag of ["fee-bps", "pricing-period", "payers", "operator"] as const) {
     if (values[flag] !== undefined && name !== "reconcile") throw new CommandLineError(`--${flag} is only used with reconcile`);
   }
-  if (values["fee-bps"] !== undefined && (!/^\d{1,5}$/.test(values["fee-bps"]) || Number(values["fee-bps"]) > 10_000)) {
-    throw new CommandLineError("--fee-bps must be an integer from 0 to 10000");
+  const settlement: Command["settlement"] = { feeBps: DEFAULT_FEE_BPS, periodUnit: DEFAULT_PERIOD_UNIT };
+  if (values["fee-bps"] !== undefined) {
+    if (!/^\d{1,5}$/.test(values["fee-bps"]) || Number(values["fee-bps"]) > 10_000) {
+      throw new CommandLineError("--fee-bps must be an integer from 0 to 10000");
+    }
+    settlement.feeBps = Number(values["fee-bps"]);
   }
-  if (values["pricing-period"] !== undefined && !isPeriodUnit(values["pricing-period"])) {
-    throw new CommandLineError("--pricing-period must be month or day");
+  const pricingPeriod = values["pricing-period"];
+  if (pricingPeriod !== undefined) {
+    if (!isPeriodUnit(pricingPeriod)) throw new CommandLineError("--pricing-period must be month or day");
+    settlement.periodUnit = pricingPeriod;
   }
   if (name === "reconcile" && values.operator === undefined)
     throw new CommandLineError("reconcile needs --operator ADDRESS (the operator's account)");
@@ -190,5 +199,5 @@ export function parseCommand(argv: string[]): Command | "help" {
   } else if (values.address !== undefined) {
     throw new CommandLineError("--address is only used with --eerc-key-file");
   }
-  return { name: name as CommandName, source, tokenId, period, records: values.records, json: values.json ?? false, values };
+  return { name, source, tokenId, period, settlement, records: values.records, json: values.json ?? false, values };
 }

@@ -142,7 +142,7 @@ export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promi
     indexer,
     auditorSk: id.sk,
     operatorPk: await indexer.registeredKey(getAddress(cmd.values.operator!)),
-    settlement: { feeBps: Number(cmd.values["fee-bps"] ?? 1000), periodUnit: (cmd.values["pricing-period"] as "month" | "day") ?? "month" },
+    settlement: cmd.settlement,
     payers: cmd.values.payers ? cmd.values.payers.split(",").map((a) => getAddress(a.trim())) : "any",
   });
   io.stdout(cmd.json ? toJson(r) : renderReconciliation(r));

@@ -20,6 +20,7 @@ export type OperatorSettings = {
 };
 
 export const DEFAULT_FEE_BPS = 1000;
+export const DEFAULT_PERIOD_UNIT: PeriodUnit = "month";
 
 /** The operator's settings; on a local chain the operator defaults to anvil's account #0, elsewhere its key must be set. */
 export function operatorSettings(source: Env, chainId: number): OperatorSettings {
@@ -28,7 +29,7 @@ export function operatorSettings(source: Env, chainId: number): OperatorSettings
     operatorKey: required(e.OPERATOR_PRIVATE_KEY ?? localKey("operator", chainId), "OPERATOR_PRIVATE_KEY", `on chain ${chainId}`),
     pastPayers: e.PAST_PAYER_ADDRESSES ?? [],
     feeBps: e.PLATFORM_FEE_BPS ?? DEFAULT_FEE_BPS,
-    periodUnit: e.PRICING_PERIOD ?? "month",
+    periodUnit: e.PRICING_PERIOD ?? DEFAULT_PERIOD_UNIT,
   };
 }
 
