@@ -25,7 +25,7 @@ import {
 import type { CloseLine, SpoolLine } from "../src/meter/spool.js";
 import { aggregateLines, batchIdOf } from "../src/usage/batch.js";
 import type { CallRecord } from "../src/usage/record.js";
-import { PricingModel, providerIdOf } from "../src/usage/registry.js";
+import { MAX_TIERS, PricingModel, providerIdOf } from "../src/usage/registry.js";
 import {
   connectClient,
   createProviderServer,
@@ -222,6 +222,12 @@ describe("metering real MCP calls over Streamable HTTP", () => {
       }),
     ).toThrow(InvalidMeterPricingError);
     expect(() => staticPricing({ x: { model: "tiered", tiers: [] } })).toThrow(InvalidMeterPricingError);
+    // The registry's own rules: a zero per-call price, or more tiers than the registry takes, is refused with its field.
+    expect(() => staticPricing({ x: { model: "per_call", priceMicro: 0n } })).toThrow(
+      "x: pricePerCallMicro must be positive for per-call pricing",
+    );
+    const tooMany = Array.from({ length: MAX_TIERS + 1 }, (_, i) => ({ upToCalls: BigInt(i + 1), priceMicro: 1n }));
+    expect(() => staticPricing({ x: { model: "tiered", tiers: tooMany } })).toThrow(`x: tiers must have at most ${MAX_TIERS} tiers`);
   });
 
   test("pricing read from a ProviderRegistry entry", () => {

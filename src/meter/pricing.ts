@@ -1,4 +1,5 @@
 import { BaseError } from "../errors.js";
+import { InvalidPricingError } from "../usage/errors.js";
 import { type Pricing, PricingModel, type Tier, validatePricing } from "../usage/registry.js";
 
 /**
@@ -55,32 +56,37 @@ export class InvalidMeterPricingError extends BaseError {
   readonly code = "INVALID_PRICING";
 }
 
-const isUint64 = (v: unknown): v is bigint => typeof v === "bigint" && v >= 0n && v <= OPEN_ENDED_TIER;
-
-function checkPricing(namespace: string, pricing: ProviderPricing): ProviderPricing {
-  const fail = (reason: string): never => {
-    throw new InvalidMeterPricingError(`${namespace}: ${reason}`);
-  };
-  switch (pricing.model) {
-    case "free_pool":
-      return { model: "free_pool" };
+/** The registry's form of a meter pricing, so both are checked by the same rules. A free-pool weight does not matter to the meter. */
+function registryPricingOf(pricing: ProviderPricing): Pricing | undefined {
+  switch (pricing?.model) {
     case "per_call":
-      if (!isUint64(pricing.priceMicro)) fail("priceMicro must be a uint64 bigint (micro-USDC)");
-      return { model: "per_call", priceMicro: pricing.priceMicro };
-    case "tiered": {
-      const tiers = pricing.tiers;
-      if (!Array.isArray(tiers) || tiers.length === 0) fail("tiered pricing needs at least one tier");
-      let previous = 0n;
-      for (const t of tiers) {
-        if (!isUint64(t.upToCalls) || t.upToCalls <= previous) fail("tier upToCalls must be strictly increasing uint64 values above 0");
-        if (!isUint64(t.priceMicro)) fail("tier priceMicro must be a uint64 bigint (micro-USDC)");
-        previous = t.upToCalls;
-      }
-      return { model: "tiered", tiers: tiers.map((t) => ({ upToCalls: t.upToCalls, priceMicro: t.priceMicro })) };
-    }
+      return { model: PricingModel.PerCall, pricePerCallMicro: pricing.priceMicro, poolWeight: 0, tiers: [] };
+    case "tiered":
+      return {
+        model: PricingModel.Tiered,
+        pricePerCallMicro: 0n,
+        poolWeight: 0,
+        // Only read by the check, and copied by pricingFromRegistry.
+        tiers: pricing.tiers as Tier[],
+      };
+    case "free_pool":
+      return { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 1, tiers: [] };
     default:
-      return fail("unknown pricing model");
+      return undefined;
   }
+}
+
+/** A copy of `pricing`, checked with the ProviderRegistry's own rules (`validatePricing`). */
+function checkPricing(namespace: string, pricing: ProviderPricing): ProviderPricing {
+  const registry = registryPricingOf(pricing);
+  if (!registry) throw new InvalidMeterPricingError(`${namespace}: unknown pricing model`);
+  try {
+    validatePricing(registry);
+  } catch (e) {
+    if (e instanceof InvalidPricingError) throw new InvalidMeterPricingError(`${namespace}: ${e.field} ${e.reason}`);
+    throw e;
+  }
+  return pricingFromRegistry(registry);
 }
 
 /** Price of the billable call with 0-based index `callIndexInPeriod` in its period. */
