@@ -1,23 +1,8 @@
-import { mkdtempSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
-import type { Hex, PrivateKeyAccount } from "viem";
-import { startAnvil } from "../src/chain/anvil.js";
-import { connectChain } from "../src/chain/clients.js";
-import { usdcTokenId } from "../src/deployment/manifest.js";
-import { Prover } from "../src/eerc/prover.js";
-import { startIndexer } from "../src/indexer/process.js";
+import { loadavg } from "node:os";
+import type { Hex } from "viem";
 import { IndexerClient } from "../src/indexer-client/client.js";
-import {
-  callRecords,
-  commitRecords,
-  eercAccount,
-  fundPayer,
-  localMarketplace,
-  localPayoutAgent,
-  newFundedAccount,
-  registerProvider,
-} from "../src/local/marketplace.js";
+import { callRecords, commitRecords } from "../src/local/marketplace.js";
+import { localWorld } from "../src/local/world.js";
 import { PricingModel } from "../src/usage/registry.js";
 import { round, writeResults } from "./report.js";
 
@@ -36,34 +21,17 @@ const PRICE_MICRO = 1000n;
  * the proving and the gas, not the block time.
  */
 export async function benchPresence({ providers, withUsage, log }: PresenceBenchOptions) {
-  const dir = mkdtempSync(join(tmpdir(), "bs-bench-presence-"));
-  const anvil = await startAnvil();
-  const prover = new Prover();
-  let stopIndexer = async () => {};
+  const namespaces = Array.from({ length: providers }, (_, i) => `presence${i}`);
+  const pricing = { model: PricingModel.PerCall, pricePerCallMicro: PRICE_MICRO, poolWeight: 0, tiers: [] };
+  const world = await localWorld({
+    providers: namespaces.map((namespace) => ({ namespace, pricing })),
+    fundMicro: 10_000_000n,
+    indexer: true,
+    feeBps: 1000,
+  });
   try {
-    const chain = await connectChain(anvil.rpcUrl);
-    const { owner, manifest, manifestPath, operator, server } = await localMarketplace(chain, anvil.rpcUrl, prover, dir);
-    const namespaces: string[] = [];
-    for (let i = 0; i < providers; i++) {
-      const account: PrivateKeyAccount = await newFundedAccount(chain);
-      await eercAccount(chain, manifest, prover, account);
-      const namespace = `presence${i}`;
-      await registerProvider(chain, manifest, owner, {
-        namespace,
-        payoutAccount: account.address,
-        pricing: { model: PricingModel.PerCall, pricePerCallMicro: PRICE_MICRO, poolWeight: 0, tiers: [] },
-      });
-      namespaces.push(namespace);
-    }
-    await fundPayer(chain, manifest, operator, owner, 10_000_000n);
-    const tokenId = await usdcTokenId(chain, manifest);
-    const indexer = await startIndexer({
-      manifestPath,
-      env: { RPC_URL: anvil.rpcUrl },
-      pgliteDir: join(dir, "pglite"),
-      logFile: join(dir, "ponder.log"),
-    });
-    stopIndexer = () => indexer.stop();
+    const { chain, manifest, server, operator } = world;
+    const indexer = world.indexer!;
     log(`presence: ${providers} providers registered, ${withUsage} with usage per cycle`);
 
     let sequence = 0;
@@ -72,7 +40,7 @@ export async function benchPresence({ providers, withUsage, log }: PresenceBench
       await commitRecords(chain, manifest, server, operator.address, ++sequence, records);
       await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
       const loadAverage1mAtStart = round(loadavg()[0]!, 2);
-      const result = await localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: 1000 }, { everyProvider }).runCycle();
+      const result = await world.agent({ everyProvider }).runCycle();
       if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
       let gas = 0n;
       for (const t of result.transfers) gas += (await chain.publicClient.getTransactionReceipt({ hash: t.txHash as Hex })).gasUsed;
@@ -108,8 +76,6 @@ export async function benchPresence({ providers, withUsage, log }: PresenceBench
     log(`presence: written to ${writeResults("presence.json", results)}`);
     return results;
   } finally {
-    await stopIndexer();
-    await prover.close();
-    await anvil.stop();
+    await world.close();
   }
 }

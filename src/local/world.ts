@@ -1,0 +1,137 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Hex, PrivateKeyAccount } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { type Anvil, startAnvil } from "../chain/anvil.js";
+import { type ChainClients, connectChain } from "../chain/clients.js";
+import { ANVIL_KEYS, LOCAL_ROLES } from "../chain/local.js";
+import { deploy } from "../deployment/deploy.js";
+import { type DeploymentManifest, usdcTokenId } from "../deployment/manifest.js";
+import type { EercClient } from "../eerc/client.js";
+import { Prover } from "../eerc/prover.js";
+import { type RunningIndexer, startIndexer } from "../indexer/process.js";
+import { type AgentOptions, PayoutAgent } from "../payout/agent.js";
+import type { Pricing } from "../usage/registry.js";
+import { authoriseServer, eercAccount, fundPayer, localAgentOptions, newFundedAccount, registerProvider } from "./marketplace.js";
+
+export type LocalProvider = { namespace: string; pricing: Pricing };
+
+export type LocalWorldOptions = {
+  /** Providers to register, each paying out to its own registered account. */
+  providers?: readonly LocalProvider[];
+  /** Deposited into the operator's (the payer's) encrypted balance. */
+  fundMicro?: bigint;
+  /** Start the indexer (needed by the agent). */
+  indexer?: boolean;
+  /** anvil's block time in seconds; blocks are mined on demand without it. */
+  blockTime?: number;
+  /** The platform fee of the world's agents. */
+  feeBps?: number;
+  /** Deploys the contracts: this project's by default (tests swap in the audited eERC). */
+  deploy?: (args: { rpcUrl: string; prover: Prover }) => Promise<DeploymentManifest>;
+};
+
+export type LocalWorld = {
+  anvil: Anvil;
+  chain: ChainClients;
+  prover: Prover;
+  manifest: DeploymentManifest;
+  manifestPath: string;
+  dir: string;
+  /** Present when started with `indexer: true`. */
+  indexer: RunningIndexer | undefined;
+  owner: PrivateKeyAccount;
+  operator: EercClient;
+  server: PrivateKeyAccount;
+  user: PrivateKeyAccount;
+  tokenId: bigint;
+  payoutAccounts: Map<string, { account: PrivateKeyAccount & { privateKey: Hex }; client: EercClient }>;
+  agentOptions(extra?: Partial<AgentOptions>): AgentOptions;
+  agent(extra?: Partial<AgentOptions>): PayoutAgent;
+  close(): Promise<void>;
+};
+
+const deployOwn = ({ rpcUrl, prover }: { rpcUrl: string; prover: Prover }) =>
+  deploy({
+    rpcUrl,
+    network: "anvil-local",
+    deployer: privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]),
+    auditor: privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.auditor]),
+    prover,
+    write: false,
+  });
+
+/**
+ * A local marketplace on a fresh anvil, for tests, benchmarks and the demo: the contracts, the
+ * operator (anvil's account #0, the owner and the payer) registered in the eERC and funded,
+ * the providers each paying out to its own registered account, an authorised usage server, a
+ * fee-paying user, and (optionally) the indexer. `close()` stops all of it.
+ */
+export async function localWorld(options: LocalWorldOptions = {}): Promise<LocalWorld> {
+  const anvil = await startAnvil({ blockTime: options.blockTime });
+  const prover = new Prover();
+  let indexer: RunningIndexer | undefined;
+  const close = async () => {
+    await indexer?.stop();
+    await prover.close();
+    await anvil.stop();
+  };
+  try {
+    const chain = await connectChain(anvil.rpcUrl);
+    const dir = mkdtempSync(join(tmpdir(), "bs-world-"));
+    const manifest = await (options.deploy ?? deployOwn)({ rpcUrl: anvil.rpcUrl, prover });
+    const manifestPath = join(dir, "deployment.json");
+    writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
+    const owner = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]);
+    const operator = await eercAccount(chain, manifest, prover, owner);
+    const server = await newFundedAccount(chain);
+    const user = await newFundedAccount(chain);
+    await authoriseServer(chain, manifest, owner, server.address);
+    const payoutAccounts: LocalWorld["payoutAccounts"] = new Map();
+    for (const p of options.providers ?? []) {
+      const account = await newFundedAccount(chain);
+      const client = await eercAccount(chain, manifest, prover, account);
+      await registerProvider(chain, manifest, owner, { namespace: p.namespace, payoutAccount: account.address, pricing: p.pricing });
+      payoutAccounts.set(p.namespace, { account, client });
+    }
+    if (options.fundMicro) await fundPayer(chain, manifest, operator, owner, options.fundMicro);
+    const tokenId = await usdcTokenId(chain, manifest);
+    if (options.indexer) {
+      indexer = await startIndexer({
+        manifestPath,
+        env: { RPC_URL: anvil.rpcUrl },
+        pgliteDir: join(dir, "pglite"),
+        logFile: join(dir, "ponder.log"),
+      });
+    }
+    const agentOptions = (extra: Partial<AgentOptions> = {}): AgentOptions => {
+      if (!indexer) throw new Error("the agent reads the indexer: start the world with indexer: true");
+      return localAgentOptions(
+        { operator, indexerUrl: indexer.url, tokenId, feeBps: options.feeBps ?? 1000 },
+        { waitMs: 60_000, ...extra },
+      );
+    };
+    return {
+      anvil,
+      chain,
+      prover,
+      manifest,
+      manifestPath,
+      dir,
+      indexer,
+      owner,
+      operator,
+      server,
+      user,
+      tokenId,
+      payoutAccounts,
+      agentOptions,
+      agent: (extra) => new PayoutAgent(agentOptions(extra)),
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
