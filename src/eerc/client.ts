@@ -4,6 +4,7 @@ import {
   type Chain,
   type ContractFunctionArgs,
   type ContractFunctionName,
+  erc20Abi,
   getAddress,
   type Hex,
   type PublicClient,
@@ -262,14 +263,14 @@ export class EercClient {
     const { pct } = encryptPCT(scaled, this.publicKey);
     const allowance = await this.publicClient.readContract({
       address: args.token,
-      abi: ERC20_ALLOWANCE_ABI,
+      abi: erc20Abi,
       functionName: "allowance",
       args: [this.address, this.contracts.encryptedERC],
     });
     if (allowance < amount) {
       const hash = await this.wallet.writeContract({
         address: args.token,
-        abi: ERC20_ALLOWANCE_ABI,
+        abi: erc20Abi,
         functionName: "approve",
         args: [this.contracts.encryptedERC, amount],
       });
@@ -280,7 +281,7 @@ export class EercClient {
 
   private async scaleToEerc(token: Address, amount: bigint): Promise<{ scaled: bigint }> {
     const [tokenDecimals, eercDecimals] = await Promise.all([
-      this.publicClient.readContract({ address: token, abi: ERC20_ALLOWANCE_ABI, functionName: "decimals" }),
+      this.publicClient.readContract({ address: token, abi: erc20Abi, functionName: "decimals" }),
       this.publicClient.readContract({ address: this.contracts.encryptedERC, abi: EncryptedERCAbi, functionName: "decimals" }),
     ]);
     const diff = Number(tokenDecimals) - Number(eercDecimals);
@@ -447,27 +448,3 @@ export class EercClient {
     );
   }
 }
-
-const ERC20_ALLOWANCE_ABI = [
-  {
-    type: "function",
-    name: "allowance",
-    stateMutability: "view",
-    inputs: [
-      { name: "owner", type: "address" },
-      { name: "spender", type: "address" },
-    ],
-    outputs: [{ type: "uint256" }],
-  },
-  {
-    type: "function",
-    name: "approve",
-    stateMutability: "nonpayable",
-    inputs: [
-      { name: "spender", type: "address" },
-      { name: "amount", type: "uint256" },
-    ],
-    outputs: [{ type: "bool" }],
-  },
-  { type: "function", name: "decimals", stateMutability: "view", inputs: [], outputs: [{ type: "uint8" }] },
-] as const;
