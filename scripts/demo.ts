@@ -110,6 +110,13 @@ type Report = {
     paidMicro: string;
     transfers: number;
   }[];
+  /** Every payout transfer, with the amount the operator paid (the demo holds every role's key). */
+  transfers: { cycle: number; namespace: string; to: Address; payer: Address; txHash: string; amountMicro: string }[];
+  /** Each provider's decrypted balance after the cycles, and on chain after its withdrawal. */
+  balances: { namespace: string; account: Address; paidBalanceMicro: string; finalBalanceMicro: string }[];
+  withdrawals: { namespace: string; account: Address; amountMicro: string; txHash: string }[];
+  /** Each provider's balance history, decrypted with its own key from the API, withdrawal included. */
+  history: { namespace: string; rows: { blockNumber: string; txHash: string; kind: string; balanceMicro: string; deltaMicro: string }[] }[];
   audit: { ok: boolean; totalMicro: string };
 };
 
@@ -220,6 +227,8 @@ async function main(): Promise<void> {
     let totalCalls = 0;
     let failed = 0;
     const cycles: Report["cycles"] = [];
+    const transfers: Report["transfers"] = [];
+    const namespaceOf = new Map(PROVIDERS.map((p) => [providerIdOf(p.namespace), p.namespace]));
 
     for (const [round, plan] of ROUNDS.entries()) {
       const queue = Object.entries(plan).flatMap(([ns, n]) => Array.from({ length: n }, (_, i) => ({ ns: ns as DemoNamespace, i })));
@@ -254,6 +263,16 @@ async function main(): Promise<void> {
         paidMicro: result.paidMicro.toString(),
         transfers: result.transfers.length,
       });
+      for (const t of result.transfers) {
+        transfers.push({
+          cycle: result.cycle,
+          namespace: namespaceOf.get(t.providerId) ?? t.providerId,
+          to: t.to,
+          payer: t.payer,
+          txHash: t.txHash,
+          amountMicro: t.amount.toString(),
+        });
+      }
       step(`cycle ${result.cycle}: ${result.transfers.length} private transfers, pool ${formatUsdc(result.poolMicro)} USDC`);
     }
 
@@ -292,13 +311,39 @@ async function main(): Promise<void> {
 
     // Claims: each provider withdraws what it was paid to its own wallet (the public amount is all a withdrawal shows).
     const withdrawn = new Map<DemoNamespace, bigint>();
+    const withdrawals: Report["withdrawals"] = [];
     for (const [ns, p] of providers) {
       const amount = decrypted.get(ns)!;
       if (amount === 0n) continue;
-      await p.client.withdraw({ amount, tokenId });
+      const receipt = await p.client.withdraw({ amount, tokenId });
       withdrawn.set(ns, amount);
+      withdrawals.push({ namespace: ns, account: p.account.address, amountMicro: amount.toString(), txHash: receipt.transactionHash });
     }
     step(`${withdrawn.size} providers withdrew their balances to their wallets`);
+
+    await api.waitForBlock(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+    const balances: Report["balances"] = [];
+    const history: Report["history"] = [];
+    for (const [ns, p] of providers) {
+      const mine = decryptHistory(await api.earnings(p.account.address), p.client.exportPrivateKey());
+      const rows = mine.tokens.find((t) => t.tokenId === tokenId)?.rows ?? [];
+      history.push({
+        namespace: ns,
+        rows: rows.map((r) => ({
+          blockNumber: r.blockNumber.toString(),
+          txHash: r.txHash,
+          kind: r.kind,
+          balanceMicro: r.balanceMicro.toString(),
+          deltaMicro: r.deltaMicro.toString(),
+        })),
+      });
+      balances.push({
+        namespace: ns,
+        account: p.account.address,
+        paidBalanceMicro: decrypted.get(ns)!.toString(),
+        finalBalanceMicro: (await p.client.balance(tokenId)).toString(),
+      });
+    }
 
     const rows: Report["providers"] = PROVIDERS.map(({ namespace, kind }) => {
       const id = providerIdOf(namespace);
@@ -359,6 +404,10 @@ async function main(): Promise<void> {
       mcp: { calls: totalCalls, failed },
       providers: rows,
       cycles,
+      transfers,
+      balances,
+      withdrawals,
+      history,
       audit: { ok: audit.ok, totalMicro: audit.totalMicro.toString() },
     };
     if (report) {

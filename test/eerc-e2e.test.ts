@@ -264,5 +264,29 @@ describe.skipIf(process.env.EERC_AUDITED_DIR)("npm run demo", () => {
     const paid = r.providers.reduce((s: bigint, p: { paidMicro: string }) => s + BigInt(p.paidMicro), 0n);
     expect(r.cycles.reduce((s: bigint, c: { paidMicro: string }) => s + BigInt(c.paidMicro), 0n)).toBe(paid);
     expect(r.audit).toEqual({ ok: true, totalMicro: paid.toString() });
+    // Every payout transfer, withdrawal, balance and history row, per provider, adding up to the table above.
+    expect(r.transfers).toHaveLength(r.cycles.reduce((s: number, c: { transfers: number }) => s + c.transfers, 0));
+    for (const p of r.providers) {
+      const mine = r.transfers.filter((t: { namespace: string }) => t.namespace === p.namespace);
+      expect(
+        mine.reduce((s: bigint, t: { amountMicro: string }) => s + BigInt(t.amountMicro), 0n),
+        p.namespace,
+      ).toBe(BigInt(p.paidMicro));
+      expect(r.withdrawals.find((w: { namespace: string }) => w.namespace === p.namespace)?.amountMicro, p.namespace).toBe(
+        p.withdrawnMicro,
+      );
+      expect(
+        r.balances.find((b: { namespace: string }) => b.namespace === p.namespace),
+        p.namespace,
+      ).toEqual({
+        namespace: p.namespace,
+        account: p.account,
+        paidBalanceMicro: p.decryptedMicro,
+        finalBalanceMicro: "0",
+      });
+      const rows = r.history.find((h: { namespace: string }) => h.namespace === p.namespace).rows;
+      expect(rows.filter((x: { kind: string }) => x.kind === "transfer_in")).toHaveLength(mine.length);
+      expect(rows.at(-1), p.namespace).toMatchObject({ kind: "withdraw", balanceMicro: "0", deltaMicro: `-${p.withdrawnMicro}` });
+    }
   }, 300_000);
 });
