@@ -42,7 +42,7 @@ function faultOf(text: string | undefined): AgentConfig["fault"] {
 /** Reads the agent's settings for a deployment on `chainId` (from its manifest). */
 export function agentConfig(source: Env, chainId: number): AgentConfig {
   const e = readEnv(AGENT_ENV, source);
-  const operator = operatorSettings(source, chainId);
+  const operator = operatorSettings(e, chainId);
   return {
     ...operator,
     rpcUrl: e.RPC_URL ?? "http://127.0.0.1:8545",

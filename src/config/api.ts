@@ -25,18 +25,12 @@ export function payoutViewConfig(
   operatorAddress: (key: Hex) => Address,
 ): PayoutViewConfig | { disabled: string } {
   // The relayer key is read apart (relayerKey): a bad one turns the write routes off, not the API.
-  const e = readEnv({ PAYER_ADDRESSES: API_ENV.PAYER_ADDRESSES, OPERATOR_PRIVATE_KEY: API_ENV.OPERATOR_PRIVATE_KEY }, source);
-  let operator: OperatorSettings;
-  try {
-    operator = operatorSettings(source, chainId);
-  } catch (err) {
-    if (err instanceof ConfigError && err.field === "OPERATOR_PRIVATE_KEY" && e.OPERATOR_PRIVATE_KEY === undefined) {
-      return { disabled: `OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain ${chainId}` };
-    }
-    throw err;
+  const e = readEnv({ ...OPERATOR_ENV, PAYER_ADDRESSES: API_ENV.PAYER_ADDRESSES }, source);
+  if (e.OPERATOR_PRIVATE_KEY === undefined && !localKey("operator", chainId)) {
+    return { disabled: `OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain ${chainId}` };
   }
-  const { pastPayers, ...rest } = operator;
-  const payers = e.PAYER_ADDRESSES?.length ? e.PAYER_ADDRESSES : [operatorAddress(operator.operatorKey)];
+  const { pastPayers, ...rest } = operatorSettings(e, chainId);
+  const payers = e.PAYER_ADDRESSES?.length ? e.PAYER_ADDRESSES : [operatorAddress(rest.operatorKey)];
   return { ...rest, payers: [...payers, ...pastPayers] };
 }
 

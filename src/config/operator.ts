@@ -1,7 +1,8 @@
 import type { Address, Hex } from "viem";
+import type { z } from "zod";
 import { LOCAL_CHAIN_ID, localKey } from "../chain/local.js";
 import type { PeriodUnit } from "../usage/period.js";
-import { type Env, env, readEnv, required } from "./parse.js";
+import { env, required } from "./parse.js";
 
 /** What the agent and the API both read: the operator's key and the settlement rules. */
 export const OPERATOR_ENV = {
@@ -22,9 +23,13 @@ export type OperatorSettings = {
 export const DEFAULT_FEE_BPS = 1000;
 export const DEFAULT_PERIOD_UNIT: PeriodUnit = "month";
 
-/** The operator's settings; on a local chain the operator defaults to anvil's account #0, elsewhere its key must be set. */
-export function operatorSettings(source: Env, chainId: number): OperatorSettings {
-  const e = readEnv(OPERATOR_ENV, source);
+type OperatorEnv = z.infer<z.ZodObject<typeof OPERATOR_ENV>>;
+
+/**
+ * The operator's settings from its variables, read once with the process's schema; on a local
+ * chain the operator defaults to anvil's account #0, elsewhere its key must be set.
+ */
+export function operatorSettings(e: OperatorEnv, chainId: number): OperatorSettings {
   return {
     operatorKey: required(e.OPERATOR_PRIVATE_KEY ?? localKey("operator", chainId), "OPERATOR_PRIVATE_KEY", `on chain ${chainId}`),
     pastPayers: e.PAST_PAYER_ADDRESSES ?? [],
