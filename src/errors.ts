@@ -45,3 +45,15 @@ export function summarize(err: unknown): ErrorSummary {
   }
   return { code: "ERROR", message: firstLine(String(err)) };
 }
+
+/** Input refused because of one field; reads "<subject>: <field> <reason>" and keeps `reason` for re-wording. */
+export abstract class InvalidFieldError extends BaseError {
+  declare readonly field: string;
+  constructor(
+    subject: string,
+    field: string,
+    readonly reason: string,
+  ) {
+    super(`${subject}: ${field} ${reason}`, { field });
+  }
+}

@@ -393,24 +393,8 @@ export class EercClient {
   /** Converter mode: unwraps `amount` (eERC units) back to the ERC-20; the amount is public. */
   async withdraw(args: { amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
     await this.checkMessage(args.message);
-    const { auditorPk, current } = await this.spendPreconditions(args.tokenId, args.amount);
-    const { input } = withdrawInputs({
-      sk: this.#privateKey,
-      value: args.amount,
-      balance: current.plain,
-      balanceCT: current.eGCT,
-      auditorPk,
-    });
-    const proof = proofToCalldata("withdraw", await this.prover.prove("withdraw", input));
-    return this.writeEerc(
-      "withdraw",
-      [
-        args.tokenId,
-        { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
-        words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
-      ],
-      args.message,
-    );
+    const { proof, balancePCT } = await this.proveSpend("withdraw", args.tokenId, args.amount);
+    return this.writeEerc("withdraw", [args.tokenId, proof, balancePCT], args.message);
   }
 
   /** Standalone mode, owner only: mints `amount` encrypted to `to`. */
@@ -429,22 +413,16 @@ export class EercClient {
   /** Standalone mode: destroys `amount` of the caller's encrypted balance. */
   async burn(args: { amount: bigint; message?: Hex }): Promise<TransactionReceipt> {
     await this.checkMessage(args.message);
-    const { auditorPk, current } = await this.spendPreconditions(0n, args.amount);
-    const { input } = burnInputs({
-      sk: this.#privateKey,
-      value: args.amount,
-      balance: current.plain,
-      balanceCT: current.eGCT,
-      auditorPk,
-    });
-    const proof = proofToCalldata("burn", await this.prover.prove("burn", input));
-    return this.writeEerc(
-      "privateBurn",
-      [
-        { proofPoints: proof.proofPoints, publicSignals: proof.publicSignals },
-        words7(encryptPCT(current.plain - args.amount, this.publicKey).pct),
-      ],
-      args.message,
-    );
+    const { proof, balancePCT } = await this.proveSpend("burn", 0n, args.amount);
+    return this.writeEerc("privateBurn", [proof, balancePCT], args.message);
+  }
+
+  /** Proves that `amount` leaves the caller's balance (withdraw or burn); returns the proof and the new balance's PCT. */
+  private async proveSpend<C extends "withdraw" | "burn">(circuit: C, tokenId: bigint, amount: bigint) {
+    const { auditorPk, current } = await this.spendPreconditions(tokenId, amount);
+    const inputs = circuit === "withdraw" ? withdrawInputs : burnInputs;
+    const { input } = inputs({ sk: this.#privateKey, value: amount, balance: current.plain, balanceCT: current.eGCT, auditorPk });
+    const { proofPoints, publicSignals } = proofToCalldata(circuit, await this.prover.prove(circuit, input));
+    return { proof: { proofPoints, publicSignals }, balancePCT: words7(encryptPCT(current.plain - amount, this.publicKey).pct) };
   }
 }

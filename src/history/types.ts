@@ -12,14 +12,18 @@ export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 export type AmountPCT = { pct: bigint[]; index: bigint };
 
-/** One snapshot of an (account, token) balance, taken after the event that changed it. */
-export type BalanceHistoryRow = {
+/** The event that changed an (account, token) balance. */
+type BalanceEvent = {
   tokenId: bigint;
   blockNumber: bigint;
   logIndex: number;
   timestamp: bigint;
   txHash: Hex;
   kind: HistoryKind;
+};
+
+/** One snapshot of an (account, token) balance, taken after the event that changed it. */
+export type BalanceHistoryRow = BalanceEvent & {
   eGCT: EGCT;
   nonce: bigint;
   transactionIndex: bigint;
@@ -66,13 +70,7 @@ export type AuditTotalsResponse = {
 
 // ---- decrypted results ----
 
-export type DecryptedRow = {
-  tokenId: bigint;
-  blockNumber: bigint;
-  logIndex: number;
-  timestamp: bigint;
-  txHash: Hex;
-  kind: HistoryKind;
+export type DecryptedRow = BalanceEvent & {
   /** balance after this event, micro-USDC */
   balanceMicro: bigint;
   /** balance change from the previous row of the same token (from 0 for the first row) */

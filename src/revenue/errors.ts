@@ -1,21 +1,16 @@
-import { BaseError } from "../errors.js";
+import { BaseError, InvalidFieldError } from "../errors.js";
 import type { ProviderId } from "./types.js";
 
-export abstract class RevenueError extends BaseError {}
-
 /** Input the revenue engine refuses; `field` names the offending input. */
-export class InvalidRevenueInputError extends RevenueError {
+export class InvalidRevenueInputError extends InvalidFieldError {
   readonly code = "INVALID_REVENUE_INPUT";
-  constructor(
-    readonly field: string,
-    readonly reason: string,
-  ) {
-    super(`invalid revenue input: ${field} ${reason}`);
+  constructor(field: string, reason: string) {
+    super("invalid revenue input", field, reason);
   }
 }
 
 /** Usage of a provider the pricing lookup does not know: its usage cannot be priced. */
-export class UnknownProviderPricingError extends RevenueError {
+export class UnknownProviderPricingError extends BaseError {
   readonly code = "UNKNOWN_PROVIDER_PRICING";
   constructor(
     readonly providerId: ProviderId,
@@ -26,7 +21,7 @@ export class UnknownProviderPricingError extends RevenueError {
 }
 
 /** A positive pool with no positive weight to split it by. */
-export class UnallocatablePoolError extends RevenueError {
+export class UnallocatablePoolError extends BaseError {
   readonly code = "UNALLOCATABLE_POOL";
   constructor(readonly poolMicro: bigint) {
     super(`cannot allocate a pool of ${poolMicro} micro-USDC: every weight is zero`);
@@ -36,7 +31,7 @@ export class UnallocatablePoolError extends RevenueError {
 export type Overpayment = { providerId: ProviderId; earnedMicro: bigint; paidMicro: bigint };
 
 /** Providers paid more than they earned: an invariant breach, never a negative amount owed. */
-export class OverpaidError extends RevenueError {
+export class OverpaidError extends BaseError {
   readonly code = "OVERPAID";
   constructor(readonly overpaid: readonly Overpayment[]) {
     super(
