@@ -1,14 +1,9 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { TransactionReceipt } from "viem";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
-import { startAnvil } from "../src/chain/anvil.js";
-import { connectChain } from "../src/chain/clients.js";
 import { usdcTokenId } from "../src/deployment/manifest.js";
 import { EercClient } from "../src/eerc/client.js";
-import { Prover } from "../src/eerc/prover.js";
-import { eercAccount, localMarketplace, mintUsdc, newFundedAccount } from "../src/local/marketplace.js";
+import { eercAccount, mintUsdc, newFundedAccount } from "../src/local/marketplace.js";
+import { localWorld } from "../src/local/world.js";
 import { writeResults } from "./report.js";
 
 /**
@@ -17,12 +12,9 @@ import { writeResults } from "./report.js";
  * Baseline, same run: a plain USDC transfer, which tells anyone the amount.
  */
 export async function benchGas({ log }: { log: (line: string) => void }) {
-  const dir = mkdtempSync(join(tmpdir(), "bs-bench-gas-"));
-  const anvil = await startAnvil();
-  const prover = new Prover();
+  const world = await localWorld();
   try {
-    const chain = await connectChain(anvil.rpcUrl);
-    const { manifest } = await localMarketplace(chain, anvil.rpcUrl, prover, dir);
+    const { chain, manifest, prover } = world;
     const [alice, bob] = [await newFundedAccount(chain), await newFundedAccount(chain)];
     const gas: Record<string, number> = {};
     const record = (name: string, receipt: TransactionReceipt | undefined) => {
@@ -64,7 +56,6 @@ export async function benchGas({ log }: { log: (line: string) => void }) {
     const path = writeResults("gas.json", { gasUsed: gas, privateTransferToPlainTransfer: ratio });
     log(`results: ${path}`);
   } finally {
-    await prover.close();
-    await anvil.stop();
+    await world.close();
   }
 }

@@ -1,26 +1,13 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import type { PrivateKeyAccount } from "viem";
-import { startAnvil } from "../src/chain/anvil.js";
-import { connectChain } from "../src/chain/clients.js";
-import { usdcTokenId } from "../src/deployment/manifest.js";
-import type { EercClient, PreparedTransfer } from "../src/eerc/client.js";
-import { Prover } from "../src/eerc/prover.js";
-import { startIndexer } from "../src/indexer/process.js";
+import type { PreparedTransfer } from "../src/eerc/client.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
-import {
-  callRecords,
-  commitRecords,
-  eercAccount,
-  fundPayer,
-  localMarketplace,
-  localPayoutAgent,
-  newFundedAccount,
-  registerProvider,
-} from "../src/local/marketplace.js";
-import { PricingModel, providerIdOf } from "../src/usage/registry.js";
+import { callRecords, commitRecords } from "../src/local/marketplace.js";
+import { localWorld } from "../src/local/world.js";
+import { perCall } from "../src/usage/pricing.js";
+import { providerIdOf } from "../src/usage/registry.js";
 import { median, RESULTS_DIR, round, writeResults } from "./report.js";
 
 export type PayoutBenchOptions = {
@@ -87,43 +74,22 @@ export async function benchPayouts({
   log,
 }: PayoutBenchOptions): Promise<PayoutBenchResult> {
   const started = now();
-  const dir = mkdtempSync(join(tmpdir(), "bs-bench-payouts-"));
-  const anvil = await startAnvil({ blockTime: BLOCK_TIME_S });
-  const prover = new Prover();
-  let stopIndexer = async () => {};
+  const cycles = 1 + depths.length;
+  const fundMicro = OWED_PER_CYCLE * BigInt(providers * cycles) + 1_000_000n;
+  const pricing = perCall(PRICE_MICRO);
+  // Setup mines each transaction at once; every measurement runs on 2 s blocks.
+  const world = await localWorld({
+    providers: Array.from({ length: providers }, (_, i) => ({ namespace: `bench${i}`, pricing })),
+    fundMicro,
+    blockTime: BLOCK_TIME_S,
+    indexer: true,
+    feeBps: FEE_BPS,
+  });
   try {
-    const chain = await connectChain(anvil.rpcUrl);
-    const rpc = (method: string, params: unknown[]) => chain.publicClient.request({ method: method as never, params: params as never });
-    // Setup mines each transaction at once; every measurement runs on 2 s blocks.
-    await rpc("evm_setAutomine", [true]);
-    const t0 = now();
-    const { owner, manifest, manifestPath, operator, server } = await localMarketplace(chain, anvil.rpcUrl, prover, dir);
-    const payees: { namespace: string; account: PrivateKeyAccount; client: EercClient }[] = [];
-    for (let i = 0; i < providers; i++) {
-      const namespace = `bench${i}`;
-      const account = await newFundedAccount(chain);
-      const client = await eercAccount(chain, manifest, prover, account);
-      await registerProvider(chain, manifest, owner, {
-        namespace,
-        payoutAccount: account.address,
-        pricing: { model: PricingModel.PerCall, pricePerCallMicro: PRICE_MICRO, poolWeight: 0, tiers: [] },
-      });
-      payees.push({ namespace, account, client });
-    }
-    const cycles = 1 + depths.length;
-    const fundMicro = OWED_PER_CYCLE * BigInt(providers * cycles) + 1_000_000n;
-    await fundPayer(chain, manifest, operator, owner, fundMicro);
-    const tokenId = await usdcTokenId(chain, manifest);
-    log(`payouts: deployed, ${providers} providers with registered payout accounts, payer funded (${round((now() - t0) / 1000)} s)`);
-
-    await rpc("evm_setIntervalMining", [BLOCK_TIME_S]);
-    const indexer = await startIndexer({
-      manifestPath,
-      env: { RPC_URL: anvil.rpcUrl },
-      pgliteDir: join(dir, "pglite"),
-      logFile: join(dir, "ponder.log"),
-    });
-    stopIndexer = () => indexer.stop();
+    const { chain, manifest, server, operator, tokenId } = world;
+    const indexer = world.indexer!;
+    const payees = [...world.payoutAccounts].map(([namespace, p]) => ({ namespace, ...p }));
+    log(`payouts: deployed, ${providers} providers with registered payout accounts, payer funded (${round((now() - started) / 1000)} s)`);
     // The baseline is timed with the indexer idle at the head, as it is between cycles.
     await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber());
     log(`payouts: chain on ${BLOCK_TIME_S} s blocks, indexer at the head`);
@@ -156,8 +122,7 @@ export async function benchPayouts({
       `payouts: raw proving ${proofs} transfers back to back in ${rawProving.seconds} s = ${rawProving.transfersPerMinute}/min (median ${rawProving.medianMs} ms)`,
     );
 
-    const agentFor = (depth: number) =>
-      localPayoutAgent({ operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS }, { depth, waitMs: 120_000 });
+    const agentFor = (depth: number) => world.agent({ depth, waitMs: 120_000 });
     let sequence = 0;
     const runCycle = async (depth: number): Promise<PayoutCycleRun> => {
       const at = Date.now();
@@ -242,9 +207,6 @@ export async function benchPayouts({
     log(`payouts: results in ${writeResults("payouts.json", { ...kept, throughput: result })}`);
     return result;
   } finally {
-    await stopIndexer();
-    await prover.close();
-    await anvil.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await world.close();
   }
 }

@@ -3,7 +3,7 @@ import type { Hex } from "viem";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords } from "../src/local/marketplace.js";
 import { localWorld } from "../src/local/world.js";
-import { PricingModel } from "../src/usage/registry.js";
+import { perCall } from "../src/usage/pricing.js";
 import { round, writeResults } from "./report.js";
 
 export type PresenceBenchOptions = { providers: number; withUsage: number; log: (line: string) => void };
@@ -22,7 +22,7 @@ const PRICE_MICRO = 1000n;
  */
 export async function benchPresence({ providers, withUsage, log }: PresenceBenchOptions) {
   const namespaces = Array.from({ length: providers }, (_, i) => `presence${i}`);
-  const pricing = { model: PricingModel.PerCall, pricePerCallMicro: PRICE_MICRO, poolWeight: 0, tiers: [] };
+  const pricing = perCall(PRICE_MICRO);
   const world = await localWorld({
     providers: namespaces.map((namespace) => ({ namespace, pricing })),
     fundMicro: 10_000_000n,

@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { earnings, type ProviderId, priceLines, type RevenueLine } from "../src/revenue/index.js";
-import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
+import { type Pricing, PricingModel, perCall } from "../src/usage/pricing.js";
+import { providerIdOf } from "../src/usage/registry.js";
 import { median, RESULTS_DIR, round, writeResults } from "./report.js";
 
 export type RevenueBenchOptions = { lines: number; providers: number; runs?: number; log: (line: string) => void };
@@ -50,7 +51,7 @@ export function revenueWorkload(lineCount: number, providerCount: number, seed =
     ids.push(id);
     const kind = i % 3;
     if (kind === 0) {
-      pricing.set(id, { model: PricingModel.PerCall, pricePerCallMicro: BigInt(1 + below(1000)), poolWeight: 0, tiers: [] });
+      pricing.set(id, perCall(BigInt(1 + below(1000))));
     } else if (kind === 1) {
       const free = BigInt(1 + below(5000));
       const tiers = [

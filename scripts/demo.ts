@@ -3,42 +3,30 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { Address } from "viem";
+import type { Address, PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
-import { type Anvil, startAnvil } from "../src/chain/anvil.js";
-import { connectChain } from "../src/chain/clients.js";
-import { ANVIL_KEYS } from "../src/chain/local.js";
+import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
-import { usdcTokenId } from "../src/deployment/manifest.js";
+import type { EercClient } from "../src/eerc/client.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
-import { Prover } from "../src/eerc/prover.js";
 import { decryptHistory } from "../src/history/index.js";
-import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
-import {
-  authoriseServer,
-  eercAccount,
-  fundPayer,
-  localPayoutAgent,
-  newFundedAccount,
-  payPoolFee,
-  registerProvider,
-} from "../src/local/marketplace.js";
+import { newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
+import { type LocalWorld, localWorld } from "../src/local/world.js";
 import {
   createBatchSubmitter,
   createMeter,
   flowMcpToolName,
   type McpHttpHost,
   type Meter,
-  pricingFromRegistry,
   serveMcpOverHttp,
   staticPricing,
 } from "../src/meter/index.js";
-import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import { reconcile } from "../src/payout/reconcile.js";
-import { type Pricing, PricingModel, providerIdOf } from "../src/usage/registry.js";
+import { freePool, freeQuotaThenPerCall, type Pricing, perCall, pricingFromChain } from "../src/usage/pricing.js";
+import { providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
 import { reportStack, run } from "./run.js";
 
@@ -54,28 +42,20 @@ const PROVIDERS: { namespace: DemoNamespace; kind: string; pricing: Pricing }[] 
   {
     namespace: "weather",
     kind: "commercial",
-    pricing: { model: PricingModel.PerCall, pricePerCallMicro: 2_000n, poolWeight: 0, tiers: [] },
+    pricing: perCall(2_000n),
   },
   {
     namespace: "finance",
     kind: "commercial",
-    pricing: { model: PricingModel.PerCall, pricePerCallMicro: 5_000n, poolWeight: 0, tiers: [] },
+    pricing: perCall(5_000n),
   },
   {
     namespace: "news",
     kind: "hybrid",
-    pricing: {
-      model: PricingModel.Tiered,
-      pricePerCallMicro: 0n,
-      poolWeight: 0,
-      tiers: [
-        { upToCalls: 20n, priceMicro: 0n },
-        { upToCalls: OPEN_ENDED_TIER, priceMicro: 500n },
-      ],
-    },
+    pricing: freeQuotaThenPerCall(20n, 500n),
   },
-  { namespace: "wiki", kind: "free", pricing: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 1, tiers: [] } },
-  { namespace: "maps", kind: "free", pricing: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 2, tiers: [] } },
+  { namespace: "wiki", kind: "free", pricing: freePool(1) },
+  { namespace: "maps", kind: "free", pricing: freePool(2) },
 ];
 
 /** Calls per provider in each round; every 17th call asks for a failing upstream. */
@@ -138,52 +118,42 @@ async function main(): Promise<void> {
   const started = Date.now();
   const step = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
 
-  const anvil: Anvil | undefined = process.env.RPC_URL ? undefined : await startAnvil();
-  const rpcUrl = anvil?.rpcUrl ?? (process.env.RPC_URL as string);
-  step(anvil ? `started anvil at ${rpcUrl}` : `using RPC ${rpcUrl}`);
-  const prover = new Prover();
-  const work = mkdtempSync(join(tmpdir(), "backendshield-demo-"));
-  let indexer: RunningIndexer | undefined;
+  const auditorAccount = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.auditor]);
+  const spool = mkdtempSync(join(tmpdir(), "backendshield-demo-"));
+  let world: LocalWorld | undefined;
   let meter: Meter | undefined;
   let host: McpHttpHost | undefined;
   let apis: Awaited<ReturnType<typeof startDemoApis>> | undefined;
   let mcp: Client | undefined;
   try {
-    const [owner, auditorAccount] = [0, 9].map((i) => privateKeyToAccount(ANVIL_KEYS[i]!));
-    const manifest = await deploy({
-      rpcUrl,
-      network: process.env.NETWORK ?? "anvil",
-      deployer: owner!,
-      auditor: auditorAccount!,
-      prover,
-      log: step,
+    // The operator (anvil's account #0) owns the contracts and pays; its eERC account is funded from the USDC it holds.
+    world = await localWorld({
+      rpcUrl: process.env.RPC_URL,
+      providers: PROVIDERS,
+      fundMicro: parseUsdc("50"),
+      indexer: true,
+      feeBps: FEE_BPS,
+      deploy: ({ rpcUrl, prover }) => {
+        step(process.env.RPC_URL ? `using RPC ${rpcUrl}` : `started anvil at ${rpcUrl}`);
+        return deploy({
+          rpcUrl,
+          network: process.env.NETWORK ?? "anvil",
+          deployer: privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]),
+          auditor: auditorAccount,
+          prover,
+          log: step,
+        });
+      },
     });
-    indexer = await startIndexer({ manifestPath: manifest.manifestPath, pgliteDir: join(work, "pglite"), env: { RPC_URL: rpcUrl } });
-    step(`indexer and API serving at ${indexer.url} (GraphQL at ${indexer.url}/graphql)`);
-    const chain = await connectChain(rpcUrl);
-
-    // The operator's account pays; it is registered in the eERC and funded from the USDC it holds.
-    const operator = await eercAccount(chain, manifest, prover, owner!);
-    await fundPayer(chain, manifest, operator, owner!, parseUsdc("50"));
-    const tokenId = await usdcTokenId(chain, manifest);
+    const { chain, manifest, operator, server, tokenId } = world;
+    const indexer = world.indexer!;
     step(`operator ${operator.address} registered and funded with 50 USDC of encrypted balance (token id ${tokenId})`);
-
-    const providers = new Map<
-      DemoNamespace,
-      { account: Awaited<ReturnType<typeof newFundedAccount>>; client: Awaited<ReturnType<typeof eercAccount>>; kind: string }
-    >();
-    for (const p of PROVIDERS) {
-      const account = await newFundedAccount(chain);
-      const client = await eercAccount(chain, manifest, prover, account);
-      await registerProvider(chain, manifest, owner!, { namespace: p.namespace, payoutAccount: account.address, pricing: p.pricing });
-      providers.set(p.namespace, { account, client, kind: p.kind });
-    }
     step(`registered ${PROVIDERS.length} providers: ${PROVIDERS.map((p) => `${p.namespace} (${p.kind})`).join(", ")}`);
+    step(`indexer and API serving at ${indexer.url} (GraphQL at ${indexer.url}/graphql)`);
+    const providers = world.payoutAccounts as Map<DemoNamespace, { account: PrivateKeyAccount; client: EercClient }>;
 
     // The FlowMCP server: the meter prices each call from the registry and commits batches on the UsageLedger.
-    const server = await newFundedAccount(chain);
-    await authoriseServer(chain, manifest, owner!, server.address);
-    const pricing: Record<string, ReturnType<typeof pricingFromRegistry>> = {};
+    const pricing: Record<string, Pricing> = {};
     for (const p of PROVIDERS) {
       const entry = await chain.publicClient.readContract({
         address: manifest.contracts.providerRegistry,
@@ -191,7 +161,7 @@ async function main(): Promise<void> {
         functionName: "getProvider",
         args: [providerIdOf(p.namespace)],
       });
-      pricing[p.namespace] = pricingFromRegistry(entry.pricing as Pricing);
+      pricing[p.namespace] = pricingFromChain(entry.pricing);
     }
     const submitter = createBatchSubmitter({
       serverAccount: server,
@@ -204,7 +174,7 @@ async function main(): Promise<void> {
       mode: { kind: "direct" },
     });
     const m = createMeter({
-      spoolDir: join(work, "spool"),
+      spoolDir: spool,
       serverAddress: server.address,
       pricing: staticPricing(pricing),
       batch: { maxAgeMs: 60_000 },
@@ -218,11 +188,8 @@ async function main(): Promise<void> {
     await mcp.connect(new StreamableHTTPClientTransport(new URL(host.url)));
     step(`FlowMCP server with the meter at ${host.url}; an MCP client connected`);
 
-    const agent = localPayoutAgent(
-      { operator, indexerUrl: indexer.url, tokenId, feeBps: FEE_BPS },
-      { log: (line) => step(`agent: ${line}`) },
-    );
-    const users = [await newFundedAccount(chain), await newFundedAccount(chain), await newFundedAccount(chain)];
+    const agent = world.agent({ log: (line) => step(`agent: ${line}`) });
+    const users = [world.user, await newFundedAccount(chain), await newFundedAccount(chain)];
     const calls = new Map<DemoNamespace, number>();
     let totalCalls = 0;
     let failed = 0;
@@ -289,7 +256,7 @@ async function main(): Promise<void> {
     }
     step("each provider decrypted its balance history through the API with its own key; nothing is pending");
 
-    const auditorSk = await deriveKeyFromWallet(auditorAccount!);
+    const auditorSk = await deriveKeyFromWallet(auditorAccount);
     const audit = await reconcile({
       indexer: new IndexerClient(indexer.url),
       auditorSk,
@@ -420,9 +387,7 @@ async function main(): Promise<void> {
     await host?.close();
     await meter?.close();
     await apis?.close();
-    await indexer?.stop();
-    await prover.close();
-    await anvil?.stop();
+    await world?.close();
   }
 }
 

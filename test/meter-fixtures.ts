@@ -10,15 +10,15 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Address } from "viem";
 import { z } from "zod";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
-import { freeQuotaThenPerCall, type Meter, type RecoveryReport, staticPricing } from "../src/meter/index.js";
+import { freePool, freeQuotaThenPerCall, type Meter, perCall, type RecoveryReport, staticPricing } from "../src/meter/index.js";
 
 export const SERVER_ADDRESS: Address = "0x5e7a1C0DE0000000000000000000000000000001";
 
 /** weather: 1,500 µUSDC per call after 2 free calls a period; news: free pool; finance: 2,500 µUSDC per call. */
 export const PRICING = staticPricing({
   weather: freeQuotaThenPerCall(2, 1_500n),
-  news: { model: "free_pool" },
-  finance: { model: "per_call", priceMicro: 2_500n },
+  news: freePool(),
+  finance: perCall(2_500n),
 });
 
 /** A FlowMCP route name long enough that FlowMCP's 63-character tool name loses the namespace. */

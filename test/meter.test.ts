@@ -9,23 +9,27 @@ import {
   type ClosedBatch,
   createMeter,
   flowMcpToolName,
+  freePool,
   freeQuotaThenPerCall,
   InvalidMeterPricingError,
   type Meter,
   type MeterOptions,
+  PricingModel,
+  perCall,
   periodOf,
-  pricingFromRegistry,
   readSpool,
   SpoolCorruptError,
   SpoolLockedError,
   serveMcpOverHttp,
   staticPricing,
+  tiered,
   UnknownProviderError,
 } from "../src/meter/index.js";
 import type { CloseLine, SpoolLine } from "../src/meter/spool.js";
 import { aggregateLines, batchIdOf } from "../src/usage/batch.js";
+import { MAX_TIERS } from "../src/usage/pricing.js";
 import type { CallRecord } from "../src/usage/record.js";
-import { MAX_TIERS, PricingModel, providerIdOf } from "../src/usage/registry.js";
+import { providerIdOf } from "../src/usage/registry.js";
 import {
   connectClient,
   createProviderServer,
@@ -191,60 +195,50 @@ describe("metering real MCP calls over Streamable HTTP", () => {
 
   test("pricing: per call, tiers by billable calls in the period (free quota first), free pool", () => {
     const pricing = staticPricing({
-      flat: { model: "per_call", priceMicro: 1n },
+      flat: perCall(1n),
       quota: freeQuotaThenPerCall(3, 7n),
-      tiers: {
-        model: "tiered",
-        tiers: [
-          { upToCalls: 2n, priceMicro: 0n },
-          { upToCalls: 4n, priceMicro: 500n },
-          { upToCalls: 5n, priceMicro: 300n },
-        ],
-      },
-      pool: { model: "free_pool" },
+      tiers: tiered([
+        { upToCalls: 2n, priceMicro: 0n },
+        { upToCalls: 4n, priceMicro: 500n },
+        { upToCalls: 5n, priceMicro: 300n },
+      ]),
+      pool: freePool(),
     });
     expect(pricing.priceFor("flat", 0)).toBe(1n);
     expect([0, 1, 2, 3, 4].map((i) => pricing.priceFor("quota", i))).toEqual([0n, 0n, 0n, 7n, 7n]);
     expect([0, 1, 2, 3, 4, 5, 6].map((i) => pricing.priceFor("tiers", i))).toEqual([0n, 0n, 500n, 500n, 300n, 0n, 0n]);
     expect(pricing.priceFor("pool", 10_000)).toBe(0n);
-    expect(freeQuotaThenPerCall(0, 9n)).toEqual({ model: "per_call", priceMicro: 9n });
+    expect(freeQuotaThenPerCall(0, 9n)).toEqual(perCall(9n));
     expect(() => pricing.priceFor("other", 0)).toThrow(UnknownProviderError);
-    expect(() => staticPricing({ x: { model: "per_call", priceMicro: -1n } })).toThrow(InvalidMeterPricingError);
+    expect(() => staticPricing({ x: perCall(-1n) })).toThrow(InvalidMeterPricingError);
     expect(() =>
       staticPricing({
-        x: {
-          model: "tiered",
-          tiers: [
-            { upToCalls: 5n, priceMicro: 1n },
-            { upToCalls: 5n, priceMicro: 2n },
-          ],
-        },
+        x: tiered([
+          { upToCalls: 5n, priceMicro: 1n },
+          { upToCalls: 5n, priceMicro: 2n },
+        ]),
       }),
     ).toThrow(InvalidMeterPricingError);
-    expect(() => staticPricing({ x: { model: "tiered", tiers: [] } })).toThrow(InvalidMeterPricingError);
+    expect(() => staticPricing({ x: tiered([]) })).toThrow(InvalidMeterPricingError);
     // The registry's own rules: a zero per-call price, or more tiers than the registry takes, is refused with its field.
-    expect(() => staticPricing({ x: { model: "per_call", priceMicro: 0n } })).toThrow(
-      "x: pricePerCallMicro must be positive for per-call pricing",
-    );
+    expect(() => staticPricing({ x: perCall(0n) })).toThrow("x: pricePerCallMicro must be positive for per-call pricing");
     const tooMany = Array.from({ length: MAX_TIERS + 1 }, (_, i) => ({ upToCalls: BigInt(i + 1), priceMicro: 1n }));
-    expect(() => staticPricing({ x: { model: "tiered", tiers: tooMany } })).toThrow(`x: tiers must have at most ${MAX_TIERS} tiers`);
+    expect(() => staticPricing({ x: tiered(tooMany) })).toThrow(`x: tiers must have at most ${MAX_TIERS} tiers`);
   });
 
-  test("pricing read from a ProviderRegistry entry", () => {
-    expect(pricingFromRegistry({ model: PricingModel.PerCall, pricePerCallMicro: 42n, poolWeight: 0, tiers: [] })).toEqual({
-      model: "per_call",
-      priceMicro: 42n,
+  test("a ProviderRegistry entry prices calls as the builders do", () => {
+    const fromRegistry = staticPricing({
+      quota: { model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers: [...freeQuotaThenPerCall(100, 250n).tiers] },
+      pool: freePool(3),
     });
-    expect(pricingFromRegistry({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] })).toEqual({
-      model: "free_pool",
-    });
-    const tiers = [
+    expect([99, 100, 101].map((i) => fromRegistry.priceFor("quota", i))).toEqual([0n, 250n, 250n]);
+    expect(fromRegistry.priceFor("pool", 0)).toBe(0n);
+    expect(freeQuotaThenPerCall(100, 250n).tiers).toEqual([
       { upToCalls: 100n, priceMicro: 0n },
       { upToCalls: (1n << 64n) - 1n, priceMicro: 250n },
-    ];
-    const tiered = pricingFromRegistry({ model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers });
-    expect(tiered).toEqual(freeQuotaThenPerCall(100, 250n));
-    expect(() => pricingFromRegistry({ model: PricingModel.PerCall, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] })).toThrow();
+    ]);
+    expect(freePool(3).poolWeight).toBe(3);
+    expect(() => staticPricing({ x: perCall(0n) })).toThrow(InvalidMeterPricingError);
   });
 });
 

@@ -21,7 +21,7 @@ function startAgent(env: Record<string, string> = {}): { child: ChildProcess; do
     env: {
       ...process.env,
       DEPLOYMENT_FILE: w.manifestPath,
-      RPC_URL: w.anvil.rpcUrl,
+      RPC_URL: w.rpcUrl,
       INDEXER_URL: w.indexer.url,
       PLATFORM_FEE_BPS: "1000",
       ...env,

@@ -2,29 +2,20 @@ import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { RunningIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
-import { OPEN_ENDED_TIER } from "../src/meter/pricing.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
-import { type Pricing, PricingModel } from "../src/usage/registry.js";
+import { freePool, freeQuotaThenPerCall, type Pricing, perCall } from "../src/usage/pricing.js";
 import { deployForTests } from "./indexer-helpers.js";
 
 /** The providers of the payout tests: commercial, hybrid (free quota then per call), a 1-micro price, and two free APIs. */
 export const PROVIDERS: { namespace: string; pricing: Pricing }[] = [
-  { namespace: "weather", pricing: { model: PricingModel.PerCall, pricePerCallMicro: 1000n, poolWeight: 0, tiers: [] } },
+  { namespace: "weather", pricing: perCall(1000n) },
   {
     namespace: "news",
-    pricing: {
-      model: PricingModel.Tiered,
-      pricePerCallMicro: 0n,
-      poolWeight: 0,
-      tiers: [
-        { upToCalls: 5n, priceMicro: 0n },
-        { upToCalls: OPEN_ENDED_TIER, priceMicro: 250n },
-      ],
-    },
+    pricing: freeQuotaThenPerCall(5n, 250n),
   },
-  { namespace: "tinyapi", pricing: { model: PricingModel.PerCall, pricePerCallMicro: 1n, poolWeight: 0, tiers: [] } },
-  { namespace: "wiki", pricing: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 1, tiers: [] } },
-  { namespace: "maps", pricing: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] } },
+  { namespace: "tinyapi", pricing: perCall(1n) },
+  { namespace: "wiki", pricing: freePool(1) },
+  { namespace: "maps", pricing: freePool(3) },
 ];
 
 export const FEE_BPS = 1000;

@@ -72,7 +72,7 @@ beforeAll(async () => {
     env: {
       ...process.env,
       DEPLOYMENT_FILE: w.manifestPath,
-      RPC_URL: w.anvil.rpcUrl,
+      RPC_URL: w.rpcUrl,
       INDEXER_URL: w.indexer.url,
       PAYOUT_PORT: String(port),
     },
@@ -198,7 +198,7 @@ describe("payout journey", () => {
       });
     const before = await usdc();
     const env = { PRIVATE_KEY: weather.account.privateKey };
-    const base = ["withdraw", "--rpc", w.anvil.rpcUrl, "--manifest", w.manifestPath];
+    const base = ["withdraw", "--rpc", w.rpcUrl, "--manifest", w.manifestPath];
     const malformed = await cli([...base, "--amount", "1.0000001"], env);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toMatch(/^error: --amount/);
@@ -206,7 +206,7 @@ describe("payout journey", () => {
     expect(tooMuch.code).toBe(1);
     expect(tooMuch.stderr.trim().split("\n")).toHaveLength(1);
     expect(await usdc()).toBe(before);
-    const run = await cli(["withdraw", "--rpc", w.anvil.rpcUrl, "--manifest", w.manifestPath, "--amount", "0.0027"], {
+    const run = await cli(["withdraw", "--rpc", w.rpcUrl, "--manifest", w.manifestPath, "--amount", "0.0027"], {
       PRIVATE_KEY: weather.account.privateKey,
     });
     expect(run.code, run.stderr).toBe(0);

@@ -33,7 +33,8 @@ import {
 import { allocatePool } from "../src/revenue/allocate.js";
 import { OverpaidError } from "../src/revenue/errors.js";
 import type { ProviderId } from "../src/revenue/types.js";
-import { PricingModel, providerIdOf } from "../src/usage/registry.js";
+import { freePool, perCall } from "../src/usage/pricing.js";
+import { providerIdOf } from "../src/usage/registry.js";
 
 // The settlement rules on hand-made facts; the same rules run end to end in the payout tests.
 
@@ -45,8 +46,7 @@ const OTHER = "0x00000000000000000000000000000000000000bb" as Address;
 const JAN = Date.UTC(2026, 0, 10);
 const FEB = Date.UTC(2026, 1, 10);
 
-const perCall = (price: bigint) => ({ model: PricingModel.PerCall, pricePerCallMicro: price, poolWeight: 0, tiers: [] });
-const pool = (weight: number) => ({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: weight, tiers: [] });
+const pool = freePool;
 const change = (
   providerId: ProviderId,
   blockNumber: bigint,

@@ -32,7 +32,6 @@ import {
   flowMcpToolName,
   type McpHttpHost,
   type Meter,
-  pricingFromRegistry,
   serveMcpOverHttp,
   staticPricing,
 } from "../src/meter/index.js";
@@ -86,7 +85,7 @@ beforeAll(async () => {
   meter = createMeter({
     spoolDir: mkdtempSync(join(tmpdir(), "bs-adversary-")),
     serverAddress: w.server.address,
-    pricing: staticPricing(Object.fromEntries(PROVIDERS.map((p) => [p.namespace, pricingFromRegistry(p.pricing)]))),
+    pricing: staticPricing(Object.fromEntries(PROVIDERS.map((p) => [p.namespace, p.pricing]))),
     batch: { maxAgeMs: 600_000 },
     onBatch: (b) => submitter.onBatch(b),
   });

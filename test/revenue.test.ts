@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { priceOfCall, pricingFromRegistry } from "../src/meter/pricing.js";
 import {
   allocatePool,
   earnings,
@@ -12,11 +11,22 @@ import {
   priceLines,
   type Revenue,
   type RevenueLine,
-  tieredAmountMicro,
   UnallocatablePoolError,
   UnknownProviderPricingError,
 } from "../src/revenue/index.js";
-import { InvalidPricingError, type Pricing, PricingModel, providerIdOf, type Tier, type UsageLine } from "../src/usage/index.js";
+import {
+  amountOfCalls,
+  freePool,
+  InvalidPricingError,
+  type Pricing,
+  PricingModel,
+  perCall,
+  priceOfCall,
+  providerIdOf,
+  type Tier,
+  tiered,
+  type UsageLine,
+} from "../src/usage/index.js";
 
 /** mulberry32 with helpers; every property test below runs from a fixed seed. */
 function prng(seed: number) {
@@ -55,14 +65,8 @@ function check(ok: boolean, what: string): void {
 const id = (n: number): ProviderId => `0x${n.toString(16).padStart(64, "0")}`;
 const [A, B, C, D] = [id(0xa), id(0xb), id(0xc), id(0xd)];
 const OPEN = (1n << 64n) - 1n;
-const perCall = (price: bigint): Pricing => ({ model: PricingModel.PerCall, pricePerCallMicro: price, poolWeight: 0, tiers: [] });
-const freePool = (weight: number): Pricing => ({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: weight, tiers: [] });
-const tiered = (...tiers: [bigint, bigint][]): Pricing => ({
-  model: PricingModel.Tiered,
-  pricePerCallMicro: 0n,
-  poolWeight: 0,
-  tiers: tiers.map(([upToCalls, priceMicro]) => ({ upToCalls, priceMicro })),
-});
+/** Tiers as [upToCalls, priceMicro] pairs. */
+const tiers = (...pairs: [bigint, bigint][]): Pricing => tiered(pairs.map(([upToCalls, priceMicro]) => ({ upToCalls, priceMicro })));
 const line = (period: number, providerId: ProviderId, billableCalls: bigint): RevenueLine => ({ period, providerId, billableCalls });
 const values = (m: Map<ProviderId, bigint>) => [...m.values()];
 const sum = (xs: Iterable<bigint>) => {
@@ -381,33 +385,33 @@ describe("tiered pricing", () => {
       { upToCalls: 1000n, priceMicro: 0n },
       { upToCalls: OPEN, priceMicro: 5n },
     ];
-    expect(tieredAmountMicro(quota, 0n)).toBe(0n);
-    expect(tieredAmountMicro(quota, 1000n)).toBe(0n);
-    expect(tieredAmountMicro(quota, 1001n)).toBe(5n);
-    expect(tieredAmountMicro(quota, 1300n)).toBe(1500n);
+    expect(amountOfCalls(tiered(quota), 0n)).toBe(0n);
+    expect(amountOfCalls(tiered(quota), 1000n)).toBe(0n);
+    expect(amountOfCalls(tiered(quota), 1001n)).toBe(5n);
+    expect(amountOfCalls(tiered(quota), 1300n)).toBe(1500n);
     const capped = [
       { upToCalls: 100n, priceMicro: 2n },
       { upToCalls: 200n, priceMicro: 3n },
     ];
-    expect(tieredAmountMicro(capped, 150n)).toBe(350n);
-    expect(tieredAmountMicro(capped, 500n)).toBe(500n);
+    expect(amountOfCalls(tiered(capped), 150n)).toBe(350n);
+    expect(amountOfCalls(tiered(capped), 500n)).toBe(500n);
   });
 
   it("equals the sum of the meter's per-call prices", () => {
     const r = prng(0x7135);
     for (let t = 0; t < 300; t++) {
-      const tiers: Tier[] = [];
+      const list: Tier[] = [];
       let upTo = 0n;
       for (let k = 1 + r.int(4); k > 0; k--) {
         upTo += BigInt(1 + r.int(800));
-        tiers.push({ upToCalls: upTo, priceMicro: BigInt(r.int(3) === 0 ? 0 : r.int(1000)) });
+        list.push({ upToCalls: upTo, priceMicro: BigInt(r.int(3) === 0 ? 0 : r.int(1000)) });
       }
-      if (r.int(2) === 0) tiers.push({ upToCalls: OPEN, priceMicro: BigInt(r.int(100)) });
-      const meterPricing = pricingFromRegistry(tiered(...tiers.map((x): [bigint, bigint] => [x.upToCalls, x.priceMicro])));
+      if (r.int(2) === 0) list.push({ upToCalls: OPEN, priceMicro: BigInt(r.int(100)) });
+      const pricing = tiered(list);
       const n = r.int(4000);
       let expected = 0n;
-      for (let i = 0; i < n; i++) expected += priceOfCall(meterPricing, i);
-      expect(tieredAmountMicro(tiers, BigInt(n))).toBe(expected);
+      for (let i = 0; i < n; i++) expected += priceOfCall(pricing, i);
+      expect(amountOfCalls(pricing, BigInt(n))).toBe(expected);
     }
   });
 });
@@ -429,7 +433,7 @@ describe("priceLines", () => {
   });
 
   it("restarts tiers each period and prices the provider's total over all its lines of the period", () => {
-    const pricing = new Map([[A, tiered([1000n, 0n], [OPEN, 5n])]]);
+    const pricing = new Map([[A, tiers([1000n, 0n], [OPEN, 5n])]]);
     const rev = priceLines({ lines: [line(202501, A, 600n), line(202502, A, 900n), line(202501, A, 700n)], pricing, feeBps: 0 });
     expect(rev.byPeriod.get(202501)!.providers.get(A)!.grossMicro).toBe(1500n);
     expect(rev.byPeriod.get(202502)!.providers.get(A)!.grossMicro).toBe(0n);
@@ -503,7 +507,7 @@ describe("priceLines", () => {
   });
 
   it("takes each period's pricing from a lookup function", () => {
-    const lookup: PricingLookup = (_id, period) => (period < 202502 ? perCall(2n) : tiered([10n, 0n], [OPEN, 1n]));
+    const lookup: PricingLookup = (_id, period) => (period < 202502 ? perCall(2n) : tiers([10n, 0n], [OPEN, 1n]));
     const rev = priceLines({ lines: [line(202501, A, 20n), line(202502, A, 20n)], pricing: lookup, feeBps: 0 });
     expect(rev.perProvider.get(A)!.netMicro).toBe(40n + 10n);
   });
@@ -566,14 +570,14 @@ describe("priceLines properties", () => {
         return perCall(r.int(10) === 0 ? OPEN : BigInt(1 + r.int(1000)));
       case 3:
       case 4: {
-        const tiers: [bigint, bigint][] = [];
+        const pairs: [bigint, bigint][] = [];
         let upTo = 0n;
         for (let k = 1 + r.int(4); k > 0; k--) {
           upTo += BigInt(1 + r.int(3000));
-          tiers.push([upTo, BigInt(r.int(3) === 0 ? 0 : r.int(500))]);
+          pairs.push([upTo, BigInt(r.int(3) === 0 ? 0 : r.int(500))]);
         }
-        if (r.int(2) === 0) tiers.push([OPEN, BigInt(r.int(50))]);
-        return tiered(...tiers);
+        if (r.int(2) === 0) pairs.push([OPEN, BigInt(r.int(50))]);
+        return tiers(...pairs);
       }
       default:
         return freePool(r.int(10) === 0 ? 0xffffffff : 1 + r.int(10));
@@ -620,7 +624,7 @@ describe("priceLines properties", () => {
             commercial += e.grossMicro;
             commercialFees += e.feeMicro;
             expect(e.grossMicro).toBe(
-              pr.model === PricingModel.PerCall ? e.billableCalls * pr.pricePerCallMicro : tieredAmountMicro(pr.tiers, e.billableCalls),
+              pr.model === PricingModel.PerCall ? e.billableCalls * pr.pricePerCallMicro : amountOfCalls(pr, e.billableCalls),
             );
             expect(e.feeMicro * 10_000n <= e.grossMicro * bps && e.grossMicro * bps < (e.feeMicro + 1n) * 10_000n).toBe(true);
           } else if (e.model === "free_pool") {

@@ -37,6 +37,7 @@ import {
   type UsageBatch,
   updatePricingTypedData,
 } from "../src/usage/index.js";
+import { freePool, perCall } from "../src/usage/pricing.js";
 import { accounts, connectClient, deployForIndexer } from "./indexer-helpers.js";
 
 const [operator, coingeckoAcct, etherscanAcct, defillamaAcct, competitorAcct, unregistered, server, rogueServer, relayer] = accounts;
@@ -116,7 +117,7 @@ describe("API write routes: provider registration and usage submission, indexed"
     defillama: { model: "FreePool", poolWeight: 3 },
   } as const;
   const pricingOf: Record<keyof typeof pricingJson, Pricing> = {
-    coingecko: { model: PricingModel.PerCall, pricePerCallMicro: 1500n, poolWeight: 0, tiers: [] },
+    coingecko: perCall(1500n),
     etherscan: {
       model: PricingModel.Tiered,
       pricePerCallMicro: 0n,
@@ -126,7 +127,7 @@ describe("API write routes: provider registration and usage submission, indexed"
         { upToCalls: UINT64_MAX, priceMicro: 20n },
       ],
     },
-    defillama: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] },
+    defillama: freePool(3),
   };
 
   async function registerBody(
@@ -554,23 +555,23 @@ describe("API write routes: provider registration and usage submission, indexed"
     it("provider registration: bad payout account, namespace, pricing, signer, nonce, deadline; unknown provider on update", async () => {
       const reg = (ns: string, acct: Address, pricing: object, typed: Pricing, o?: Parameters<typeof registerBody>[4]) =>
         registerBody(ns, acct, pricing, typed, o);
-      const perCall = { model: "PerCall", pricePerCallMicro: "10" };
-      const perCallTyped: Pricing = { model: PricingModel.PerCall, pricePerCallMicro: 10n, poolWeight: 0, tiers: [] };
+      const perCallJson = { model: "PerCall", pricePerCallMicro: "10" };
+      const perCallTyped: Pricing = perCall(10n);
       expectError(
-        await post("/providers/register", await reg("newcomer", unregistered.address, perCall, perCallTyped)),
+        await post("/providers/register", await reg("newcomer", unregistered.address, perCallJson, perCallTyped)),
         422,
         "payoutAccount",
       );
       expectError(
         await post("/providers/register", {
-          ...(await reg("newcomer", competitorAcct.address, perCall, perCallTyped)),
+          ...(await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped)),
           payoutAccount: "0x12",
         }),
         400,
         "payoutAccount",
       );
       expectError(
-        await post("/providers/register", await reg("coin-gecko", competitorAcct.address, perCall, perCallTyped)),
+        await post("/providers/register", await reg("coin-gecko", competitorAcct.address, perCallJson, perCallTyped)),
         400,
         "namespace",
       );
@@ -628,39 +629,42 @@ describe("API write routes: provider registration and usage submission, indexed"
         "pricing.pricePerCallMicro",
       );
       expectError(
-        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { signer: competitorAcct })),
+        await post(
+          "/providers/register",
+          await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { signer: competitorAcct }),
+        ),
         401,
         "signature",
       );
       expectError(
-        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { chainId: 43113 })),
+        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { chainId: 43113 })),
         401,
         "signature",
       );
       const nonce = await ownerNonce();
       expectError(
         await post("/providers/register", {
-          ...(await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { nonce: nonce - 1n })),
+          ...(await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { nonce: nonce - 1n })),
           nonce: (nonce - 1n).toString(),
         }),
         409,
         "nonce",
       );
       expectError(
-        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { nonce: nonce - 1n })),
+        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { nonce: nonce - 1n })),
         401,
         "signature",
       );
       expectError(
         await post(
           "/providers/register",
-          await reg("newcomer", competitorAcct.address, perCall, perCallTyped, { deadline: BigInt(now() - 1) }),
+          await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { deadline: BigInt(now() - 1) }),
         ),
         400,
         "deadline",
       );
       expectError(
-        await post("/providers/register", await reg("coingecko", competitorAcct.address, perCall, perCallTyped)),
+        await post("/providers/register", await reg("coingecko", competitorAcct.address, perCallJson, perCallTyped)),
         409,
         "namespace",
       );
@@ -679,7 +683,7 @@ describe("API write routes: provider registration and usage submission, indexed"
         await post("/providers/update", {
           providerId: unknownId,
           active: false,
-          pricing: perCall,
+          pricing: perCallJson,
           deadline: deadline.toString(),
           signature,
         }),

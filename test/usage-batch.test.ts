@@ -38,6 +38,7 @@ import {
   verifyMerkleProof,
   WORDS_PER_LINE,
 } from "../src/usage/index.js";
+import { freePool, perCall } from "../src/usage/pricing.js";
 
 const SERVER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d" as const;
 const server = privateKeyToAccount(SERVER_KEY);
@@ -424,9 +425,9 @@ describe("batches", () => {
 
 describe("pricing (mirror of the registry's rules)", () => {
   it.each<[string, Parameters<typeof validatePricing>[0]]>([
-    ["pricePerCallMicro", { model: PricingModel.PerCall, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] }],
+    ["pricePerCallMicro", perCall(0n)],
     ["poolWeight", { model: PricingModel.PerCall, pricePerCallMicro: 1n, poolWeight: 1, tiers: [] }],
-    ["poolWeight", { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] }],
+    ["poolWeight", freePool(0)],
     ["tiers", { model: PricingModel.Tiered, pricePerCallMicro: 0n, poolWeight: 0, tiers: [] }],
     [
       "tiers[1].upToCalls",

@@ -50,8 +50,8 @@ const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
 const [operator, providerA, providerB, competitor, unregistered, server, relayer, rogueServer, spare, auditorAccount] = accounts;
 const UINT64_MAX = (1n << 64n) - 1n;
 
-const perCall = (price: bigint): Pricing => ({ model: PricingModel.PerCall, pricePerCallMicro: price, poolWeight: 0, tiers: [] });
-const freePool = (weight: number): Pricing => ({ model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: weight, tiers: [] });
+const perCall = (price: bigint): Pricing => perCall(price);
+const freePool = (weight: number): Pricing => freePool(weight);
 const tiered = (...tiers: [bigint, bigint][]): Pricing => ({
   model: PricingModel.Tiered,
   pricePerCallMicro: 0n,

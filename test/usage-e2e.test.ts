@@ -28,7 +28,6 @@ import {
   flowMcpToolName,
   type McpHttpHost,
   type Meter,
-  pricingFromRegistry,
   readSpool,
   serveMcpOverHttp,
   staticPricing,
@@ -42,10 +41,12 @@ import {
   decryptLinesFor,
   type Pricing,
   PricingModel,
+  pricingFromChain,
   providerIdOf,
   recordProof,
   recordsTree,
 } from "../src/usage/index.js";
+import { freePool, perCall } from "../src/usage/pricing.js";
 import { accounts, connectClient, deployForIndexer } from "./indexer-helpers.js";
 import { connectClient as connectMcp, createProviderServer, LONG_NEWS_ROUTE, startUpstream, type Upstream } from "./meter-fixtures.js";
 
@@ -66,8 +67,8 @@ const REGISTRY_PRICING: Record<string, Pricing> = {
       { upToCalls: UINT64_MAX, priceMicro: 1_000n },
     ],
   },
-  news: { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 3, tiers: [] },
-  finance: { model: PricingModel.PerCall, pricePerCallMicro: 2_500n, poolWeight: 0, tiers: [] },
+  news: freePool(3),
+  finance: perCall(2_500n),
 };
 const PAYOUT: Record<string, number> = { weather: 2, news: 3, finance: 4 };
 
@@ -170,7 +171,7 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
     });
 
     // The meter prices from the registry entries as the chain holds them.
-    const table: Record<string, ReturnType<typeof pricingFromRegistry>> = {};
+    const table: Record<string, Pricing> = {};
     for (const namespace of Object.keys(REGISTRY_PRICING)) {
       const entry = await chain.publicClient.readContract({
         address: providerRegistry,
@@ -178,7 +179,7 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
         functionName: "getProvider",
         args: [providerIdOf(namespace)],
       });
-      table[namespace] = pricingFromRegistry(entry.pricing as Pricing);
+      table[namespace] = pricingFromChain(entry.pricing);
     }
     const submitterOptions = {
       serverAccount,

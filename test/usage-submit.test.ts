@@ -34,7 +34,15 @@ import {
   staticPricing,
   submitRequestBody,
 } from "../src/meter/index.js";
-import { batchIdOf, batchTypedData, decryptLinesFor, providerIdOf, type UsageBatch, verifyBatchRecords } from "../src/usage/index.js";
+import {
+  batchIdOf,
+  batchTypedData,
+  decryptLinesFor,
+  perCall,
+  providerIdOf,
+  type UsageBatch,
+  verifyBatchRecords,
+} from "../src/usage/index.js";
 import type { CallRecord } from "../src/usage/record.js";
 
 const server = privateKeyToAccount("0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a");
@@ -252,7 +260,7 @@ describe("batch submitter, direct", () => {
       const meter = createMeter({
         spoolDir,
         serverAddress: server.address,
-        pricing: staticPricing({ weather: { model: "per_call", priceMicro: 1_500n } }),
+        pricing: staticPricing({ weather: perCall(1_500n) }),
         batch: { maxRecords: 1_000, maxAgeMs: 60_000 },
         onBatch: submitter.onBatch,
       });

@@ -4,17 +4,14 @@ import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { ApiInputError, expectObject, type JsonObject, parseAddressField, parseBoolean, parseFixedHex, parseUint } from "../http/input.js";
 import { parseDeadline, parseSignature } from "../http/signed.js";
 import { InvalidPricingError } from "../usage/errors.js";
+import { MAX_TIERS, type Pricing, PricingModel, validatePricing } from "../usage/pricing.js";
 import {
   isValidNamespace,
-  MAX_TIERS,
-  type Pricing,
-  PricingModel,
   providerIdOf,
   registerProviderTypedData,
   setActiveTypedData,
   setPayoutAccountTypedData,
   updatePricingTypedData,
-  validatePricing,
 } from "../usage/registry.js";
 import {
   ApiServiceError,

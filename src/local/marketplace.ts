@@ -1,18 +1,14 @@
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { type Address, createTestClient, custom, type Hex, type PrivateKeyAccount, parseEther } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { TestUSDCAbi } from "../../abis/TestUSDCAbi.js";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { ChainClients } from "../chain/clients.js";
-import { ANVIL_KEYS } from "../chain/local.js";
-import { deploy } from "../deployment/deploy.js";
 import type { DeploymentManifest } from "../deployment/manifest.js";
 import { EercClient } from "../eerc/client.js";
 import type { Prover } from "../eerc/prover.js";
 import { IndexerClient } from "../indexer-client/client.js";
-import { type AgentOptions, PayoutAgent } from "../payout/agent.js";
+import type { AgentOptions } from "../payout/agent.js";
 import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf } from "../usage/index.js";
 
 // Building blocks of a local marketplace on anvil (the demo, the benchmarks and the end-to-end
@@ -212,30 +208,4 @@ export function localAgentOptions(
     settlement: { feeBps: args.feeBps, periodUnit: "month" },
     ...extra,
   };
-}
-
-export const localPayoutAgent = (args: Parameters<typeof localAgentOptions>[0], extra: Partial<AgentOptions> = {}) =>
-  new PayoutAgent(localAgentOptions(args, extra));
-
-/**
- * A local marketplace for benchmarks: this project's contracts deployed on `chain` by anvil's
- * account #0 (the owner, and the operator, registered in the eERC) with #9 as the auditor, the
- * manifest written to `dir`, and an authorised usage server.
- */
-export async function localMarketplace(chain: ChainClients, rpcUrl: string, prover: Prover, dir: string) {
-  const owner = privateKeyToAccount(ANVIL_KEYS[0]);
-  const manifest = await deploy({
-    rpcUrl,
-    network: "anvil-bench",
-    deployer: owner,
-    auditor: privateKeyToAccount(ANVIL_KEYS[9]),
-    prover,
-    write: false,
-  });
-  const manifestPath = join(dir, "deployment.json");
-  writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
-  const operator = await eercAccount(chain, manifest, prover, owner);
-  const server = await newFundedAccount(chain);
-  await authoriseServer(chain, manifest, owner, server.address);
-  return { owner, manifest, manifestPath, operator, server };
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Hex, PrivateKeyAccount } from "viem";
+import { createTestClient, custom, type Hex, type PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type Anvil, startAnvil } from "../chain/anvil.js";
 import { type ChainClients, connectChain } from "../chain/clients.js";
@@ -12,7 +12,7 @@ import type { EercClient } from "../eerc/client.js";
 import { Prover } from "../eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../indexer/process.js";
 import { type AgentOptions, PayoutAgent } from "../payout/agent.js";
-import type { Pricing } from "../usage/registry.js";
+import type { Pricing } from "../usage/pricing.js";
 import { authoriseServer, eercAccount, fundPayer, localAgentOptions, newFundedAccount, registerProvider } from "./marketplace.js";
 
 export type LocalProvider = { namespace: string; pricing: Pricing };
@@ -24,8 +24,10 @@ export type LocalWorldOptions = {
   fundMicro?: bigint;
   /** Start the indexer (needed by the agent). */
   indexer?: boolean;
-  /** anvil's block time in seconds; blocks are mined on demand without it. */
+  /** Seconds per block once the world is set up (setup mines each transaction at once); blocks are mined on demand without it. */
   blockTime?: number;
+  /** A running local chain to use instead of starting anvil (an anvil node: accounts are funded with its cheat code). */
+  rpcUrl?: string;
   /** The platform fee of the world's agents. */
   feeBps?: number;
   /** Deploys the contracts: this project's by default (tests swap in the audited eERC). */
@@ -33,7 +35,9 @@ export type LocalWorldOptions = {
 };
 
 export type LocalWorld = {
-  anvil: Anvil;
+  /** The anvil the world started; undefined when it was given `rpcUrl`. */
+  anvil: Anvil | undefined;
+  rpcUrl: string;
   chain: ChainClients;
   prover: Prover;
   manifest: DeploymentManifest;
@@ -69,18 +73,21 @@ const deployOwn = ({ rpcUrl, prover }: { rpcUrl: string; prover: Prover }) =>
  * fee-paying user, and (optionally) the indexer. `close()` stops all of it.
  */
 export async function localWorld(options: LocalWorldOptions = {}): Promise<LocalWorld> {
-  const anvil = await startAnvil({ blockTime: options.blockTime });
+  const anvil = options.rpcUrl ? undefined : await startAnvil({ blockTime: options.blockTime });
+  const rpcUrl = options.rpcUrl ?? anvil!.rpcUrl;
   const prover = new Prover();
   let indexer: RunningIndexer | undefined;
   const close = async () => {
     await indexer?.stop();
     await prover.close();
-    await anvil.stop();
+    await anvil?.stop();
   };
   try {
-    const chain = await connectChain(anvil.rpcUrl);
+    const chain = await connectChain(rpcUrl);
+    const testClient = createTestClient({ mode: "anvil", chain: chain.chain, transport: custom(chain.publicClient) });
+    if (anvil && options.blockTime) await testClient.setAutomine(true);
     const dir = mkdtempSync(join(tmpdir(), "bs-world-"));
-    const manifest = await (options.deploy ?? deployOwn)({ rpcUrl: anvil.rpcUrl, prover });
+    const manifest = await (options.deploy ?? deployOwn)({ rpcUrl, prover });
     const manifestPath = join(dir, "deployment.json");
     writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
     const owner = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]);
@@ -97,10 +104,11 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
     }
     if (options.fundMicro) await fundPayer(chain, manifest, operator, owner, options.fundMicro);
     const tokenId = await usdcTokenId(chain, manifest);
+    if (anvil && options.blockTime) await testClient.setIntervalMining({ interval: options.blockTime });
     if (options.indexer) {
       indexer = await startIndexer({
         manifestPath,
-        env: { RPC_URL: anvil.rpcUrl },
+        env: { RPC_URL: rpcUrl },
         pgliteDir: join(dir, "pglite"),
         logFile: join(dir, "ponder.log"),
       });
@@ -114,6 +122,7 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
     };
     return {
       anvil,
+      rpcUrl,
       chain,
       prover,
       manifest,

@@ -1,4 +1,15 @@
 export { type PeriodUnit, periodOf } from "../usage/period.js";
+export {
+  freePool,
+  freeQuotaThenPerCall,
+  OPEN_ENDED_TIER,
+  type Pricing,
+  PricingModel,
+  perCall,
+  priceOfCall,
+  type Tier,
+  tiered,
+} from "../usage/pricing.js";
 export { type McpHttpHost, serveMcpOverHttp } from "./http.js";
 export {
   type BatchSubmission,
@@ -12,17 +23,7 @@ export {
   type MeterOptions,
   type RecoveryReport,
 } from "./meter.js";
-export {
-  freeQuotaThenPerCall,
-  InvalidMeterPricingError,
-  OPEN_ENDED_TIER,
-  type PricingSource,
-  type ProviderPricing,
-  priceOfCall,
-  pricingFromRegistry,
-  staticPricing,
-  UnknownProviderError,
-} from "./pricing.js";
+export { InvalidMeterPricingError, type PricingSource, staticPricing, UnknownProviderError } from "./pricing.js";
 export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";
 export {
   BatchSubmitError,

@@ -1,6 +1,6 @@
 import { BaseError } from "../errors.js";
 import { InvalidPricingError } from "../usage/errors.js";
-import { type Pricing, PricingModel, type Tier, validatePricing } from "../usage/registry.js";
+import { type Pricing, priceOfCall, validatePricing } from "../usage/pricing.js";
 
 /**
  * Where the meter gets a provider's per-call price. `priceFor` runs on the hot path of every
@@ -16,35 +16,6 @@ export interface PricingSource {
   priceFor(namespace: string, callIndexInPeriod: number): bigint;
 }
 
-/**
- * A provider's pricing, with the models of ProviderRegistry:
- * - `per_call`: `priceMicro` for every billable call;
- * - `tiered`: billable calls number (previous `upToCalls`, `upToCalls`] of a period cost that
- *   tier's `priceMicro` (0 for a free quota); calls beyond the last tier cost nothing, so an
- *   open-ended last tier uses 2^64 − 1;
- * - `free_pool`: no per-call price; the provider is paid a share of a pool by usage, so its
- *   calls are still billable usage, priced 0.
- */
-export type ProviderPricing =
-  | { model: "per_call"; priceMicro: bigint }
-  | { model: "tiered"; tiers: readonly Tier[] }
-  | { model: "free_pool" };
-
-export const OPEN_ENDED_TIER = (1n << 64n) - 1n;
-
-/** `freeCalls` free billable calls per period, then `priceMicro` each. */
-export function freeQuotaThenPerCall(freeCalls: number | bigint, priceMicro: bigint): ProviderPricing {
-  const free = BigInt(freeCalls);
-  if (free === 0n) return { model: "per_call", priceMicro };
-  return {
-    model: "tiered",
-    tiers: [
-      { upToCalls: free, priceMicro: 0n },
-      { upToCalls: OPEN_ENDED_TIER, priceMicro },
-    ],
-  };
-}
-
 export class UnknownProviderError extends BaseError {
   readonly code = "UNKNOWN_PROVIDER";
   constructor(readonly namespace: string) {
@@ -56,70 +27,21 @@ export class InvalidMeterPricingError extends BaseError {
   readonly code = "INVALID_PRICING";
 }
 
-/** The registry's form of a meter pricing, so both are checked by the same rules. A free-pool weight does not matter to the meter. */
-function registryPricingOf(pricing: ProviderPricing): Pricing | undefined {
-  switch (pricing?.model) {
-    case "per_call":
-      return { model: PricingModel.PerCall, pricePerCallMicro: pricing.priceMicro, poolWeight: 0, tiers: [] };
-    case "tiered":
-      return {
-        model: PricingModel.Tiered,
-        pricePerCallMicro: 0n,
-        poolWeight: 0,
-        // Only read by the check, and copied by pricingFromRegistry.
-        tiers: pricing.tiers as Tier[],
-      };
-    case "free_pool":
-      return { model: PricingModel.FreePool, pricePerCallMicro: 0n, poolWeight: 1, tiers: [] };
-    default:
-      return undefined;
-  }
-}
-
 /** A copy of `pricing`, checked with the ProviderRegistry's own rules (`validatePricing`). */
-function checkPricing(namespace: string, pricing: ProviderPricing): ProviderPricing {
-  const registry = registryPricingOf(pricing);
-  if (!registry) throw new InvalidMeterPricingError(`${namespace}: unknown pricing model`);
+function checkPricing(namespace: string, pricing: Pricing): Pricing {
   try {
-    validatePricing(registry);
+    const { model, pricePerCallMicro, poolWeight, tiers } = validatePricing(pricing);
+    return { model, pricePerCallMicro, poolWeight, tiers: tiers.map((t) => ({ ...t })) };
   } catch (e) {
     if (e instanceof InvalidPricingError) throw new InvalidMeterPricingError(`${namespace}: ${e.field} ${e.reason}`);
+    if (e instanceof TypeError) throw new InvalidMeterPricingError(`${namespace}: not a pricing`);
     throw e;
   }
-  return pricingFromRegistry(registry);
 }
 
-/** Price of the billable call with 0-based index `callIndexInPeriod` in its period. */
-export function priceOfCall(pricing: ProviderPricing, callIndexInPeriod: number): bigint {
-  switch (pricing.model) {
-    case "free_pool":
-      return 0n;
-    case "per_call":
-      return pricing.priceMicro;
-    case "tiered": {
-      const callNumber = BigInt(callIndexInPeriod) + 1n;
-      for (const t of pricing.tiers) if (callNumber <= t.upToCalls) return t.priceMicro;
-      return 0n;
-    }
-  }
-}
-
-/** The meter's view of a ProviderRegistry entry's pricing (checked with the registry's own rules). */
-export function pricingFromRegistry(pricing: Pricing): ProviderPricing {
-  const p = validatePricing(pricing);
-  switch (p.model) {
-    case PricingModel.PerCall:
-      return { model: "per_call", priceMicro: p.pricePerCallMicro };
-    case PricingModel.FreePool:
-      return { model: "free_pool" };
-    default:
-      return { model: "tiered", tiers: p.tiers.map((t) => ({ upToCalls: t.upToCalls, priceMicro: t.priceMicro })) };
-  }
-}
-
-/** A fixed price list, keyed by FlowMCP namespace. */
-export function staticPricing(table: Readonly<Record<string, ProviderPricing>>): PricingSource {
-  const prices = new Map<string, ProviderPricing>();
+/** A fixed price list, keyed by FlowMCP namespace: ProviderRegistry entries' pricing, or built with `perCall`, `tiered`, `freeQuotaThenPerCall`, `freePool`. */
+export function staticPricing(table: Readonly<Record<string, Pricing>>): PricingSource {
+  const prices = new Map<string, Pricing>();
   for (const [namespace, pricing] of Object.entries(table)) prices.set(namespace, checkPricing(namespace, pricing));
   return {
     priceFor(namespace, callIndexInPeriod) {

@@ -5,7 +5,7 @@ import type { Point } from "../eerc/curve.js";
 import type { CommittedBatch } from "../history/usage.js";
 import type { IndexerClient } from "../indexer-client/client.js";
 import type { ProviderId } from "../revenue/types.js";
-import { type Pricing, PricingModel } from "../usage/registry.js";
+import { type Pricing, PricingModel } from "../usage/pricing.js";
 import { attributeTransfers, decodeTag, type PayerTransfer, type Payout, type UnattributedTransfer } from "./tag.js";
 
 /** A provider's registration right after one of its ProviderRegistry events. */

@@ -8,7 +8,7 @@ import { checkFeeBps, feeMicro, priceLines } from "../revenue/price.js";
 import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
 import { type PeriodUnit, periodOf } from "../usage/period.js";
-import { type Pricing, PricingModel } from "../usage/registry.js";
+import { type Pricing, PricingModel } from "../usage/pricing.js";
 import { CycleBoundaryConflictError } from "./errors.js";
 import type { BatchFact, PoolFeeFact, ProviderChangeFact, SettlementFacts } from "./facts.js";
 import type { Payout } from "./tag.js";

@@ -1,5 +1,5 @@
 export { allocatePool } from "./allocate.js";
 export { earnings, owed } from "./earnings.js";
 export * from "./errors.js";
-export { BPS_DENOMINATOR, feeMicro, priceLines, tieredAmountMicro } from "./price.js";
+export { BPS_DENOMINATOR, feeMicro, priceLines } from "./price.js";
 export * from "./types.js";

@@ -1,4 +1,4 @@
-import { type Pricing, PricingModel, type Tier, validatePricing } from "../usage/registry.js";
+import { amountOfCalls, type Pricing, PricingModel, validatePricing } from "../usage/pricing.js";
 import { getOrCreate } from "../util/map.js";
 import { allocateSorted } from "./allocate.js";
 import { InvalidRevenueInputError, UnknownProviderPricingError } from "./errors.js";
@@ -16,23 +16,6 @@ import {
 } from "./types.js";
 
 export const BPS_DENOMINATOR = 10_000n;
-
-/**
- * Price of `billableCalls` billable calls of one period under tiers: calls (previous upToCalls,
- * upToCalls] cost that tier's priceMicro; calls beyond the last tier cost nothing. Equals the
- * sum of the meter's per-call prices for calls 1..billableCalls.
- */
-export function tieredAmountMicro(tiers: readonly Tier[], billableCalls: bigint): bigint {
-  let total = 0n;
-  let previous = 0n;
-  for (const t of tiers) {
-    if (billableCalls <= previous) break;
-    const upTo = billableCalls < t.upToCalls ? billableCalls : t.upToCalls;
-    total += (upTo - previous) * t.priceMicro;
-    previous = t.upToCalls;
-  }
-  return total;
-}
 
 /** The platform fee on `grossMicro`: floor(gross × bps / 10,000); the remainder stays with the payee. */
 export function feeMicro(grossMicro: bigint, feeBps: bigint): bigint {
@@ -140,10 +123,7 @@ function pricePeriod(
       poolIndex.push(entry);
       poolWeights.push(billableCalls * BigInt(pricing.poolWeight));
     } else {
-      const gross =
-        pricing.model === PricingModel.PerCall
-          ? billableCalls * pricing.pricePerCallMicro
-          : tieredAmountMicro(pricing.tiers, billableCalls);
+      const gross = amountOfCalls(pricing, billableCalls);
       const fee = feeMicro(gross, feeBps);
       commercialFee += fee;
       entry = { model: MODEL_NAMES[pricing.model], billableCalls, grossMicro: gross, feeMicro: fee, netMicro: gross - fee };
@@ -179,7 +159,7 @@ function pricePeriod(
 /**
  * Prices finalized usage: per (period, provider) the billable calls of all its lines add up, then
  * - PerCall: billableCalls × pricePerCallMicro;
- * - Tiered: the period's billable calls walk the tiers (`tieredAmountMicro`);
+ * - Tiered: the period's billable calls walk the tiers (`amountOfCalls`);
  * - FreePool: a share of the period's pool after the pool's fee, split by billableCalls ×
  *   poolWeight with `allocatePool`'s largest-remainder rule;
  * - inactive (pricing `null`): nothing.

@@ -1,5 +1,5 @@
 import type { Hex } from "viem";
-import type { Pricing } from "../usage/registry.js";
+import type { Pricing } from "../usage/pricing.js";
 
 /**
  * A provider id as `providerIdOf` and `decryptLinesFor` return it: "0x" and 64 lowercase hex

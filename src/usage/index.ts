@@ -3,5 +3,6 @@ export * from "./errors.js";
 export { fetchLineKeys } from "./keys.js";
 export * from "./lines.js";
 export * from "./merkle.js";
+export * from "./pricing.js";
 export * from "./record.js";
 export * from "./registry.js";

@@ -1,18 +1,8 @@
 import { type Address, getAddress, type Hex, keccak256, stringToBytes } from "viem";
-import { InvalidNamespaceError, InvalidPricingError } from "./errors.js";
-
-/** ProviderRegistry's `PricingModel` enum. */
-export const PricingModel = { PerCall: 0, FreePool: 1, Tiered: 2 } as const;
-export type PricingModel = (typeof PricingModel)[keyof typeof PricingModel];
-
-export type Tier = { upToCalls: bigint; priceMicro: bigint };
-
-/** ProviderRegistry's `Pricing` struct, amounts in micro-USDC. */
-export type Pricing = { model: PricingModel; pricePerCallMicro: bigint; poolWeight: number; tiers: Tier[] };
+import { InvalidNamespaceError } from "./errors.js";
+import type { Pricing } from "./pricing.js";
 
 export const MAX_NAMESPACE_LENGTH = 64;
-export const MAX_TIERS = 16;
-const UINT64_MAX = (1n << 64n) - 1n;
 const NAMESPACE_RE = /^[A-Za-z0-9]{1,64}$/;
 
 /** The namespace rule the registry enforces: 1 to 64 ASCII letters or digits, case-sensitive. */
@@ -24,44 +14,6 @@ export function isValidNamespace(namespace: unknown): namespace is string {
 export function providerIdOf(namespace: string): Hex {
   if (!isValidNamespace(namespace)) throw new InvalidNamespaceError(namespace);
   return keccak256(stringToBytes(namespace));
-}
-
-const isUint = (v: unknown, max: bigint): v is bigint => typeof v === "bigint" && v >= 0n && v <= max;
-
-/** Mirrors the registry's checks, so a relay can refuse before anything is signed or sent. */
-export function validatePricing(pricing: Pricing): Pricing {
-  const fail = (field: string, reason: string): never => {
-    throw new InvalidPricingError(field, reason);
-  };
-  const { model, pricePerCallMicro, poolWeight, tiers } = pricing;
-  if (!isUint(pricePerCallMicro, UINT64_MAX)) fail("pricePerCallMicro", "must be a uint64 bigint");
-  if (!Number.isSafeInteger(poolWeight) || poolWeight < 0 || poolWeight > 0xffffffff) fail("poolWeight", "must be a uint32");
-  if (!Array.isArray(tiers)) fail("tiers", "must be an array");
-  const unused = (field: string) => fail(field, "must be zero (or empty) for this model");
-  if (model === PricingModel.PerCall) {
-    if (pricePerCallMicro === 0n) fail("pricePerCallMicro", "must be positive for per-call pricing");
-    if (poolWeight !== 0) unused("poolWeight");
-    if (tiers.length !== 0) unused("tiers");
-  } else if (model === PricingModel.FreePool) {
-    if (poolWeight === 0) fail("poolWeight", "must be positive for free-pool pricing");
-    if (pricePerCallMicro !== 0n) unused("pricePerCallMicro");
-    if (tiers.length !== 0) unused("tiers");
-  } else if (model === PricingModel.Tiered) {
-    if (tiers.length === 0) fail("tiers", "must have at least one tier");
-    if (tiers.length > MAX_TIERS) fail("tiers", `must have at most ${MAX_TIERS} tiers`);
-    if (pricePerCallMicro !== 0n) unused("pricePerCallMicro");
-    if (poolWeight !== 0) unused("poolWeight");
-    let previous = 0n;
-    for (const [i, t] of tiers.entries()) {
-      if (!isUint(t.upToCalls, UINT64_MAX)) fail(`tiers[${i}].upToCalls`, "must be a uint64 bigint");
-      if (!isUint(t.priceMicro, UINT64_MAX)) fail(`tiers[${i}].priceMicro`, "must be a uint64 bigint");
-      if (t.upToCalls <= previous) fail(`tiers[${i}].upToCalls`, "must be greater than the previous tier's");
-      previous = t.upToCalls;
-    }
-  } else {
-    fail("model", "must be PerCall (0), FreePool (1) or Tiered (2)");
-  }
-  return pricing;
 }
 
 /** EIP-712 domain of a ProviderRegistry deployment. */
