@@ -10,6 +10,7 @@ import { parseAuditTotals, parseEarnings } from "../src/history/parse.js";
 import { ApiHttpError, ApiResponseError, ApiUnreachableError } from "../src/http/errors.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { periodLabel } from "../src/usage/period.js";
+import { expectSameShape, type Recording, recorded } from "./api-fixtures.js";
 import { buildAudit, buildEarnings, type Step, txHash } from "./history-fixtures.js";
 
 const PROVIDER: Address = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
@@ -195,6 +196,47 @@ describe("auditTotals", () => {
     expect(periodLabel(1_764_028_799n, "day")).toBe("2025-11-24");
     expect(periodLabel(1_764_028_800n, "day")).toBe("2025-11-25");
     expect(periodLabel(1_764_028_800n, "month")).toBe("2025-11");
+  });
+});
+
+describe("the real server's answers (recorded in test/fixtures/api)", () => {
+  const truth = recorded("recording.json") as Recording;
+  const earnings = recorded("provider-earnings.json");
+  const audit = recorded("audit-totals.json");
+
+  it("decrypt with the provider's key to the balances the chain held, and the pending amount", () => {
+    const h = decryptHistory(parseEarnings(earnings, "recorded"), BigInt(truth.providerSk));
+    expect(h.tokens.flatMap((t) => t.rows.map((r) => ({ kind: r.kind, balanceMicro: r.balanceMicro.toString() })))).toEqual(truth.rows);
+    expect(h.pending?.amountMicro.toString()).toBe(truth.pendingMicro);
+  });
+
+  it("decrypt with the auditor's key to the totals and cycles the chain recorded", () => {
+    const r = auditTotals(parseAuditTotals(audit, "recorded"), BigInt(truth.auditorSk));
+    expect(r.keyIsCurrentAuditor).toBe(true);
+    const [token] = r.tokens;
+    expect({ transfer: token!.byKind.transfer.amountMicro.toString(), withdraw: token!.byKind.withdraw.amountMicro.toString() }).toEqual(
+      truth.audit,
+    );
+    expect(r.cycles?.map((c) => ({ cycle: c.cycle, totalMicro: c.totalMicro.toString() }))).toEqual(truth.cycles);
+  });
+
+  it("the shape check tells a decimal from a number and a missing field from a present one", () => {
+    expect(() => expectSameShape({ blockNumber: 1 }, { blockNumber: "1" })).toThrow();
+    expect(() => expectSameShape({ a: "1" }, { a: "1", pending: null }, { nullable: true })).toThrow();
+    expect(() => expectSameShape({ rows: [{ txHash: "0x12" }] }, { rows: [{ txHash: `0x${"ab".repeat(32)}` }] })).toThrow();
+    expectSameShape({ pending: null, rows: [] }, { pending: { pct: ["1"] }, rows: [{ a: "1" }] }, { nullable: true });
+  });
+
+  it("have the shape of the hand-built bodies above, so those stand for the server", () => {
+    const built = buildEarnings(PROVIDER, publicKeyOf(providerSk), steps, [{ tokenId: 1n, tokenAddress: USDC }]).json;
+    expectSameShape(built, earnings, { nullable: true });
+    expectSameShape(
+      buildAudit(AUDITOR, publicKeyOf(auditorSk), [
+        { period: "2026-11-24", tokenId: 1n, kind: "transfer", amount: 1n, to: publicKeyOf(auditorSk), auditorAddress: AUDITOR },
+      ]),
+      audit,
+      { nullable: true },
+    );
   });
 });
 
