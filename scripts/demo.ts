@@ -14,16 +14,9 @@ import { decryptHistory } from "../src/history/index.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
-import {
-  createBatchSubmitter,
-  createMeter,
-  flowMcpToolName,
-  type McpHttpHost,
-  type Meter,
-  serveMcpOverHttp,
-  staticPricing,
-} from "../src/meter/index.js";
+import { createBatchSubmitter, createMeter, flowMcpToolName, serveMcpOverHttp, staticPricing } from "../src/meter/index.js";
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
+import type { PayoutAgent } from "../src/payout/agent.js";
 import { reconcile } from "../src/payout/reconcile.js";
 import { freePool, freeQuotaThenPerCall, type Pricing, perCall, pricingFromChain } from "../src/usage/pricing.js";
 import { providerIdOf } from "../src/usage/registry.js";
@@ -113,153 +106,256 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
 }
 
-async function main(): Promise<void> {
-  const report = reportPath(process.argv.slice(2));
-  const started = Date.now();
-  const step = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+type Step = (line: string) => void;
+type Providers = Map<DemoNamespace, { account: PrivateKeyAccount; client: EercClient }>;
+const namespaceOf = new Map(PROVIDERS.map((p) => [providerIdOf(p.namespace), p.namespace]));
 
-  const auditorAccount = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.auditor]);
-  const spool = mkdtempSync(join(tmpdir(), "backendshield-demo-"));
-  let world: LocalWorld | undefined;
-  let meter: Meter | undefined;
-  let host: McpHttpHost | undefined;
-  let apis: Awaited<ReturnType<typeof startDemoApis>> | undefined;
-  let mcp: Client | undefined;
-  try {
-    // The operator (anvil's account #0) owns the contracts and pays; its eERC account is funded from the USDC it holds.
-    world = await localWorld({
-      rpcUrl: process.env.RPC_URL,
-      providers: PROVIDERS,
-      fundMicro: parseUsdc("50"),
-      indexer: true,
-      feeBps: FEE_BPS,
-      deploy: ({ rpcUrl, prover }) => {
-        step(process.env.RPC_URL ? `using RPC ${rpcUrl}` : `started anvil at ${rpcUrl}`);
-        return deploy({
-          rpcUrl,
-          network: process.env.NETWORK ?? "anvil",
-          deployer: privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]),
-          auditor: auditorAccount,
-          prover,
-          log: step,
-        });
-      },
+/** The marketplace, with the operator (anvil's account #0) as the contracts' owner and the payer, funded from the USDC it holds. */
+function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld> {
+  return localWorld({
+    rpcUrl: process.env.RPC_URL,
+    providers: PROVIDERS,
+    fundMicro: parseUsdc("50"),
+    indexer: true,
+    feeBps: FEE_BPS,
+    deploy: ({ rpcUrl, prover }) => {
+      step(process.env.RPC_URL ? `using RPC ${rpcUrl}` : `started anvil at ${rpcUrl}`);
+      return deploy({
+        rpcUrl,
+        network: process.env.NETWORK ?? "anvil",
+        deployer: privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]),
+        auditor,
+        prover,
+        log: step,
+      });
+    },
+  });
+}
+
+/** The FlowMCP server: its meter prices each call from the registry and commits batches on the UsageLedger. */
+async function startFlowMcp(world: LocalWorld) {
+  const { chain, manifest, server } = world;
+  const pricing: Record<string, Pricing> = {};
+  for (const p of PROVIDERS) {
+    const entry = await chain.publicClient.readContract({
+      address: manifest.contracts.providerRegistry,
+      abi: ProviderRegistryAbi,
+      functionName: "getProvider",
+      args: [providerIdOf(p.namespace)],
     });
-    const { chain, manifest, operator, server, tokenId } = world;
-    const indexer = world.indexer!;
+    pricing[p.namespace] = pricingFromChain(entry.pricing);
+  }
+  const submitter = createBatchSubmitter({
+    serverAccount: server,
+    publicClient: chain.publicClient,
+    walletClient: chain.walletFor(server),
+    ledger: manifest.contracts.usageLedger,
+    registry: manifest.contracts.providerRegistry,
+    registrar: manifest.contracts.registrar,
+    eerc: manifest.contracts.encryptedERC,
+    mode: { kind: "direct" },
+  });
+  const meter = createMeter({
+    spoolDir: mkdtempSync(join(tmpdir(), "backendshield-demo-")),
+    serverAddress: server.address,
+    pricing: staticPricing(pricing),
+    batch: { maxAgeMs: 60_000 },
+    onBatch: (batch) => submitter.onBatch(batch),
+  });
+  await meter.recover();
+  const apis = await startDemoApis();
+  const host = await serveMcpOverHttp({ createMcpServer: () => createDemoMcpServer(meter, apis.url) });
+  const mcp = new Client({ name: "demo-agent", version: "1.0.0" });
+  await mcp.connect(new StreamableHTTPClientTransport(new URL(host.url)));
+  return {
+    url: host.url,
+    meter,
+    mcp,
+    close: async () => {
+      await mcp.close().catch(() => {});
+      await host.close();
+      await meter.close();
+      await apis.close();
+    },
+  };
+}
+
+type FlowMcp = Awaited<ReturnType<typeof startFlowMcp>>;
+
+/** One round: the MCP client's calls (every 17th asks for a failing upstream), committed on chain. */
+async function callTools(flowMcp: FlowMcp, round: number, tally: { calls: Map<DemoNamespace, number>; total: number; failed: number }) {
+  const plan = ROUNDS[round]!;
+  const queue = Object.entries(plan).flatMap(([ns, n]) => Array.from({ length: n }, (_, i) => ({ ns: ns as DemoNamespace, i })));
+  queue.sort((a, b) => ((a.i * 31 + a.ns.length) % 7) - ((b.i * 31 + b.ns.length) % 7));
+  for (const { ns, i } of queue) {
+    const fail = (tally.total + 1) % 17 === 0;
+    const result = await flowMcp.mcp.callTool({
+      name: flowMcpToolName(DEMO_TOOLS[ns].route, ns),
+      arguments: { q: fail ? "fail" : `${ns}-${round}-${i}` },
+    });
+    if (result.isError) tally.failed += 1;
+    tally.total += 1;
+    tally.calls.set(ns, (tally.calls.get(ns) ?? 0) + 1);
+  }
+  await flowMcp.meter.flush();
+  return queue.length;
+}
+
+/** The agent's cycle, as the demo reports it; the reserve columns are filled from the auditor's reconciliation. */
+async function payCycle(agent: PayoutAgent): Promise<{ cycle: Report["cycles"][number]; transfers: Report["transfers"] }> {
+  const result = await agent.runCycle();
+  if (result.status !== "paid") throw new Error("a cycle paid nothing");
+  return {
+    cycle: {
+      id: result.cycle,
+      poolMicro: result.poolMicro.toString(),
+      carriedInMicro: "",
+      splitMicro: "",
+      carriedOutMicro: "",
+      paidMicro: result.paidMicro.toString(),
+      transfers: result.transfers.length,
+    },
+    transfers: result.transfers.map((t) => ({
+      cycle: result.cycle,
+      namespace: namespaceOf.get(t.providerId) ?? t.providerId,
+      to: t.to,
+      payer: t.payer,
+      txHash: t.txHash,
+      amountMicro: t.amount.toString(),
+    })),
+  };
+}
+
+/** Every provider, with its own key: its balance through the API equals the chain's, and nothing is pending. */
+async function decryptedBalances(world: LocalWorld, providers: Providers): Promise<Map<DemoNamespace, bigint>> {
+  const api = new IndexerClient(world.indexer!.url);
+  await api.waitForBlock(await world.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  const decrypted = new Map<DemoNamespace, bigint>();
+  for (const [ns, p] of providers) {
+    const history = decryptHistory(await api.earnings(p.account.address), p.client.exportPrivateKey());
+    const balance = history.tokens.find((t) => t.tokenId === world.tokenId)?.balanceMicro ?? 0n;
+    if (balance !== (await p.client.balance(world.tokenId))) throw new Error(`${ns}: the indexed balance differs from the chain's`);
+    if (history.pending?.amountMicro !== 0n) throw new Error(`${ns}: the API shows a pending amount after the cycles`);
+    decrypted.set(ns, balance);
+  }
+  return decrypted;
+}
+
+/** Claims: each provider withdraws what it was paid to its own wallet (the public amount is all a withdrawal shows). */
+async function withdrawAll(world: LocalWorld, providers: Providers, decrypted: Map<DemoNamespace, bigint>): Promise<Report["withdrawals"]> {
+  const withdrawals: Report["withdrawals"] = [];
+  for (const [ns, p] of providers) {
+    const amount = decrypted.get(ns)!;
+    if (amount === 0n) continue;
+    const receipt = await p.client.withdraw({ amount, tokenId: world.tokenId });
+    withdrawals.push({ namespace: ns, account: p.account.address, amountMicro: amount.toString(), txHash: receipt.transactionHash });
+  }
+  return withdrawals;
+}
+
+/** Each provider's balance history through the API after the withdrawals, decrypted with its own key. */
+async function histories(world: LocalWorld, providers: Providers): Promise<Report["history"]> {
+  const api = new IndexerClient(world.indexer!.url);
+  await api.waitForBlock(await world.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  const out: Report["history"] = [];
+  for (const [ns, p] of providers) {
+    const mine = decryptHistory(await api.earnings(p.account.address), p.client.exportPrivateKey());
+    const rows = mine.tokens.find((t) => t.tokenId === world.tokenId)?.rows ?? [];
+    out.push({
+      namespace: ns,
+      rows: rows.map((r) => ({
+        blockNumber: r.blockNumber.toString(),
+        txHash: r.txHash,
+        kind: r.kind,
+        balanceMicro: r.balanceMicro.toString(),
+        deltaMicro: r.deltaMicro.toString(),
+      })),
+    });
+  }
+  return out;
+}
+
+function printReport(report: Report): void {
+  const usdc = (v: string) => formatUsdc(BigInt(v));
+  console.log(
+    `\nchain ${report.chainId}; ${report.mcp.calls} MCP calls (${report.mcp.failed} failed, not billed); platform fee ${FEE_BPS / 100}%\n`,
+  );
+  console.log(
+    table([
+      ["provider", "kind", "calls", "earned USDC", "paid USDC", "decrypted USDC", "withdrawn USDC", "ok"],
+      ...report.providers.map((r) => [
+        r.namespace,
+        r.kind,
+        String(r.calls),
+        usdc(r.earnedMicro),
+        usdc(r.paidMicro),
+        usdc(r.decryptedMicro),
+        usdc(r.withdrawnMicro),
+        r.earnedMicro === r.paidMicro && r.paidMicro === r.decryptedMicro ? "yes" : "NO",
+      ]),
+    ]),
+  );
+  console.log("");
+  // The pool received is public; what it carried in, split and carried out is the operator's and the auditor's.
+  console.log(
+    table([
+      ["cycle", "", "pool USDC", "carried in", "pool split", "carried out", "paid USDC", "transfers"],
+      ...report.cycles.map((c) => [
+        String(c.id),
+        "",
+        usdc(c.poolMicro),
+        usdc(c.carriedInMicro),
+        usdc(c.splitMicro),
+        usdc(c.carriedOutMicro),
+        usdc(c.paidMicro),
+        String(c.transfers),
+      ]),
+    ]),
+  );
+  const transfers = report.cycles.reduce((s, c) => s + c.transfers, 0);
+  console.log(
+    `\naudit: ${report.audit.ok ? "ok" : "MISMATCH"}, ${usdc(report.audit.totalMicro)} USDC paid in ${transfers} private transfers`,
+  );
+}
+
+async function main(): Promise<void> {
+  const reportFile = reportPath(process.argv.slice(2));
+  const started = Date.now();
+  const step: Step = (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+  const auditorAccount = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.auditor]);
+  let world: LocalWorld | undefined;
+  let flowMcp: FlowMcp | undefined;
+  try {
+    world = await startWorld(step, auditorAccount);
+    const { chain, manifest, operator, tokenId } = world;
     step(`operator ${operator.address} registered and funded with 50 USDC of encrypted balance (token id ${tokenId})`);
     step(`registered ${PROVIDERS.length} providers: ${PROVIDERS.map((p) => `${p.namespace} (${p.kind})`).join(", ")}`);
-    step(`indexer and API serving at ${indexer.url} (GraphQL at ${indexer.url}/graphql)`);
-    const providers = world.payoutAccounts as Map<DemoNamespace, { account: PrivateKeyAccount; client: EercClient }>;
-
-    // The FlowMCP server: the meter prices each call from the registry and commits batches on the UsageLedger.
-    const pricing: Record<string, Pricing> = {};
-    for (const p of PROVIDERS) {
-      const entry = await chain.publicClient.readContract({
-        address: manifest.contracts.providerRegistry,
-        abi: ProviderRegistryAbi,
-        functionName: "getProvider",
-        args: [providerIdOf(p.namespace)],
-      });
-      pricing[p.namespace] = pricingFromChain(entry.pricing);
-    }
-    const submitter = createBatchSubmitter({
-      serverAccount: server,
-      publicClient: chain.publicClient,
-      walletClient: chain.walletFor(server),
-      ledger: manifest.contracts.usageLedger,
-      registry: manifest.contracts.providerRegistry,
-      registrar: manifest.contracts.registrar,
-      eerc: manifest.contracts.encryptedERC,
-      mode: { kind: "direct" },
-    });
-    const m = createMeter({
-      spoolDir: spool,
-      serverAddress: server.address,
-      pricing: staticPricing(pricing),
-      batch: { maxAgeMs: 60_000 },
-      onBatch: (batch) => submitter.onBatch(batch),
-    });
-    meter = m;
-    await m.recover();
-    apis = await startDemoApis();
-    host = await serveMcpOverHttp({ createMcpServer: () => createDemoMcpServer(m, apis!.url) });
-    mcp = new Client({ name: "demo-agent", version: "1.0.0" });
-    await mcp.connect(new StreamableHTTPClientTransport(new URL(host.url)));
-    step(`FlowMCP server with the meter at ${host.url}; an MCP client connected`);
+    step(`indexer and API serving at ${world.indexer!.url} (GraphQL at ${world.indexer!.url}/graphql)`);
+    const providers = world.payoutAccounts as Providers;
+    flowMcp = await startFlowMcp(world);
+    step(`FlowMCP server with the meter at ${flowMcp.url}; an MCP client connected`);
 
     const agent = world.agent({ log: (line) => step(`agent: ${line}`) });
     const users = [world.user, await newFundedAccount(chain), await newFundedAccount(chain)];
-    const calls = new Map<DemoNamespace, number>();
-    let totalCalls = 0;
-    let failed = 0;
+    const tally = { calls: new Map<DemoNamespace, number>(), total: 0, failed: 0 };
     const cycles: Report["cycles"] = [];
     const transfers: Report["transfers"] = [];
-    const namespaceOf = new Map(PROVIDERS.map((p) => [providerIdOf(p.namespace), p.namespace]));
-
-    for (const [round, plan] of ROUNDS.entries()) {
-      const queue = Object.entries(plan).flatMap(([ns, n]) => Array.from({ length: n }, (_, i) => ({ ns: ns as DemoNamespace, i })));
-      queue.sort((a, b) => ((a.i * 31 + a.ns.length) % 7) - ((b.i * 31 + b.ns.length) % 7));
-      for (const { ns, i } of queue) {
-        const fail = (totalCalls + 1) % 17 === 0;
-        const result = await mcp.callTool({
-          name: flowMcpToolName(DEMO_TOOLS[ns].route, ns),
-          arguments: { q: fail ? "fail" : `${ns}-${round}-${i}` },
-        });
-        if (result.isError) failed += 1;
-        totalCalls += 1;
-        calls.set(ns, (calls.get(ns) ?? 0) + 1);
-      }
-      await m.flush();
-      step(
-        `round ${round + 1}: ${queue.length} MCP calls metered and committed on chain (${failed} failed so far, counted but not billed)`,
-      );
-
+    for (const round of ROUNDS.keys()) {
+      const calls = await callTools(flowMcp, round, tally);
+      step(`round ${round + 1}: ${calls} MCP calls metered and committed on chain (${tally.failed} failed so far, counted but not billed)`);
       for (const [i, fee] of FEES[round]!.entries()) await payPoolFee(chain, manifest, users[i]!, parseUsdc(fee));
       step(`users paid ${FEES[round]!.join(" + ")} USDC of fees into the revenue pool`);
-
-      const result = await agent.runCycle();
-      if (result.status !== "paid") throw new Error(`cycle ${round + 1} paid nothing`);
-      // The reserve columns are filled from the auditor's reconciliation below.
-      cycles.push({
-        id: result.cycle,
-        poolMicro: result.poolMicro.toString(),
-        carriedInMicro: "",
-        splitMicro: "",
-        carriedOutMicro: "",
-        paidMicro: result.paidMicro.toString(),
-        transfers: result.transfers.length,
-      });
-      for (const t of result.transfers) {
-        transfers.push({
-          cycle: result.cycle,
-          namespace: namespaceOf.get(t.providerId) ?? t.providerId,
-          to: t.to,
-          payer: t.payer,
-          txHash: t.txHash,
-          amountMicro: t.amount.toString(),
-        });
-      }
-      step(`cycle ${result.cycle}: ${result.transfers.length} private transfers, pool ${formatUsdc(result.poolMicro)} USDC`);
+      const paid = await payCycle(agent);
+      cycles.push(paid.cycle);
+      transfers.push(...paid.transfers);
+      step(`cycle ${paid.cycle.id}: ${paid.cycle.transfers} private transfers, pool ${formatUsdc(BigInt(paid.cycle.poolMicro))} USDC`);
     }
 
-    // Every provider checks, with its own key: its balance history through the API, and nothing pending.
-    await new IndexerClient(indexer.url).waitForBlock(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
-    const api = new IndexerClient(indexer.url);
-    const decrypted = new Map<DemoNamespace, bigint>();
-    for (const [ns, p] of providers) {
-      const history = decryptHistory(await api.earnings(p.account.address), p.client.exportPrivateKey());
-      const balance = history.tokens.find((t) => t.tokenId === tokenId)?.balanceMicro ?? 0n;
-      if (balance !== (await p.client.balance(tokenId))) throw new Error(`${ns}: the indexed balance differs from the chain's`);
-      if (history.pending?.amountMicro !== 0n) throw new Error(`${ns}: the API shows a pending amount after the cycles`);
-      decrypted.set(ns, balance);
-    }
+    const decrypted = await decryptedBalances(world, providers);
     step("each provider decrypted its balance history through the API with its own key; nothing is pending");
-
-    const auditorSk = await deriveKeyFromWallet(auditorAccount);
     const audit = await reconcile({
-      indexer: new IndexerClient(indexer.url),
-      auditorSk,
+      indexer: new IndexerClient(world.indexer!.url),
+      auditorSk: await deriveKeyFromWallet(auditorAccount),
       operatorPk: operator.publicKey,
       settlement: { feeBps: FEE_BPS, periodUnit: "month" },
     });
@@ -269,106 +365,34 @@ async function main(): Promise<void> {
     for (const c of cycles) {
       const a = audit.cycles.find((x) => x.cycle === c.id);
       if (!a) throw new Error(`the auditor's reconciliation has no cycle ${c.id}`);
-      Object.assign(c, {
-        carriedInMicro: a.carriedInMicro.toString(),
-        splitMicro: a.splitMicro.toString(),
-        carriedOutMicro: a.carriedOutMicro.toString(),
-      });
+      Object.assign(c, { carriedInMicro: `${a.carriedInMicro}`, splitMicro: `${a.splitMicro}`, carriedOutMicro: `${a.carriedOutMicro}` });
     }
+    const withdrawals = await withdrawAll(world, providers, decrypted);
+    step(`${withdrawals.length} providers withdrew their balances to their wallets`);
 
-    // Claims: each provider withdraws what it was paid to its own wallet (the public amount is all a withdrawal shows).
-    const withdrawn = new Map<DemoNamespace, bigint>();
-    const withdrawals: Report["withdrawals"] = [];
-    for (const [ns, p] of providers) {
-      const amount = decrypted.get(ns)!;
-      if (amount === 0n) continue;
-      const receipt = await p.client.withdraw({ amount, tokenId });
-      withdrawn.set(ns, amount);
-      withdrawals.push({ namespace: ns, account: p.account.address, amountMicro: amount.toString(), txHash: receipt.transactionHash });
-    }
-    step(`${withdrawn.size} providers withdrew their balances to their wallets`);
-
-    await api.waitForBlock(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+    const history = await histories(world, providers);
     const balances: Report["balances"] = [];
-    const history: Report["history"] = [];
     for (const [ns, p] of providers) {
-      const mine = decryptHistory(await api.earnings(p.account.address), p.client.exportPrivateKey());
-      const rows = mine.tokens.find((t) => t.tokenId === tokenId)?.rows ?? [];
-      history.push({
-        namespace: ns,
-        rows: rows.map((r) => ({
-          blockNumber: r.blockNumber.toString(),
-          txHash: r.txHash,
-          kind: r.kind,
-          balanceMicro: r.balanceMicro.toString(),
-          deltaMicro: r.deltaMicro.toString(),
-        })),
-      });
-      balances.push({
-        namespace: ns,
-        account: p.account.address,
-        paidBalanceMicro: decrypted.get(ns)!.toString(),
-        finalBalanceMicro: (await p.client.balance(tokenId)).toString(),
-      });
+      const finalBalanceMicro = (await p.client.balance(tokenId)).toString();
+      balances.push({ namespace: ns, account: p.account.address, paidBalanceMicro: decrypted.get(ns)!.toString(), finalBalanceMicro });
     }
-
     const rows: Report["providers"] = PROVIDERS.map(({ namespace, kind }) => {
-      const id = providerIdOf(namespace);
-      const mine = audit.cycles.flatMap((c) => c.rows.filter((r) => r.providerId === id));
+      const mine = audit.cycles.flatMap((c) => c.rows.filter((r) => r.providerId === providerIdOf(namespace)));
       return {
         namespace,
         kind,
         account: providers.get(namespace)!.account.address,
-        calls: calls.get(namespace) ?? 0,
+        calls: tally.calls.get(namespace) ?? 0,
         earnedMicro: mine.reduce((s, r) => s + r.owedMicro, 0n).toString(),
         paidMicro: mine.reduce((s, r) => s + r.paidMicro, 0n).toString(),
         decryptedMicro: (decrypted.get(namespace) ?? 0n).toString(),
-        withdrawnMicro: (withdrawn.get(namespace) ?? 0n).toString(),
+        withdrawnMicro: withdrawals.find((w) => w.namespace === namespace)?.amountMicro ?? "0",
       };
     });
-
-    console.log(`\nchain ${manifest.chainId}; ${totalCalls} MCP calls (${failed} failed, not billed); platform fee ${FEE_BPS / 100}%\n`);
-    console.log(
-      table([
-        ["provider", "kind", "calls", "earned USDC", "paid USDC", "decrypted USDC", "withdrawn USDC", "ok"],
-        ...rows.map((r) => [
-          r.namespace,
-          r.kind,
-          String(r.calls),
-          formatUsdc(BigInt(r.earnedMicro)),
-          formatUsdc(BigInt(r.paidMicro)),
-          formatUsdc(BigInt(r.decryptedMicro)),
-          formatUsdc(BigInt(r.withdrawnMicro)),
-          r.earnedMicro === r.paidMicro && r.paidMicro === r.decryptedMicro ? "yes" : "NO",
-        ]),
-      ]),
-    );
-    console.log("");
-    // The pool received is public; what it carried in, split and carried out is the operator's and the auditor's.
-    const usdc = (v: string) => formatUsdc(BigInt(v));
-    console.log(
-      table([
-        ["cycle", "", "pool USDC", "carried in", "pool split", "carried out", "paid USDC", "transfers"],
-        ...cycles.map((c) => [
-          String(c.id),
-          "",
-          usdc(c.poolMicro),
-          usdc(c.carriedInMicro),
-          usdc(c.splitMicro),
-          usdc(c.carriedOutMicro),
-          usdc(c.paidMicro),
-          String(c.transfers),
-        ]),
-      ]),
-    );
-    console.log(
-      `\naudit: ${audit.ok ? "ok" : "MISMATCH"}, ${formatUsdc(audit.totalMicro)} USDC paid in ${audit.cycles.reduce((s, c) => s + c.transfers, 0)} private transfers`,
-    );
-
-    const out: Report = {
+    const report: Report = {
       chainId: manifest.chainId,
       decimals: manifest.decimals,
-      mcp: { calls: totalCalls, failed },
+      mcp: { calls: tally.total, failed: tally.failed },
       providers: rows,
       cycles,
       transfers,
@@ -377,16 +401,14 @@ async function main(): Promise<void> {
       history,
       audit: { ok: audit.ok, totalMicro: audit.totalMicro.toString() },
     };
-    if (report) {
-      writeFileSync(report, `${JSON.stringify(out, null, 2)}\n`);
-      console.log(`report written to ${report}`);
+    printReport(report);
+    if (reportFile) {
+      writeFileSync(reportFile, `${JSON.stringify(report, null, 2)}\n`);
+      console.log(`report written to ${reportFile}`);
     }
     if (!audit.ok || rows.some((r) => r.earnedMicro !== r.paidMicro || r.paidMicro !== r.decryptedMicro)) process.exitCode = 1;
   } finally {
-    await mcp?.close().catch(() => {});
-    await host?.close();
-    await meter?.close();
-    await apis?.close();
+    await flowMcp?.close();
     await world?.close();
   }
 }
