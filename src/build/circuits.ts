@@ -135,7 +135,8 @@ async function buildStale(options: BuildCircuitsOptions): Promise<{ built: Circu
     if (keys) await setup(name, ptau.path);
     writeFileSync(a.stamp, JSON.stringify({ digest, keys, constraints: info.nConstraints, developmentPtau: ptau.development }));
     log(
-      `circuit ${name}: ${info.nConstraints} constraints, ${keys ? "compiled and set up" : "compiled"} in ${Date.now() - started} ms${ptau.development && keys ? " (development ptau)" : ""}`,
+      `circuit ${name}: ${info.nConstraints} constraints, ${keys ? "compiled and set up" : "compiled"} in ${Date.now() - started} ms` +
+        (ptau.development && keys ? " (development ptau)" : ""),
     );
     built.push(name);
   }

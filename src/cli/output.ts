@@ -170,7 +170,8 @@ export function renderAudit(r: AuditReport, meta: { account: Address; period: st
   if (r.undecryptable.length > 0) {
     out.push(
       "",
-      `${r.undecryptable.length} entr${r.undecryptable.length === 1 ? "y" : "ies"} did not decrypt under this key (made under another auditor's key, or tampered):`,
+      `${r.undecryptable.length} entr${r.undecryptable.length === 1 ? "y" : "ies"} did not decrypt under this key ` +
+        "(made under another auditor's key, or tampered):",
     );
     out.push(
       ...indent(

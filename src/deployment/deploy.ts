@@ -115,7 +115,8 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
   }
   const token = options.token ?? (isConverter ? await deployContract(chain, d, "TestUSDC") : "0x0000000000000000000000000000000000000000");
   log(
-    `${options.eerc ? "using" : "deployed"} Registrar ${eerc.registrar}, EncryptedERC ${eerc.encryptedERC} (decimals ${decimals}, messages ${capabilities.messages ? "yes" : "no"}), token ${token}`,
+    `${options.eerc ? "using" : "deployed"} Registrar ${eerc.registrar}, EncryptedERC ${eerc.encryptedERC} ` +
+      `(decimals ${decimals}, messages ${capabilities.messages ? "yes" : "no"}), token ${token}`,
   );
 
   const prover = options.prover ?? new Prover(artifacts);

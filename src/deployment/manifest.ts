@@ -15,7 +15,10 @@ export type DeploymentManifest = {
   isConverter: boolean;
   owner: Address;
   auditor: Address;
-  /** Where users pay fees in `contracts.token`; what it receives funds the free-API revenue pool (absent in manifests written before it existed). */
+  /**
+   * Where users pay fees in `contracts.token`; what it receives funds the free-API revenue pool
+   * (absent in manifests written before it existed).
+   */
   revenuePool?: Address;
   contracts: {
     registrar: Address;

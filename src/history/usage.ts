@@ -391,7 +391,9 @@ export function checkRecords(args: {
       mismatches.push({
         batchId: null,
         kind: "no_batch",
-        message: `${several.length} record(s) without a batchId lie in the periods of several committed batches (first: ${several[0].eventId}); give each record its batchId`,
+        message:
+          `${several.length} record(s) without a batchId lie in the periods of several committed batches ` +
+          `(first: ${several[0].eventId}); give each record its batchId`,
       });
     }
   }
@@ -406,7 +408,9 @@ export function checkRecords(args: {
       mismatches.push({
         batchId: group.batchId,
         kind: "not_committed",
-        message: `batch ${group.batchId} (${group.records.length} records) is not committed on the UsageLedger${group.submitted ? ", though the spool marks it submitted" : ""}`,
+        message:
+          `batch ${group.batchId} (${group.records.length} records) is not committed on the UsageLedger` +
+          (group.submitted ? ", though the spool marks it submitted" : ""),
       });
       continue;
     }

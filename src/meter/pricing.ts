@@ -39,7 +39,10 @@ function checkPricing(namespace: string, pricing: Pricing): Pricing {
   }
 }
 
-/** A fixed price list, keyed by FlowMCP namespace: ProviderRegistry entries' pricing, or built with `perCall`, `tiered`, `freeQuotaThenPerCall`, `freePool`. */
+/**
+ * A fixed price list, keyed by FlowMCP namespace: ProviderRegistry entries' pricing, or built with
+ * `perCall`, `tiered`, `freeQuotaThenPerCall` and `freePool`.
+ */
 export function staticPricing(table: Readonly<Record<string, Pricing>>): PricingSource {
   const prices = new Map<string, Pricing>();
   for (const [namespace, pricing] of Object.entries(table)) prices.set(namespace, checkPricing(namespace, pricing));

@@ -167,7 +167,8 @@ export class PayoutAgent {
     const planMs = performance.now() - started;
     const total = planned.length;
     this.log(
-      `cycle ${cycle}${resumed ? " (resumed)" : ""}: settling through block ${throughBlock}, ${total} transfer(s) from ${assignment.size} payer(s)`,
+      `cycle ${cycle}${resumed ? " (resumed)" : ""}: settling through block ${throughBlock}, ` +
+        `${total} transfer(s) from ${assignment.size} payer(s)`,
     );
 
     const progress: CycleProgress = { cycle, total, proved: 0, paid: 0, resumed };
@@ -198,7 +199,8 @@ export class PayoutAgent {
             recovered: ({ payer: p, reverted, reproving }) => {
               recoveries += 1;
               this.log(
-                `payer ${p}: ${reverted} transfer(s) reverted after its balance changed mid-chain; re-proving ${reproving} from the chain balance`,
+                `payer ${p}: ${reverted} transfer(s) reverted after its balance changed mid-chain; ` +
+                  `re-proving ${reproving} from the chain balance`,
               );
             },
           },
