@@ -426,78 +426,70 @@ describe("transfer circuit", () => {
   });
 });
 
-describe("withdraw circuit", () => {
-  const base = { sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk };
-  const valid = withdrawInputs(base);
-  const W = (i: string) => via("Withdraw", i);
+// Withdraw and burn spend from the sender's balance with the same checks.
+const SPENDS = [
+  { circuit: "withdraw", template: "Withdraw", valueSignal: "ValueToWithdraw", build: withdrawInputs },
+  { circuit: "burn", template: "Burn", valueSignal: "ValueToBurn", build: burnInputs },
+] as const;
 
-  it("accepts a valid withdrawal", async () => {
-    await expect(witness("withdraw", valid.input)).resolves.toBeUndefined();
+describe.each(SPENDS)("$circuit circuit: the spending checks", ({ circuit, template, valueSignal, build }) => {
+  const base = { sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk };
+  const valid = build(base);
+  const auditorPCT = via(template, "auditorPCT");
+
+  it("accepts a valid spend; the auditor decrypts its amount", async () => {
+    await expect(witness(circuit, valid.input)).resolves.toBeUndefined();
     expect(decryptPCT(valid.auditorPCT, auditorSk)).toBe(VALUE);
   });
 
   it("rejects overspending", async () => {
     await rejects(
-      "withdraw",
-      withdrawInputs({ ...base, value: BALANCE_AMOUNT + 1n }).input,
+      circuit,
+      build({ ...base, value: BALANCE_AMOUNT + 1n }).input,
       at("SenderBalanceCheck", "enough.out === 1"),
-      SENDER("Withdraw"),
+      SENDER(template),
     );
   });
 
   it("rejects value = l and value = p − 1", async () => {
-    await rejects(
-      "withdraw",
-      { ...valid.input, ValueToWithdraw: dec(L) },
-      ...AMOUNT_TOO_BIG,
-      via("SenderBalanceCheck", "valueRange"),
-      SENDER("Withdraw"),
-    );
-    await rejects(
-      "withdraw",
-      { ...valid.input, ValueToWithdraw: dec(P - 1n) },
-      ...AMOUNT_WRAPS,
-      via("SenderBalanceCheck", "valueRange"),
-      SENDER("Withdraw"),
-    );
+    const range = via("SenderBalanceCheck", "valueRange");
+    await rejects(circuit, { ...valid.input, [valueSignal]: dec(L) }, ...AMOUNT_TOO_BIG, range, SENDER(template));
+    await rejects(circuit, { ...valid.input, [valueSignal]: dec(P - 1n) }, ...AMOUNT_WRAPS, range, SENDER(template));
   });
 
   it("rejects a wrong private key", async () => {
     await rejects(
-      "withdraw",
+      circuit,
       { ...valid.input, SenderPrivateKey: dec(otherSk) },
       at("SenderBalanceCheck", "pk === pkCheck.out"),
-      SENDER("Withdraw"),
+      SENDER(template),
     );
   });
 
-  it("rejects a balance ciphertext that does not decrypt to the claimed balance", async () => {
-    await rejects("withdraw", { ...valid.input, SenderBalance: dec(BALANCE_AMOUNT + 1n) }, DECRYPT_MISMATCH, ...BALANCE("Withdraw"));
+  it("rejects a balance ciphertext that does not decrypt to the claimed balance (one more, one less)", async () => {
+    await rejects(circuit, { ...valid.input, SenderBalance: dec(BALANCE_AMOUNT + 1n) }, DECRYPT_MISMATCH, ...BALANCE(template));
+    await rejects(circuit, { ...valid.input, SenderBalance: dec(BALANCE_AMOUNT - 1n) }, DECRYPT_MISMATCH, ...BALANCE(template));
   });
 
   it("rejects an auditor PCT of another amount", async () => {
-    await rejects("withdraw", { ...valid.input, ...pctSignals("Auditor", VALUE + 1n, auditorPk, R1, 7n) }, PCT_AMOUNT, W("auditorPCT"));
+    await rejects(circuit, { ...valid.input, ...pctSignals("Auditor", VALUE + 1n, auditorPk, R1, 7n) }, PCT_AMOUNT, auditorPCT);
   });
 
   it("rejects a zero auditor PCT random", async () => {
-    await rejects(
-      "withdraw",
-      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, 0n, 7n) },
-      ...NONZERO,
-      via("PCTCheck", "r"),
-      W("auditorPCT"),
-    );
+    const zero = pctSignals("Auditor", VALUE, auditorPk, 0n, 7n);
+    await rejects(circuit, { ...valid.input, ...zero }, ...NONZERO, via("PCTCheck", "r"), auditorPCT);
   });
 
   it("rejects an auditor PCT nonce ≥ 2^128", async () => {
-    await rejects(
-      "withdraw",
-      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, R1, TWO_128) },
-      lib("Num2Bits"),
-      via("PCTCheck", "nonceRange"),
-      W("auditorPCT"),
-    );
+    for (const nonce of [TWO_128, TWO_128 + 5n]) {
+      const big = pctSignals("Auditor", VALUE, auditorPk, R1, nonce);
+      await rejects(circuit, { ...valid.input, ...big }, lib("Num2Bits"), via("PCTCheck", "nonceRange"), auditorPCT);
+    }
   });
+});
+
+describe("withdraw circuit", () => {
+  const valid = withdrawInputs({ sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk });
 
   it("rejects sk ≥ l", async () => {
     await rejects(
@@ -510,84 +502,21 @@ describe("withdraw circuit", () => {
   });
 
   it("rejects an auditor public key outside the prime subgroup", async () => {
-    await rejects("withdraw", { ...valid.input, AuditorPublicKey: decs(withTorsion(auditorPk)) }, ...NOT_IN_SUBGROUP, W("auditorPk"));
+    const torsion = decs(withTorsion(auditorPk));
+    await rejects("withdraw", { ...valid.input, AuditorPublicKey: torsion }, ...NOT_IN_SUBGROUP, via("Withdraw", "auditorPk"));
   });
 });
 
 describe("burn circuit", () => {
-  const base = { sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk };
-  const valid = burnInputs(base);
-  const B = (i: string) => via("Burn", i);
-
-  it("accepts a valid burn", async () => {
-    await expect(witness("burn", valid.input)).resolves.toBeUndefined();
-  });
-
-  it("rejects overspending", async () => {
-    await rejects(
-      "burn",
-      burnInputs({ ...base, value: BALANCE_AMOUNT + 1n }).input,
-      at("SenderBalanceCheck", "enough.out === 1"),
-      SENDER("Burn"),
-    );
-  });
-
-  it("rejects value = l and value = p − 1", async () => {
-    await rejects(
-      "burn",
-      { ...valid.input, ValueToBurn: dec(L) },
-      ...AMOUNT_TOO_BIG,
-      via("SenderBalanceCheck", "valueRange"),
-      SENDER("Burn"),
-    );
-    await rejects(
-      "burn",
-      { ...valid.input, ValueToBurn: dec(P - 1n) },
-      ...AMOUNT_WRAPS,
-      via("SenderBalanceCheck", "valueRange"),
-      SENDER("Burn"),
-    );
-  });
-
-  it("rejects a wrong private key", async () => {
-    await rejects(
-      "burn",
-      { ...valid.input, SenderPrivateKey: dec(otherSk) },
-      at("SenderBalanceCheck", "pk === pkCheck.out"),
-      SENDER("Burn"),
-    );
-  });
-
-  it("rejects a balance ciphertext that does not decrypt to the claimed balance", async () => {
-    await rejects("burn", { ...valid.input, SenderBalance: dec(BALANCE_AMOUNT - 1n) }, DECRYPT_MISMATCH, ...BALANCE("Burn"));
-  });
+  const valid = burnInputs({ sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk });
 
   it("rejects a sender VTB of another amount", async () => {
     const ct = egct(VALUE + 1n, senderPk, R1);
-    await rejects("burn", { ...valid.input, SenderVTBC1: decs(ct.c1), SenderVTBC2: decs(ct.c2) }, DECRYPT_MISMATCH, B("senderVTB"));
-  });
-
-  it("rejects an auditor PCT of another amount", async () => {
-    await rejects("burn", { ...valid.input, ...pctSignals("Auditor", VALUE + 1n, auditorPk, R1, 7n) }, PCT_AMOUNT, B("auditorPCT"));
-  });
-
-  it("rejects a zero auditor PCT random", async () => {
     await rejects(
       "burn",
-      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, 0n, 7n) },
-      ...NONZERO,
-      via("PCTCheck", "r"),
-      B("auditorPCT"),
-    );
-  });
-
-  it("rejects an auditor PCT nonce ≥ 2^128", async () => {
-    await rejects(
-      "burn",
-      { ...valid.input, ...pctSignals("Auditor", VALUE, auditorPk, R1, TWO_128 + 5n) },
-      lib("Num2Bits"),
-      via("PCTCheck", "nonceRange"),
-      B("auditorPCT"),
+      { ...valid.input, SenderVTBC1: decs(ct.c1), SenderVTBC2: decs(ct.c2) },
+      DECRYPT_MISMATCH,
+      via("Burn", "senderVTB"),
     );
   });
 
