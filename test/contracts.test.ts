@@ -11,8 +11,7 @@ import { babyjubjub } from "@noble/curves/misc.js";
 import {
   type Abi,
   type Address,
-  BaseError,
-  ContractFunctionRevertedError,
+  type BaseError,
   createPublicClient,
   createWalletClient,
   decodeErrorResult,
@@ -31,6 +30,7 @@ import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { type Artifact, buildContracts, loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
+import { revertChecker } from "./revert.js";
 
 const P = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 const L = 2736030358979909402780800718157159386076813972158567259200215660948447373041n;
@@ -105,27 +105,7 @@ async function read<T>(address: Address, abi: Abi | readonly unknown[], function
   return (await pub.readContract({ address, abi, functionName, args } as never)) as T;
 }
 
-/** Simulates the call and asserts it reverts with the named custom error (and args, if given). */
-async function expectRevert(
-  from: Address,
-  address: Address,
-  abi: Abi | readonly unknown[],
-  functionName: string,
-  args: readonly unknown[],
-  errorName: string,
-  errorArgs?: readonly unknown[],
-): Promise<void> {
-  try {
-    await pub.simulateContract({ account: from, address, abi, functionName, args } as never);
-  } catch (err) {
-    const revert = err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : null;
-    if (!(revert instanceof ContractFunctionRevertedError)) throw err;
-    expect(revert.data?.errorName).toBe(errorName);
-    if (errorArgs) expect(revert.data?.args).toEqual(errorArgs);
-    return;
-  }
-  throw new Error(`${functionName} did not revert (expected ${errorName})`);
-}
+const expectRevert = revertChecker(() => pub);
 
 function events(receipt: TransactionReceipt, eventName: string): { args: Record<string, unknown> }[] {
   return parseEventLogs({ abi: [...EncryptedERCAbi, ...RegistrarAbi] as Abi, logs: receipt.logs, eventName }) as never;

@@ -2,17 +2,7 @@
  * ProviderRegistry and UsageLedger on anvil, deployed by src/deployment/deploy.ts next to the eERC. Payout
  * accounts are registered in the real Registrar with real registration proofs.
  */
-import {
-  type Abi,
-  type Address,
-  BaseError,
-  ContractFunctionRevertedError,
-  getAddress,
-  type Hex,
-  parseEventLogs,
-  type TransactionReceipt,
-  zeroAddress,
-} from "viem";
+import { type Abi, type Address, getAddress, type Hex, parseEventLogs, type TransactionReceipt, zeroAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
@@ -33,31 +23,28 @@ import {
   callRecordLeaf,
   decryptLinesFor,
   fetchLineKeys,
+  freePool,
   type LineKeys,
   type Pricing,
-  PricingModel,
+  perCall,
   providerIdOf,
   recordProof,
   registerProviderTypedData,
   setActiveTypedData,
   setPayoutAccountTypedData,
+  tiered,
   type UsageBatch,
   updatePricingTypedData,
   verifyBatchRecords,
 } from "../src/usage/index.js";
+import { revertChecker } from "./revert.js";
 
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
 const [operator, providerA, providerB, competitor, unregistered, server, relayer, rogueServer, spare, auditorAccount] = accounts;
 const UINT64_MAX = (1n << 64n) - 1n;
 
-const perCall = (price: bigint): Pricing => perCall(price);
-const freePool = (weight: number): Pricing => freePool(weight);
-const tiered = (...tiers: [bigint, bigint][]): Pricing => ({
-  model: PricingModel.Tiered,
-  pricePerCallMicro: 0n,
-  poolWeight: 0,
-  tiers: tiers.map(([upToCalls, priceMicro]) => ({ upToCalls, priceMicro })),
-});
+/** Tiers as [upToCalls, priceMicro] pairs. */
+const tiers = (...pairs: [bigint, bigint][]): Pricing => tiered(pairs.map(([upToCalls, priceMicro]) => ({ upToCalls, priceMicro })));
 
 describe("ProviderRegistry and UsageLedger", () => {
   let anvil: Anvil;
@@ -86,26 +73,10 @@ describe("ProviderRegistry and UsageLedger", () => {
     return (await chain.publicClient.readContract({ address, abi, functionName, args } as never)) as T;
   }
 
-  async function expectRevert(
-    from: (typeof accounts)[number],
-    address: Address,
-    abi: Abi | readonly unknown[],
-    functionName: string,
-    args: readonly unknown[],
-    errorName: string,
-    errorArgs?: readonly unknown[],
-  ): Promise<void> {
-    try {
-      await chain.publicClient.simulateContract({ account: from, address, abi, functionName, args } as never);
-    } catch (err) {
-      const revert = err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : null;
-      if (!(revert instanceof ContractFunctionRevertedError)) throw err;
-      expect(revert.data?.errorName).toBe(errorName);
-      if (errorArgs) expect(revert.data?.args).toEqual(errorArgs);
-      return;
-    }
-    throw new Error(`${functionName} did not revert (expected ${errorName})`);
-  }
+  const expectRevert = revertChecker(() => chain.publicClient);
+  /** A relayed registry call that must revert, by default with InvalidSignature. */
+  const refusedRelay = (functionName: string, args: readonly unknown[], errorName = "InvalidSignature", errorArgs?: readonly unknown[]) =>
+    expectRevert(relayer, registry, ProviderRegistryAbi, functionName, args, errorName, errorArgs);
 
   function events(receipt: TransactionReceipt, abi: Abi | readonly unknown[], eventName: string): Record<string, unknown>[] {
     return (parseEventLogs({ abi: abi as Abi, logs: receipt.logs, eventName }) as { args: Record<string, unknown> }[]).map((e) => e.args);
@@ -181,10 +152,10 @@ describe("ProviderRegistry and UsageLedger", () => {
     });
 
     it("stores tiered and free-pool pricing exactly, including an open-ended last tier", async () => {
-      const tiers = tiered([1_000n, 0n], [100_000n, 20n], [UINT64_MAX, 10n]);
-      await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["etherscan", providerB.address, tiers]);
+      const tierPricing = tiers([1_000n, 0n], [100_000n, 20n], [UINT64_MAX, 10n]);
+      await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["etherscan", providerB.address, tierPricing]);
       expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("etherscan")])).pricing).toEqual(
-        tiers,
+        tierPricing,
       );
       await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["defillama", competitor.address, freePool(3)]);
       expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [providerIdOf("defillama")])).pricing).toEqual(
@@ -229,11 +200,11 @@ describe("ProviderRegistry and UsageLedger", () => {
         [{ ...perCall(1n), poolWeight: 1 }, "UnusedPricingField"],
         [freePool(0), "ZeroPoolWeight"],
         [{ ...freePool(1), pricePerCallMicro: 1n }, "UnusedPricingField"],
-        [tiered(), "EmptyTiers"],
-        [tiered([10n, 1n], [10n, 2n]), "TierNotIncreasing", [1n]],
-        [tiered([0n, 1n]), "TierNotIncreasing", [0n]],
-        [{ ...tiered([10n, 1n]), poolWeight: 2 }, "UnusedPricingField"],
-        [tiered(...Array.from({ length: 17 }, (_, i) => [BigInt(i + 1), 1n] as [bigint, bigint])), "TooManyTiers", [17n]],
+        [tiers(), "EmptyTiers"],
+        [tiers([10n, 1n], [10n, 2n]), "TierNotIncreasing", [1n]],
+        [tiers([0n, 1n]), "TierNotIncreasing", [0n]],
+        [{ ...tiers([10n, 1n]), poolWeight: 2 }, "UnusedPricingField"],
+        [tiers(...Array.from({ length: 17 }, (_, i) => [BigInt(i + 1), 1n] as [bigint, bigint])), "TooManyTiers", [17n]],
       ];
       for (const [pricing, error, args] of cases) {
         await expectRevert(operator, registry, ProviderRegistryAbi, "registerProvider", ["dune", providerA.address, pricing], error, args);
@@ -243,9 +214,9 @@ describe("ProviderRegistry and UsageLedger", () => {
 
     it("updates pricing and payout account, deactivates and reactivates, with events", async () => {
       const id = providerIdOf("coingecko");
-      let receipt = await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, tiered([100n, 0n], [UINT64_MAX, 1_200n])]);
+      let receipt = await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, tiers([100n, 0n], [UINT64_MAX, 1_200n])]);
       expect(events(receipt, ProviderRegistryAbi, "ProviderPricingUpdated")).toEqual([
-        { providerId: id, pricing: tiered([100n, 0n], [UINT64_MAX, 1_200n]) },
+        { providerId: id, pricing: tiers([100n, 0n], [UINT64_MAX, 1_200n]) },
       ]);
       receipt = await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, perCall(1_500n)]);
       expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [id])).pricing).toEqual(perCall(1_500n));
@@ -291,102 +262,38 @@ describe("ProviderRegistry and UsageLedger", () => {
       const signature = await operator.signTypedData(registerProviderTypedData(message, target()));
       const args = ["dune", providerB.address, freePool(2), deadline, signature];
 
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["dune", providerB.address, freePool(3), deadline, signature],
-        "InvalidSignature",
-      );
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["Dune", providerB.address, freePool(2), deadline, signature],
-        "InvalidSignature",
-      );
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["dune", providerA.address, freePool(2), deadline, signature],
-        "InvalidSignature",
-      );
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["dune", providerB.address, freePool(2), deadline + 1n, signature],
-        "InvalidSignature",
-      );
+      await refusedRelay("registerProviderSigned", ["dune", providerB.address, freePool(3), deadline, signature]);
+      await refusedRelay("registerProviderSigned", ["Dune", providerB.address, freePool(2), deadline, signature]);
+      await refusedRelay("registerProviderSigned", ["dune", providerA.address, freePool(2), deadline, signature]);
+      await refusedRelay("registerProviderSigned", ["dune", providerB.address, freePool(2), deadline + 1n, signature]);
 
       const receipt = await send(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", args);
       expect(events(receipt, ProviderRegistryAbi, "ProviderRegistered")).toEqual([
         { providerId: providerIdOf("dune"), namespace: "dune", payoutAccount: providerB.address, pricing: freePool(2) },
       ]);
       expect(await ownerNonce()).toBe(nonce + 1n);
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "registerProviderSigned", args, "InvalidSignature");
+      await refusedRelay("registerProviderSigned", args);
 
       // Signed by someone else than the owner, expired, or not a signature at all.
       const next = { ...message, namespace: "nansen", nonce: nonce + 1n };
       const byProvider = await providerA.signTypedData(registerProviderTypedData(next, target()));
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["nansen", providerB.address, freePool(2), deadline, byProvider],
-        "InvalidSignature",
-      );
+      await refusedRelay("registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, byProvider]);
       const past = (await latestTimestamp()) - 1n;
       const expired = await operator.signTypedData(registerProviderTypedData({ ...next, deadline: past }, target()));
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["nansen", providerB.address, freePool(2), past, expired],
-        "SignatureExpired",
-        [past],
-      );
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["nansen", providerB.address, freePool(2), deadline, "0x1234"],
-        "InvalidSignature",
-      );
+      await refusedRelay("registerProviderSigned", ["nansen", providerB.address, freePool(2), past, expired], "SignatureExpired", [past]);
+      await refusedRelay("registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, "0x1234"]);
       // Another chain's domain does not verify here.
       const otherChain = await operator.signTypedData(registerProviderTypedData(next, { chainId: 43113, registry }));
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "registerProviderSigned",
-        ["nansen", providerB.address, freePool(2), deadline, otherChain],
-        "InvalidSignature",
-      );
+      await refusedRelay("registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, otherChain]);
     });
 
     it("relays signed pricing, payout and activity changes", async () => {
       const id = providerIdOf("dune");
       const deadline = (await latestTimestamp()) + 3_600n;
       let nonce = await ownerNonce();
-      const pricing = tiered([50n, 0n], [UINT64_MAX, 3n]);
+      const pricing = tiers([50n, 0n], [UINT64_MAX, 3n]);
       let sig = await operator.signTypedData(updatePricingTypedData({ providerId: id, pricing, nonce, deadline }, target()));
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "updatePricingSigned",
-        [id, perCall(3n), deadline, sig],
-        "InvalidSignature",
-      );
+      await refusedRelay("updatePricingSigned", [id, perCall(3n), deadline, sig]);
       await send(relayer, registry, ProviderRegistryAbi, "updatePricingSigned", [id, pricing, deadline, sig]);
       expect((await read<{ pricing: Pricing }>(registry, ProviderRegistryAbi, "getProvider", [id])).pricing).toEqual(pricing);
 
@@ -394,14 +301,7 @@ describe("ProviderRegistry and UsageLedger", () => {
       sig = await operator.signTypedData(
         setPayoutAccountTypedData({ providerId: id, payoutAccount: spare.address, nonce, deadline }, target()),
       );
-      await expectRevert(
-        relayer,
-        registry,
-        ProviderRegistryAbi,
-        "setPayoutAccountSigned",
-        [id, providerA.address, deadline, sig],
-        "InvalidSignature",
-      );
+      await refusedRelay("setPayoutAccountSigned", [id, providerA.address, deadline, sig]);
       await send(relayer, registry, ProviderRegistryAbi, "setPayoutAccountSigned", [id, spare.address, deadline, sig]);
       expect((await read<{ payoutAccount: Address }>(registry, ProviderRegistryAbi, "getProvider", [id])).payoutAccount).toBe(
         spare.address,
@@ -409,10 +309,10 @@ describe("ProviderRegistry and UsageLedger", () => {
 
       nonce += 1n;
       sig = await operator.signTypedData(setActiveTypedData({ providerId: id, active: false, nonce, deadline }, target()));
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, true, deadline, sig], "InvalidSignature");
+      await refusedRelay("setActiveSigned", [id, true, deadline, sig]);
       const receipt = await send(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, false, deadline, sig]);
       expect(events(receipt, ProviderRegistryAbi, "ProviderActiveChanged")).toEqual([{ providerId: id, active: false }]);
-      await expectRevert(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, false, deadline, sig], "InvalidSignature");
+      await refusedRelay("setActiveSigned", [id, false, deadline, sig]);
     });
   });
 
