@@ -113,7 +113,7 @@ const namespaceOf = new Map(PROVIDERS.map((p) => [providerIdOf(p.namespace), p.n
 /** The marketplace, with the operator (anvil's account #0) as the contracts' owner and the payer, funded from the USDC it holds. */
 function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld> {
   return localWorld({
-    rpcUrl: process.env.RPC_URL,
+    rpcUrl: process.env.RPC_URL || undefined,
     providers: PROVIDERS,
     fundMicro: parseUsdc("50"),
     indexer: true,

@@ -486,20 +486,15 @@ describe.each(SPENDS)("$circuit circuit: the spending checks", ({ circuit, templ
       await rejects(circuit, { ...valid.input, ...big }, lib("Num2Bits"), via("PCTCheck", "nonceRange"), auditorPCT);
     }
   });
+
+  it("rejects sk ≥ l (sk + l: same public key, decrypts the same)", async () => {
+    const skRange = via("SenderBalanceCheck", "skRange");
+    await rejects(circuit, { ...valid.input, SenderPrivateKey: dec(senderSk + L) }, ...SCALAR_TOO_BIG, skRange, SENDER(template));
+  });
 });
 
 describe("withdraw circuit", () => {
   const valid = withdrawInputs({ sk: senderSk, value: VALUE, balance: BALANCE_AMOUNT, balanceCT, auditorPk });
-
-  it("rejects sk ≥ l", async () => {
-    await rejects(
-      "withdraw",
-      { ...valid.input, SenderPrivateKey: dec(senderSk + L) },
-      ...SCALAR_TOO_BIG,
-      via("SenderBalanceCheck", "skRange"),
-      SENDER("Withdraw"),
-    );
-  });
 
   it("rejects an auditor public key outside the prime subgroup", async () => {
     const torsion = decs(withTorsion(auditorPk));

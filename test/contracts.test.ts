@@ -30,7 +30,7 @@ import { RegistrarAbi } from "../abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { type Artifact, buildContracts, loadArtifact } from "../src/build/contracts.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
-import { revertChecker } from "./revert.js";
+import { NO_PROOF, revertChecker } from "./contract-helpers.js";
 
 const P = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 const L = 2736030358979909402780800718157159386076813972158567259200215660948447373041n;
@@ -62,14 +62,6 @@ const VERIFIERS: Record<string, number> = {
   MintVerifier: 24,
   BurnVerifier: 19,
 };
-const NO_PROOF = {
-  a: [0n, 0n],
-  b: [
-    [0n, 0n],
-    [0n, 0n],
-  ],
-  c: [0n, 0n],
-} as const;
 
 let anvil: Anvil;
 let pub: PublicClient;

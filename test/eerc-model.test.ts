@@ -20,6 +20,7 @@ import { ANVIL_KEYS } from "../src/chain/local.js";
 import { CIRCUIT_NAMES, type CircuitName } from "../src/eerc/artifacts.js";
 import { addPoints, BASE8, mulBase, type Point, subPoints } from "../src/eerc/curve.js";
 import { type EGCT, encryptElGamal } from "../src/eerc/elgamal.js";
+import { NO_PROOF } from "./contract-helpers.js";
 
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
 const USERS = [1, 2, 3, 4].map((i) => accounts[i]!.address);
@@ -128,14 +129,6 @@ async function runSequence(chain: ChainClients, d: Deployed, seed: bigint): Prom
   let poolTokens = 0n;
   let tag = 1n;
   const pct = (): Words7 => [tag++, tag++, tag++, tag++, BASE8[0], BASE8[1], tag++];
-  const NO_PROOF = {
-    a: [0n, 0n],
-    b: [
-      [0n, 0n],
-      [0n, 0n],
-    ],
-    c: [0n, 0n],
-  };
   const send = async (from: Address, functionName: string, args: unknown[], abi: Abi = EncryptedERCAbi as Abi, address = d.eerc) => {
     const wallet = chain.walletFor(accounts.find((a) => a.address === from)!);
     const hash = await wallet.writeContract({ address, abi, functionName, args, gas: 3_000_000n } as never);

@@ -149,6 +149,7 @@ describe("payout agent", () => {
       })
       .runCycle();
     if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
+    expect(result.cycle).toBe(3);
     expect(credited).toBe(true);
     expect(result.recoveries).toBeGreaterThanOrEqual(1);
     // weather, news and tinyapi, and zero-amount transfers to wiki and maps.
@@ -175,6 +176,8 @@ describe("payout agent", () => {
     await payPoolFee(w.chain, w.manifest, w.user, 100n);
     const result = await w.agent({ payers: [w.operator, secondClient], pastPayers: [] }).runCycle();
     if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
+    // A new cycle, not the rest of cycle 3, with this step's fee in its pool.
+    expect({ cycle: result.cycle, pool: result.poolMicro }).toEqual({ cycle: 4, pool: 100n });
     expect(new Set(result.transfers.map((t) => t.payer))).toEqual(new Set([w.operator.address, secondClient.address]));
     // wiki alone in the pool: 100 − 10 = 90, plus what cycle 3 carried, less cycle 4's reserve.
     const reserve = await reserveOf(4, 90n);

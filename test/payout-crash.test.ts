@@ -1,10 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { callRecords, commitRecords } from "../src/local/marketplace.js";
 import { FAULT_STEPS } from "../src/payout/pipeline.js";
-import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
+import { type PayoutWorld, payoutWorld, spawnAgent, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 
 // The agent is a real process, killed with SIGKILL at each step of a cycle's second transfer and
 // started again: every provider ends up paid exactly what it earned, never twice.
@@ -13,27 +10,7 @@ let w: PayoutWorld;
 let sequence = 0;
 let rounds = 0;
 
-type Run = { code: number | null; signal: NodeJS.Signals | null; output: string };
-
-function startAgent(env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run>; output: () => string } {
-  const child = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts"), "--once"], {
-    cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      DEPLOYMENT_FILE: w.manifestPath,
-      RPC_URL: w.rpcUrl,
-      INDEXER_URL: w.indexer.url,
-      PLATFORM_FEE_BPS: "1000",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout!.on("data", (d) => (output += d));
-  child.stderr!.on("data", (d) => (output += d));
-  const done = new Promise<Run>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, output })));
-  return { child, done, output: () => output };
-}
+const startAgent = (env: Record<string, string> = {}) => spawnAgent(w, ["--once"], { PLATFORM_FEE_BPS: "1000", ...env });
 
 const rpc = (method: string, params: unknown[] = []) => w.chain.publicClient.request({ method: method as never, params: params as never });
 

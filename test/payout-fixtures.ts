@@ -1,4 +1,7 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
+import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import type { RunningIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
@@ -48,4 +51,24 @@ export async function transfersPerCycleAndProvider(w: PayoutWorld): Promise<Map<
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return counts;
+}
+
+export type AgentRun = { code: number | null; signal: NodeJS.Signals | null; output: string };
+
+/** `scripts/agent.ts` as its own process on the world's deployment, chain and indexer, with `args` and extra `env`. */
+export function spawnAgent(
+  w: PayoutWorld,
+  args: string[],
+  env: Record<string, string> = {},
+): { child: ChildProcess; done: Promise<AgentRun>; output: () => string } {
+  const child = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts"), ...args], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, DEPLOYMENT_FILE: w.manifestPath, RPC_URL: w.rpcUrl, INDEXER_URL: w.indexer.url, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  const done = new Promise<AgentRun>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, output })));
+  return { child, done, output: () => output };
 }

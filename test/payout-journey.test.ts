@@ -1,11 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
 import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
-import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
@@ -16,7 +14,7 @@ import { poolReserve, poolSecret } from "../src/payout/settlement.js";
 import { encodeTag, payoutPCTOptions } from "../src/payout/tag.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import { accounts } from "./indexer-helpers.js";
-import { type PayoutWorld, payoutWorld } from "./payout-fixtures.js";
+import { type PayoutWorld, payoutWorld, spawnAgent } from "./payout-fixtures.js";
 import { runScript } from "./run-script.js";
 import { story } from "./story.js";
 
@@ -29,7 +27,7 @@ const cli = (args: string[], env: Record<string, string>) => runScript("src/cli/
 let w: PayoutWorld;
 let agent: ChildProcess;
 let agentUrl: string;
-let agentOutput = "";
+let agentOutput: () => string = () => "";
 
 const operatorKey = ANVIL_KEYS[0];
 const auditorKey = ANVIL_KEYS[9];
@@ -67,22 +65,12 @@ beforeAll(async () => {
   await new IndexerClient(w.indexer.url).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
   const port = await freePort();
   agentUrl = `http://127.0.0.1:${port}`;
-  agent = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts")], {
-    cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      DEPLOYMENT_FILE: w.manifestPath,
-      RPC_URL: w.rpcUrl,
-      INDEXER_URL: w.indexer.url,
-      PAYOUT_PORT: String(port),
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  agent.stdout!.on("data", (d) => (agentOutput += d));
-  agent.stderr!.on("data", (d) => (agentOutput += d));
+  const started = spawnAgent(w, [], { PAYOUT_PORT: String(port) });
+  agent = started.child;
+  agentOutput = started.output;
   const deadline = Date.now() + 60_000;
-  while (!/listening on/.test(agentOutput)) {
-    if (Date.now() > deadline || agent.exitCode !== null) throw new Error(`the agent did not start:\n${agentOutput}`);
+  while (!/listening on/.test(agentOutput())) {
+    if (Date.now() > deadline || agent.exitCode !== null) throw new Error(`the agent did not start:\n${agentOutput()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 });
@@ -121,7 +109,7 @@ describe("payout journey", () => {
     expect(run.code, run.stderr).toBe(0);
     // weather and wiki, and zero-amount transfers to the three providers without usage.
     expect(run.stdout).toMatch(/cycle 1: 5 transfer\(s\) paid/);
-    expect(agentOutput).toMatch(/cycle 1 \[5\/5\] paid transfer/);
+    expect(agentOutput()).toMatch(/cycle 1 \[5\/5\] paid transfer/);
     expect(await pendingOf("weather")).toBe(0n);
     expect(await w.payoutAccounts.get("weather")!.client.balance(w.tokenId)).toBe(2700n);
   });

@@ -99,6 +99,19 @@ const AUDITOR_SK = 987654321n;
 const secret = poolSecret(OPERATOR_SK, mulBase(AUDITOR_SK));
 const poolSecretOf: PoolSecret = () => secret;
 
+/** The settlement's cycles over these facts, with the test's settlement options and pool secret. */
+const cyclesOf = (
+  facts: Pick<Parameters<typeof cycleEarnings>[0], "batches" | "providerChanges"> &
+    Partial<Pick<Parameters<typeof cycleEarnings>[0], "poolFees" | "boundaries">>,
+) =>
+  cycleEarnings({
+    poolFees: [],
+    boundaries: [{ cycle: 1, throughBlock: 10n }],
+    ...facts,
+    options: settlement,
+    poolSecret: poolSecretOf,
+  });
+
 describe("payout tags", () => {
   it("round-trip through a PCT nonce below 2^128; any other nonce is not a tag", () => {
     const tag = encodeTag({ cycle: 3, throughBlock: 99n, providerId: A });
@@ -185,14 +198,7 @@ describe("settlement", () => {
   it("a pricing change applies from the next pricing period, so earnings through a block never shrink", () => {
     const changes = [change(A, 1n, perCall(100n)), change(A, 5n, perCall(1n))];
     const batches = [batch(2n, JAN, [[A, 10n]]), batch(6n, JAN, [[A, 10n]]), batch(7n, FEB, [[A, 10n]])];
-    const [c] = cycleEarnings({
-      batches,
-      providerChanges: changes,
-      poolFees: [],
-      boundaries: [{ cycle: 1, throughBlock: 10n }],
-      options: settlement,
-      poolSecret: poolSecretOf,
-    });
+    const [c] = cyclesOf({ batches, providerChanges: changes });
     // January at 100 per call (20 calls), February at 1 (10 calls), 10% fee.
     expect(c!.earnedThrough.get(A)).toBe(1800n + 9n);
   });
@@ -210,7 +216,7 @@ describe("settlement", () => {
       { amount: 1000n, blockNumber: 3n, logIndex: 0 },
       { amount: 400n, blockNumber: 11n, logIndex: 0 },
     ];
-    const [c1, c2] = cycleEarnings({
+    const [c1, c2] = cyclesOf({
       batches,
       providerChanges: changes,
       poolFees: fees,
@@ -218,8 +224,6 @@ describe("settlement", () => {
         { cycle: 1, throughBlock: 10n },
         { cycle: 2, throughBlock: 20n },
       ],
-      options: settlement,
-      poolSecret: poolSecretOf,
     });
     // Cycle 1: 1000 − 10% = 900; a reserve withheld, the rest to A alone.
     const r1 = poolReserve(secret, 1, 900n);
@@ -274,14 +278,7 @@ describe("settlement", () => {
               ]),
             ],
       );
-      const cycles = cycleEarnings({
-        batches,
-        providerChanges: changes,
-        poolFees: fees,
-        boundaries,
-        options: settlement,
-        poolSecret: poolSecretOf,
-      });
+      const cycles = cyclesOf({ batches, providerChanges: changes, poolFees: fees, boundaries });
       let afterFee = 0n;
       for (const [i, c] of cycles.entries()) {
         afterFee += c.poolMicro - c.poolFeeMicro;
@@ -320,14 +317,7 @@ describe("settlement", () => {
   it("reconciliation flags a wrong amount and a second transfer in one cycle", () => {
     const changes = [change(A, 1n, perCall(10n))];
     const batches = [batch(2n, JAN, [[A, 1n]])];
-    const earnings = cycleEarnings({
-      batches,
-      providerChanges: changes,
-      poolFees: [],
-      boundaries: [{ cycle: 1, throughBlock: 10n }],
-      options: settlement,
-      poolSecret: poolSecretOf,
-    });
+    const earnings = cyclesOf({ batches, providerChanges: changes });
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 9n, 11n)], amountOf))[0]!.ok).toBe(true);
     expect(reconcileCycles(earnings, paymentsByCycle([payout(1, 10n, A, 8n, 11n)], amountOf))[0]).toMatchObject({
       owedMicro: 9n,

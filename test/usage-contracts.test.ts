@@ -37,7 +37,7 @@ import {
   updatePricingTypedData,
   verifyBatchRecords,
 } from "../src/usage/index.js";
-import { revertChecker } from "./revert.js";
+import { revertChecker } from "./contract-helpers.js";
 
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
 const [operator, providerA, providerB, competitor, unregistered, server, relayer, rogueServer, spare, auditorAccount] = accounts;

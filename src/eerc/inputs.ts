@@ -21,6 +21,22 @@ function pctSignals(prefix: string, enc: ReturnType<typeof encryptPCT>): Circuit
 }
 
 /** The sender's side of a spend: key, balance and the balance EGCT it is proved against. */
+/** The receiver's key, its VTT (with the randomness the circuit checks) and its PCT. */
+function receiverSignals(pk: Point, vtt: ReturnType<typeof encryptElGamal>, pct: ReturnType<typeof encryptPCT>): CircuitInputs {
+  return {
+    ReceiverPublicKey: decs(pk),
+    ReceiverVTTC1: decs(vtt.ct.c1),
+    ReceiverVTTC2: decs(vtt.ct.c2),
+    ReceiverVTTRandom: dec(vtt.random),
+    ...pctSignals("Receiver", pct),
+  };
+}
+
+const auditorSignals = (pk: Point, pct: ReturnType<typeof encryptPCT>): CircuitInputs => ({
+  AuditorPublicKey: decs(pk),
+  ...pctSignals("Auditor", pct),
+});
+
 function senderSignals(sk: bigint, balance: bigint, balanceCT: EGCT): CircuitInputs {
   return {
     SenderPrivateKey: dec(sk),
@@ -84,13 +100,8 @@ export function transferInputs(args: {
       SenderBalanceC2: sender.SenderBalanceC2,
       SenderVTTC1: decs(senderVTT.ct.c1),
       SenderVTTC2: decs(senderVTT.ct.c2),
-      ReceiverPublicKey: decs(args.receiverPk),
-      ReceiverVTTC1: decs(receiverVTT.ct.c1),
-      ReceiverVTTC2: decs(receiverVTT.ct.c2),
-      ReceiverVTTRandom: dec(receiverVTT.random),
-      ...pctSignals("Receiver", receiverPCT),
-      AuditorPublicKey: decs(args.auditorPk),
-      ...pctSignals("Auditor", auditorPCT),
+      ...receiverSignals(args.receiverPk, receiverVTT, receiverPCT),
+      ...auditorSignals(args.auditorPk, auditorPCT),
     },
     senderVTT: senderVTT.ct,
     receiverVTT: receiverVTT.ct,
@@ -108,8 +119,7 @@ export function withdrawInputs(args: { sk: bigint; value: bigint; balance: bigin
     input: {
       ValueToWithdraw: dec(args.value),
       ...senderSignals(args.sk, args.balance, args.balanceCT),
-      AuditorPublicKey: decs(args.auditorPk),
-      ...pctSignals("Auditor", auditorPCT),
+      ...auditorSignals(args.auditorPk, auditorPCT),
     },
     auditorPCT: auditorPCT.pct,
   };
@@ -131,13 +141,8 @@ export function mintInputs(args: { value: bigint; chainId: bigint; receiverPk: P
       ValueToMint: dec(args.value),
       ChainID: dec(args.chainId),
       NullifierHash: dec(nullifierHash),
-      ReceiverPublicKey: decs(args.receiverPk),
-      ReceiverVTTC1: decs(receiverVTT.ct.c1),
-      ReceiverVTTC2: decs(receiverVTT.ct.c2),
-      ReceiverVTTRandom: dec(receiverVTT.random),
-      ...pctSignals("Receiver", receiverPCT),
-      AuditorPublicKey: decs(args.auditorPk),
-      ...pctSignals("Auditor", auditorPCT),
+      ...receiverSignals(args.receiverPk, receiverVTT, receiverPCT),
+      ...auditorSignals(args.auditorPk, auditorPCT),
     },
     nullifierHash,
     receiverVTT: receiverVTT.ct,
@@ -159,8 +164,7 @@ export function burnInputs(args: { sk: bigint; value: bigint; balance: bigint; b
       ...senderSignals(args.sk, args.balance, args.balanceCT),
       SenderVTBC1: decs(senderVTB.ct.c1),
       SenderVTBC2: decs(senderVTB.ct.c2),
-      AuditorPublicKey: decs(args.auditorPk),
-      ...pctSignals("Auditor", auditorPCT),
+      ...auditorSignals(args.auditorPk, auditorPCT),
     },
     senderVTB: senderVTB.ct,
     auditorPCT: auditorPCT.pct,

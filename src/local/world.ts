@@ -74,7 +74,7 @@ const deployOwn = ({ rpcUrl, prover }: { rpcUrl: string; prover: Prover }) =>
  */
 export async function localWorld(options: LocalWorldOptions = {}): Promise<LocalWorld> {
   const anvil = options.rpcUrl ? undefined : await startAnvil({ blockTime: options.blockTime });
-  const rpcUrl = options.rpcUrl ?? anvil!.rpcUrl;
+  const rpcUrl = anvil ? anvil.rpcUrl : options.rpcUrl!;
   const prover = new Prover();
   let indexer: RunningIndexer | undefined;
   const close = async () => {

@@ -30,3 +30,13 @@ export function revertChecker(client: () => PublicClient): ExpectRevert {
     throw new Error(`${functionName} did not revert (expected ${errorName})`);
   };
 }
+
+/** A Groth16 proof of zeros: for calls that must fail before (or regardless of) verification. */
+export const NO_PROOF = {
+  a: [0n, 0n],
+  b: [
+    [0n, 0n],
+    [0n, 0n],
+  ],
+  c: [0n, 0n],
+} as const;
