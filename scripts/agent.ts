@@ -3,7 +3,6 @@ import { serve } from "@hono/node-server";
 import { privateKeyToAccount } from "viem/accounts";
 import { connectChain } from "../src/chain/clients.js";
 import { agentConfig } from "../src/config/agent.js";
-import { ConfigError } from "../src/config/parse.js";
 import { provingArtifactsOf, readManifest, usdcTokenId } from "../src/deployment/manifest.js";
 import { EercClient } from "../src/eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
@@ -11,16 +10,8 @@ import { Prover } from "../src/eerc/prover.js";
 import { summarize } from "../src/errors.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { PayoutAgent } from "../src/payout/agent.js";
-import { FAULT_STEPS, type FaultStep } from "../src/payout/pipeline.js";
 import { CycleRunner, payoutApp } from "../src/payout/server.js";
 import { run } from "./run.js";
-
-function faultStep(step: string): FaultStep {
-  if (!(FAULT_STEPS as readonly string[]).includes(step)) {
-    throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT: the step must be one of ${FAULT_STEPS.join(", ")}, got "${step}"`);
-  }
-  return step as FaultStep;
-}
 
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 
@@ -57,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     depth: config.depth,
     everyProvider: config.everyProvider,
     // Crash tests: the process dies at the configured step, as a power cut would.
-    fault: config.fault && { ...config.fault, step: faultStep(config.fault.step), stop: () => process.kill(process.pid, "SIGKILL") },
+    fault: config.fault && { ...config.fault, stop: () => process.kill(process.pid, "SIGKILL") },
     log,
   });
   log(

@@ -70,6 +70,9 @@ describe("agent settings", () => {
     expect(bad.message).toBe("PAYER_PRIVATE_KEYS item 2 must be a 0x-prefixed 32-byte hex private key");
     expect(bad.message).not.toContain("secret");
     expect(configError(() => agentConfig({ PAYOUT_FAULT: "later" }, LOCAL)).field).toBe("PAYOUT_FAULT");
+    expect(configError(() => agentConfig({ PAYOUT_FAULT: "explode@1" }, LOCAL)).message).toMatch(
+      /must be one of before_prove, .* got "explode"/,
+    );
     expect(agentConfig({ PAYOUT_FAULT: "after_send@2", PAYOUT_EVERY_PROVIDER: "0" }, LOCAL)).toMatchObject({
       fault: { step: "after_send", seq: 2 },
       everyProvider: false,

@@ -1,4 +1,5 @@
 import type { Hex } from "viem";
+import { FAULT_STEPS, type FaultStep } from "../payout/pipeline.js";
 import { isLocalChain, OPERATOR_ENV, type OperatorSettings, operatorSettings } from "./operator.js";
 import { ConfigError, type Env, env, readEnv } from "./parse.js";
 
@@ -28,15 +29,19 @@ export type AgentConfig = OperatorSettings & {
   /** Seconds between scheduled cycles; 0 turns the schedule off. */
   intervalS: number;
   port: number;
-  /** Crash tests only: stop at `step` of the `seq`-th transfer (the agent checks the step's name). */
-  fault?: { step: string; seq: number };
+  /** Crash tests only: stop at `step` of the `seq`-th transfer. */
+  fault?: { step: FaultStep; seq: number };
 };
 
 function faultOf(text: string | undefined): AgentConfig["fault"] {
   if (text === undefined) return undefined;
   const m = /^([a-z_]+)@(\d+)$/.exec(text);
   if (!m) throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT must be <step>@<transfer>, got "${text}"`);
-  return { step: m[1]!, seq: Number(m[2]) };
+  const step = m[1] as FaultStep;
+  if (!FAULT_STEPS.includes(step)) {
+    throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT: the step must be one of ${FAULT_STEPS.join(", ")}, got "${m[1]}"`);
+  }
+  return { step, seq: Number(m[2]) };
 }
 
 /** Reads the agent's settings for a deployment on `chainId` (from its manifest). */
