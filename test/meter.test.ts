@@ -3,11 +3,16 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { z } from "zod";
 import {
   type ClosedBatch,
   createMeter,
+  flowMcpAttribution,
+  flowMcpFailed,
   flowMcpToolName,
   freePool,
   freeQuotaThenPerCall,
@@ -23,6 +28,7 @@ import {
   serveMcpOverHttp,
   staticPricing,
   tiered,
+  UnattributedToolError,
   UnknownProviderError,
 } from "../src/meter/index.js";
 import type { CloseLine, SpoolLine } from "../src/meter/spool.js";
@@ -31,8 +37,10 @@ import { MAX_TIERS } from "../src/usage/pricing.js";
 import type { CallRecord } from "../src/usage/record.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import {
+  activateFlowMcpStyleTools,
   connectClient,
   createProviderServer,
+  type FlowMcpStyleSchema,
   type HandlerCall,
   LONG_NEWS_ROUTE,
   PRICING,
@@ -239,6 +247,66 @@ describe("metering real MCP calls over Streamable HTTP", () => {
     ]);
     expect(freePool(3).poolWeight).toBe(3);
     expect(() => staticPricing({ x: perCall(0n) })).toThrow(InvalidMeterPricingError);
+  });
+});
+
+describe("instrumenting a FlowMCP server as it is", () => {
+  test("tools registered by FlowMCP's activateServerTools (server.tool) and by registerTool are metered per namespace", async () => {
+    const meter = createMeter({ spoolDir: tempDir(), serverAddress: SERVER_ADDRESS, pricing: PRICING, batch: { maxAgeMs: 600_000 } });
+    await meter.recover();
+    cleanups.push(() => meter.close());
+    const weather: FlowMcpStyleSchema = {
+      namespace: "weather",
+      root: `${upstream.url}/weather`,
+      routes: {
+        getForecast: {
+          requestMethod: "GET",
+          description: "forecast",
+          route: "/forecast",
+          parameters: [{ position: { key: "city", location: "query" } }],
+        },
+      },
+    };
+    const server = meter.instrument(new McpServer({ name: "flowmcp-style", version: "1.0.0" }), {
+      attribution: flowMcpAttribution([weather, { namespace: "finance", routes: { getQuote: {} } }]),
+      failed: flowMcpFailed,
+    });
+    activateFlowMcpStyleTools(server, weather);
+    server.registerTool(FINANCE, { description: "quote", inputSchema: { symbol: z.string() } }, async ({ symbol }) => ({
+      content: [{ type: "text", text: `quote ${symbol}` }],
+    }));
+    // A tool no schema names cannot be attributed to a provider: refused, not silently unmetered.
+    expect(() => server.tool("whoami", "who", async () => ({ content: [] }))).toThrow(UnattributedToolError);
+
+    const client = new Client({ name: "agent", version: "1.0.0" });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    await client.connect(clientSide);
+    cleanups.push(() => client.close());
+    for (const city of ["Berlin", "Paris", "Rome", "fail"]) await client.callTool({ name: WEATHER, arguments: { city } });
+    const quote = await client.callTool({ name: FINANCE, arguments: { symbol: "ACME" } });
+    expect(quote.content).toEqual([{ type: "text", text: "quote ACME" }]);
+
+    const records = meter.openRecords();
+    expect(records.map((r) => [r.provider, r.tool, r.outcome, r.billable, r.priceMicro])).toEqual([
+      // weather: 2 free calls a period, then 1,500 each; the upstream's failure, reported as "Error: …" text, is not billed.
+      ["weather", "getForecast", "ok", true, 0n],
+      ["weather", "getForecast", "ok", true, 0n],
+      ["weather", "getForecast", "ok", true, 1_500n],
+      ["weather", "getForecast", "tool_error", false, 0n],
+      ["finance", "getQuote", "ok", true, 2_500n],
+    ]);
+    expect(records.every((r) => r.requestBytes > 20 && r.responseBytes > 20)).toBe(true);
+  });
+
+  test("two FlowMCP routes whose tool names collide cannot be attributed", () => {
+    const long = { [LONG_NEWS_ROUTE]: {} };
+    expect(() =>
+      flowMcpAttribution([
+        { namespace: "news", routes: long },
+        { namespace: "newsfeed", routes: long },
+      ]),
+    ).toThrow(/share the tool name/);
   });
 });
 

@@ -15,6 +15,8 @@ export {
   type BatchSubmission,
   type ClosedBatch,
   createMeter,
+  flowMcpAttribution,
+  flowMcpFailed,
   flowMcpToolName,
   Meter,
   MeterClosedError,
@@ -22,6 +24,8 @@ export {
   MeterNotRecoveredError,
   type MeterOptions,
   type RecoveryReport,
+  type ToolAttribution,
+  UnattributedToolError,
 } from "./meter.js";
 export { InvalidMeterPricingError, type PricingSource, staticPricing, UnknownProviderError } from "./pricing.js";
 export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";

@@ -111,6 +111,37 @@ export class MeterNotRecoveredError extends BaseError {
   }
 }
 
+/** The namespace (provider) and route of an MCP tool name, or undefined for a tool that is not a provider's. */
+export type ToolAttribution = (toolName: string) => { namespace: string; route: string } | undefined;
+
+/**
+ * Attribution of FlowMCP schemas' tools: each route's tool name as FlowMCP derives it. Two
+ * routes whose names collide (FlowMCP cuts names at 63 characters) cannot be told apart: refused.
+ */
+export function flowMcpAttribution(schemas: readonly { namespace: string; routes: Readonly<Record<string, unknown>> }[]): ToolAttribution {
+  const byName = new Map<string, { namespace: string; route: string }>();
+  for (const { namespace, routes } of schemas) {
+    for (const route of Object.keys(routes)) {
+      const name = flowMcpToolName(route, namespace);
+      const other = byName.get(name);
+      if (other) throw new TypeError(`${namespace}.${route} and ${other.namespace}.${other.route} share the tool name "${name}"`);
+      byName.set(name, { namespace, route });
+    }
+  }
+  return (toolName) => byName.get(toolName);
+}
+
+/** FlowMCP's tools report a failed upstream call as a text result starting "Error:", without `isError`. */
+export const flowMcpFailed = (result: CallToolResult): boolean =>
+  result?.isError === true || (result?.content?.[0]?.type === "text" && result.content[0].text.startsWith("Error:"));
+
+export class UnattributedToolError extends BaseError {
+  readonly code = "UNATTRIBUTED_TOOL";
+  constructor(readonly toolName: string) {
+    super(`tool "${toolName}" is not attributed to a provider: the meter cannot record its calls`);
+  }
+}
+
 export class MeterClosedError extends BaseError {
   readonly code = "METER_CLOSED";
   constructor() {
@@ -254,17 +285,57 @@ export class Meter {
     spec: MeteredToolSpec<InputArgs>,
     handler: ToolCallback<InputArgs>,
   ): RegisteredTool {
-    const provider = spec.namespace;
-    const tool = spec.route;
+    const name = spec.name ?? flowMcpToolName(spec.route, spec.namespace);
+    const config = {
+      title: spec.title,
+      description: spec.description,
+      inputSchema: spec.inputSchema,
+      outputSchema: spec.outputSchema,
+      annotations: spec.annotations,
+    };
+    return mcpServer.registerTool(name, config, this.metered(name, spec, handler) as ToolCallback<InputArgs>);
+  }
+
+  /**
+   * Meters every tool registered on `mcpServer` from now on, through `tool` or `registerTool`,
+   * as FlowMCP's `activateServerTools` registers them: `attribution` names the provider
+   * (namespace) and route of each tool name (see `flowMcpAttribution`). A tool it cannot
+   * attribute, or of a namespace the pricing does not know, is refused at registration.
+   * `failed` tells a failed call from its result (default: `isError`; FlowMCP's tools answer a
+   * failure with text, see `flowMcpFailed`): a failed call is recorded and not billed.
+   */
+  instrument(mcpServer: McpServer, options: { attribution: ToolAttribution; failed?: (result: CallToolResult) => boolean }): McpServer {
+    const wrap =
+      (register: (...args: unknown[]) => RegisteredTool) =>
+      (...args: unknown[]): RegisteredTool => {
+        const name = args[0];
+        const handler = args.at(-1);
+        if (typeof name !== "string" || typeof handler !== "function") return register(...args);
+        const attributed = options.attribution(name);
+        if (!attributed) throw new UnattributedToolError(name);
+        const metered = this.metered(name, attributed, handler, options.failed);
+        return register(...args.slice(0, -1), metered);
+      };
+    const server = mcpServer as unknown as Record<"tool" | "registerTool", (...args: unknown[]) => RegisteredTool>;
+    server.tool = wrap(server.tool.bind(mcpServer));
+    server.registerTool = wrap(server.registerTool.bind(mcpServer));
+    return mcpServer;
+  }
+
+  /** `handler`, recording each call as one of `namespace`'s calls of `route`. */
+  private metered(
+    name: string,
+    { namespace: provider, route: tool }: { namespace: string; route: string },
+    handler: unknown,
+    failed: (result: CallToolResult) => boolean = (result) => result?.isError === true,
+  ): (...params: unknown[]) => Promise<CallToolResult> {
     if (!isValidNamespace(provider)) throw new TypeError(`namespace "${provider}" is not 1 to 64 ASCII letters or digits`);
     if (tool.length === 0 || Buffer.byteLength(tool, "utf8") > MAX_TOOL_BYTES)
       throw new TypeError(`route must be 1 to ${MAX_TOOL_BYTES} bytes`);
     this.pricing.priceFor(provider, 0);
-    const name = spec.name ?? flowMcpToolName(spec.route, spec.namespace);
-    const hasInput = spec.inputSchema !== undefined;
     const requestFraming = Buffer.byteLength(`{"name":${JSON.stringify(name)},"arguments":}`, "utf8");
     const call = handler as (...params: unknown[]) => CallToolResult | Promise<CallToolResult>;
-    const metered = async (...params: unknown[]): Promise<CallToolResult> => {
+    return async (...params: unknown[]): Promise<CallToolResult> => {
       const startedAt = this.clock();
       const t0 = performance.now();
       let result: CallToolResult | undefined;
@@ -272,7 +343,7 @@ export class Meter {
       let outcome: CallOutcome;
       try {
         result = await call(...params);
-        outcome = result?.isError === true ? "tool_error" : "ok";
+        outcome = failed(result) ? "tool_error" : "ok";
       } catch (err) {
         error = err;
         outcome = "exception";
@@ -287,7 +358,8 @@ export class Meter {
         endedAt,
         durationMs,
         outcome,
-        requestBytes: requestFraming + (hasInput ? jsonBytes(params[0]) : 2),
+        // The SDK passes (arguments, extra) to a tool with an input schema, (extra) to one without.
+        requestBytes: requestFraming + (params.length >= 2 ? jsonBytes(params[0]) : 2),
         responseBytes: jsonBytes(outcome === "exception" ? thrownResult(error) : result),
         billable: outcome === "ok",
         priceMicro: 0n,
@@ -295,17 +367,6 @@ export class Meter {
       if (outcome === "exception") throw error;
       return result as CallToolResult;
     };
-    return mcpServer.registerTool(
-      name,
-      {
-        title: spec.title,
-        description: spec.description,
-        inputSchema: spec.inputSchema,
-        outputSchema: spec.outputSchema,
-        annotations: spec.annotations,
-      },
-      metered as ToolCallback<InputArgs>,
-    );
   }
 
   /** Prices, appends and batches one record. Synchronous: one write on the hot path. */
