@@ -5,7 +5,6 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Address, PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { ProviderRegistryAbi } from "../abis/ProviderRegistryAbi.js";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import type { EercClient } from "../src/eerc/client.js";
@@ -14,11 +13,11 @@ import { decryptHistory } from "../src/history/index.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
-import { createBatchSubmitter, createMeter, flowMcpToolName, serveMcpOverHttp, staticPricing } from "../src/meter/index.js";
+import { createBatchSubmitter, createMeter, flowMcpToolName, registryPricing, serveMcpOverHttp } from "../src/meter/index.js";
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import type { PayoutAgent } from "../src/payout/agent.js";
 import { reconcile } from "../src/payout/reconcile.js";
-import { freePool, freeQuotaThenPerCall, type Pricing, perCall, pricingFromChain } from "../src/usage/pricing.js";
+import { freePool, freeQuotaThenPerCall, type Pricing, perCall } from "../src/usage/pricing.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
 import { reportStack, run } from "./run.js";
@@ -132,19 +131,14 @@ function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld>
   });
 }
 
-/** The FlowMCP server: its meter prices each call from the registry and commits batches on the UsageLedger. */
+/** The FlowMCP server: its meter prices each call from the registry (live) and commits batches on the UsageLedger. */
 async function startFlowMcp(world: LocalWorld) {
   const { chain, manifest, server } = world;
-  const pricing: Record<string, Pricing> = {};
-  for (const p of PROVIDERS) {
-    const entry = await chain.publicClient.readContract({
-      address: manifest.contracts.providerRegistry,
-      abi: ProviderRegistryAbi,
-      functionName: "getProvider",
-      args: [providerIdOf(p.namespace)],
-    });
-    pricing[p.namespace] = pricingFromChain(entry.pricing);
-  }
+  const pricing = await registryPricing({
+    publicClient: chain.publicClient,
+    registry: manifest.contracts.providerRegistry,
+    namespaces: PROVIDERS.map((p) => p.namespace),
+  });
   const submitter = createBatchSubmitter({
     serverAccount: server,
     publicClient: chain.publicClient,
@@ -158,7 +152,7 @@ async function startFlowMcp(world: LocalWorld) {
   const meter = createMeter({
     spoolDir: mkdtempSync(join(tmpdir(), "backendshield-demo-")),
     serverAddress: server.address,
-    pricing: staticPricing(pricing),
+    pricing,
     batch: { maxAgeMs: 60_000 },
     onBatch: (batch) => submitter.onBatch(batch),
   });
@@ -172,6 +166,7 @@ async function startFlowMcp(world: LocalWorld) {
     meter,
     mcp,
     close: async () => {
+      pricing.close();
       await mcp.close().catch(() => {});
       await host.close();
       await meter.close();

@@ -15,6 +15,7 @@ import { deploy } from "../src/deployment/deploy.js";
 import { EercClient } from "../src/eerc/client.js";
 import { mulBase, randomScalar } from "../src/eerc/curve.js";
 import { Prover } from "../src/eerc/prover.js";
+import { registryPricing, UnknownProviderError } from "../src/meter/index.js";
 import {
   batchHash,
   batchTypedData,
@@ -313,6 +314,35 @@ describe("ProviderRegistry and UsageLedger", () => {
       const receipt = await send(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, false, deadline, sig]);
       expect(events(receipt, ProviderRegistryAbi, "ProviderActiveChanged")).toEqual([{ providerId: id, active: false }]);
       await refusedRelay("setActiveSigned", [id, false, deadline, sig]);
+    });
+
+    it("live pricing for the meter follows the registry, a change applying from the next pricing period", async () => {
+      const id = providerIdOf("livepriced");
+      await send(operator, registry, ProviderRegistryAbi, "registerProvider", ["livepriced", providerB.address, perCall(1_000n)]);
+      const live = await registryPricing({ publicClient: chain.publicClient, registry, namespaces: ["livepriced"], refreshMs: 50 });
+      try {
+        expect(live.priceFor("livepriced", 0, 202611)).toBe(1_000n);
+        await send(operator, registry, ProviderRegistryAbi, "updatePricing", [id, tiers([1n, 0n], [UINT64_MAX, 2_500n])]);
+        await live.refresh();
+        // November was pinned at 1,000 by its first call: the change applies from December.
+        expect(live.priceFor("livepriced", 1, 202611)).toBe(1_000n);
+        expect([0, 1].map((i) => live.priceFor("livepriced", i, 202612))).toEqual([0n, 2_500n]);
+        // Deactivated: the refresh timer picks it up off the call path; each poll is a new period, so nothing stays pinned.
+        await send(operator, registry, ProviderRegistryAbi, "setActive", [id, false]);
+        let period = 202701;
+        const deadline = Date.now() + 10_000;
+        while (live.priceFor("livepriced", 3, period) !== 0n && Date.now() < deadline) {
+          period += 1;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(live.priceFor("livepriced", 3, period)).toBe(0n);
+        expect(() => live.priceFor("dune2", 0, 202701)).toThrow(UnknownProviderError);
+      } finally {
+        live.close();
+      }
+      await expect(registryPricing({ publicClient: chain.publicClient, registry, namespaces: ["neverregistered"] })).rejects.toThrow(
+        UnknownProviderError,
+      );
     });
   });
 

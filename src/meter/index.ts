@@ -28,6 +28,7 @@ export {
   UnattributedToolError,
 } from "./meter.js";
 export { InvalidMeterPricingError, type PricingSource, staticPricing, UnknownProviderError } from "./pricing.js";
+export { type RegistryPricing, type RegistryPricingOptions, registryPricing } from "./registry-pricing.js";
 export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";
 export {
   BatchSubmitError,

@@ -384,7 +384,7 @@ export class Meter {
     }
     if (record.billable) {
       const index = this.counts.get(record.provider) ?? 0;
-      record.priceMicro = this.pricing.priceFor(record.provider, index);
+      record.priceMicro = this.pricing.priceFor(record.provider, index, period);
       spool.append({ type: "call", period, record });
       this.counts.set(record.provider, index + 1);
     } else {

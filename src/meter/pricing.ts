@@ -10,16 +10,19 @@ import { type Pricing, priceOfCall, validatePricing } from "../usage/pricing.js"
 export interface PricingSource {
   /**
    * Price in micro-USDC of a provider's billable call, given how many billable calls the
-   * provider already had in the current period (0 for the first). Throws
-   * `UnknownProviderError` for a namespace it has no pricing for.
+   * provider already had in the current period (0 for the first), and that period's number.
+   * Throws `UnknownProviderError` for a namespace it has no pricing for.
    */
-  priceFor(namespace: string, callIndexInPeriod: number): bigint;
+  priceFor(namespace: string, callIndexInPeriod: number, period?: number): bigint;
 }
 
 export class UnknownProviderError extends BaseError {
   readonly code = "UNKNOWN_PROVIDER";
-  constructor(readonly namespace: string) {
-    super(`no pricing for provider namespace "${namespace}"`);
+  constructor(
+    readonly namespace: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(`no pricing for provider namespace "${namespace}"`, options);
   }
 }
 
