@@ -1,8 +1,8 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { z } from "zod";
-import type { Meter } from "../src/meter/index.js";
+import { activateServerTools, type FlowMcpSchema } from "../src/local/flowmcp.js";
+import { flowMcpAttribution, flowMcpFailed, type Meter } from "../src/meter/index.js";
 
 // The demo's FlowMCP-style server: five providers' APIs on one loopback HTTP server, and an MCP
 // server whose tools call them through the meter.
@@ -52,21 +52,32 @@ export const DEMO_TOOLS = {
 
 export type DemoNamespace = keyof typeof DEMO_TOOLS;
 
-/** One MCP server (per session) with a metered tool per provider; a failing API is an error result. */
-export function createDemoMcpServer(meter: Meter, apisUrl: string): McpServer {
-  const server = new McpServer({ name: "flowmcp-demo", version: "1.0.0" });
-  for (const [namespace, t] of Object.entries(DEMO_TOOLS)) {
-    meter.registerTool(
-      server,
-      { namespace, route: t.route, description: `${namespace}: ${t.route}`, inputSchema: { q: z.string() } },
-      async ({ q }) => {
-        const res = await fetch(`${apisUrl}${t.path}?q=${encodeURIComponent(q)}`);
-        const body = await res.text();
-        return res.ok
-          ? { content: [{ type: "text", text: body }] }
-          : { content: [{ type: "text", text: `${namespace} API answered ${res.status}` }], isError: true };
+/** The FlowMCP schemas of the demo's providers: one GET route each, on the demo APIs. */
+export function demoSchemas(apisUrl: string): FlowMcpSchema[] {
+  return Object.entries(DEMO_TOOLS).map(([namespace, t]) => ({
+    namespace,
+    root: apisUrl,
+    routes: {
+      [t.route]: {
+        requestMethod: "GET",
+        description: `${namespace}: ${t.route}`,
+        route: t.path,
+        parameters: [{ position: { key: "q", location: "query" } }],
       },
-    );
-  }
+    },
+  }));
+}
+
+/**
+ * One MCP server (per session) serving the providers' schemas as FlowMCP does, its tool
+ * registrations metered by `meter.instrument`; a failing API answers "Error: …", not billed.
+ */
+export function createDemoMcpServer(meter: Meter, apisUrl: string): McpServer {
+  const schemas = demoSchemas(apisUrl);
+  const server = meter.instrument(new McpServer({ name: "flowmcp-demo", version: "1.0.0" }), {
+    attribution: flowMcpAttribution(schemas),
+    failed: flowMcpFailed,
+  });
+  for (const schema of schemas) activateServerTools({ server, schema });
   return server;
 }

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Address, PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
@@ -13,7 +14,14 @@ import { decryptHistory } from "../src/history/index.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
-import { createBatchSubmitter, createMeter, flowMcpToolName, registryPricing, serveMcpOverHttp } from "../src/meter/index.js";
+import {
+  createBatchSubmitter,
+  createMeter,
+  flowMcpFailed,
+  flowMcpToolName,
+  registryPricing,
+  serveMcpOverHttp,
+} from "../src/meter/index.js";
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import type { PayoutAgent } from "../src/payout/agent.js";
 import { reconcile } from "../src/payout/reconcile.js";
@@ -188,7 +196,7 @@ async function callTools(flowMcp: FlowMcp, round: number, tally: { calls: Map<De
       name: flowMcpToolName(DEMO_TOOLS[ns].route, ns),
       arguments: { q: fail ? "fail" : `${ns}-${round}-${i}` },
     });
-    if (result.isError) tally.failed += 1;
+    if (flowMcpFailed(result as CallToolResult)) tally.failed += 1;
     tally.total += 1;
     tally.calls.set(ns, (tally.calls.get(ns) ?? 0) + 1);
   }

@@ -10,15 +10,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Address } from "viem";
 import { z } from "zod";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
-import {
-  flowMcpToolName,
-  freePool,
-  freeQuotaThenPerCall,
-  type Meter,
-  perCall,
-  type RecoveryReport,
-  staticPricing,
-} from "../src/meter/index.js";
+import { freePool, freeQuotaThenPerCall, type Meter, perCall, type RecoveryReport, staticPricing } from "../src/meter/index.js";
 
 export const SERVER_ADDRESS: Address = "0x5e7a1C0DE0000000000000000000000000000001";
 
@@ -187,30 +179,4 @@ export async function startMeterChild(env: {
     });
   });
   return { child, ...ready, exited, flushed };
-}
-
-/** A FlowMCP schema as its public format defines it, reduced to what registration and a GET read. */
-export type FlowMcpStyleSchema = {
-  namespace: string;
-  root: string;
-  routes: Record<
-    string,
-    { requestMethod: "GET"; description: string; route: string; parameters: { position: { key: string; location: "query" } }[] }
-  >;
-};
-
-/**
- * Registers a schema's routes the way FlowMCP's `activateServerTools` does: one
- * `server.tool(toolName, description, zodShape, func)` per route, the tool name derived from
- * route name and namespace, and the API's answer as "Result: …" text, or "Error: …".
- */
-export function activateFlowMcpStyleTools(server: McpServer, schema: FlowMcpStyleSchema): void {
-  for (const [routeName, route] of Object.entries(schema.routes)) {
-    const shape = Object.fromEntries(route.parameters.map((p) => [p.position.key, z.string()]));
-    server.tool(flowMcpToolName(routeName, schema.namespace), route.description, shape, async (userParams: Record<string, string>) => {
-      const res = await fetch(`${schema.root}${route.route}?${new URLSearchParams(userParams)}`);
-      const text = await res.text();
-      return { content: [{ type: "text" as const, text: res.ok ? `Result: ${text}` : `Error: ${res.status} ${text}` }] };
-    });
-  }
 }

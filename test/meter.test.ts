@@ -8,6 +8,7 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { z } from "zod";
+import { activateServerTools, type FlowMcpSchema } from "../src/local/flowmcp.js";
 import {
   type ClosedBatch,
   createMeter,
@@ -37,10 +38,8 @@ import { MAX_TIERS } from "../src/usage/pricing.js";
 import type { CallRecord } from "../src/usage/record.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import {
-  activateFlowMcpStyleTools,
   connectClient,
   createProviderServer,
-  type FlowMcpStyleSchema,
   type HandlerCall,
   LONG_NEWS_ROUTE,
   PRICING,
@@ -255,7 +254,7 @@ describe("instrumenting a FlowMCP server as it is", () => {
     const meter = createMeter({ spoolDir: tempDir(), serverAddress: SERVER_ADDRESS, pricing: PRICING, batch: { maxAgeMs: 600_000 } });
     await meter.recover();
     cleanups.push(() => meter.close());
-    const weather: FlowMcpStyleSchema = {
+    const weather: FlowMcpSchema = {
       namespace: "weather",
       root: `${upstream.url}/weather`,
       routes: {
@@ -271,7 +270,7 @@ describe("instrumenting a FlowMCP server as it is", () => {
       attribution: flowMcpAttribution([weather, { namespace: "finance", routes: { getQuote: {} } }]),
       failed: flowMcpFailed,
     });
-    activateFlowMcpStyleTools(server, weather);
+    activateServerTools({ server, schema: weather });
     server.registerTool(FINANCE, { description: "quote", inputSchema: { symbol: z.string() } }, async ({ symbol }) => ({
       content: [{ type: "text", text: `quote ${symbol}` }],
     }));
