@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 /** Pure and in-process tests: no chain, no proofs, no child indexer (`npm run test:unit`). */
 export const UNIT_TESTS = [
   "test/config.test.ts",
+  "test/payout-route.test.ts",
   "test/errors.test.ts",
   "test/layout.test.ts",
   "test/indexer-settings.test.ts",

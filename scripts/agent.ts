@@ -10,7 +10,8 @@ import { Prover } from "../src/eerc/prover.js";
 import { summarize } from "../src/errors.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { PayoutAgent } from "../src/payout/agent.js";
-import { CycleRunner, payoutApp } from "../src/payout/server.js";
+import { fileRequestLog } from "../src/payout/requests.js";
+import { agentIdOf, CycleRunner, payoutApp } from "../src/payout/server.js";
 import { run } from "./run.js";
 
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
@@ -67,7 +68,13 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const runner = new CycleRunner(agent, log);
-  const app = payoutApp({ runner, operator: operator.address, chainId: chain.chain.id });
+  const app = payoutApp({
+    runner,
+    operator: operator.address,
+    chainId: chain.chain.id,
+    agentId: agentIdOf(manifest.contracts.usageLedger, config.agentName),
+    requests: fileRequestLog(config.requestsFile),
+  });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" });
   log(`listening on http://127.0.0.1:${config.port} (POST /revenue/distribute, GET /revenue/status)`);
   runner.schedule(config.intervalS);

@@ -44,6 +44,8 @@ describe("agent settings", () => {
       everyProvider: true,
       intervalS: 0,
       port: 42070,
+      agentName: "payout",
+      requestsFile: "data/payout-requests-31337.jsonl",
       fault: undefined,
     });
   });

@@ -63,7 +63,14 @@ export function spawnAgent(
 ): { child: ChildProcess; done: Promise<AgentRun>; output: () => string } {
   const child = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/agent.ts"), ...args], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, DEPLOYMENT_FILE: w.manifestPath, RPC_URL: w.rpcUrl, INDEXER_URL: w.indexer.url, ...env },
+    env: {
+      ...process.env,
+      DEPLOYMENT_FILE: w.manifestPath,
+      RPC_URL: w.rpcUrl,
+      INDEXER_URL: w.indexer.url,
+      PAYOUT_REQUESTS_FILE: join(w.dir, "payout-requests.jsonl"),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -9,7 +9,7 @@ import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords, payPoolFee } from "../src/local/marketplace.js";
 import { formatUsdc } from "../src/money/usdc.js";
-import { distributeTypedData } from "../src/payout/server.js";
+import { agentIdOf, distributeTypedData } from "../src/payout/server.js";
 import { poolReserve, poolSecret } from "../src/payout/settlement.js";
 import { encodeTag, payoutPCTOptions } from "../src/payout/tag.js";
 import { providerIdOf } from "../src/usage/registry.js";
@@ -93,9 +93,16 @@ describe("payout journey", () => {
   step("POST /revenue/distribute refuses bad, foreign and replayed requests with a JSON error naming the field", async () => {
     const requestId = `0x${"ab".repeat(32)}` as Hex;
     const deadline = BigInt(Math.floor(Date.now() / 1000) + 120);
-    const typed = distributeTypedData(requestId, deadline, w.chain.chain.id);
+    const { agentId } = (await (await fetch(`${agentUrl}/revenue/chain`)).json()) as { agentId: Hex };
+    expect(agentId).toBe(agentIdOf(w.manifest.contracts.usageLedger, "payout"));
+    const typed = distributeTypedData(requestId, deadline, w.chain.chain.id, agentId);
     expect((await postDistribute({ requestId: "0x12", deadline: "1", signature: "0x" })).body.error.field).toBe("requestId");
     expect((await postDistribute({ requestId, deadline: "1", signature: "0x" })).body.error.field).toBe("deadline");
+    // The operator's signature for another agent of the same deployment recovers to someone else here.
+    const forOther = await accounts[0]!.signTypedData(
+      distributeTypedData(requestId, deadline, w.chain.chain.id, agentIdOf(w.manifest.contracts.usageLedger, "other")),
+    );
+    expect((await postDistribute({ requestId, deadline: deadline.toString(), signature: forOther })).status).toBe(403);
     const stranger = await accounts[4]!.signTypedData(typed);
     const foreign = await postDistribute({ requestId, deadline: deadline.toString(), signature: stranger });
     expect(foreign.status).toBe(403);
@@ -117,7 +124,8 @@ describe("payout journey", () => {
   step("a replayed request is refused", async () => {
     const requestId = `0x${"cd".repeat(32)}` as Hex;
     const deadline = BigInt(Math.floor(Date.now() / 1000) + 120);
-    const signature = await accounts[0]!.signTypedData(distributeTypedData(requestId, deadline, w.chain.chain.id));
+    const agentId = agentIdOf(w.manifest.contracts.usageLedger, "payout");
+    const signature = await accounts[0]!.signTypedData(distributeTypedData(requestId, deadline, w.chain.chain.id, agentId));
     const first = await postDistribute({ requestId, deadline: deadline.toString(), signature });
     expect(first.status).toBe(202);
     const again = await postDistribute({ requestId, deadline: deadline.toString(), signature });

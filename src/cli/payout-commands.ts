@@ -165,12 +165,12 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
   const account = walletOf(id, "distribute");
   if (cmd.source.kind !== "agent") throw new CommandLineError("distribute needs --agent URL");
   const base = cmd.source.url.replace(/\/$/, "");
-  const { chainId, operator } = await agentChain(base);
+  const { chainId, operator, agentId } = await agentChain(base);
   if (operator.toLowerCase() !== account.address.toLowerCase())
     throw new Error(`the agent takes requests signed by its operator ${operator}, not by ${account.address}`);
   const requestId = bytesToHex(crypto.getRandomValues(new Uint8Array(32))) as Hex;
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 300);
-  const signature = await account.signTypedData(distributeTypedData(requestId, deadline, chainId));
+  const signature = await account.signTypedData(distributeTypedData(requestId, deadline, chainId, agentId));
   const answer = await sendRequest(`${base}/revenue/distribute`, {
     method: "POST",
     json: { requestId, deadline: deadline.toString(), signature },
@@ -204,6 +204,6 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
   }
 }
 
-async function agentChain(base: string): Promise<{ chainId: number; operator: string }> {
-  return requestJson<{ chainId: number; operator: string }>(`${base}/revenue/chain`);
+async function agentChain(base: string): Promise<{ chainId: number; operator: string; agentId: Hex }> {
+  return requestJson<{ chainId: number; operator: string; agentId: Hex }>(`${base}/revenue/chain`);
 }

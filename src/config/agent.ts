@@ -13,6 +13,8 @@ export const AGENT_ENV = {
   PAYOUT_EVERY_PROVIDER: env.flag(),
   PAYOUT_INTERVAL_S: env.integer(),
   PAYOUT_PORT: env.integer({ max: 65_535 }),
+  PAYOUT_AGENT_NAME: env.text(),
+  PAYOUT_REQUESTS_FILE: env.text(),
   PAYOUT_FAULT: env.text(),
 };
 
@@ -29,6 +31,10 @@ export type AgentConfig = OperatorSettings & {
   /** Seconds between scheduled cycles; 0 turns the schedule off. */
   intervalS: number;
   port: number;
+  /** With the deployment, this agent's EIP-712 identity: a request signed for another agent is refused. */
+  agentName: string;
+  /** Where accepted request ids are kept until their deadline, so a replay after a restart is refused. */
+  requestsFile: string;
   /** Crash tests only: stop at `step` of the `seq`-th transfer. */
   fault?: { step: FaultStep; seq: number };
 };
@@ -58,6 +64,8 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
     everyProvider: e.PAYOUT_EVERY_PROVIDER ?? true,
     intervalS: e.PAYOUT_INTERVAL_S ?? 0,
     port: e.PAYOUT_PORT ?? 42070,
+    agentName: e.PAYOUT_AGENT_NAME ?? "payout",
+    requestsFile: e.PAYOUT_REQUESTS_FILE ?? `data/payout-requests-${chainId}.jsonl`,
     fault: faultOf(e.PAYOUT_FAULT),
   };
 }

@@ -1,7 +1,7 @@
 import { type Address, getAddress, type Hex, isAddress, isHex } from "viem";
 import { BaseError } from "../errors.js";
 
-export type ApiErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422;
+export type ApiErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422;
 
 /**
  * A request the API refuses; answered with `status` (400 unless told) and

@@ -1,18 +1,29 @@
 import { Hono } from "hono";
-import { type Address, type Hex, isHex, recoverTypedDataAddress } from "viem";
+import { bodyLimit } from "hono/body-limit";
+import { type Address, getAddress, type Hex, isHex, keccak256, recoverTypedDataAddress, toBytes } from "viem";
 import { summarize } from "../errors.js";
 import { ApiInputError, parseUint } from "../http/input.js";
 import { parseSignature } from "../http/signed.js";
 import type { CycleProgress, CycleResult, PayoutAgent } from "./agent.js";
 import { CycleInProgressError } from "./errors.js";
+import { memoryRequestLog, type RequestLog } from "./requests.js";
 
 /** A distribute request may be valid for at most this long (seconds): a leaked one is replayable only within it, and only once. */
 export const MAX_DISTRIBUTE_LEAD_S = 600;
 
-/** EIP-712 typed data the operator signs to run a cycle now (viem `signTypedData`). */
-export function distributeTypedData(requestId: Hex, deadline: bigint, chainId: number | bigint) {
+/** Largest request body the agent reads (a distribute request is about 300 bytes). */
+export const MAX_AGENT_BODY_BYTES = 16 * 1024;
+
+/**
+ * An agent's id, the salt of its EIP-712 domain: its deployment (the UsageLedger it pays for)
+ * and its name, so a request signed for one agent is refused by every other.
+ */
+export const agentIdOf = (ledger: Address, name: string): Hex => keccak256(toBytes(`${getAddress(ledger)}:${name}`));
+
+/** EIP-712 typed data the operator signs to run a cycle now on agent `agentId` (viem `signTypedData`). */
+export function distributeTypedData(requestId: Hex, deadline: bigint, chainId: number | bigint, agentId: Hex) {
   return {
-    domain: { name: "BackendShield PayoutAgent", version: "1", chainId: BigInt(chainId) },
+    domain: { name: "BackendShield PayoutAgent", version: "2", chainId: BigInt(chainId), salt: agentId },
     types: {
       Distribute: [
         { name: "requestId", type: "bytes32" },
@@ -123,16 +134,29 @@ export class CycleRunner {
  * The agent's HTTP API: `POST /revenue/distribute` (operator-signed) starts a cycle now and
  * answers 202; `GET /revenue/status` shows the running cycle's progress and the last result.
  */
-export function payoutApp(args: { runner: CycleRunner; operator: Address; chainId: number; now?: () => number }) {
+export function payoutApp(args: {
+  runner: Pick<CycleRunner, "status" | "busy" | "start">;
+  operator: Address;
+  chainId: number;
+  agentId: Hex;
+  requests?: RequestLog;
+  now?: () => number;
+}) {
   const app = new Hono();
   const now = args.now ?? (() => Math.floor(Date.now() / 1000));
-  const seen = new Map<string, bigint>();
+  const requests = args.requests ?? memoryRequestLog();
 
   app.get("/revenue/status", (c) => c.json(args.runner.status()));
-  // What a client signs for: the chain of the EIP-712 domain and the operator who may sign.
-  app.get("/revenue/chain", (c) => c.json({ chainId: args.chainId, operator: args.operator }));
+  // What a client signs for: the chain and agent id of the EIP-712 domain, and the operator who may sign.
+  app.get("/revenue/chain", (c) => c.json({ chainId: args.chainId, operator: args.operator, agentId: args.agentId }));
 
-  app.post("/revenue/distribute", async (c) => {
+  const limit = bodyLimit({
+    maxSize: MAX_AGENT_BODY_BYTES,
+    onError: (c) => c.json({ error: { field: "body", message: `must be at most ${MAX_AGENT_BODY_BYTES} bytes` } }, 413),
+  });
+  app.post("/revenue/distribute", limit, async (c) => {
+    if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
+      throw new ApiInputError("body", "must be sent as application/json", 415);
     let body: Record<string, unknown>;
     try {
       body = await c.req.json();
@@ -151,21 +175,20 @@ export function payoutApp(args: { runner: CycleRunner; operator: Address; chainI
     const signature = parseSignature("signature", body.signature);
     let signer: Address;
     try {
-      signer = await recoverTypedDataAddress({ ...distributeTypedData(requestId as Hex, deadline, args.chainId), signature });
+      signer = await recoverTypedDataAddress({ ...distributeTypedData(requestId as Hex, deadline, args.chainId, args.agentId), signature });
     } catch {
       throw new ApiInputError("signature", "does not recover to an address", 401);
     }
     if (signer !== args.operator) throw new ApiInputError("signature", `signed by ${signer}, not by the operator`, 403);
-    for (const [id, d] of seen) if (d <= BigInt(t)) seen.delete(id);
     const id = requestId.toLowerCase();
-    if (seen.has(id)) throw new ApiInputError("requestId", "was already used: sign a new request", 409);
+    if (requests.has(id, BigInt(t))) throw new ApiInputError("requestId", "was already used: sign a new request", 409);
     if (args.runner.busy)
       throw new ApiInputError(
         "requestId",
         `${new CycleInProgressError(args.runner.status().progress?.cycle ?? null).message}: try again when it is done`,
         409,
       );
-    seen.set(id, deadline);
+    requests.add(id, deadline);
     args.runner.start(`request ${id.slice(0, 10)}`).catch(() => {});
     return c.json({ accepted: true, status: args.runner.status() }, 202);
   });

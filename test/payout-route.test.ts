@@ -1,0 +1,87 @@
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { describe, expect, it } from "vitest";
+import { ANVIL_KEYS } from "../src/chain/local.js";
+import { fileRequestLog } from "../src/payout/requests.js";
+import { agentIdOf, distributeTypedData, MAX_AGENT_BODY_BYTES, payoutApp } from "../src/payout/server.js";
+
+// The agent's HTTP route in process, with a runner that only counts the cycles it is asked for.
+
+const operator = privateKeyToAccount(ANVIL_KEYS[0]);
+const LEDGER = "0x610178dA211FEF7D417bC0e6FeD39F05609AD788";
+const CHAIN = 31337;
+const NOW = 1_800_000_000;
+const agentId = agentIdOf(LEDGER, "payout");
+
+function agent(requestsFile: string) {
+  const started: string[] = [];
+  const runner = {
+    busy: false,
+    status: () => ({ state: "idle" as const, progress: null, last: null }),
+    start: async (trigger: string) => {
+      started.push(trigger);
+      return { status: "nothing_owed" as const, throughBlock: 0n, lastCycle: null };
+    },
+  };
+  const app = payoutApp({
+    runner,
+    operator: operator.address,
+    chainId: CHAIN,
+    agentId,
+    requests: fileRequestLog(requestsFile, BigInt(NOW)),
+    now: () => NOW,
+  });
+  const post = async (body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) => {
+    const res = await app.request("/revenue/distribute", {
+      method: "POST",
+      headers,
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as { error?: { field: string | null; message: string } } };
+  };
+  return { app, post, started };
+}
+
+async function signed(id: string, forAgent: Hex = agentId) {
+  const requestId = `0x${id.repeat(64 / id.length)}` as Hex;
+  const deadline = BigInt(NOW + 120);
+  const signature = await operator.signTypedData(distributeTypedData(requestId, deadline, CHAIN, forAgent));
+  return { requestId, deadline: deadline.toString(), signature };
+}
+
+describe("POST /revenue/distribute", () => {
+  it("names its agent: the chain answer carries the id, and a request signed for another agent is refused", async () => {
+    const { app, post, started } = agent(join(mkdtempSync(join(tmpdir(), "agent-")), "requests.jsonl"));
+    expect(await (await app.request("/revenue/chain")).json()).toEqual({ chainId: CHAIN, operator: operator.address, agentId });
+    const other = await post(await signed("a1", agentIdOf(LEDGER, "other")));
+    expect(other.status).toBe(403);
+    expect(other.body.error?.field).toBe("signature");
+    expect((await post(await signed("a2"))).status).toBe(202);
+    expect(started).toHaveLength(1);
+  });
+
+  it("refuses a request replayed after the agent restarts, from the file it keeps (mode 0600)", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "agent-")), "requests.jsonl");
+    const request = await signed("b1");
+    expect((await agent(file).post(request)).status).toBe(202);
+    const restarted = agent(file);
+    const replay = await restarted.post(request);
+    expect(replay.status).toBe(409);
+    expect(replay.body.error?.field).toBe("requestId");
+    expect(restarted.started).toHaveLength(0);
+    expect(readFileSync(file, "utf8").trim().split("\n")).toHaveLength(1);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  it("reads no body over its limit and only JSON", async () => {
+    const { post, started } = agent(join(mkdtempSync(join(tmpdir(), "agent-")), "requests.jsonl"));
+    const big = await post({ ...(await signed("c1")), padding: "x".repeat(MAX_AGENT_BODY_BYTES) });
+    expect({ status: big.status, field: big.body.error?.field }).toEqual({ status: 413, field: "body" });
+    const text = await post(JSON.stringify(await signed("c2")), { "content-type": "text/plain" });
+    expect({ status: text.status, field: text.body.error?.field }).toEqual({ status: 415, field: "body" });
+    expect(started).toHaveLength(0);
+  });
+});
