@@ -528,6 +528,29 @@ describe("API write routes: provider registration and usage submission, indexed"
       expectError(await post("/usage/submit", withRecord({ priceMicro: "1501" })), 400, "records");
     });
 
+    it("only JSON, and no cross-origin answer: a text/plain or form write is refused before it is read", async () => {
+      const body = JSON.stringify(await submitBody(nextBatch([record("coingecko")]).batch));
+      for (const type of ["text/plain", "application/x-www-form-urlencoded"]) {
+        const res = await fetch(`${indexer.url}/usage/submit`, { method: "POST", headers: { "content-type": type }, body });
+        expect(res.status).toBe(415);
+        expect(((await res.json()) as { error: { field: string } }).error.field).toBe("body");
+      }
+      const write = await fetch(`${indexer.url}/providers/update`, {
+        method: "POST",
+        headers: { "content-type": "application/json", origin: "https://elsewhere.example" },
+        body: "{}",
+      });
+      expect(write.status).toBe(400);
+      expect(write.headers.get("access-control-allow-origin")).toBeNull();
+      // Reads stay open to every origin (Ponder's own policy).
+      const read = await fetch(`${indexer.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", origin: "https://elsewhere.example" },
+        body: JSON.stringify({ query: "{ __typename }" }),
+      });
+      expect(read.headers.get("access-control-allow-origin")).toBe("*");
+    });
+
     it("oversize: more than 10,000 records, or a body over 8 MiB", async () => {
       const body = await submitBody(nextBatch([record("coingecko")]).batch);
       const many = Array.from({ length: 10_001 }, (_, i) => ({ ...recordsJson([record("coingecko")])[0], eventId: `bulk-${i}` }));

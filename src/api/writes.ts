@@ -7,7 +7,7 @@ import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { relayerKey } from "../config/api.js";
 import type { IndexerSettings } from "../config/indexer.js";
-import { parseJsonBody } from "../http/input.js";
+import { ApiInputError, parseJsonBody } from "../http/input.js";
 import { ProviderWriter } from "./providers-write.js";
 import { Relayer, rpcClients } from "./relayer.js";
 import { UsageSubmitter } from "./usage-submit.js";
@@ -29,6 +29,14 @@ export function mountWriteRoutes(app: Hono, deps: { db: Db; settings: IndexerSet
     onError: (c) => c.json({ error: { field: "body", message: `must be at most ${MAX_BODY_BYTES} bytes` } }, 413),
   });
   const routes = ["/providers/register", "/providers/update", "/usage/submit"] as const;
+  // Ponder's server allows every origin; writes are authenticated by signatures, not cookies, but
+  // their answers are for the caller's own client, not for pages of other origins.
+  for (const path of routes) {
+    app.use(path, async (c, next) => {
+      await next();
+      c.res.headers.delete("access-control-allow-origin");
+    });
+  }
 
   if (!key.enabled) {
     console.warn(`write routes disabled: ${key.reason}`);
@@ -64,7 +72,12 @@ export function mountWriteRoutes(app: Hono, deps: { db: Db; settings: IndexerSet
   });
   console.info(`write routes enabled: relayer ${relayer.address}${key.source === "anvil" ? " (anvil account #8)" : ""}`);
 
-  const json = async (c: Context) => parseJsonBody(await c.req.text());
+  const json = async (c: Context) => {
+    // A JSON content type makes a browser ask first (CORS preflight): no form or text/plain write goes through.
+    if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
+      throw new ApiInputError("body", "must be sent as application/json", 415);
+    return parseJsonBody(await c.req.text());
+  };
   app.post("/providers/register", limit, async (c) => c.json(await providers.register(await json(c)), 201));
   app.post("/providers/update", limit, async (c) => c.json(await providers.update(await json(c)), 200));
   app.post("/usage/submit", limit, async (c) => c.json(await usage.submit(await json(c)), 200));
