@@ -22,7 +22,15 @@ let w: LocalWorld;
 let live: { earnings: unknown; audit: unknown; recording: Recording };
 
 beforeAll(async () => {
-  w = await localWorld({ providers: [{ namespace: "weather", pricing: perCall(1_000n) }], fundMicro: 100_000n, indexer: true });
+  // The API reads with the operator's eERC key alone: no wallet key in its process.
+  const owner = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.operator]);
+  const operatorEercKey = `0x${(await deriveKeyFromWallet(owner)).toString(16).padStart(64, "0")}`;
+  w = await localWorld({
+    providers: [{ namespace: "weather", pricing: perCall(1_000n) }],
+    fundMicro: 100_000n,
+    indexer: true,
+    indexerEnv: { OPERATOR_EERC_KEY: operatorEercKey, PAYER_ADDRESSES: owner.address },
+  });
   const provider = w.payoutAccounts.get("weather")!;
   const balances: { kind: string; balanceMicro: string }[] = [];
   const row = async (kind: string) => balances.push({ kind, balanceMicro: (await provider.client.balance(w.tokenId)).toString() });

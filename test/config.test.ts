@@ -86,23 +86,42 @@ describe("API settings", () => {
   it("share the operator's variables with the agent: payers default to the operator, past payers are added", () => {
     const past = "0x00000000000000000000000000000000000000aa";
     expect(payoutViewConfig({ PAST_PAYER_ADDRESSES: past, PLATFORM_FEE_BPS: "250" }, LOCAL, operatorAddress)).toEqual({
-      operatorKey: ANVIL_KEYS[0],
+      operator: { walletKey: ANVIL_KEYS[0] },
       payers: [operatorAddress(), getAddress(past)],
       feeBps: 250,
       periodUnit: "month",
     });
   });
 
-  it("turn the payout fields off without the operator key, but refuse a malformed one", () => {
+  it("read with the operator's eERC key alone, no wallet key at all, with the payers named", () => {
+    const payer = "0x00000000000000000000000000000000000000bb";
+    const eercKey = "0x0123456789abcdef";
+    expect(payoutViewConfig({ OPERATOR_EERC_KEY: eercKey, PAYER_ADDRESSES: payer }, FUJI, operatorAddress)).toEqual({
+      operator: { eercKey: 0x0123456789abcdefn },
+      payers: [getAddress(payer)],
+      feeBps: 1000,
+      periodUnit: "month",
+    });
+    // Even on anvil, where a wallet key would be at hand, the eERC key is what the API reads with.
+    expect(payoutViewConfig({ OPERATOR_EERC_KEY: eercKey, PAYER_ADDRESSES: payer }, LOCAL, operatorAddress)).not.toHaveProperty(
+      "operator.walletKey",
+    );
+    expect(configError(() => payoutViewConfig({ OPERATOR_EERC_KEY: eercKey }, FUJI, operatorAddress)).field).toBe("PAYER_ADDRESSES");
+    const bad = configError(() => payoutViewConfig({ OPERATOR_EERC_KEY: "0xsecretbutbad" }, FUJI, operatorAddress));
+    expect(bad.field).toBe("OPERATOR_EERC_KEY");
+    expect(bad.message).not.toContain("secretbutbad");
+  });
+
+  it("turn the payout fields off without the operator's key, but refuse a malformed one", () => {
     expect(payoutViewConfig({}, FUJI, operatorAddress)).toEqual({
-      disabled: "OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain 43113",
+      disabled: "OPERATOR_EERC_KEY is not set: pending amounts and cycle totals need the operator's eERC key on chain 43113",
     });
     expect(configError(() => payoutViewConfig({ OPERATOR_PRIVATE_KEY: "0x12" }, FUJI, operatorAddress)).field).toBe("OPERATOR_PRIVATE_KEY");
   });
 
   it("a malformed relayer key turns the write routes off without stopping the read side, and is never echoed", () => {
     const env = { RELAYER_PRIVATE_KEY: "0xsecretbutmalformed" };
-    expect(payoutViewConfig(env, LOCAL, operatorAddress)).toMatchObject({ operatorKey: ANVIL_KEYS[0] });
+    expect(payoutViewConfig(env, LOCAL, operatorAddress)).toMatchObject({ operator: { walletKey: ANVIL_KEYS[0] } });
     const off = relayerKey(env, LOCAL);
     expect(off).toEqual({ enabled: false, reason: "RELAYER_PRIVATE_KEY must be a 0x-prefixed 32-byte hex private key" });
   });

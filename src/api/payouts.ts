@@ -36,7 +36,9 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
     };
   }
   let sk: Promise<bigint> | undefined;
-  const operatorSk = () => (sk ??= deriveKeyFromWallet(privateKeyToAccount(config.operatorKey)));
+  const { operator } = config;
+  const operatorSk = () =>
+    (sk ??= "eercKey" in operator ? Promise.resolve(operator.eercKey) : deriveKeyFromWallet(privateKeyToAccount(operator.walletKey)));
   const view = new PayoutLedgerView({
     indexer: new IndexerClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
     // Ponder serves /status itself, next to this app, on the process's port.

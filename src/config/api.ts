@@ -1,23 +1,32 @@
 import type { Address, Hex } from "viem";
 import { localKey } from "../chain/local.js";
-import { OPERATOR_ENV, type OperatorSettings, operatorSettings } from "./operator.js";
+import { OPERATOR_ENV, operatorSettings, type SettlementSettings, settlementSettings } from "./operator.js";
 import { ConfigError, type Env, env, readEnv } from "./parse.js";
 
 /** The API's own variables, next to the indexer's (it runs in the indexer's process). */
 export const API_ENV = {
   ...OPERATOR_ENV,
+  OPERATOR_EERC_KEY: env.eercKey(),
   PAYER_ADDRESSES: env.addresses(),
   RELAYER_PRIVATE_KEY: env.privateKey(),
   PORT: env.integer({ max: 65_535 }),
 };
 
-/** What the query API needs to serve pending amounts and per-cycle totals. */
-export type PayoutViewConfig = Omit<OperatorSettings, "pastPayers"> & { payers: Address[] };
+/**
+ * What the query API needs to serve pending amounts and per-cycle totals: the operator's eERC
+ * key, which only reads (it cannot sign a transaction), or the operator's wallet key to derive it.
+ */
+export type PayoutViewConfig = Omit<SettlementSettings, "pastPayers"> & {
+  operator: { eercKey: bigint } | { walletKey: Hex };
+  payers: Address[];
+};
 
 /**
- * The API's payout settings, or why they are off: without the operator key (OPERATOR_PRIVATE_KEY;
- * anvil's account #0 on a local chain) nothing can be decrypted to compute what is pending.
- * Payers are PAYER_ADDRESSES (default: the operator) plus PAST_PAYER_ADDRESSES.
+ * The API's payout settings, or why they are off. The operator's eERC key (OPERATOR_EERC_KEY)
+ * is all it needs, with the payers' addresses (PAYER_ADDRESSES); without it, the key is derived
+ * from OPERATOR_PRIVATE_KEY (anvil's account #0 on a local chain), which gives the API process
+ * the owner's powers: a deployment keeps that key out of the API. Past payers
+ * (PAST_PAYER_ADDRESSES) are added.
  */
 export function payoutViewConfig(
   source: Env,
@@ -25,13 +34,21 @@ export function payoutViewConfig(
   operatorAddress: (key: Hex) => Address,
 ): PayoutViewConfig | { disabled: string } {
   // The relayer key is read apart (relayerKey): a bad one turns the write routes off, not the API.
-  const e = readEnv({ ...OPERATOR_ENV, PAYER_ADDRESSES: API_ENV.PAYER_ADDRESSES }, source);
-  if (e.OPERATOR_PRIVATE_KEY === undefined && !localKey("operator", chainId)) {
-    return { disabled: `OPERATOR_PRIVATE_KEY is not set: pending amounts and cycle totals need the operator key on chain ${chainId}` };
+  const e = readEnv({ ...OPERATOR_ENV, OPERATOR_EERC_KEY: API_ENV.OPERATOR_EERC_KEY, PAYER_ADDRESSES: API_ENV.PAYER_ADDRESSES }, source);
+  const { pastPayers, ...rules } = settlementSettings(e);
+  if (e.OPERATOR_EERC_KEY !== undefined) {
+    if (!e.PAYER_ADDRESSES?.length)
+      throw new ConfigError("PAYER_ADDRESSES", "PAYER_ADDRESSES must name the payer accounts when the API reads with OPERATOR_EERC_KEY");
+    return { ...rules, operator: { eercKey: e.OPERATOR_EERC_KEY }, payers: [...e.PAYER_ADDRESSES, ...pastPayers] };
   }
-  const { pastPayers, ...rest } = operatorSettings(e, chainId);
-  const payers = e.PAYER_ADDRESSES?.length ? e.PAYER_ADDRESSES : [operatorAddress(rest.operatorKey)];
-  return { ...rest, payers: [...payers, ...pastPayers] };
+  if (e.OPERATOR_PRIVATE_KEY === undefined && !localKey("operator", chainId)) {
+    return {
+      disabled: `OPERATOR_EERC_KEY is not set: pending amounts and cycle totals need the operator's eERC key on chain ${chainId}`,
+    };
+  }
+  const { operatorKey } = operatorSettings(e, chainId);
+  const payers = e.PAYER_ADDRESSES?.length ? e.PAYER_ADDRESSES : [operatorAddress(operatorKey)];
+  return { ...rules, operator: { walletKey: operatorKey }, payers: [...payers, ...pastPayers] };
 }
 
 export type RelayerKey = { enabled: true; key: Hex; source: "env" | "anvil" } | { enabled: false; reason: string };

@@ -12,12 +12,16 @@ export const OPERATOR_ENV = {
   PRICING_PERIOD: env.oneOf(["month", "day"] as const satisfies readonly PeriodUnit[]),
 };
 
-export type OperatorSettings = {
-  /** The operator's account key: its eERC key reads usage lines and payout amounts; it signs distribute requests. */
-  operatorKey: Hex;
+/** The settlement rules and the payers of the past, which need no key. */
+export type SettlementSettings = {
   pastPayers: Address[];
   feeBps: number;
   periodUnit: PeriodUnit;
+};
+
+export type OperatorSettings = SettlementSettings & {
+  /** The operator's account key: its eERC key reads usage lines and payout amounts; it signs distribute requests. */
+  operatorKey: Hex;
 };
 
 export const DEFAULT_FEE_BPS = 1000;
@@ -32,6 +36,12 @@ type OperatorEnv = z.infer<z.ZodObject<typeof OPERATOR_ENV>>;
 export function operatorSettings(e: OperatorEnv, chainId: number): OperatorSettings {
   return {
     operatorKey: required(e.OPERATOR_PRIVATE_KEY ?? localKey("operator", chainId), "OPERATOR_PRIVATE_KEY", `on chain ${chainId}`),
+    ...settlementSettings(e),
+  };
+}
+
+export function settlementSettings(e: OperatorEnv): SettlementSettings {
+  return {
     pastPayers: e.PAST_PAYER_ADDRESSES ?? [],
     feeBps: e.PLATFORM_FEE_BPS ?? DEFAULT_FEE_BPS,
     periodUnit: e.PRICING_PERIOD ?? DEFAULT_PERIOD_UNIT,

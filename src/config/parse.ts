@@ -1,5 +1,6 @@
 import { type Address, getAddress, type Hex, isAddress } from "viem";
 import { z } from "zod";
+import { SUBGROUP_ORDER } from "../eerc/curve.js";
 import { BaseError } from "../errors.js";
 
 /** A setting that cannot be used; `field` is the environment variable. The value of a key is never echoed. */
@@ -33,6 +34,11 @@ const asInteger = (min: number, max: number) => (v: string) =>
   /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? Number(v) : undefined;
 const asAddress = (v: string) => (isAddress(v) ? getAddress(v) : undefined);
 const asKey = (v: string) => (KEY_PATTERN.test(v) ? (v as Hex) : undefined);
+const asEercKey = (v: string) => {
+  if (!/^0x[0-9a-fA-F]{1,64}$/.test(v)) return undefined;
+  const sk = BigInt(v);
+  return sk >= 1n && sk < SUBGROUP_ORDER ? sk : undefined;
+};
 const asUrl = (v: string) => {
   try {
     const u = new URL(v);
@@ -76,6 +82,7 @@ export const env = {
   addresses: () => listOf<Address>("must be a 0x-prefixed 20-byte address", asAddress),
   privateKey: () => optional(checked<Hex>(KEY_MESSAGE, asKey)),
   privateKeys: () => listOf<Hex>(KEY_MESSAGE, asKey),
+  eercKey: () => optional(checked<bigint>("must be a 0x-prefixed hex eERC private key (npm run eerc-key prints it)", asEercKey)),
   url: () => optional(checked("must be an http(s) URL", asUrl)),
   urls: () => listOf("must be an http(s) URL", asUrl),
   oneOf: <const T extends readonly [string, ...string[]]>(values: T) =>

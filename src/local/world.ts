@@ -24,6 +24,8 @@ export type LocalWorldOptions = {
   fundMicro?: bigint;
   /** Start the indexer (needed by the agent). */
   indexer?: boolean;
+  /** Extra environment of the indexer and its API. */
+  indexerEnv?: Record<string, string>;
   /** Seconds per block once the world is set up (setup mines each transaction at once); blocks are mined on demand without it. */
   blockTime?: number;
   /** A running local chain to use instead of starting anvil (an anvil node: accounts are funded with its cheat code). */
@@ -108,7 +110,7 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
     if (options.indexer) {
       indexer = await startIndexer({
         manifestPath,
-        env: { RPC_URL: rpcUrl },
+        env: { RPC_URL: rpcUrl, ...options.indexerEnv },
         pgliteDir: join(dir, "pglite"),
         logFile: join(dir, "ponder.log"),
       });
