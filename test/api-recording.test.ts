@@ -35,15 +35,17 @@ beforeAll(async () => {
   const balances: { kind: string; balanceMicro: string }[] = [];
   const row = async (kind: string) => balances.push({ kind, balanceMicro: (await provider.client.balance(w.tokenId)).toString() });
 
+  const commitCalls = (sequence: number, calls: number) =>
+    commitRecords(
+      w.chain,
+      w.manifest,
+      w.server,
+      w.operator.address,
+      sequence,
+      callRecords("weather", calls, { at: Date.now(), priceMicro: 1_000n }),
+    );
   // 5 calls at 1,000 µUSDC less the 10% fee: 4,500 paid in cycle 1; then 1,500 withdrawn, 1 USDC deposited.
-  await commitRecords(
-    w.chain,
-    w.manifest,
-    w.server,
-    w.operator.address,
-    1,
-    callRecords("weather", 5, { at: Date.now(), priceMicro: 1_000n }),
-  );
+  await commitCalls(1, 5);
   const cycle = await w.agent().runCycle();
   if (cycle.status !== "paid") throw new Error(`expected a paid cycle, got ${cycle.status}`);
   await row("transfer_in");
@@ -53,14 +55,7 @@ beforeAll(async () => {
   await provider.client.deposit({ token: w.manifest.contracts.token, amount: 1_000_000n });
   await row("deposit");
   // Two more calls, not yet paid: 1,800 pending.
-  await commitRecords(
-    w.chain,
-    w.manifest,
-    w.server,
-    w.operator.address,
-    2,
-    callRecords("weather", 2, { at: Date.now(), priceMicro: 1_000n }),
-  );
+  await commitCalls(2, 2);
 
   const indexer = new IndexerClient(w.indexer!.url);
   await indexer.waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
