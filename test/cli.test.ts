@@ -91,7 +91,9 @@ describe("cli: usage, keys and unreachable sources", () => {
       [["balance", "--api", "http://127.0.0.1:1"], /unknown command "balance"/],
       [["history"], /exactly one of --api URL or --rpc URL/],
       [["history", "--api", "http://a", "--rpc", "http://b"], /exactly one of/],
-      [["history", "--api", "http://a", "--frobnicate"], /Unknown option '--frobnicate'/],
+      [["history", "--api", "http://a", "--frobnicate"], /^error: unknown option --frobnicate \(see --help\)\n$/],
+      [["history", "--api", "http://a", "--tokn-id", "1"], /unknown option --tokn-id: did you mean --token-id\?/],
+      [["withdraw", "--rpc", "http://a", "--amount", "-1"], /--amount must be more than 0/],
       [["audit", "--api", "http://a", "--period", "week"], /--period must be day or month/],
       [["history", "--api", "http://a", "--period", "day"], /--period is only used with audit/],
       [["history", "--api", "http://a", "--token-id", "one"], /--token-id must be a non-negative integer/],
@@ -189,10 +191,14 @@ describe("cli: usage, keys and unreachable sources", () => {
     ]);
     expect(api.code).toBe(1);
     expect(api.stderr.trim()).toMatch(
-      new RegExp(`^error: API at http://127.0.0.1:${port}/providers/0x.*/earnings is unreachable: connection refused$`),
+      new RegExp(
+        `^error: http://127.0.0.1:${port}/providers/0x.*/earnings is unreachable \\(connection refused\\): check that the service is running at that address$`,
+      ),
     );
     expect(rpc.code).toBe(1);
-    expect(rpc.stderr.trim()).toBe(`error: RPC at http://127.0.0.1:${port} is unreachable: connection refused`);
+    expect(rpc.stderr.trim()).toBe(
+      `error: RPC at http://127.0.0.1:${port} is unreachable (connection refused): check that the node is running and the URL is right`,
+    );
     expectNoSecrets(api, PROVIDER!);
     expectNoSecrets(rpc, AUDITOR!);
   });

@@ -201,6 +201,7 @@ describe("payout journey", () => {
     const tooMuch = await cli([...base, "--amount", "1"], env);
     expect(tooMuch.code).toBe(1);
     expect(tooMuch.stderr.trim().split("\n")).toHaveLength(1);
+    expect(tooMuch.stderr).toMatch(/your balance is 0\.0027\d* USDC, less than the 1(\.0+)? USDC asked: withdraw at most 0\.0027/);
     expect(await usdc()).toBe(before);
     const run = await cli(["withdraw", "--rpc", w.rpcUrl, "--manifest", w.manifestPath, "--amount", "0.0027"], {
       PRIVATE_KEY: weather.account.privateKey,

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_FEE_BPS, DEFAULT_PERIOD_UNIT } from "../config/operator.js";
 import { BaseError } from "../errors.js";
+import { parseUsdc } from "../money/usdc.js";
 import { isPeriodUnit, type PeriodUnit } from "../usage/period.js";
 
 export const USAGE = `Usage: npm run cli -- <command> (--api URL | --rpc URL | --agent URL) [options]
@@ -98,6 +99,8 @@ const isCommandName = (name: string): name is CommandName => (COMMANDS as readon
 
 export type Command = {
   name: CommandName;
+  /** withdraw: the amount in micro-USDC. */
+  amount?: bigint;
   source: { kind: "api"; url: string } | { kind: "rpc"; url: string; manifest?: string } | { kind: "agent"; url: string };
   tokenId?: bigint;
   period: PeriodUnit;
@@ -119,11 +122,50 @@ function httpUrl(value: string, flag: string): string {
   return value;
 }
 
+/** "--amount -1" as "--amount=-1": node's parser calls a value that starts with a dash ambiguous, so the value's own check answers. */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a.startsWith("--") && !a.includes("=") && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+function unknownOption(flag: string): string {
+  const name = flag.replace(/^-+/, "");
+  const [closest] = Object.keys(OPTIONS)
+    .map((o) => [o, distance(name, o)] as const)
+    .sort((x, y) => x[1] - y[1]);
+  return closest && closest[1] <= 2 ? `unknown option ${flag}: did you mean --${closest[0]}?` : `unknown option ${flag}`;
+}
+
 export function parseCommand(argv: string[]): Command | "help" {
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(argv), options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e) {
+    const unknown = /Unknown option '(-{1,2}[^']+)'/.exec((e as Error).message)?.[1];
+    if (unknown) throw new CommandLineError(unknownOption(unknown));
     throw new CommandLineError((e as Error).message);
   }
   const { values, positionals } = parsed;
@@ -154,6 +196,15 @@ export function parseCommand(argv: string[]): Command | "help" {
 
   if (values.amount !== undefined && name !== "withdraw") throw new CommandLineError("--amount is only used with withdraw");
   if (name === "withdraw" && values.amount === undefined) throw new CommandLineError("withdraw needs --amount USDC");
+  let amount: bigint | undefined;
+  if (values.amount !== undefined) {
+    try {
+      amount = parseUsdc(values.amount);
+    } catch (e) {
+      throw new CommandLineError(`--amount: ${(e as Error).message}`);
+    }
+    if (amount <= 0n) throw new CommandLineError(`--amount must be more than 0, got ${values.amount}: the USDC to withdraw, e.g. 0.5`);
+  }
   for (const flag of ["fee-bps", "pricing-period", "payers", "operator"] as const) {
     if (values[flag] !== undefined && name !== "reconcile") throw new CommandLineError(`--${flag} is only used with reconcile`);
   }
@@ -199,5 +250,5 @@ export function parseCommand(argv: string[]): Command | "help" {
   } else if (values.address !== undefined) {
     throw new CommandLineError("--address is only used with --eerc-key-file");
   }
-  return { name, source, tokenId, period, settlement, records: values.records, json: values.json ?? false, values };
+  return { name, source, amount, tokenId, period, settlement, records: values.records, json: values.json ?? false, values };
 }

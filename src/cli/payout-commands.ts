@@ -8,7 +8,7 @@ import { BaseError } from "../errors.js";
 import { openRpc, verifyAccountKey } from "../history/chain.js";
 import { failureOf, requestJson, sendRequest } from "../http/client.js";
 import { IndexerClient } from "../indexer-client/client.js";
-import { formatUsdc, parseUsdc } from "../money/usdc.js";
+import { formatUsdc } from "../money/usdc.js";
 import { type Reconciliation, reconcile } from "../payout/reconcile.js";
 import { distributeTypedData } from "../payout/server.js";
 import { type CliIo, type Command, CommandLineError } from "./args.js";
@@ -29,13 +29,7 @@ function walletOf(id: Identity, command: string) {
 /** A provider claims part of its encrypted balance to its wallet, with nothing but an RPC endpoint. */
 export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promise<void> {
   const account = walletOf(id, "withdraw");
-  let amount: bigint;
-  try {
-    amount = parseUsdc(cmd.values.amount!);
-  } catch (e) {
-    throw new CommandLineError(`--amount: ${(e as Error).message}`);
-  }
-  if (amount <= 0n) throw new CommandLineError("--amount must be more than 0");
+  const amount = cmd.amount!;
   const src = rpcSource(cmd);
   const m = loadManifest(src.manifest);
   const publicClient = await openRpc(src.url, { expectedChainId: m.chainId });
@@ -54,6 +48,11 @@ export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promis
     });
     const tokenId = await client.tokenId(m.contracts.token);
     const before = await client.balance(tokenId);
+    // The balance is the caller's own, decrypted here: it can be named to them.
+    if (amount > before)
+      throw new Error(
+        `your balance is ${formatUsdc(before)} USDC, less than the ${formatUsdc(amount)} USDC asked: withdraw at most ${formatUsdc(before)}`,
+      );
     const receipt = await client.withdraw({ amount, tokenId });
     const after = await client.balance(tokenId);
     const out = {

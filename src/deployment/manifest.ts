@@ -80,7 +80,10 @@ function addressOrThrow(value: unknown, message: string): Address {
 }
 
 export function readManifest(path = manifestPath()): DeploymentManifest {
-  if (!existsSync(path)) throw new ManifestError(`no deployment manifest at ${path}: run npm run deploy`);
+  if (!existsSync(path))
+    throw new ManifestError(
+      `no deployment manifest at ${path}: pass the operator's deployment file (deployments/<network>.json) with --manifest or DEPLOYMENT_FILE; an operator writes it with npm run deploy`,
+    );
   const m = JSON.parse(readFileSync(path, "utf8")) as DeploymentManifest;
   const addresses: [string, unknown][] = [
     ["owner", m.owner],

@@ -22,7 +22,7 @@ export class RpcUnreachableError extends HistoryError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`RPC at ${url} is unreachable: ${reason}`, options);
+    super(`RPC at ${url} is unreachable (${reason}): check that the node is running and the URL is right`, options);
   }
 }
 

@@ -20,7 +20,7 @@ export class ApiUnreachableError extends HttpError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`API at ${url} is unreachable: ${reason}`, options);
+    super(`${url} is unreachable (${reason}): check that the service is running at that address`, options);
   }
 }
 
