@@ -14,6 +14,7 @@ import { type DeploymentManifest, writeManifest } from "../src/deployment/manife
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { EercClient } from "../src/eerc/client.js";
 import { deriveKeyFromWallet, publicKeyOf } from "../src/eerc/keys.js";
+import { encryptPCT } from "../src/eerc/pct.js";
 import { Prover } from "../src/eerc/prover.js";
 import { buildAudit, buildEarnings } from "./history-fixtures.js";
 
@@ -225,6 +226,7 @@ describe("cli: API mode against a local server", () => {
       ],
       [{ tokenId: 1n, tokenAddress: "0x5425890298aed601595a70AB815c96711a31Bc65" }],
     ).json;
+    earnings.pending = { pct: encryptPCT(4_200n, publicKeyOf(providerSk)).pct.map(String), throughBlock: "123" };
     const competitorEarnings = buildEarnings(accounts[3]!.address, publicKeyOf(competitorSk), [], []).json;
     const audit = buildAudit(auditorAddress, publicKeyOf(auditorSk), [
       { period: "2026-11-24", tokenId: 1n, kind: "transfer", amount: 1_234_567n, to: publicKeyOf(auditorSk), auditorAddress },
@@ -257,6 +259,8 @@ describe("cli: API mode against a local server", () => {
     ]);
     expect(table.code).toBe(0);
     expect(table.stdout).toContain("balance: 0.734568 USDC");
+    expect(table.stdout).toContain("pending 0.004200 USDC owed through block 123, paid in the next payout cycle");
+    expect(JSON.parse(json.stdout).pending.amountMicro).toBe("4200");
     expect(table.stdout).toContain("incoming transfers: 2, total 1.234568 USDC");
     expect(table.stdout).toMatch(/withdraw\s+-0\.500000\s+0\.734568/);
     expect(json.code).toBe(0);

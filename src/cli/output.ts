@@ -49,6 +49,11 @@ function receivedLines(received: DecryptedTransfer[], total: bigint): string[] {
 /** API mode: the decrypted balance history and incoming transfers, per token. */
 export function renderHistory(h: DecryptedHistory, source: string): string {
   const out = [`account ${h.account}  (key matches the registered eERC public key)`, `source  ${source}`];
+  out.push(
+    h.pending
+      ? `pending ${formatUsdc(h.pending.amountMicro)} USDC owed through block ${h.pending.throughBlock}, paid in the next payout cycle`
+      : "pending unknown: this API serves no pending amounts (its operator has not given it the operator's eERC key)",
+  );
   if (h.tokens.length === 0) out.push("", "no eERC activity for this account");
   for (const t of h.tokens) {
     out.push("", tokenLabel(t.tokenId, t.tokenAddress));
