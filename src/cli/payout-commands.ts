@@ -7,6 +7,7 @@ import { Prover } from "../eerc/prover.js";
 import { BaseError } from "../errors.js";
 import { openRpc, verifyAccountKey } from "../history/chain.js";
 import { failureOf, requestJson, sendRequest } from "../http/client.js";
+import { ApiUnreachableError } from "../http/errors.js";
 import { IndexerClient } from "../indexer-client/client.js";
 import { formatUsdc } from "../money/usdc.js";
 import { type Reconciliation, reconcile } from "../payout/reconcile.js";
@@ -159,6 +160,9 @@ function bar(done: number, total: number, width = 30): string {
   return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`;
 }
 
+/** How long `distribute` keeps polling an agent that stopped answering before it gives up (the cycle itself goes on). */
+const STATUS_RETRY_MS = 15_000;
+
 /** The operator asks the agent for a cycle now and follows it to the end with a progress bar. */
 export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { progress?: (line: string) => void }): Promise<void> {
   const account = walletOf(id, "distribute");
@@ -177,13 +181,24 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
   if (answer.status !== 202) throw new Error(`the agent refused the request (${answer.status}): ${failureOf(answer.text).message}`);
   const progress = io.progress ?? ((line: string) => io.stderr(line));
   let shown = "";
+  let unreachableSince: number | null = null;
   for (;;) {
     await new Promise((r) => setTimeout(r, 250));
-    const status = await requestJson<{
+    let status: {
       state: "idle" | "running";
       progress: { cycle: number; total: number; proved: number; paid: number } | null;
       last: { status: string; cycle?: number; transfers?: number; seconds?: number; throughBlock?: string; message?: string } | null;
-    }>(`${base}/revenue/status`);
+    };
+    try {
+      status = await requestJson(`${base}/revenue/status`);
+      unreachableSince = null;
+    } catch (e) {
+      // The cycle runs on whether or not we watch: a dropped poll is retried for a while.
+      if (!(e instanceof ApiUnreachableError)) throw e;
+      unreachableSince ??= Date.now();
+      if (Date.now() - unreachableSince > STATUS_RETRY_MS) throw e;
+      continue;
+    }
     if (status.state === "running" && status.progress) {
       const p = status.progress;
       const line = `cycle ${p.cycle}: proved ${bar(p.proved, p.total)}  paid ${p.paid}/${p.total}`;
