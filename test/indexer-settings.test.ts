@@ -109,6 +109,8 @@ describe("indexer settings", () => {
     expect(() => indexerSettings(usage)).toThrow(/REVENUE_POOL_ADDRESS/);
     const all = { ...usage, REVENUE_POOL_ADDRESS: POOL };
     expect(() => indexerSettings({ ...all, START_BLOCK: "-1" })).toThrow(/START_BLOCK/);
-    expect(() => indexerSettings({ DEPLOYMENT_FILE: "/nonexistent/deployment.json" })).toThrow(/no deployment manifest at \/nonexistent\/deployment.json: pass the operator.s deployment file .* with --manifest/);
+    expect(() => indexerSettings({ DEPLOYMENT_FILE: "/nonexistent/deployment.json" })).toThrow(
+      /no deployment manifest at \/nonexistent\/deployment.json: pass the operator.s deployment file .* with --manifest/,
+    );
   });
 });
