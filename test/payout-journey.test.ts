@@ -117,6 +117,11 @@ describe("payout journey", () => {
     // weather and wiki, and zero-amount transfers to the three providers without usage.
     expect(run.stdout).toMatch(/cycle 1: 5 transfer\(s\) paid/);
     expect(agentOutput()).toMatch(/cycle 1 \[5\/5\] paid transfer/);
+    const metrics = await (await fetch(`${agentUrl}/metrics`)).text();
+    expect(metrics).toContain('backendshield_agent_cycles_total{status="paid"} 1');
+    expect(metrics).toContain("backendshield_agent_transfers_total 5");
+    expect(metrics).toContain("backendshield_agent_prove_seconds_count 5");
+    expect(await (await fetch(`${agentUrl}/health`)).json()).toEqual({ ok: true, state: "idle" });
     expect(await pendingOf("weather")).toBe(0n);
     expect(await w.payoutAccounts.get("weather")!.client.balance(w.tokenId)).toBe(2700n);
   });

@@ -5,6 +5,7 @@ import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { ANVIL_KEYS } from "../src/chain/local.js";
+import { AgentMetrics } from "../src/payout/metrics.js";
 import { fileRequestLog } from "../src/payout/requests.js";
 import { agentIdOf, distributeTypedData, MAX_AGENT_BODY_BYTES, payoutApp } from "../src/payout/server.js";
 
@@ -20,6 +21,7 @@ function agent(requestsFile: string) {
   const started: string[] = [];
   const runner = {
     busy: false,
+    metrics: new AgentMetrics(),
     status: () => ({ state: "idle" as const, progress: null, last: null }),
     start: async (trigger: string) => {
       started.push(trigger);
@@ -83,5 +85,41 @@ describe("POST /revenue/distribute", () => {
     const text = await post(JSON.stringify(await signed("c2")), { "content-type": "text/plain" });
     expect({ status: text.status, field: text.body.error?.field }).toEqual({ status: 415, field: "body" });
     expect(started).toHaveLength(0);
+  });
+});
+
+describe("GET /health and /metrics", () => {
+  it("answer for a supervisor and Prometheus: counts and timings of cycles, never an amount", async () => {
+    const { app } = agent(join(mkdtempSync(join(tmpdir(), "agent-")), "requests.jsonl"));
+    expect(await (await app.request("/health")).json()).toEqual({ ok: true, state: "idle" });
+    const metrics = new AgentMetrics();
+    const paid = (proveMs: number[]) =>
+      ({
+        status: "paid",
+        cycle: 1,
+        throughBlock: 10n,
+        resumed: false,
+        poolMicro: 123_456n,
+        paidMicro: 654_321n,
+        recoveries: 1,
+        transfers: proveMs.map((ms, i) => ({ seq: i + 1, amount: 777_777n, proveMs: ms })),
+      }) as never;
+    metrics.recordCycle(paid([1500, 3000]), 12.5);
+    metrics.recordCycle({ status: "nothing_owed", throughBlock: 11n, lastCycle: 1 }, 0.2);
+    metrics.recordFailure(3);
+    const text = metrics.render(false);
+    expect(text).toContain('backendshield_agent_cycles_total{status="paid"} 1');
+    expect(text).toContain('backendshield_agent_cycles_total{status="nothing_owed"} 1');
+    expect(text).toContain('backendshield_agent_cycles_total{status="failed"} 1');
+    expect(text).toContain("backendshield_agent_transfers_total 2");
+    expect(text).toContain("backendshield_agent_recoveries_total 1");
+    expect(text).toContain('backendshield_agent_prove_seconds_bucket{le="2"} 1');
+    expect(text).toContain('backendshield_agent_prove_seconds_bucket{le="4"} 2');
+    expect(text).toContain("backendshield_agent_prove_seconds_sum 4.5");
+    expect(text).toContain("backendshield_agent_last_cycle_seconds 3");
+    for (const amount of ["123456", "654321", "777777"]) expect(text).not.toContain(amount);
+    const served = await app.request("/metrics");
+    expect(served.headers.get("content-type")).toMatch(/^text\/plain/);
+    expect(await served.text()).toContain("backendshield_agent_cycle_running 0");
   });
 });

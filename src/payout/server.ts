@@ -6,6 +6,7 @@ import { ApiInputError, parseUint } from "../http/input.js";
 import { parseSignature } from "../http/signed.js";
 import type { CycleProgress, CycleResult, PayoutAgent } from "./agent.js";
 import { CycleInProgressError } from "./errors.js";
+import { AgentMetrics } from "./metrics.js";
 import { memoryRequestLog, type RequestLog } from "./requests.js";
 
 /** A distribute request may be valid for at most this long (seconds): a leaked one is replayable only within it, and only once. */
@@ -58,6 +59,7 @@ export class CycleRunner {
   private running: Promise<CycleResult> | null = null;
   private progress: CycleProgress | null = null;
   last: LastCycle | null = null;
+  readonly metrics = new AgentMetrics();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -89,6 +91,7 @@ export class CycleRunner {
     run
       .then((r) => {
         const finishedAt = new Date().toISOString();
+        this.metrics.recordCycle(r, (performance.now() - started) / 1000);
         this.last =
           r.status === "paid"
             ? {
@@ -106,6 +109,7 @@ export class CycleRunner {
         if (r.status === "nothing_owed") this.log(`cycle run (${trigger}): nothing owed through block ${r.throughBlock}`);
       })
       .catch((e: unknown) => {
+        this.metrics.recordFailure((performance.now() - started) / 1000);
         const { code, message } = summarize(e);
         this.last = { status: "failed", code, message, finishedAt: new Date().toISOString(), trigger };
         this.log(`cycle run (${trigger}) failed: ${code}: ${message}`);
@@ -135,7 +139,7 @@ export class CycleRunner {
  * answers 202; `GET /revenue/status` shows the running cycle's progress and the last result.
  */
 export function payoutApp(args: {
-  runner: Pick<CycleRunner, "status" | "busy" | "start">;
+  runner: Pick<CycleRunner, "status" | "busy" | "start" | "metrics">;
   operator: Address;
   chainId: number;
   agentId: Hex;
@@ -147,6 +151,9 @@ export function payoutApp(args: {
   const requests = args.requests ?? memoryRequestLog();
 
   app.get("/revenue/status", (c) => c.json(args.runner.status()));
+  // Liveness for a supervisor, and counts and timings for Prometheus (never an amount).
+  app.get("/health", (c) => c.json({ ok: true, state: args.runner.busy ? "running" : "idle" }));
+  app.get("/metrics", (c) => c.text(args.runner.metrics.render(args.runner.busy), 200, { "content-type": "text/plain; version=0.0.4" }));
   // What a client signs for: the chain and agent id of the EIP-712 domain, and the operator who may sign.
   app.get("/revenue/chain", (c) => c.json({ chainId: args.chainId, operator: args.operator, agentId: args.agentId }));
 
