@@ -1,7 +1,7 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
@@ -443,7 +443,16 @@ describe("spool durability", () => {
     await m1.close();
     const m2 = createMeter(options(dir));
     await m2.recover();
+    expect(statSync(m2.spoolPath).mode & 0o777).toBe(0o600);
     await m2.close();
+    // A lock from another host is never taken over (its process cannot be checked from here);
+    // a dead process's lock on this host is.
+    writeFileSync(`${m2.spoolPath}.lock`, "other-host 12345");
+    await expect(createMeter(options(dir)).recover()).rejects.toThrow(/in use by process 12345 on other-host/);
+    writeFileSync(`${m2.spoolPath}.lock`, `${hostname()} 2147483646`);
+    const m3 = createMeter(options(dir));
+    await m3.recover();
+    await m3.close();
   });
 
   test("SIGKILL at random points, before and after batch closes: every call recorded once, sequences kept, redelivery idempotent", async () => {

@@ -1,4 +1,5 @@
-import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BaseError } from "../errors.js";
 import { InvalidCallRecordError } from "../usage/errors.js";
@@ -44,8 +45,9 @@ export class SpoolLockedError extends BaseError {
   constructor(
     readonly path: string,
     readonly pid: number,
+    readonly host: string = hostname(),
   ) {
-    super(`${path} is in use by process ${pid}`);
+    super(`${path} is in use by process ${pid}${host === hostname() ? "" : ` on ${host}`}`);
   }
 }
 
@@ -148,18 +150,26 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** `<spool>.lock` holds the owner's pid; a lock left by a dead process is taken over. */
+/**
+ * `<spool>.lock`, created exclusively (O_EXCL), holds the owner's host and pid. A lock left by a
+ * dead process of this host is taken over; one from another host (a spool on a shared disk) is
+ * never, since its process cannot be checked from here.
+ */
 function acquireLock(lockPath: string, spoolPath: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(lockPath, "wx");
-      writeSync(fd, String(process.pid));
+      const fd = openSync(lockPath, "wx", 0o600);
+      writeSync(fd, `${hostname()} ${process.pid}`);
       closeSync(fd);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
-    const pid = Number(readIfExists(lockPath).toString("utf8").trim());
+    const text = readIfExists(lockPath).toString("utf8").trim();
+    // Locks written before the host was recorded hold the pid alone.
+    const [host, pidText] = text.includes(" ") ? text.split(" ") : [hostname(), text];
+    const pid = Number(pidText);
+    if (host !== hostname()) throw new SpoolLockedError(spoolPath, pid, host);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw new SpoolLockedError(spoolPath, pid);
     try {
       unlinkSync(lockPath);
@@ -201,7 +211,9 @@ export class Spool {
     acquireLock(lockPath, path);
     openHere.add(path);
     try {
-      const fd = openSync(path, "a+");
+      // Call records say who called which provider how often: the meter's process alone reads them.
+      const fd = openSync(path, "a+", 0o600);
+      fchmodSync(fd, 0o600);
       const bytes = readFileSync(path);
       const contents = parseSpool(bytes, path);
       if (contents.tornBytes > 0) {
