@@ -1,4 +1,4 @@
-import type { Address, PublicClient } from "viem";
+import { type Address, BaseError, ContractFunctionRevertedError, type PublicClient } from "viem";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { type Pricing, priceOfCall, pricingFromChain } from "../usage/pricing.js";
 import { providerIdOf } from "../usage/registry.js";
@@ -35,7 +35,11 @@ export async function registryPricing(options: RegistryPricingOptions): Promise<
       const entry = await options.publicClient
         .readContract({ address: options.registry, abi: ProviderRegistryAbi, functionName: "getProvider", args: [providerIdOf(namespace)] })
         .catch((cause: unknown) => {
-          throw new UnknownProviderError(namespace, { cause });
+          // Only the registry's own answer means "not registered"; an unreachable node stays what it is.
+          const revert = cause instanceof BaseError ? cause.walk((e) => e instanceof ContractFunctionRevertedError) : null;
+          if (revert instanceof ContractFunctionRevertedError && revert.data?.errorName === "UnknownProvider")
+            throw new UnknownProviderError(namespace, { cause });
+          throw cause;
         });
       snapshot.set(namespace, entry.active ? pricingFromChain(entry.pricing) : null);
     }
