@@ -303,6 +303,23 @@ export const providerChangeRelations = relations(providerChange, ({ one }) => ({
   provider: one(provider, { fields: [providerChange.providerId], references: [provider.providerId] }),
 }));
 
+/**
+ * Every `SettlementChanged`: the platform fee (basis points) and the pricing period (`month` or
+ * `day`) from `effectiveFrom` (Unix seconds, a UTC day start; 0 = from genesis). The settlement
+ * applies each record from the next period start (`src/revenue/schedule.ts`).
+ */
+export const settlementChange = onchainTable(
+  "settlement_change",
+  (t) => ({
+    id: t.text().primaryKey(),
+    feeBps: t.integer().notNull(),
+    periodUnit: t.text().$type<"month" | "day">().notNull(),
+    effectiveFrom: t.bigint().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({ blockIdx: index().on(table.blockNumber, table.logIndex) }),
+);
+
 // ---------------------------------------------------------------- UsageLedger
 
 /** Each server key's current authorisation on the UsageLedger (`ServerAuthorisationChanged`). */

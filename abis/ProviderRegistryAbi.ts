@@ -12,8 +12,62 @@ export const ProviderRegistryAbi = [
     "type": "constructor"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "effectiveFrom",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "previous",
+        "type": "uint64"
+      }
+    ],
+    "name": "EffectiveFromNotAfterPrevious",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "effectiveFrom",
+        "type": "uint64"
+      }
+    ],
+    "name": "EffectiveFromNotDayStart",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "effectiveFrom",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "blockTimestamp",
+        "type": "uint256"
+      }
+    ],
+    "name": "EffectiveFromNotInFuture",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "EmptyTiers",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "FeeTooHigh",
     "type": "error"
   },
   {
@@ -144,12 +198,34 @@ export const ProviderRegistryAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint8",
+        "name": "periodUnit",
+        "type": "uint8"
+      }
+    ],
+    "name": "UnknownPeriodUnit",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes32",
         "name": "providerId",
         "type": "bytes32"
       }
     ],
     "name": "UnknownProvider",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "index",
+        "type": "uint256"
+      }
+    ],
+    "name": "UnknownSettlementRecord",
     "type": "error"
   },
   {
@@ -360,6 +436,44 @@ export const ProviderRegistryAbi = [
     "type": "event"
   },
   {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "periodUnit",
+        "type": "uint8"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "effectiveFrom",
+        "type": "uint64"
+      }
+    ],
+    "name": "SettlementChanged",
+    "type": "event"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_FEE_BPS",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "MAX_NAMESPACE_LENGTH",
     "outputs": [
@@ -380,6 +494,32 @@ export const ProviderRegistryAbi = [
         "internalType": "uint256",
         "name": "",
         "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "PERIOD_UNIT_DAY",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "PERIOD_UNIT_MONTH",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
       }
     ],
     "stateMutability": "view",
@@ -414,6 +554,19 @@ export const ProviderRegistryAbi = [
   {
     "inputs": [],
     "name": "SET_PAYOUT_ACCOUNT_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SET_SETTLEMENT_TYPEHASH",
     "outputs": [
       {
         "internalType": "bytes32",
@@ -859,6 +1012,111 @@ export const ProviderRegistryAbi = [
     "name": "setPayoutAccountSigned",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint8",
+        "name": "periodUnit",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint64",
+        "name": "effectiveFrom",
+        "type": "uint64"
+      }
+    ],
+    "name": "setSettlement",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint8",
+        "name": "periodUnit",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint64",
+        "name": "effectiveFrom",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "setSettlementSigned",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "index",
+        "type": "uint256"
+      }
+    ],
+    "name": "settlementAt",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "periodUnit",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint64",
+            "name": "effectiveFrom",
+            "type": "uint64"
+          }
+        ],
+        "internalType": "struct ProviderRegistry.SettlementRecord",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "settlementCount",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {

@@ -83,7 +83,7 @@ export async function benchPayouts({
     fundMicro,
     blockTime: BLOCK_TIME_S,
     indexer: true,
-    feeBps: FEE_BPS,
+    settlement: { feeBps: FEE_BPS, periodUnit: "month" },
   });
   try {
     const { chain, manifest, server, operator, tokenId } = world;

@@ -27,7 +27,7 @@ export async function benchPresence({ providers, withUsage, log }: PresenceBench
     providers: namespaces.map((namespace) => ({ namespace, pricing })),
     fundMicro: 10_000_000n,
     indexer: true,
-    feeBps: 1000,
+    settlement: { feeBps: 1000, periodUnit: "month" },
   });
   try {
     const { chain, manifest, server, operator } = world;

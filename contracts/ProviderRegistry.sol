@@ -24,6 +24,12 @@ import {Registrar} from "./Registrar.sol";
 ///   quota). Calls beyond the last tier cost nothing (a cap); an open-ended last tier uses
 ///   type(uint64).max. The meter prices each call when it records it.
 /// Fields the model does not use must be zero (or empty), so each pricing has one encoding.
+///
+/// Settlement settings: the platform fee (basis points) and the pricing period (UTC month or day)
+/// every party settles with, as a history of records. A record applies to every pricing period
+/// that starts at or after its `effectiveFrom` (a UTC day start, in the future once a first record
+/// exists), so a change never reaches a period already started; the settlement rules off chain
+/// (`src/revenue/schedule.ts`) say exactly which period that is.
 contract ProviderRegistry is Ownable, EIP712, Nonces {
     enum PricingModel {
         PerCall,
@@ -43,6 +49,12 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         Tier[] tiers;
     }
 
+    struct SettlementRecord {
+        uint16 feeBps;
+        uint8 periodUnit;
+        uint64 effectiveFrom;
+    }
+
     struct Provider {
         string namespace;
         address payoutAccount;
@@ -52,6 +64,9 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
 
     uint256 public constant MAX_NAMESPACE_LENGTH = 64;
     uint256 public constant MAX_TIERS = 16;
+    uint16 public constant MAX_FEE_BPS = 10_000;
+    uint8 public constant PERIOD_UNIT_MONTH = 0;
+    uint8 public constant PERIOD_UNIT_DAY = 1;
 
     bytes32 private constant TIER_TYPEHASH = keccak256("Tier(uint64 upToCalls,uint64 priceMicro)");
     bytes32 private constant PRICING_TYPEHASH = keccak256(
@@ -69,10 +84,14 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         keccak256("SetPayoutAccount(bytes32 providerId,address payoutAccount,uint256 nonce,uint256 deadline)");
     bytes32 public constant SET_ACTIVE_TYPEHASH =
         keccak256("SetActive(bytes32 providerId,bool active,uint256 nonce,uint256 deadline)");
+    bytes32 public constant SET_SETTLEMENT_TYPEHASH = keccak256(
+        "SetSettlement(uint16 feeBps,uint8 periodUnit,uint64 effectiveFrom,uint256 nonce,uint256 deadline)"
+    );
 
     Registrar public immutable registrar;
 
     mapping(bytes32 providerId => Provider) private _providers;
+    SettlementRecord[] private _settlements;
 
     event ProviderRegistered(
         bytes32 indexed providerId, string namespace, address indexed payoutAccount, Pricing pricing
@@ -82,6 +101,7 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         bytes32 indexed providerId, address indexed oldPayoutAccount, address indexed newPayoutAccount
     );
     event ProviderActiveChanged(bytes32 indexed providerId, bool active);
+    event SettlementChanged(uint16 feeBps, uint8 periodUnit, uint64 effectiveFrom);
 
     error ZeroAddress();
     error InvalidNamespace(string namespace);
@@ -96,6 +116,12 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
     error UnusedPricingField();
     error SignatureExpired(uint256 deadline);
     error InvalidSignature();
+    error FeeTooHigh(uint16 feeBps);
+    error UnknownPeriodUnit(uint8 periodUnit);
+    error EffectiveFromNotDayStart(uint64 effectiveFrom);
+    error EffectiveFromNotInFuture(uint64 effectiveFrom, uint256 blockTimestamp);
+    error EffectiveFromNotAfterPrevious(uint64 effectiveFrom, uint64 previous);
+    error UnknownSettlementRecord(uint256 index);
 
     constructor(address registrar_) Ownable(msg.sender) EIP712("BackendShield ProviderRegistry", "1") {
         if (registrar_ == address(0)) revert ZeroAddress();
@@ -123,6 +149,12 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
     /// @notice An inactive provider earns nothing for later usage; its registration and history stay.
     function setActive(bytes32 providerId, bool active) external onlyOwner {
         _setActive(providerId, active);
+    }
+
+    /// @notice Records settlement settings that apply from the first pricing period starting at or
+    /// after `effectiveFrom` (Unix seconds, a UTC day start). The first record may take 0: from genesis.
+    function setSettlement(uint16 feeBps, uint8 periodUnit, uint64 effectiveFrom) external onlyOwner {
+        _setSettlement(feeBps, periodUnit, effectiveFrom);
     }
 
     // ---------------------------------------------------------------- relayed (owner-signed)
@@ -186,6 +218,21 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         _setActive(providerId, active);
     }
 
+    function setSettlementSigned(
+        uint16 feeBps,
+        uint8 periodUnit,
+        uint64 effectiveFrom,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        _checkOwnerSignature(
+            abi.encode(SET_SETTLEMENT_TYPEHASH, feeBps, periodUnit, effectiveFrom, _useNonce(owner()), deadline),
+            deadline,
+            signature
+        );
+        _setSettlement(feeBps, periodUnit, effectiveFrom);
+    }
+
     // ---------------------------------------------------------------- views
 
     function providerIdOf(string calldata namespace) external pure returns (bytes32) {
@@ -201,7 +248,33 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         return _providers[providerId];
     }
 
+    /// @notice How many settlement records there are; read them with `settlementAt(0 … count − 1)`.
+    function settlementCount() external view returns (uint256) {
+        return _settlements.length;
+    }
+
+    function settlementAt(uint256 index) external view returns (SettlementRecord memory) {
+        if (index >= _settlements.length) revert UnknownSettlementRecord(index);
+        return _settlements[index];
+    }
+
     // ---------------------------------------------------------------- internals
+
+    function _setSettlement(uint16 feeBps, uint8 periodUnit, uint64 effectiveFrom) private {
+        if (feeBps > MAX_FEE_BPS) revert FeeTooHigh(feeBps);
+        if (periodUnit > PERIOD_UNIT_DAY) revert UnknownPeriodUnit(periodUnit);
+        if (effectiveFrom % 1 days != 0) revert EffectiveFromNotDayStart(effectiveFrom);
+        uint256 n = _settlements.length;
+        // Only the first record may start in the past, and then only from genesis.
+        if (!(n == 0 && effectiveFrom == 0) && effectiveFrom <= block.timestamp) {
+            revert EffectiveFromNotInFuture(effectiveFrom, block.timestamp);
+        }
+        if (n > 0 && effectiveFrom <= _settlements[n - 1].effectiveFrom) {
+            revert EffectiveFromNotAfterPrevious(effectiveFrom, _settlements[n - 1].effectiveFrom);
+        }
+        _settlements.push(SettlementRecord(feeBps, periodUnit, effectiveFrom));
+        emit SettlementChanged(feeBps, periodUnit, effectiveFrom);
+    }
 
     function _register(string calldata namespace, address payoutAccount, Pricing calldata pricing) private {
         _validateNamespace(namespace);

@@ -124,8 +124,8 @@ function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld>
     providers: PROVIDERS,
     fundMicro: parseUsdc("50"),
     indexer: true,
-    feeBps: FEE_BPS,
-    deploy: ({ rpcUrl, prover }) => {
+    settlement: { feeBps: FEE_BPS, periodUnit: "month" },
+    deploy: ({ rpcUrl, prover, settlement }) => {
       step(process.env.RPC_URL ? `using RPC ${rpcUrl}` : `started anvil at ${rpcUrl}`);
       return deploy({
         rpcUrl,
@@ -133,6 +133,7 @@ function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld>
         deployer: privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]),
         auditor,
         prover,
+        settlement,
         log: step,
       });
     },
@@ -360,7 +361,6 @@ async function main(): Promise<void> {
       indexer: new IndexerClient(world.indexer!.url),
       auditorSk: await deriveKeyFromWallet(auditorAccount),
       operatorPk: operator.publicKey,
-      settlement: { feeBps: FEE_BPS, periodUnit: "month" },
     });
     step(
       `auditor reconciled ${audit.cycles.length} cycles independently: ${audit.ok ? "every provider paid exactly what it was owed" : "MISMATCH"}`,

@@ -15,6 +15,7 @@ run(async () => {
     revenuePool: settings.revenuePool,
     eerc: settings.eerc,
     allowDevelopmentPtau: settings.allowDevelopmentPtau,
+    settlement: settings.settlement,
     log: (l) => console.log(l),
   });
   console.log(`manifest written to ${manifest.manifestPath}`);

@@ -1,9 +1,10 @@
 import { type Context, ponder } from "ponder:registry";
-import { provider, providerChange } from "ponder:schema";
+import { provider, providerChange, settlementChange } from "ponder:schema";
 import type { Hex } from "viem";
 import type { ProviderChangeKind } from "../ponder.schema.js";
 import { eventColumns, metaOf } from "./indexer/ledger.js";
 import { pricingColumns } from "./indexer/usage.js";
+import { periodUnitOfCode } from "./revenue/schedule.js";
 
 type ProviderRow = typeof provider.$inferSelect;
 
@@ -70,4 +71,11 @@ ponder.on("ProviderRegistry:ProviderActiveChanged", async ({ event, context }) =
     .update(provider, { providerId: event.args.providerId })
     .set({ active: event.args.active, ...eventColumns(metaOf(event)) });
   await recordChange(context.db, row, event, "active");
+});
+
+ponder.on("ProviderRegistry:SettlementChanged", async ({ event, context }) => {
+  const { feeBps, periodUnit, effectiveFrom } = event.args;
+  await context.db
+    .insert(settlementChange)
+    .values({ id: event.id, feeBps, periodUnit: periodUnitOfCode(periodUnit), effectiveFrom, ...eventColumns(metaOf(event)) });
 });

@@ -12,6 +12,7 @@ import { connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
+import type { SettlementSettings } from "../src/deployment/settlement.js";
 import { decryptBalance } from "../src/eerc/balance.js";
 import { EercClient, toBalanceView } from "../src/eerc/client.js";
 import type { Prover } from "../src/eerc/prover.js";
@@ -30,6 +31,7 @@ export async function deployForTests(args: {
   deployer?: Account;
   auditor?: Account;
   network?: string;
+  settlement?: SettlementSettings;
 }) {
   const common = {
     rpcUrl: args.rpcUrl,
@@ -37,6 +39,7 @@ export async function deployForTests(args: {
     deployer: args.deployer ?? accounts[0]!,
     auditor: args.auditor ?? accounts[9]!,
     prover: args.prover,
+    settlement: args.settlement,
     write: false,
   };
   const audited = process.env.EERC_AUDITED_DIR;

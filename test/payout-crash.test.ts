@@ -62,6 +62,16 @@ describe("payout agent crash safety (SIGKILL and restart)", () => {
       expect(idle.output).toMatch(/nothing owed/);
     });
   }
+
+  it("refuses to start with a fee or a pricing period the ProviderRegistry does not record, naming the recorded value", async () => {
+    const fee = await startAgent({ PLATFORM_FEE_BPS: "250" }).done;
+    // A bad setting exits 2.
+    expect(fee.code, fee.output).toBe(2);
+    expect(fee.output).toContain("PLATFORM_FEE_BPS is 250 but the ProviderRegistry records 1000");
+    const period = await startAgent({ PRICING_PERIOD: "day" }).done;
+    expect(period.code, period.output).toBe(2);
+    expect(period.output).toContain("PRICING_PERIOD is day but the ProviderRegistry records month");
+  });
 });
 
 async function crashAndRestart(step: (typeof FAULT_STEPS)[number]) {

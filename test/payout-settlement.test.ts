@@ -31,9 +31,10 @@ import {
   providerSlot,
 } from "../src/payout/tag.js";
 import { allocatePool } from "../src/revenue/allocate.js";
-import { OverpaidError } from "../src/revenue/errors.js";
+import { NoSettlementInForceError, OverpaidError } from "../src/revenue/errors.js";
+import { fixedSchedule, type SettlementRecord, settlementSchedule, termAt } from "../src/revenue/schedule.js";
 import type { ProviderId } from "../src/revenue/types.js";
-import { freePool, perCall } from "../src/usage/pricing.js";
+import { freePool, freeQuotaThenPerCall, perCall } from "../src/usage/pricing.js";
 import { providerIdOf } from "../src/usage/registry.js";
 
 // The settlement rules on hand-made facts; the same rules run end to end in the payout tests.
@@ -93,7 +94,8 @@ const payout = (cycle: number, throughBlock: bigint, providerId: ProviderId, amo
     providerId,
   };
 };
-const settlement = { feeBps: 1000, periodUnit: "month" as const };
+/** The default settings, recorded once from genesis: every cycle below settles at 10% by UTC month. */
+const schedule = fixedSchedule({ feeBps: 1000, periodUnit: "month" });
 const AUDITOR_SK = 987654321n;
 /** The secret the operator and the auditor share, as each derives it. */
 const secret = poolSecret(OPERATOR_SK, mulBase(AUDITOR_SK));
@@ -108,7 +110,7 @@ const cyclesOf = (
     poolFees: [],
     boundaries: [{ cycle: 1, throughBlock: 10n }],
     ...facts,
-    options: settlement,
+    schedule,
     poolSecret: poolSecretOf,
   });
 
@@ -213,8 +215,8 @@ describe("settlement", () => {
       ]),
     ];
     const fees = [
-      { amount: 1000n, blockNumber: 3n, logIndex: 0 },
-      { amount: 400n, blockNumber: 11n, logIndex: 0 },
+      { amount: 1000n, blockNumber: 3n, logIndex: 0, timestamp: BigInt(JAN / 1000) },
+      { amount: 400n, blockNumber: 11n, logIndex: 0, timestamp: BigInt(JAN / 1000) },
     ];
     const [c1, c2] = cyclesOf({
       batches,
@@ -266,7 +268,9 @@ describe("settlement", () => {
     for (let run = 0; run < 40; run++) {
       const boundaries = Array.from({ length: 1 + rand(6) }, (_, i) => ({ cycle: i + 1, throughBlock: BigInt(10 * (i + 1)) }));
       const fees = boundaries.flatMap((b) =>
-        rand(4) === 0 ? [] : [{ amount: BigInt(rand(5_000_000)), blockNumber: b.throughBlock - 5n, logIndex: 0 }],
+        rand(4) === 0
+          ? []
+          : [{ amount: BigInt(rand(5_000_000)), blockNumber: b.throughBlock - 5n, logIndex: 0, timestamp: BigInt(JAN / 1000) }],
       );
       const batches = boundaries.flatMap((b) =>
         rand(3) === 0
@@ -305,7 +309,7 @@ describe("settlement", () => {
       ]),
       batch(15n, JAN, [[A, 1n]]),
     ];
-    const args = { batches, providerChanges: changes, poolFees: [], amountOf, settlement, poolSecret: poolSecretOf, through: 20n };
+    const args = { batches, providerChanges: changes, poolFees: [], amountOf, schedule, poolSecret: poolSecretOf, through: 20n };
     const interrupted = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n)] });
     expect(interrupted.unfinished).toMatchObject({ cycle: 1, throughBlock: 10n, due: new Map([[B, 9n]]) });
     const done = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n), payout(1, 10n, B, 9n, 12n)] });
@@ -332,5 +336,119 @@ describe("settlement", () => {
     expect(padded([payout(1, 10n, B, 0n, 12n)])).toMatchObject({ owedMicro: 0n, paidMicro: 0n, transfers: 1, ok: true });
     expect(padded([payout(1, 10n, B, 0n, 12n), payout(1, 10n, B, 0n, 13n)])).toMatchObject({ transfers: 2, ok: false });
     expect(padded([payout(1, 10n, B, 1n, 12n)])).toMatchObject({ owedMicro: 0n, paidMicro: 1n, ok: false });
+  });
+});
+
+describe("settlement settings recorded over time", () => {
+  const at = (y: number, m: number, d: number, h = 0) => BigInt(Date.UTC(y, m, d, h) / 1000);
+  const record = (blockNumber: bigint, feeBps: number, periodUnit: "month" | "day", effectiveFrom: bigint): SettlementRecord => ({
+    feeBps,
+    periodUnit,
+    effectiveFrom,
+    blockNumber,
+    logIndex: 0,
+  });
+  const GENESIS = record(1n, 1000, "month", 0n);
+  const cyclesUnder = (records: SettlementRecord[], facts: Parameters<typeof cyclesOf>[0]) =>
+    cycleEarnings({
+      poolFees: [],
+      boundaries: [{ cycle: 1, throughBlock: 10n }],
+      ...facts,
+      schedule: settlementSchedule(records),
+      poolSecret: poolSecretOf,
+    });
+
+  it("a record starts at the next period start under both its unit and the unit before it; a later one at the same start replaces it", () => {
+    const schedule = settlementSchedule([
+      GENESIS,
+      record(2n, 500, "month", at(2026, 0, 20)), // mid-January, monthly: from 1 February
+      record(3n, 500, "day", at(2026, 1, 3)), // months to days on 3 February: from 1 March, February is not cut
+      record(4n, 700, "day", at(2026, 2, 5)), // days to days: from its own day
+      record(5n, 700, "month", at(2026, 2, 9)), // days to months: from 1 April
+    ]);
+    expect(schedule.map((t) => t.startsAt)).toEqual([0n, at(2026, 1, 1), at(2026, 2, 1), at(2026, 2, 5), at(2026, 3, 1)]);
+    expect(termAt(schedule, at(2026, 0, 31, 23)).index).toBe(0);
+    expect(termAt(schedule, at(2026, 1, 28, 23)).index).toBe(1);
+    expect(termAt(schedule, at(2026, 2, 4, 23)).index).toBe(2);
+    expect(termAt(schedule, at(2026, 2, 31, 23)).index).toBe(3);
+    expect(termAt(schedule, at(2026, 3, 1)).index).toBe(4);
+    // Two changes for the same next period: the later one is the one that applies.
+    const replaced = settlementSchedule([GENESIS, record(2n, 300, "month", at(2026, 0, 20)), record(3n, 200, "month", at(2026, 0, 25))]);
+    expect(termAt(replaced, at(2026, 1, 1)).feeBps).toBe(200);
+    // Records a block has not seen yet do not apply to it.
+    expect(termAt(replaced, at(2026, 1, 1), { blockNumber: 2n, logIndex: 0 }).feeBps).toBe(300);
+  });
+
+  it("nothing settles before the first record starts, nor without any record; the first counts from genesis, whatever its block", () => {
+    // A pool payment may predate the deployment's first record (the fee token is older): it is settled under it.
+    expect(termAt(settlementSchedule([record(9n, 1000, "month", 0n)]), at(2026, 0, 1), { blockNumber: 2n, logIndex: 0 }).index).toBe(0);
+    const late = settlementSchedule([record(1n, 1000, "month", at(2026, 0, 1))]);
+    expect(() => termAt(late, at(2025, 11, 31, 23))).toThrow(NoSettlementInForceError);
+    expect(() => termAt(settlementSchedule([]), at(2026, 0, 1))).toThrow(NoSettlementInForceError);
+    expect(() => cyclesUnder([], { batches: [batch(2n, JAN, [[A, 1n]])], providerChanges: [change(A, 1n, perCall(1n))] })).toThrow(
+      NoSettlementInForceError,
+    );
+  });
+
+  it("a fee change recorded mid-period applies from the next period", () => {
+    const records = [GENESIS, record(4n, 500, "month", at(2026, 0, 20))];
+    const batches = [
+      batch(2n, JAN, [[A, 10n]]),
+      batch(6n, JAN, [[A, 10n]]),
+      batch(7n, Date.UTC(2026, 0, 25), [[A, 10n]]), // after effectiveFrom, but January had started
+      batch(8n, FEB, [[A, 10n]]),
+    ];
+    const [c] = cyclesUnder(records, { batches, providerChanges: [change(A, 1n, perCall(100n))] });
+    // January: 30 calls × 100 = 3000 − 10% = 2700; February: 1000 − 5% = 950.
+    expect(c!.earnedThrough.get(A)).toBe(2700n + 950n);
+  });
+
+  it("a change from monthly to daily periods applies from the next month, where the free quota restarts every day", () => {
+    const records = [GENESIS, record(3n, 1000, "day", at(2026, 0, 20))];
+    const batches = [
+      batch(2n, JAN, [[B, 4n]]),
+      batch(4n, Date.UTC(2026, 0, 25), [[B, 4n]]),
+      batch(5n, Date.UTC(2026, 1, 1, 10), [[B, 4n]]),
+      batch(6n, Date.UTC(2026, 1, 2, 10), [[B, 4n]]),
+      batch(7n, Date.UTC(2026, 1, 2, 11), [[B, 3n]]),
+    ];
+    const [c] = cyclesUnder(records, { batches, providerChanges: [change(B, 1n, freeQuotaThenPerCall(5n, 100n))] });
+    // January, one month: 8 calls, 5 free, 3 × 100 = 300 − 10% = 270. 1 February: 4 calls, all free.
+    // 2 February: 7 calls, 5 free, 2 × 100 = 200 − 10% = 180.
+    expect(c!.earnedThrough.get(B)).toBe(270n + 180n);
+  });
+
+  it("pool payments pay the fee of the record in force at their block's timestamp", () => {
+    const records = [GENESIS, record(2n, 500, "month", at(2026, 0, 20))];
+    const fees = [
+      { amount: 1000n, blockNumber: 4n, logIndex: 0, timestamp: at(2026, 0, 25) },
+      { amount: 400n, blockNumber: 5n, logIndex: 0, timestamp: at(2026, 1, 2) },
+    ];
+    const [c] = cyclesUnder(records, { batches: [batch(3n, JAN, [[A, 1n]])], providerChanges: [change(A, 1n, pool(1))], poolFees: fees });
+    // January's payment at 10% (the change starts in February): 100; February's at 5%: 20.
+    expect(c).toMatchObject({ poolMicro: 1400n, poolFeeMicro: 120n });
+  });
+
+  it("earnings through a block never shrink when a change is recorded after it, even for a batch from a clock running ahead", () => {
+    const changes = [change(A, 1n, perCall(100n))];
+    const early = [batch(2n, JAN, [[A, 10n]]), batch(8n, Date.UTC(2026, 1, 1), [[A, 10n]])];
+    const later = [batch(13n, FEB, [[A, 10n]]), batch(15n, Date.UTC(2026, 2, 2), [[A, 10n]])];
+    const boundaries = [
+      { cycle: 1, throughBlock: 10n },
+      { cycle: 2, throughBlock: 20n },
+    ];
+    const before = cyclesUnder([GENESIS], { batches: early, providerChanges: changes, boundaries: [boundaries[0]!] });
+    // January and February (the batch at block 8) at 10%: 900 + 900.
+    expect(before[0]!.earnedThrough.get(A)).toBe(1800n);
+    // At block 12 (chain time still in January) the fee goes to 20% from 1 February. February's first
+    // line, at block 8, was settled before the change, so February keeps its 10%; March pays 20%.
+    const after = cyclesUnder([GENESIS, record(12n, 2000, "month", at(2026, 1, 1))], {
+      batches: [...early, ...later],
+      providerChanges: changes,
+      boundaries,
+    });
+    expect(after[0]!.earnedThrough).toEqual(before[0]!.earnedThrough);
+    // Cycle 2: February's 20 calls at 10% (1800 in all), March's 10 at 20% (800).
+    expect(after[1]!.earnedThrough.get(A)).toBe(900n + 1800n + 800n);
   });
 });

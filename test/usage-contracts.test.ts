@@ -12,6 +12,7 @@ import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deploy } from "../src/deployment/deploy.js";
+import { SettlementChangeError, setSettlement, settlementInForce } from "../src/deployment/settlement.js";
 import { EercClient } from "../src/eerc/client.js";
 import { mulBase, randomScalar } from "../src/eerc/curve.js";
 import { Prover } from "../src/eerc/prover.js";
@@ -33,11 +34,13 @@ import {
   registerProviderTypedData,
   setActiveTypedData,
   setPayoutAccountTypedData,
+  setSettlementTypedData,
   tiered,
   type UsageBatch,
   updatePricingTypedData,
   verifyBatchRecords,
 } from "../src/usage/index.js";
+import { nextPeriodStart } from "../src/usage/period.js";
 import { revertChecker } from "./contract-helpers.js";
 
 const accounts = ANVIL_KEYS.map((k) => privateKeyToAccount(k));
@@ -343,6 +346,76 @@ describe("ProviderRegistry and UsageLedger", () => {
       await expect(registryPricing({ publicClient: chain.publicClient, registry, namespaces: ["neverregistered"] })).rejects.toThrow(
         UnknownProviderError,
       );
+    });
+  });
+
+  describe("ProviderRegistry settlement settings", () => {
+    const DAY = 86_400n;
+    const nextDay = async () => ((await latestTimestamp()) / DAY + 1n) * DAY;
+    const record = (i: bigint) =>
+      read<{ feeBps: number; periodUnit: number; effectiveFrom: bigint }>(registry, ProviderRegistryAbi, "settlementAt", [i]);
+    const count = () => read<bigint>(registry, ProviderRegistryAbi, "settlementCount");
+
+    it("the deployment recorded the first settings, 1000 bps by month from genesis", async () => {
+      expect(await count()).toBe(1n);
+      expect(await record(0n)).toEqual({ feeBps: 1000, periodUnit: 0, effectiveFrom: 0n });
+      await expectRevert(operator, registry, ProviderRegistryAbi, "settlementAt", [1n], "UnknownSettlementRecord", [1n]);
+    });
+
+    it("refuses a fee over 10,000, an unknown unit, and an effectiveFrom off a day start, not in the future or not after the last", async () => {
+      const day = await nextDay();
+      const refused = (args: readonly unknown[], error: string, errorArgs?: readonly unknown[]) =>
+        expectRevert(operator, registry, ProviderRegistryAbi, "setSettlement", args, error, errorArgs);
+      await refused([10_001, 0, day], "FeeTooHigh", [10_001]);
+      await refused([500, 2, day], "UnknownPeriodUnit", [2]);
+      await refused([500, 0, day + 3_600n], "EffectiveFromNotDayStart", [day + 3_600n]);
+      // Only the first record may start at genesis; any other must start in the future.
+      await refused([500, 0, 0n], "EffectiveFromNotInFuture");
+      await refused([500, 0, day - DAY], "EffectiveFromNotInFuture");
+      await expectRevert(providerA, registry, ProviderRegistryAbi, "setSettlement", [500, 0, day], "OwnableUnauthorizedAccount", [
+        providerA.address,
+      ]);
+      expect(await count()).toBe(1n);
+      // The library names the contract's error and sends nothing.
+      await expect(
+        setSettlement({ publicClient: chain.publicClient, wallet: wallet(operator), registry, feeBps: 10_001, periodUnit: "month" }),
+      ).rejects.toThrow(new SettlementChangeError("the ProviderRegistry refuses the settlement record: FeeTooHigh(10001)"));
+    });
+
+    it("keeps the history in order, with an event per record, directly, through the library and relayed", async () => {
+      const day = await nextDay();
+      const receipt = await send(operator, registry, ProviderRegistryAbi, "setSettlement", [800, 1, day]);
+      expect(events(receipt, ProviderRegistryAbi, "SettlementChanged")).toEqual([{ feeBps: 800, periodUnit: 1, effectiveFrom: day }]);
+      await expectRevert(operator, registry, ProviderRegistryAbi, "setSettlement", [700, 1, day], "EffectiveFromNotAfterPrevious", [
+        day,
+        day,
+      ]);
+      // By default the library picks the next period start under the unit in force (months), after the last record.
+      const now = await latestTimestamp();
+      const set = await setSettlement({
+        publicClient: chain.publicClient,
+        wallet: wallet(operator),
+        registry,
+        feeBps: 600,
+        periodUnit: "day",
+      });
+      const nextMonth = nextPeriodStart(now, "month");
+      expect(set.effectiveFrom).toBe(nextMonth > day ? nextMonth : day + DAY);
+      expect(set.records.map((r) => r.feeBps)).toEqual([1000, 800, 600]);
+      expect(await record(2n)).toEqual({ feeBps: 600, periodUnit: 1, effectiveFrom: set.effectiveFrom });
+
+      const deadline = now + 3_600n;
+      const effectiveFrom = set.effectiveFrom + DAY;
+      const message = { feeBps: 400, periodUnit: 1, effectiveFrom, nonce: await ownerNonce(), deadline };
+      const signature = await operator.signTypedData(setSettlementTypedData(message, target()));
+      await refusedRelay("setSettlementSigned", [500, 1, effectiveFrom, deadline, signature]);
+      const byProvider = await providerA.signTypedData(setSettlementTypedData(message, target()));
+      await refusedRelay("setSettlementSigned", [400, 1, effectiveFrom, deadline, byProvider]);
+      await send(relayer, registry, ProviderRegistryAbi, "setSettlementSigned", [400, 1, effectiveFrom, deadline, signature]);
+      await refusedRelay("setSettlementSigned", [400, 1, effectiveFrom, deadline, signature]);
+      expect(await count()).toBe(4n);
+      // The record in force is still the first: every later one starts in the future.
+      expect(await settlementInForce({ publicClient: chain.publicClient, registry })).toMatchObject({ index: 0, feeBps: 1000 });
     });
   });
 

@@ -1,5 +1,7 @@
 import type { Address, Hex } from "viem";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../chain/local.js";
+import type { PeriodUnit } from "../usage/period.js";
+import { DEFAULT_FEE_BPS, DEFAULT_PERIOD_UNIT, OPERATOR_ENV } from "./operator.js";
 import { type Env, readEnv, required, env as variable } from "./parse.js";
 
 export const DEPLOY_ENV = {
@@ -16,6 +18,8 @@ export const DEPLOY_ENV = {
   PTAU_FILE: variable.text(),
   ALLOW_DEVELOPMENT_PTAU: variable.flag(),
   CIRCUITS_DIR: variable.text(),
+  PLATFORM_FEE_BPS: OPERATOR_ENV.PLATFORM_FEE_BPS,
+  PRICING_PERIOD: OPERATOR_ENV.PRICING_PERIOD,
 };
 
 export type DeploySettings = {
@@ -28,6 +32,8 @@ export type DeploySettings = {
   /** Attach to an eERC deployed elsewhere (the audited one on Fuji) instead of deploying one. */
   eerc?: { encryptedERC: Address; registrar: Address; startBlock: number };
   allowDevelopmentPtau: boolean;
+  /** The settlement settings the ProviderRegistry records at deploy, applying from genesis. */
+  settlement: { feeBps: number; periodUnit: PeriodUnit };
 };
 
 /** `npm run deploy`'s settings; on the `anvil` network the owner and auditor default to anvil's accounts #0 and #9. */
@@ -53,5 +59,6 @@ export function deploySettings(source: Env): DeploySettings {
     revenuePool: e.REVENUE_POOL_ADDRESS,
     eerc,
     allowDevelopmentPtau: e.ALLOW_DEVELOPMENT_PTAU ?? false,
+    settlement: { feeBps: e.PLATFORM_FEE_BPS ?? DEFAULT_FEE_BPS, periodUnit: e.PRICING_PERIOD ?? DEFAULT_PERIOD_UNIT },
   };
 }

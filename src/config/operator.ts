@@ -1,10 +1,16 @@
 import type { Address, Hex } from "viem";
 import type { z } from "zod";
 import { LOCAL_CHAIN_ID, localKey } from "../chain/local.js";
+import { DEFAULT_SETTLEMENT } from "../deployment/settlement.js";
+import { type AssertedSettlement, describeTerm, type SettlementTerm, settlementMismatches } from "../revenue/schedule.js";
 import type { PeriodUnit } from "../usage/period.js";
-import { env, required } from "./parse.js";
+import { ConfigError, env, required } from "./parse.js";
 
-/** What the agent and the API both read: the operator's key and the settlement rules. */
+/**
+ * What the agent and the API both read: the operator's key, the past payers and, optionally, the
+ * settlement settings they expect to be in force. The settings themselves are recorded on chain
+ * (ProviderRegistry) at deploy and read from there; given here, they are only checked against it.
+ */
 export const OPERATOR_ENV = {
   OPERATOR_PRIVATE_KEY: env.privateKey(),
   PAST_PAYER_ADDRESSES: env.addresses(),
@@ -12,11 +18,11 @@ export const OPERATOR_ENV = {
   PRICING_PERIOD: env.oneOf(["month", "day"] as const satisfies readonly PeriodUnit[]),
 };
 
-/** The settlement rules and the payers of the past, which need no key. */
+/** The payers of the past, which need no key, and the settlement settings the process was told to expect. */
 export type SettlementSettings = {
   pastPayers: Address[];
-  feeBps: number;
-  periodUnit: PeriodUnit;
+  /** PLATFORM_FEE_BPS and PRICING_PERIOD when set: each must match the record in force on chain. */
+  asserted: AssertedSettlement;
 };
 
 export type OperatorSettings = SettlementSettings & {
@@ -24,8 +30,9 @@ export type OperatorSettings = SettlementSettings & {
   operatorKey: Hex;
 };
 
-export const DEFAULT_FEE_BPS = 1000;
-export const DEFAULT_PERIOD_UNIT: PeriodUnit = "month";
+/** What `npm run deploy` records when PLATFORM_FEE_BPS and PRICING_PERIOD are unset. */
+export const DEFAULT_FEE_BPS = DEFAULT_SETTLEMENT.feeBps;
+export const DEFAULT_PERIOD_UNIT: PeriodUnit = DEFAULT_SETTLEMENT.periodUnit;
 
 type OperatorEnv = z.infer<z.ZodObject<typeof OPERATOR_ENV>>;
 
@@ -43,9 +50,26 @@ export function operatorSettings(e: OperatorEnv, chainId: number): OperatorSetti
 export function settlementSettings(e: OperatorEnv): SettlementSettings {
   return {
     pastPayers: e.PAST_PAYER_ADDRESSES ?? [],
-    feeBps: e.PLATFORM_FEE_BPS ?? DEFAULT_FEE_BPS,
-    periodUnit: e.PRICING_PERIOD ?? DEFAULT_PERIOD_UNIT,
+    asserted: {
+      ...(e.PLATFORM_FEE_BPS !== undefined && { feeBps: e.PLATFORM_FEE_BPS }),
+      ...(e.PRICING_PERIOD !== undefined && { periodUnit: e.PRICING_PERIOD }),
+    },
   };
+}
+
+/**
+ * Refuses settings a process was given that disagree with the settlement record in force: the
+ * chain's record is what every party settles with, so a process told otherwise is misconfigured.
+ */
+export function checkRecordedSettlement(asserted: AssertedSettlement, inForce: SettlementTerm): void {
+  const [m] = settlementMismatches(asserted, inForce);
+  if (!m) return;
+  const variable = m.setting === "feeBps" ? "PLATFORM_FEE_BPS" : "PRICING_PERIOD";
+  throw new ConfigError(
+    variable,
+    `${variable} is ${m.asserted} but the ProviderRegistry records ${m.recorded} (${describeTerm(inForce)}): ` +
+      `the settlement settings are read from the chain; unset ${variable}, or record a change (setSettlement)`,
+  );
 }
 
 export const isLocalChain = (chainId: number) => chainId === LOCAL_CHAIN_ID;

@@ -12,6 +12,7 @@ import { CONVERTER_CIRCUITS, checkProvingArtifacts, deployedVerifier, detectEerc
 import { Prover } from "../eerc/prover.js";
 import { BaseError } from "../errors.js";
 import { type DeploymentManifest, recordedArtifacts, writeManifest } from "./manifest.js";
+import { DEFAULT_SETTLEMENT, type SettlementSettings, setSettlement } from "./settlement.js";
 
 async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
   const { abi, bytecode } = await loadArtifact(name);
@@ -42,6 +43,12 @@ export type DeployOptions = {
   /** With `eerc`: the proving artifacts of its circuits (default: CIRCUITS_DIR, else this project's build). */
   circuits?: ProvingArtifacts;
   prover?: Prover;
+  /**
+   * The platform fee and pricing period the ProviderRegistry records as its first settlement
+   * settings, applying from genesis (default 1000 bps, monthly periods); later changes go through
+   * `setSettlement`.
+   */
+  settlement?: SettlementSettings;
   /** Deploy circuits set up with the development ptau on a chain other than anvil (throwaway test deployments only). */
   allowDevelopmentPtau?: boolean;
   write?: boolean;
@@ -160,6 +167,15 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
   const providerRegistry = await deployContract(chain, d, "ProviderRegistry", [eerc.registrar]);
   const usageLedger = await deployContract(chain, d, "UsageLedger");
   log(`deployed ProviderRegistry ${providerRegistry}, UsageLedger ${usageLedger}`);
+  const settlement = options.settlement ?? DEFAULT_SETTLEMENT;
+  await setSettlement({
+    publicClient: chain.publicClient,
+    wallet: chain.walletFor(d),
+    registry: providerRegistry,
+    ...settlement,
+    effectiveFrom: 0n,
+  });
+  log(`recorded the settlement settings: platform fee ${settlement.feeBps} bps, ${settlement.periodUnit}ly pricing periods, from genesis`);
 
   const manifest: DeploymentManifest = {
     network: options.network,

@@ -195,9 +195,9 @@ export async function fundPayer(
   await payer.deposit({ token: manifest.contracts.token, amount });
 }
 
-/** The options of a payout agent over the local indexer with the operator as its only payer, monthly pricing periods. */
+/** The options of a payout agent over the local indexer with the operator as its only payer. */
 export function localAgentOptions(
-  args: { operator: EercClient; indexerUrl: string; tokenId: bigint; feeBps: number },
+  args: { operator: EercClient; indexerUrl: string; tokenId: bigint },
   extra: Partial<AgentOptions> = {},
 ): AgentOptions {
   return {
@@ -205,7 +205,6 @@ export function localAgentOptions(
     payers: [args.operator],
     indexer: new IndexerClient(args.indexerUrl),
     tokenId: args.tokenId,
-    settlement: { feeBps: args.feeBps, periodUnit: "month" },
     ...extra,
   };
 }

@@ -8,6 +8,7 @@ import { type ChainClients, connectChain } from "../chain/clients.js";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../chain/local.js";
 import { deploy } from "../deployment/deploy.js";
 import { type DeploymentManifest, usdcTokenId } from "../deployment/manifest.js";
+import type { SettlementSettings } from "../deployment/settlement.js";
 import type { EercClient } from "../eerc/client.js";
 import { Prover } from "../eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../indexer/process.js";
@@ -30,10 +31,10 @@ export type LocalWorldOptions = {
   blockTime?: number;
   /** A running local chain to use instead of starting anvil (an anvil node: accounts are funded with its cheat code). */
   rpcUrl?: string;
-  /** The platform fee of the world's agents. */
-  feeBps?: number;
+  /** The settlement settings the deployment records (default 1000 bps, monthly periods). */
+  settlement?: SettlementSettings;
   /** Deploys the contracts: this project's by default (tests swap in the audited eERC). */
-  deploy?: (args: { rpcUrl: string; prover: Prover }) => Promise<DeploymentManifest>;
+  deploy?: (args: { rpcUrl: string; prover: Prover; settlement?: SettlementSettings }) => Promise<DeploymentManifest>;
 };
 
 export type LocalWorld = {
@@ -58,8 +59,9 @@ export type LocalWorld = {
   close(): Promise<void>;
 };
 
-const deployOwn = ({ rpcUrl, prover }: { rpcUrl: string; prover: Prover }) =>
+const deployOwn = ({ rpcUrl, prover, settlement }: { rpcUrl: string; prover: Prover; settlement?: SettlementSettings }) =>
   deploy({
+    settlement,
     rpcUrl,
     network: "anvil-local",
     deployer: privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]),
@@ -89,7 +91,7 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
     const testClient = createTestClient({ mode: "anvil", chain: chain.chain, transport: custom(chain.publicClient) });
     if (anvil && options.blockTime) await testClient.setAutomine(true);
     const dir = mkdtempSync(join(tmpdir(), "bs-world-"));
-    const manifest = await (options.deploy ?? deployOwn)({ rpcUrl, prover });
+    const manifest = await (options.deploy ?? deployOwn)({ rpcUrl, prover, settlement: options.settlement });
     const manifestPath = join(dir, "deployment.json");
     writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
     const owner = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.owner]);
@@ -117,10 +119,7 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
     }
     const agentOptions = (extra: Partial<AgentOptions> = {}): AgentOptions => {
       if (!indexer) throw new Error("the agent reads the indexer: start the world with indexer: true");
-      return localAgentOptions(
-        { operator, indexerUrl: indexer.url, tokenId, feeBps: options.feeBps ?? 1000 },
-        { waitMs: 60_000, ...extra },
-      );
+      return localAgentOptions({ operator, indexerUrl: indexer.url, tokenId }, { waitMs: 60_000, ...extra });
     };
     return {
       anvil,

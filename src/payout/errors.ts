@@ -1,5 +1,6 @@
 import type { Hex } from "viem";
 import { BaseError } from "../errors.js";
+import { describeTerm, type SettlementMismatch, type SettlementTerm } from "../revenue/schedule.js";
 
 export abstract class PayoutError extends BaseError {}
 
@@ -72,5 +73,28 @@ export class CycleInProgressError extends PayoutError {
   readonly code = "CYCLE_IN_PROGRESS";
   constructor(readonly cycle: number | null) {
     super(cycle === null ? "a cycle is being planned" : `cycle ${cycle} is in progress`);
+  }
+}
+
+/**
+ * Settlement settings a caller asserted (the auditor's `--fee-bps` or `--pricing-period`) that
+ * disagree with the record in force on chain. The chain's record is what every party settles
+ * with, so the assertion is dropped, not the record.
+ */
+export class SettlementMismatchError extends PayoutError {
+  readonly code = "SETTLEMENT_MISMATCH";
+  constructor(
+    readonly mismatches: readonly SettlementMismatch[],
+    readonly term: SettlementTerm,
+  ) {
+    const what = mismatches.map((m) =>
+      m.setting === "feeBps"
+        ? `--fee-bps ${m.asserted} but the recorded fee is ${m.recorded} bps`
+        : `--pricing-period ${m.asserted} but the recorded pricing period is ${m.recorded}`,
+    );
+    super(
+      `${what.join("; ")} (record in force: ${describeTerm(term)}): the settlement settings are read from the ProviderRegistry, ` +
+        "drop the flag",
+    );
   }
 }

@@ -4,7 +4,9 @@ import { byChainPosition, type ChainPosition } from "../chain/position.js";
 import type { Point } from "../eerc/curve.js";
 import type { CommittedBatch } from "../history/usage.js";
 import type { IndexerClient } from "../indexer-client/client.js";
+import type { SettlementRecord } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
+import type { PeriodUnit } from "../usage/period.js";
 import { type Pricing, PricingModel } from "../usage/pricing.js";
 import { attributeTransfers, decodeTag, type PayerTransfer, type Payout, type UnattributedTransfer } from "./tag.js";
 
@@ -23,12 +25,16 @@ export type ProviderChangeFact = {
 /** A committed batch, with what settlement needs of it. */
 export type BatchFact = Pick<CommittedBatch, "server" | "batchId" | "periodStart" | "encryptedLines" | "blockNumber" | "logIndex">;
 
-/** A fee payment into the revenue pool (token units, which are micro-USDC for 6-decimal USDC). */
-export type PoolFeeFact = ChainPosition & { amount: bigint };
+/** A fee payment into the revenue pool (token units, which are micro-USDC for 6-decimal USDC), with its block's timestamp. */
+export type PoolFeeFact = ChainPosition & { amount: bigint; timestamp: bigint };
 
 /** Everything a settlement is computed from, as indexed up to `indexedBlock`. */
 export type SettlementFacts = {
   indexedBlock: bigint;
+  /** The timestamp of `indexedBlock` (Unix seconds). */
+  indexedTimestamp: bigint;
+  /** The settlement settings the ProviderRegistry recorded, in chain order. */
+  settlementRecords: SettlementRecord[];
   providerChanges: ProviderChangeFact[];
   batches: BatchFact[];
   poolFees: PoolFeeFact[];
@@ -66,9 +72,10 @@ export async function readSettlementFacts(
 ): Promise<SettlementFacts> {
   // The block everything below was indexed through; read first, so no fact is newer than it.
   const status = options.status ?? client;
-  const indexed = Object.values(await status.indexedBlocks());
+  const indexed = Object.values(await status.indexedHeads()).sort((a, b) => a.number - b.number);
   if (indexed.length === 0) throw new Error(`the indexer at ${status.baseUrl} reports no chain`);
-  const indexedBlock = BigInt(Math.min(...indexed));
+  const indexedBlock = BigInt(indexed[0]!.number);
+  const indexedTimestamp = BigInt(indexed[0]!.timestamp);
 
   type ChangeRow = {
     providerId: Hex;
@@ -84,7 +91,8 @@ export async function readSettlementFacts(
     logIndex: number;
   };
   type BatchRow = { server: Address; batchId: Hex; periodStart: string; encryptedLines: Hex; blockNumber: string; logIndex: number };
-  type FeeRow = { amount: string; blockNumber: string; logIndex: number };
+  type FeeRow = { amount: string; blockNumber: string; logIndex: number; timestamp: string };
+  type SettlementRow = { feeBps: number; periodUnit: PeriodUnit; effectiveFrom: string; blockNumber: string; logIndex: number };
   type TransferRow = {
     txHash: Hex;
     from: Address;
@@ -100,14 +108,14 @@ export async function readSettlementFacts(
 
   const fromFilter = payers === "any" ? undefined : `{ from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))} }`;
   const none = payers !== "any" && payers.length === 0;
-  const [changes, batches, fees, transferRows, auditors] = await Promise.all([
+  const [changes, batches, fees, transferRows, auditors, settlements] = await Promise.all([
     client.all<ChangeRow>(
       "providerChanges",
       "providerId namespace payoutAccount active pricingModel pricePerCallMicro poolWeight tierUpToCalls tierPriceMicro blockNumber logIndex",
       "blockNumber",
     ),
     client.all<BatchRow>("usageCommitments", "server batchId periodStart encryptedLines blockNumber logIndex", "blockNumber"),
-    client.all<FeeRow>("poolFees", "amount blockNumber logIndex", "blockNumber"),
+    client.all<FeeRow>("poolFees", "amount blockNumber logIndex timestamp", "blockNumber"),
     none
       ? Promise.resolve([])
       : client.all<TransferRow>(
@@ -117,6 +125,7 @@ export async function readSettlementFacts(
           fromFilter,
         ),
     client.all<AuditorRow>("auditorChanges", "publicKey blockNumber logIndex", "blockNumber"),
+    client.all<SettlementRow>("settlementChanges", "feeBps periodUnit effectiveFrom blockNumber logIndex", "blockNumber"),
   ]);
 
   let transfers: PayerTransfer[] = transferRows.map((t) => ({
@@ -176,6 +185,16 @@ export async function readSettlementFacts(
 
   return {
     indexedBlock,
+    indexedTimestamp,
+    settlementRecords: settlements
+      .map((r) => ({
+        feeBps: r.feeBps,
+        periodUnit: r.periodUnit,
+        effectiveFrom: BigInt(r.effectiveFrom),
+        blockNumber: BigInt(r.blockNumber),
+        logIndex: r.logIndex,
+      }))
+      .sort(byChainPosition),
     providerChanges,
     batches: batches
       .map((r) => ({
@@ -188,7 +207,7 @@ export async function readSettlementFacts(
       }))
       .sort(byChainPosition),
     poolFees: fees
-      .map((r) => ({ amount: BigInt(r.amount), blockNumber: BigInt(r.blockNumber), logIndex: r.logIndex }))
+      .map((r) => ({ amount: BigInt(r.amount), blockNumber: BigInt(r.blockNumber), logIndex: r.logIndex, timestamp: BigInt(r.timestamp) }))
       .sort(byChainPosition),
     payers: payerList,
     auditorChanges: auditors

@@ -1,11 +1,12 @@
 import type { Address, Hex } from "viem";
 import type { IndexerClient } from "../indexer-client/client.js";
+import { type SettlementTerm, settlementSchedule, termAt } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { getOrCreate } from "../util/map.js";
 import { UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts, type SettlementFacts } from "./facts.js";
-import { boundariesOf, type DecryptedBatch, operatorLedgerState, type SettlementOptions } from "./settlement.js";
+import { boundariesOf, type DecryptedBatch, operatorLedgerState } from "./settlement.js";
 import { operatorAmounts } from "./tag.js";
 
 export type LedgerSnapshot = {
@@ -35,7 +36,8 @@ export class PayoutLedgerView {
       status: IndexerClient;
       operatorSk: () => Promise<bigint>;
       payers: readonly Address[];
-      settlement: SettlementOptions;
+      /** Checks the settlement record in force at the indexed head (the settings the process was given); a throw fails the read. */
+      checkInForce?: (inForce: SettlementTerm) => void;
       maxAgeMs?: number;
     },
   ) {}
@@ -52,6 +54,7 @@ export class PayoutLedgerView {
   private async compute(): Promise<LedgerSnapshot> {
     const sk = await this.args.operatorSk();
     const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { status: this.args.status });
+    this.args.checkInForce?.(termAt(settlementSchedule(facts.settlementRecords), facts.indexedTimestamp));
     const batches = facts.batches.map((b) => {
       const key = `${b.server}:${b.batchId}`;
       const lines = getOrCreate(this.lines, key, () => decryptLinesFor(b.encryptedLines, sk, "operator"));
@@ -65,7 +68,6 @@ export class PayoutLedgerView {
       batches,
       amounts,
       operatorSk: sk,
-      settlement: this.args.settlement,
       through: facts.indexedBlock,
     });
     // An unsettled cycle's free-pool share is not pending yet: served block by block, it would show

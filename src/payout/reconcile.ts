@@ -3,8 +3,10 @@ import type { Point } from "../eerc/curve.js";
 import { PCTDecryptionError } from "../eerc/errors.js";
 import { decryptPCT } from "../eerc/pct.js";
 import type { IndexerClient } from "../indexer-client/client.js";
+import { type AssertedSettlement, settlementMismatches, settlementSchedule, termAt } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
+import { SettlementMismatchError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
 import {
   boundariesOf,
@@ -14,7 +16,6 @@ import {
   poolSecret,
   type ReconciliationRow,
   reconcileCycles,
-  type SettlementOptions,
 } from "./settlement.js";
 import type { UnattributedTransfer } from "./tag.js";
 
@@ -48,17 +49,26 @@ export type Reconciliation = {
  * line and the auditor PCT of every payout transfer, recomputes each cycle's earnings from the
  * public pricing, fees and pool payments and the boundaries the payout tags record, and compares,
  * per cycle and provider, paid with owed. Any other transfer from a payer fails it: money that
- * left a payer outside the ledger is exactly what a reconciliation must not miss.
+ * left a payer outside the ledger is exactly what a reconciliation must not miss. The fee and the
+ * pricing period are the ones the ProviderRegistry records, period by period; `asserted` values
+ * that disagree with the record in force at the indexed head throw SettlementMismatchError.
  */
 export async function reconcile(args: {
   indexer: IndexerClient;
   auditorSk: bigint;
   /** The operator's registered eERC public key: with the auditor's key it gives the pool reserves. */
   operatorPk: Point;
-  settlement: SettlementOptions;
+  /** Settings the caller expects to be in force (the CLI's `--fee-bps`, `--pricing-period`); checked, never used to settle. */
+  asserted?: AssertedSettlement;
   payers?: readonly Address[] | "any";
 }): Promise<Reconciliation> {
   const facts = await readSettlementFacts(args.indexer, args.payers ?? "any");
+  const schedule = settlementSchedule(facts.settlementRecords);
+  if (args.asserted) {
+    const inForce = termAt(schedule, facts.indexedTimestamp);
+    const mismatches = settlementMismatches(args.asserted, inForce);
+    if (mismatches.length > 0) throw new SettlementMismatchError(mismatches, inForce);
+  }
   const batches = facts.batches.map((b) => ({ ...b, lines: decryptLinesFor(b.encryptedLines, args.auditorSk, "auditor") }));
   const unattributed = [...facts.unattributed];
   const amounts = new Map<Hex, bigint>();
@@ -77,7 +87,7 @@ export async function reconcile(args: {
     providerChanges: facts.providerChanges,
     poolFees: facts.poolFees,
     boundaries: boundariesOf(payouts),
-    options: args.settlement,
+    schedule,
     poolSecret: () => poolSecret(args.auditorSk, args.operatorPk),
   });
   const rows = reconcileCycles(earnings, payments);

@@ -4,22 +4,27 @@ import { mulPoint, type Point } from "../eerc/curve.js";
 import { deriveShareOf } from "../eerc/derive.js";
 import { allocatePool } from "../revenue/allocate.js";
 import { owed } from "../revenue/earnings.js";
-import { checkFeeBps, feeMicro, priceLines } from "../revenue/price.js";
+import { feeMicro, priceLines } from "../revenue/price.js";
+import { type SettlementSchedule, type SettlementTerm, settlementSchedule, termAt } from "../revenue/schedule.js";
 import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
-import { type PeriodUnit, periodOf } from "../usage/period.js";
+import { periodOf } from "../usage/period.js";
 import { type Pricing, PricingModel } from "../usage/pricing.js";
+import { getOrCreate } from "../util/map.js";
 import { CycleBoundaryConflictError } from "./errors.js";
 import type { BatchFact, PoolFeeFact, ProviderChangeFact, SettlementFacts } from "./facts.js";
 import type { Payout } from "./tag.js";
 
 /**
  * How usage becomes earnings, cycle by cycle. A cycle settles everything on chain up to its
- * `throughBlock`:
- * - per-call and tiered usage is priced per pricing period (UTC month or day of the batch's
- *   period start), cumulatively: tiers walk the period's billable calls so far;
+ * `throughBlock`, with the fee and the pricing period the ProviderRegistry records over time (the
+ * schedule's rules are in `src/revenue/schedule.ts`: a change applies from the next period):
+ * - per-call and tiered usage is priced per pricing period (the UTC month or day of the batch's
+ *   period start, under the record in force then), cumulatively: tiers walk the period's billable
+ *   calls so far, and the platform fee on a (period, provider) amount is the fee of its period;
  * - the free-API pool of a cycle is what the revenue pool received in the cycle's blocks
- *   (previous boundary, throughBlock], less the platform fee, plus what the previous cycle
+ *   (previous boundary, throughBlock], less the platform fee (each payment under the record in
+ *   force at its block's timestamp, the fee taken on the sum of the payments under one record), plus what the previous cycle
  *   carried. A reserve, uniform in [0, the cycle's own pool after fee] and derived from a secret
  *   only the operator and the auditor hold (`poolSecret`), is withheld and carried to the next
  *   cycle; the rest is split by largest remainder over the free-pool usage committed in the
@@ -35,8 +40,6 @@ import type { Payout } from "./tag.js";
  * with the chain, the boundaries (in the payout tags) and a key that reads the lines (operator
  * or auditor) computes the same numbers.
  */
-export type SettlementOptions = { feeBps: number | bigint; periodUnit: PeriodUnit };
-
 /**
  * The secret behind a cycle's pool reserve: the x-coordinate of the Diffie-Hellman point of the
  * operator's eERC key and the key of the auditor in force at the cycle's boundary, which each of
@@ -121,8 +124,8 @@ function registrationAt(changes: readonly ProviderChangeFact[], at: ChainPositio
   return found;
 }
 
-/** Every line with its pricing period and the pricing that applies to it (null: earns nothing). */
-function pricedLines(batches: readonly DecryptedBatch[], changes: readonly ProviderChangeFact[], unit: PeriodUnit) {
+/** Every line with its pricing period, the fee of that period and the pricing that applies to it (null: earns nothing). */
+function pricedLines(batches: readonly DecryptedBatch[], changes: readonly ProviderChangeFact[], schedule: SettlementSchedule) {
   const byProvider = new Map<ProviderId, ProviderChangeFact[]>();
   for (const c of changes) {
     const list = byProvider.get(c.providerId) ?? [];
@@ -130,9 +133,19 @@ function pricedLines(batches: readonly DecryptedBatch[], changes: readonly Provi
     byProvider.set(c.providerId, list);
   }
   const pricingOf = new Map<string, Pricing | null>();
-  const out: { blockNumber: bigint; period: number; providerId: ProviderId; billableCalls: bigint; pricing: Pricing | null }[] = [];
+  const termOfPeriod = new Map<number, SettlementTerm>();
+  const out: {
+    blockNumber: bigint;
+    period: number;
+    feeBps: bigint;
+    providerId: ProviderId;
+    billableCalls: bigint;
+    pricing: Pricing | null;
+  }[] = [];
   for (const batch of batches) {
-    const period = periodOf(Number(batch.periodStart), unit);
+    const inForce = termAt(schedule, batch.periodStart / 1000n, batch);
+    const period = periodOf(Number(batch.periodStart), inForce.periodUnit);
+    const feeBps = BigInt(getOrCreate(termOfPeriod, period, () => inForce).feeBps);
     for (const line of batch.lines) {
       const providerId = line.providerId.toLowerCase() as ProviderId;
       const key = `${providerId}:${period}`;
@@ -142,7 +155,7 @@ function pricedLines(batches: readonly DecryptedBatch[], changes: readonly Provi
         pricing = reg?.active ? reg.pricing : null;
         pricingOf.set(key, pricing);
       }
-      out.push({ blockNumber: batch.blockNumber, period, providerId, billableCalls: line.billableCalls, pricing });
+      out.push({ blockNumber: batch.blockNumber, period, feeBps, providerId, billableCalls: line.billableCalls, pricing });
     }
   }
   return out;
@@ -154,11 +167,11 @@ export function cycleEarnings(args: {
   providerChanges: readonly ProviderChangeFact[];
   poolFees: readonly PoolFeeFact[];
   boundaries: readonly CycleBoundary[];
-  options: SettlementOptions;
+  schedule: SettlementSchedule;
   poolSecret: PoolSecret;
 }): CycleEarnings[] {
-  const feeBps = checkFeeBps(args.options.feeBps);
-  const lines = pricedLines(args.batches, args.providerChanges, args.options.periodUnit);
+  const lines = pricedLines(args.batches, args.providerChanges, args.schedule);
+  const poolFeeTerms = args.poolFees.map((f) => termAt(args.schedule, f.timestamp, f));
   const poolShares = new Map<ProviderId, bigint>();
   const out: CycleEarnings[] = [];
   let afterBlock = -1n;
@@ -167,7 +180,7 @@ export function cycleEarnings(args: {
     const { cycle, throughBlock } = boundary;
     const inCycle = (b: bigint) => b > afterBlock && b <= throughBlock;
 
-    const commercial: RevenueLine[] = [];
+    const commercial = new Map<bigint, RevenueLine[]>();
     const pricing = new Map<string, Pricing | null>();
     const weights = new Map<ProviderId, bigint>();
     const billableCalls = new Map<ProviderId, bigint>();
@@ -179,13 +192,19 @@ export function cycleEarnings(args: {
         if (current) weights.set(l.providerId, (weights.get(l.providerId) ?? 0n) + l.billableCalls * BigInt(l.pricing.poolWeight));
         continue;
       }
-      commercial.push(l);
+      getOrCreate(commercial, l.feeBps, () => []).push(l);
       pricing.set(`${l.providerId}:${l.period}`, l.pricing);
     }
 
     let poolMicro = 0n;
-    for (const f of args.poolFees) if (inCycle(f.blockNumber)) poolMicro += f.amount;
-    const poolFeeMicro = feeMicro(poolMicro, feeBps);
+    const poolByTerm = new Map<SettlementTerm, bigint>();
+    for (const [i, f] of args.poolFees.entries()) {
+      if (!inCycle(f.blockNumber)) continue;
+      poolMicro += f.amount;
+      poolByTerm.set(poolFeeTerms[i]!, (poolByTerm.get(poolFeeTerms[i]!) ?? 0n) + f.amount);
+    }
+    let poolFeeMicro = 0n;
+    for (const [term, amount] of poolByTerm) poolFeeMicro += feeMicro(amount, BigInt(term.feeBps));
     const afterFee = poolMicro - poolFeeMicro;
     const positive = [...weights.values()].some((w) => w > 0n);
     const carriedOutMicro = positive ? poolReserve(args.poolSecret(boundary), cycle, afterFee) : afterFee + carriedInMicro;
@@ -193,9 +212,12 @@ export function cycleEarnings(args: {
     const cyclePoolShares = positive ? allocatePool(splitMicro, weights) : new Map<ProviderId, bigint>();
     for (const [id, share] of cyclePoolShares) poolShares.set(id, (poolShares.get(id) ?? 0n) + share);
 
-    const revenue = priceLines({ lines: commercial, pricing: (id, period) => pricing.get(`${id}:${period}`) ?? null, feeBps });
+    // Each period has one fee, so pricing the lines fee by fee prices every (period, provider) once.
     const earned = new Map<ProviderId, bigint>();
-    for (const [id, a] of revenue.perProvider) earned.set(id, a.netMicro);
+    for (const [feeBps, group] of commercial) {
+      const revenue = priceLines({ lines: group, pricing: (id, period) => pricing.get(`${id}:${period}`) ?? null, feeBps });
+      for (const [id, a] of revenue.perProvider) earned.set(id, (earned.get(id) ?? 0n) + a.netMicro);
+    }
     for (const [id, share] of poolShares) earned.set(id, (earned.get(id) ?? 0n) + share);
     const earnedThrough = new Map<ProviderId, bigint>();
     for (const id of [...earned.keys()].sort()) earnedThrough.set(id, earned.get(id)!);
@@ -298,7 +320,7 @@ export function ledgerState(args: {
   poolFees: readonly PoolFeeFact[];
   payouts: readonly Payout[];
   amountOf: (p: Payout) => bigint;
-  settlement: SettlementOptions;
+  schedule: SettlementSchedule;
   poolSecret: PoolSecret;
   through: bigint;
 }): { payments: CyclePayments; paid: Map<ProviderId, bigint>; unfinished: Due | null; next: Due | null; last: CycleBoundary | null } {
@@ -312,7 +334,7 @@ export function ledgerState(args: {
       providerChanges: args.providerChanges,
       poolFees: args.poolFees,
       boundaries,
-      options: args.settlement,
+      schedule: args.schedule,
       poolSecret: args.poolSecret,
     }).at(-1)!;
     return {
@@ -335,15 +357,15 @@ export function ledgerState(args: {
 
 /**
  * The ledger as the operator reads it from indexed facts: batches with its decrypted lines, payout
- * amounts opened with its key (`amounts`, by transaction), the pool reserve from its secret.
+ * amounts opened with its key (`amounts`, by transaction), the pool reserve from its secret, the
+ * settlement settings as recorded on chain.
  */
 export function operatorLedgerState(
-  facts: Pick<SettlementFacts, "providerChanges" | "poolFees" | "payouts" | "auditorChanges">,
+  facts: Pick<SettlementFacts, "providerChanges" | "poolFees" | "payouts" | "auditorChanges" | "settlementRecords">,
   args: {
     batches: readonly DecryptedBatch[];
     amounts: ReadonlyMap<Hex, bigint>;
     operatorSk: bigint;
-    settlement: SettlementOptions;
     through: bigint;
   },
 ) {
@@ -353,7 +375,7 @@ export function operatorLedgerState(
     poolFees: facts.poolFees,
     payouts: facts.payouts,
     amountOf: (p) => args.amounts.get(p.txHash)!,
-    settlement: args.settlement,
+    schedule: settlementSchedule(facts.settlementRecords),
     poolSecret: operatorPoolSecret(args.operatorSk, facts.auditorChanges),
     through: args.through,
   });

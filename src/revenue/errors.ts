@@ -20,6 +20,21 @@ export class UnknownProviderPricingError extends BaseError {
   }
 }
 
+/** A time before the first recorded settlement settings start: nothing says how to settle it. */
+export class NoSettlementInForceError extends BaseError {
+  readonly code = "NO_SETTLEMENT_IN_FORCE";
+  constructor(
+    readonly timestampS: bigint,
+    readonly records: number,
+  ) {
+    super(
+      records === 0
+        ? "no settlement settings are recorded (ProviderRegistry.setSettlement): the fee and the pricing period are unknown"
+        : `no recorded settlement settings apply at ${new Date(Number(timestampS) * 1000).toISOString()}: the first record starts later`,
+    );
+  }
+}
+
 /** A positive pool with no positive weight to split it by. */
 export class UnallocatablePoolError extends BaseError {
   readonly code = "UNALLOCATABLE_POOL";

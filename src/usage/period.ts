@@ -20,3 +20,26 @@ export function periodLabel(timestampS: bigint, unit: PeriodUnit): string {
   const iso = new Date(Number(timestampS) * 1000).toISOString();
   return unit === "day" ? iso.slice(0, 10) : iso.slice(0, 7);
 }
+
+const DAY_S = 86_400n;
+
+/** The start (Unix seconds) of the period holding `timestampS`. */
+export function periodStartOf(timestampS: bigint, unit: PeriodUnit): bigint {
+  const dayStart = timestampS - (((timestampS % DAY_S) + DAY_S) % DAY_S);
+  if (unit === "day") return dayStart;
+  const d = new Date(Number(dayStart) * 1000);
+  return BigInt(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) / 1000);
+}
+
+/** The start (Unix seconds) of the period after the one holding `timestampS`. */
+export function nextPeriodStart(timestampS: bigint, unit: PeriodUnit): bigint {
+  if (unit === "day") return periodStartOf(timestampS, "day") + DAY_S;
+  const d = new Date(Number(periodStartOf(timestampS, "month")) * 1000);
+  return BigInt(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) / 1000);
+}
+
+/** The first period start at or after `timestampS`. */
+export function periodStartAtOrAfter(timestampS: bigint, unit: PeriodUnit): bigint {
+  const start = periodStartOf(timestampS, unit);
+  return start === timestampS ? start : nextPeriodStart(timestampS, unit);
+}

@@ -112,3 +112,21 @@ export function setActiveTypedData(m: { providerId: Hex; active: boolean } & Sig
     message: m,
   } as const;
 }
+
+/** Typed data the owner signs for `setSettlementSigned`; `periodUnit` is the registry's code (0 month, 1 day). */
+export function setSettlementTypedData(m: { feeBps: number; periodUnit: number; effectiveFrom: bigint } & SignedCommon, target: Target) {
+  return {
+    domain: registryDomain(target),
+    types: {
+      SetSettlement: [
+        { name: "feeBps", type: "uint16" },
+        { name: "periodUnit", type: "uint8" },
+        { name: "effectiveFrom", type: "uint64" },
+        { name: "nonce", type: "uint256" },
+        { name: "deadline", type: "uint256" },
+      ],
+    },
+    primaryType: "SetSettlement",
+    message: m,
+  } as const;
+}
