@@ -3,7 +3,7 @@ import type { Point } from "../src/eerc/curve.js";
 import { addEGCT, type EGCT, encryptElGamal, subEGCT } from "../src/eerc/elgamal.js";
 import { encryptPCT } from "../src/eerc/pct.js";
 import type { AuditKind, HistoryKind } from "../src/history/types.js";
-import type { AuditTotalsWire, EarningsWire } from "../src/indexer-client/wire.js";
+import type { AuditTotalsWire, EarningsWire } from "../src/indexer-client/schemas.js";
 import { getOrCreate } from "../src/util/map.js";
 
 /** The API's JSON (its wire types: bigints as decimal strings) built with the real SDK crypto. */
@@ -44,7 +44,7 @@ class FakeBalance {
 
 export type Step = { tokenId: bigint; kind: HistoryKind; amount: bigint; from?: Address; timestamp?: bigint };
 
-/** A `/providers/:address/earnings` body for `steps`, plus the balance after each step. */
+/** A `/accounts/:address/earnings` body for `steps`, plus the balance after each step. */
 export function buildEarnings(account: Address, pk: Point, steps: Step[], tokens: { tokenId: bigint; tokenAddress: Address | null }[]) {
   const balances = new Map<bigint, FakeBalance>();
   const balanceHistory: EarningsWire["balanceHistory"] = [];

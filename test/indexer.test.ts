@@ -156,6 +156,22 @@ describe("indexer on PGlite: eERC converter flow with real proofs", () => {
     expect(period.body.error.field).toBe("period");
   });
 
+  it("serves earnings at the canonical /accounts route, the /providers form by address as before, and its OpenAPI document", async () => {
+    const canonical = await getJson(`${indexer.url}/accounts/${bob.address}/earnings?tokenId=1`);
+    expect(canonical.status).toBe(200);
+    expect(canonical.body).toEqual((await getJson(`${indexer.url}/providers/${bob.address}/earnings?tokenId=1`)).body);
+    const bad = await getJson(`${indexer.url}/accounts/0x1234/earnings`);
+    expect({ status: bad.status, field: bad.body.error.field }).toEqual({ status: 400, field: "address" });
+    const unknown = await getJson(`${indexer.url}/accounts/0x000000000000000000000000000000000000dEaD/earnings`);
+    expect({ status: unknown.status, field: unknown.body.error.field }).toEqual({ status: 404, field: "address" });
+    const doc = await getJson(`${indexer.url}/openapi.json`);
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.body.paths)).toEqual(
+      expect.arrayContaining(["/accounts/{address}/earnings", "/providers/{providerId}/earnings"]),
+    );
+  });
+
   it("gives the auditor every transfer and withdrawal PCT per UTC day and month", async () => {
     const { status, body } = await getJson(`${indexer.url}/audit/totals`);
     expect(status).toBe(200);

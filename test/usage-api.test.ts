@@ -18,7 +18,7 @@ import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { Prover } from "../src/eerc/prover.js";
 import { ApiInputError } from "../src/http/input.js";
-import { MAX_DEADLINE_LEAD_S, parseDeadline } from "../src/http/signed.js";
+import { checkDeadline, MAX_DEADLINE_LEAD_S } from "../src/http/signed.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import {
@@ -334,6 +334,17 @@ describe("API write routes: provider registration and usage submission, indexed"
       { kind: "active", active: false, pricePerCallMicro: "2000", payoutAccount: coingeckoAcct.address.toLowerCase() },
       { kind: "active", active: true, pricePerCallMicro: "2000", payoutAccount: coingeckoAcct.address.toLowerCase() },
     ]);
+  });
+
+  it("serves a provider's earnings by provider id (its payout account's), as at /accounts, and 404 for an unknown id", async () => {
+    const api = new IndexerClient(indexer.url);
+    const { pending: _p, ...byId } = await api.providerEarnings(providerIdOf("coingecko"));
+    const { pending: _a, ...byAccount } = await api.earnings(coingeckoAcct.address);
+    expect(byId.account).toBe(getAddress(coingeckoAcct.address));
+    expect(byId).toEqual(byAccount);
+    const unknown = await fetch(`${indexer.url}/providers/${providerIdOf("nobody")}/earnings`);
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { field: string } }).error.field).toBe("providerId");
   });
 
   it("indexes server authorisations made by the owner", async () => {
@@ -734,8 +745,8 @@ describe("relayer key and deadline policy", () => {
 
   it("accepts deadlines a minute to a day ahead", () => {
     const t = 1_800_000_000;
-    expect(parseDeadline("deadline", String(t + 3_600), t)).toBe(BigInt(t + 3_600));
-    for (const d of [t, t + 59, t + MAX_DEADLINE_LEAD_S + 1]) expect(() => parseDeadline("deadline", String(d), t)).toThrow(ApiInputError);
+    expect(checkDeadline("deadline", BigInt(t + 3_600), t)).toBe(BigInt(t + 3_600));
+    for (const d of [t, t + 59, t + MAX_DEADLINE_LEAD_S + 1]) expect(() => checkDeadline("deadline", BigInt(d), t)).toThrow(ApiInputError);
   });
 });
 

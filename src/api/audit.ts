@@ -4,17 +4,10 @@ import { desc } from "ponder";
 import { getAddress } from "viem";
 import { byChainPosition } from "../chain/position.js";
 import { toDecimalStrings } from "../eerc/format.js";
-import { ApiInputError } from "../http/input.js";
-import type { AuditTotalsBody } from "../indexer-client/wire.js";
-import { isPeriodUnit, type PeriodUnit, periodLabel } from "../usage/period.js";
+import type { AuditTotalsBody } from "../indexer-client/schemas.js";
+import { type PeriodUnit, periodLabel } from "../usage/period.js";
 
 type Db = typeof ApiDb;
-
-export function parsePeriod(value: string | undefined): PeriodUnit {
-  if (value === undefined) return "day";
-  if (isPeriodUnit(value)) return value;
-  throw new ApiInputError("period", 'must be "day" or "month"');
-}
 
 /**
  * What the auditor needs to total the private flows: each transfer's, withdrawal's, mint's and

@@ -1,11 +1,21 @@
 import type { db as ApiDb } from "ponder:api";
-import { account, amountPct, balance, balanceHistory, privateTransfer, token } from "ponder:schema";
+import { account, amountPct, balance, balanceHistory, privateTransfer, provider, token } from "ponder:schema";
 import { and, asc, eq } from "ponder";
-import { type Address, getAddress } from "viem";
+import { type Address, getAddress, type Hex } from "viem";
 import { toDecimalStrings } from "../eerc/format.js";
-import type { EarningsBody } from "../indexer-client/wire.js";
+import type { EarningsBody } from "../indexer-client/schemas.js";
 
 type Db = typeof ApiDb;
+
+/** A provider's current payout account, as the indexed ProviderRegistry names it; undefined for an unknown provider id. */
+export async function payoutAccountOf(db: Db, providerId: Hex): Promise<Address | undefined> {
+  const [row] = await db
+    .select({ payoutAccount: provider.payoutAccount })
+    .from(provider)
+    .where(eq(provider.providerId, providerId.toLowerCase() as Hex))
+    .limit(1);
+  return row ? getAddress(row.payoutAccount) : undefined;
+}
 
 /**
  * An account's balance history per token, each row expanded to the view `balanceOf` returned

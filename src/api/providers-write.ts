@@ -1,12 +1,12 @@
 import { type Address, encodeFunctionData, type Hex, type PublicClient, type TransactionReceipt } from "viem";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
-import { ApiInputError, expectObject, type JsonObject, parseAddressField, parseBoolean, parseFixedHex, parseUint } from "../http/input.js";
-import { parseDeadline, parseSignature } from "../http/signed.js";
-import { InvalidPricingError } from "../usage/errors.js";
-import { MAX_TIERS, type Pricing, PricingModel, validatePricing } from "../usage/pricing.js";
+import { ApiInputError } from "../http/input.js";
+import { parseRequest } from "../http/schema.js";
+import { checkDeadline } from "../http/signed.js";
+import { type ProviderWriteResult, registerRequest, updateRequest } from "../indexer-client/schemas.js";
+import { MAX_TIERS, type Pricing } from "../usage/pricing.js";
 import {
-  isValidNamespace,
   providerIdOf,
   registerProviderTypedData,
   setActiveTypedData,
@@ -24,48 +24,6 @@ import {
   withHeadroom,
 } from "./relayer.js";
 
-const MODEL_BY_NAME: Record<string, PricingModel> = {
-  PerCall: PricingModel.PerCall,
-  FreePool: PricingModel.FreePool,
-  Tiered: PricingModel.Tiered,
-};
-
-/**
- * A `Pricing` from JSON: `model` by name ("PerCall", "FreePool", "Tiered") or number (0, 1, 2);
- * uint64 amounts as decimal strings; fields the model does not use may be left out (they are 0).
- */
-export function parsePricing(field: string, value: unknown): Pricing {
-  const p = expectObject(field, value, ["model", "pricePerCallMicro", "poolWeight", "tiers"]);
-  const model =
-    typeof p.model === "string" && p.model in MODEL_BY_NAME
-      ? MODEL_BY_NAME[p.model]!
-      : p.model === 0 || p.model === 1 || p.model === 2
-        ? (p.model as PricingModel)
-        : undefined;
-  if (model === undefined) throw new ApiInputError(`${field}.model`, 'must be "PerCall", "FreePool" or "Tiered" (or 0, 1, 2)');
-  const tiersValue = p.tiers ?? [];
-  if (!Array.isArray(tiersValue)) throw new ApiInputError(`${field}.tiers`, "must be an array of { upToCalls, priceMicro }");
-  if (tiersValue.length > MAX_TIERS) throw new ApiInputError(`${field}.tiers`, `must have at most ${MAX_TIERS} tiers`);
-  const pricing: Pricing = {
-    model,
-    pricePerCallMicro: p.pricePerCallMicro === undefined ? 0n : parseUint(`${field}.pricePerCallMicro`, p.pricePerCallMicro, 64),
-    poolWeight: p.poolWeight === undefined ? 0 : Number(parseUint(`${field}.poolWeight`, p.poolWeight, 32)),
-    tiers: tiersValue.map((t, i) => {
-      const tier = expectObject(`${field}.tiers[${i}]`, t, ["upToCalls", "priceMicro"]);
-      return {
-        upToCalls: parseUint(`${field}.tiers[${i}].upToCalls`, tier.upToCalls, 64),
-        priceMicro: parseUint(`${field}.tiers[${i}].priceMicro`, tier.priceMicro, 64),
-      };
-    }),
-  };
-  try {
-    return validatePricing(pricing);
-  } catch (err) {
-    if (err instanceof InvalidPricingError) throw new ApiInputError(`${field}.${err.field}`, err.reason);
-    throw err;
-  }
-}
-
 const REGISTRY_REVERTS: RevertMap = {
   InvalidNamespace: { field: "namespace", status: 400, message: "must be 1 to 64 ASCII letters or digits" },
   ProviderAlreadyRegistered: { field: "namespace", status: 409, message: "is already registered" },
@@ -81,8 +39,6 @@ const REGISTRY_REVERTS: RevertMap = {
   SignatureExpired: { field: "deadline", status: 400, message: "has passed on chain" },
   InvalidSignature: { field: "signature", status: 401, message: "is not the registry owner's signature over this request" },
 };
-
-export type ProviderWriteResult = { providerId: Hex; txHash: Hex };
 
 export type ProviderWriterDeps = {
   relayer: Relayer;
@@ -112,12 +68,8 @@ export class ProviderWriter {
   }
 
   async register(body: unknown): Promise<ProviderWriteResult> {
-    const b = expectObject("body", body, ["namespace", "payoutAccount", "pricing", "nonce", "deadline", "signature"]);
-    if (!isValidNamespace(b.namespace)) throw new ApiInputError("namespace", "must be 1 to 64 ASCII letters or digits");
-    const namespace = b.namespace;
-    const payoutAccount = parseAddressField("payoutAccount", b.payoutAccount);
-    const pricing = parsePricing("pricing", b.pricing);
-    const signed = this.parseSigned(b);
+    const { namespace, payoutAccount, pricing, ...signed } = parseRequest(registerRequest, body);
+    checkDeadline("deadline", signed.deadline, this.now());
     const providerId = providerIdOf(namespace);
 
     return this.lock.run("registry", async () => {
@@ -145,17 +97,14 @@ export class ProviderWriter {
   }
 
   async update(body: unknown): Promise<ProviderWriteResult> {
-    const b = expectObject("body", body, ["providerId", "pricing", "active", "payoutAccount", "nonce", "deadline", "signature"]);
-    const providerId = parseFixedHex("providerId", b.providerId, 32);
-    const given = (["pricing", "active", "payoutAccount"] as const).filter((k) => b[k] !== undefined);
-    if (given.length !== 1) throw new ApiInputError("body", "must set exactly one of pricing, active, payoutAccount");
+    const { providerId, pricing, active, payoutAccount, ...signed } = parseRequest(updateRequest, body);
+    checkDeadline("deadline", signed.deadline, this.now());
     const update: Update =
-      given[0] === "pricing"
-        ? { kind: "pricing", pricing: parsePricing("pricing", b.pricing) }
-        : given[0] === "active"
-          ? { kind: "active", active: parseBoolean("active", b.active) }
-          : { kind: "payoutAccount", payoutAccount: parseAddressField("payoutAccount", b.payoutAccount) };
-    const signed = this.parseSigned(b);
+      pricing !== undefined
+        ? { kind: "pricing", pricing }
+        : active !== undefined
+          ? { kind: "active", active }
+          : { kind: "payoutAccount", payoutAccount: payoutAccount! };
 
     return this.lock.run("registry", async () => {
       const { owner, nonce } = await this.ownerNonce(signed.nonce);
@@ -210,14 +159,6 @@ export class ProviderWriter {
       }
       return { providerId, txHash };
     });
-  }
-
-  private parseSigned(b: JsonObject) {
-    return {
-      nonce: b.nonce === undefined ? undefined : parseUint("nonce", b.nonce, 256),
-      deadline: parseDeadline("deadline", b.deadline, this.now()),
-      signature: parseSignature("signature", b.signature),
-    };
   }
 
   /** The registry's owner and its next nonce; a request naming another nonce cannot verify. */

@@ -1,82 +1,18 @@
 import { type Address, encodeFunctionData, getAddress, type Hex, type PublicClient, zeroHash } from "viem";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import { summarize } from "../errors.js";
-import { ApiInputError, expectObject, parseAddressField, parseBytes, parseFixedHex, parseUint } from "../http/input.js";
-import { parseDeadline, parseSignature } from "../http/signed.js";
+import { ApiInputError } from "../http/input.js";
+import { parseRequest } from "../http/schema.js";
+import { checkDeadline } from "../http/signed.js";
+import { type SubmitRequest, type SubmitResult, submitRequest } from "../indexer-client/schemas.js";
 import { batchHash, batchTypedData, recordsTree, type UsageBatch } from "../usage/batch.js";
-import { InvalidCallRecordError, MalformedLinesError } from "../usage/errors.js";
-import { decodeEncryptedLines } from "../usage/lines.js";
-import { type CallRecord, validateCallRecord } from "../usage/record.js";
 import { chainRead, checkSigner, KeyedLock, type Relayer, type RevertMap, requestErrorFromRevert, withHeadroom } from "./relayer.js";
 
-/** Most call records one submission may carry for the Merkle check. */
-export const MAX_RECORDS = 10_000;
-/** Most encrypted lines (padded) one batch may carry: 1,024 lines is 480 KiB, beyond any block's gas. */
-export const MAX_LINES = 1_024;
-
-export type SubmitRequest = { batch: UsageBatch; deadline: bigint; signature: Hex; records?: CallRecord[] };
-/** `POST /usage/submit` answer; `txHash` is null only for a batch committed elsewhere whose transaction could not be found. */
-export type SubmitResult = { batchId: Hex; txHash: Hex | null };
-
-const BATCH_FIELDS = ["server", "batchId", "periodStart", "periodEnd", "merkleRoot", "encryptedLines"] as const;
-
-function parseRecord(i: number, value: unknown): CallRecord {
-  const field = `records[${i}]`;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ApiInputError(field, "must be a call record object");
-  const raw = value as Record<string, unknown>;
-  const withPrice = { ...raw, priceMicro: parseUint(`${field}.priceMicro`, raw.priceMicro, 64) };
-  try {
-    return validateCallRecord(withPrice);
-  } catch (err) {
-    if (err instanceof InvalidCallRecordError) throw new ApiInputError(`${field}.${err.field}`, err.reason);
-    throw err;
-  }
-}
-
-/** Checks a `POST /usage/submit` body's shape and values; no chain access. `now` is Unix seconds. */
+/** Checks a `POST /usage/submit` body's shape and values (`submitRequest`) and its deadline; no chain access. `now` is Unix seconds. */
 export function parseSubmitRequest(body: unknown, now: number): SubmitRequest {
-  const top = expectObject("body", body, ["batch", "deadline", "signature", "records"]);
-  const b = expectObject("batch", top.batch, BATCH_FIELDS);
-  const batch: UsageBatch = {
-    server: parseAddressField("batch.server", b.server),
-    batchId: parseFixedHex("batch.batchId", b.batchId, 32),
-    periodStart: parseUint("batch.periodStart", b.periodStart, 64),
-    periodEnd: parseUint("batch.periodEnd", b.periodEnd, 64),
-    merkleRoot: parseFixedHex("batch.merkleRoot", b.merkleRoot, 32),
-    encryptedLines: parseBytes("batch.encryptedLines", b.encryptedLines),
-  };
-  if (batch.periodEnd < batch.periodStart) throw new ApiInputError("batch.periodEnd", "is before periodStart");
-  if (batch.merkleRoot === zeroHash) throw new ApiInputError("batch.merkleRoot", "must not be zero");
-  let lineCount: number;
-  try {
-    lineCount = decodeEncryptedLines(batch.encryptedLines).length;
-  } catch (err) {
-    if (err instanceof MalformedLinesError)
-      throw new ApiInputError("batch.encryptedLines", `is not in the encrypted lines format: ${err.message}`);
-    throw err;
-  }
-  if (lineCount > MAX_LINES) throw new ApiInputError("batch.encryptedLines", `holds ${lineCount} lines, more than ${MAX_LINES}`, 413);
-
-  const deadline = parseDeadline("deadline", top.deadline, now);
-  const signature = parseSignature("signature", top.signature);
-
-  let records: CallRecord[] | undefined;
-  if (top.records !== undefined) {
-    if (!Array.isArray(top.records)) throw new ApiInputError("records", "must be an array of call records");
-    if (top.records.length === 0) throw new ApiInputError("records", "must not be empty when given");
-    if (top.records.length > MAX_RECORDS) throw new ApiInputError("records", `must hold at most ${MAX_RECORDS} records`, 413);
-    const seen = new Set<string>();
-    records = top.records.map((value, i) => {
-      const r = parseRecord(i, value);
-      if (seen.has(r.eventId)) throw new ApiInputError(`records[${i}].eventId`, `${r.eventId} appears more than once`);
-      seen.add(r.eventId);
-      if (BigInt(r.startedAt) < batch.periodStart || BigInt(r.endedAt) > batch.periodEnd) {
-        throw new ApiInputError(`records[${i}]`, "lies outside [batch.periodStart, batch.periodEnd]");
-      }
-      return r;
-    });
-  }
-  return { batch, deadline, signature, records };
+  const request = parseRequest(submitRequest, body);
+  checkDeadline("deadline", request.deadline, now);
+  return request;
 }
 
 const LEDGER_REVERTS: RevertMap = {

@@ -1,13 +1,14 @@
 import type { db as ApiDb } from "ponder:api";
 import { usageCommitment } from "ponder:schema";
-import type { Context, Hono } from "hono";
+import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { and, eq } from "ponder";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { relayerKey } from "../config/api.js";
 import type { IndexerSettings } from "../config/indexer.js";
-import { ApiInputError, parseJsonBody } from "../http/input.js";
+import { readJsonBody } from "../http/input.js";
+import { API_PATHS } from "../indexer-client/schemas.js";
 import { ProviderWriter } from "./providers-write.js";
 import { Relayer, rpcClients } from "./relayer.js";
 import { UsageSubmitter } from "./usage-submit.js";
@@ -28,7 +29,7 @@ export function mountWriteRoutes(app: Hono, deps: { db: Db; settings: IndexerSet
     maxSize: MAX_BODY_BYTES,
     onError: (c) => c.json({ error: { field: "body", message: `must be at most ${MAX_BODY_BYTES} bytes` } }, 413),
   });
-  const routes = ["/providers/register", "/providers/update", "/usage/submit"] as const;
+  const routes = [API_PATHS.providersRegister, API_PATHS.providersUpdate, API_PATHS.usageSubmit] as const;
   // Ponder's server allows every origin; writes are authenticated by signatures, not cookies, but
   // their answers are for the caller's own client, not for pages of other origins.
   for (const path of routes) {
@@ -72,13 +73,7 @@ export function mountWriteRoutes(app: Hono, deps: { db: Db; settings: IndexerSet
   });
   console.info(`write routes enabled: relayer ${relayer.address}${key.source === "anvil" ? " (anvil account #8)" : ""}`);
 
-  const json = async (c: Context) => {
-    // A JSON content type makes a browser ask first (CORS preflight): no form or text/plain write goes through.
-    if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
-      throw new ApiInputError("body", "must be sent as application/json", 415);
-    return parseJsonBody(await c.req.text());
-  };
-  app.post("/providers/register", limit, async (c) => c.json(await providers.register(await json(c)), 201));
-  app.post("/providers/update", limit, async (c) => c.json(await providers.update(await json(c)), 200));
-  app.post("/usage/submit", limit, async (c) => c.json(await usage.submit(await json(c)), 200));
+  app.post(API_PATHS.providersRegister, limit, async (c) => c.json(await providers.register(await readJsonBody(c.req)), 201));
+  app.post(API_PATHS.providersUpdate, limit, async (c) => c.json(await providers.update(await readJsonBody(c.req)), 200));
+  app.post(API_PATHS.usageSubmit, limit, async (c) => c.json(await usage.submit(await readJsonBody(c.req)), 200));
 }

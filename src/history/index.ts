@@ -14,7 +14,6 @@ export {
 } from "./chain.js";
 export { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "./decrypt.js";
 export * from "./errors.js";
-export { parseAuditTotals, parseEarnings } from "./parse.js";
 export * from "./types.js";
 export {
   type CommittedBatch,

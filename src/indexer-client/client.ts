@@ -2,12 +2,24 @@ import { type Address, getAddress, type Hex } from "viem";
 import { byChainPosition } from "../chain/position.js";
 import type { Point } from "../eerc/curve.js";
 import { UnknownAccountError } from "../history/errors.js";
-import { parseAuditTotals, parseEarnings } from "../history/parse.js";
 import type { AuditTotalsResponse, EarningsResponse } from "../history/types.js";
 import type { CommittedBatch, ProviderRef } from "../history/usage.js";
 import { type HttpClientOptions, httpErrorOf, jsonOf, sendRequest } from "../http/client.js";
-import { ApiResponseError } from "../http/errors.js";
+import { ApiHttpError, ApiResponseError } from "../http/errors.js";
+import { requestParsed } from "../http/schema.js";
 import type { PeriodUnit } from "../usage/period.js";
+import {
+  API_PATHS,
+  auditTotalsResponse,
+  earningsResponse,
+  type ProviderWriteResult,
+  providerWriteResult,
+  type RegisterRequestWire,
+  type SubmitRequestWire,
+  type SubmitResult,
+  submitResult,
+  type UpdateRequestWire,
+} from "./schemas.js";
 
 export type IndexerClientOptions = HttpClientOptions & {
   /** Rows per GraphQL page; default 200. */
@@ -18,7 +30,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The one client of the indexer and its API: GraphQL (with cursor paging), `/status`, the REST
- * views (`/providers/:account/earnings`, `/audit/totals`), and the reads built on them.
+ * views (`/accounts/:address/earnings`, `/providers/:providerId/earnings`, `/audit/totals`) and the
+ * write routes, each answer parsed with its schema (`schemas.ts`), and the reads built on them.
  * `baseUrl` is where the indexer is mounted (`http://host:42069` or `https://host/api`).
  */
 export class IndexerClient {
@@ -86,10 +99,18 @@ export class IndexerClient {
 
   /** The block each indexed chain has reached (-1 before its first), from the indexer's `/status`. */
   async indexedBlocks(): Promise<Record<string, number>> {
+    const heads = await this.indexedHeads();
+    return Object.fromEntries(Object.entries(heads).map(([name, h]) => [name, h.number]));
+  }
+
+  /** The block each indexed chain has reached, with its timestamp (Unix seconds); -1 and 0 before its first. */
+  async indexedHeads(): Promise<Record<string, { number: number; timestamp: number }>> {
     const answer = await sendRequest(this.statusUrl, {}, this.options);
     if (!answer.ok) throw httpErrorOf(answer);
-    const status = jsonOf<Record<string, { block: { number: number } | null }>>(answer);
-    return Object.fromEntries(Object.entries(status).map(([name, s]) => [name, s.block?.number ?? -1]));
+    const status = jsonOf<Record<string, { block: { number: number; timestamp?: number } | null }>>(answer);
+    return Object.fromEntries(
+      Object.entries(status).map(([name, s]) => [name, { number: s.block?.number ?? -1, timestamp: s.block?.timestamp ?? 0 }]),
+    );
   }
 
   /**
@@ -115,22 +136,49 @@ export class IndexerClient {
     }
   }
 
-  /** `GET /providers/:account/earnings[?tokenId=]`; 404 is UnknownAccountError. */
+  /** A route of `API_PATHS` with its parameters filled in, relative to the base URL. */
+  private route(path: string, params: Record<string, string> = {}): string {
+    return path.slice(1).replace(/:([A-Za-z0-9_]+)/g, (_, name: string) => encodeURIComponent(params[name]!));
+  }
+
+  /** `GET /accounts/:address/earnings[?tokenId=]`; 404 is UnknownAccountError. */
   async earnings(account: Address, options: { tokenId?: bigint } = {}): Promise<EarningsResponse> {
     const address = getAddress(account);
-    const answer = await sendRequest(this.url(`providers/${address}/earnings`, { tokenId: options.tokenId?.toString() }), {}, this.options);
-    if (answer.status === 404) {
-      throw new UnknownAccountError(address, `the API has no such account (HTTP 404: ${httpErrorOf(answer).serverMessage})`);
+    const url = this.url(this.route(API_PATHS.accountEarnings, { address }), { tokenId: options.tokenId?.toString() });
+    try {
+      return await requestParsed(earningsResponse, url, {}, this.options);
+    } catch (e) {
+      if (e instanceof ApiHttpError && e.status === 404) throw new UnknownAccountError(address, "known to the API");
+      throw e;
     }
-    if (!answer.ok) throw httpErrorOf(answer);
-    return parseEarnings(jsonOf(answer), answer.url);
+  }
+
+  /** `GET /providers/:providerId/earnings[?tokenId=]`: the earnings of a provider's current payout account. */
+  async providerEarnings(providerId: Hex, options: { tokenId?: bigint } = {}): Promise<EarningsResponse> {
+    const url = this.url(this.route(API_PATHS.providerEarnings, { providerId }), { tokenId: options.tokenId?.toString() });
+    return requestParsed(earningsResponse, url, {}, this.options);
   }
 
   /** `GET /audit/totals[?period=day|month]`. */
   async auditTotals(options: { period?: PeriodUnit } = {}): Promise<AuditTotalsResponse> {
-    const answer = await sendRequest(this.url("audit/totals", { period: options.period }), {}, this.options);
-    if (!answer.ok) throw httpErrorOf(answer);
-    return parseAuditTotals(jsonOf(answer), answer.url);
+    return requestParsed(auditTotalsResponse, this.url(this.route(API_PATHS.auditTotals), { period: options.period }), {}, this.options);
+  }
+
+  /** `POST /usage/submit`: relays a server-signed batch. */
+  async submitUsage(request: SubmitRequestWire): Promise<SubmitResult> {
+    return requestParsed(submitResult, this.url(this.route(API_PATHS.usageSubmit)), { method: "POST", json: request }, this.options);
+  }
+
+  /** `POST /providers/register`: relays the registry owner's signed registration. */
+  async registerProvider(request: RegisterRequestWire): Promise<ProviderWriteResult> {
+    const url = this.url(this.route(API_PATHS.providersRegister));
+    return requestParsed(providerWriteResult, url, { method: "POST", json: request }, this.options);
+  }
+
+  /** `POST /providers/update`: relays the registry owner's signed change. */
+  async updateProvider(request: UpdateRequestWire): Promise<ProviderWriteResult> {
+    const url = this.url(this.route(API_PATHS.providersUpdate));
+    return requestParsed(providerWriteResult, url, { method: "POST", json: request }, this.options);
   }
 
   /** The account's registered eERC public key; UnknownAccountError when the indexer has no registration. */
@@ -142,7 +190,7 @@ export class IndexerClient {
         a: address.toLowerCase(),
       },
     );
-    if (!data.account) throw new UnknownAccountError(address, "the indexer has no registration for it");
+    if (!data.account) throw new UnknownAccountError(address, "known to the indexer");
     const [x, y] = data.account.publicKey.map((v) => BigInt(v));
     return [x!, y!];
   }

@@ -1,2 +1,2 @@
 export { IndexerClient, type IndexerClientOptions } from "./client.js";
-export type { AuditTotalsWire, EarningsWire } from "./wire.js";
+export type { AuditTotalsWire, EarningsWire } from "./schemas.js";

@@ -1,16 +1,19 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { type Address, getAddress, type Hex, isHex, keccak256, recoverTypedDataAddress, toBytes } from "viem";
+import { type Address, getAddress, type Hex, keccak256, recoverTypedDataAddress, toBytes } from "viem";
 import { summarize } from "../errors.js";
-import { ApiInputError, parseUint } from "../http/input.js";
-import { parseSignature } from "../http/signed.js";
+import { ApiInputError, readJsonBody } from "../http/input.js";
+import { parseRequest } from "../http/schema.js";
+import { type LogTarget, toLogger } from "../log.js";
+import { PROMETHEUS_CONTENT_TYPE } from "../util/prometheus.js";
 import type { CycleProgress, CycleResult, PayoutAgent } from "./agent.js";
 import { CycleInProgressError } from "./errors.js";
 import { AgentMetrics } from "./metrics.js";
+import { agentDocument } from "./openapi.js";
 import { memoryRequestLog, type RequestLog } from "./requests.js";
+import { AGENT_PATHS, type AgentStatus, distributeRequestAt, type LastCycle } from "./schemas.js";
 
-/** A distribute request may be valid for at most this long (seconds): a leaked one is replayable only within it, and only once. */
-export const MAX_DISTRIBUTE_LEAD_S = 600;
+export { MAX_DISTRIBUTE_LEAD_S } from "./schemas.js";
 
 /** Largest request body the agent reads (a distribute request is about 300 bytes). */
 export const MAX_AGENT_BODY_BYTES = 16 * 1024;
@@ -36,20 +39,7 @@ export function distributeTypedData(requestId: Hex, deadline: bigint, chainId: n
   };
 }
 
-export type LastCycle =
-  | { status: "nothing_owed"; throughBlock: string; finishedAt: string; trigger: string }
-  | {
-      status: "paid";
-      cycle: number;
-      throughBlock: string;
-      resumed: boolean;
-      transfers: number;
-      recoveries: number;
-      seconds: number;
-      finishedAt: string;
-      trigger: string;
-    }
-  | { status: "failed"; code: string; message: string; finishedAt: string; trigger: string };
+export type { LastCycle } from "./schemas.js";
 
 /**
  * Runs cycles one at a time, on request or on a schedule, and keeps their progress for the
@@ -61,11 +51,13 @@ export class CycleRunner {
   last: LastCycle | null = null;
   readonly metrics = new AgentMetrics();
   private timer: NodeJS.Timeout | null = null;
+  private readonly log;
 
   constructor(
     private readonly agent: PayoutAgent,
-    private readonly log: (line: string) => void = () => {},
+    log?: LogTarget,
   ) {
+    this.log = toLogger(log);
     const onProgress = agent.options.onProgress;
     agent.options.onProgress = (p) => {
       this.progress = p;
@@ -77,7 +69,7 @@ export class CycleRunner {
     return this.running !== null;
   }
 
-  status() {
+  status(): AgentStatus {
     return { state: this.running ? "running" : "idle", progress: this.running ? this.progress : null, last: this.last };
   }
 
@@ -106,13 +98,17 @@ export class CycleRunner {
                 trigger,
               }
             : { status: "nothing_owed", throughBlock: r.throughBlock.toString(), finishedAt, trigger };
-        if (r.status === "nothing_owed") this.log(`cycle run (${trigger}): nothing owed through block ${r.throughBlock}`);
+        if (r.status === "nothing_owed")
+          this.log.info(
+            { trigger, throughBlock: Number(r.throughBlock) },
+            `cycle run (${trigger}): nothing owed through block ${r.throughBlock}`,
+          );
       })
       .catch((e: unknown) => {
-        this.metrics.recordFailure((performance.now() - started) / 1000);
+        this.metrics.recordFailure((performance.now() - started) / 1000, e);
         const { code, message } = summarize(e);
         this.last = { status: "failed", code, message, finishedAt: new Date().toISOString(), trigger };
-        this.log(`cycle run (${trigger}) failed: ${code}: ${message}`);
+        this.log.error({ trigger, code }, `cycle run (${trigger}) failed: ${code}: ${message}`);
       })
       .finally(() => {
         this.running = null;
@@ -150,44 +146,34 @@ export function payoutApp(args: {
   const now = args.now ?? (() => Math.floor(Date.now() / 1000));
   const requests = args.requests ?? memoryRequestLog();
 
-  app.get("/revenue/status", (c) => c.json(args.runner.status()));
+  app.get(AGENT_PATHS.status, (c) => c.json(args.runner.status() satisfies AgentStatus));
   // Liveness for a supervisor, and counts and timings for Prometheus (never an amount).
-  app.get("/health", (c) => c.json({ ok: true, state: args.runner.busy ? "running" : "idle" }));
-  app.get("/metrics", (c) => c.text(args.runner.metrics.render(args.runner.busy), 200, { "content-type": "text/plain; version=0.0.4" }));
+  app.get(AGENT_PATHS.health, (c) => c.json({ ok: true, state: args.runner.busy ? "running" : "idle" }));
+  app.get(AGENT_PATHS.metrics, (c) =>
+    c.text(args.runner.metrics.render(args.runner.busy), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }),
+  );
   // What a client signs for: the chain and agent id of the EIP-712 domain, and the operator who may sign.
-  app.get("/revenue/chain", (c) => c.json({ chainId: args.chainId, operator: args.operator, agentId: args.agentId }));
+  app.get(AGENT_PATHS.chain, (c) => c.json({ chainId: args.chainId, operator: args.operator, agentId: args.agentId }));
 
   const limit = bodyLimit({
     maxSize: MAX_AGENT_BODY_BYTES,
     onError: (c) => c.json({ error: { field: "body", message: `must be at most ${MAX_AGENT_BODY_BYTES} bytes` } }, 413),
   });
-  app.post("/revenue/distribute", limit, async (c) => {
-    if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
-      throw new ApiInputError("body", "must be sent as application/json", 415);
-    let body: Record<string, unknown>;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new ApiInputError("body", "must be a JSON object");
-    }
-    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiInputError("body", "must be a JSON object");
-    const requestId = body.requestId;
-    if (typeof requestId !== "string" || !isHex(requestId) || requestId.length !== 66)
-      throw new ApiInputError("requestId", "must be 0x-prefixed 32-byte hex");
-    const deadline = parseUint("deadline", body.deadline, 256);
+  app.post(AGENT_PATHS.distribute, limit, async (c) => {
     const t = now();
-    if (deadline <= BigInt(t)) throw new ApiInputError("deadline", "has passed: sign again with a later deadline");
-    if (deadline > BigInt(t + MAX_DISTRIBUTE_LEAD_S))
-      throw new ApiInputError("deadline", `must be at most ${MAX_DISTRIBUTE_LEAD_S} s in the future`);
-    const signature = parseSignature("signature", body.signature);
+    const { requestId, deadline, signature } = parseRequest(
+      distributeRequestAt(() => t),
+      await readJsonBody(c.req),
+    );
     let signer: Address;
     try {
-      signer = await recoverTypedDataAddress({ ...distributeTypedData(requestId as Hex, deadline, args.chainId, args.agentId), signature });
+      signer = await recoverTypedDataAddress({ ...distributeTypedData(requestId, deadline, args.chainId, args.agentId), signature });
     } catch {
       throw new ApiInputError("signature", "does not recover to an address", 401);
     }
     if (signer !== args.operator) throw new ApiInputError("signature", `signed by ${signer}, not by the operator`, 403);
-    const id = requestId.toLowerCase();
+    // Lower-cased by the schema: the same id in any case is the same request.
+    const id = requestId;
     if (requests.has(id, BigInt(t))) throw new ApiInputError("requestId", "was already used: sign a new request", 409);
     if (args.runner.busy)
       throw new ApiInputError(
@@ -199,6 +185,8 @@ export function payoutApp(args: {
     args.runner.start(`request ${id.slice(0, 10)}`).catch(() => {});
     return c.json({ accepted: true, status: args.runner.status() }, 202);
   });
+  const document = agentDocument();
+  app.get(AGENT_PATHS.openapi, (c) => c.json(document));
 
   app.onError((err, c) => {
     if (err instanceof ApiInputError) return c.json({ error: { field: err.field, message: err.message } }, err.status);
