@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 export const UNIT_TESTS = [
   "test/config.test.ts",
   "test/payout-route.test.ts",
+  "test/openapi.test.ts",
   "test/errors.test.ts",
   "test/layout.test.ts",
   "test/indexer-settings.test.ts",
@@ -17,6 +18,9 @@ export const UNIT_TESTS = [
   "test/history.test.ts",
   "test/revenue.test.ts",
   "test/payout-settlement.test.ts",
+  "test/webhooks.test.ts",
+  "test/operations.test.ts",
+  "test/compose.test.ts",
 ];
 
 /** anvil, real proofs, the indexer, the agent and the CLI as processes (`npm run test:e2e`): one file at a time. */

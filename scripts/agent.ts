@@ -3,18 +3,27 @@ import { serve } from "@hono/node-server";
 import { privateKeyToAccount } from "viem/accounts";
 import { connectChain } from "../src/chain/clients.js";
 import { agentConfig } from "../src/config/agent.js";
+import { checkRecordedSettlement } from "../src/config/operator.js";
 import { provingArtifactsOf, readManifest, usdcTokenId } from "../src/deployment/manifest.js";
+import { settlementInForce } from "../src/deployment/settlement.js";
 import { EercClient } from "../src/eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { summarize } from "../src/errors.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
+import { createLogger } from "../src/log.js";
+import { WebhookSender, webhookNotifier } from "../src/notify/webhooks.js";
 import { PayoutAgent } from "../src/payout/agent.js";
 import { fileRequestLog } from "../src/payout/requests.js";
 import { agentIdOf, CycleRunner, payoutApp } from "../src/payout/server.js";
+import { describeTerm } from "../src/revenue/schedule.js";
 import { run } from "./run.js";
 
-const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+/** Until the settings are read, the default: readable on a terminal, JSON lines otherwise. */
+let log = createLogger("agent");
+
+/** How long a stopping agent waits for webhook deliveries under way. */
+const DELIVERY_GRACE_MS = 10_000;
 
 /**
  * The payout agent process. `--once` runs one cycle and exits (0 when it paid or nothing was owed);
@@ -24,10 +33,20 @@ const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`)
 async function main(argv: string[]): Promise<number> {
   const manifest = readManifest();
   const config = agentConfig(process.env, manifest.chainId);
+  log = createLogger("agent", config.log);
+  const notifier = webhookNotifier(config.webhooks, log.child({ component: "webhooks" }));
+  const delivered = () =>
+    notifier instanceof WebhookSender
+      ? Promise.race([notifier.settled(), new Promise<void>((r) => setTimeout(r, DELIVERY_GRACE_MS).unref())])
+      : Promise.resolve();
   const chain = await connectChain(config.rpcUrl);
   if (chain.chain.id !== manifest.chainId) {
     throw new Error(`the deployment manifest is for chain ${manifest.chainId} but ${config.rpcUrl} serves chain ${chain.chain.id}`);
   }
+  // The fee and pricing period are the ProviderRegistry's; settings given here must agree with the record in force.
+  const inForce = await settlementInForce({ publicClient: chain.publicClient, registry: manifest.contracts.providerRegistry });
+  if (!inForce) throw new Error(`the ProviderRegistry ${manifest.contracts.providerRegistry} has no settlement settings in force`);
+  checkRecordedSettlement(config.asserted, inForce);
   const prover = new Prover(provingArtifactsOf(manifest));
   const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
   // Refuse to start on an eERC these tools do not know, or with proving keys its verifier rejects.
@@ -44,26 +63,33 @@ async function main(argv: string[]): Promise<number> {
     pastPayers: config.pastPayers,
     indexer: new IndexerClient(config.indexerUrl),
     tokenId: await usdcTokenId(chain, manifest),
-    settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
     confirmations: config.confirmations,
     depth: config.depth,
     everyProvider: config.everyProvider,
     // Crash tests: the process dies at the configured step, as a power cut would.
     fault: config.fault && { ...config.fault, stop: () => process.kill(process.pid, "SIGKILL") },
     log,
+    notify: notifier,
   });
-  log(
-    `payout agent: operator ${operator.address}, ${payers.length} payer(s), pipeline depth ${config.depth}, fee ${config.feeBps} bps` +
+  log.info(
+    {
+      operator: operator.address,
+      payers: payers.length,
+      depth: config.depth,
+      everyProvider: config.everyProvider,
+      webhooks: config.webhooks?.urls.length ?? 0,
+    },
+    `payout agent: operator ${operator.address}, ${payers.length} payer(s), pipeline depth ${config.depth}, settlement ${describeTerm(inForce)}` +
       `${config.everyProvider ? ", every active provider paid every cycle" : ""}`,
   );
 
   if (argv.includes("--once")) {
     try {
       const r = await agent.runCycle();
-      if (r.status === "nothing_owed") log(`nothing owed through block ${r.throughBlock}`);
+      if (r.status === "nothing_owed") log.info({ throughBlock: Number(r.throughBlock) }, `nothing owed through block ${r.throughBlock}`);
       return 0;
     } finally {
-      await prover.close();
+      await Promise.all([prover.close(), delivered()]);
     }
   }
 
@@ -76,18 +102,18 @@ async function main(argv: string[]): Promise<number> {
     requests: fileRequestLog(config.requestsFile),
   });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" });
-  log(`listening on http://127.0.0.1:${config.port} (POST /revenue/distribute, GET /revenue/status)`);
+  log.info({ port: config.port }, `listening on http://127.0.0.1:${config.port} (POST /revenue/distribute, GET /revenue/status)`);
   runner.schedule(config.intervalS);
-  if (config.intervalS > 0) log(`cycles every ${config.intervalS} s`);
+  if (config.intervalS > 0) log.info({ intervalS: config.intervalS }, `cycles every ${config.intervalS} s`);
   await new Promise<void>((resolve) => {
     const shutdown = () => resolve();
     process.once("SIGTERM", shutdown);
     process.once("SIGINT", shutdown);
   });
-  log("stopping: waiting for the running cycle");
+  log.info({}, "stopping: waiting for the running cycle");
   await runner.stop();
   server.close();
-  await prover.close();
+  await Promise.all([prover.close(), delivered()]);
   return 0;
 }
 
@@ -96,7 +122,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     () => main(process.argv.slice(2)),
     (err) => {
       const { code, message } = summarize(err);
-      log(`payout agent failed: ${code}: ${message}`);
+      log.error({ code }, `payout agent failed: ${code}: ${message}`);
     },
   );
 }

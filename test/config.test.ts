@@ -12,7 +12,9 @@ import {
   payoutViewConfig,
   relayerKey,
 } from "../src/config/index.js";
+import { checkRecordedSettlement } from "../src/config/operator.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { fixedSchedule } from "../src/revenue/schedule.js";
 
 const FUJI = 43113;
 const LOCAL = 31337;
@@ -34,8 +36,8 @@ describe("agent settings", () => {
     expect(agentConfig({}, LOCAL)).toEqual({
       operatorKey: ANVIL_KEYS[LOCAL_ROLES.operator],
       pastPayers: [],
-      feeBps: 1000,
-      periodUnit: "month",
+      asserted: {},
+      log: { format: undefined, level: undefined },
       rpcUrl: "http://127.0.0.1:8545",
       indexerUrl: "http://127.0.0.1:42069",
       payerKeys: [ANVIL_KEYS[LOCAL_ROLES.operator]],
@@ -64,7 +66,7 @@ describe("agent settings", () => {
       'PRICING_PERIOD must be one of "month", "day", got "week"',
     );
     expect(agentConfig({ PLATFORM_FEE_BPS: "", INDEXER_URL: "http://idx:42069/" }, LOCAL)).toMatchObject({
-      feeBps: 1000,
+      asserted: {},
       indexerUrl: "http://idx:42069",
     });
     const secret = "0xnotakeybutsecret";
@@ -82,14 +84,39 @@ describe("agent settings", () => {
   });
 });
 
+describe("settlement settings given to the agent or the API", () => {
+  const inForce = fixedSchedule({ feeBps: 1000, periodUnit: "month" })[0]!;
+
+  it("are only checked against the record in force on chain, and refused naming the variable and the recorded value", () => {
+    const asserted = agentConfig({ PLATFORM_FEE_BPS: "250", PRICING_PERIOD: "day" }, LOCAL).asserted;
+    expect(asserted).toEqual({ feeBps: 250, periodUnit: "day" });
+    const fee = configError(() => checkRecordedSettlement(asserted, inForce));
+    expect(fee.field).toBe("PLATFORM_FEE_BPS");
+    expect(fee.message).toBe(
+      "PLATFORM_FEE_BPS is 250 but the ProviderRegistry records 1000 (1000 bps, monthly periods, since genesis (record 0)): " +
+        "the settlement settings are read from the chain; unset PLATFORM_FEE_BPS, or record a change (setSettlement)",
+    );
+    const period = configError(() => checkRecordedSettlement({ feeBps: 1000, periodUnit: "day" }, inForce));
+    expect(period.field).toBe("PRICING_PERIOD");
+    expect(period.message).toMatch(/^PRICING_PERIOD is day but the ProviderRegistry records month /);
+    expect(() => checkRecordedSettlement({ feeBps: 1000, periodUnit: "month" }, inForce)).not.toThrow();
+    expect(() => checkRecordedSettlement({}, inForce)).not.toThrow();
+  });
+
+  it("are what a deployment records, 1000 bps by month unless set", () => {
+    expect(deploySettings({}).settlement).toEqual({ feeBps: 1000, periodUnit: "month" });
+    expect(deploySettings({ PLATFORM_FEE_BPS: "250", PRICING_PERIOD: "day" }).settlement).toEqual({ feeBps: 250, periodUnit: "day" });
+    expect(configError(() => deploySettings({ PLATFORM_FEE_BPS: "10001" })).field).toBe("PLATFORM_FEE_BPS");
+  });
+});
+
 describe("API settings", () => {
   it("share the operator's variables with the agent: payers default to the operator, past payers are added", () => {
     const past = "0x00000000000000000000000000000000000000aa";
     expect(payoutViewConfig({ PAST_PAYER_ADDRESSES: past, PLATFORM_FEE_BPS: "250" }, LOCAL, operatorAddress)).toEqual({
       operator: { walletKey: ANVIL_KEYS[0] },
       payers: [operatorAddress(), getAddress(past)],
-      feeBps: 250,
-      periodUnit: "month",
+      asserted: { feeBps: 250 },
     });
   });
 
@@ -99,8 +126,7 @@ describe("API settings", () => {
     expect(payoutViewConfig({ OPERATOR_EERC_KEY: eercKey, PAYER_ADDRESSES: payer }, FUJI, operatorAddress)).toEqual({
       operator: { eercKey: 0x0123456789abcdefn },
       payers: [getAddress(payer)],
-      feeBps: 1000,
-      periodUnit: "month",
+      asserted: {},
     });
     // Even on anvil, where a wallet key would be at hand, the eERC key is what the API reads with.
     expect(payoutViewConfig({ OPERATOR_EERC_KEY: eercKey, PAYER_ADDRESSES: payer }, LOCAL, operatorAddress)).not.toHaveProperty(

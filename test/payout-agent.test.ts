@@ -1,16 +1,24 @@
+import { createTestClient, custom } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { ANVIL_KEYS } from "../src/chain/local.js";
+import { setSettlement } from "../src/deployment/settlement.js";
+import type { EercClient } from "../src/eerc/client.js";
+import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
-import { UnattributedPayerTransferError } from "../src/payout/errors.js";
+import { WebhookSender } from "../src/notify/webhooks.js";
+import { PayerUnderfundedError, SettlementMismatchError, UnattributedPayerTransferError } from "../src/payout/errors.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
+import { reconcile } from "../src/payout/reconcile.js";
 import { poolReserve, poolSecret } from "../src/payout/settlement.js";
 import { operatorAmounts } from "../src/payout/tag.js";
+import { nextPeriodStart } from "../src/usage/period.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import { type PayoutWorld, payoutWorld, transfersPerCycleAndProvider } from "./payout-fixtures.js";
 import { story } from "./story.js";
+import { startWebhookReceiver, type WebhookReceiver } from "./webhook-receiver.js";
 
 // The payout agent against anvil, the indexer and real proofs. Expected amounts are worked out by
 // hand from the pricing (10% platform fee) so the engine is not checked against itself. The free
@@ -19,6 +27,11 @@ import { story } from "./story.js";
 
 let w: PayoutWorld;
 let sequence = 0;
+/** Receives the agent's and the API's webhooks, signed with this secret. */
+let receiver: WebhookReceiver;
+const WEBHOOK_SECRET = `whsec_${Buffer.from("the payout agent test's webhook secret").toString("base64")}`;
+/** The second payer account, from the step that adds it on. */
+let secondPayer: EercClient;
 const now = Date.now();
 
 async function commit(calls: Record<string, number | [number, number]>) {
@@ -27,7 +40,7 @@ async function commit(calls: Record<string, number | [number, number]>) {
     const price = ns === "weather" ? 1000n : ns === "tinyapi" ? 1n : 0n;
     return callRecords(ns, count, { at: now, billable, priceMicro: price });
   });
-  await commitRecords(w.chain, w.manifest, w.server, w.operator.address, ++sequence, records);
+  return commitRecords(w.chain, w.manifest, w.server, w.operator.address, ++sequence, records);
 }
 
 /** A cycle's pool reserve, as the operator and the auditor derive it. */
@@ -59,12 +72,16 @@ async function balances(): Promise<Record<string, bigint>> {
 }
 
 beforeAll(async () => {
-  w = await payoutWorld({ fundMicro: 5_000_000n });
+  receiver = await startWebhookReceiver(WEBHOOK_SECRET);
+  w = await payoutWorld({ fundMicro: 5_000_000n, indexerEnv: { WEBHOOK_URLS: receiver.url, WEBHOOK_SECRET } });
 });
 
 afterAll(async () => {
   await w?.close();
+  await receiver?.close();
 });
+
+const webhooks = () => new WebhookSender({ urls: [receiver.url], secret: WEBHOOK_SECRET, backoffMs: 50 });
 
 describe("payout agent", () => {
   const step = story();
@@ -172,6 +189,7 @@ describe("payout agent", () => {
     const second = await newFundedAccount(w.chain);
     const secondClient = await eercAccount(w.chain, w.manifest, w.prover, second);
     await fundPayer(w.chain, w.manifest, secondClient, second, 1_000_000n);
+    secondPayer = secondClient;
     await commit({ weather: 1, news: 1, tinyapi: 1, wiki: 1 });
     await payPoolFee(w.chain, w.manifest, w.user, 100n);
     const result = await w.agent({ payers: [w.operator, secondClient], pastPayers: [] }).runCycle();
@@ -187,6 +205,103 @@ describe("payout agent", () => {
     const again = await w.agent({ payers: [w.operator, secondClient] }).runCycle();
     expect(again.status).toBe("nothing_owed");
   });
+
+  step("reports a paid cycle, and the API each committed batch, by signed webhooks: counts, blocks and hashes, no amount", async () => {
+    const committed = await commit({ tinyapi: 1 });
+    const sender = webhooks();
+    const result = await w.agent({ payers: [w.operator, secondPayer], everyProvider: false, notify: sender }).runCycle();
+    if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
+    expect(result.cycle).toBe(5);
+    await sender.settled();
+    const paid = await receiver.waitFor("cycle.paid", (e) => e.data.cycle === 5);
+    expect(paid.id).toBe("cycle.paid:5");
+    expect(paid.data).toEqual({
+      cycle: 5,
+      throughBlock: result.throughBlock.toString(),
+      resumed: false,
+      transfers: result.transfers.length,
+      recoveries: 0,
+      seconds: expect.any(Number),
+    });
+    const batch = await receiver.waitFor("batch.committed", (e) => e.data.batchId === committed.batchId);
+    expect(batch.id).toBe(`batch.committed:${w.server.address.toLowerCase()}:${committed.batchId}`);
+    expect(batch.data).toMatchObject({ server: w.server.address.toLowerCase(), blockNumber: committed.blockNumber.toString() });
+    expect(Object.keys(batch.data).sort()).toEqual(["batchId", "blockNumber", "lines", "periodEnd", "periodStart", "server", "txHash"]);
+    // Every delivery so far carries a valid signature.
+    expect(receiver.verified()).toHaveLength(receiver.deliveries.length);
+  });
+
+  step("reports a cycle the payers cannot cover: cycle.failed and payer.underfunded, and nothing is sent", async () => {
+    // 6000 × 1000 − 10% = 5,400,000 owed to weather: more than either payer ever held (5,000,000 and 1,000,000).
+    await commit({ weather: 6000 });
+    const nonceBefore = await w.chain.publicClient.getTransactionCount({ address: w.operator.address });
+    const sender = webhooks();
+    const run = w.agent({ payers: [w.operator, secondPayer], everyProvider: false, notify: sender }).runCycle();
+    await expect(run).rejects.toBeInstanceOf(PayerUnderfundedError);
+    await sender.settled();
+    const failed = await receiver.waitFor("cycle.failed", (e) => e.data.cycle === 6);
+    expect(failed.data).toEqual({ cycle: 6, code: "PAYER_UNDERFUNDED", message: new PayerUnderfundedError(0n, 0n).message });
+    const underfunded = await receiver.waitFor("payer.underfunded", (e) => e.data.cycle === 6);
+    expect(underfunded.data).toEqual({ cycle: 6, payers: 2, transfers: 1 });
+    for (const d of receiver.deliveries) expect(d.body).not.toContain("5400000");
+    expect(await w.chain.publicClient.getTransactionCount({ address: w.operator.address })).toBe(nonceBefore);
+  });
+
+  step(
+    "a fee change recorded on chain applies from the next pricing period, in what the agent pays and what the auditor accepts",
+    async () => {
+      // Cover what the last step could not pay: 5,400,000 to weather at this month's 10%.
+      await fundPayer(w.chain, w.manifest, w.operator, w.owner, 6_000_000n);
+      const before = await balances();
+      const registry = w.manifest.contracts.providerRegistry;
+      const set = await setSettlement({
+        publicClient: w.chain.publicClient,
+        wallet: w.chain.walletFor(w.owner),
+        registry,
+        feeBps: 500,
+        periodUnit: "month",
+      });
+      // By default from the next period under the unit in force: the first of next month (UTC).
+      expect(set.effectiveFrom).toBe(nextPeriodStart((await w.chain.publicClient.getBlock()).timestamp, "month"));
+      expect(set.startsAt).toBe(set.effectiveFrom);
+      // This month's usage, committed after the change, still pays 10%: 2 × 1000 − 10% = 1800.
+      await commit({ weather: 2 });
+      // Into next month, the chain and the server's clock: 4 × 1000 − 5% = 3800, and a pool payment at 5%.
+      const nextMonth = set.effectiveFrom + 3_600n;
+      const testClient = createTestClient({ mode: "anvil", chain: w.chain.chain, transport: custom(w.chain.publicClient) });
+      await testClient.setNextBlockTimestamp({ timestamp: nextMonth });
+      await testClient.mine({ blocks: 1 });
+      const records = callRecords("weather", 4, { at: Number(nextMonth) * 1000, priceMicro: 1000n });
+      await commitRecords(w.chain, w.manifest, w.server, w.operator.address, ++sequence, records);
+      await payPoolFee(w.chain, w.manifest, w.user, 1000n);
+
+      const result = await w.agent({ payers: [w.operator, secondPayer] }).runCycle();
+      if (result.status !== "paid") throw new Error(`expected a paid cycle, got ${result.status}`);
+      expect({ cycle: result.cycle, pool: result.poolMicro }).toEqual({ cycle: 6, pool: 1000n });
+      expect((await balances()).weather - before.weather).toBe(5_400_000n + 1800n + 3800n);
+
+      // The auditor recomputes the same from the chain with no setting of its own; the pool's fee is next month's 5%.
+      const audit = {
+        indexer: new IndexerClient(w.indexer.url),
+        auditorSk: await deriveKeyFromWallet(privateKeyToAccount(ANVIL_KEYS[9])),
+        operatorPk: w.operator.publicKey,
+      };
+      // The indexer serves the history as recorded: the deployment's first record and this change.
+      const recorded = await audit.indexer.all("settlementChanges", "feeBps periodUnit effectiveFrom", "blockNumber");
+      expect(recorded).toEqual([
+        { feeBps: 1000, periodUnit: "month", effectiveFrom: "0" },
+        { feeBps: 500, periodUnit: "month", effectiveFrom: set.effectiveFrom.toString() },
+      ]);
+      const report = await reconcile(audit);
+      expect(report.ok).toBe(true);
+      expect(report.cycles.find((c) => c.cycle === 6)).toMatchObject({ poolMicro: 1000n, poolFeeMicro: 50n, ok: true });
+      expect((await reconcile({ ...audit, asserted: { feeBps: 500, periodUnit: "month" } })).ok).toBe(true);
+      // A value the auditor asserts that the chain does not record is refused by name, not settled under.
+      const refused = reconcile({ ...audit, asserted: { feeBps: 1000 } });
+      await expect(refused).rejects.toBeInstanceOf(SettlementMismatchError);
+      await expect(refused).rejects.toThrow(/--fee-bps 1000 but the recorded fee is 500 bps .*drop the flag/);
+    },
+  );
 
   step("never pays twice: a payer transfer the ledger cannot account for stops the agent before it proves anything", async () => {
     await commit({ weather: 2 });

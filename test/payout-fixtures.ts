@@ -29,13 +29,19 @@ export type PayoutWorld = LocalWorld & { indexer: RunningIndexer };
  * The payout tests' world (\`localWorld\`): the five providers above, the operator funded with
  * \`fundMicro\`, the indexer, and the deployment of \`deployForTests\` (the audited eERC in interop runs).
  */
-export async function payoutWorld(options: { fundMicro: bigint; blockTime?: number }): Promise<PayoutWorld> {
+export async function payoutWorld(options: {
+  fundMicro: bigint;
+  blockTime?: number;
+  /** Extra environment of the indexer and its API (webhook settings, for example). */
+  indexerEnv?: Record<string, string>;
+}): Promise<PayoutWorld> {
   const world = await localWorld({
     providers: PROVIDERS,
     fundMicro: options.fundMicro,
     blockTime: options.blockTime,
     indexer: true,
-    feeBps: FEE_BPS,
+    indexerEnv: options.indexerEnv,
+    settlement: { feeBps: FEE_BPS, periodUnit: "month" },
     deploy: async (args) => (await deployForTests(args)) as DeploymentManifest,
   });
   return { ...world, indexer: world.indexer! };

@@ -3,11 +3,10 @@ import schema from "ponder:schema";
 import { Hono } from "hono";
 import { client, graphql } from "ponder";
 import { indexerSettings } from "../config/indexer.js";
-import { ApiInputError, parseAddress, parseTokenId } from "../http/input.js";
-import type { AuditTotalsWire, EarningsWire } from "../indexer-client/wire.js";
-import { auditTotals, parsePeriod } from "./audit.js";
-import { earnings } from "./earnings.js";
+import { ApiInputError } from "../http/input.js";
+import { mountOperations } from "./health.js";
 import { payoutFields } from "./payouts.js";
+import { mountReadRoutes } from "./reads.js";
 import { ApiServiceError } from "./relayer.js";
 import { mountWriteRoutes } from "./writes.js";
 
@@ -23,21 +22,8 @@ app.use("/sql/*", client({ db, schema }));
 app.use("/", graphql({ db, schema }));
 app.use("/graphql", graphql({ db, schema }));
 
-app.get("/providers/:providerId/earnings", async (c) => {
-  const address = parseAddress("providerId", c.req.param("providerId"));
-  const tokenId = parseTokenId(c.req.query("tokenId"));
-  const body = await earnings(db, address, tokenId);
-  if (!body) return c.json({ error: { field: "providerId", message: `no registered account ${address}` } }, 404);
-  const pk: [bigint, bigint] = [BigInt(body.publicKey[0]), BigInt(body.publicKey[1])];
-  return c.json({ ...body, ...(await payouts.pending(address, pk)) } satisfies EarningsWire);
-});
-
-app.get("/audit/totals", async (c) => {
-  const body = await auditTotals(db, parsePeriod(c.req.query("period")));
-  const pk: [bigint, bigint] | null = body.auditorPublicKey ? [BigInt(body.auditorPublicKey[0]), BigInt(body.auditorPublicKey[1])] : null;
-  return c.json({ ...body, ...(await payouts.cycles(pk)) } satisfies AuditTotalsWire);
-});
-
+mountReadRoutes(app, { db, payouts });
+mountOperations(app, { db, settings, env: process.env, payouts });
 mountWriteRoutes(app, { db, settings, env: process.env });
 
 app.onError((err, c) => {

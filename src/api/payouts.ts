@@ -1,13 +1,14 @@
 import { type Address, getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { payoutViewConfig } from "../config/api.js";
+import { checkRecordedSettlement } from "../config/operator.js";
 import type { Point } from "../eerc/curve.js";
 import { deriveNonce, deriveScalar } from "../eerc/derive.js";
 import { deriveKeyFromWallet } from "../eerc/keys.js";
 import { encryptPCT } from "../eerc/pct.js";
 import { summarize } from "../errors.js";
 import { IndexerClient } from "../indexer-client/client.js";
-import type { CyclesField, PendingField } from "../indexer-client/wire.js";
+import type { CyclesField, PendingField } from "../indexer-client/schemas.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
 
 const words = (pct: bigint[]) => pct.map((w) => w.toString());
@@ -33,6 +34,7 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
     return {
       pending: async (): Promise<PendingField> => ({ pending: null, pendingUnavailable: config.disabled }),
       cycles: async (): Promise<CyclesField> => ({ cycles: null, cyclesUnavailable: config.disabled }),
+      owedProviders: async (): Promise<number | null> => null,
     };
   }
   let sk: Promise<bigint> | undefined;
@@ -45,7 +47,8 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
     status: new IndexerClient(`http://127.0.0.1:${args.env.PORT || 42069}`),
     operatorSk,
     payers: config.payers,
-    settlement: { feeBps: config.feeBps, periodUnit: config.periodUnit },
+    // PLATFORM_FEE_BPS or PRICING_PERIOD given to the API must match the chain's record, or no payout field is served.
+    checkInForce: (inForce) => checkRecordedSettlement(config.asserted, inForce),
   });
   // The payout fields are extras: if the ledger cannot be read, the core answer still goes out.
   const snapshot = () =>
@@ -55,6 +58,11 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
     });
   const unavailable = "the payout ledger could not be read; see the API's log";
   return {
+    /** How many providers are owed something not yet paid: a count for /metrics, never an amount. Null when unreadable. */
+    async owedProviders(): Promise<number | null> {
+      const s = await snapshot();
+      return s ? s.pendingByProvider.size : null;
+    },
     async pending(account: Address, publicKey: Point): Promise<PendingField> {
       const s = await snapshot();
       if (!s) return { pending: null, pendingUnavailable: unavailable };

@@ -19,6 +19,8 @@ import {
 import { LOCAL_CHAIN_ID } from "../chain/local.js";
 import { BaseError, summarize } from "../errors.js";
 import { type ApiErrorStatus, ApiInputError } from "../http/input.js";
+import { type Logger, toLogger } from "../log.js";
+import { apiLogger } from "./log.js";
 
 /** anvil's well-known account #8: the relayer on a local chain when RELAYER_PRIVATE_KEY is unset. */
 
@@ -65,15 +67,19 @@ export class Relayer {
   private readonly wallet: WalletClient;
   private tail: Promise<unknown> = Promise.resolve();
   private nextNonce: number | undefined;
+  private readonly log: Logger;
 
   constructor(
     readonly account: PrivateKeyAccount,
     readonly publicClient: PublicClient,
     walletClient: (account: PrivateKeyAccount) => WalletClient,
     private readonly chain: Chain,
+    /** Each send: nonce, target, transaction hash and time; never the key or the calldata. */
+    log: Logger = toLogger(apiLogger("relayer")),
   ) {
     this.address = account.address;
     this.wallet = walletClient(account);
+    this.log = log;
   }
 
   send(tx: { to: Address; data: Hex; gas: bigint }): Promise<Hex> {
@@ -84,17 +90,31 @@ export class Relayer {
   }
 
   private async sendNow(tx: { to: Address; data: Hex; gas: bigint }): Promise<Hex> {
+    const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       this.nextNonce ??= await this.publicClient.getTransactionCount({ address: this.address, blockTag: "pending" });
+      const nonce = this.nextNonce;
       try {
-        const hash = await this.wallet.sendTransaction({ account: this.account, chain: this.chain, ...tx, nonce: this.nextNonce });
+        const hash = await this.wallet.sendTransaction({ account: this.account, chain: this.chain, ...tx, nonce });
         this.nextNonce += 1;
+        this.log.info(
+          { relayer: this.address, to: tx.to, nonce, gas: Number(tx.gas), txHash: hash, ms: Math.round(performance.now() - started) },
+          "relayed transaction sent",
+        );
         return hash;
       } catch (err) {
         this.nextNonce = undefined;
         const nonceRefused =
           err instanceof ViemBaseError && err.walk((e) => e instanceof NonceTooLowError || e instanceof NonceTooHighError);
-        if (attempt === 0 && nonceRefused) continue;
+        const { code } = summarize(err);
+        if (attempt === 0 && nonceRefused) {
+          this.log.warn({ relayer: this.address, to: tx.to, nonce, code }, "relayer nonce refused: retrying with the node's count");
+          continue;
+        }
+        this.log.warn(
+          { relayer: this.address, to: tx.to, nonce, code, ms: Math.round(performance.now() - started) },
+          "relayed transaction not sent",
+        );
         throw err;
       }
     }

@@ -1,10 +1,12 @@
 import type { Hex } from "viem";
 import { FAULT_STEPS, type FaultStep } from "../payout/pipeline.js";
+import { OPERATIONS_ENV, type OperationsSettings, operationsSettings } from "./operations.js";
 import { isLocalChain, OPERATOR_ENV, type OperatorSettings, operatorSettings } from "./operator.js";
 import { ConfigError, type Env, env, readEnv } from "./parse.js";
 
 export const AGENT_ENV = {
   ...OPERATOR_ENV,
+  ...OPERATIONS_ENV,
   RPC_URL: env.url(),
   INDEXER_URL: env.url(),
   PAYER_PRIVATE_KEYS: env.privateKeys(),
@@ -19,25 +21,26 @@ export const AGENT_ENV = {
 };
 
 /** The payout agent's settings. */
-export type AgentConfig = OperatorSettings & {
-  rpcUrl: string;
-  indexerUrl: string;
-  /** Keys of the accounts that pay; the operator's when PAYER_PRIVATE_KEYS is unset. */
-  payerKeys: Hex[];
-  confirmations: number;
-  depth: number;
-  /** Pay every active provider every cycle, zero where nothing is owed (PAYOUT_EVERY_PROVIDER, default 1). */
-  everyProvider: boolean;
-  /** Seconds between scheduled cycles; 0 turns the schedule off. */
-  intervalS: number;
-  port: number;
-  /** With the deployment, this agent's EIP-712 identity: a request signed for another agent is refused. */
-  agentName: string;
-  /** Where accepted request ids are kept until their deadline, so a replay after a restart is refused. */
-  requestsFile: string;
-  /** Crash tests only: stop at `step` of the `seq`-th transfer. */
-  fault?: { step: FaultStep; seq: number };
-};
+export type AgentConfig = OperatorSettings &
+  OperationsSettings & {
+    rpcUrl: string;
+    indexerUrl: string;
+    /** Keys of the accounts that pay; the operator's when PAYER_PRIVATE_KEYS is unset. */
+    payerKeys: Hex[];
+    confirmations: number;
+    depth: number;
+    /** Pay every active provider every cycle, zero where nothing is owed (PAYOUT_EVERY_PROVIDER, default 1). */
+    everyProvider: boolean;
+    /** Seconds between scheduled cycles; 0 turns the schedule off. */
+    intervalS: number;
+    port: number;
+    /** With the deployment, this agent's EIP-712 identity: a request signed for another agent is refused. */
+    agentName: string;
+    /** Where accepted request ids are kept until their deadline, so a replay after a restart is refused. */
+    requestsFile: string;
+    /** Crash tests only: stop at `step` of the `seq`-th transfer. */
+    fault?: { step: FaultStep; seq: number };
+  };
 
 function faultOf(text: string | undefined): AgentConfig["fault"] {
   if (text === undefined) return undefined;
@@ -56,6 +59,7 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
   const operator = operatorSettings(e, chainId);
   return {
     ...operator,
+    ...operationsSettings(source),
     rpcUrl: e.RPC_URL ?? "http://127.0.0.1:8545",
     indexerUrl: e.INDEXER_URL ?? "http://127.0.0.1:42069",
     payerKeys: e.PAYER_PRIVATE_KEYS ?? [operator.operatorKey],

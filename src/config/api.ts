@@ -1,11 +1,13 @@
 import type { Address, Hex } from "viem";
 import { localKey } from "../chain/local.js";
+import { OPERATIONS_ENV } from "./operations.js";
 import { OPERATOR_ENV, operatorSettings, type SettlementSettings, settlementSettings } from "./operator.js";
 import { ConfigError, type Env, env, readEnv } from "./parse.js";
 
 /** The API's own variables, next to the indexer's (it runs in the indexer's process). */
 export const API_ENV = {
   ...OPERATOR_ENV,
+  ...OPERATIONS_ENV,
   OPERATOR_EERC_KEY: env.eercKey(),
   PAYER_ADDRESSES: env.addresses(),
   RELAYER_PRIVATE_KEY: env.privateKey(),
@@ -35,11 +37,11 @@ export function payoutViewConfig(
 ): PayoutViewConfig | { disabled: string } {
   // The relayer key is read apart (relayerKey): a bad one turns the write routes off, not the API.
   const e = readEnv({ ...OPERATOR_ENV, OPERATOR_EERC_KEY: API_ENV.OPERATOR_EERC_KEY, PAYER_ADDRESSES: API_ENV.PAYER_ADDRESSES }, source);
-  const { pastPayers, ...rules } = settlementSettings(e);
+  const { pastPayers, asserted } = settlementSettings(e);
   if (e.OPERATOR_EERC_KEY !== undefined) {
     if (!e.PAYER_ADDRESSES?.length)
       throw new ConfigError("PAYER_ADDRESSES", "PAYER_ADDRESSES must name the payer accounts when the API reads with OPERATOR_EERC_KEY");
-    return { ...rules, operator: { eercKey: e.OPERATOR_EERC_KEY }, payers: [...e.PAYER_ADDRESSES, ...pastPayers] };
+    return { asserted, operator: { eercKey: e.OPERATOR_EERC_KEY }, payers: [...e.PAYER_ADDRESSES, ...pastPayers] };
   }
   if (e.OPERATOR_PRIVATE_KEY === undefined && !localKey("operator", chainId)) {
     return {
@@ -48,7 +50,7 @@ export function payoutViewConfig(
   }
   const { operatorKey } = operatorSettings(e, chainId);
   const payers = e.PAYER_ADDRESSES?.length ? e.PAYER_ADDRESSES : [operatorAddress(operatorKey)];
-  return { ...rules, operator: { walletKey: operatorKey }, payers: [...payers, ...pastPayers] };
+  return { asserted, operator: { walletKey: operatorKey }, payers: [...payers, ...pastPayers] };
 }
 
 export type RelayerKey = { enabled: true; key: Hex; source: "env" | "anvil" } | { enabled: false; reason: string };

@@ -8,6 +8,7 @@ export { type AgentConfig, agentConfig } from "./agent.js";
 export { type PayoutViewConfig, payoutViewConfig, type RelayerKey, relayerKey } from "./api.js";
 export { type DeploySettings, deploySettings } from "./deploy.js";
 export { type IndexerSettings, indexerSettings, ponderRpcVariable } from "./indexer.js";
+export { type OperationsSettings, operationsSettings } from "./operations.js";
 export { ConfigError, type Env } from "./parse.js";
 
 /** Every environment variable each process reads, by process: the README's configuration table lists them all. */

@@ -90,11 +90,11 @@ export const env = {
   text: () => optional(z.string().transform((v) => v.trim())),
 };
 
-const isSecret = (name: string) => /KEY/.test(name);
+const isSecret = (name: string) => /KEY|SECRET|WEBHOOK_URLS/.test(name);
 
 /**
  * Reads the variables of `shape` from `env`. The first bad one throws a ConfigError naming it,
- * what it must be and (unless it holds a key) what it was.
+ * what it must be and (unless it holds a key, a secret or webhook URLs, which may carry a token) what it was.
  */
 export function readEnv<S extends z.ZodRawShape>(shape: S, source: Env): z.infer<z.ZodObject<S>> {
   const result = z.object(shape).safeParse(source);

@@ -17,6 +17,7 @@ import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { Point } from "../eerc/curve.js";
 import { BaseError, summarize } from "../errors.js";
 import { failureOf, type HttpAnswer, sendRequest } from "../http/client.js";
+import { type LogTarget, toLogger } from "../log.js";
 import { type BuiltBatch, batchTypedData, buildBatch, type UsageBatch } from "../usage/batch.js";
 import { fetchLineKeys } from "../usage/keys.js";
 import type { CallRecord } from "../usage/record.js";
@@ -54,6 +55,11 @@ export type BatchSubmitterOptions = {
   fetch?: typeof globalThis.fetch;
   /** Padded line count floor (a power of two; default 4). */
   minLines?: number;
+  /**
+   * Where each submission is logged, with its batch id, record count, transaction and time (never
+   * a price or an amount): a pino logger (`createLogger("meter")`) or a line callback; default none.
+   */
+  log?: LogTarget;
 };
 
 /** What one submission did. `txHash` is null when the batch was already committed before this attempt. */
@@ -155,6 +161,7 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
     : undefined;
   let chainId: Promise<number> | undefined;
   let wallet = options.walletClient;
+  const log = toLogger(options.log);
 
   const operatorKeySource = () =>
     (operator ??= publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "owner" }).catch((err) => {
@@ -242,11 +249,29 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
     throw new BatchSubmitError(`the API answered for batch ${batchId} without a transaction, and the batch is not committed`, batchId);
   };
 
-  const submit = async (closed: ClosedBatch): Promise<SubmitResult> => {
+  const commit = async (closed: ClosedBatch): Promise<SubmitResult> => {
     // A batch handed over again (after a crash before its `submitted` line) is usually on chain already.
     if (await isCommitted(closed.batchId)) return { batchId: closed.batchId, txHash: null, alreadyCommitted: true };
     const built = await build(closed);
     return options.mode.kind === "direct" ? commitDirect(built.batch) : commitRelayed(built, closed.records, options.mode.apiUrl);
+  };
+
+  const submit = async (closed: ClosedBatch): Promise<SubmitResult> => {
+    const started = performance.now();
+    const fields = { batchId: closed.batchId, sequence: closed.sequence, records: closed.records.length, mode: options.mode.kind };
+    try {
+      const result = await commit(closed);
+      const ms = Math.round(performance.now() - started);
+      log.info(
+        { ...fields, txHash: result.txHash, alreadyCommitted: result.alreadyCommitted, ms },
+        result.alreadyCommitted ? "usage batch already committed" : "usage batch committed",
+      );
+      return result;
+    } catch (err) {
+      const { code, message } = summarize(err);
+      log.warn({ ...fields, code, ms: Math.round(performance.now() - started) }, `usage batch not committed: ${message}`);
+      throw err;
+    }
   };
 
   return {

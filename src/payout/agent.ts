@@ -1,13 +1,16 @@
 import type { Address, Hex } from "viem";
 import { decryptBalance } from "../eerc/balance.js";
 import type { EercClient } from "../eerc/client.js";
+import { summarize } from "../errors.js";
 import type { IndexerClient } from "../indexer-client/client.js";
+import { type Logger, type LogTarget, toLogger } from "../log.js";
+import type { Notifier } from "../notify/webhooks.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
 import { type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
-import { type DecryptedBatch, operatorLedgerState, type SettlementOptions } from "./settlement.js";
+import { type DecryptedBatch, operatorLedgerState } from "./settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
 
 export type AgentOptions = {
@@ -19,7 +22,6 @@ export type AgentOptions = {
   pastPayers?: readonly Address[];
   indexer: IndexerClient;
   tokenId: bigint;
-  settlement: SettlementOptions;
   /** Blocks below the head a cycle settles through (0 on anvil). */
   confirmations?: number;
   /**
@@ -32,7 +34,10 @@ export type AgentOptions = {
   depth?: number;
   /** How long to wait for pending payer transactions and for the indexer, in ms. */
   waitMs?: number;
-  log?: (line: string) => void;
+  /** A pino-compatible logger, or a callback that takes one line per record. */
+  log?: LogTarget;
+  /** Where `cycle.paid`, `cycle.failed` and `payer.underfunded` go (webhooks); counts and block numbers only. */
+  notify?: Notifier;
   /** A fault injected at one step of one transfer (crash tests): `stop` is called there. */
   fault?: FaultPoint;
   /** Progress of the running cycle: counts only. */
@@ -72,10 +77,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class PayoutAgent {
   private readonly batchLines = new Map<string, DecryptedBatch["lines"]>();
   private readonly amounts = new Map<Hex, bigint>();
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
+  /** The cycle being planned or paid, for what a failure reports. */
+  private current: { cycle: number; transfers: number } | null = null;
 
   constructor(readonly options: AgentOptions) {
-    this.log = options.log ?? (() => {});
+    this.log = toLogger(options.log);
   }
 
   private get payerAddresses(): Address[] {
@@ -97,7 +104,10 @@ export class PayoutAgent {
         if (pending <= latest) break;
         if (Date.now() > deadline) throw new PendingPayerTransactionError(payer.address, pending - latest);
         if (!reported)
-          this.log(`payer ${payer.address}: waiting for ${pending - latest} pending transaction(s) before reading what was paid`);
+          this.log.info(
+            { payer: payer.address, pending: pending - latest },
+            `payer ${payer.address}: waiting for ${pending - latest} pending transaction(s) before reading what was paid`,
+          );
         reported = true;
         await sleep(250);
       }
@@ -120,8 +130,52 @@ export class PayoutAgent {
     }
   }
 
-  /** Runs one cycle: finishes an interrupted one, or settles through the finalized head. */
+  /**
+   * Runs one cycle: finishes an interrupted one, or settles through the finalized head. Its outcome
+   * is also sent to `notify` (paid, or failed, and underfunded payers), which never delays or fails it.
+   */
   async runCycle(): Promise<CycleResult> {
+    this.current = null;
+    try {
+      const result = await this.settle();
+      if (result.status === "paid") this.notifyPaid(result);
+      return result;
+    } catch (err) {
+      this.notifyFailed(err);
+      throw err;
+    } finally {
+      this.current = null;
+    }
+  }
+
+  private notifyPaid(r: Extract<CycleResult, { status: "paid" }>): void {
+    this.options.notify?.notify(
+      "cycle.paid",
+      {
+        cycle: r.cycle,
+        throughBlock: r.throughBlock.toString(),
+        resumed: r.resumed,
+        transfers: r.transfers.length,
+        recoveries: r.recoveries,
+        seconds: Math.round(r.ms.total / 100) / 10,
+      },
+      // A cycle is paid once: its id lets a receiver drop a repeated delivery.
+      `cycle.paid:${r.cycle}`,
+    );
+  }
+
+  private notifyFailed(err: unknown): void {
+    const notify = this.options.notify;
+    if (!notify) return;
+    const { code, message } = summarize(err);
+    const cycle = this.current?.cycle ?? null;
+    notify.notify("cycle.failed", { cycle, code, message });
+    if (err instanceof PayerUnderfundedError) {
+      notify.notify("payer.underfunded", { cycle, payers: this.options.payers.length, transfers: this.current?.transfers ?? null });
+    }
+  }
+
+  private async settle(): Promise<CycleResult> {
     const started = performance.now();
     const head = await this.quiesce();
     const facts = await readSettlementFacts(this.options.indexer, this.payerAddresses);
@@ -130,13 +184,16 @@ export class PayoutAgent {
     const unattributed = [...facts.unattributed, ...unreadable];
     if (unattributed.length > 0) {
       for (const t of unattributed)
-        this.log(`ALERT payer ${t.from} sent transfer ${t.txHash} (block ${t.blockNumber}) that is not an accountable payout: ${t.reason}`);
+        this.log.error(
+          { alert: true, payer: t.from, txHash: t.txHash, block: Number(t.blockNumber), reason: t.reason },
+          `ALERT payer ${t.from} sent transfer ${t.txHash} (block ${t.blockNumber}) that is not an accountable payout: ${t.reason}`,
+        );
       throw new UnattributedPayerTransferError(unattributed);
     }
     this.decryptBatches(facts.batches);
     const batches: DecryptedBatch[] = facts.batches.map((b) => ({ ...b, lines: this.batchLines.get(`${b.server}:${b.batchId}`)! }));
     const finalized = head - BigInt(this.options.confirmations ?? 0);
-    const state = operatorLedgerState(facts, { batches, amounts, operatorSk, settlement: this.options.settlement, through: finalized });
+    const state = operatorLedgerState(facts, { batches, amounts, operatorSk, through: finalized });
     const resumed = state.unfinished !== null;
     const plan = state.unfinished ?? state.next;
     if (!plan || plan.due.size === 0) {
@@ -163,10 +220,12 @@ export class PayoutAgent {
       amount,
       pct: payoutPCTOptions(operatorSk, encodeTag({ cycle, throughBlock, providerId })),
     }));
+    this.current = { cycle, transfers: planned.length };
     const assignment = await this.assign(planned);
     const planMs = performance.now() - started;
     const total = planned.length;
-    this.log(
+    this.log.info(
+      { cycle, resumed, throughBlock: Number(throughBlock), transfers: total, payers: assignment.size, ms: Math.round(planMs) },
       `cycle ${cycle}${resumed ? " (resumed)" : ""}: settling through block ${throughBlock}, ` +
         `${total} transfer(s) from ${assignment.size} payer(s)`,
     );
@@ -187,18 +246,25 @@ export class PayoutAgent {
           hooks: {
             proved: (t, ms) => {
               progress.proved += 1;
-              this.log(`cycle ${cycle} [${progress.proved}/${total}] proved transfer ${t.seq} in ${Math.round(ms)} ms`);
+              this.log.info(
+                { cycle, seq: t.seq, proved: progress.proved, total, ms: Math.round(ms) },
+                `cycle ${cycle} [${progress.proved}/${total}] proved transfer ${t.seq} in ${Math.round(ms)} ms`,
+              );
               this.options.onProgress?.({ ...progress });
             },
             sent: (t, hash) => this.options.onSent?.(t, hash),
             paid: (t) => {
               progress.paid += 1;
-              this.log(`cycle ${cycle} [${progress.paid}/${total}] paid transfer ${t.seq} in block ${t.blockNumber} (${t.txHash})`);
+              this.log.info(
+                { cycle, seq: t.seq, paid: progress.paid, total, block: Number(t.blockNumber), txHash: t.txHash },
+                `cycle ${cycle} [${progress.paid}/${total}] paid transfer ${t.seq} in block ${t.blockNumber} (${t.txHash})`,
+              );
               this.options.onProgress?.({ ...progress });
             },
             recovered: ({ payer: p, reverted, reproving }) => {
               recoveries += 1;
-              this.log(
+              this.log.warn(
+                { payer: p, reverted, reproving },
                 `payer ${p}: ${reverted} transfer(s) reverted after its balance changed mid-chain; ` +
                   `re-proving ${reproving} from the chain balance`,
               );
@@ -210,7 +276,10 @@ export class PayoutAgent {
     const transfers = results.flat().sort((a, b) => a.seq - b.seq);
     const payMs = performance.now() - payStarted;
     const totalMs = performance.now() - started;
-    this.log(`cycle ${cycle}: ${transfers.length} transfer(s) paid in ${(payMs / 1000).toFixed(1)} s (planning ${Math.round(planMs)} ms)`);
+    this.log.info(
+      { cycle, transfers: transfers.length, recoveries, ms: Math.round(totalMs), planMs: Math.round(planMs), payMs: Math.round(payMs) },
+      `cycle ${cycle}: ${transfers.length} transfer(s) paid in ${(payMs / 1000).toFixed(1)} s (planning ${Math.round(planMs)} ms)`,
+    );
     return {
       status: "paid",
       cycle,

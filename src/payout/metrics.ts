@@ -1,3 +1,5 @@
+import { summarize } from "../errors.js";
+import { Histogram, renderMetrics } from "../util/prometheus.js";
 import type { CycleResult } from "./agent.js";
 
 /** Proof-time histogram buckets, seconds. */
@@ -12,53 +14,65 @@ export class AgentMetrics {
   private transfers = 0;
   private recoveries = 0;
   private lastCycleSeconds = 0;
-  private readonly prove = { buckets: PROVE_BUCKETS.map(() => 0), count: 0, sum: 0 };
+  /** Whether the last cycle that got as far as the payers' balances was refused for want of funds: a yes or no, never a margin. */
+  private underfunded = 0;
+  private readonly prove = new Histogram(PROVE_BUCKETS);
 
   recordCycle(result: CycleResult, seconds: number): void {
     this.cycles[result.status] += 1;
     this.lastCycleSeconds = seconds;
+    this.underfunded = 0;
     if (result.status !== "paid") return;
     this.transfers += result.transfers.length;
     this.recoveries += result.recoveries;
-    for (const t of result.transfers) {
-      const s = t.proveMs / 1000;
-      this.prove.count += 1;
-      this.prove.sum += s;
-      PROVE_BUCKETS.forEach((le, i) => {
-        if (s <= le) this.prove.buckets[i]! += 1;
-      });
-    }
+    for (const t of result.transfers) this.prove.observe(t.proveMs / 1000);
   }
 
-  recordFailure(seconds: number): void {
+  recordFailure(seconds: number, error?: unknown): void {
     this.cycles.failed += 1;
     this.lastCycleSeconds = seconds;
+    if (error !== undefined && summarize(error).code === "PAYER_UNDERFUNDED") this.underfunded = 1;
   }
 
   render(running: boolean): string {
-    const lines = [
-      "# HELP backendshield_agent_cycles_total Payout cycles run, by how they ended.",
-      "# TYPE backendshield_agent_cycles_total counter",
-      ...Object.entries(this.cycles).map(([status, n]) => `backendshield_agent_cycles_total{status="${status}"} ${n}`),
-      "# HELP backendshield_agent_transfers_total Private payout transfers paid.",
-      "# TYPE backendshield_agent_transfers_total counter",
-      `backendshield_agent_transfers_total ${this.transfers}`,
-      "# HELP backendshield_agent_recoveries_total Transfers re-proved after the payer's balance changed mid-chain.",
-      "# TYPE backendshield_agent_recoveries_total counter",
-      `backendshield_agent_recoveries_total ${this.recoveries}`,
-      "# HELP backendshield_agent_cycle_running Whether a cycle is running now.",
-      "# TYPE backendshield_agent_cycle_running gauge",
-      `backendshield_agent_cycle_running ${running ? 1 : 0}`,
-      "# HELP backendshield_agent_last_cycle_seconds Duration of the last finished cycle.",
-      "# TYPE backendshield_agent_last_cycle_seconds gauge",
-      `backendshield_agent_last_cycle_seconds ${this.lastCycleSeconds}`,
-      "# HELP backendshield_agent_prove_seconds Time to prove one transfer.",
-      "# TYPE backendshield_agent_prove_seconds histogram",
-      ...PROVE_BUCKETS.map((le, i) => `backendshield_agent_prove_seconds_bucket{le="${le}"} ${this.prove.buckets[i]}`),
-      `backendshield_agent_prove_seconds_bucket{le="+Inf"} ${this.prove.count}`,
-      `backendshield_agent_prove_seconds_sum ${Math.round(this.prove.sum * 1000) / 1000}`,
-      `backendshield_agent_prove_seconds_count ${this.prove.count}`,
-    ];
-    return `${lines.join("\n")}\n`;
+    return renderMetrics([
+      {
+        name: "backendshield_agent_cycles_total",
+        help: "Payout cycles run, by how they ended.",
+        type: "counter",
+        samples: Object.entries(this.cycles).map(([status, value]) => ({ labels: { status }, value })),
+      },
+      {
+        name: "backendshield_agent_transfers_total",
+        help: "Private payout transfers paid.",
+        type: "counter",
+        samples: [{ value: this.transfers }],
+      },
+      {
+        name: "backendshield_agent_recoveries_total",
+        help: "Transfers re-proved after the payer's balance changed mid-chain.",
+        type: "counter",
+        samples: [{ value: this.recoveries }],
+      },
+      {
+        name: "backendshield_agent_cycle_running",
+        help: "Whether a cycle is running now.",
+        type: "gauge",
+        samples: [{ value: running ? 1 : 0 }],
+      },
+      {
+        name: "backendshield_agent_last_cycle_seconds",
+        help: "Duration of the last finished cycle.",
+        type: "gauge",
+        samples: [{ value: this.lastCycleSeconds }],
+      },
+      {
+        name: "backendshield_agent_payer_underfunded",
+        help: "1 when the last cycle was refused because the payers cannot cover what is owed, 0 once a cycle runs through.",
+        type: "gauge",
+        samples: [{ value: this.underfunded }],
+      },
+      { name: "backendshield_agent_prove_seconds", help: "Time to prove one transfer.", type: "histogram", histogram: this.prove },
+    ]);
   }
 }
