@@ -10,16 +10,26 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Address } from "viem";
 import { z } from "zod";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
-import { freePool, freeQuotaThenPerCall, type Meter, perCall, type RecoveryReport, staticPricing } from "../src/meter/index.js";
+import type { FlowMcpSchema } from "../src/local/flowmcp.js";
+import {
+  freePool,
+  freeQuotaThenPerCall,
+  type Meter,
+  type Pricing,
+  perCall,
+  type RecoveryReport,
+  staticPricing,
+} from "../src/meter/index.js";
 
 export const SERVER_ADDRESS: Address = "0x5e7a1C0DE0000000000000000000000000000001";
 
 /** weather: 1,500 µUSDC per call after 2 free calls a period; news: free pool; finance: 2,500 µUSDC per call. */
-export const PRICING = staticPricing({
+export const PRICES: Record<string, Pricing> = {
   weather: freeQuotaThenPerCall(2, 1_500n),
   news: freePool(),
   finance: perCall(2_500n),
-});
+};
+export const PRICING = staticPricing(PRICES);
 
 /** A FlowMCP route name long enough that FlowMCP's 63-character tool name loses the namespace. */
 export const LONG_NEWS_ROUTE = "searchHeadlinesByTopicAndRegionWithFullArticleMetadataAndSourceRanking";
@@ -115,6 +125,21 @@ export function createProviderServer(meter: Meter, upstreamUrl: string, calls?: 
     },
   );
   return server;
+}
+
+/** FlowMCP schemas for the three providers' APIs on `upstreamUrl`, as `activateServerTools` takes them. */
+export function flowMcpSchemas(upstreamUrl: string): FlowMcpSchema[] {
+  const get = (route: string, key: string, description: string) => ({
+    requestMethod: "GET" as const,
+    description,
+    route,
+    parameters: [{ position: { key, location: "query" as const } }],
+  });
+  return [
+    { namespace: "weather", root: `${upstreamUrl}/weather`, routes: { getForecast: get("/forecast", "city", "Forecast for a city") } },
+    { namespace: "news", root: `${upstreamUrl}/news`, routes: { [LONG_NEWS_ROUTE]: get("/search", "topic", "Headlines for a topic") } },
+    { namespace: "finance", root: `${upstreamUrl}/finance`, routes: { getQuote: get("/quote", "symbol", "Quote for a symbol") } },
+  ];
 }
 
 export async function connectClient(url: string): Promise<Client> {

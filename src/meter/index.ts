@@ -1,3 +1,4 @@
+export { createLogger, type Logger, type LoggerOptions, type LogTarget } from "../log.js";
 export { type PeriodUnit, periodOf } from "../usage/period.js";
 export {
   freePool,
@@ -10,7 +11,16 @@ export {
   type Tier,
   tiered,
 } from "../usage/pricing.js";
-export { type McpHttpHost, serveMcpOverHttp } from "./http.js";
+export {
+  type McpHandlerOptions,
+  type McpHonoHandler,
+  type McpHttpHost,
+  type McpRequestHandler,
+  type McpSessions,
+  mcpHonoHandler,
+  mcpRequestHandler,
+  serveMcpOverHttp,
+} from "./http.js";
 export {
   type BatchSubmission,
   type ClosedBatch,
