@@ -106,16 +106,34 @@ describe("cli: usage, keys and unreachable sources", () => {
       [["history", "--api", "http://a"], /no key: set PRIVATE_KEY/],
       [["history", "--api", "http://a", "--records", "r.jsonl"], /--records is only used with usage/],
       [["usage", "--rpc", "http://a", "--period", "day"], /--period is only used with audit/],
-      [["withdraw", "--api", "http://a", "--amount", "1"], /withdraw needs --rpc URL/],
+      [["withdraw", "--api", "http://a", "--amount", "1"], /withdraw needs --rpc URL, not --api/],
       [["withdraw", "--rpc", "http://a"], /withdraw needs --amount USDC/],
       [["history", "--api", "http://a", "--amount", "1"], /--amount is only used with withdraw/],
-      [["reconcile", "--rpc", "http://a"], /reconcile needs --api URL/],
+      [["reconcile", "--rpc", "http://a"], /reconcile needs --api URL, not --rpc/],
       [["reconcile", "--api", "http://a", "--fee-bps", "20000"], /--fee-bps must be an integer from 0 to 10000/],
       [["reconcile", "--api", "http://a", "--pricing-period", "week"], /--pricing-period must be month or day/],
       [["reconcile", "--api", "http://a"], /reconcile needs --operator ADDRESS/],
       [["reconcile", "--api", "http://a", "--operator", "0x12"], /--operator: "0x12" is not an address/],
-      [["distribute", "--api", "http://a"], /distribute takes --agent URL/],
-      [["history", "--agent", "http://a"], /--agent is only used with distribute/],
+      [["distribute", "--api", "http://a"], /^error: distribute needs --agent URL, not --api/],
+      [["history", "--agent", "http://a"], /history takes --api URL or --rpc URL, not --agent/],
+      [["provider"], /^error: missing command: provider add\|update/],
+      [["provider", "ad", "weather"], /unknown command "ad": did you mean add\?/],
+      [["provider", "add", "weather", "--rpc", "http://a", "--price", "0.001"], /provider add needs --payout ADDRESS/],
+      [["provider", "add", "wea-ther", "--rpc", "http://a"], /"wea-ther" is not a namespace: 1 to 64 ASCII letters or digits/],
+      [["provider", "add", "weather", "--api", "http://a"], /provider add needs --rpc URL \(add --api URL to have the API relay/],
+      [["provider", "add", "weather", "--rpc", "http://a", "--payout", accounts[2]!.address], /provider add needs a pricing: --price USDC/],
+      [["provider", "add", "weather", "--rpc", "http://a", "--price", "1", "--free-pool"], /give one pricing/],
+      [["provider", "add", "weather", "--rpc", "http://a", "--tiers", "10:0,x"], /--tiers: "x" is not upToCalls:USDC/],
+      [["provider", "update", "weather", "--rpc", "http://a"], /provider update needs something to change/],
+      [["provider", "update", "weather", "--rpc", "http://a", "--active", "--inactive"], /give --active or --inactive, not both/],
+      [["server", "authorise", "0x12", "--rpc", "http://a"], /"0x12" is not a server address/],
+      [["server", "revoke", "--rpc", "http://a"], /server revoke needs <address>/],
+      [["payer", "fund", "--rpc", "http://a"], /payer fund needs --amount USDC/],
+      [["payer", "fund", "--rpc", "http://a", "--amount", "0"], /--amount must be more than 0, got 0: the USDC to deposit/],
+      [["settlement", "set", "--rpc", "http://a"], /settlement set needs --fee-bps N and\/or --pricing-period/],
+      [["settlement", "set", "--rpc", "http://a", "--fee-bps", "500", "--from", "tomorrow"], /--from must be a UTC day as YYYY-MM-DD/],
+      [["doctor"], /doctor needs --rpc URL/],
+      [["register", "--api", "http://a"], /register needs --rpc URL, not --api/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     runs.forEach((run, i) => {
@@ -137,6 +155,19 @@ describe("cli: usage, keys and unreachable sources", () => {
     );
     expect(npm.code).toBe(0);
     expect(npm.stdout).toContain("Exit codes: 0 ok, 1 runtime error, 2 usage error");
+  });
+
+  it("every command has its own --help, naming its options, and exits 0", async () => {
+    const commands = ["history", "audit", "usage", "withdraw", "reconcile", "distribute", "register", "provider add", "provider update"];
+    commands.push("server authorise", "server revoke", "payer fund", "settlement show", "settlement set", "doctor");
+    const runs = await Promise.all(commands.map((c) => cli([...c.split(" "), "--help"])));
+    runs.forEach((run, i) => {
+      expect(run.code, commands[i]).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^Usage: npm run cli -- ${commands[i]} \\[options\\]`));
+      expect(run.stdout).toContain("-h, --help");
+    });
+    expect(runs[7]!.stdout).toContain("--payout <address>");
+    expect(runs[14]!.stdout).toContain("payer balance against what is owed next");
   });
 
   it("an invalid key exits 2 without echoing it", async () => {
@@ -193,7 +224,7 @@ describe("cli: usage, keys and unreachable sources", () => {
     expect(api.code).toBe(1);
     expect(api.stderr.trim()).toMatch(
       new RegExp(
-        `^error: http://127.0.0.1:${port}/providers/0x.*/earnings is unreachable \\(connection refused\\): check that the service is running at that address$`,
+        `^error: http://127.0.0.1:${port}/accounts/0x.*/earnings is unreachable \\(connection refused\\): check that the service is running at that address$`,
       ),
     );
     expect(rpc.code).toBe(1);
@@ -239,8 +270,8 @@ describe("cli: API mode against a local server", () => {
         res.writeHead(status, { "content-type": "application/json" });
         res.end(JSON.stringify(body));
       };
-      if (url.pathname === `/providers/${providerAddress}/earnings`) return json(200, earnings);
-      if (url.pathname === `/providers/${accounts[3]!.address}/earnings`) return json(200, competitorEarnings);
+      if (url.pathname === `/accounts/${providerAddress}/earnings`) return json(200, earnings);
+      if (url.pathname === `/accounts/${accounts[3]!.address}/earnings`) return json(200, competitorEarnings);
       if (url.pathname === "/audit/totals") return json(200, audit);
       json(404, { error: { field: "providerId", message: "no registered account" } });
     });
@@ -289,7 +320,7 @@ describe("cli: API mode against a local server", () => {
     expect(c.tokens[0]).toMatchObject({ entries: 3, decrypted: 0, undecryptable: 3, amountMicro: "0" });
     expect(stranger.code).toBe(1);
     expect(stranger.stderr.trim()).toMatch(
-      /^error: account 0x.* is unknown: the API has no such account \(HTTP 404: no registered account\)$/,
+      /^error: account 0x.* has no eERC registration known to the API: register it first with "npm run cli -- register --rpc URL"/,
     );
   });
 
@@ -446,7 +477,9 @@ describe("cli: RPC mode against anvil with real proofs", () => {
     expect(audit.stderr).toMatch(/key mismatch/);
     expect(stranger.code).toBe(1);
     expect(stranger.stderr.trim()).toMatch(
-      new RegExp(`^error: account ${accounts[5]!.address} is unknown: not registered in the Registrar at 0x`),
+      new RegExp(
+        `^error: account ${accounts[5]!.address} has no eERC registration in the Registrar at 0x.*: register it first with "npm run cli -- register`,
+      ),
     );
     expect(chainMismatch.code).toBe(1);
     expect(chainMismatch.stderr.trim()).toBe("error: the deployment manifest is for chain 43113 but the RPC serves chain 31337");

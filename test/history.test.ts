@@ -6,9 +6,9 @@ import { KeyMismatchError } from "../src/eerc/errors.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
 import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
 import { HistoryRowCorruptError, ReceivedTransferCorruptError, UnknownAccountError } from "../src/history/errors.js";
-import { parseAuditTotals, parseEarnings } from "../src/history/parse.js";
 import { ApiHttpError, ApiResponseError, ApiUnreachableError } from "../src/http/errors.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
+import { parseAuditTotals, parseEarnings } from "../src/indexer-client/schemas.js";
 import { periodLabel } from "../src/usage/period.js";
 import { expectSameShape, type Recording, recorded } from "./api-fixtures.js";
 import { buildAudit, buildEarnings, type Step, txHash } from "./history-fixtures.js";
@@ -118,7 +118,7 @@ describe("decryptHistory", () => {
     badKind.balanceHistory[0]!.kind = "gift";
     expect(() => parseEarnings(badKind, "test")).toThrow(ApiResponseError);
     expect(() => parseEarnings(badKind, "test")).toThrow(/balanceHistory\[0\]\.kind must be one of/);
-    expect(() => parseEarnings({ ...json, account: "0x12" }, "test")).toThrow(/account is not an address/);
+    expect(() => parseEarnings({ ...json, account: "0x12" }, "test")).toThrow(/account must be a 0x-prefixed 20-byte hex address/);
     expect(() => parseEarnings({ ...json, publicKey: [1.5, 2] }, "test")).toThrow(/publicKey\[0\]/);
   });
 });
@@ -255,16 +255,16 @@ describe("IndexerClient against a local HTTP server", () => {
         res.writeHead(status, { "content-type": type });
         res.end(body);
       };
-      const m = /^\/prefix\/providers\/([^/]+)\/earnings$/.exec(url.pathname);
+      const m = /^\/prefix\/accounts\/([^/]+)\/earnings$/.exec(url.pathname);
       if (m) {
         const who = m[1]!.toLowerCase();
         if (who === PROVIDER.toLowerCase()) return send(200, JSON.stringify(earningsBody));
         if (who === PAYER.toLowerCase())
-          return send(404, JSON.stringify({ error: { field: "providerId", message: `no registered account ${PAYER}` } }));
+          return send(404, JSON.stringify({ error: { field: "address", message: `no registered account ${PAYER}` } }));
         if (who === AUDITOR.toLowerCase()) return send(500, JSON.stringify({ error: { message: "database is restarting" } }));
         if (who === OLD_AUDITOR.toLowerCase()) return send(200, "{ this is not json");
         if (who === USDC.toLowerCase()) return send(200, JSON.stringify({ ...earningsBody, balanceHistory: "nope" }));
-        return send(400, JSON.stringify({ error: { field: "providerId", message: "must be a 0x-prefixed 20-byte hex address" } }));
+        return send(400, JSON.stringify({ error: { field: "address", message: "must be a 0x-prefixed 20-byte hex address" } }));
       }
       if (url.pathname === "/prefix/audit/totals") {
         if (url.searchParams.get("period") === "month") return send(502, "<html><body>Bad Gateway</body></html>", "text/html");
@@ -288,15 +288,17 @@ describe("IndexerClient against a local HTTP server", () => {
     expect(decryptHistory(e, providerSk).tokens[0]!.balanceMicro).toBe(6_234_567n);
     const a = await client.auditTotals({ period: "day" });
     expect(a.auditor).toBe(AUDITOR);
-    expect(seen).toContain(`/prefix/providers/${PROVIDER}/earnings?tokenId=1`);
+    expect(seen).toContain(`/prefix/accounts/${PROVIDER}/earnings?tokenId=1`);
     expect(seen).toContain("/prefix/audit/totals?period=day");
   });
 
-  it("404 is UnknownAccountError with the server's message", async () => {
+  it("404 is UnknownAccountError naming the next step", async () => {
     const err = await new IndexerClient(`${base}/prefix/`).earnings(PAYER).catch((e) => e);
     expect(err).toBeInstanceOf(UnknownAccountError);
     expect(err.account).toBe(PAYER);
-    expect(err.message).toContain("no registered account");
+    expect(err.message).toBe(
+      `account ${PAYER} has no eERC registration known to the API: register it first with "npm run cli -- register --rpc URL" and its wallet key`,
+    );
   });
 
   it("4xx/5xx carry status, field and the server's message", async () => {
@@ -305,8 +307,8 @@ describe("IndexerClient against a local HTTP server", () => {
     expect(e500).toBeInstanceOf(ApiHttpError);
     expect(e500).toMatchObject({ status: 500, serverMessage: "database is restarting" });
     const e400 = await client.earnings("0x000000000000000000000000000000000000dEaD").catch((e) => e);
-    expect(e400).toMatchObject({ status: 400, field: "providerId" });
-    expect(e400.message).toContain("providerId: must be a 0x-prefixed");
+    expect(e400).toMatchObject({ status: 400, field: "address" });
+    expect(e400.message).toContain("address: must be a 0x-prefixed");
     const e502 = await client.auditTotals({ period: "month" }).catch((e) => e);
     expect(e502).toMatchObject({ status: 502, serverMessage: "<html><body>Bad Gateway</body></html>" });
   });

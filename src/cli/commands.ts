@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
-import { type Address, getAddress, type Hex, isAddressEqual } from "viem";
+import { type Address, getAddress, type Hex, isAddressEqual, type PublicClient } from "viem";
 import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 import { type DeploymentManifest, manifestPath, readManifest } from "../deployment/manifest.js";
 import { deriveKeyFromWallet, validatePrivateKey } from "../eerc/keys.js";
+import { BaseError } from "../errors.js";
 import { auditFromChain, balanceFromChain, openRpc, receivedFromChain, tokensFromChain, verifyAccountKey } from "../history/chain.js";
 import { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "../history/decrypt.js";
 import { HistoryError } from "../history/errors.js";
@@ -68,6 +69,40 @@ export async function resolveIdentity(values: Values, env: CliIo["env"]): Promis
   return { address: account.address, sk: await deriveKeyFromWallet(account), account };
 }
 
+/** The wallet account, for commands that send a transaction or sign a request. */
+export function walletOf(id: Identity, command: string): PrivateKeyAccount {
+  if (!id.account)
+    throw new CommandLineError(`${command} sends a transaction: give the wallet key (PRIVATE_KEY or --key-file), not --eerc-key-file`);
+  return id.account;
+}
+
+/** A manifest that names no contract on this chain: written for another chain or an earlier one. */
+export class StaleManifestError extends BaseError {
+  readonly code = "STALE_MANIFEST";
+}
+
+/**
+ * The manifest, checked against the chain behind `--rpc`: the chain id, and code at the eERC and
+ * Registrar addresses (a manifest left from an earlier anvil would otherwise answer with "returned no data").
+ */
+export async function openDeployment(cmd: Command): Promise<{ manifest: DeploymentManifest; url: string; publicClient: PublicClient }> {
+  const src = rpcSource(cmd);
+  const manifest = loadManifest(src.manifest);
+  const publicClient = await openRpc(src.url, { expectedChainId: manifest.chainId });
+  for (const [name, address] of [
+    ["EncryptedERC", manifest.contracts.encryptedERC],
+    ["Registrar", manifest.contracts.registrar],
+  ] as const) {
+    const code = await publicClient.getCode({ address });
+    if (!code || code === "0x")
+      throw new StaleManifestError(
+        `the manifest ${src.manifest ?? manifestPath()} names ${name} ${address}, but chain ${manifest.chainId} at ${src.url} has no contract there: ` +
+          "it was written for an earlier deployment; pass --manifest with this chain's, or deploy with npm run deploy",
+      );
+  }
+  return { manifest, url: src.url, publicClient };
+}
+
 export function rpcSource(cmd: Command): { url: string; manifest?: string } {
   if (cmd.source.kind !== "rpc") throw new CommandLineError(`${cmd.name} needs --rpc URL here`);
   return cmd.source;
@@ -90,8 +125,7 @@ export async function runHistory(cmd: Command, id: Identity, io: CliIo): Promise
     io.stdout(cmd.json ? toJson({ source: "api", ...history }) : renderHistory(history, `api ${cmd.source.url}`));
     return;
   }
-  const m = loadManifest(rpcSource(cmd).manifest);
-  const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
+  const { manifest: m, publicClient } = await openDeployment(cmd);
   const { encryptedERC, registrar } = m.contracts;
   const publicKey = await verifyAccountKey(publicClient, registrar, id.address, id.sk);
   const all = await tokensFromChain(publicClient, encryptedERC);
@@ -150,8 +184,7 @@ export async function runAudit(cmd: Command, id: Identity, io: CliIo): Promise<v
     report = auditTotals(response, id.sk);
     source = `api ${cmd.source.url}`;
   } else {
-    const m = loadManifest(rpcSource(cmd).manifest);
-    const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
+    const { manifest: m, publicClient } = await openDeployment(cmd);
     await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
     report = await auditFromChain({
       rpcUrl: cmd.source.url,
@@ -203,8 +236,7 @@ export async function runUsage(cmd: Command, id: Identity, io: CliIo): Promise<v
     [providers, batches] = await Promise.all([client.providers(), client.usageBatches()]);
     source = `api ${client.graphqlUrl}`;
   } else {
-    const m = loadManifest(rpcSource(cmd).manifest);
-    const publicClient = await openRpc(cmd.source.url, { expectedChainId: m.chainId });
+    const { manifest: m, publicClient } = await openDeployment(cmd);
     await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
     const toBlock = await publicClient.getBlockNumber();
     const range = { rpcUrl: cmd.source.url, publicClient, fromBlock: BigInt(m.startBlock), toBlock };

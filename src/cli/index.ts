@@ -1,26 +1,69 @@
 import { pathToFileURL } from "node:url";
 import { summarize } from "../errors.js";
-import { type CliIo, type Command, CommandLineError, InvalidKeyError, parseCommand, USAGE } from "./args.js";
+import { type CliIo, type Command, CommandLineError, InvalidKeyError } from "./args.js";
+import { parseCommand } from "./program.js";
 
-export { type CliIo, CommandLineError, InvalidKeyError, USAGE } from "./args.js";
+export { type CliIo, CommandLineError, InvalidKeyError } from "./args.js";
 
 /** One line, whatever the error: viem's short message, never a stack or a multi-line dump. */
 const oneLine = (e: unknown): string => summarize(e).message;
 
-/** Runs the CLI; returns the exit code. */
+type Identity = Awaited<ReturnType<typeof import("./commands.js")["resolveIdentity"]>>;
+
+/** Commands that run without a key, or (doctor) with one only if given. */
+const KEYLESS = new Set<Command["name"]>(["settlement show"]);
+const KEY_OPTIONAL = new Set<Command["name"]>(["doctor"]);
+
+/** The command's code, loaded only once the arguments are known to be usable. */
+async function run(cmd: Command, id: Identity | undefined, io: CliIo): Promise<void> {
+  switch (cmd.name) {
+    case "history":
+    case "audit":
+    case "usage": {
+      const c = await import("./commands.js");
+      const runner = { history: c.runHistory, audit: c.runAudit, usage: c.runUsage }[cmd.name];
+      return runner(cmd, id!, io);
+    }
+    case "withdraw":
+    case "reconcile":
+    case "distribute": {
+      const p = await import("./payout-commands.js");
+      const runner = { withdraw: p.runWithdraw, reconcile: p.runReconcile, distribute: p.runDistribute }[cmd.name];
+      return runner(cmd, id!, io);
+    }
+    case "register":
+      return (await import("./setup-commands.js")).runRegister(cmd, id!, io);
+    case "provider add":
+    case "provider update":
+      return (await import("./setup-commands.js")).runProvider(cmd, id!, io);
+    case "server authorise":
+    case "server revoke":
+      return (await import("./setup-commands.js")).runServer(cmd, id!, io);
+    case "payer fund":
+      return (await import("./setup-commands.js")).runPayerFund(cmd, id!, io);
+    case "settlement show":
+    case "settlement set":
+      return (await import("./settlement-commands.js")).runSettlement(cmd, id, io);
+    case "doctor":
+      return (await import("./doctor.js")).runDoctor(cmd, id, io);
+  }
+}
+
+/** Runs the CLI; returns the exit code: 0 ok, 1 runtime error, 2 usage error. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
-  let cmd: Command | "help";
-  let commands: typeof import("./commands.js");
-  let id: Awaited<ReturnType<typeof import("./commands.js")["resolveIdentity"]>>;
+  let cmd: Command;
+  let id: Identity | undefined;
   try {
-    cmd = parseCommand(argv);
-    if (cmd === "help") {
-      io.stdout(USAGE);
+    const parsed = parseCommand(argv);
+    if ("help" in parsed) {
+      io.stdout(parsed.help);
       return 0;
     }
-    // The chain and crypto libraries load only once the arguments are known to be usable.
-    commands = await import("./commands.js");
-    id = await commands.resolveIdentity(cmd.values, io.env);
+    cmd = parsed;
+    const keyGiven = cmd.values["key-file"] !== undefined || cmd.values["eerc-key-file"] !== undefined || !!io.env.PRIVATE_KEY;
+    if (!KEYLESS.has(cmd.name) && (!KEY_OPTIONAL.has(cmd.name) || keyGiven)) {
+      id = await (await import("./commands.js")).resolveIdentity(cmd.values, io.env);
+    }
   } catch (e) {
     if (e instanceof CommandLineError) {
       io.stderr(`error: ${e.message} (see --help)`);
@@ -34,14 +77,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
   try {
-    const payout =
-      cmd.name === "withdraw" || cmd.name === "reconcile" || cmd.name === "distribute" ? await import("./payout-commands.js") : undefined;
-    if (cmd.name === "history") await commands.runHistory(cmd, id, io);
-    else if (cmd.name === "audit") await commands.runAudit(cmd, id, io);
-    else if (cmd.name === "usage") await commands.runUsage(cmd, id, io);
-    else if (cmd.name === "withdraw") await payout!.runWithdraw(cmd, id, io);
-    else if (cmd.name === "reconcile") await payout!.runReconcile(cmd, id, io);
-    else await payout!.runDistribute(cmd, id, io);
+    await run(cmd, id, io);
     return 0;
   } catch (e) {
     if (e instanceof CommandLineError) {

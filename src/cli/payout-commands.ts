@@ -5,15 +5,16 @@ import { EercClient } from "../eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
 import { BaseError } from "../errors.js";
-import { openRpc, verifyAccountKey } from "../history/chain.js";
-import { failureOf, requestJson, sendRequest } from "../http/client.js";
-import { ApiUnreachableError } from "../http/errors.js";
+import { verifyAccountKey } from "../history/chain.js";
+import { ApiHttpError, ApiUnreachableError } from "../http/errors.js";
 import { IndexerClient } from "../indexer-client/client.js";
 import { formatUsdc } from "../money/usdc.js";
+import { AgentClient } from "../payout/client.js";
 import { type Reconciliation, reconcile } from "../payout/reconcile.js";
+import type { AgentStatus } from "../payout/schemas.js";
 import { distributeTypedData } from "../payout/server.js";
 import { type CliIo, type Command, CommandLineError } from "./args.js";
-import { type Identity, loadManifest, rpcSource } from "./commands.js";
+import { type Identity, openDeployment, walletOf } from "./commands.js";
 import { table, toJson } from "./output.js";
 
 /** Thrown after the report is printed when a cycle does not reconcile (exit code 1). */
@@ -21,21 +22,13 @@ export class ReconciliationMismatchError extends BaseError {
   readonly code = "RECONCILIATION_MISMATCH";
 }
 
-function walletOf(id: Identity, command: string) {
-  if (!id.account)
-    throw new CommandLineError(`${command} sends a transaction: give the wallet key (PRIVATE_KEY or --key-file), not --eerc-key-file`);
-  return id.account;
-}
-
 /** A provider claims part of its encrypted balance to its wallet, with nothing but an RPC endpoint. */
 export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promise<void> {
   const account = walletOf(id, "withdraw");
   const amount = cmd.amount!;
-  const src = rpcSource(cmd);
-  const m = loadManifest(src.manifest);
-  const publicClient = await openRpc(src.url, { expectedChainId: m.chainId });
+  const { manifest: m, url, publicClient } = await openDeployment(cmd);
   await verifyAccountKey(publicClient, m.contracts.registrar, id.address, id.sk);
-  const chain = await connectChain(src.url);
+  const chain = await connectChain(url);
   const prover = new Prover(provingArtifactsOf(m));
   try {
     const contracts = { encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar };
@@ -142,7 +135,7 @@ export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promi
     indexer,
     auditorSk: id.sk,
     operatorPk: await indexer.registeredKey(getAddress(cmd.values.operator!)),
-    settlement: cmd.settlement,
+    asserted: cmd.settlement,
     payers: cmd.values.payers ? cmd.values.payers.split(",").map((a) => getAddress(a.trim())) : "any",
   });
   io.stdout(cmd.json ? toJson(r) : renderReconciliation(r));
@@ -167,30 +160,24 @@ const STATUS_RETRY_MS = 15_000;
 export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { progress?: (line: string) => void }): Promise<void> {
   const account = walletOf(id, "distribute");
   if (cmd.source.kind !== "agent") throw new CommandLineError("distribute needs --agent URL");
-  const base = cmd.source.url.replace(/\/$/, "");
-  const { chainId, operator, agentId } = await agentChain(base);
+  const agent = new AgentClient(cmd.source.url);
+  const { chainId, operator, agentId } = await agent.chain();
   if (operator.toLowerCase() !== account.address.toLowerCase())
     throw new Error(`the agent takes requests signed by its operator ${operator}, not by ${account.address}`);
   const requestId = bytesToHex(crypto.getRandomValues(new Uint8Array(32))) as Hex;
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 300);
   const signature = await account.signTypedData(distributeTypedData(requestId, deadline, chainId, agentId));
-  const answer = await sendRequest(`${base}/revenue/distribute`, {
-    method: "POST",
-    json: { requestId, deadline: deadline.toString(), signature },
+  await agent.distribute({ requestId, deadline: deadline.toString(), signature }).catch((e: unknown) => {
+    throw e instanceof ApiHttpError ? new Error(`the agent refused the request (${e.status}): ${e.serverMessage}`) : e;
   });
-  if (answer.status !== 202) throw new Error(`the agent refused the request (${answer.status}): ${failureOf(answer.text).message}`);
   const progress = io.progress ?? ((line: string) => io.stderr(line));
   let shown = "";
   let unreachableSince: number | null = null;
   for (;;) {
     await new Promise((r) => setTimeout(r, 250));
-    let status: {
-      state: "idle" | "running";
-      progress: { cycle: number; total: number; proved: number; paid: number } | null;
-      last: { status: string; cycle?: number; transfers?: number; seconds?: number; throughBlock?: string; message?: string } | null;
-    };
+    let status: AgentStatus;
     try {
-      status = await requestJson(`${base}/revenue/status`);
+      status = await agent.status();
       unreachableSince = null;
     } catch (e) {
       // The cycle runs on whether or not we watch: a dropped poll is retried for a while.
@@ -216,8 +203,4 @@ export async function runDistribute(cmd: Command, id: Identity, io: CliIo & { pr
       return;
     }
   }
-}
-
-async function agentChain(base: string): Promise<{ chainId: number; operator: string; agentId: Hex }> {
-  return requestJson<{ chainId: number; operator: string; agentId: Hex }>(`${base}/revenue/chain`);
 }

@@ -80,7 +80,7 @@ export async function registeredKey(publicClient: PublicClient, registrar: Addre
     functionName: "isUserRegistered",
     args: [account],
   });
-  if (!registered) throw new UnknownAccountError(account, `not registered in the Registrar at ${registrar}`);
+  if (!registered) throw new UnknownAccountError(account, `in the Registrar at ${registrar}`);
   const [x, y] = await publicClient.readContract({
     address: registrar,
     abi: RegistrarAbi,

@@ -4,14 +4,16 @@ import { BaseError } from "../errors.js";
 /** Errors of the provider/auditor history tools; each has a stable `code`. */
 export abstract class HistoryError extends BaseError {}
 
-/** The account is not registered (chain) or not known to the indexer (API 404). */
+/** The account is not registered (chain) or not known to the indexer (API 404); `where` says whose record lacks it. */
 export class UnknownAccountError extends HistoryError {
   readonly code = "UNKNOWN_ACCOUNT";
   constructor(
     readonly account: Address,
-    detail: string,
+    where: string,
   ) {
-    super(`account ${account} is unknown: ${detail}`);
+    super(
+      `account ${account} has no eERC registration ${where}: register it first with "npm run cli -- register --rpc URL" and its wallet key`,
+    );
   }
 }
 
