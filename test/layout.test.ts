@@ -56,3 +56,20 @@ describe("the layout of src", () => {
     expect(importers).toEqual([]);
   });
 });
+
+describe("README", () => {
+  it("names the Node.js version engines asks for, and the host Node.js the quick start was checked on", () => {
+    const readme = readFileSync(join(PROJECT_ROOT, "README.md"), "utf8");
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      engines: { node: string };
+      devDependencies: Record<string, string>;
+    };
+    const engines = /^>=(\d+)/.exec(pkg.engines.node)![1]!;
+    const quickStart = readme.slice(readme.indexOf("## Quick start"), readme.indexOf("```sh", readme.indexOf("## Quick start")));
+    expect(quickStart).toContain(`Node.js ${engines} itself`);
+    expect(quickStart).toContain(`\`engines\` names ${engines}`);
+    expect(pkg.devDependencies.node!.split(".")[0]).toBe(engines);
+    const host = Number(/with Node\.js (\d+) or later/.exec(quickStart)![1]);
+    expect(host).toBeLessThanOrEqual(Number(engines));
+  });
+});

@@ -330,6 +330,7 @@ describe("batches", () => {
     const client = await connect();
     for (let i = 0; i < 7; i++) await client.callTool({ name: WEATHER, arguments: { city: `c${i}` } });
     expect(meter.openRecords()).toHaveLength(1);
+    expect(meter.metrics()).toMatch(/^backendshield_meter_open_records 1$/m);
     const spooled = () => readSpool(meter.spoolPath).lines;
     expect(closeLines(spooled()).map((c) => [c.sequence, c.count])).toEqual([
       [1, 3],
@@ -358,6 +359,11 @@ describe("batches", () => {
     const submitted = spooled().flatMap((l) => (l.type === "submitted" ? [[l.sequence, l.txHash]] : []));
     expect(submitted).toEqual(delivered.map((b) => [b.sequence, `0x${b.sequence.toString(16).padStart(64, "0")}`]));
     expect(meter.pendingBatches()).toEqual([]);
+    const metrics = meter.metrics();
+    for (const line of ["unsubmitted_batches 0", "unsubmitted_records 0", "submit_failures 0", "next_sequence 4", "open_records 0"]) {
+      expect(metrics).toMatch(new RegExp(`^backendshield_meter_${line}$`, "m"));
+    }
+    expect(metrics).toContain("# TYPE backendshield_meter_unsubmitted_batches gauge");
 
     // An idle meter closes no empty batches.
     await sleep(500);

@@ -11,6 +11,7 @@ import { batchIdOf } from "../usage/batch.js";
 import { type PeriodUnit, periodOf } from "../usage/period.js";
 import { type CallOutcome, type CallRecord, MAX_RECORD_STRING_BYTES } from "../usage/record.js";
 import { isValidNamespace } from "../usage/registry.js";
+import { renderMetrics } from "../util/prometheus.js";
 import type { PricingSource } from "./pricing.js";
 import { type CloseLine, Spool, SpoolCorruptError, type SpoolFsync } from "./spool.js";
 
@@ -493,6 +494,30 @@ export class Meter {
   /** Closed batches not yet submitted, in sequence order. */
   pendingBatches(): ClosedBatch[] {
     return [...this.pending.values()].sort((a, b) => a.sequence - b.sequence);
+  }
+
+  /**
+   * Prometheus text for the host's /metrics: the spool's backlog and its delivery (counts only;
+   * what a call earned stays in the spool).
+   */
+  metrics(): string {
+    const pending = [...this.pending.values()];
+    const gauge = (name: string, help: string, value: number) => ({ name, help, type: "gauge" as const, samples: [{ value }] });
+    return renderMetrics([
+      gauge(
+        "backendshield_meter_open_records",
+        "calls recorded in the open batch, not yet in a closed batch",
+        this.open?.records.length ?? 0,
+      ),
+      gauge("backendshield_meter_unsubmitted_batches", "closed batches not yet committed on chain", pending.length),
+      gauge(
+        "backendshield_meter_unsubmitted_records",
+        "calls in closed batches not yet committed on chain",
+        pending.reduce((n, b) => n + b.records.length, 0),
+      ),
+      gauge("backendshield_meter_submit_failures", "failed submissions in a row (0 once a batch goes through)", this.failures),
+      gauge("backendshield_meter_next_sequence", "the sequence number the next closed batch takes", this.nextSequence),
+    ]);
   }
 
   /** Records in the open batch. */
