@@ -74,11 +74,13 @@ function print(io: CliIo, cmd: Command, json: object, text: string): void {
 
 const eercContracts = (m: DeploymentManifest) => ({ encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar });
 
-/** Registers the wallet's eERC account, with a registration proof made here; already registered is fine when the key matches. */
-export async function runRegister(cmd: Command, id: Identity, io: CliIo): Promise<void> {
-  const account = walletOf(id, "register");
-  const { manifest: m, url } = await openDeployment(cmd);
-  const chain = await connectChain(url);
+/** Runs `use` with the wallet's eERC client on the deployment behind --rpc, and a prover it closes after. */
+async function withEercWallet<T>(
+  deployment: { manifest: DeploymentManifest; chain: ChainClients },
+  account: PrivateKeyAccount,
+  use: (client: EercClient, prover: Prover) => Promise<T>,
+): Promise<T> {
+  const { manifest: m, chain } = deployment;
   const prover = new Prover(provingArtifactsOf(m));
   try {
     const client = await EercClient.connect({
@@ -87,6 +89,18 @@ export async function runRegister(cmd: Command, id: Identity, io: CliIo): Promis
       contracts: eercContracts(m),
       prover,
     });
+    return await use(client, prover);
+  } finally {
+    await prover.close();
+  }
+}
+
+/** Registers the wallet's eERC account, with a registration proof made here; already registered is fine when the key matches. */
+export async function runRegister(cmd: Command, id: Identity, io: CliIo): Promise<void> {
+  const account = walletOf(id, "register");
+  const { manifest: m, url } = await openDeployment(cmd);
+  const chain = await connectChain(url);
+  await withEercWallet({ manifest: m, chain }, account, async (client, prover) => {
     const registered = await client.registeredPublicKey(account.address);
     if (registered) {
       assertKeyMatches(account.address, registered, id.sk);
@@ -106,9 +120,7 @@ export async function runRegister(cmd: Command, id: Identity, io: CliIo): Promis
       { account: account.address, registered: true, txHash: receipt?.transactionHash ?? null, blockNumber: receipt?.blockNumber },
       `registered ${account.address} in the eERC (Registrar ${m.contracts.registrar}, tx ${receipt?.transactionHash}, block ${receipt?.blockNumber})`,
     );
-  } finally {
-    await prover.close();
-  }
+  });
 }
 
 type ProviderChange =
@@ -256,14 +268,7 @@ export async function runPayerFund(cmd: Command, id: Identity, io: CliIo): Promi
     throw new Error(
       `the wallet ${account.address} holds ${formatUsdc(held)} USDC of ${token}, less than the ${formatUsdc(amount)} USDC asked: send USDC to it first`,
     );
-  const prover = new Prover(provingArtifactsOf(m));
-  try {
-    const client = await EercClient.connect({
-      publicClient: chain.publicClient,
-      wallet: chain.walletFor(account),
-      contracts: eercContracts(m),
-      prover,
-    });
+  await withEercWallet({ manifest: m, chain }, account, async (client) => {
     if (!(await client.isRegistered()))
       throw new Error(`${account.address} has no eERC registration: run "npm run cli -- register --rpc URL" with this wallet's key first`);
     const receipt = await client.deposit({ token, amount });
@@ -281,7 +286,5 @@ export async function runPayerFund(cmd: Command, id: Identity, io: CliIo): Promi
       },
       `deposited ${formatUsdc(amount)} USDC into ${account.address}'s encrypted balance (tx ${receipt.transactionHash}); it now holds ${formatUsdc(balance)} USDC`,
     );
-  } finally {
-    await prover.close();
-  }
+  });
 }
