@@ -21,6 +21,7 @@ export const UNIT_TESTS = [
   "test/webhooks.test.ts",
   "test/operations.test.ts",
   "test/compose.test.ts",
+  "test/x402.test.ts",
 ];
 
 /** anvil, real proofs, the indexer, the agent and the CLI as processes (`npm run test:e2e`): one file at a time. */

@@ -6,6 +6,7 @@ import { benchPayouts } from "../bench/payouts.js";
 import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
+import { benchX402 } from "../bench/x402.js";
 import { buildCircuits } from "../src/build/circuits.js";
 import { reportStack, run } from "./run.js";
 
@@ -37,6 +38,10 @@ async function main(): Promise<void> {
   if (wants("meter")) {
     log("== metering overhead ==");
     await benchMeter({ calls: int("BENCH_METER_CALLS", 2000), log });
+  }
+  if (wants("x402")) {
+    log("== paid tool calls (x402) ==");
+    await benchX402({ calls: int("BENCH_X402_CALLS", 200), log });
   }
   if (wants("indexer")) {
     log("== indexer: visibility latency and backfill ==");

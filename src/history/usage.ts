@@ -278,7 +278,7 @@ function groupsFromSpool(bytes: Uint8Array, path: string): RecordGroup[] {
       groups.push(g);
       bySequence.set(line.sequence, g);
       since = [];
-    } else {
+    } else if (line.type === "submitted") {
       const g = bySequence.get(line.sequence);
       if (g) g.submitted = true;
     }

@@ -12,6 +12,15 @@ export {
   tiered,
 } from "../usage/pricing.js";
 export {
+  createInProcessFacilitator,
+  findAuthorizationTransfer,
+  type InProcessFacilitator,
+  type InProcessFacilitatorOptions,
+  type PaymentFacilitator,
+} from "../x402/facilitator.js";
+export { exactPaymentOf, paymentRequiredOf, paymentRequiredResult, X402_PAYMENT_META, X402_PAYMENT_RESPONSE_META } from "../x402/mcp.js";
+export { networkOf, type PaymentTerms, paymentAmount, paymentRequirementsFor } from "../x402/requirements.js";
+export {
   type McpHandlerOptions,
   type McpHonoHandler,
   type McpHttpHost,
@@ -35,6 +44,7 @@ export {
   type MeterOptions,
   type RecoveryReport,
   type ToolAttribution,
+  type ToolPayment,
   UnattributedToolError,
 } from "./meter.js";
 export { InvalidMeterPricingError, type PricingSource, staticPricing, UnknownProviderError } from "./pricing.js";

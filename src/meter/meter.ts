@@ -9,11 +9,22 @@ import { type Address, getAddress, type Hex, isAddress } from "viem";
 import { BaseError } from "../errors.js";
 import { batchIdOf } from "../usage/batch.js";
 import { type PeriodUnit, periodOf } from "../usage/period.js";
-import { type CallOutcome, type CallRecord, MAX_RECORD_STRING_BYTES } from "../usage/record.js";
+import { type CallOutcome, type CallPayment, type CallRecord, MAX_RECORD_STRING_BYTES } from "../usage/record.js";
 import { isValidNamespace } from "../usage/registry.js";
 import { renderMetrics } from "../util/prometheus.js";
+import { InvalidPaymentPayloadError } from "../x402/errors.js";
+import type { PaymentFacilitator } from "../x402/facilitator.js";
+import { type ExactPayment, exactPaymentOf, paymentRequiredResult, X402_PAYMENT_RESPONSE_META } from "../x402/mcp.js";
+import {
+  acceptsRequirements,
+  type PaymentTerms,
+  paymentRequirementsFor,
+  validatePaymentTerms,
+  X402_VERSION,
+} from "../x402/requirements.js";
+import { type SettlementOutcome, settlementOutcome } from "../x402/settlement.js";
 import type { PricingSource } from "./pricing.js";
-import { type CloseLine, Spool, SpoolCorruptError, type SpoolFsync } from "./spool.js";
+import { type CloseLine, type SettleLine, Spool, SpoolCorruptError, type SpoolFsync } from "./spool.js";
 
 /** Limit on the UTF-8 length of a recorded tool (route) name. */
 const MAX_TOOL_BYTES = MAX_RECORD_STRING_BYTES;
@@ -76,7 +87,18 @@ export type MeterOptions = {
   retry?: { minMs: number; maxMs: number };
   /** Called when an `onBatch` attempt fails; the batch is retried. */
   onSubmitError?: (error: unknown, batch: ClosedBatch) => void;
+  /**
+   * Settles the paid calls `recover` finds pending in the spool, right away. Without it they are
+   * settled by the facilitator of the first paid tool registered, from then on.
+   */
+  facilitator?: PaymentFacilitator;
 };
+
+/**
+ * Charging a tool per call with x402: the terms (chain, USDC, revenue pool, EIP-712 domain,
+ * surcharge) and the facilitator that verifies and settles the payments.
+ */
+export type ToolPayment = PaymentTerms & { facilitator: PaymentFacilitator };
 
 export type MeteredToolSpec<InputArgs extends undefined | ZodRawShapeCompat | AnySchema> = {
   /** FlowMCP schema namespace: the provider the call is attributed to. */
@@ -90,6 +112,8 @@ export type MeteredToolSpec<InputArgs extends undefined | ZodRawShapeCompat | An
   inputSchema?: InputArgs;
   outputSchema?: ZodRawShapeCompat | AnySchema;
   annotations?: ToolAnnotations;
+  /** Charge each call with x402 (see `instrument`). */
+  payment?: ToolPayment;
 };
 
 export type RecoveryReport = {
@@ -103,6 +127,8 @@ export type RecoveryReport = {
   nextSequence: number;
   /** Bytes of a torn last line that were cut off. */
   tornBytes: number;
+  /** Paid calls whose settlement had not finished, retried once a paid tool is registered. */
+  pendingSettlements: number;
 };
 
 export class MeterNotRecoveredError extends BaseError {
@@ -167,6 +193,8 @@ const thrownResult = (error: unknown): CallToolResult => ({
 
 type OpenBatch = { period: number; openedAt: number; records: CallRecord[] };
 
+type Invocation = { startedAt: number; t0: number; result?: CallToolResult; error?: unknown; outcome: CallOutcome };
+
 export class Meter {
   readonly server: Address;
   readonly spoolPath: string;
@@ -193,6 +221,14 @@ export class Meter {
   private retryTimer: NodeJS.Timeout | null = null;
   private failures = 0;
   private delivering: Promise<void> | null = null;
+  /** Paid calls whose settlement has not finished, by eventId. */
+  private readonly settling = new Map<string, SettleLine>();
+  /** Authorizations accepted (payer:nonce → validBefore, Unix s): one authorization pays one call. */
+  private readonly authorizations = new Map<string, bigint>();
+  private settler: PaymentFacilitator | null = null;
+  private settleTimer: NodeJS.Timeout | null = null;
+  private settleFailures = 0;
+  private settlingNow: Promise<void> | null = null;
 
   constructor(options: MeterOptions) {
     if (!isAddress(options.serverAddress)) throw new TypeError(`serverAddress is not an address: ${options.serverAddress}`);
@@ -211,6 +247,7 @@ export class Meter {
     this.fsyncMode = options.fsync ?? "batch";
     this.retry = options.retry ?? { minMs: 1_000, maxMs: 60_000 };
     this.onSubmitError = options.onSubmitError;
+    this.settler = options.facilitator ?? null;
     mkdirSync(options.spoolDir, { recursive: true });
   }
 
@@ -230,7 +267,14 @@ export class Meter {
     let since: { period: number; record: CallRecord }[] = [];
     const closedAll = new Map<number, ClosedBatch>();
     for (const line of contents.lines) {
-      if (line.type === "call") {
+      if (line.type === "settle") {
+        this.settling.set(line.record.eventId, line);
+        this.rememberAuthorization(
+          line.record.payment,
+          BigInt((line.payload.payload as { authorization?: { validBefore?: string } }).authorization?.validBefore ?? "0"),
+        );
+      } else if (line.type === "call") {
+        this.settling.delete(line.record.eventId);
         calls++;
         since.push({ period: line.period, record: line.record });
         if (line.period > this.period) {
@@ -252,7 +296,7 @@ export class Meter {
         );
         this.nextSequence++;
         since = [];
-      } else {
+      } else if (line.type === "submitted") {
         if (!closedAll.has(line.sequence)) throw corrupt(`submitted line for unknown batch ${line.sequence}`);
         closedAll.delete(line.sequence);
       }
@@ -271,8 +315,10 @@ export class Meter {
       unsubmitted: [...this.pending.keys()],
       nextSequence: this.nextSequence,
       tornBytes: contents.tornBytes,
+      pendingSettlements: this.settling.size,
     };
     this.kick();
+    this.kickSettlements(0);
     return report;
   }
 
@@ -294,7 +340,7 @@ export class Meter {
       outputSchema: spec.outputSchema,
       annotations: spec.annotations,
     };
-    return mcpServer.registerTool(name, config, this.metered(name, spec, handler) as ToolCallback<InputArgs>);
+    return mcpServer.registerTool(name, config, this.metered(name, spec, handler, undefined, spec.payment) as ToolCallback<InputArgs>);
   }
 
   /**
@@ -304,8 +350,17 @@ export class Meter {
    * attribute, or of a namespace the pricing does not know, is refused at registration.
    * `failed` tells a failed call from its result (default: `isError`; FlowMCP's tools answer a
    * failure with text, see `flowMcpFailed`): a failed call is recorded and not billed.
+   *
+   * With `payment`, every call whose price (plus surcharge) is not 0 is paid with x402: a call
+   * without a valid payment in `_meta["x402/payment"]` gets a payment-required result, is recorded
+   * unpaid or refused and not billed; a verified payment runs the tool, is settled, and the call is
+   * recorded with the settlement's transaction and billed. A failed call's payment is not settled.
+   * A settlement that does not finish is kept in the spool and retried until it is settled or refused.
    */
-  instrument(mcpServer: McpServer, options: { attribution: ToolAttribution; failed?: (result: CallToolResult) => boolean }): McpServer {
+  instrument(
+    mcpServer: McpServer,
+    options: { attribution: ToolAttribution; failed?: (result: CallToolResult) => boolean; payment?: ToolPayment },
+  ): McpServer {
     const wrap =
       (register: (...args: unknown[]) => RegisteredTool) =>
       (...args: unknown[]): RegisteredTool => {
@@ -314,7 +369,7 @@ export class Meter {
         if (typeof name !== "string" || typeof handler !== "function") return register(...args);
         const attributed = options.attribution(name);
         if (!attributed) throw new UnattributedToolError(name);
-        const metered = this.metered(name, attributed, handler, options.failed);
+        const metered = this.metered(name, attributed, handler, options.failed, options.payment);
         return register(...args.slice(0, -1), metered);
       };
     const server = mcpServer as unknown as Record<"tool" | "registerTool", (...args: unknown[]) => RegisteredTool>;
@@ -323,55 +378,217 @@ export class Meter {
     return mcpServer;
   }
 
-  /** `handler`, recording each call as one of `namespace`'s calls of `route`. */
+  /** `handler`, recording each call as one of `namespace`'s calls of `route`; with `payment`, charged per call. */
   private metered(
     name: string,
     { namespace: provider, route: tool }: { namespace: string; route: string },
     handler: unknown,
     failed: (result: CallToolResult) => boolean = (result) => result?.isError === true,
+    payment?: ToolPayment,
   ): (...params: unknown[]) => Promise<CallToolResult> {
     if (!isValidNamespace(provider)) throw new TypeError(`namespace "${provider}" is not 1 to 64 ASCII letters or digits`);
     if (tool.length === 0 || Buffer.byteLength(tool, "utf8") > MAX_TOOL_BYTES)
       throw new TypeError(`route must be 1 to ${MAX_TOOL_BYTES} bytes`);
     this.pricing.priceFor(provider, 0);
+    const terms = payment ? validatePaymentTerms(payment) : undefined;
+    if (payment) this.adoptSettler(payment.facilitator);
     const requestFraming = Buffer.byteLength(`{"name":${JSON.stringify(name)},"arguments":}`, "utf8");
     const call = handler as (...params: unknown[]) => CallToolResult | Promise<CallToolResult>;
-    return async (...params: unknown[]): Promise<CallToolResult> => {
+    // The SDK passes (arguments, extra) to a tool with an input schema, (extra) to one without.
+    const requestBytes = (params: unknown[]) => requestFraming + (params.length >= 2 ? jsonBytes(params[0]) : 2);
+    const invoke = async (params: unknown[]): Promise<Invocation> => {
       const startedAt = this.clock();
       const t0 = performance.now();
-      let result: CallToolResult | undefined;
-      let error: unknown;
-      let outcome: CallOutcome;
       try {
-        result = await call(...params);
-        outcome = failed(result) ? "tool_error" : "ok";
-      } catch (err) {
-        error = err;
-        outcome = "exception";
+        const result = await call(...params);
+        return { startedAt, t0, result, outcome: failed(result) ? "tool_error" : "ok" };
+      } catch (error) {
+        return { startedAt, t0, error, outcome: "exception" };
       }
-      const durationMs = Math.round(performance.now() - t0);
-      const endedAt = Math.max(startedAt, this.clock());
-      this.record({
-        eventId: randomUUID(),
-        provider,
-        tool,
-        startedAt,
-        endedAt,
-        durationMs,
-        outcome,
-        // The SDK passes (arguments, extra) to a tool with an input schema, (extra) to one without.
-        requestBytes: requestFraming + (params.length >= 2 ? jsonBytes(params[0]) : 2),
-        responseBytes: jsonBytes(outcome === "exception" ? thrownResult(error) : result),
-        billable: outcome === "ok",
-        priceMicro: 0n,
-      });
-      if (outcome === "exception") throw error;
-      return result as CallToolResult;
+    };
+    const recordOf = (ran: Invocation, params: unknown[], payment?: CallPayment): CallRecord => ({
+      eventId: randomUUID(),
+      provider,
+      tool,
+      startedAt: ran.startedAt,
+      endedAt: Math.max(ran.startedAt, this.clock()),
+      durationMs: Math.round(performance.now() - ran.t0),
+      outcome: ran.outcome,
+      requestBytes: requestBytes(params),
+      responseBytes: jsonBytes(ran.outcome === "exception" ? thrownResult(ran.error) : ran.result),
+      billable: ran.outcome === "ok" && payment === undefined,
+      priceMicro: 0n,
+      ...(payment ? { payment } : {}),
+    });
+    const answer = (ran: Invocation): CallToolResult => {
+      if (ran.outcome === "exception") throw ran.error;
+      return ran.result as CallToolResult;
+    };
+    const unpaid = async (params: unknown[]): Promise<CallToolResult> => {
+      const ran = await invoke(params);
+      this.record(recordOf(ran, params));
+      return answer(ran);
+    };
+    if (!terms || !payment) return (...params) => unpaid(params);
+    const facilitator = payment.facilitator;
+
+    return async (...params: unknown[]): Promise<CallToolResult> => {
+      const priceMicro = this.quote(provider);
+      const requirements = paymentRequirementsFor(terms, priceMicro);
+      if (!requirements) return unpaid(params);
+      const amountMicro = BigInt(requirements.amount);
+      const required = (error: string) =>
+        paymentRequiredResult({
+          x402Version: X402_VERSION,
+          error,
+          resource: { url: `mcp://tool/${name}`, description: `${provider} ${tool}` },
+          accepts: [requirements],
+        });
+      const refuse = (status: "unpaid" | "refused", paid: ExactPayment | undefined, error: string, startedAt: number, t0: number) => {
+        const result = required(error);
+        const ran: Invocation = { startedAt, t0, result, outcome: "tool_error" };
+        const { from, nonce } = paid?.authorization ?? { from: null, nonce: null };
+        this.record(recordOf(ran, params, { payer: from, amountMicro, nonce, txHash: null, status }));
+        return result;
+      };
+      const startedAt = this.clock();
+      const t0 = performance.now();
+      const extra = params.at(-1) as { _meta?: Record<string, unknown> } | undefined;
+      let paid: ExactPayment | undefined;
+      try {
+        paid = exactPaymentOf(extra?._meta);
+      } catch (err) {
+        if (err instanceof InvalidPaymentPayloadError) return refuse("refused", undefined, err.message, startedAt, t0);
+        throw err;
+      }
+      if (!paid) return refuse("unpaid", undefined, "payment required", startedAt, t0);
+      if (!acceptsRequirements(paid.payload.accepted, requirements)) {
+        return refuse("refused", paid, "the payment accepts other requirements than this call's", startedAt, t0);
+      }
+      const key = `${paid.authorization.from}:${paid.authorization.nonce}`;
+      if (this.authorizations.has(key)) return refuse("refused", paid, "authorization already presented", startedAt, t0);
+      let reason: string | undefined;
+      try {
+        const verified = await facilitator.verify(paid.payload, requirements);
+        if (!verified.isValid) reason = verified.invalidReason ?? "payment invalid";
+      } catch (err) {
+        reason = `verification failed: ${err instanceof Error ? err.message : String(err)}`;
+      }
+      // Checked again after the await: the same authorization may have been presented meanwhile.
+      if (reason === undefined && this.authorizations.has(key)) reason = "authorization already presented";
+      if (reason !== undefined) return refuse("refused", paid, reason, startedAt, t0);
+      this.rememberAuthorization({ payer: paid.authorization.from, nonce: paid.authorization.nonce }, paid.authorization.validBefore);
+
+      const ran = await invoke(params);
+      const { from: payer, nonce } = paid.authorization;
+      if (ran.outcome !== "ok") {
+        // Not charged for a failed call: the authorization is never settled.
+        this.record(recordOf(ran, params, { payer, amountMicro, nonce, txHash: null, status: "unpaid" }));
+        return answer(ran);
+      }
+      const pending = recordOf(ran, params, { payer, amountMicro, nonce, txHash: null, status: "settle_pending" });
+      const line: SettleLine = { type: "settle", record: pending, priceMicro, requirements, payload: paid.payload };
+      this.appendSettle(line);
+      const outcome = await this.settleOnce(line, facilitator);
+      const network = requirements.network;
+      if (outcome.status === "refused") return required(`settlement failed: ${outcome.reason}`);
+      const response =
+        outcome.status === "settled"
+          ? { success: true, transaction: outcome.txHash, network, payer }
+          : { success: false, errorReason: "settlement_pending", transaction: "", network, payer };
+      const result = ran.result as CallToolResult;
+      return { ...result, _meta: { ...result._meta, [X402_PAYMENT_RESPONSE_META]: response } };
     };
   }
 
+  /** The price of `provider`'s next billable call, as `record` would price it now. */
+  private quote(provider: string): bigint {
+    const period = Math.max(this.period, periodOf(this.clock(), this.periodUnit));
+    const index = period === this.period ? (this.counts.get(provider) ?? 0) : 0;
+    return this.pricing.priceFor(provider, index, period);
+  }
+
+  private rememberAuthorization(payment: Pick<CallPayment, "payer" | "nonce"> | undefined, validBefore: bigint): void {
+    if (!payment?.payer || !payment.nonce) return;
+    const now = BigInt(Math.floor(this.clock() / 1000));
+    for (const [key, until] of this.authorizations) if (until < now) this.authorizations.delete(key);
+    this.authorizations.set(`${payment.payer}:${payment.nonce}`, validBefore);
+  }
+
+  private appendSettle(line: SettleLine): void {
+    if (!this.spool) throw new MeterNotRecoveredError();
+    if (this.closed) throw new MeterClosedError();
+    this.spool.append(line);
+    this.settling.set(line.record.eventId, line);
+  }
+
+  /** One settlement attempt; a settled or refused payment writes the call's record and leaves the pending set. */
+  private async settleOnce(line: SettleLine, facilitator: PaymentFacilitator): Promise<SettlementOutcome> {
+    let outcome: SettlementOutcome;
+    try {
+      outcome = settlementOutcome({ response: await facilitator.settle(line.payload, line.requirements) });
+    } catch (error) {
+      outcome = settlementOutcome({ error });
+    }
+    if (!this.settling.has(line.record.eventId) || this.closed) return outcome;
+    const payment = line.record.payment!;
+    if (outcome.status === "settled") {
+      this.settling.delete(line.record.eventId);
+      this.record({ ...line.record, billable: true, payment: { ...payment, txHash: outcome.txHash, status: "settled" } }, line.priceMicro);
+      this.settleFailures = 0;
+    } else if (outcome.status === "refused") {
+      this.settling.delete(line.record.eventId);
+      this.record({ ...line.record, payment: { ...payment, status: "refused" } });
+    } else {
+      this.settleFailures++;
+      this.kickSettlements();
+    }
+    return outcome;
+  }
+
+  private adoptSettler(facilitator: PaymentFacilitator): void {
+    if (this.settler) return;
+    this.settler = facilitator;
+    this.kickSettlements(0);
+  }
+
+  /** Schedules a retry of the pending settlements (after the backoff, or `delayMs`). */
+  private kickSettlements(delayMs?: number): void {
+    if (this.settleTimer || this.closed || !this.spool || !this.settler || this.settling.size === 0) return;
+    const delay = delayMs ?? Math.min(this.retry.maxMs, this.retry.minMs * 2 ** Math.max(0, this.settleFailures - 1));
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = null;
+      void this.settlePending();
+    }, delay);
+    this.settleTimer.unref();
+  }
+
+  /**
+   * Retries every pending settlement now, one at a time, and waits for them; what stays pending
+   * is retried later with backoff. Needs a paid tool registered (its facilitator settles).
+   */
+  async settlePending(): Promise<void> {
+    if (this.settlingNow) return this.settlingNow;
+    const settler = this.settler;
+    if (!settler || !this.spool || this.closed) return;
+    this.settlingNow = (async () => {
+      for (const line of [...this.settling.values()]) {
+        if (this.closed) break;
+        await this.settleOnce(line, settler);
+      }
+    })().finally(() => {
+      this.settlingNow = null;
+    });
+    return this.settlingNow;
+  }
+
+  /** Paid calls whose settlement has not finished (records with payment "settle_pending"). */
+  pendingSettlements(): CallRecord[] {
+    return [...this.settling.values()].map((l) => l.record);
+  }
+
   /** Prices, appends and batches one record. Synchronous: one write on the hot path. */
-  private record(record: CallRecord): void {
+  private record(record: CallRecord, quotedPrice?: bigint): void {
     const spool = this.spool;
     if (!spool) throw new MeterNotRecoveredError();
     if (this.closed) throw new MeterClosedError();
@@ -385,7 +602,8 @@ export class Meter {
     }
     if (record.billable) {
       const index = this.counts.get(record.provider) ?? 0;
-      record.priceMicro = this.pricing.priceFor(record.provider, index, period);
+      // A paid call is billed the price it was paid for.
+      record.priceMicro = quotedPrice ?? this.pricing.priceFor(record.provider, index, period);
       spool.append({ type: "call", period, record });
       this.counts.set(record.provider, index + 1);
     } else {
@@ -517,6 +735,7 @@ export class Meter {
       ),
       gauge("backendshield_meter_submit_failures", "failed submissions in a row (0 once a batch goes through)", this.failures),
       gauge("backendshield_meter_next_sequence", "the sequence number the next closed batch takes", this.nextSequence),
+      gauge("backendshield_meter_pending_settlements", "paid calls whose x402 settlement has not finished", this.settling.size),
     ]);
   }
 
@@ -545,6 +764,8 @@ export class Meter {
     this.closed = true;
     if (this.ageTimer) clearTimeout(this.ageTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    await this.settlingNow;
     await this.drain();
     this.spool?.close();
   }

@@ -1,20 +1,32 @@
 import { closeSync, fchmodSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
+import type { PaymentPayload, PaymentRequirements } from "@x402/core/types";
 import { BaseError } from "../errors.js";
 import { InvalidCallRecordError } from "../usage/errors.js";
-import { type CallRecord, validateCallRecord } from "../usage/record.js";
+import { type CallRecord, callRecordFromJson, callRecordToJson } from "../usage/record.js";
 
 /**
  * The meter's durable local spool: one append-only JSONL file per server. Lines:
  * - `call`: one call record (bigints as decimal strings), written before the tool result is returned;
  * - `close`: the records since the previous `close` form batch `sequence`;
- * - `submitted`: batch `sequence` is committed on chain.
+ * - `submitted`: batch `sequence` is committed on chain;
+ * - `settle`: a paid call ran and its x402 settlement has not finished: the record (payment
+ *   "settle_pending"), the provider's quoted price, the requirement and the payer's payload, kept
+ *   to retry settlement; the `call` line with the same eventId, written once settlement ends, closes it.
  */
 export type CloseLine = { type: "close"; sequence: number; batchId: string; period: number; count: number; closedAt: number };
 export type SubmittedLine = { type: "submitted"; sequence: number; txHash: string | null; at: number };
 export type CallLine = { type: "call"; period: number; record: CallRecord };
-export type SpoolLine = CallLine | CloseLine | SubmittedLine;
+export type SettleLine = {
+  type: "settle";
+  record: CallRecord;
+  /** The provider's price the payment was asked for (without the surcharge). */
+  priceMicro: bigint;
+  requirements: PaymentRequirements;
+  payload: PaymentPayload;
+};
+export type SpoolLine = CallLine | CloseLine | SubmittedLine | SettleLine;
 
 /** When the spool is fsynced: when a batch closes (default), or after every call record as well. */
 export type SpoolFsync = "batch" | "always";
@@ -52,9 +64,11 @@ export class SpoolLockedError extends BaseError {
 }
 
 export function encodeLine(line: SpoolLine): string {
+  if (line.type === "settle") {
+    return `${JSON.stringify({ ...line, record: callRecordToJson(line.record), priceMicro: line.priceMicro.toString() })}\n`;
+  }
   if (line.type !== "call") return `${JSON.stringify(line)}\n`;
-  const r = line.record;
-  return `${JSON.stringify({ type: "call", period: line.period, record: { ...r, priceMicro: r.priceMicro.toString() } })}\n`;
+  return `${JSON.stringify({ type: "call", period: line.period, record: callRecordToJson(line.record) })}\n`;
 }
 
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
@@ -64,7 +78,7 @@ const isStr = (v: unknown): v is string => typeof v === "string";
 function decodeRecord(r: Record<string, unknown>): CallRecord | string {
   if (!isStr(r.priceMicro) || !/^(0|[1-9]\d*)$/.test(r.priceMicro)) return "call record: bad priceMicro";
   try {
-    return validateCallRecord({ ...r, priceMicro: BigInt(r.priceMicro) });
+    return callRecordFromJson(r);
   } catch (err) {
     if (err instanceof InvalidCallRecordError) return err.message;
     throw err;
@@ -86,6 +100,22 @@ function decodeLine(value: unknown): SpoolLine | string {
     case "submitted":
       if (!isInt(v.sequence) || !(v.txHash === null || isStr(v.txHash)) || !isNum(v.at)) return "submitted: bad fields";
       return { type: "submitted", sequence: v.sequence, txHash: v.txHash, at: v.at };
+    case "settle": {
+      if (typeof v.record !== "object" || v.record === null) return "settle: bad record";
+      if (!isStr(v.priceMicro) || !/^(0|[1-9]\d*)$/.test(v.priceMicro)) return "settle: bad priceMicro";
+      const isObj = (o: unknown) => typeof o === "object" && o !== null && !Array.isArray(o);
+      if (!isObj(v.requirements) || !isObj(v.payload)) return "settle: bad requirements or payload";
+      const record = decodeRecord(v.record as Record<string, unknown>);
+      if (typeof record === "string") return record;
+      if (record.payment?.status !== "settle_pending") return "settle: record is not a pending settlement";
+      return {
+        type: "settle",
+        record,
+        priceMicro: BigInt(v.priceMicro),
+        requirements: v.requirements as PaymentRequirements,
+        payload: v.payload as PaymentPayload,
+      };
+    }
     default:
       return "unknown line type";
   }

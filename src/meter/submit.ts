@@ -105,7 +105,8 @@ export function submitRequestBody(batch: UsageBatch, deadline: bigint, signature
     },
     deadline: deadline.toString(),
     signature,
-    ...(records ? { records: records.map((r) => ({ ...r, priceMicro: r.priceMicro.toString() })) } : {}),
+    // A call's x402 payment is not part of its leaf: the API gets the committed fields only.
+    ...(records ? { records: records.map(({ payment: _, ...r }) => ({ ...r, priceMicro: r.priceMicro.toString() })) } : {}),
   };
 }
 

@@ -1,4 +1,4 @@
-import { type Hex, parseAbiParameters } from "viem";
+import { type Address, getAddress, type Hex, isAddress, isHex, parseAbiParameters } from "viem";
 import { InvalidCallRecordError } from "./errors.js";
 import { keccak256Bytes } from "./keccak.js";
 import { isValidNamespace } from "./registry.js";
@@ -7,6 +7,23 @@ export type CallOutcome = "ok" | "tool_error" | "exception";
 
 /** Outcomes in the order of their uint8 code in the leaf encoding. */
 export const CALL_OUTCOMES = ["ok", "tool_error", "exception"] as const satisfies readonly CallOutcome[];
+
+/** Where an x402 payment for a call stands. */
+export type PaymentStatus = "settled" | "unpaid" | "refused" | "settle_pending";
+export const PAYMENT_STATUSES = ["settled", "unpaid", "refused", "settle_pending"] as const satisfies readonly PaymentStatus[];
+
+/**
+ * The x402 payment of a paid tool call. `amountMicro` is what the payer was asked for (the
+ * provider's price plus any platform surcharge); `payer` and `nonce` are the authorization's
+ * (null when no payment was sent); `txHash` is the settlement's transfer. The rules:
+ * - "settled": the transfer is on chain (`txHash` set) and the call is billed: a settled payment
+ *   and a billed call are the same fact;
+ * - "unpaid": no payment was sent, or the call failed and its payment was not settled; not billed;
+ * - "refused": the facilitator refused the payment (funds, signature, validity, replay); not billed;
+ * - "settle_pending": the tool ran and settlement did not finish; the spool keeps it and the meter
+ *   retries, and the call is billed only once it is settled.
+ */
+export type CallPayment = { payer: Address | null; amountMicro: bigint; nonce: Hex | null; txHash: Hex | null; status: PaymentStatus };
 
 /**
  * One metered MCP tool call. Times are Unix milliseconds; `durationMs` is measured separately
@@ -26,6 +43,8 @@ export type CallRecord = {
   responseBytes: number;
   billable: boolean;
   priceMicro: bigint;
+  /** Present on calls of paid tools (x402); not part of the leaf, the transfer itself is on chain. */
+  payment?: CallPayment;
 };
 
 const FIELDS = [
@@ -56,6 +75,46 @@ export const CALL_RECORD_ABI = parseAbiParameters(
 
 const utf8Length = (s: string): number => new TextEncoder().encode(s).length;
 
+const isBytes32 = (v: unknown): v is Hex => typeof v === "string" && isHex(v) && v.length === 66;
+
+function validatePayment(
+  value: unknown,
+  record: { billable: boolean; outcome: string },
+  fail: (field: string, reason: string) => never,
+): CallPayment {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return fail("payment", "must be an object");
+  const p = value as Record<string, unknown>;
+  for (const key of Object.keys(p)) {
+    if (!["payer", "amountMicro", "nonce", "txHash", "status"].includes(key)) fail(`payment.${key}`, "is not a payment field");
+  }
+  if (typeof p.status !== "string" || !(PAYMENT_STATUSES as readonly string[]).includes(p.status)) {
+    fail("payment.status", `must be one of ${PAYMENT_STATUSES.join(", ")}`);
+  }
+  const status = p.status as PaymentStatus;
+  if (typeof p.amountMicro !== "bigint") fail("payment.amountMicro", "must be a bigint (micro-USDC)");
+  else if (p.amountMicro < 0n || p.amountMicro >= UINT64_LIMIT) fail("payment.amountMicro", "must be in [0, 2^64)");
+  if (!(p.payer === null || (typeof p.payer === "string" && isAddress(p.payer)))) fail("payment.payer", "must be an address or null");
+  if (!(p.nonce === null || isBytes32(p.nonce))) fail("payment.nonce", "must be 32 bytes of hex or null");
+  if (!(p.txHash === null || isBytes32(p.txHash))) fail("payment.txHash", "must be 32 bytes of hex or null");
+  if (status === "settled") {
+    if (p.txHash === null) fail("payment.txHash", "must be set for a settled payment");
+    if (p.payer === null || p.nonce === null) fail("payment", "a settled payment names its payer and nonce");
+    if (!record.billable) fail("billable", "must be true for a settled payment: a settled payment is a billed call");
+  } else {
+    if (p.txHash !== null) fail("payment.txHash", `must be null for a ${status} payment`);
+    if (record.billable) fail("billable", `must be false for a ${status} payment: only a settled payment is billed`);
+    if (status === "settle_pending" && (p.payer === null || p.nonce === null))
+      fail("payment", "a pending settlement names its payer and nonce");
+  }
+  return {
+    payer: p.payer === null ? null : getAddress(p.payer as string),
+    amountMicro: p.amountMicro as bigint,
+    nonce: p.nonce === null ? null : ((p.nonce as string).toLowerCase() as Hex),
+    txHash: p.txHash === null ? null : ((p.txHash as string).toLowerCase() as Hex),
+    status,
+  };
+}
+
 /** Checks a value read from anywhere (JSON, a spool, an API) and returns it as a CallRecord. */
 export function validateCallRecord(value: unknown): CallRecord {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -68,7 +127,7 @@ export function validateCallRecord(value: unknown): CallRecord {
   };
 
   for (const key of Object.keys(r)) {
-    if (!(FIELDS as readonly string[]).includes(key)) fail(key, "is not a call record field");
+    if (key !== "payment" && !(FIELDS as readonly string[]).includes(key)) fail(key, "is not a call record field");
   }
   for (const field of ["eventId", "tool"] as const) {
     const v = r[field];
@@ -90,7 +149,41 @@ export function validateCallRecord(value: unknown): CallRecord {
   else if (price < 0n || price >= UINT64_LIMIT) fail("priceMicro", "must be in [0, 2^64)");
   else if (!r.billable && price !== 0n) fail("priceMicro", "must be 0 for a non-billable call");
 
-  return Object.fromEntries(FIELDS.map((f) => [f, r[f]])) as CallRecord;
+  const record = Object.fromEntries(FIELDS.map((f) => [f, r[f]])) as CallRecord;
+  if (r.payment !== undefined) record.payment = validatePayment(r.payment, record, fail);
+  return record;
+}
+
+/** A record as JSON takes it: amounts as decimal strings. */
+export function callRecordToJson(record: CallRecord): Record<string, unknown> {
+  const { payment, ...rest } = record;
+  return {
+    ...rest,
+    priceMicro: record.priceMicro.toString(),
+    ...(payment ? { payment: { ...payment, amountMicro: payment.amountMicro.toString() } } : {}),
+  };
+}
+
+const DECIMAL = /^(0|[1-9]\d*)$/;
+
+/** The inverse of `callRecordToJson`, validated; amounts must be decimal strings. */
+export function callRecordFromJson(value: unknown): CallRecord {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidCallRecordError("record", "must be an object");
+  const r = value as Record<string, unknown>;
+  const eventId = typeof r.eventId === "string" ? r.eventId : undefined;
+  const amount = (v: unknown, field: string): bigint => {
+    if (typeof v !== "string" || !DECIMAL.test(v))
+      throw new InvalidCallRecordError(field, "must be a decimal string (micro-USDC)", eventId);
+    return BigInt(v);
+  };
+  const p = r.payment as Record<string, unknown> | undefined;
+  return validateCallRecord({
+    ...r,
+    priceMicro: amount(r.priceMicro, "priceMicro"),
+    ...(p !== undefined
+      ? { payment: typeof p === "object" && p !== null ? { ...p, amountMicro: amount(p.amountMicro, "payment.amountMicro") } : p }
+      : {}),
+  });
 }
 
 const textEncoder = new TextEncoder();
