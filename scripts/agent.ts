@@ -2,7 +2,7 @@ import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
 import { privateKeyToAccount } from "viem/accounts";
 import { connectChain } from "../src/chain/clients.js";
-import { agentConfig } from "../src/config/agent.js";
+import { agentConfig, poolFundingKey } from "../src/config/agent.js";
 import { checkRecordedSettlement } from "../src/config/operator.js";
 import { provingArtifactsOf, readManifest, usdcTokenId } from "../src/deployment/manifest.js";
 import { settlementInForce } from "../src/deployment/settlement.js";
@@ -57,6 +57,9 @@ async function main(argv: string[]): Promise<number> {
   const operator = await clientFor(config.operatorKey);
   if (!(await operator.isRegistered())) throw new Error(`the operator ${operator.address} is not registered in the eERC`);
   const payers = await Promise.all(config.payerKeys.map((k) => (k === config.operatorKey ? operator : clientFor(k))));
+  // The revenue pool's USDC reaches the payers' encrypted balances before each cycle (PAYOUT_FUND_FROM_POOL).
+  const poolKey = poolFundingKey(config, manifest.revenuePool);
+  const funding = poolKey ? { token: manifest.contracts.token, pool: chain.walletFor(privateKeyToAccount(poolKey)) } : undefined;
   const agent = new PayoutAgent({
     operator,
     payers,
@@ -66,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
     confirmations: config.confirmations,
     depth: config.depth,
     everyProvider: config.everyProvider,
+    funding,
     // Crash tests: the process dies at the configured step, as a power cut would.
     fault: config.fault && { ...config.fault, stop: () => process.kill(process.pid, "SIGKILL") },
     log,
@@ -77,10 +81,12 @@ async function main(argv: string[]): Promise<number> {
       payers: payers.length,
       depth: config.depth,
       everyProvider: config.everyProvider,
+      fundFromPool: funding !== undefined,
       webhooks: config.webhooks?.urls.length ?? 0,
     },
     `payout agent: operator ${operator.address}, ${payers.length} payer(s), pipeline depth ${config.depth}, settlement ${describeTerm(inForce)}` +
-      `${config.everyProvider ? ", every active provider paid every cycle" : ""}`,
+      `${config.everyProvider ? ", every active provider paid every cycle" : ""}` +
+      `${funding ? `, payers funded from the revenue pool ${funding.pool.account.address}` : ""}`,
   );
 
   if (argv.includes("--once")) {

@@ -80,10 +80,15 @@ type Report = {
     decryptedMicro: string;
     withdrawnMicro: string;
   }[];
-  /** Per cycle: the pool received, the reserve carried in, what was split, the reserve carried out (the auditor's figures), what was paid. */
+  /**
+   * Per cycle: the pool received, the reserve carried in, what was split, the reserve carried out,
+   * what was deposited into the payer's encrypted balance in the cycle's blocks (the auditor's
+   * figures), what was paid.
+   */
   cycles: {
     id: number;
     poolMicro: string;
+    depositedMicro: string;
     carriedInMicro: string;
     splitMicro: string;
     carriedOutMicro: string;
@@ -117,12 +122,17 @@ type Step = (line: string) => void;
 type Providers = Map<DemoNamespace, { account: PrivateKeyAccount; client: EercClient }>;
 const namespaceOf = new Map(PROVIDERS.map((p) => [providerIdOf(p.namespace), p.namespace]));
 
-/** The marketplace, with the operator (anvil's account #0) as the contracts' owner and the payer, funded from the USDC it holds. */
+/**
+ * The marketplace, with the operator (anvil's account #0) as the contracts' owner and the payer:
+ * funded from the USDC it holds for the per-call usage it bills, and by the agent from the fees
+ * in the revenue pool (anvil's account #7) before each cycle.
+ */
 function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld> {
   return localWorld({
     rpcUrl: process.env.RPC_URL || undefined,
     providers: PROVIDERS,
     fundMicro: parseUsdc("50"),
+    fundFromPool: true,
     indexer: true,
     settlement: { feeBps: FEE_BPS, periodUnit: "month" },
     deploy: ({ rpcUrl, prover, settlement }) => {
@@ -213,6 +223,7 @@ async function payCycle(agent: PayoutAgent): Promise<{ cycle: Report["cycles"][n
     cycle: {
       id: result.cycle,
       poolMicro: result.poolMicro.toString(),
+      depositedMicro: "",
       carriedInMicro: "",
       splitMicro: "",
       carriedOutMicro: "",
@@ -300,14 +311,15 @@ function printReport(report: Report): void {
     ]),
   );
   console.log("");
-  // The pool received is public; what it carried in, split and carried out is the operator's and the auditor's.
+  // The pool received and the deposits are public; what it carried in, split and carried out is the operator's and the auditor's.
   console.log(
     table([
-      ["cycle", "", "pool USDC", "carried in", "pool split", "carried out", "paid USDC", "transfers"],
+      ["cycle", "", "pool USDC", "deposited", "carried in", "pool split", "carried out", "paid USDC", "transfers"],
       ...report.cycles.map((c) => [
         String(c.id),
         "",
         usdc(c.poolMicro),
+        usdc(c.depositedMicro),
         usdc(c.carriedInMicro),
         usdc(c.splitMicro),
         usdc(c.carriedOutMicro),
@@ -368,7 +380,12 @@ async function main(): Promise<void> {
     for (const c of cycles) {
       const a = audit.cycles.find((x) => x.cycle === c.id);
       if (!a) throw new Error(`the auditor's reconciliation has no cycle ${c.id}`);
-      Object.assign(c, { carriedInMicro: `${a.carriedInMicro}`, splitMicro: `${a.splitMicro}`, carriedOutMicro: `${a.carriedOutMicro}` });
+      Object.assign(c, {
+        depositedMicro: `${a.moneyFlow.depositedMicro}`,
+        carriedInMicro: `${a.carriedInMicro}`,
+        splitMicro: `${a.splitMicro}`,
+        carriedOutMicro: `${a.carriedOutMicro}`,
+      });
     }
     const withdrawals = await withdrawAll(world, providers, decrypted);
     step(`${withdrawals.length} providers withdrew their balances to their wallets`);

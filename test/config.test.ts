@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { getAddress } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
+import { poolFundingKey } from "../src/config/agent.js";
 import {
   ANVIL_KEYS,
   agentConfig,
@@ -41,6 +43,8 @@ describe("agent settings", () => {
       rpcUrl: "http://127.0.0.1:8545",
       indexerUrl: "http://127.0.0.1:42069",
       payerKeys: [ANVIL_KEYS[LOCAL_ROLES.operator]],
+      fundFromPool: true,
+      poolKey: ANVIL_KEYS[LOCAL_ROLES.revenuePool],
       confirmations: 0,
       depth: 3,
       everyProvider: true,
@@ -55,6 +59,41 @@ describe("agent settings", () => {
   it("on any other chain never falls back to a well-known key, and waits a confirmation", () => {
     expect(configError(() => agentConfig({}, FUJI)).message).toBe("OPERATOR_PRIVATE_KEY must be set on chain 43113");
     expect(agentConfig({ OPERATOR_PRIVATE_KEY: KEY }, FUJI)).toMatchObject({ operatorKey: KEY, payerKeys: [KEY], confirmations: 1 });
+    expect(agentConfig({ OPERATOR_PRIVATE_KEY: KEY }, FUJI).poolKey).toBeUndefined();
+  });
+
+  it("funds the payers from the revenue pool with the pool's own key, or the payer's when the pool is a payer; PAYOUT_FUND_FROM_POOL=0 turns it off", () => {
+    const pool = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.revenuePool]).address;
+    const operator = privateKeyToAccount(KEY).address;
+    // On anvil the pool is account #7, whose key is the default.
+    expect(poolFundingKey(agentConfig({}, LOCAL), pool)).toBe(ANVIL_KEYS[LOCAL_ROLES.revenuePool]);
+    // The pool is the operator, the only payer: its key, and no pool key is needed.
+    expect(poolFundingKey(agentConfig({ OPERATOR_PRIVATE_KEY: KEY }, FUJI), operator)).toBe(KEY);
+    // A separate pool wallet on another chain needs its key, which must be the pool's.
+    const missing = configError(() => poolFundingKey(agentConfig({ OPERATOR_PRIVATE_KEY: KEY }, FUJI), pool));
+    expect(missing.field).toBe("REVENUE_POOL_PRIVATE_KEY");
+    expect(missing.message).toMatch(/must be set to fund the payers from the revenue pool .* or set PAYOUT_FUND_FROM_POOL=0/);
+    const other = `0x${"22".repeat(32)}` as const;
+    const wrong = configError(() =>
+      poolFundingKey(agentConfig({ OPERATOR_PRIVATE_KEY: KEY, REVENUE_POOL_PRIVATE_KEY: other }, FUJI), pool),
+    );
+    expect(wrong.field).toBe("REVENUE_POOL_PRIVATE_KEY");
+    expect(wrong.message).toContain(`not of the deployment's revenue pool ${pool}`);
+    expect(wrong.message).not.toContain(other);
+    const right = agentConfig({ OPERATOR_PRIVATE_KEY: KEY, REVENUE_POOL_PRIVATE_KEY: ANVIL_KEYS[LOCAL_ROLES.revenuePool] }, FUJI);
+    expect(poolFundingKey(right, pool)).toBe(ANVIL_KEYS[LOCAL_ROLES.revenuePool]);
+    // Without a pool in the manifest there is nothing to fund from.
+    expect(configError(() => poolFundingKey(agentConfig({}, LOCAL), undefined)).field).toBe("PAYOUT_FUND_FROM_POOL");
+    // Off: nothing is needed, not even a key.
+    const off = agentConfig({ OPERATOR_PRIVATE_KEY: KEY, PAYOUT_FUND_FROM_POOL: "0" }, FUJI);
+    expect(off.fundFromPool).toBe(false);
+    expect(poolFundingKey(off, pool)).toBeNull();
+    expect(configError(() => agentConfig({ PAYOUT_FUND_FROM_POOL: "yes" }, LOCAL)).message).toBe(
+      'PAYOUT_FUND_FROM_POOL must be 0 or 1, got "yes"',
+    );
+    expect(configError(() => agentConfig({ REVENUE_POOL_PRIVATE_KEY: "0x12" }, LOCAL)).message).toBe(
+      "REVENUE_POOL_PRIVATE_KEY must be a 0x-prefixed 32-byte hex private key",
+    );
   });
 
   it("names the variable and its bounds, treats an empty variable as unset, and never echoes a key", () => {
@@ -81,6 +120,7 @@ describe("agent settings", () => {
       fault: { step: "after_send", seq: 2 },
       everyProvider: false,
     });
+    expect(agentConfig({ PAYOUT_FAULT: "after_pool_transfer@1" }, LOCAL).fault).toEqual({ step: "after_pool_transfer", seq: 1 });
   });
 });
 

@@ -9,9 +9,11 @@ import { decryptPCT } from "../src/eerc/pct.js";
 import { egctToWords } from "../src/indexer/calldata.js";
 import { CycleBoundaryConflictError } from "../src/payout/errors.js";
 import type { BatchFact, ProviderChangeFact } from "../src/payout/facts.js";
+import { splitEvenly } from "../src/payout/funding.js";
 import {
   boundariesOf,
   cycleEarnings,
+  cycleMoneyFlow,
   type DecryptedBatch,
   ledgerState,
   type PoolSecret,
@@ -19,6 +21,7 @@ import {
   poolReserve,
   poolSecret,
   reconcileCycles,
+  totalMoneyFlow,
 } from "../src/payout/settlement.js";
 import {
   attributeTransfers,
@@ -450,5 +453,121 @@ describe("settlement settings recorded over time", () => {
     expect(after[0]!.earnedThrough).toEqual(before[0]!.earnedThrough);
     // Cycle 2: February's 20 calls at 10% (1800 in all), March's 10 at 20% (800).
     expect(after[1]!.earnedThrough.get(A)).toBe(900n + 1800n + 800n);
+  });
+});
+
+describe("funding the payers from the revenue pool", () => {
+  it("splits the pool evenly over the payers, the remainder to the first, and the parts sum to the pool", () => {
+    expect(splitEvenly(1_000_000n, 1)).toEqual([1_000_000n]);
+    // 1,000,001 over 3: 333,333 each, the first 2 more.
+    expect(splitEvenly(1_000_001n, 3)).toEqual([333_335n, 333_333n, 333_333n]);
+    // Fewer micro-USDC than payers: all of it to the first, nothing to the others.
+    expect(splitEvenly(2n, 5)).toEqual([2n, 0n, 0n, 0n, 0n]);
+    expect(splitEvenly(0n, 2)).toEqual([0n, 0n]);
+  });
+
+  it("split for any pool and payer count: parts sum to the pool, differ by less than the payer count, the first the largest", () => {
+    let seed = 0x5eedn;
+    const next = (bound: bigint) => {
+      seed = (seed * 6364136223846793005n + 1442695040888963407n) % 2n ** 64n;
+      return seed % bound;
+    };
+    for (let i = 0; i < 500; i++) {
+      const pool = next(10n ** 12n);
+      const payers = Number(next(9n)) + 1;
+      const parts = splitEvenly(pool, payers);
+      expect(parts).toHaveLength(payers);
+      expect(parts.reduce((a, b) => a + b, 0n)).toBe(pool);
+      for (const part of parts.slice(1)) expect(part).toBe(pool / BigInt(payers));
+      expect(parts[0]! - parts.at(-1)!).toBeLessThan(BigInt(payers));
+    }
+  });
+
+  it("refuses a split over no payer or of a negative amount", () => {
+    expect(() => splitEvenly(1n, 0)).toThrow(/at least one payer/);
+    expect(() => splitEvenly(-1n, 2)).toThrow(/non-negative/);
+  });
+});
+
+describe("money flow", () => {
+  // alpha sells calls at 10 micro-USDC, beta shares the free pool; 10% platform fee throughout.
+  const changes = [change(A, 1n, perCall(10n)), change(B, 1n, pool(1))];
+  const batches = [
+    batch(2n, JAN, [
+      [A, 7n],
+      [B, 3n],
+    ]),
+    batch(12n, JAN, [[A, 3n]]),
+  ];
+  const fees = [
+    { amount: 1000n, blockNumber: 3n, logIndex: 0, timestamp: BigInt(JAN / 1000) },
+    { amount: 205n, blockNumber: 11n, logIndex: 0, timestamp: BigInt(JAN / 1000) },
+    // After the last boundary: received, not settled yet.
+    { amount: 50n, blockNumber: 21n, logIndex: 0, timestamp: BigInt(JAN / 1000) },
+  ];
+  const earnings = cyclesOf({
+    batches,
+    providerChanges: changes,
+    poolFees: fees,
+    boundaries: [
+      { cycle: 1, throughBlock: 10n },
+      { cycle: 2, throughBlock: 20n },
+    ],
+  });
+  const [c1, c2] = earnings as [(typeof earnings)[0], (typeof earnings)[0]];
+  const r1 = poolReserve(secret, 1, 900n);
+
+  it("a cycle settles per-call usage gross, with its fee, and the pool: in = paid + platform fee + carry, to the micro", () => {
+    // Cycle 1: alpha 7 × 10 = 70 billed, fee 7, 63 paid; the pool 1000, fee 100, beta splits 900 less the reserve.
+    expect(c1).toMatchObject({ usageMicro: 70n, usageFeeMicro: 7n, poolMicro: 1000n, poolFeeMicro: 100n, carriedOutMicro: r1 });
+    const paid1 = 63n + (900n - r1);
+    expect(cycleMoneyFlow(c1, { paidMicro: paid1, depositedMicro: 1000n })).toEqual({
+      feesMicro: 1000n,
+      usageMicro: 70n,
+      depositedMicro: 1000n,
+      paidMicro: paid1,
+      platformFeeMicro: 107n,
+      carriedInMicro: 0n,
+      carriedOutMicro: r1,
+      unsettledMicro: 0n,
+      differenceMicro: 0n,
+      ok: true,
+    });
+    // Cycle 2: alpha 3 more calls, 30 billed, fee 3; the pool 205, fee 20 (floor of 20.5); no free usage: all of it carried.
+    expect(c2).toMatchObject({ usageMicro: 30n, usageFeeMicro: 3n, poolFeeMicro: 20n, carriedInMicro: r1, carriedOutMicro: 185n + r1 });
+    expect(cycleMoneyFlow(c2, { paidMicro: 27n, depositedMicro: 0n })).toMatchObject({
+      platformFeeMicro: 23n,
+      differenceMicro: 0n,
+      ok: true,
+    });
+  });
+
+  it("a micro-USDC paid too much or too little, or kept, is a mismatch by exactly that amount", () => {
+    expect(cycleMoneyFlow(c2, { paidMicro: 28n, depositedMicro: 0n })).toMatchObject({ differenceMicro: -1n, ok: false });
+    expect(cycleMoneyFlow(c2, { paidMicro: 26n, depositedMicro: 0n })).toMatchObject({ differenceMicro: 1n, ok: false });
+    // Deposits are shown, not counted: they carry the pool's fees and the operator's own money alike.
+    expect(cycleMoneyFlow(c2, { paidMicro: 27n, depositedMicro: 999n }).ok).toBe(true);
+  });
+
+  it("over all cycles: every fee received = paid + platform fees + the last carry + the fees after the last boundary", () => {
+    const paid = 63n + (900n - r1) + 27n;
+    const total = totalMoneyFlow(earnings, { feesMicro: 1255n, depositedMicro: 1205n, paidMicro: paid });
+    // 1255 + 100 = (90 + 900 − r1) + (107 + 23) + (185 + r1) + 50.
+    expect(total).toEqual({
+      feesMicro: 1255n,
+      usageMicro: 100n,
+      depositedMicro: 1205n,
+      paidMicro: paid,
+      platformFeeMicro: 130n,
+      carriedInMicro: 0n,
+      carriedOutMicro: 185n + r1,
+      unsettledMicro: 50n,
+      differenceMicro: 0n,
+      ok: true,
+    });
+    expect(totalMoneyFlow(earnings, { feesMicro: 1255n, depositedMicro: 0n, paidMicro: paid - 1n })).toMatchObject({
+      differenceMicro: 1n,
+      ok: false,
+    });
   });
 });

@@ -1,4 +1,7 @@
-import type { Hex } from "viem";
+import { type Address, getAddress, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { localKey } from "../chain/local.js";
+import { FUNDING_FAULT_STEPS, type FundingFaultStep } from "../payout/funding.js";
 import { FAULT_STEPS, type FaultStep } from "../payout/pipeline.js";
 import { OPERATIONS_ENV, type OperationsSettings, operationsSettings } from "./operations.js";
 import { isLocalChain, OPERATOR_ENV, type OperatorSettings, operatorSettings } from "./operator.js";
@@ -10,6 +13,8 @@ export const AGENT_ENV = {
   RPC_URL: env.url(),
   INDEXER_URL: env.url(),
   PAYER_PRIVATE_KEYS: env.privateKeys(),
+  REVENUE_POOL_PRIVATE_KEY: env.privateKey(),
+  PAYOUT_FUND_FROM_POOL: env.flag(),
   PAYOUT_CONFIRMATIONS: env.integer(),
   PAYOUT_PIPELINE_DEPTH: env.integer({ min: 1, max: 64 }),
   PAYOUT_EVERY_PROVIDER: env.flag(),
@@ -27,6 +32,10 @@ export type AgentConfig = OperatorSettings &
     indexerUrl: string;
     /** Keys of the accounts that pay; the operator's when PAYER_PRIVATE_KEYS is unset. */
     payerKeys: Hex[];
+    /** Move the revenue pool's USDC into the payers' encrypted balances before each cycle (PAYOUT_FUND_FROM_POOL, default 1). */
+    fundFromPool: boolean;
+    /** The revenue pool's wallet key (REVENUE_POOL_PRIVATE_KEY; anvil's account #7 on a local chain); not needed when the pool is a payer. */
+    poolKey?: Hex;
     confirmations: number;
     depth: number;
     /** Pay every active provider every cycle, zero where nothing is owed (PAYOUT_EVERY_PROVIDER, default 1). */
@@ -38,17 +47,18 @@ export type AgentConfig = OperatorSettings &
     agentName: string;
     /** Where accepted request ids are kept until their deadline, so a replay after a restart is refused. */
     requestsFile: string;
-    /** Crash tests only: stop at `step` of the `seq`-th transfer. */
-    fault?: { step: FaultStep; seq: number };
+    /** Crash tests only: stop at `step` of the `seq`-th transfer (or pool transfer, or deposit). */
+    fault?: { step: FaultStep | FundingFaultStep; seq: number };
   };
 
 function faultOf(text: string | undefined): AgentConfig["fault"] {
   if (text === undefined) return undefined;
   const m = /^([a-z_]+)@(\d+)$/.exec(text);
   if (!m) throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT must be <step>@<transfer>, got "${text}"`);
-  const step = m[1] as FaultStep;
-  if (!FAULT_STEPS.includes(step)) {
-    throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT: the step must be one of ${FAULT_STEPS.join(", ")}, got "${m[1]}"`);
+  const step = m[1] as FaultStep | FundingFaultStep;
+  const steps: readonly string[] = [...FAULT_STEPS, ...FUNDING_FAULT_STEPS];
+  if (!steps.includes(step)) {
+    throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT: the step must be one of ${steps.join(", ")}, got "${m[1]}"`);
   }
   return { step, seq: Number(m[2]) };
 }
@@ -63,6 +73,8 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
     rpcUrl: e.RPC_URL ?? "http://127.0.0.1:8545",
     indexerUrl: e.INDEXER_URL ?? "http://127.0.0.1:42069",
     payerKeys: e.PAYER_PRIVATE_KEYS ?? [operator.operatorKey],
+    fundFromPool: e.PAYOUT_FUND_FROM_POOL ?? true,
+    poolKey: e.REVENUE_POOL_PRIVATE_KEY ?? localKey("revenuePool", chainId),
     confirmations: e.PAYOUT_CONFIRMATIONS ?? (isLocalChain(chainId) ? 0 : 1),
     depth: e.PAYOUT_PIPELINE_DEPTH ?? 3,
     everyProvider: e.PAYOUT_EVERY_PROVIDER ?? true,
@@ -72,4 +84,39 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
     requestsFile: e.PAYOUT_REQUESTS_FILE ?? `data/payout-requests-${chainId}.jsonl`,
     fault: faultOf(e.PAYOUT_FAULT),
   };
+}
+
+/**
+ * The key that moves the revenue pool's USDC when the agent funds the payers (null: funding is
+ * off): the payer's own when the pool is a payer, else REVENUE_POOL_PRIVATE_KEY, which must be
+ * the pool's. `revenuePool` is the deployment manifest's.
+ */
+export function poolFundingKey(
+  config: Pick<AgentConfig, "fundFromPool" | "poolKey" | "payerKeys">,
+  revenuePool: Address | undefined,
+): Hex | null {
+  if (!config.fundFromPool) return null;
+  if (!revenuePool) {
+    throw new ConfigError(
+      "PAYOUT_FUND_FROM_POOL",
+      "PAYOUT_FUND_FROM_POOL is on but the deployment manifest names no revenuePool: record one (REVENUE_POOL_ADDRESS at deploy) or set PAYOUT_FUND_FROM_POOL=0",
+    );
+  }
+  const pool = getAddress(revenuePool);
+  const payerKey = config.payerKeys.find((k) => privateKeyToAccount(k).address === pool);
+  if (payerKey) return payerKey;
+  if (!config.poolKey) {
+    throw new ConfigError(
+      "REVENUE_POOL_PRIVATE_KEY",
+      `REVENUE_POOL_PRIVATE_KEY must be set to fund the payers from the revenue pool ${pool}, which is not a payer; or set PAYOUT_FUND_FROM_POOL=0`,
+    );
+  }
+  const holder = privateKeyToAccount(config.poolKey).address;
+  if (holder !== pool) {
+    throw new ConfigError(
+      "REVENUE_POOL_PRIVATE_KEY",
+      `REVENUE_POOL_PRIVATE_KEY is the key of ${holder}, not of the deployment's revenue pool ${pool}`,
+    );
+  }
+  return config.poolKey;
 }

@@ -13,6 +13,7 @@ import type { EercClient } from "../eerc/client.js";
 import { Prover } from "../eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../indexer/process.js";
 import { type AgentOptions, PayoutAgent } from "../payout/agent.js";
+import type { PoolFunding } from "../payout/funding.js";
 import type { Pricing } from "../usage/pricing.js";
 import { authoriseServer, eercAccount, fundPayer, localAgentOptions, newFundedAccount, registerProvider } from "./marketplace.js";
 
@@ -21,8 +22,13 @@ export type LocalProvider = { namespace: string; pricing: Pricing };
 export type LocalWorldOptions = {
   /** Providers to register, each paying out to its own registered account. */
   providers?: readonly LocalProvider[];
-  /** Deposited into the operator's (the payer's) encrypted balance. */
+  /** Minted to the operator (the payer) and deposited into its encrypted balance: the operator's own money, as for per-call usage. */
   fundMicro?: bigint;
+  /**
+   * The agents fund their payers from the revenue pool (anvil's account #7, `pool`) before each
+   * cycle, as `npm run agent` does by default; off, they pay from what the payers hold.
+   */
+  fundFromPool?: boolean;
   /** Start the indexer (needed by the agent). */
   indexer?: boolean;
   /** Extra environment of the indexer and its API. */
@@ -52,6 +58,10 @@ export type LocalWorld = {
   operator: EercClient;
   server: PrivateKeyAccount;
   user: PrivateKeyAccount;
+  /** The revenue pool's wallet (anvil's account #7), where `payPoolFee` sends fees. */
+  pool: PrivateKeyAccount;
+  /** What an agent needs to move the pool's USDC into its payers' encrypted balances. */
+  poolFunding: PoolFunding;
   tokenId: bigint;
   payoutAccounts: Map<string, { account: PrivateKeyAccount & { privateKey: Hex }; client: EercClient }>;
   agentOptions(extra?: Partial<AgentOptions>): AgentOptions;
@@ -72,7 +82,8 @@ const deployOwn = ({ rpcUrl, prover, settlement }: { rpcUrl: string; prover: Pro
 
 /**
  * A local marketplace on a fresh anvil, for tests, benchmarks and the demo: the contracts, the
- * operator (anvil's account #0, the owner and the payer) registered in the eERC and funded,
+ * operator (anvil's account #0, the owner and the payer) registered in the eERC and funded
+ * (`fundMicro`, and with `fundFromPool` from the fees in the revenue pool, anvil's account #7),
  * the providers each paying out to its own registered account, an authorised usage server, a
  * fee-paying user, and (optionally) the indexer. `close()` stops all of it.
  */
@@ -107,6 +118,10 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
       payoutAccounts.set(p.namespace, { account, client });
     }
     if (options.fundMicro) await fundPayer(chain, manifest, operator, owner, options.fundMicro);
+    const pool = privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.revenuePool]);
+    if (options.fundFromPool && manifest.revenuePool !== pool.address)
+      throw new Error(`the local deployment's revenue pool is not anvil's account #7 (${pool.address})`);
+    const poolFunding: PoolFunding = { token: manifest.contracts.token, pool: chain.walletFor(pool) };
     const tokenId = await usdcTokenId(chain, manifest);
     if (anvil && options.blockTime) await testClient.setIntervalMining({ interval: options.blockTime });
     if (options.indexer) {
@@ -119,7 +134,10 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
     }
     const agentOptions = (extra: Partial<AgentOptions> = {}): AgentOptions => {
       if (!indexer) throw new Error("the agent reads the indexer: start the world with indexer: true");
-      return localAgentOptions({ operator, indexerUrl: indexer.url, tokenId }, { waitMs: 60_000, ...extra });
+      return localAgentOptions(
+        { operator, indexerUrl: indexer.url, tokenId },
+        { waitMs: 60_000, ...(options.fundFromPool && { funding: poolFunding }), ...extra },
+      );
     };
     return {
       anvil,
@@ -134,6 +152,8 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
       operator,
       server,
       user,
+      pool,
+      poolFunding,
       tokenId,
       payoutAccounts,
       agentOptions,

@@ -9,6 +9,7 @@ import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
+import { fundFromPool, type PoolFunding } from "./funding.js";
 import { type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
 import { type DecryptedBatch, operatorLedgerState } from "./settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
@@ -38,7 +39,12 @@ export type AgentOptions = {
   log?: LogTarget;
   /** Where `cycle.paid`, `cycle.failed` and `payer.underfunded` go (webhooks); counts and block numbers only. */
   notify?: Notifier;
-  /** A fault injected at one step of one transfer (crash tests): `stop` is called there. */
+  /**
+   * Before each cycle, move the revenue pool's USDC into the payers' encrypted balances
+   * (`funding.ts`); unset, the payers are funded by hand.
+   */
+  funding?: PoolFunding;
+  /** A fault injected at one step of one transfer or of the funding (crash tests): `stop` is called there. */
   fault?: FaultPoint;
   /** Progress of the running cycle: counts only. */
   onProgress?: (p: CycleProgress) => void;
@@ -80,39 +86,49 @@ export class PayoutAgent {
   private readonly log: Logger;
   /** The cycle being planned or paid, for what a failure reports. */
   private current: { cycle: number; transfers: number } | null = null;
+  /** The eERC token id of USDC: 0 until the converter's first deposit assigns it (which the funding may make). */
+  private tokenId: bigint;
 
   constructor(readonly options: AgentOptions) {
     this.log = toLogger(options.log);
+    this.tokenId = options.tokenId;
   }
 
   private get payerAddresses(): Address[] {
     return [...this.options.payers.map((p) => p.address), ...(this.options.pastPayers ?? [])];
   }
 
-  /** Waits until no payer has a transaction in the mempool, then until the indexer has the head block. */
-  private async quiesce(): Promise<bigint> {
-    const waitMs = this.options.waitMs ?? 60_000;
+  /** Waits until none of `accounts` has a transaction in the mempool (`deadline`: ms since the epoch). */
+  private async waitForPending(accounts: readonly Address[], deadline: number): Promise<void> {
     const client = this.options.operator.publicClient;
-    const deadline = Date.now() + waitMs;
-    for (const payer of this.options.payers) {
+    for (const address of new Set(accounts)) {
       let reported = false;
       for (;;) {
         const [latest, pending] = await Promise.all([
-          client.getTransactionCount({ address: payer.address, blockTag: "latest" }),
-          client.getTransactionCount({ address: payer.address, blockTag: "pending" }),
+          client.getTransactionCount({ address, blockTag: "latest" }),
+          client.getTransactionCount({ address, blockTag: "pending" }),
         ]);
         if (pending <= latest) break;
-        if (Date.now() > deadline) throw new PendingPayerTransactionError(payer.address, pending - latest);
+        if (Date.now() > deadline) throw new PendingPayerTransactionError(address, pending - latest);
         if (!reported)
           this.log.info(
-            { payer: payer.address, pending: pending - latest },
-            `payer ${payer.address}: waiting for ${pending - latest} pending transaction(s) before reading what was paid`,
+            { payer: address, pending: pending - latest },
+            `payer ${address}: waiting for ${pending - latest} pending transaction(s) before reading what was paid`,
           );
         reported = true;
         await sleep(250);
       }
     }
-    const head = await client.getBlockNumber({ cacheTime: 0 });
+  }
+
+  /** Waits until no payer has a transaction in the mempool, then until the indexer has the head block. */
+  private async quiesce(): Promise<bigint> {
+    const deadline = Date.now() + (this.options.waitMs ?? 60_000);
+    await this.waitForPending(
+      this.options.payers.map((p) => p.address),
+      deadline,
+    );
+    const head = await this.options.operator.publicClient.getBlockNumber({ cacheTime: 0 });
     for (;;) {
       const blocks = Object.values(await this.options.indexer.indexedBlocks().catch(() => ({}) as Record<string, number>));
       const indexed = blocks.length > 0 ? BigInt(Math.min(...blocks)) : -1n;
@@ -120,6 +136,37 @@ export class PayoutAgent {
       if (Date.now() > deadline) throw new IndexerBehindError(indexed, head);
       await sleep(100);
     }
+  }
+
+  /**
+   * Moves what the revenue pool holds into the payers' encrypted balances, once nothing the pool
+   * or a payer sent is still pending (a transfer or deposit of an interrupted run would otherwise
+   * be read as not done). Logs counts and transaction hashes only.
+   */
+  private async fund(funding: PoolFunding): Promise<void> {
+    const started = performance.now();
+    const deadline = Date.now() + (this.options.waitMs ?? 60_000);
+    await this.waitForPending([funding.pool.account.address, ...this.options.payers.map((p) => p.address)], deadline);
+    const fault = this.options.fault;
+    const { transfers, deposits } = await fundFromPool({
+      funding,
+      payers: this.options.payers,
+      at: (step, n) => {
+        if (fault && fault.step === step && fault.seq === n) fault.stop();
+      },
+    });
+    if (this.tokenId === 0n) this.tokenId = await this.options.operator.tokenId(funding.token);
+    if (transfers.length === 0 && deposits.length === 0) return;
+    this.log.info(
+      {
+        transfers: transfers.length,
+        deposits: deposits.length,
+        txHashes: [...transfers, ...deposits],
+        ms: Math.round(performance.now() - started),
+      },
+      `funded the payers from the revenue pool: ${transfers.length} pool transfer(s), ${deposits.length} deposit(s) ` +
+        `(${[...transfers, ...deposits].join(", ")})`,
+    );
   }
 
   private decryptBatches(batches: readonly { batchId: Hex; server: Address; encryptedLines: Hex }[]): void {
@@ -177,6 +224,7 @@ export class PayoutAgent {
 
   private async settle(): Promise<CycleResult> {
     const started = performance.now();
+    if (this.options.funding) await this.fund(this.options.funding);
     const head = await this.quiesce();
     const facts = await readSettlementFacts(this.options.indexer, this.payerAddresses);
     const operatorSk = this.options.operator.exportPrivateKey();
@@ -239,7 +287,7 @@ export class PayoutAgent {
       [...assignment].map(([payer, transfers]) =>
         payFromPayer({
           payer,
-          tokenId: this.options.tokenId,
+          tokenId: this.tokenId,
           transfers,
           depth: this.options.depth ?? 3,
           fault,
@@ -301,7 +349,7 @@ export class PayoutAgent {
   private async assign(planned: readonly PlannedTransfer[]): Promise<Map<EercClient, PlannedTransfer[]>> {
     const left = new Map<EercClient, bigint>();
     for (const payer of this.options.payers) {
-      const view = await payer.balanceView(this.options.tokenId);
+      const view = await payer.balanceView(this.tokenId);
       left.set(payer, decryptBalance(view, payer.exportPrivateKey()));
     }
     const available = [...left.values()].reduce((a, b) => a + b, 0n);

@@ -46,6 +46,17 @@ export class PayerUnderfundedError extends PayoutError {
   }
 }
 
+/** A transaction that moves the revenue pool's USDC into a payer's encrypted balance reverted: the cycle does not run. */
+export class FundingTransactionError extends PayoutError {
+  readonly code = "FUNDING_FAILED";
+  constructor(
+    readonly step: "transfer" | "deposit",
+    readonly txHash: Hex,
+  ) {
+    super(`funding from the revenue pool: a ${step} reverted (${txHash})`);
+  }
+}
+
 /** A payer transaction is still pending after the wait: the cycle cannot know whether it paid. */
 export class PendingPayerTransactionError extends PayoutError {
   readonly code = "PENDING_PAYER_TRANSACTION";

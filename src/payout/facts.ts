@@ -28,6 +28,9 @@ export type BatchFact = Pick<CommittedBatch, "server" | "batchId" | "periodStart
 /** A fee payment into the revenue pool (token units, which are micro-USDC for 6-decimal USDC), with its block's timestamp. */
 export type PoolFeeFact = ChainPosition & { amount: bigint; timestamp: bigint };
 
+/** A converter deposit into a payer's encrypted balance: its amount is public (`credited`, eERC units: micro-USDC). */
+export type DepositFact = ChainPosition & { account: Address; creditedMicro: bigint };
+
 /** Everything a settlement is computed from, as indexed up to `indexedBlock`. */
 export type SettlementFacts = {
   indexedBlock: bigint;
@@ -44,6 +47,8 @@ export type SettlementFacts = {
   payouts: Payout[];
   /** Every other transfer from a payer: the ledger cannot account for it. */
   unattributed: UnattributedTransfer[];
+  /** Every deposit by a payer, in chain order (the money flow the auditor reports). */
+  deposits: DepositFact[];
   /** The public key each payout's receiver had registered when it was paid, by transaction. */
   receiverKeys: Map<Hex, Point>;
   /** Every auditor the eERC had, in chain order (the pool reserves depend on the one in force). */
@@ -104,6 +109,7 @@ export async function readSettlementFacts(
     logIndex: number;
   };
   type RegistrationRow = { address: Address; publicKey: string[]; blockNumber: string };
+  type DepositRow = { account: Address; credited: string; blockNumber: string; logIndex: number };
   type AuditorRow = { publicKey: string[]; blockNumber: string; logIndex: number };
 
   const fromFilter = payers === "any" ? undefined : `{ from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))} }`;
@@ -164,15 +170,25 @@ export async function readSettlementFacts(
   const { payouts, unattributed } = attributeTransfers(transfers, providerChanges);
 
   const receivers = [...new Set(payouts.map((p) => p.to.toLowerCase()))];
-  const registrations =
+  const depositors = payerList.map((p) => p.toLowerCase());
+  const [registrations, depositRows] = await Promise.all([
     receivers.length === 0
-      ? []
-      : await client.all<RegistrationRow>(
+      ? Promise.resolve([])
+      : client.all<RegistrationRow>(
           "registrations",
           "address publicKey blockNumber",
           "blockNumber",
           `{ address_in: ${JSON.stringify(receivers)} }`,
-        );
+        ),
+    depositors.length === 0
+      ? Promise.resolve([])
+      : client.all<DepositRow>(
+          "deposits",
+          "account credited blockNumber logIndex",
+          "blockNumber",
+          `{ account_in: ${JSON.stringify(depositors)} }`,
+        ),
+  ]);
   const receiverKeys = new Map<Hex, Point>();
   for (const p of payouts) {
     let key: Point | undefined;
@@ -220,6 +236,14 @@ export async function readSettlementFacts(
       .map(({ publicKey, blockNumber }) => ({ publicKey, blockNumber })),
     payouts,
     unattributed,
+    deposits: depositRows
+      .map((r) => ({
+        account: getAddress(r.account),
+        creditedMicro: BigInt(r.credited),
+        blockNumber: BigInt(r.blockNumber),
+        logIndex: r.logIndex,
+      }))
+      .sort(byChainPosition),
     receiverKeys,
   };
 }

@@ -5,6 +5,7 @@ import type { EGCT } from "../eerc/elgamal.js";
 import type { TransferPCTOptions } from "../eerc/inputs.js";
 import type { ProviderId } from "../revenue/types.js";
 import { PayoutError } from "./errors.js";
+import type { FundingFaultStep } from "./funding.js";
 
 /** One payout: a provider, the account it is paid to, the amount and the PCT choices that tag the transfer. */
 export type PlannedTransfer = { seq: number; providerId: ProviderId; to: Address; amount: bigint; pct: TransferPCTOptions };
@@ -20,8 +21,11 @@ export type SentTransfer = PlannedTransfer & { payer: Address; txHash: Hex; bloc
 export const FAULT_STEPS = ["before_prove", "after_prove", "after_send", "before_receipt", "after_receipt"] as const;
 export type FaultStep = (typeof FAULT_STEPS)[number];
 
-/** Where to stop the process (test builds of a crash): the step of the transfer with sequence number `seq`. */
-export type FaultPoint = { step: FaultStep; seq: number; stop: () => void };
+/**
+ * Where to stop the process (test builds of a crash): the step of the transfer with sequence
+ * number `seq`, or of the `seq`-th pool transfer or deposit of the funding (`funding.ts`).
+ */
+export type FaultPoint = { step: FaultStep | FundingFaultStep; seq: number; stop: () => void };
 
 export type PipelineHooks = {
   proved?: (t: PlannedTransfer, ms: number) => void;

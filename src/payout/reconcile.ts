@@ -12,10 +12,13 @@ import {
   boundariesOf,
   type CycleEarnings,
   cycleEarnings,
+  cycleMoneyFlow,
+  type MoneyFlow,
   paymentsByCycle,
   poolSecret,
   type ReconciliationRow,
   reconcileCycles,
+  totalMoneyFlow,
 } from "./settlement.js";
 import type { UnattributedTransfer } from "./tag.js";
 
@@ -26,8 +29,11 @@ export type CycleReconciliation = Pick<
   owedMicro: bigint;
   paidMicro: bigint;
   transfers: number;
+  /** Every provider paid what it was owed, and the cycle's money flow balances. */
   ok: boolean;
   rows: (ReconciliationRow & { namespace: string | null })[];
+  /** Where the cycle's money came from and went (`MoneyFlow` in `settlement.ts`). */
+  moneyFlow: MoneyFlow;
 };
 
 export type Reconciliation = {
@@ -39,6 +45,8 @@ export type Reconciliation = {
   /** Everything the payout transfers moved, as the auditor decrypts it. */
   totalMicro: bigint;
   cycles: CycleReconciliation[];
+  /** The money flow over every cycle, with the fees received after the last boundary. */
+  moneyFlow: MoneyFlow;
   /** Billable calls per provider over all settled cycles, from the auditor's copy of the usage lines. */
   billableCalls: Map<ProviderId, bigint>;
   indexedBlock: bigint;
@@ -49,7 +57,8 @@ export type Reconciliation = {
  * line and the auditor PCT of every payout transfer, recomputes each cycle's earnings from the
  * public pricing, fees and pool payments and the boundaries the payout tags record, and compares,
  * per cycle and provider, paid with owed. Any other transfer from a payer fails it: money that
- * left a payer outside the ledger is exactly what a reconciliation must not miss. The fee and the
+ * left a payer outside the ledger is exactly what a reconciliation must not miss. Each cycle's
+ * money flow, and the total, must balance to the micro-USDC (`MoneyFlow`). The fee and the
  * pricing period are the ones the ProviderRegistry records, period by period; `asserted` values
  * that disagree with the record in force at the indexed head throw SettlementMismatchError.
  */
@@ -96,6 +105,11 @@ export async function reconcile(args: {
   const cycles = earnings.map((e): CycleReconciliation => {
     for (const [id, n] of e.billableCalls) billableCalls.set(id, (billableCalls.get(id) ?? 0n) + n);
     const mine = rows.filter((r) => r.cycle === e.cycle).map((r) => ({ ...r, namespace: namespaces.get(r.providerId) ?? null }));
+    const paidMicro = mine.reduce((s, r) => s + r.paidMicro, 0n);
+    const depositedMicro = facts.deposits
+      .filter((d) => d.blockNumber > e.afterBlock && d.blockNumber <= e.throughBlock)
+      .reduce((s, d) => s + d.creditedMicro, 0n);
+    const moneyFlow = cycleMoneyFlow(e, { paidMicro, depositedMicro });
     return {
       cycle: e.cycle,
       throughBlock: e.throughBlock,
@@ -105,18 +119,26 @@ export async function reconcile(args: {
       splitMicro: e.splitMicro,
       carriedOutMicro: e.carriedOutMicro,
       owedMicro: mine.reduce((s, r) => s + r.owedMicro, 0n),
-      paidMicro: mine.reduce((s, r) => s + r.paidMicro, 0n),
+      paidMicro,
       transfers: mine.reduce((s, r) => s + r.transfers, 0),
-      ok: mine.every((r) => r.ok),
+      ok: mine.every((r) => r.ok) && moneyFlow.ok,
       rows: mine,
+      moneyFlow,
     };
   });
+  const totalMicro = [...amounts.values()].reduce((a, b) => a + b, 0n);
+  const moneyFlow = totalMoneyFlow(earnings, {
+    feesMicro: facts.poolFees.reduce((s, f) => s + f.amount, 0n),
+    depositedMicro: facts.deposits.reduce((s, d) => s + d.creditedMicro, 0n),
+    paidMicro: totalMicro,
+  });
   return {
-    ok: unattributed.length === 0 && cycles.every((c) => c.ok),
+    ok: unattributed.length === 0 && cycles.every((c) => c.ok) && moneyFlow.ok,
     payers: facts.payers,
     unattributed: unattributed.map(({ txHash, from, to, blockNumber, reason }) => ({ txHash, from, to, blockNumber, reason })),
-    totalMicro: [...amounts.values()].reduce((a, b) => a + b, 0n),
+    totalMicro,
     cycles,
+    moneyFlow,
     billableCalls,
     indexedBlock: facts.indexedBlock,
   };

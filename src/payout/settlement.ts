@@ -91,6 +91,10 @@ export type CycleEarnings = {
   poolShares: Map<ProviderId, bigint>;
   /** Billable calls committed in the cycle's blocks, per provider. */
   billableCalls: Map<ProviderId, bigint>;
+  /** Per-call and tiered revenue this cycle settles (gross: earned through its boundary less earned through the previous one). */
+  usageMicro: bigint;
+  /** The platform fee on `usageMicro`. */
+  usageFeeMicro: bigint;
 };
 
 /** The cycle boundaries the payout tags record, ascending; the payouts of one cycle must agree. */
@@ -176,6 +180,7 @@ export function cycleEarnings(args: {
   const out: CycleEarnings[] = [];
   let afterBlock = -1n;
   let carriedInMicro = 0n;
+  const usageBefore = { gross: 0n, fee: 0n };
   for (const boundary of args.boundaries) {
     const { cycle, throughBlock } = boundary;
     const inCycle = (b: bigint) => b > afterBlock && b <= throughBlock;
@@ -214,9 +219,14 @@ export function cycleEarnings(args: {
 
     // Each period has one fee, so pricing the lines fee by fee prices every (period, provider) once.
     const earned = new Map<ProviderId, bigint>();
+    const usageThrough = { gross: 0n, fee: 0n };
     for (const [feeBps, group] of commercial) {
       const revenue = priceLines({ lines: group, pricing: (id, period) => pricing.get(`${id}:${period}`) ?? null, feeBps });
-      for (const [id, a] of revenue.perProvider) earned.set(id, (earned.get(id) ?? 0n) + a.netMicro);
+      for (const [id, a] of revenue.perProvider) {
+        earned.set(id, (earned.get(id) ?? 0n) + a.netMicro);
+        usageThrough.gross += a.grossMicro;
+        usageThrough.fee += a.feeMicro;
+      }
     }
     for (const [id, share] of poolShares) earned.set(id, (earned.get(id) ?? 0n) + share);
     const earnedThrough = new Map<ProviderId, bigint>();
@@ -234,9 +244,12 @@ export function cycleEarnings(args: {
       earnedThrough,
       poolShares: cyclePoolShares,
       billableCalls,
+      usageMicro: usageThrough.gross - usageBefore.gross,
+      usageFeeMicro: usageThrough.fee - usageBefore.fee,
     });
     afterBlock = throughBlock;
     carriedInMicro = carriedOutMicro;
+    Object.assign(usageBefore, usageThrough);
   }
   return out;
 }
@@ -298,6 +311,78 @@ export function reconcileCycles(earnings: readonly CycleEarnings[], payments: Cy
     for (const [id, p] of paid) paidBefore.set(id, (paidBefore.get(id) ?? 0n) + p.amountMicro);
   }
   return rows;
+}
+
+/**
+ * Where the money of the settled cycles went, to the micro-USDC. Two sources pay providers: the
+ * fees users pay into the revenue pool (public USDC transfers), and the per-call and tiered usage
+ * the operator bills its users and pays from its own funds (off chain; `usageMicro`, recomputed
+ * from the usage lines and the public pricing). A cycle's
+ *   feesMicro + usageMicro + carriedInMicro = paidMicro + platformFeeMicro + carriedOutMicro
+ * where `feesMicro` is what the pool received in the cycle's blocks, `paidMicro` the decrypted
+ * payouts tagged with the cycle, `platformFeeMicro` the fee on the pool and on the usage, and the
+ * carries are the free pool's (the reserve, or the whole pool when no free API had usage). It
+ * holds exactly when the cycle paid what its settlement released. Over all cycles,
+ *   feesMicro + usageMicro = paidMicro + platformFeeMicro + carriedMicro + unsettledMicro
+ * with every fee payment indexed so far, the last cycle's carry and the fees received after the
+ * last boundary (the next cycle's). `depositedMicro`, the public deposits into the payers'
+ * encrypted balances in the same blocks, is shown and not part of the equality: deposits carry
+ * the pool's fees and the operator's own money alike.
+ */
+export type MoneyFlow = {
+  feesMicro: bigint;
+  usageMicro: bigint;
+  depositedMicro: bigint;
+  paidMicro: bigint;
+  platformFeeMicro: bigint;
+  carriedInMicro: bigint;
+  carriedOutMicro: bigint;
+  /** Fees received after the last boundary; 0 for a single cycle. */
+  unsettledMicro: bigint;
+  /** In less out: 0 when the money is accounted for. */
+  differenceMicro: bigint;
+  ok: boolean;
+};
+
+const flowOf = (f: Omit<MoneyFlow, "differenceMicro" | "ok">): MoneyFlow => {
+  const differenceMicro =
+    f.feesMicro + f.usageMicro + f.carriedInMicro - (f.paidMicro + f.platformFeeMicro + f.carriedOutMicro + f.unsettledMicro);
+  return { ...f, differenceMicro, ok: differenceMicro === 0n };
+};
+
+/** One cycle's money flow: `paidMicro` its decrypted payouts, `depositedMicro` the payers' deposits in its blocks. */
+export function cycleMoneyFlow(e: CycleEarnings, paid: { paidMicro: bigint; depositedMicro: bigint }): MoneyFlow {
+  return flowOf({
+    feesMicro: e.poolMicro,
+    usageMicro: e.usageMicro,
+    depositedMicro: paid.depositedMicro,
+    paidMicro: paid.paidMicro,
+    platformFeeMicro: e.poolFeeMicro + e.usageFeeMicro,
+    carriedInMicro: e.carriedInMicro,
+    carriedOutMicro: e.carriedOutMicro,
+    unsettledMicro: 0n,
+  });
+}
+
+/**
+ * The money flow over every cycle through the indexed head: `feesMicro` and `depositedMicro` every
+ * fee payment and payer deposit indexed, `paidMicro` every decrypted payout.
+ */
+export function totalMoneyFlow(
+  earnings: readonly CycleEarnings[],
+  all: { feesMicro: bigint; depositedMicro: bigint; paidMicro: bigint },
+): MoneyFlow {
+  const settledFees = earnings.reduce((s, e) => s + e.poolMicro, 0n);
+  return flowOf({
+    feesMicro: all.feesMicro,
+    usageMicro: earnings.reduce((s, e) => s + e.usageMicro, 0n),
+    depositedMicro: all.depositedMicro,
+    paidMicro: all.paidMicro,
+    platformFeeMicro: earnings.reduce((s, e) => s + e.poolFeeMicro + e.usageFeeMicro, 0n),
+    carriedInMicro: 0n,
+    carriedOutMicro: earnings.at(-1)?.carriedOutMicro ?? 0n,
+    unsettledMicro: all.feesMicro - settledFees,
+  });
 }
 
 export type Due = {
