@@ -26,7 +26,7 @@ export type X402BenchResult = {
   unpaidP50Ms: number;
   /** The paid request alone (payload signed beforehand): verify, tool, settle on chain. */
   paidRequestP50Ms: number;
-  /** The agent's whole paid call: the unpaid attempt, signing, the paid request. */
+  /** The agent's whole paid call once the tool has quoted its terms: signing and the paid request. */
   paidCallP50Ms: number;
   addedP50Ms: number;
   paidCallP95Ms: number;
