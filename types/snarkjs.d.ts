@@ -24,6 +24,7 @@ declare module "snarkjs" {
   };
   export const wtns: {
     calculate(input: Record<string, unknown>, wasm: FileRef, wtns: FileRef, options?: unknown): Promise<void>;
+    check(r1cs: FileRef, wtns: FileRef, logger?: unknown): Promise<boolean>;
   };
   export const zKey: {
     newZKey(r1cs: string, ptau: string, zkey: string, logger?: unknown): Promise<unknown>;
@@ -39,6 +40,7 @@ declare module "snarkjs" {
 declare module "circom_runtime" {
   export type WitnessCalculator = {
     calculateWTNSBin(input: Record<string, unknown>, sanityCheck?: number): Promise<Uint8Array>;
+    calculateWitness(input: Record<string, unknown>, sanityCheck?: boolean): Promise<bigint[]>;
   };
   export function WitnessCalculatorBuilder(
     code: Uint8Array,

@@ -55,12 +55,44 @@ export function rpcClients(chainId: number, rpcUrl: string) {
   };
 }
 
+/** A relayed write as the routes hand it over: the call, never its decoded arguments. */
+export type RelayedCall = { to: Address; data: Hex; gas: bigint };
+
+type Fees = { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
+
+/** A sent transaction not yet known to be mined. */
+type Pending = { nonce: number; call: RelayedCall; hash: Hex; fees: Fees; sentAt: number };
+
+export type RelayerOptions = {
+  /** How long a sent transaction may wait for its receipt before it is replaced (RELAYER_RECEIPT_TIMEOUT_S). */
+  receiptTimeoutMs?: number;
+};
+
+/** A replacement must raise both fees by at least 10% for a node to take it; this adds a little more. */
+export const bumpFees = (fees: Fees): Fees => ({
+  maxFeePerGas: fees.maxFeePerGas + fees.maxFeePerGas / 10n + 1n,
+  maxPriorityFeePerGas: fees.maxPriorityFeePerGas + fees.maxPriorityFeePerGas / 10n + 1n,
+});
+
+const maxFees = (a: Fees, b: Fees): Fees => ({
+  maxFeePerGas: a.maxFeePerGas > b.maxFeePerGas ? a.maxFeePerGas : b.maxFeePerGas,
+  maxPriorityFeePerGas: a.maxPriorityFeePerGas > b.maxPriorityFeePerGas ? a.maxPriorityFeePerGas : b.maxPriorityFeePerGas,
+});
+
 /**
  * Sends the relayer's transactions one at a time with locally tracked nonces, so concurrent
  * requests never reuse a nonce. A send resolves once the node has accepted the transaction (its
  * hash is known), not when it is mined. After a failed send the nonce is read again from the
  * node's pending count; a nonce the node refuses (another process using the same key) is retried
  * once with a fresh one.
+ *
+ * Accepted is not mined: a node may drop a transaction, or leave it unmined when the base fee
+ * rises above its fee cap, and every later nonce then waits behind it. So each sent transaction
+ * stays pending until the chain's mined count ("latest") passes its nonce. One that has waited
+ * `receiptTimeoutMs` is sent again with the same nonce and both fees raised by more than 10% (or
+ * to the current estimate, if higher): a dropped one fills its gap, a stuck one is replaced; only
+ * one transaction per nonce can be mined, so the write lands once. A transaction behind a gap is
+ * dropped-and-resent only if the node has lost it too.
  */
 export class Relayer {
   readonly address: Address;
@@ -68,35 +100,65 @@ export class Relayer {
   private tail: Promise<unknown> = Promise.resolve();
   private nextNonce: number | undefined;
   private readonly log: Logger;
+  private readonly pending = new Map<number, Pending>();
+  private readonly receiptTimeoutMs: number;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly account: PrivateKeyAccount,
     readonly publicClient: PublicClient,
     walletClient: (account: PrivateKeyAccount) => WalletClient,
     private readonly chain: Chain,
-    /** Each send: nonce, target, transaction hash and time; never the key or the calldata. */
+    /** Each send and replacement: nonce, target, transaction hashes and time; never the key or the calldata. */
     log: Logger = toLogger(apiLogger("relayer")),
+    options: RelayerOptions = {},
   ) {
     this.address = account.address;
     this.wallet = walletClient(account);
     this.log = log;
+    this.receiptTimeoutMs = options.receiptTimeoutMs ?? 60_000;
   }
 
-  send(tx: { to: Address; data: Hex; gas: bigint }): Promise<Hex> {
-    const run = () => this.sendNow(tx);
+  send(tx: RelayedCall): Promise<Hex> {
+    return this.serially(() => this.sendNow(tx));
+  }
+
+  /** Nonces sent and not yet mined, with their current transaction hash. */
+  pendingTransactions(): { nonce: number; hash: Hex }[] {
+    return [...this.pending.values()].map(({ nonce, hash }) => ({ nonce, hash })).sort((a, b) => a.nonce - b.nonce);
+  }
+
+  /** Stops the receipt timer (the pending transactions are left as they are). */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private serially<T>(run: () => Promise<T>): Promise<T> {
     const result = this.tail.then(run, run);
     this.tail = result.catch(() => undefined);
     return result;
   }
 
-  private async sendNow(tx: { to: Address; data: Hex; gas: bigint }): Promise<Hex> {
+  private async fees(): Promise<Fees> {
+    const { maxFeePerGas, maxPriorityFeePerGas } = await this.publicClient.estimateFeesPerGas();
+    return { maxFeePerGas, maxPriorityFeePerGas };
+  }
+
+  private async sendNow(tx: RelayedCall): Promise<Hex> {
     const started = performance.now();
+    await this.repairStuck().catch((err) =>
+      this.log.warn({ relayer: this.address, code: summarize(err).code }, "relayer pending check failed"),
+    );
     for (let attempt = 0; ; attempt++) {
       this.nextNonce ??= await this.publicClient.getTransactionCount({ address: this.address, blockTag: "pending" });
       const nonce = this.nextNonce;
       try {
-        const hash = await this.wallet.sendTransaction({ account: this.account, chain: this.chain, ...tx, nonce });
+        const fees = await this.fees();
+        const hash = await this.wallet.sendTransaction({ account: this.account, chain: this.chain, ...tx, nonce, ...fees });
         this.nextNonce += 1;
+        this.pending.set(nonce, { nonce, call: tx, hash, fees, sentAt: Date.now() });
+        this.schedule();
         this.log.info(
           { relayer: this.address, to: tx.to, nonce, gas: Number(tx.gas), txHash: hash, ms: Math.round(performance.now() - started) },
           "relayed transaction sent",
@@ -117,6 +179,71 @@ export class Relayer {
         );
         throw err;
       }
+    }
+  }
+
+  /** Checks the pending transactions once `receiptTimeoutMs` after the oldest was sent. */
+  private schedule(): void {
+    if (this.timer || this.pending.size === 0) return;
+    const oldest = Math.min(...[...this.pending.values()].map((p) => p.sentAt));
+    const delay = Math.max(0, oldest + this.receiptTimeoutMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.serially(() => this.repairStuck()).then(
+        () => this.schedule(),
+        (err) => {
+          this.log.warn({ relayer: this.address, code: summarize(err).code }, "relayer pending check failed");
+          this.schedule();
+        },
+      );
+    }, delay);
+    this.timer.unref();
+  }
+
+  /**
+   * Forgets the transactions the chain has mined, re-syncs the nonce with the node, and sends
+   * again every transaction that has waited past the timeout and is either lost by the node or
+   * first in line (the one every later nonce waits for).
+   */
+  private async repairStuck(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const mined = await this.publicClient.getTransactionCount({ address: this.address, blockTag: "latest" });
+    for (const nonce of this.pending.keys()) if (nonce < mined) this.pending.delete(nonce);
+    const now = Date.now();
+    const overdue = [...this.pending.values()].filter((p) => now - p.sentAt >= this.receiptTimeoutMs).sort((a, b) => a.nonce - b.nonce);
+    if (overdue.length === 0) return;
+    const known = await this.publicClient.getTransactionCount({ address: this.address, blockTag: "pending" });
+    if (this.nextNonce !== undefined && known < this.nextNonce) {
+      this.log.warn({ relayer: this.address, mined, pendingAtNode: known, nextNonce: this.nextNonce }, "relayer nonce gap: resending");
+    }
+    for (const p of overdue) {
+      const lost = (await this.publicClient.getTransaction({ hash: p.hash }).catch(() => null)) === null;
+      if (lost || p.nonce === mined) await this.resend(p, lost ? "dropped" : "not mined");
+    }
+  }
+
+  private async resend(p: Pending, reason: "dropped" | "not mined"): Promise<void> {
+    const fees = maxFees(bumpFees(p.fees), await this.fees());
+    try {
+      const hash = await this.wallet.sendTransaction({ account: this.account, chain: this.chain, ...p.call, nonce: p.nonce, ...fees });
+      this.log.warn(
+        { relayer: this.address, to: p.call.to, nonce: p.nonce, reason, txHash: p.hash, replacedBy: hash },
+        "relayed transaction replaced",
+      );
+      this.pending.set(p.nonce, { ...p, hash, fees, sentAt: Date.now() });
+    } catch (err) {
+      const { code } = summarize(err);
+      if (err instanceof ViemBaseError && err.walk((e) => e instanceof NonceTooLowError)) {
+        // Mined in the meantime: the original (or an earlier replacement) landed.
+        this.pending.delete(p.nonce);
+        return;
+      }
+      // Retried at the next timeout, from the fees tried now.
+      this.pending.set(p.nonce, { ...p, fees, sentAt: Date.now() });
+      this.log.warn(
+        { relayer: this.address, to: p.call.to, nonce: p.nonce, reason, txHash: p.hash, code },
+        "relayed transaction not replaced",
+      );
     }
   }
 }

@@ -5,7 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import { and, eq } from "ponder";
 import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { relayerKey } from "../config/api.js";
+import { relayerKey, relayerReceiptTimeoutMs } from "../config/api.js";
 import type { IndexerSettings } from "../config/indexer.js";
 import { readJsonBody } from "../http/input.js";
 import { API_PATHS } from "../indexer-client/schemas.js";
@@ -47,7 +47,9 @@ export function mountWriteRoutes(app: Hono, deps: { db: Db; settings: IndexerSet
   }
 
   const { chain, publicClient, walletClient } = rpcClients(settings.chainId, settings.rpcUrl);
-  const relayer = new Relayer(privateKeyToAccount(key.key), publicClient, walletClient, chain);
+  const relayer = new Relayer(privateKeyToAccount(key.key), publicClient, walletClient, chain, undefined, {
+    receiptTimeoutMs: relayerReceiptTimeoutMs(deps.env),
+  });
   const providers = new ProviderWriter({
     relayer,
     publicClient,

@@ -11,6 +11,7 @@ export const API_ENV = {
   OPERATOR_EERC_KEY: env.eercKey(),
   PAYER_ADDRESSES: env.addresses(),
   RELAYER_PRIVATE_KEY: env.privateKey(),
+  RELAYER_RECEIPT_TIMEOUT_S: env.integer({ min: 1, max: 3_600 }),
   PORT: env.integer({ max: 65_535 }),
 };
 
@@ -71,4 +72,13 @@ export function relayerKey(source: Env, chainId: number): RelayerKey {
   const local = localKey("relayer", chainId);
   if (local) return { enabled: true, key: local, source: "anvil" };
   return { enabled: false, reason: `RELAYER_PRIVATE_KEY is not set: the write routes need a funded relayer key on chain ${chainId}` };
+}
+
+/** Seconds a relayed transaction may wait for its receipt before the relayer replaces it. */
+export const DEFAULT_RELAYER_RECEIPT_TIMEOUT_S = 60;
+
+/** The relayer's receipt timeout in milliseconds: `RELAYER_RECEIPT_TIMEOUT_S`, 60 s by default. */
+export function relayerReceiptTimeoutMs(source: Env): number {
+  const { RELAYER_RECEIPT_TIMEOUT_S } = readEnv({ RELAYER_RECEIPT_TIMEOUT_S: API_ENV.RELAYER_RECEIPT_TIMEOUT_S }, source);
+  return (RELAYER_RECEIPT_TIMEOUT_S ?? DEFAULT_RELAYER_RECEIPT_TIMEOUT_S) * 1_000;
 }
