@@ -22,6 +22,8 @@ export const UNIT_TESTS = [
   "test/operations.test.ts",
   "test/compose.test.ts",
   "test/x402.test.ts",
+  "test/web-app-route.test.ts",
+  "test/web-provider.test.ts",
 ];
 
 /** anvil, real proofs, the indexer, the agent and the CLI as processes (`npm run test:e2e`): one file at a time. */

@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { client, graphql } from "ponder";
 import { indexerSettings } from "../config/indexer.js";
 import { ApiInputError } from "../http/input.js";
+import { mountWebApp } from "./app.js";
 import { mountOperations } from "./health.js";
 import { payoutFields } from "./payouts.js";
 import { mountReadRoutes } from "./reads.js";
@@ -25,6 +26,7 @@ app.use("/graphql", graphql({ db, schema }));
 mountReadRoutes(app, { db, payouts });
 mountOperations(app, { db, settings, env: process.env, payouts });
 mountWriteRoutes(app, { db, settings, env: process.env });
+mountWebApp(app);
 
 app.onError((err, c) => {
   if (err instanceof ApiInputError) return c.json({ error: { field: err.field, message: err.message } }, err.status);

@@ -17,6 +17,7 @@ import {
   submitResult,
   updateRequest,
 } from "../indexer-client/schemas.js";
+import { APP_PREFIX } from "./app.js";
 import { OPERATIONS_PREFIX } from "./health.js";
 import { MAX_BODY_BYTES } from "./writes.js";
 
@@ -176,6 +177,27 @@ export const API_ROUTES: readonly RouteDoc[] = [
   },
   {
     method: "get",
+    path: APP_PREFIX,
+    tags: ["dashboard"],
+    summary: "The web dashboard: a redirect to /app/",
+    responses: { 301: { description: "to /app/" } },
+  },
+  {
+    method: "get",
+    path: `${APP_PREFIX}/{file}`,
+    tags: ["dashboard"],
+    summary: "The web dashboard's static files (index.html for /app/)",
+    description:
+      "The provider dashboard, built from `web/` (`npm run build:web`; built on the first request when missing). It decrypts in the browser with a key derived from the user's wallet signature and reads only the public routes above; no key or figure is sent to or served by this route.",
+    params: z.object({ file: z.string().meta({ description: "a path under build/web/, e.g. assets/index-….js" }) }),
+    responses: {
+      200: { description: "the file", text: { contentType: "text/html" } },
+      404: { description: "no such file" },
+      503: { description: "the dashboard is not built and the build failed" },
+    },
+  },
+  {
+    method: "get",
     path: API_PATHS.openapi,
     tags: ["reads"],
     summary: "This document",
@@ -198,6 +220,7 @@ export function apiDocument() {
       { name: "writes", description: "signed calls relayed with the API's relayer key; a refused request sends nothing" },
       { name: "operations", description: "health and metrics for supervisors" },
       { name: "indexer", description: "Ponder's GraphQL and SQL" },
+      { name: "dashboard", description: "the web dashboard's static files; it decrypts in the browser" },
     ],
   );
 }

@@ -1,0 +1,69 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig, type Plugin } from "vite";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+
+/**
+ * The dashboard imports the project's own decryption code (`src/eerc`, `src/history`), whose
+ * modules also hold Node-only helpers (reading a spool file, for example) that the page never
+ * calls. Node's built-in modules resolve to a stub whose every export throws, so such a helper
+ * fails loudly if it is ever reached instead of being silently bundled.
+ */
+function nodeBuiltinsStub(): Plugin {
+  const prefix = "\0node-stub:";
+  return {
+    name: "backendshield-node-stub",
+    enforce: "pre",
+    resolveId(id) {
+      return id.startsWith("node:") ? prefix + id : null;
+    },
+    load(id) {
+      if (!id.startsWith(prefix)) return null;
+      const name = id.slice(prefix.length);
+      // Every named import is a property of the default export (syntheticNamedExports): a function that throws.
+      const code = `export default new Proxy({}, { get: (_, key) => () => { throw new Error(\`${name}: \${String(key)} is not available in the browser\`); } });`;
+      return { code, syntheticNamedExports: true };
+    },
+  };
+}
+
+/**
+ * poseidon-lite's entry point is CommonJS that loads the round constants of all 16 widths (600 kB);
+ * the project uses two widths, so only their modules are bundled. A width not listed here fails the
+ * build ("not exported"), never silently.
+ */
+function poseidonWidths(widths: readonly number[]): Plugin {
+  const id = "\0poseidon-lite";
+  return {
+    name: "backendshield-poseidon-widths",
+    enforce: "pre",
+    resolveId: (source) => (source === "poseidon-lite" ? id : null),
+    load: (loaded) => (loaded === id ? widths.map((w) => `export { poseidon${w} } from "poseidon-lite/poseidon${w}";`).join("\n") : null),
+  };
+}
+
+/**
+ * Modules the page bundles for what they export, never for their top-level code: the project's
+ * own `src/` (whose modules also hold Node-side helpers, e.g. `src/eerc/artifacts.ts` finding the
+ * project folder on import) and the prover's packages. Dropped unless the page uses an export.
+ */
+const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
+const PROVER_ONLY = /\/node_modules\/(snarkjs|ffjavascript|circom_runtime|web-worker|buffer|base64-js|ieee754)\//;
+const importedForExports = (id: string) => id.startsWith(srcDir) || PROVER_ONLY.test(id);
+
+export default defineConfig({
+  root: here,
+  // Relative asset URLs: the same build works at /app/ on the API and from any static host or folder.
+  base: "./",
+  plugins: [nodeBuiltinsStub(), poseidonWidths([3, 5])],
+  build: {
+    outDir: fileURLToPath(new URL("../build/web", import.meta.url)),
+    emptyOutDir: true,
+    target: "es2022",
+    chunkSizeWarningLimit: 1024,
+    reportCompressedSize: true,
+    rollupOptions: {
+      treeshake: { moduleSideEffects: (id) => !importedForExports(id) },
+    },
+  },
+});
