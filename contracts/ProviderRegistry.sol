@@ -2,9 +2,10 @@
 pragma solidity ^0.8.27;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
-import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {NoncesKeyed} from "@openzeppelin/contracts/utils/NoncesKeyed.sol";
 
 import {Registrar} from "./Registrar.sol";
 
@@ -13,8 +14,15 @@ import {Registrar} from "./Registrar.sol";
 /// eERC account that receives its payouts and its pricing. The owner is the operator.
 /// @dev Provider id = keccak256(bytes(namespace)), the namespace exactly as given (1 to 64 ASCII
 /// letters or digits; FlowMCP namespaces are letters only). Every change can also be relayed: the
-/// `...Signed` variants take an EIP-712 signature by the owner (ERC-1271 for a contract owner), one
-/// sequential nonce per owner (`nonces(owner())`) and a deadline.
+/// `...Signed` variants take an EIP-712 signature by the owner (ERC-1271 for a contract owner), a
+/// nonce and a deadline. Nonces run in independent lanes (NoncesKeyed: a 192-bit key above a 64-bit
+/// sequence, `nonces(owner(), key)` returns the next one, lane included): a provider's requests use
+/// the lane of its id's top 192 bits (`nonceKeyOf(providerId)`), settlement changes lane 0
+/// (`SETTLEMENT_NONCE_KEY`, which no namespace's id can take short of a keccak256 preimage with
+/// 192 leading zero bits). A signed request for one provider that never lands therefore blocks
+/// only that provider's later requests, never another's or a settlement change.
+/// Ownership moves in two steps (`transferOwnership`, then `acceptOwnership` by the new owner) and
+/// cannot be renounced: an ownerless registry could never change again.
 ///
 /// Pricing, in micro-USDC (1 = 0.000001 USDC):
 /// - PerCall: `pricePerCallMicro` (> 0) per billable call.
@@ -30,7 +38,7 @@ import {Registrar} from "./Registrar.sol";
 /// that starts at or after its `effectiveFrom` (a UTC day start, in the future once a first record
 /// exists), so a change never reaches a period already started; the settlement rules off chain
 /// (`src/revenue/schedule.ts`) say exactly which period that is.
-contract ProviderRegistry is Ownable, EIP712, Nonces {
+contract ProviderRegistry is Ownable2Step, EIP712, NoncesKeyed {
     enum PricingModel {
         PerCall,
         FreePool,
@@ -67,6 +75,7 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
     uint16 public constant MAX_FEE_BPS = 10_000;
     uint8 public constant PERIOD_UNIT_MONTH = 0;
     uint8 public constant PERIOD_UNIT_DAY = 1;
+    uint192 public constant SETTLEMENT_NONCE_KEY = 0;
 
     bytes32 private constant TIER_TYPEHASH = keccak256("Tier(uint64 upToCalls,uint64 priceMicro)");
     bytes32 private constant PRICING_TYPEHASH = keccak256(
@@ -122,6 +131,7 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
     error EffectiveFromNotInFuture(uint64 effectiveFrom, uint256 blockTimestamp);
     error EffectiveFromNotAfterPrevious(uint64 effectiveFrom, uint64 previous);
     error UnknownSettlementRecord(uint256 index);
+    error RenounceOwnershipDisabled();
 
     constructor(address registrar_) Ownable(msg.sender) EIP712("BackendShield ProviderRegistry", "1") {
         if (registrar_ == address(0)) revert ZeroAddress();
@@ -172,7 +182,7 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
                 keccak256(bytes(namespace)),
                 payoutAccount,
                 _hashPricing(pricing),
-                _useNonce(owner()),
+                _useNonce(owner(), nonceKeyOf(keccak256(bytes(namespace)))),
                 deadline
             ),
             deadline,
@@ -188,7 +198,7 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         bytes calldata signature
     ) external {
         _checkOwnerSignature(
-            abi.encode(UPDATE_PRICING_TYPEHASH, providerId, _hashPricing(pricing), _useNonce(owner()), deadline),
+            abi.encode(UPDATE_PRICING_TYPEHASH, providerId, _hashPricing(pricing), _useNonce(owner(), nonceKeyOf(providerId)), deadline),
             deadline,
             signature
         );
@@ -202,7 +212,7 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         bytes calldata signature
     ) external {
         _checkOwnerSignature(
-            abi.encode(SET_PAYOUT_ACCOUNT_TYPEHASH, providerId, payoutAccount, _useNonce(owner()), deadline),
+            abi.encode(SET_PAYOUT_ACCOUNT_TYPEHASH, providerId, payoutAccount, _useNonce(owner(), nonceKeyOf(providerId)), deadline),
             deadline,
             signature
         );
@@ -213,7 +223,7 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         external
     {
         _checkOwnerSignature(
-            abi.encode(SET_ACTIVE_TYPEHASH, providerId, active, _useNonce(owner()), deadline), deadline, signature
+            abi.encode(SET_ACTIVE_TYPEHASH, providerId, active, _useNonce(owner(), nonceKeyOf(providerId)), deadline), deadline, signature
         );
         _setActive(providerId, active);
     }
@@ -226,14 +236,24 @@ contract ProviderRegistry is Ownable, EIP712, Nonces {
         bytes calldata signature
     ) external {
         _checkOwnerSignature(
-            abi.encode(SET_SETTLEMENT_TYPEHASH, feeBps, periodUnit, effectiveFrom, _useNonce(owner()), deadline),
+            abi.encode(SET_SETTLEMENT_TYPEHASH, feeBps, periodUnit, effectiveFrom, _useNonce(owner(), SETTLEMENT_NONCE_KEY), deadline),
             deadline,
             signature
         );
         _setSettlement(feeBps, periodUnit, effectiveFrom);
     }
 
+    /// @notice Always reverts: an ownerless registry could never register, reprice or settle again.
+    function renounceOwnership() public pure override {
+        revert RenounceOwnershipDisabled();
+    }
+
     // ---------------------------------------------------------------- views
+
+    /// @notice The nonce lane of a provider's signed requests: the top 192 bits of its id.
+    function nonceKeyOf(bytes32 providerId) public pure returns (uint192) {
+        return uint192(uint256(providerId) >> 64);
+    }
 
     function providerIdOf(string calldata namespace) external pure returns (bytes32) {
         return keccak256(bytes(namespace));

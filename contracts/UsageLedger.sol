@@ -2,6 +2,7 @@
 pragma solidity ^0.8.27;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
@@ -16,7 +17,9 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 /// stores only the batch's EIP-712 struct hash (`batchHashOf`), so a batch read back from the logs
 /// can be checked against state with `hashBatch`. Periods are the server's clock, in Unix
 /// milliseconds, and are not compared with block time.
-contract UsageLedger is Ownable, EIP712 {
+/// Ownership moves in two steps (`transferOwnership`, then `acceptOwnership`) and cannot be
+/// renounced: without an owner no server could be authorised or revoked.
+contract UsageLedger is Ownable2Step, EIP712 {
     struct UsageBatch {
         address server;
         bytes32 batchId;
@@ -56,6 +59,7 @@ contract UsageLedger is Ownable, EIP712 {
     error EmptyLines();
     error SignatureExpired(uint256 deadline);
     error InvalidSignature();
+    error RenounceOwnershipDisabled();
 
     constructor() Ownable(msg.sender) EIP712("BackendShield UsageLedger", "1") {}
 
@@ -64,6 +68,11 @@ contract UsageLedger is Ownable, EIP712 {
         if (server == address(0)) revert ZeroAddress();
         isAuthorisedServer[server] = authorised;
         emit ServerAuthorisationChanged(server, authorised);
+    }
+
+    /// @notice Always reverts: without an owner no server could be authorised or revoked.
+    function renounceOwnership() public pure override {
+        revert RenounceOwnershipDisabled();
     }
 
     /// @notice Commits a batch sent by its own server.

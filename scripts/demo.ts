@@ -173,7 +173,7 @@ async function startFlowMcp(world: LocalWorld) {
     serverAddress: server.address,
     pricing,
     batch: { maxAgeMs: 60_000 },
-    onBatch: (batch) => submitter.onBatch(batch),
+    submitter,
   });
   await meter.recover();
   const apis = await startDemoApis();

@@ -140,7 +140,7 @@ async function chainMeter(server: PrivateKeyAccount) {
     serverAddress: server.address,
     pricing,
     batch: { maxAgeMs: 600_000 },
-    onBatch: submitter.onBatch,
+    submitter,
     retry: { minMs: 100, maxMs: 1_000 },
     onSubmitError: (err) => submitErrors.push(err),
   });

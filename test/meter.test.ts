@@ -1,4 +1,5 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname, tmpdir } from "node:os";
@@ -441,6 +442,41 @@ describe("spool durability", () => {
     await expect(createMeter(options(dir)).recover()).rejects.toThrow(SpoolCorruptError);
   });
 
+  test("a submitter's start check: the next batch id must be free on chain; startSequence for an empty spool only", async () => {
+    const committed = new Set<string>();
+    const submitter = {
+      server: SERVER_ADDRESS,
+      onBatch: async (b: { batchId: string }) => {
+        committed.add(b.batchId);
+        return { txHash: null };
+      },
+      committedBatchHash: async (batchId: `0x${string}`) => (committed.has(batchId) ? (`0x${"11".repeat(32)}` as const) : null),
+    };
+    expect(() => createMeter(options(tempDir(), { submitter, onBatch: submitter.onBatch }))).toThrow(TypeError);
+    expect(() =>
+      createMeter(options(tempDir(), { submitter: { ...submitter, server: "0x00000000000000000000000000000000000000e1" } })),
+    ).toThrow(/not for the meter's server/);
+    expect(() => createMeter(options(tempDir(), { startSequence: 0 }))).toThrow(RangeError);
+    // Batches 1 to 5 committed by a spool that is gone: 1 is taken, so the count runs on to 5.
+    for (let i = 1; i <= 5; i++) committed.add(batchIdOf(SERVER_ADDRESS, i));
+    const dir = tempDir();
+    const refusal = await createMeter(options(dir, { submitter }))
+      .recover()
+      .catch((e: unknown) => e);
+    expect(refusal).toMatchObject({ code: "SPOOL_BEHIND_LEDGER", nextSequence: 1, lastCommitted: 5 });
+    const resumed = createMeter(options(dir, { submitter, startSequence: 6 }));
+    expect(await resumed.recover()).toMatchObject({ nextSequence: 6, closedBatches: 0 });
+    await callsThrough(resumed, 1);
+    await resumed.flush();
+    await resumed.close();
+    expect(closeLines(readSpool(resumed.spoolPath).lines).map((l) => l.sequence)).toEqual([6]);
+    expect(committed.has(batchIdOf(SERVER_ADDRESS, 6))).toBe(true);
+    // The spool carries the numbering from then on.
+    const again = createMeter(options(dir, { submitter }));
+    expect(await again.recover()).toMatchObject({ nextSequence: 7, closedBatches: 1, unsubmitted: [] });
+    await again.close();
+  });
+
   test("one meter per spool", async () => {
     const dir = tempDir();
     const m1 = createMeter(options(dir));
@@ -459,6 +495,42 @@ describe("spool durability", () => {
     const m3 = createMeter(options(dir));
     await m3.recover();
     await m3.close();
+  });
+
+  test("two processes racing for one spool: one holds it, the other gets SpoolLockedError", async () => {
+    const spoolPath = join(tempDir(), "race.jsonl");
+    const starters = [0, 1].map(() => {
+      const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "spool-lock-child.ts")], {
+        env: { ...process.env, SPOOL_PATH: spoolPath },
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      const out: string[] = [];
+      let waiting: (() => void)[] = [];
+      child.stdout!.on("data", (d: Buffer) => {
+        out.push(...d.toString().split("\n").filter(Boolean));
+        for (const w of waiting) w();
+        waiting = [];
+      });
+      const lineCount = async (n: number) => {
+        while (out.length < n) await new Promise<void>((resolve) => waiting.push(resolve));
+      };
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      return { child, out, lineCount, exited };
+    });
+    cleanups.push(async () => {
+      for (const s of starters) s.child.kill();
+    });
+    await Promise.all(starters.map((s) => s.lineCount(1)));
+    // Both loaded: start them at once.
+    for (const s of starters) s.child.stdin!.write("go\n");
+    await Promise.all(starters.map((s) => s.lineCount(2)));
+    expect(starters.map((s) => s.out[1]).sort()).toEqual(["locked", "refused SPOOL_LOCKED"]);
+    const winner = starters.find((s) => s.out[1] === "locked")!;
+    expect(readFileSync(`${spoolPath}.lock`, "utf8")).toBe(`${hostname()} ${winner.child.pid}`);
+    expect(statSync(`${spoolPath}.lock`).mode & 0o777).toBe(0o600);
+    winner.child.stdin!.end();
+    await Promise.all(starters.map((s) => s.exited));
+    expect(existsSync(`${spoolPath}.lock`)).toBe(false);
   });
 
   test("SIGKILL at random points, before and after batch closes: every call recorded once, sequences kept, redelivery idempotent", async () => {

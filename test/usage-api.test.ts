@@ -31,6 +31,7 @@ import {
   decryptLinesFor,
   fetchLineKeys,
   type LineKeys,
+  nonceKeyOf,
   type Pricing,
   PricingModel,
   providerIdOf,
@@ -117,7 +118,8 @@ describe("API write routes: provider registration and usage submission, indexed"
   };
   const read = <T>(address: Address, abi: readonly unknown[], functionName: string, args: readonly unknown[] = []) =>
     chain.publicClient.readContract({ address, abi, functionName, args } as never) as Promise<T>;
-  const ownerNonce = () => read<bigint>(registry, ProviderRegistryAbi, "nonces", [operator.address]);
+  /** The owner's next nonce in the lane of `providerId`'s requests (key included). */
+  const ownerNonce = (providerId: Hex) => read<bigint>(registry, ProviderRegistryAbi, "nonces", [operator.address, nonceKeyOf(providerId)]);
   const registryTarget = () => ({ chainId: chain.chain.id, registry });
   const ledgerTarget = () => ({ chainId: chain.chain.id, ledger });
   const settle = async (txHash: Hex) => {
@@ -161,7 +163,7 @@ describe("API write routes: provider registration and usage submission, indexed"
     typedPricing: Pricing,
     o: { signer?: typeof operator; nonce?: bigint; deadline?: bigint; chainId?: number } = {},
   ) {
-    const nonce = o.nonce ?? (await ownerNonce());
+    const nonce = o.nonce ?? (await ownerNonce(providerIdOf(namespace)));
     const deadline = o.deadline ?? soon();
     const typed = registerProviderTypedData(
       { namespace, payoutAccount, pricing: typedPricing, nonce, deadline },
@@ -289,7 +291,7 @@ describe("API write routes: provider registration and usage submission, indexed"
 
   it("updates pricing and the active flag with owner signatures; the indexer keeps the history", async () => {
     const providerId = providerIdOf("coingecko");
-    let nonce = await ownerNonce();
+    let nonce = await ownerNonce(providerId);
     let deadline = soon();
     let signature = await operator.signTypedData(
       updatePricingTypedData(
@@ -308,7 +310,7 @@ describe("API write routes: provider registration and usage submission, indexed"
     expect(answer.body.providerId).toBe(providerId);
     await settle(answer.body.txHash);
 
-    nonce = await ownerNonce();
+    nonce = await ownerNonce(providerId);
     deadline = soon();
     signature = await operator.signTypedData(
       setActiveTypedData({ providerId, active: false, nonce, deadline }, registryTarget()) as TypedDataDefinition,
@@ -316,7 +318,7 @@ describe("API write routes: provider registration and usage submission, indexed"
     answer = await post("/providers/update", { providerId, active: false, deadline: deadline.toString(), signature });
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     await settle(answer.body.txHash);
-    nonce = await ownerNonce();
+    nonce = await ownerNonce(providerId);
     signature = await operator.signTypedData(
       setActiveTypedData({ providerId, active: true, nonce, deadline }, registryTarget()) as TypedDataDefinition,
     );
@@ -334,6 +336,41 @@ describe("API write routes: provider registration and usage submission, indexed"
       { kind: "active", active: false, pricePerCallMicro: "2000", payoutAccount: coingeckoAcct.address.toLowerCase() },
       { kind: "active", active: true, pricePerCallMicro: "2000", payoutAccount: coingeckoAcct.address.toLowerCase() },
     ]);
+  });
+
+  it("keeps one nonce lane per provider: a signed request for one provider that is not sent blocks no other", async () => {
+    const etherscan = providerIdOf("etherscan");
+    const defillama = providerIdOf("defillama");
+    const deadline = soon();
+    const sign = (providerId: Hex, nonce: bigint) =>
+      operator.signTypedData(setActiveTypedData({ providerId, active: true, nonce, deadline }, registryTarget()) as TypedDataDefinition);
+    // Signed for etherscan with its lane's next nonce, and held back.
+    const pendingNonce = await ownerNonce(etherscan);
+    const pending = { providerId: etherscan, active: true, nonce: pendingNonce.toString(), deadline: deadline.toString() };
+    const pendingSignature = await sign(etherscan, pendingNonce);
+
+    // defillama's request goes through meanwhile.
+    const other = await post("/providers/update", {
+      providerId: defillama,
+      active: true,
+      deadline: deadline.toString(),
+      signature: await sign(defillama, await ownerNonce(defillama)),
+    });
+    expect(other.status, JSON.stringify(other.body)).toBe(200);
+    await settle(other.body.txHash);
+
+    // etherscan's next request waits for the held one: 409, naming the lane's next nonce.
+    const next = await post("/providers/update", {
+      ...pending,
+      nonce: (pendingNonce + 1n).toString(),
+      signature: await sign(etherscan, pendingNonce + 1n),
+    });
+    expectError(next, 409, "nonce");
+    expect(next.body.error.message).toContain(`(${pendingNonce})`);
+    const held = await post("/providers/update", { ...pending, signature: pendingSignature });
+    expect(held.status, JSON.stringify(held.body)).toBe(200);
+    await settle(held.body.txHash);
+    expect(await ownerNonce(etherscan)).toBe(pendingNonce + 1n);
   });
 
   it("serves a provider's earnings by provider id (its payout account's), as at /accounts, and 404 for an unknown id", async () => {
@@ -628,7 +665,11 @@ describe("API write routes: provider registration and usage submission, indexed"
         "payoutAccount",
       );
       expectError(
-        await post("/providers/register", await reg("coin-gecko", competitorAcct.address, perCallJson, perCallTyped)),
+        // The typed-data builder refuses such a namespace, so the body names it after signing a valid one.
+        await post("/providers/register", {
+          ...(await reg("coingecko", competitorAcct.address, perCallJson, perCallTyped)),
+          namespace: "coin-gecko",
+        }),
         400,
         "namespace",
       );
@@ -666,17 +707,16 @@ describe("API write routes: provider registration and usage submission, indexed"
         401,
         "signature",
       );
-      const nonce = await ownerNonce();
+      // A nonce ahead of the lane's next one: named (409) when the body carries it, else the signature fails.
+      const nonce = await ownerNonce(providerIdOf("newcomer"));
+      const stale = await post("/providers/register", {
+        ...(await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { nonce: nonce + 1n })),
+        nonce: (nonce + 1n).toString(),
+      });
+      expectError(stale, 409, "nonce");
+      expect(stale.body.error.message).toContain(`(${nonce})`);
       expectError(
-        await post("/providers/register", {
-          ...(await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { nonce: nonce - 1n })),
-          nonce: (nonce - 1n).toString(),
-        }),
-        409,
-        "nonce",
-      );
-      expectError(
-        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { nonce: nonce - 1n })),
+        await post("/providers/register", await reg("newcomer", competitorAcct.address, perCallJson, perCallTyped, { nonce: nonce + 1n })),
         401,
         "signature",
       );
@@ -697,7 +737,10 @@ describe("API write routes: provider registration and usage submission, indexed"
       const unknownId = providerIdOf("nobody");
       const deadline = soon();
       const signature = await operator.signTypedData(
-        setActiveTypedData({ providerId: unknownId, active: false, nonce, deadline }, registryTarget()) as TypedDataDefinition,
+        setActiveTypedData(
+          { providerId: unknownId, active: false, nonce: await ownerNonce(unknownId), deadline },
+          registryTarget(),
+        ) as TypedDataDefinition,
       );
       expectError(
         await post("/providers/update", { providerId: unknownId, active: false, deadline: deadline.toString(), signature }),

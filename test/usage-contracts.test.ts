@@ -27,11 +27,14 @@ import {
   fetchLineKeys,
   freePool,
   type LineKeys,
+  NonceLaneMismatchError,
+  nonceKeyOf,
   type Pricing,
   perCall,
   providerIdOf,
   recordProof,
   registerProviderTypedData,
+  SETTLEMENT_NONCE_KEY,
   setActiveTypedData,
   setPayoutAccountTypedData,
   setSettlementTypedData,
@@ -88,7 +91,9 @@ describe("ProviderRegistry and UsageLedger", () => {
 
   const latestTimestamp = async () => (await chain.publicClient.getBlock()).timestamp;
   const target = () => ({ chainId: chain.chain.id, registry });
-  const ownerNonce = () => read<bigint>(registry, ProviderRegistryAbi, "nonces", [operator.address]);
+  /** The owner's next nonce in lane `key` (key included). */
+  const ownerNonce = (key: bigint) => read<bigint>(registry, ProviderRegistryAbi, "nonces", [operator.address, key]);
+  const laneOf = (namespace: string) => nonceKeyOf(providerIdOf(namespace));
 
   beforeAll(async () => {
     anvil = await startAnvil();
@@ -123,6 +128,37 @@ describe("ProviderRegistry and UsageLedger", () => {
     expect(await read(registry, ProviderRegistryAbi, "owner")).toBe(getAddress(operator.address));
     expect(await read(registry, ProviderRegistryAbi, "registrar")).toBe(getAddress(manifest.contracts.registrar));
     expect(await read(ledger, UsageLedgerAbi, "owner")).toBe(getAddress(operator.address));
+  });
+
+  describe("ownership", () => {
+    for (const [name, contract, abi] of [
+      ["ProviderRegistry", () => registry, ProviderRegistryAbi],
+      ["UsageLedger", () => ledger, UsageLedgerAbi],
+    ] as const) {
+      it(`${name}: ownership moves only when the new owner accepts it, and cannot be renounced`, async () => {
+        const address = contract();
+        await expectRevert(operator, address, abi, "renounceOwnership", [], "RenounceOwnershipDisabled");
+        await expectRevert(spare, address, abi, "transferOwnership", [spare.address], "OwnableUnauthorizedAccount", [spare.address]);
+
+        await send(operator, address, abi, "transferOwnership", [spare.address]);
+        // Nothing has moved yet: the operator still owns it, and only the named account can accept.
+        expect(await read(address, abi, "owner")).toBe(getAddress(operator.address));
+        expect(await read(address, abi, "pendingOwner")).toBe(getAddress(spare.address));
+        await expectRevert(competitor, address, abi, "acceptOwnership", [], "OwnableUnauthorizedAccount", [competitor.address]);
+        await send(spare, address, abi, "acceptOwnership", []);
+        expect(await read(address, abi, "owner")).toBe(getAddress(spare.address));
+        expect(await read(address, abi, "pendingOwner")).toBe(zeroAddress);
+        await expectRevert(operator, address, abi, "transferOwnership", [operator.address], "OwnableUnauthorizedAccount", [
+          operator.address,
+        ]);
+        await expectRevert(spare, address, abi, "renounceOwnership", [], "RenounceOwnershipDisabled");
+
+        // Back to the operator, the same way, for the other tests.
+        await send(spare, address, abi, "transferOwnership", [operator.address]);
+        await send(operator, address, abi, "acceptOwnership", []);
+        expect(await read(address, abi, "owner")).toBe(getAddress(operator.address));
+      });
+    }
   });
 
   describe("ProviderRegistry", () => {
@@ -261,7 +297,7 @@ describe("ProviderRegistry and UsageLedger", () => {
 
     it("accepts owner-signed changes from a relay, once each", async () => {
       const deadline = (await latestTimestamp()) + 3_600n;
-      const nonce = await ownerNonce();
+      const nonce = await ownerNonce(laneOf("dune"));
       const message = { namespace: "dune", payoutAccount: providerB.address, pricing: freePool(2), nonce, deadline };
       const signature = await operator.signTypedData(registerProviderTypedData(message, target()));
       const args = ["dune", providerB.address, freePool(2), deadline, signature];
@@ -275,11 +311,11 @@ describe("ProviderRegistry and UsageLedger", () => {
       expect(events(receipt, ProviderRegistryAbi, "ProviderRegistered")).toEqual([
         { providerId: providerIdOf("dune"), namespace: "dune", payoutAccount: providerB.address, pricing: freePool(2) },
       ]);
-      expect(await ownerNonce()).toBe(nonce + 1n);
+      expect(await ownerNonce(laneOf("dune"))).toBe(nonce + 1n);
       await refusedRelay("registerProviderSigned", args);
 
       // Signed by someone else than the owner, expired, or not a signature at all.
-      const next = { ...message, namespace: "nansen", nonce: nonce + 1n };
+      const next = { ...message, namespace: "nansen", nonce: await ownerNonce(laneOf("nansen")) };
       const byProvider = await providerA.signTypedData(registerProviderTypedData(next, target()));
       await refusedRelay("registerProviderSigned", ["nansen", providerB.address, freePool(2), deadline, byProvider]);
       const past = (await latestTimestamp()) - 1n;
@@ -294,7 +330,7 @@ describe("ProviderRegistry and UsageLedger", () => {
     it("relays signed pricing, payout and activity changes", async () => {
       const id = providerIdOf("dune");
       const deadline = (await latestTimestamp()) + 3_600n;
-      let nonce = await ownerNonce();
+      let nonce = await ownerNonce(laneOf("dune"));
       const pricing = tiers([50n, 0n], [UINT64_MAX, 3n]);
       let sig = await operator.signTypedData(updatePricingTypedData({ providerId: id, pricing, nonce, deadline }, target()));
       await refusedRelay("updatePricingSigned", [id, perCall(3n), deadline, sig]);
@@ -317,6 +353,62 @@ describe("ProviderRegistry and UsageLedger", () => {
       const receipt = await send(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [id, false, deadline, sig]);
       expect(events(receipt, ProviderRegistryAbi, "ProviderActiveChanged")).toEqual([{ providerId: id, active: false }]);
       await refusedRelay("setActiveSigned", [id, false, deadline, sig]);
+    });
+
+    it("keeps a nonce lane per provider: a signed request that never lands blocks only its own provider", async () => {
+      const deadline = (await latestTimestamp()) + 3_600n;
+      const dune = providerIdOf("dune");
+      const coingecko = providerIdOf("coingecko");
+      // The lane is the id's top 192 bits, on chain as here; nonces carry their lane above a 64-bit sequence.
+      expect(await read(registry, ProviderRegistryAbi, "nonceKeyOf", [dune])).toBe(BigInt(dune) >> 64n);
+      const duneNonce = await ownerNonce(laneOf("dune"));
+      expect(duneNonce >> 64n).toBe(laneOf("dune"));
+      const coingeckoNonce = await ownerNonce(laneOf("coingecko"));
+
+      // A pricing change for dune is signed and handed to a relay that never sends it.
+      const pending = await operator.signTypedData(
+        updatePricingTypedData({ providerId: dune, pricing: perCall(9n), nonce: duneNonce, deadline }, target()),
+      );
+      // coingecko's own next request goes through meanwhile, and so does a settlement change.
+      const toCoingecko = await operator.signTypedData(
+        setActiveTypedData({ providerId: coingecko, active: true, nonce: coingeckoNonce, deadline }, target()),
+      );
+      await send(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [coingecko, true, deadline, toCoingecko]);
+      expect(await ownerNonce(laneOf("coingecko"))).toBe(coingeckoNonce + 1n);
+      // A settlement change would go through as well (simulated: the settlement tests count the records).
+      const settlementNonce = await ownerNonce(SETTLEMENT_NONCE_KEY);
+      const records = await read<bigint>(registry, ProviderRegistryAbi, "settlementCount");
+      const last = await read<{ effectiveFrom: bigint }>(registry, ProviderRegistryAbi, "settlementAt", [records - 1n]);
+      const DAY = 86_400n;
+      const from = ((last.effectiveFrom > deadline ? last.effectiveFrom : deadline) / DAY + 1n) * DAY;
+      const settlement = await operator.signTypedData(
+        setSettlementTypedData({ feeBps: 900, periodUnit: 0, effectiveFrom: from, nonce: settlementNonce, deadline }, target()),
+      );
+      await chain.publicClient.simulateContract({
+        account: relayer,
+        address: registry,
+        abi: ProviderRegistryAbi,
+        functionName: "setSettlementSigned",
+        args: [900, 0, from, deadline, settlement],
+      });
+
+      // Within dune's lane the sequence holds: the next request waits for the pending one…
+      const after = await operator.signTypedData(
+        setActiveTypedData({ providerId: dune, active: true, nonce: duneNonce + 1n, deadline }, target()),
+      );
+      await refusedRelay("setActiveSigned", [dune, true, deadline, after]);
+      // …which still lands, then the next one does.
+      await send(relayer, registry, ProviderRegistryAbi, "updatePricingSigned", [dune, perCall(9n), deadline, pending]);
+      await send(relayer, registry, ProviderRegistryAbi, "setActiveSigned", [dune, true, deadline, after]);
+      expect(await ownerNonce(laneOf("dune"))).toBe(duneNonce + 2n);
+
+      // A nonce from another lane is refused before anything is signed.
+      expect(() => updatePricingTypedData({ providerId: dune, pricing: perCall(9n), nonce: coingeckoNonce, deadline }, target())).toThrow(
+        NonceLaneMismatchError,
+      );
+      expect(() => setSettlementTypedData({ feeBps: 1, periodUnit: 0, effectiveFrom: from, nonce: duneNonce, deadline }, target())).toThrow(
+        NonceLaneMismatchError,
+      );
     });
 
     it("live pricing for the meter follows the registry, a change applying from the next pricing period", async () => {
@@ -406,7 +498,7 @@ describe("ProviderRegistry and UsageLedger", () => {
 
       const deadline = now + 3_600n;
       const effectiveFrom = set.effectiveFrom + DAY;
-      const message = { feeBps: 400, periodUnit: 1, effectiveFrom, nonce: await ownerNonce(), deadline };
+      const message = { feeBps: 400, periodUnit: 1, effectiveFrom, nonce: await ownerNonce(SETTLEMENT_NONCE_KEY), deadline };
       const signature = await operator.signTypedData(setSettlementTypedData(message, target()));
       await refusedRelay("setSettlementSigned", [500, 1, effectiveFrom, deadline, signature]);
       const byProvider = await providerA.signTypedData(setSettlementTypedData(message, target()));

@@ -1,6 +1,7 @@
 /**
  * The batch submitter against a fake chain client and a fake relay API: batch building, the
- * direct and relay paths, and "already committed" as success. The real chain and API are in
+ * direct and relay paths, "already committed" as success only for the same batch, and a batch id
+ * committed with other content as a BatchIdConflictError. The real chain and API are in
  * test/usage-e2e.test.ts.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,6 +19,7 @@ import {
   keccak256,
   toHex,
   verifyTypedData,
+  zeroHash,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -25,6 +27,7 @@ import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { type Point, randomScalar } from "../src/eerc/curve.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
 import {
+  BatchIdConflictError,
   BatchSubmitError,
   type ClosedBatch,
   createBatchSubmitter,
@@ -35,6 +38,7 @@ import {
   submitRequestBody,
 } from "../src/meter/index.js";
 import {
+  batchHash,
   batchIdOf,
   batchTypedData,
   decryptLinesFor,
@@ -88,8 +92,10 @@ function fakeChain(options: { onSimulate?: (batch: UsageBatch) => Error | undefi
       switch (functionName) {
         case "owner":
           return operator;
-        case "isCommitted":
-          return committed.has(args![1] as Hex);
+        case "batchHashOf": {
+          const batch = committed.get(args![1] as Hex);
+          return batch ? batchHash(batch) : zeroHash;
+        }
         case "auditorPublicKey":
           return auditor.pk;
         case "getProvider": {
@@ -104,6 +110,12 @@ function fakeChain(options: { onSimulate?: (batch: UsageBatch) => Error | undefi
         default:
           throw new Error(`unexpected read ${functionName}`);
       }
+    },
+    /** The ledger's `UsageCommitted` logs of one (server, batchId). */
+    async getContractEvents({ args }: { args: { server: Address; batchId: Hex } }) {
+      calls.push("getContractEvents");
+      const batch = committed.get(args.batchId);
+      return batch && batch.server === args.server ? [{ args: batch }] : [];
     },
     async simulateContract({ args }: { args: readonly unknown[] }) {
       calls.push("simulate");
@@ -212,18 +224,78 @@ describe("batch submitter, direct", () => {
     await submitter.submit(batch);
     chain.calls.length = 0;
     expect(await submitter.submit(batch)).toEqual({ batchId: batch.batchId, txHash: null, alreadyCommitted: true });
-    expect(chain.calls).toEqual(["isCommitted"]);
+    expect(chain.calls).toEqual(["batchHashOf"]);
     expect(chain.sent).toHaveLength(1);
   });
 
-  test("BatchAlreadyCommitted from the node is success; any other revert is an error", async () => {
+  test("a batch rebuilt after a restart matches the committed one by Merkle root and period, not by its encryption", async () => {
+    const chain = fakeChain();
+    const batch = closed(1, [record("weather"), record("news")]);
+    await submitterFor(chain).submit(batch);
+    chain.calls.length = 0;
+    // A fresh submitter (a restarted process) would encrypt the lines afresh: the committed log decides.
+    expect(await submitterFor(chain).submit(batch)).toEqual({ batchId: batch.batchId, txHash: null, alreadyCommitted: true });
+    expect(chain.calls).toEqual(["batchHashOf", "getContractEvents"]);
+    expect(chain.sent).toHaveLength(1);
+  });
+
+  test("a batch id committed with other content is a BatchIdConflictError: nothing sent, never success", async () => {
+    const chain = fakeChain();
+    const before = closed(1, [record("weather")]);
+    await submitterFor(chain).submit(before);
+    // The spool was lost: the restarted meter numbers other records 1 again.
+    const after = closed(1, [record("news")]);
+    const lines: string[] = [];
+    const error = await submitterFor(chain, { kind: "direct" }, { log: (line: string) => lines.push(line) })
+      .submit(after)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BatchIdConflictError);
+    expect(error).toMatchObject({
+      code: "BATCH_ID_CONFLICT",
+      server: server.address,
+      sequence: 1,
+      batchId: after.batchId,
+      committed: { merkleRoot: chain.sent[0].merkleRoot },
+    });
+    expect((error as Error).message).toMatch(/already committed on chain with other content.*startSequence/);
+    expect(chain.sent).toHaveLength(1);
+    expect(lines.join("\n")).toMatch(/usage batch refused: .*other content/);
+
+    // Same records, another period: still not the committed batch.
+    const shifted = { ...before, periodEnd: before.periodEnd + 1 };
+    await expect(submitterFor(chain).submit(shifted)).rejects.toThrow(BatchIdConflictError);
+    // A stored hash no log matches cannot be checked: refused as well.
+    const unverifiable = fakeChain();
+    unverifiable.committed.set(before.batchId, chain.sent[0]);
+    const noLogs = { ...unverifiable.publicClient, getContractEvents: async () => [] };
+    await expect(submitterFor({ ...unverifiable, publicClient: noLogs } as never).submit(before)).rejects.toMatchObject({
+      code: "BATCH_ID_CONFLICT",
+      committed: null,
+    });
+  });
+
+  test("BatchAlreadyCommitted from the node is success only for this batch; any other revert is an error", async () => {
     expect(isBatchAlreadyCommitted(revert("BatchAlreadyCommitted", [server.address, `0x${"11".repeat(32)}`]))).toBe(true);
     expect(isBatchAlreadyCommitted(revert("UnauthorisedServer", [server.address]))).toBe(false);
     expect(isBatchAlreadyCommitted(new Error("BatchAlreadyCommitted"))).toBe(false);
 
-    const raced = fakeChain({ onSimulate: (b) => revert("BatchAlreadyCommitted", [b.server, b.batchId]) });
+    // Committed by another transaction of the same batch since the submitter looked.
+    const raced = fakeChain({
+      onSimulate: (b) => {
+        raced.committed.set(b.batchId, b);
+        return revert("BatchAlreadyCommitted", [b.server, b.batchId]);
+      },
+    });
     expect(await submitterFor(raced).submit(closed(1, [record("news")]))).toMatchObject({ txHash: null, alreadyCommitted: true });
     expect(raced.sent).toEqual([]);
+    // Committed with other records under the same id.
+    const taken = fakeChain({
+      onSimulate: (b) => {
+        taken.committed.set(b.batchId, { ...b, merkleRoot: `0x${"55".repeat(32)}` });
+        return revert("BatchAlreadyCommitted", [b.server, b.batchId]);
+      },
+    });
+    await expect(submitterFor(taken).submit(closed(1, [record("news")]))).rejects.toThrow(BatchIdConflictError);
 
     const refused = fakeChain({ onSimulate: (b) => revert("UnauthorisedServer", [b.server]) });
     const error = await submitterFor(refused)
@@ -238,7 +310,8 @@ describe("batch submitter, direct", () => {
     const chain = fakeChain({ receiptStatus: "reverted" });
     const batch = closed(1, [record("news")]);
     await expect(submitterFor(chain).submit(batch)).rejects.toThrow(BatchSubmitError);
-    chain.committed.set(batch.batchId, {} as UsageBatch);
+    // Committed by another transaction of the same batch (its lines encrypted otherwise).
+    chain.committed.set(batch.batchId, { ...chain.sent[0], encryptedLines: "0x1234" });
     chain.calls.length = 0;
     expect(await submitterFor(chain).submit(batch)).toMatchObject({ alreadyCommitted: true, txHash: null });
   });
@@ -353,13 +426,14 @@ describe("batch submitter, relay", () => {
     await expect(submitterFor(fakeChain(), { kind: "relay", apiUrl }).submit(batch)).rejects.toMatchObject({ status: 409 });
     // Mined between the submitter's first look at the ledger and the API's answer.
     const chain = fakeChain();
-    const isCommitted = () => chain.calls.filter((c) => c === "isCommitted").length > 1;
     const late = {
       ...chain.publicClient,
       readContract: async (a: any) => {
-        if (a.functionName !== "isCommitted") return chain.publicClient.readContract(a);
-        chain.calls.push("isCommitted");
-        return isCommitted();
+        // From the second look on, the chain holds the batch as the API received it.
+        if (a.functionName === "batchHashOf" && chain.calls.includes("batchHashOf")) {
+          chain.committed.set(batch.batchId, toBatch(received.at(-1)!.body.batch));
+        }
+        return chain.publicClient.readContract(a);
       },
     };
     expect(await submitterFor({ ...chain, publicClient: late } as never, { kind: "relay", apiUrl }).submit(batch)).toEqual({

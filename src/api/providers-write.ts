@@ -7,6 +7,7 @@ import { checkDeadline } from "../http/signed.js";
 import { type ProviderWriteResult, registerRequest, updateRequest } from "../indexer-client/schemas.js";
 import { MAX_TIERS, type Pricing } from "../usage/pricing.js";
 import {
+  nonceKeyOf,
   providerIdOf,
   registerProviderTypedData,
   setActiveTypedData,
@@ -56,8 +57,9 @@ type Update =
 
 /**
  * `POST /providers/register` and `POST /providers/update`: relays the registry owner's signed
- * calls. Owner signatures carry the registry's sequential owner nonce, so these requests run one
- * at a time and each waits for its transaction to be mined before answering.
+ * calls. Each provider's requests carry the owner nonce of the provider's own lane
+ * (`nonces(owner, nonceKeyOf(providerId))`), so the requests of one provider run one at a time and
+ * each waits for its transaction to be mined before answering, while another provider's go ahead.
  */
 export class ProviderWriter {
   private readonly lock = new KeyedLock();
@@ -72,8 +74,9 @@ export class ProviderWriter {
     checkDeadline("deadline", signed.deadline, this.now());
     const providerId = providerIdOf(namespace);
 
-    return this.lock.run("registry", async () => {
-      const { owner, nonce } = await this.ownerNonce(signed.nonce);
+    const key = nonceKeyOf(providerId);
+    return this.lock.run(`lane:${key}`, async () => {
+      const { owner, nonce } = await this.ownerNonce(key, signed.nonce);
       const { chainId, registry } = this.deps;
       const typedData = registerProviderTypedData(
         { namespace, payoutAccount, pricing, nonce, deadline: signed.deadline },
@@ -106,8 +109,9 @@ export class ProviderWriter {
           ? { kind: "active", active }
           : { kind: "payoutAccount", payoutAccount: payoutAccount! };
 
-    return this.lock.run("registry", async () => {
-      const { owner, nonce } = await this.ownerNonce(signed.nonce);
+    const key = nonceKeyOf(providerId);
+    return this.lock.run(`lane:${key}`, async () => {
+      const { owner, nonce } = await this.ownerNonce(key, signed.nonce);
       const { chainId, registry, publicClient } = this.deps;
       const target = { chainId, registry };
       const common = { providerId, nonce, deadline: signed.deadline };
@@ -161,15 +165,15 @@ export class ProviderWriter {
     });
   }
 
-  /** The registry's owner and its next nonce; a request naming another nonce cannot verify. */
-  private async ownerNonce(requested: bigint | undefined): Promise<{ owner: Address; nonce: bigint }> {
+  /** The registry's owner and the next nonce of lane `key`; a request naming another nonce cannot verify. */
+  private async ownerNonce(key: bigint, requested: bigint | undefined): Promise<{ owner: Address; nonce: bigint }> {
     const { publicClient, registry } = this.deps;
     const owner = await chainRead(() => publicClient.readContract({ address: registry, abi: ProviderRegistryAbi, functionName: "owner" }));
     const nonce = await chainRead(() =>
-      publicClient.readContract({ address: registry, abi: ProviderRegistryAbi, functionName: "nonces", args: [owner] }),
+      publicClient.readContract({ address: registry, abi: ProviderRegistryAbi, functionName: "nonces", args: [owner, key] }),
     );
     if (requested !== undefined && requested !== nonce) {
-      throw new ApiInputError("nonce", `is not the registry's next owner nonce (${nonce}): sign again with it`, 409);
+      throw new ApiInputError("nonce", `is not the next owner nonce of this provider's lane ${key} (${nonce}): sign again with it`, 409);
     }
     return { owner, nonce };
   }

@@ -13,6 +13,7 @@ import { IndexerClient } from "../indexer-client/client.js";
 import { formatUsdc } from "../money/usdc.js";
 import type { Pricing } from "../usage/pricing.js";
 import {
+  nonceKeyOf,
   providerIdOf,
   registerProviderTypedData,
   setActiveTypedData,
@@ -157,7 +158,7 @@ const pricingJson = (p: Pricing) => ({
   tiers: p.tiers.map((t) => ({ upToCalls: t.upToCalls.toString(), priceMicro: t.priceMicro.toString() })),
 });
 
-/** The API's relayed form of a change: the operator's EIP-712 signature over it, the registry's nonce and a deadline. */
+/** The API's relayed form of a change: the operator's EIP-712 signature over it, the nonce of its provider's lane and a deadline. */
 async function relay(
   api: IndexerClient,
   change: ProviderChange,
@@ -211,7 +212,7 @@ export async function runProvider(cmd: Command, id: Identity, io: CliIo): Promis
         address: registry,
         abi: ProviderRegistryAbi,
         functionName: "nonces",
-        args: [account.address],
+        args: [account.address, nonceKeyOf(change.kind === "register" ? providerIdOf(change.namespace) : change.providerId)],
       });
       txHash = await relay(new IndexerClient(cmd.values.api), change, { account, chainId: m.chainId, registry, nonce });
       const receipt = await chain.publicClient.waitForTransactionReceipt({ hash: txHash });

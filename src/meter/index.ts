@@ -43,6 +43,8 @@ export {
   MeterNotRecoveredError,
   type MeterOptions,
   type RecoveryReport,
+  SpoolBehindLedgerError,
+  StartSequenceError,
   type ToolAttribution,
   type ToolPayment,
   UnattributedToolError,
@@ -51,6 +53,7 @@ export { InvalidMeterPricingError, type PricingSource, staticPricing, UnknownPro
 export { type RegistryPricing, type RegistryPricingOptions, registryPricing } from "./registry-pricing.js";
 export { parseSpool, readSpool, SpoolCorruptError, type SpoolFsync, type SpoolLine, SpoolLockedError } from "./spool.js";
 export {
+  BatchIdConflictError,
   BatchSubmitError,
   type BatchSubmitter,
   type BatchSubmitterOptions,

@@ -25,6 +25,7 @@ import {
 import { type SettlementOutcome, settlementOutcome } from "../x402/settlement.js";
 import type { PricingSource } from "./pricing.js";
 import { type CloseLine, type SettleLine, Spool, SpoolCorruptError, type SpoolFsync } from "./spool.js";
+import { BatchIdConflictError, type BatchSubmitter } from "./submit.js";
 
 /** Limit on the UTF-8 length of a recorded tool (route) name. */
 const MAX_TOOL_BYTES = MAX_RECORD_STRING_BYTES;
@@ -42,7 +43,7 @@ export function flowMcpToolName(route: string, namespace: string): string {
 /** A closed batch of call records, handed to `onBatch` for submission. */
 export type ClosedBatch = {
   server: Address;
-  /** Per-server, 1, 2, 3, … in closing order; kept across restarts. */
+  /** Per-server, 1, 2, 3, … (or from `startSequence`) in closing order; kept across restarts. */
   sequence: number;
   batchId: Hex;
   /** Pricing period of every record in the batch (YYYYMM or YYYYMMDD, UTC). */
@@ -77,6 +78,20 @@ export type MeterOptions = {
    */
   batch: { maxAgeMs: number; maxRecords?: number };
   onBatch?: (closed: ClosedBatch) => Promise<BatchSubmission>;
+  /**
+   * The UsageLedger submitter (`createBatchSubmitter`), instead of `onBatch`: it commits each closed
+   * batch, and `recover` first checks with it that the id of the next batch is still free on
+   * chain, so a meter whose spool was lost (or replaced by an older copy) refuses to start
+   * (SpoolBehindLedgerError) rather than number batches under ids already committed.
+   */
+  submitter?: Pick<BatchSubmitter, "server" | "onBatch" | "committedBatchHash">;
+  /**
+   * The sequence of the first batch when the spool holds none (default 1). After a spool is lost,
+   * the sequence after the server's last committed batch lets the meter go on under the same key
+   * (docs/operations.md, Recovering a lost spool). A spool that holds batches goes on from its own
+   * numbering; a `startSequence` beyond it is refused.
+   */
+  startSequence?: number;
   /** Milliseconds since the epoch (default `Date.now`; fractions are dropped). */
   clock?: () => number;
   /** Pricing period (default "month"): free quotas restart and batches never span two periods. */
@@ -130,6 +145,44 @@ export type RecoveryReport = {
   /** Paid calls whose settlement had not finished, retried once a paid tool is registered. */
   pendingSettlements: number;
 };
+
+/**
+ * The spool is behind the chain: the id the next batch would take is already committed for this
+ * server, so the spool is new, was deleted, or is an older copy. Starting would put new usage
+ * under committed ids, where it never reaches the chain.
+ */
+export class SpoolBehindLedgerError extends BaseError {
+  readonly code = "SPOOL_BEHIND_LEDGER";
+  constructor(
+    readonly server: Address,
+    readonly spoolPath: string,
+    /** The sequence the spool would number the next batch with. */
+    readonly nextSequence: number,
+    /** The last sequence found committed, counting on from `nextSequence`. */
+    readonly lastCommitted: number,
+  ) {
+    super(
+      `server ${server} already has batches committed on chain up to sequence ${lastCommitted}, but its spool ${spoolPath} ` +
+        `would number the next batch ${nextSequence}: the spool is new, was deleted or is an older copy. ` +
+        `Restore the spool, or start with a new server key, or set startSequence: ${lastCommitted + 1} (after the last committed batch)`,
+    );
+  }
+}
+
+/** `startSequence` lies beyond the batches the spool already holds. */
+export class StartSequenceError extends BaseError {
+  readonly code = "START_SEQUENCE_AHEAD_OF_SPOOL";
+  constructor(
+    readonly spoolPath: string,
+    readonly startSequence: number,
+    readonly nextSequence: number,
+  ) {
+    super(
+      `startSequence ${startSequence} is beyond the spool ${spoolPath}, whose batches go on at ${nextSequence}: ` +
+        "startSequence applies to a spool that holds no batch",
+    );
+  }
+}
 
 export class MeterNotRecoveredError extends BaseError {
   readonly code = "METER_NOT_RECOVERED";
@@ -207,8 +260,12 @@ export class Meter {
   private readonly fsyncMode: SpoolFsync;
   private readonly retry: { minMs: number; maxMs: number };
   private readonly onSubmitError?: (error: unknown, batch: ClosedBatch) => void;
+  private readonly committedBatchHash?: (batchId: Hex) => Promise<Hex | null>;
+  private readonly startSequence: number;
 
   private spool: Spool | null = null;
+  /** Set when a batch's id is committed on chain with other content: delivery stops until a restart. */
+  private conflict: BatchIdConflictError | null = null;
   private closed = false;
   private nextSequence = 1;
   private open: OpenBatch | null = null;
@@ -240,7 +297,20 @@ export class Meter {
     this.pricing = options.pricing;
     this.maxRecords = maxRecords;
     this.maxAgeMs = maxAgeMs;
-    this.onBatch = options.onBatch;
+    if (options.submitter) {
+      if (options.onBatch) throw new TypeError("give onBatch or submitter, not both");
+      if (getAddress(options.submitter.server) !== this.server) {
+        throw new TypeError(`the submitter commits for ${options.submitter.server}, not for the meter's server ${this.server}`);
+      }
+      const submitter = options.submitter;
+      this.onBatch = (closed) => submitter.onBatch(closed);
+      this.committedBatchHash = (batchId) => submitter.committedBatchHash(batchId);
+    } else {
+      this.onBatch = options.onBatch;
+    }
+    const { startSequence = 1 } = options;
+    if (!Number.isSafeInteger(startSequence) || startSequence < 1) throw new RangeError("startSequence must be a positive integer");
+    this.startSequence = startSequence;
     const clock = options.clock ?? Date.now;
     this.clock = () => Math.floor(clock());
     this.periodUnit = options.period ?? "month";
@@ -259,6 +329,14 @@ export class Meter {
   async recover(): Promise<RecoveryReport> {
     if (this.spool) throw new Error("meter already recovered");
     const { spool, contents } = Spool.open(this.spoolPath, { fsync: this.fsyncMode });
+    // A refused recover (a chain read failed, the spool is behind the ledger) may be retried: replay from scratch.
+    this.period = 0;
+    this.counts.clear();
+    this.settling.clear();
+    this.authorizations.clear();
+    this.pending.clear();
+    this.nextSequence = 1;
+    this.open = null;
     const corrupt = (reason: string) => {
       spool.close();
       return new SpoolCorruptError(this.spoolPath, -1, reason);
@@ -266,6 +344,8 @@ export class Meter {
     let calls = 0;
     let since: { period: number; record: CallRecord }[] = [];
     const closedAll = new Map<number, ClosedBatch>();
+    // The first close line sets the numbering (1, or the startSequence the spool was begun with).
+    let closes = 0;
     for (const line of contents.lines) {
       if (line.type === "settle") {
         this.settling.set(line.record.eventId, line);
@@ -285,7 +365,9 @@ export class Meter {
           this.counts.set(line.record.provider, (this.counts.get(line.record.provider) ?? 0) + 1);
         }
       } else if (line.type === "close") {
+        if (closes === 0 && line.sequence >= 1) this.nextSequence = line.sequence;
         if (line.sequence !== this.nextSequence) throw corrupt(`close of sequence ${line.sequence}, expected ${this.nextSequence}`);
+        closes++;
         if (line.count !== since.length) throw corrupt(`batch ${line.sequence} closes ${line.count} records, spool has ${since.length}`);
         closedAll.set(
           line.sequence,
@@ -301,6 +383,17 @@ export class Meter {
         closedAll.delete(line.sequence);
       }
     }
+    if (closes === 0) this.nextSequence = this.startSequence;
+    else if (this.startSequence > this.nextSequence) {
+      spool.close();
+      throw new StartSequenceError(this.spoolPath, this.startSequence, this.nextSequence);
+    }
+    try {
+      await this.checkNextIdFree();
+    } catch (err) {
+      spool.close();
+      throw err;
+    }
     for (const [sequence, batch] of closedAll) this.pending.set(sequence, batch);
     if (since.length > 0) {
       const first = since[0].record;
@@ -311,7 +404,7 @@ export class Meter {
     const report: RecoveryReport = {
       calls,
       openRecords: since.length,
-      closedBatches: this.nextSequence - 1,
+      closedBatches: closes,
       unsubmitted: [...this.pending.keys()],
       nextSequence: this.nextSequence,
       tornBytes: contents.tornBytes,
@@ -320,6 +413,33 @@ export class Meter {
     this.kick();
     this.kickSettlements(0);
     return report;
+  }
+
+  /**
+   * With a submitter: the id the next batch takes must be free on chain. When it is taken, the
+   * batches committed after it are counted (doubling, then halving: a few reads) to name the
+   * sequence to start after.
+   */
+  private async checkNextIdFree(): Promise<void> {
+    const read = this.committedBatchHash;
+    if (!read) return;
+    const committed = async (sequence: number) => (await read(batchIdOf(this.server, sequence))) !== null;
+    const next = this.nextSequence;
+    if (!(await committed(next))) return;
+    let last = next;
+    let step = 1;
+    while (await committed(last + step)) {
+      last += step;
+      step *= 2;
+    }
+    // `last` is committed and `last + step` is not: narrow down between them.
+    let free = last + step;
+    while (free - last > 1) {
+      const mid = last + Math.floor((free - last) / 2);
+      if (await committed(mid)) last = mid;
+      else free = mid;
+    }
+    throw new SpoolBehindLedgerError(this.server, this.spoolPath, next, last);
   }
 
   /**
@@ -670,7 +790,7 @@ export class Meter {
   }
 
   private kick(): void {
-    if (this.delivering || this.closed || !this.spool || this.pending.size === 0) return;
+    if (this.delivering || this.closed || this.conflict || !this.spool || this.pending.size === 0) return;
     this.delivering = this.deliver().finally(() => {
       this.delivering = null;
     });
@@ -690,6 +810,11 @@ export class Meter {
       } catch (err) {
         this.failures++;
         this.onSubmitError?.(err, batch);
+        if (err instanceof BatchIdConflictError) {
+          // Retrying cannot help: the batch stays pending, and so do the batches after it.
+          this.conflict = err;
+          return;
+        }
         const delay = Math.min(this.retry.maxMs, this.retry.minMs * 2 ** (this.failures - 1));
         this.retryTimer = setTimeout(() => {
           this.retryTimer = null;
@@ -707,6 +832,11 @@ export class Meter {
     if (!this.pending.has(sequence)) throw new Error(`batch ${sequence} is not pending`);
     this.spool.append({ type: "submitted", sequence, txHash, at: this.clock() });
     this.pending.delete(sequence);
+  }
+
+  /** Why delivery stopped: a batch id committed on chain with other content (null while delivering normally). */
+  get submissionConflict(): BatchIdConflictError | null {
+    return this.conflict;
   }
 
   /** Closed batches not yet submitted, in sequence order. */
@@ -735,6 +865,11 @@ export class Meter {
       ),
       gauge("backendshield_meter_submit_failures", "failed submissions in a row (0 once a batch goes through)", this.failures),
       gauge("backendshield_meter_next_sequence", "the sequence number the next closed batch takes", this.nextSequence),
+      gauge(
+        "backendshield_meter_batch_id_conflict",
+        "1 when a batch id is committed on chain with other content and delivery has stopped",
+        this.conflict ? 1 : 0,
+      ),
       gauge("backendshield_meter_pending_settlements", "paid calls whose x402 settlement has not finished", this.settling.size),
     ]);
   }

@@ -12,13 +12,14 @@ import {
   type Transport,
   BaseError as ViemBaseError,
   type WalletClient,
+  zeroHash,
 } from "viem";
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { Point } from "../eerc/curve.js";
 import { BaseError, summarize } from "../errors.js";
 import { failureOf, type HttpAnswer, sendRequest } from "../http/client.js";
 import { type LogTarget, toLogger } from "../log.js";
-import { type BuiltBatch, batchTypedData, buildBatch, type UsageBatch } from "../usage/batch.js";
+import { type BuiltBatch, batchHash, batchTypedData, buildBatch, recordsTree, type UsageBatch } from "../usage/batch.js";
 import { fetchLineKeys } from "../usage/keys.js";
 import type { CallRecord } from "../usage/record.js";
 import { providerIdOf } from "../usage/registry.js";
@@ -52,6 +53,11 @@ export type BatchSubmitterOptions = {
   timeoutMs?: number;
   /** How long to wait for a commit transaction to be mined (default 600 s). */
   receiptTimeoutMs?: number;
+  /**
+   * First block searched for a committed batch's `UsageCommitted` log, to compare it with the batch
+   * handed over under the same id (default 0; the ledger's deployment block saves the node work).
+   */
+  fromBlock?: bigint;
   fetch?: typeof globalThis.fetch;
   /** Padded line count floor (a power of two; default 4). */
   minLines?: number;
@@ -66,8 +72,12 @@ export type BatchSubmitterOptions = {
 export type SubmitResult = { batchId: Hex; txHash: Hex | null; alreadyCommitted: boolean };
 
 export type BatchSubmitter = {
-  /** For `createMeter({ onBatch })`: resolves once the batch is on chain; the meter then writes its `submitted` line. */
+  /** The server whose batches this submitter commits. */
+  readonly server: Address;
+  /** For `createMeter({ submitter })`: resolves once the batch is on chain; the meter then writes its `submitted` line. */
   onBatch(closed: ClosedBatch): Promise<{ txHash: Hex | null }>;
+  /** The batch hash the UsageLedger holds under `batchId` for this server, or null when the id is free. */
+  committedBatchHash(batchId: Hex): Promise<Hex | null>;
   submit(closed: ClosedBatch): Promise<SubmitResult>;
   /** Builds the batch: Merkle root, lines encrypted to keys read from chain now. */
   build(closed: ClosedBatch): Promise<BuiltBatch>;
@@ -82,6 +92,30 @@ export class BatchSubmitError extends BaseError {
   ) {
     // `status`: the API's HTTP status, when the API answered.
     super(message, options);
+  }
+}
+
+/**
+ * The UsageLedger holds other content under a batch's id than the batch handed over: its records
+ * never reach the chain under that id. Submission stops (the meter keeps the batch pending and
+ * halts delivery) until an operator acts: see "Recovering a lost spool" in docs/operations.md.
+ */
+export class BatchIdConflictError extends BaseError {
+  readonly code = "BATCH_ID_CONFLICT";
+  constructor(
+    readonly server: Address,
+    readonly sequence: number,
+    readonly batchId: Hex,
+    readonly committed: { merkleRoot: Hex; periodStart: bigint; periodEnd: bigint } | null,
+    readonly local: { merkleRoot: Hex; periodStart: bigint; periodEnd: bigint },
+  ) {
+    super(
+      `batch ${sequence} (${batchId}) of server ${server} is already committed on chain with other content ` +
+        `(${committed ? `Merkle root ${committed.merkleRoot}, period ${committed.periodStart}–${committed.periodEnd}` : "no log matches the stored hash"}; ` +
+        `this batch: Merkle root ${local.merkleRoot}, period ${local.periodStart}–${local.periodEnd}): ` +
+        "the spool was probably lost or replaced and its numbering restarted. Nothing was marked submitted; " +
+        "restart the meter with the spool restored, or with a new server key or a startSequence after the last committed batch",
+    );
   }
 }
 
@@ -150,8 +184,11 @@ export async function postSubmit(
 /**
  * The glue between a FlowMCP server's meter and the UsageLedger: each closed batch is built
  * (records → Merkle root, per-provider lines encrypted to the keys on chain now) and committed
- * by the server's key, directly or through the API's relay. A batch already on chain counts as
- * committed, so a batch handed over again after a restart is committed once.
+ * by the server's key, directly or through the API's relay. A batch id already on chain counts as
+ * this batch committed only when the chain holds this batch under it: the committed hash is one this
+ * submitter sent, or the committed log's Merkle root and period are this batch's (its lines are
+ * encrypted afresh on every build, so a batch rebuilt after a restart has another hash). Any other
+ * content is a BatchIdConflictError, never a success.
  */
 export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmitter {
   const server = getAddress(options.serverAccount.address);
@@ -174,8 +211,65 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
       chainId = undefined;
       throw err;
     }));
-  const isCommitted = (batchId: Hex) =>
-    publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "isCommitted", args: [server, batchId] });
+  /** Hashes of the batches this submitter built and sent, by batch id. */
+  const sentHashes = new Map<Hex, Set<Hex>>();
+  const committedBatchHash = async (batchId: Hex): Promise<Hex | null> => {
+    const stored = await publicClient.readContract({
+      address: ledger,
+      abi: UsageLedgerAbi,
+      functionName: "batchHashOf",
+      args: [server, batchId],
+    });
+    return stored === zeroHash ? null : stored;
+  };
+
+  /** The committed batch under `closed`'s id, read back from its log and checked against the stored hash. */
+  const committedContent = async (closed: ClosedBatch, stored: Hex) => {
+    const logs = await publicClient.getContractEvents({
+      address: ledger,
+      abi: UsageLedgerAbi,
+      eventName: "UsageCommitted",
+      args: { server, batchId: closed.batchId },
+      fromBlock: options.fromBlock ?? 0n,
+      toBlock: "latest",
+      strict: true,
+    });
+    for (const { args } of logs) {
+      const batch: UsageBatch = { ...args, server, batchId: closed.batchId };
+      if (batchHash(batch).toLowerCase() === stored.toLowerCase()) return batch;
+    }
+    return null;
+  };
+
+  /**
+   * False when `closed`'s id is free on chain; true when the chain holds this batch under it;
+   * a BatchIdConflictError when it holds anything else.
+   */
+  const isCommitted = async (closed: ClosedBatch): Promise<boolean> => {
+    const stored = await committedBatchHash(closed.batchId);
+    if (stored === null) return false;
+    if (sentHashes.get(closed.batchId)?.has(stored.toLowerCase() as Hex)) return true;
+    const local = {
+      merkleRoot: recordsTree(closed.records).root,
+      periodStart: BigInt(closed.periodStart),
+      periodEnd: BigInt(closed.periodEnd),
+    };
+    const committed = await committedContent(closed, stored);
+    if (
+      committed &&
+      committed.merkleRoot.toLowerCase() === local.merkleRoot.toLowerCase() &&
+      committed.periodStart === local.periodStart &&
+      committed.periodEnd === local.periodEnd
+    )
+      return true;
+    throw new BatchIdConflictError(server, closed.sequence, closed.batchId, committed, local);
+  };
+  const remember = (batch: UsageBatch) => {
+    const hashes = sentHashes.get(batch.batchId) ?? new Set<Hex>();
+    hashes.add(batchHash(batch).toLowerCase() as Hex);
+    sentHashes.set(batch.batchId, hashes);
+  };
+  const already = (batchId: Hex): SubmitResult => ({ batchId, txHash: null, alreadyCommitted: true });
 
   const build = async (closed: ClosedBatch): Promise<BuiltBatch> => {
     if (!isAddressEqual(closed.server, server)) {
@@ -198,7 +292,7 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
     return built;
   };
 
-  const commitDirect = async (batch: UsageBatch): Promise<SubmitResult> => {
+  const commitDirect = async (closed: ClosedBatch, batch: UsageBatch): Promise<SubmitResult> => {
     wallet ??= createWalletClient({
       account: options.serverAccount,
       chain: publicClient.chain,
@@ -213,48 +307,50 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
         functionName: "commit",
         args: [batch],
       });
+      remember(batch);
       hash = await wallet.writeContract(request);
     } catch (err) {
-      if (isBatchAlreadyCommitted(err)) return { batchId: batch.batchId, txHash: null, alreadyCommitted: true };
+      if (isBatchAlreadyCommitted(err) && (await isCommitted(closed))) return already(batch.batchId);
       throw err;
     }
-    return mined(batch.batchId, hash);
+    return mined(closed, hash);
   };
 
-  /** Waits for the commit transaction; a revert is success only if the batch is committed anyway (by another transaction). */
-  const mined = async (batchId: Hex, hash: Hex): Promise<SubmitResult> => {
+  /** Waits for the commit transaction; a revert is success only if this batch is committed anyway (by another transaction). */
+  const mined = async (closed: ClosedBatch, hash: Hex): Promise<SubmitResult> => {
+    const { batchId } = closed;
     const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: options.receiptTimeoutMs ?? 600_000 });
     if (receipt.status === "success") return { batchId, txHash: hash, alreadyCommitted: false };
-    if (await isCommitted(batchId)) return { batchId, txHash: null, alreadyCommitted: true };
+    if (await isCommitted(closed)) return already(batchId);
     throw new BatchSubmitError(`commit of batch ${batchId} reverted (${hash})`, batchId);
   };
 
-  const commitRelayed = async (built: BuiltBatch, records: readonly CallRecord[], apiUrl: string): Promise<SubmitResult> => {
+  const commitRelayed = async (closed: ClosedBatch, built: BuiltBatch, apiUrl: string): Promise<SubmitResult> => {
     const deadline = BigInt(Math.floor(Date.now() / 1000) + (options.deadlineSeconds ?? 3_600));
     const typed = batchTypedData(built.batch, deadline, { chainId: await getChainId(), ledger });
     const signature = await options.serverAccount.signTypedData(typed);
-    const body = submitRequestBody(built.batch, deadline, signature, options.sendRecords ? records : undefined);
+    const body = submitRequestBody(built.batch, deadline, signature, options.sendRecords ? closed.records : undefined);
     const { batchId } = built.batch;
     let answer: { txHash: Hex | null };
+    remember(built.batch);
     try {
       answer = await postSubmit(apiUrl, body, { fetch: options.fetch, timeoutMs: options.timeoutMs });
     } catch (err) {
       // 409: the id is taken, by this batch as built before a restart (its encryption differs) or
-      // by another one. Only the chain can tell a committed batch from a pending or foreign one.
-      if (err instanceof BatchSubmitError && err.status === 409 && (await isCommitted(batchId)))
-        return { batchId, txHash: null, alreadyCommitted: true };
+      // by another one. Only the chain can tell this batch committed from a pending or foreign one.
+      if (err instanceof BatchSubmitError && err.status === 409 && (await isCommitted(closed))) return already(batchId);
       throw err;
     }
-    if (answer.txHash) return mined(batchId, answer.txHash);
-    if (await isCommitted(batchId)) return { batchId, txHash: null, alreadyCommitted: true };
+    if (answer.txHash) return mined(closed, answer.txHash);
+    if (await isCommitted(closed)) return already(batchId);
     throw new BatchSubmitError(`the API answered for batch ${batchId} without a transaction, and the batch is not committed`, batchId);
   };
 
   const commit = async (closed: ClosedBatch): Promise<SubmitResult> => {
     // A batch handed over again (after a crash before its `submitted` line) is usually on chain already.
-    if (await isCommitted(closed.batchId)) return { batchId: closed.batchId, txHash: null, alreadyCommitted: true };
+    if (await isCommitted(closed)) return already(closed.batchId);
     const built = await build(closed);
-    return options.mode.kind === "direct" ? commitDirect(built.batch) : commitRelayed(built, closed.records, options.mode.apiUrl);
+    return options.mode.kind === "direct" ? commitDirect(closed, built.batch) : commitRelayed(closed, built, options.mode.apiUrl);
   };
 
   const submit = async (closed: ClosedBatch): Promise<SubmitResult> => {
@@ -270,14 +366,18 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
       return result;
     } catch (err) {
       const { code, message } = summarize(err);
-      log.warn({ ...fields, code, ms: Math.round(performance.now() - started) }, `usage batch not committed: ${message}`);
+      const entry = { ...fields, code, ms: Math.round(performance.now() - started) };
+      if (err instanceof BatchIdConflictError) log.error(entry, `usage batch refused: ${message}`);
+      else log.warn(entry, `usage batch not committed: ${message}`);
       throw err;
     }
   };
 
   return {
+    server,
     build,
     submit,
+    committedBatchHash,
     async onBatch(closed) {
       const { txHash } = await submit(closed);
       return { txHash };

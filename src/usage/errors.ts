@@ -74,3 +74,14 @@ export class MalformedLinesError extends BaseError {
 export class MerkleError extends BaseError {
   readonly code = "MERKLE_ERROR";
 }
+
+/** A registry nonce from another lane than the request's: the registry would refuse its signature. */
+export class NonceLaneMismatchError extends InvalidFieldError {
+  readonly code = "NONCE_LANE_MISMATCH";
+  constructor(
+    readonly nonce: bigint,
+    readonly expectedKey: bigint,
+  ) {
+    super("registry request", "nonce", `${nonce} is not in nonce lane ${expectedKey} (read it with nonces(owner, ${expectedKey}))`);
+  }
+}

@@ -1,5 +1,5 @@
 import { type Address, getAddress, type Hex, keccak256, stringToBytes } from "viem";
-import { InvalidNamespaceError } from "./errors.js";
+import { InvalidNamespaceError, NonceLaneMismatchError } from "./errors.js";
 import type { Pricing } from "./pricing.js";
 
 export const MAX_NAMESPACE_LENGTH = 64;
@@ -14,6 +14,28 @@ export function isValidNamespace(namespace: unknown): namespace is string {
 export function providerIdOf(namespace: string): Hex {
   if (!isValidNamespace(namespace)) throw new InvalidNamespaceError(namespace);
   return keccak256(stringToBytes(namespace));
+}
+
+/**
+ * Nonce lanes of the registry's owner-signed requests (the registry's NoncesKeyed): a nonce is a
+ * 192-bit key above a 64-bit sequence, and each lane counts on its own. A provider's requests
+ * (register, pricing, payout account, active flag) use the lane of its id's top 192 bits; settlement
+ * changes use lane 0. The next nonce of a lane, key included, is `nonces(owner, key)`.
+ */
+export const SETTLEMENT_NONCE_KEY = 0n;
+
+/** The nonce lane of a provider's signed requests: the top 192 bits of its id (the registry's `nonceKeyOf`). */
+export function nonceKeyOf(providerId: Hex): bigint {
+  return BigInt(providerId) >> 64n;
+}
+
+/** The lane a nonce belongs to. */
+export function nonceLaneOf(nonce: bigint): bigint {
+  return nonce >> 64n;
+}
+
+function checkLane(nonce: bigint, key: bigint): void {
+  if (nonce < 0n || nonceLaneOf(nonce) !== key) throw new NonceLaneMismatchError(nonce, key);
 }
 
 /** EIP-712 domain of a ProviderRegistry deployment. */
@@ -42,11 +64,15 @@ const PRICING_TYPES = {
 type SignedCommon = { nonce: bigint; deadline: bigint };
 type Target = { chainId: number | bigint; registry: Address };
 
-/** Typed data the owner signs for `registerProviderSigned` (nonce = the registry's `nonces(owner)`). */
+/**
+ * Typed data the owner signs for `registerProviderSigned`; nonce = `nonces(owner, nonceKeyOf(providerIdOf(namespace)))`.
+ * Each builder refuses a nonce from another lane (NonceLaneMismatchError): the registry would reject its signature.
+ */
 export function registerProviderTypedData(
   m: { namespace: string; payoutAccount: Address; pricing: Pricing } & SignedCommon,
   target: Target,
 ) {
+  checkLane(m.nonce, nonceKeyOf(providerIdOf(m.namespace)));
   return {
     domain: registryDomain(target),
     types: {
@@ -65,6 +91,7 @@ export function registerProviderTypedData(
 }
 
 export function updatePricingTypedData(m: { providerId: Hex; pricing: Pricing } & SignedCommon, target: Target) {
+  checkLane(m.nonce, nonceKeyOf(m.providerId));
   return {
     domain: registryDomain(target),
     types: {
@@ -82,6 +109,7 @@ export function updatePricingTypedData(m: { providerId: Hex; pricing: Pricing } 
 }
 
 export function setPayoutAccountTypedData(m: { providerId: Hex; payoutAccount: Address } & SignedCommon, target: Target) {
+  checkLane(m.nonce, nonceKeyOf(m.providerId));
   return {
     domain: registryDomain(target),
     types: {
@@ -98,6 +126,7 @@ export function setPayoutAccountTypedData(m: { providerId: Hex; payoutAccount: A
 }
 
 export function setActiveTypedData(m: { providerId: Hex; active: boolean } & SignedCommon, target: Target) {
+  checkLane(m.nonce, nonceKeyOf(m.providerId));
   return {
     domain: registryDomain(target),
     types: {
@@ -113,8 +142,9 @@ export function setActiveTypedData(m: { providerId: Hex; active: boolean } & Sig
   } as const;
 }
 
-/** Typed data the owner signs for `setSettlementSigned`; `periodUnit` is the registry's code (0 month, 1 day). */
+/** Typed data the owner signs for `setSettlementSigned` (nonce lane 0); `periodUnit` is the registry's code (0 month, 1 day). */
 export function setSettlementTypedData(m: { feeBps: number; periodUnit: number; effectiveFrom: bigint } & SignedCommon, target: Target) {
+  checkLane(m.nonce, SETTLEMENT_NONCE_KEY);
   return {
     domain: registryDomain(target),
     types: {
