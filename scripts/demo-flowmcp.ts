@@ -4,12 +4,12 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { activateServerTools, type FlowMcpSchema } from "../src/local/flowmcp.js";
 import { flowMcpAttribution, flowMcpFailed, type Meter } from "../src/meter/index.js";
 
-// The demo's FlowMCP-style server: five providers' APIs on one loopback HTTP server, and an MCP
+// The demo's FlowMCP-style server: six providers' APIs on one loopback HTTP server, and an MCP
 // server whose tools call them through the meter.
 
 export type DemoApis = { url: string; close(): Promise<void> };
 
-/** Five small provider APIs. `q=fail` makes an API answer 500 (the call is counted, not billed). */
+/** Six small provider APIs. `q=fail` makes an API answer 500 (the call is counted, not billed). */
 export async function startDemoApis(): Promise<DemoApis> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://apis");
@@ -27,6 +27,8 @@ export async function startDemoApis(): Promise<DemoApis> {
         return json(200, { title: q, summary: `${q} is a topic of the free encyclopedia.` });
       case "/maps":
         return json(200, { place: q, lat: 48.2, lon: 16.37 });
+      case "/units":
+        return json(200, { query: q, metres: q.length * 1000 });
       default:
         return json(404, { error: "not found" });
     }
@@ -48,6 +50,7 @@ export const DEMO_TOOLS = {
   news: { route: "searchHeadlines", path: "/news" },
   wiki: { route: "getArticleSummary", path: "/wiki" },
   maps: { route: "geocodePlace", path: "/maps" },
+  units: { route: "convertUnits", path: "/units" },
 } as const;
 
 export type DemoNamespace = keyof typeof DEMO_TOOLS;

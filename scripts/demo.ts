@@ -56,12 +56,14 @@ const PROVIDERS: { namespace: DemoNamespace; kind: string; pricing: Pricing }[] 
   },
   { namespace: "wiki", kind: "free", pricing: freePool(1) },
   { namespace: "maps", kind: "free", pricing: freePool(2) },
+  // 0.000001 USDC a call: one call in the second round is a payout of exactly 1 micro-USDC.
+  { namespace: "units", kind: "commercial", pricing: perCall(1n) },
 ];
 
 /** Calls per provider in each round; every 17th call asks for a failing upstream. */
 const ROUNDS: Record<DemoNamespace, number>[] = [
-  { weather: 60, finance: 25, news: 45, wiki: 40, maps: 30 },
-  { weather: 35, finance: 20, news: 30, wiki: 10, maps: 25 },
+  { weather: 60, finance: 25, news: 45, wiki: 40, maps: 30, units: 3 },
+  { weather: 35, finance: 20, news: 30, wiki: 10, maps: 25, units: 1 },
 ];
 /** Fees users pay into the revenue pool before each cycle. */
 const FEES = [["1.5", "2", "0.5"], ["1.25"]];

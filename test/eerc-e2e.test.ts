@@ -266,6 +266,8 @@ describe.skipIf(process.env.EERC_AUDITED_DIR)("npm run demo", () => {
     expect(r.audit).toEqual({ ok: true, totalMicro: paid.toString() });
     // Every payout transfer, withdrawal, balance and history row, per provider, adding up to the table above.
     expect(r.transfers).toHaveLength(r.cycles.reduce((s: number, c: { transfers: number }) => s + c.transfers, 0));
+    // 0.000001 USDC precision end to end: a payout of exactly 1 micro-USDC.
+    expect(r.transfers.filter((t: { amountMicro: string }) => t.amountMicro === "1").length).toBeGreaterThan(0);
     for (const p of r.providers) {
       const mine = r.transfers.filter((t: { namespace: string }) => t.namespace === p.namespace);
       expect(
