@@ -106,6 +106,7 @@ async function main(argv: string[]): Promise<number> {
     chainId: chain.chain.id,
     agentId: agentIdOf(manifest.contracts.usageLedger, config.agentName),
     requests: fileRequestLog(config.requestsFile),
+    corsOrigins: config.corsOrigins,
   });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" });
   log.info({ port: config.port }, `listening on http://127.0.0.1:${config.port} (POST /revenue/distribute, GET /revenue/status)`);

@@ -52,8 +52,19 @@ describe("agent settings", () => {
       port: 42070,
       agentName: "payout",
       requestsFile: "data/payout-requests-31337.jsonl",
+      corsOrigins: [],
       fault: undefined,
     });
+  });
+
+  it("reads AGENT_CORS_ORIGIN as a list of origins, and refuses what is not an http(s) URL", () => {
+    expect(agentConfig({ AGENT_CORS_ORIGIN: "http://127.0.0.1:42069/, https://dash.example/app/" }, LOCAL).corsOrigins).toEqual([
+      "http://127.0.0.1:42069",
+      "https://dash.example",
+    ]);
+    expect(configError(() => agentConfig({ AGENT_CORS_ORIGIN: "*" }, LOCAL)).message).toMatch(
+      /^AGENT_CORS_ORIGIN item 1 must be an http\(s\) URL/,
+    );
   });
 
   it("on any other chain never falls back to a well-known key, and waits a confirmation", () => {

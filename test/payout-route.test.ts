@@ -17,7 +17,7 @@ const CHAIN = 31337;
 const NOW = 1_800_000_000;
 const agentId = agentIdOf(LEDGER, "payout");
 
-function agent(requestsFile: string) {
+function agent(requestsFile: string, corsOrigins?: string[]) {
   const started: string[] = [];
   const runner = {
     busy: false,
@@ -35,6 +35,7 @@ function agent(requestsFile: string) {
     agentId,
     requests: fileRequestLog(requestsFile, BigInt(NOW)),
     now: () => NOW,
+    corsOrigins,
   });
   const post = async (body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) => {
     const res = await app.request("/revenue/distribute", {
@@ -85,6 +86,39 @@ describe("POST /revenue/distribute", () => {
     const text = await post(JSON.stringify(await signed("c2")), { "content-type": "text/plain" });
     expect({ status: text.status, field: text.body.error?.field }).toEqual({ status: 415, field: "body" });
     expect(started).toHaveLength(0);
+  });
+});
+
+describe("CORS (AGENT_CORS_ORIGIN)", () => {
+  const DASHBOARD = "http://127.0.0.1:42069";
+  const preflight = (app: ReturnType<typeof agent>["app"], origin: string) =>
+    app.request("/revenue/distribute", {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+
+  it("sends no CORS header unless an origin is configured", async () => {
+    const { app } = agent(join(mkdtempSync(join(tmpdir(), "agent-")), "requests.jsonl"));
+    const res = await app.request("/revenue/status", { headers: { origin: DASHBOARD } });
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
+    expect((await preflight(app, DASHBOARD)).headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("allows the configured origin to read and to send a JSON distribute request, and no other origin", async () => {
+    const { app, post, started } = agent(join(mkdtempSync(join(tmpdir(), "agent-")), "requests.jsonl"), [DASHBOARD]);
+    const read = await app.request("/revenue/status", { headers: { origin: DASHBOARD } });
+    expect(read.headers.get("access-control-allow-origin")).toBe(DASHBOARD);
+    const allowed = await preflight(app, DASHBOARD);
+    expect(allowed.headers.get("access-control-allow-origin")).toBe(DASHBOARD);
+    expect(allowed.headers.get("access-control-allow-methods")).toBe("GET,POST");
+    expect(allowed.headers.get("access-control-allow-headers")).toBe("content-type");
+    const other = await app.request("/revenue/status", { headers: { origin: "https://elsewhere.example" } });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    // Still JSON only: a form-encoded body, which a page could send without a preflight, is refused.
+    const form = await post("requestId=0x", { "content-type": "application/x-www-form-urlencoded", origin: DASHBOARD });
+    expect({ status: form.status, field: form.body.error?.field }).toEqual({ status: 415, field: "body" });
+    expect((await post(await signed("d1"), { "content-type": "application/json", origin: DASHBOARD })).status).toBe(202);
+    expect(started).toHaveLength(1);
   });
 });
 

@@ -4,7 +4,8 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWeb } from "../src/api/app.js";
-import { ANVIL_KEYS } from "../src/chain/local.js";
+import { freePort } from "../src/chain/anvil.js";
+import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
@@ -12,11 +13,13 @@ import { callRecords, commitRecords, eercAccount, registerProvider } from "../sr
 import { type LocalWorld, localWorld } from "../src/local/world.js";
 import { formatUsdc } from "../src/money/usdc.js";
 import { perCall } from "../src/usage/pricing.js";
+import { type PayoutWorld, spawnAgent } from "./payout-fixtures.js";
 import { runScript } from "./run-script.js";
 
-// The provider dashboard (web/) in Debian's Chromium, served by the API at /app/ on a local world:
-// a provider paid in two cycles and owed a third, picked from the demo accounts. What the page
-// shows must be what the CLI decrypts for the same account, and no key may leave the page.
+// The dashboard (web/) in Debian's Chromium, served by the API at /app/ on a local world: a
+// provider paid in two cycles and owed a third, the eERC's auditor and the operator, each picked
+// from the demo accounts, and the payout agent as its own process. What the page shows must be
+// what the CLI decrypts for the same account, and no key may leave the page.
 
 const CHROMIUM = "/usr/bin/chromium";
 const INSTALL = "apt-get install -y chromium";
@@ -36,6 +39,9 @@ const PROVIDER_INDEX = 1;
 const providerKey = ANVIL_KEYS[PROVIDER_INDEX];
 const provider = privateKeyToAccount(providerKey);
 const usdc = (micro: bigint) => `${formatUsdc(micro)} USDC`;
+const auditorKey = ANVIL_KEYS[LOCAL_ROLES.auditor];
+const operatorKey = ANVIL_KEYS[LOCAL_ROLES.operator];
+const operator = privateKeyToAccount(operatorKey);
 
 type CliHistory = {
   tokens: {
@@ -51,8 +57,44 @@ let w: LocalWorld;
 let browser: Browser;
 let page: Page;
 let apiUrl: string;
+let agentUrl: string;
+let agent: ReturnType<typeof spawnAgent> | undefined;
 const requests: { url: string; body: string }[] = [];
 const pageErrors: string[] = [];
+
+type CliFlow = Record<
+  | "feesMicro"
+  | "usageMicro"
+  | "depositedMicro"
+  | "paidMicro"
+  | "platformFeeMicro"
+  | "carriedInMicro"
+  | "carriedOutMicro"
+  | "unsettledMicro",
+  string
+>;
+
+type CliReconciliation = {
+  ok: boolean;
+  totalMicro: string;
+  moneyFlow: CliFlow;
+  cycles: (Record<
+    "throughBlock" | "poolMicro" | "carriedInMicro" | "splitMicro" | "carriedOutMicro" | "owedMicro" | "paidMicro",
+    string
+  > & {
+    cycle: number;
+    transfers: number;
+    moneyFlow: CliFlow;
+  })[];
+};
+
+type CliTotals = { entries: number; decrypted: number; undecryptable: number; amountMicro: string };
+
+type CliAudit = {
+  keyIsCurrentAuditor: boolean;
+  periods: (CliTotals & { period: string; tokenId: string | null; byKind: Record<"transfer" | "withdraw" | "mint" | "burn", CliTotals> })[];
+  tokens: (CliTotals & { tokenId: string | null })[];
+};
 
 /** Cells of each body row of the table `testId`, the full value of shortened hex cells included (their title). */
 async function tableCells(testId: string): Promise<string[][]> {
@@ -60,6 +102,34 @@ async function tableCells(testId: string): Promise<string[][]> {
     .getByTestId(testId)
     .locator("tbody tr")
     .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.getAttribute("title") ?? "")));
+}
+
+/** The file the page hands to the browser when the button `testId` is clicked. */
+async function saved(testId: string): Promise<string> {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId(testId).click()]);
+  return readFileSync((await download.path())!, "utf8");
+}
+
+/** Disconnects, connects anvil's account `index` from the demo picker and waits for `ready` (or an error). */
+async function connectDemo(index: number, ready: string): Promise<void> {
+  const disconnect = page.getByRole("button", { name: /^Disconnect/ });
+  if (await disconnect.count()) await disconnect.click();
+  await page.getByTestId("demo-account").selectOption(String(index));
+  await page.getByTestId("demo-connect").click();
+  await page.getByTestId(ready).or(page.getByTestId("error")).waitFor({ timeout: 120_000 });
+  expect(await page.getByTestId("error").count(), (await page.getByTestId("error").allTextContents()).join()).toBe(0);
+}
+
+/** No horizontal overflow at 360 px and 1280 px wide (only the tables' own scroll areas may be wider); screenshots of both. */
+async function layout(view: string): Promise<void> {
+  for (const width of [1280, 360]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.waitForTimeout(300);
+    const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+    expect(overflow, `horizontal overflow of the ${view} view at ${width} px`).toBe(0);
+    await page.screenshot({ path: join(SHOTS, `web-${view}-${width}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
 }
 
 describe.runIf(haveChromium)("web dashboard", () => {
@@ -82,6 +152,25 @@ describe.runIf(haveChromium)("web dashboard", () => {
     expect((await w.agent().runCycle()).status).toBe("paid");
     await commit(3, 4, now + 2000);
     await new IndexerClient(apiUrl).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+    const port = await freePort();
+    agentUrl = `http://127.0.0.1:${port}`;
+    // The page is served by the API: the agent allows that origin, and no other.
+    agent = spawnAgent({ ...w, indexer: w.indexer! } as PayoutWorld, [], {
+      PAYOUT_PORT: String(port),
+      PAYOUT_INTERVAL_S: "0",
+      AGENT_CORS_ORIGIN: new URL(apiUrl).origin,
+    });
+    for (
+      let i = 0;
+      i < 400 &&
+      !(await fetch(`${agentUrl}/health`).then(
+        (r) => r.ok,
+        () => false,
+      ));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 250));
+    expect(agent.child.exitCode, agent.output()).toBeNull();
     await built;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
@@ -91,12 +180,14 @@ describe.runIf(haveChromium)("web dashboard", () => {
   });
 
   afterAll(async () => {
+    agent?.child.kill("SIGTERM");
+    await agent?.done;
     await browser?.close();
     await w?.close();
   });
 
   it("shows, for a demo account, the balance, pending amount and payouts per cycle the CLI decrypts", async () => {
-    await page.goto(`${apiUrl}/app/?rpc=${encodeURIComponent(w.rpcUrl)}`);
+    await page.goto(`${apiUrl}/app/?rpc=${encodeURIComponent(w.rpcUrl)}&agent=${encodeURIComponent(agentUrl)}`);
     await expect.poll(() => page.getByTestId("chain-id").textContent(), { timeout: 15_000 }).toContain("31337");
     await page.getByTestId("demo-account").selectOption(String(PROVIDER_INDEX));
     await page.getByTestId("demo-connect").click();
@@ -141,10 +232,6 @@ describe.runIf(haveChromium)("web dashboard", () => {
   });
 
   it("exports each table as CSV and JSON, built in the page", async () => {
-    const saved = async (testId: string) => {
-      const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId(testId).click()]);
-      return readFileSync((await download.path())!, "utf8");
-    };
     expect(await saved("cycles-csv")).toBe(
       "cycle,through block,transfers,earned (USDC),cumulative paid (USDC)\r\n" +
         (await tableCells("cycles")).map((r) => `${r.join(",")}\r\n`).join(""),
@@ -156,24 +243,146 @@ describe.runIf(haveChromium)("web dashboard", () => {
     ]);
   });
 
-  it("sends neither the wallet key nor the eERC key in any request", async () => {
-    const sk = await deriveKeyFromWallet(provider);
-    const secrets = [providerKey.slice(2), sk.toString(16), sk.toString(10)].map((s) => s.toLowerCase());
-    expect(requests.some((r) => r.url.includes("/graphql")) && requests.some((r) => r.url.includes("/earnings"))).toBe(true);
-    for (const r of requests) {
-      const text = `${r.url}\n${r.body}`.toLowerCase();
-      for (const s of secrets) expect(text.includes(s), `a key in the request to ${r.url}`).toBe(false);
-    }
+  it("lays out the provider view at 360 px and 1280 px wide (screenshots in test-results/)", async () => {
+    await layout("provider");
   });
 
-  it("lays out at 360 px and 1280 px wide (screenshots in test-results/)", async () => {
-    for (const width of [1280, 360]) {
-      await page.setViewportSize({ width, height: 900 });
-      await page.waitForTimeout(300);
-      // Nothing but the tables' own scroll areas may be wider than the page.
-      const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
-      expect(overflow, `horizontal overflow at ${width} px`).toBe(0);
-      await page.screenshot({ path: join(SHOTS, `web-dashboard-${width}.png`), fullPage: true });
+  it("shows the auditor the reconciliation and audit totals the CLI's reconcile and audit print, with each cycle's transfers", async () => {
+    await connectDemo(LOCAL_ROLES.auditor, "reconcile-status");
+    expect(await page.getByTestId("view-auditor").getAttribute("aria-selected")).toBe("true");
+    // The operator defaults to the ProviderRegistry's owner, read from the RPC.
+    expect(await page.getByTestId("operator-address").inputValue()).toBe(operator.address);
+
+    const rec = await runScript("src/cli/index.ts", ["reconcile", "--api", apiUrl, "--operator", operator.address, "--json"], {
+      PRIVATE_KEY: auditorKey,
+    });
+    expect(rec.code, rec.stderr).toBe(0);
+    const cli = JSON.parse(rec.stdout) as CliReconciliation;
+    const aud = await runScript("src/cli/index.ts", ["audit", "--api", apiUrl, "--json"], { PRIVATE_KEY: auditorKey });
+    expect(aud.code, aud.stderr).toBe(0);
+    const audit = JSON.parse(aud.stdout) as CliAudit;
+
+    // Two cycles, each paying the provider what it was owed: 2700, then 1800.
+    expect(cli.ok).toBe(true);
+    expect(cli.cycles.map((c) => [c.cycle, c.owedMicro, c.paidMicro])).toEqual([
+      [1, "2700", "2700"],
+      [2, "1800", "1800"],
+    ]);
+    expect(await page.getByTestId("reconcile-status").textContent()).toBe("every cycle paid what it owed");
+    expect(await page.getByTestId("reconcile-total").textContent()).toBe(usdc(BigInt(cli.totalMicro)));
+    expect(await tableCells("reconcile-cycles")).toEqual(
+      cli.cycles.map((c) => [
+        String(c.cycle),
+        c.throughBlock,
+        ...[c.poolMicro, c.carriedInMicro, c.splitMicro, c.carriedOutMicro, c.owedMicro, c.paidMicro].map((m) => formatUsdc(BigInt(m))),
+        String(c.transfers),
+        "ok",
+        "",
+      ]),
+    );
+    const flow = (f: CliFlow) => [
+      ...[
+        f.feesMicro,
+        f.usageMicro,
+        f.depositedMicro,
+        f.paidMicro,
+        f.platformFeeMicro,
+        f.carriedInMicro,
+        f.carriedOutMicro,
+        f.unsettledMicro,
+      ].map((m) => formatUsdc(BigInt(m))),
+      "ok",
+    ];
+    expect(await tableCells("money-flow")).toEqual([
+      ...cli.cycles.map((c) => [String(c.cycle), ...flow(c.moneyFlow)]),
+      ["total", ...flow(cli.moneyFlow)],
+    ]);
+    // The JSON export of the reconciliation is the CLI's --json, to the byte once parsed.
+    expect(JSON.parse(await saved("reconcile-cycles-json"))).toEqual(cli);
+
+    // Audit totals per period and token, as audit --api (UTC days by default).
+    expect(audit.keyIsCurrentAuditor).toBe(true);
+    expect(await tableCells("audit-periods")).toEqual(
+      audit.periods.map((p) => [
+        p.period,
+        p.tokenId ?? "?",
+        String(p.entries),
+        String(p.decrypted),
+        String(p.undecryptable),
+        ...(["transfer", "withdraw", "mint", "burn"] as const).map((k) => formatUsdc(BigInt(p.byKind[k].amountMicro))),
+        formatUsdc(BigInt(p.amountMicro)),
+      ]),
+    );
+    expect((await tableCells("audit-tokens")).map((r) => [r[0], r[4]])).toEqual(
+      audit.tokens.map((t) => [t.tokenId ?? "?", formatUsdc(BigInt(t.amountMicro))]),
+    );
+
+    // Drill-down: cycle 1 paid the provider once, 2700, to its payout account.
+    await page.getByTestId("drill-1").click();
+    expect((await tableCells("cycle-providers")).map((r) => r.slice(0, 5))).toEqual([["weather", "0.002700", "0.002700", "1", "ok"]]);
+    const transfers = await tableCells("cycle-transfers");
+    expect(transfers.map(([, ns, from, to, , amount]) => [ns, from, to, amount])).toEqual([
+      ["weather", operator.address, provider.address, "0.002700"],
+    ]);
+    expect(await saved("cycle-transfers-csv")).toBe(
+      "block,provider,from,to,tx,amount (USDC)\r\n" + transfers.map((r) => `${r.join(",")}\r\n`).join(""),
+    );
+    expect(pageErrors).toEqual([]);
+    await layout("auditor");
+  });
+
+  it("shows the operator the agent, the payer against what is owed next and ingestion, and runs a cycle signed in the page", async () => {
+    await connectDemo(LOCAL_ROLES.operator, "agent-state");
+    expect(await page.getByTestId("view-operator").getAttribute("aria-selected")).toBe("true");
+    expect(await page.getByTestId("agent-state").textContent()).toBe("idle");
+    expect(await page.getByTestId("agent-last").textContent()).toBe("no cycle since the agent started");
+
+    const hist = await runScript("src/cli/index.ts", ["history", "--api", apiUrl, "--json"], { PRIVATE_KEY: operatorKey });
+    expect(hist.code, hist.stderr).toBe(0);
+    const payer = (JSON.parse(hist.stdout) as CliHistory).tokens.find((t) => t.balanceMicro !== null)!;
+    expect(await page.getByTestId("payer-balance").textContent()).toBe(usdc(BigInt(payer.balanceMicro!)));
+    // Owed next: the third batch, 4 × 1000 − 10% = 3600, to the provider's payout account.
+    expect(await page.getByTestId("owed-next-total").textContent()).toBe(usdc(3600n));
+    expect(await tableCells("owed-next")).toEqual([[provider.address, "0.003600"]]);
+    expect((await tableCells("operator-cycles")).map((r) => [r[0], r[2], r[3]])).toEqual([
+      ["1", "1", "0.002700"],
+      ["2", "1", "0.001800"],
+    ]);
+    // Ingestion: one usage server, three batches, the last committed at the last batch's block.
+    const batches = await new IndexerClient(apiUrl).usageBatches();
+    const last = batches.at(-1)!;
+    expect((await tableCells("ingestion")).map((r) => [r[0], r[1], r[3]])).toEqual([[last.server, "3", String(last.blockNumber)]]);
+    expect(await page.getByTestId("indexer-lag").textContent()).toMatch(/^\d+ block\(s\)$/);
+
+    await page.getByTestId("run-cycle").click();
+    await expect
+      .poll(() => page.getByTestId("cycle-progress").textContent(), { timeout: 180_000, interval: 500 })
+      .toMatch(/^cycle 3: 1 transfer\(s\) paid in|failed|refused|not /);
+    expect(await page.getByTestId("cycle-progress").textContent()).toMatch(/^cycle 3: 1 transfer\(s\) paid in [\d.]+ s$/);
+    expect(await page.getByTestId("agent-last").textContent()).toMatch(/^cycle 3: 1 transfer\(s\) in [\d.]+ s$/);
+    expect((await tableCells("operator-cycles")).map((r) => [r[0], r[2], r[3]])).toEqual([
+      ["1", "1", "0.002700"],
+      ["2", "1", "0.001800"],
+      ["3", "1", "0.003600"],
+    ]);
+    expect(await page.getByTestId("owed-next-total").textContent()).toBe(usdc(0n));
+    // The request went from the page to the agent, across origins.
+    expect(requests.some((r) => r.url === `${agentUrl}/revenue/distribute` && r.body.includes('"signature"'))).toBe(true);
+    expect(pageErrors).toEqual([]);
+    await layout("operator");
+  });
+
+  it("sends neither a wallet key nor an eERC key in any request", async () => {
+    const secrets: string[] = [];
+    for (const key of [providerKey, auditorKey, operatorKey]) {
+      const sk = await deriveKeyFromWallet(privateKeyToAccount(key));
+      secrets.push(key.slice(2), sk.toString(16), sk.toString(10));
+    }
+    expect(requests.some((r) => r.url.includes("/graphql")) && requests.some((r) => r.url.includes("/earnings"))).toBe(true);
+    expect(requests.some((r) => r.url.includes("/audit/totals")) && requests.some((r) => r.url.startsWith(agentUrl))).toBe(true);
+    for (const r of requests) {
+      const text = `${r.url}\n${r.body}`.toLowerCase();
+      for (const s of secrets) expect(text.includes(s.toLowerCase()), `a key in the request to ${r.url}`).toBe(false);
     }
   });
 });

@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
-import { type Address, getAddress, type Hex, isAddressEqual, type PublicClient } from "viem";
+import { type Address, getAddress, type Hex, type PublicClient } from "viem";
 import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 import { type DeploymentManifest, manifestPath, readManifest } from "../deployment/manifest.js";
 import { deriveKeyFromWallet, validatePrivateKey } from "../eerc/keys.js";
 import { BaseError } from "../errors.js";
 import { auditFromChain, balanceFromChain, openRpc, receivedFromChain, tokensFromChain, verifyAccountKey } from "../history/chain.js";
-import { assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "../history/decrypt.js";
+import { assertAuditKey, assertKeyMatches, auditTotals, decryptHistory, decryptReceived } from "../history/decrypt.js";
 import { HistoryError } from "../history/errors.js";
 import type { AuditReport } from "../history/types.js";
 import {
@@ -173,14 +173,7 @@ export async function runAudit(cmd: Command, id: Identity, io: CliIo): Promise<v
   if (cmd.source.kind === "api") {
     const client = new IndexerClient(cmd.source.url);
     const response = await client.auditTotals({ period: cmd.period });
-    if (response.auditor && response.auditorPublicKey && isAddressEqual(response.auditor, id.address)) {
-      assertKeyMatches(id.address, response.auditorPublicKey, id.sk);
-    } else {
-      // Not the current auditor (a previous one, or anyone checking): the key must still be
-      // the one registered for the account.
-      const registered = await client.earnings(id.address);
-      assertKeyMatches(id.address, registered.publicKey, id.sk);
-    }
+    await assertAuditKey(response, id.address, id.sk, async () => (await client.earnings(id.address)).publicKey);
     report = auditTotals(response, id.sk);
     source = `api ${cmd.source.url}`;
   } else {

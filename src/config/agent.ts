@@ -23,6 +23,7 @@ export const AGENT_ENV = {
   PAYOUT_AGENT_NAME: env.text(),
   PAYOUT_REQUESTS_FILE: env.text(),
   PAYOUT_FAULT: env.text(),
+  AGENT_CORS_ORIGIN: env.urls(),
 };
 
 /** The payout agent's settings. */
@@ -47,6 +48,11 @@ export type AgentConfig = OperatorSettings &
     agentName: string;
     /** Where accepted request ids are kept until their deadline, so a replay after a restart is refused. */
     requestsFile: string;
+    /**
+     * Browser origins allowed to call the agent's HTTP API (AGENT_CORS_ORIGIN, comma-separated; default
+     * none): the dashboard's origin, for its status reads and the operator-signed distribute request.
+     */
+    corsOrigins: string[];
     /** Crash tests only: stop at `step` of the `seq`-th transfer (or pool transfer, or deposit). */
     fault?: { step: FaultStep | FundingFaultStep; seq: number };
   };
@@ -82,6 +88,7 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
     port: e.PAYOUT_PORT ?? 42070,
     agentName: e.PAYOUT_AGENT_NAME ?? "payout",
     requestsFile: e.PAYOUT_REQUESTS_FILE ?? `data/payout-requests-${chainId}.jsonl`,
+    corsOrigins: (e.AGENT_CORS_ORIGIN ?? []).map((u) => new URL(u).origin),
     fault: faultOf(e.PAYOUT_FAULT),
   };
 }

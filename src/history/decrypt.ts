@@ -1,4 +1,4 @@
-import type { Address } from "viem";
+import { type Address, isAddressEqual } from "viem";
 import { byChainPosition } from "../chain/position.js";
 import { decryptBalance, type PCTCache } from "../eerc/balance.js";
 import { pointEquals } from "../eerc/curve.js";
@@ -34,6 +34,22 @@ export function assertKeyMatches(account: Address, publicKey: readonly [bigint, 
   if (!pointEquals(derived, [publicKey[0], publicKey[1]])) {
     throw new KeyMismatchError(account, [publicKey[0], publicKey[1]], derived);
   }
+}
+
+/**
+ * Checks an audit key before any total is shown: the current auditor's against the key the audit
+ * answer serves for it; anyone else's (a previous auditor, anyone checking) against the key
+ * registered for the account, which `registeredKey` reads. KeyMismatchError otherwise.
+ */
+export async function assertAuditKey(
+  response: Pick<AuditTotalsResponse, "auditor" | "auditorPublicKey">,
+  account: Address,
+  sk: bigint,
+  registeredKey: () => Promise<readonly [bigint, bigint]>,
+): Promise<void> {
+  if (response.auditor && response.auditorPublicKey && isAddressEqual(response.auditor, account))
+    assertKeyMatches(account, response.auditorPublicKey, sk);
+  else assertKeyMatches(account, await registeredKey(), sk);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { type Address, getAddress, type Hex, keccak256, recoverTypedDataAddress, toBytes } from "viem";
 import { summarize } from "../errors.js";
 import { ApiInputError, readJsonBody } from "../http/input.js";
@@ -141,10 +142,15 @@ export function payoutApp(args: {
   agentId: Hex;
   requests?: RequestLog;
   now?: () => number;
+  /** Browser origins allowed to read the routes and send the distribute request (AGENT_CORS_ORIGIN); none by default. */
+  corsOrigins?: readonly string[];
 }) {
   const app = new Hono();
   const now = args.now ?? (() => Math.floor(Date.now() / 1000));
   const requests = args.requests ?? memoryRequestLog();
+  // Named origins only, and only the JSON content type a distribute request needs: the route still refuses any other body.
+  if (args.corsOrigins && args.corsOrigins.length > 0)
+    app.use("*", cors({ origin: [...args.corsOrigins], allowMethods: ["GET", "POST"], allowHeaders: ["content-type"], maxAge: 600 }));
 
   app.get(AGENT_PATHS.status, (c) => c.json(args.runner.status() satisfies AgentStatus));
   // Liveness for a supervisor, and counts and timings for Prometheus (never an amount).

@@ -1,16 +1,23 @@
 import { html, nothing, render, type TemplateResult } from "lit-html";
 import type uPlot from "uplot";
+import { getAddress } from "viem";
 import { LOCAL_CHAIN_ID } from "../../src/chain/local.js";
 import { formatUsdc } from "../../src/money/usdc.js";
-import { downloadCsv, downloadJson, type Table } from "./export.js";
+import type { AuditorView } from "./auditor.js";
+import type { Table } from "./export.js";
+import type { OperatorView } from "./operator.js";
 import type { ProviderView } from "./provider.js";
+import { type AuditorControls, auditorForm, auditorView, operatorView, type RunState } from "./role-views.js";
+import { registryOwner, type ViewKind, viewFor } from "./roles.js";
+import { card, msTime, short, tableSection, usdc } from "./ui.js";
 import { connectInjected, DEMO_ACCOUNTS, demoSigner, injectedProvider, rpcChainId, type Session, type Signer } from "./wallet.js";
 import "./style.css";
 
 /**
- * The provider dashboard. The page reads the query API and the chain's JSON-RPC endpoint, both
- * set in the page (or with `?api=` and `?rpc=`); the eERC key lives in `session` and nowhere
- * else: not in the URL, not in storage, never in a request.
+ * The dashboard: the provider's, the auditor's and the operator's views. The page reads the query
+ * API, the chain's JSON-RPC endpoint and the payout agent, all set in the page (or with `?api=`,
+ * `?rpc=` and `?agent=`); the eERC key lives in `session` and nowhere else: not in the URL, not in
+ * storage, never in a request. Each view's decryption code loads when the view is first opened.
  */
 
 type Status = { kind: "idle" } | { kind: "busy"; what: string } | { kind: "error"; message: string };
@@ -22,20 +29,27 @@ const defaultApi = location.protocol.startsWith("http") ? new URL("..", location
 const state = {
   apiUrl: params.get("api") ?? defaultApi,
   rpcUrl: params.get("rpc") ?? "http://127.0.0.1:8545",
+  agentUrl: params.get("agent") ?? "http://127.0.0.1:42070",
   chainId: null as number | null,
   chainError: null as string | null,
   demoIndex: 1,
   session: null as Session | null,
+  /** The connected wallet's signer, for the operator's Distribute request. */
+  signer: null as Signer | null,
+  tab: "provider" as ViewKind,
   view: null as ProviderView | null,
+  auditor: null as AuditorView | null,
+  operatorAddress: "",
+  period: "day" as "day" | "month",
+  drill: null as number | null,
+  operator: null as OperatorView | null,
+  run: { kind: "idle" } as RunState,
   status: { kind: "idle" } as Status,
 };
 
 const root = document.getElementById("app")!;
 let chart: uPlot | null = null;
 
-const usdc = (micro: bigint) => `${formatUsdc(micro)} USDC`;
-const short = (hex: string) => (hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-4)}` : hex);
-const msTime = (ms: bigint) => (ms <= 8_640_000_000_000_000n ? new Date(Number(ms)).toISOString().replace(".000Z", "Z") : `${ms} ms`);
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function update(): void {
@@ -63,6 +77,8 @@ async function connect(signer: () => Promise<{ signer: Signer; chainId: number }
     const s = await signer();
     const { deriveKeyFromWallet } = await import("./provider.js");
     state.session = { address: s.signer.address, chainId: s.chainId, source, sk: await deriveKeyFromWallet(s.signer) };
+    state.signer = s.signer;
+    state.tab = await viewFor(s.signer.address, state.apiUrl, state.rpcUrl);
     await refresh();
   } catch (e) {
     state.status = { kind: "error", message: errorText(e) };
@@ -76,10 +92,32 @@ async function refresh(): Promise<void> {
   state.status = { kind: "busy", what: "reading the API and decrypting" };
   update();
   try {
-    const { loadProviderView } = await import("./provider.js");
-    const view = await loadProviderView(state.apiUrl, session.address, session.sk);
-    if (state.session !== session) return;
-    state.view = view;
+    const tab = state.tab;
+    if (tab === "provider") {
+      const { loadProviderView } = await import("./provider.js");
+      const view = await loadProviderView(state.apiUrl, session.address, session.sk);
+      if (state.session !== session) return;
+      state.view = view;
+    } else if (tab === "auditor") {
+      if (!state.operatorAddress) state.operatorAddress = (await registryOwner(state.apiUrl, state.rpcUrl)) ?? "";
+      if (!/^0x[0-9a-fA-F]{40}$/.test(state.operatorAddress))
+        throw new Error("give the operator's address: the registry's owner could not be read");
+      const { loadAuditorView } = await import("./auditor.js");
+      const view = await loadAuditorView({
+        apiUrl: state.apiUrl,
+        account: session.address,
+        sk: session.sk,
+        operator: getAddress(state.operatorAddress),
+        period: state.period,
+      });
+      if (state.session !== session) return;
+      state.auditor = view;
+    } else {
+      const { loadOperatorView } = await import("./operator.js");
+      const view = await loadOperatorView({ apiUrl: state.apiUrl, agentUrl: state.agentUrl, account: session.address, sk: session.sk });
+      if (state.session !== session) return;
+      state.operator = view;
+    }
     state.status = { kind: "idle" };
   } catch (e) {
     state.status = { kind: "error", message: errorText(e) };
@@ -89,7 +127,12 @@ async function refresh(): Promise<void> {
 
 function disconnect(): void {
   state.session = null;
+  state.signer = null;
   state.view = null;
+  state.auditor = null;
+  state.operator = null;
+  state.drill = null;
+  state.run = { kind: "idle" };
   state.status = { kind: "idle" };
   update();
 }
@@ -99,7 +142,81 @@ function applySettings(event: Event): void {
   const form = new FormData(event.target as HTMLFormElement);
   state.apiUrl = String(form.get("api") ?? "").trim();
   state.rpcUrl = String(form.get("rpc") ?? "").trim();
+  state.agentUrl = String(form.get("agent") ?? "").trim();
   void checkChain().then(refresh);
+}
+
+function openTab(tab: ViewKind): void {
+  state.tab = tab;
+  const loaded = tab === "provider" ? state.view : tab === "auditor" ? state.auditor : state.operator;
+  if (loaded) update();
+  else void refresh();
+}
+
+const auditorControls = (): AuditorControls => ({
+  operator: state.operatorAddress,
+  drill: state.drill,
+  onOperator: (event: Event) => {
+    event.preventDefault();
+    state.operatorAddress = String(new FormData(event.target as HTMLFormElement).get("operator") ?? "").trim();
+    void refresh();
+  },
+  onPeriod: (period) => {
+    state.period = period;
+    void refresh();
+  },
+  onDrill: (cycle) => {
+    state.drill = cycle;
+    update();
+  },
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The operator's "Run a cycle now": signs the Distribute request, follows the agent's status until
+ * the cycle is done, then reloads the view until the indexer has the cycle's transfers.
+ */
+async function runCycle(): Promise<void> {
+  const signer = state.signer;
+  const session = state.session;
+  if (!signer || !session) return;
+  const setRun = (run: RunState) => {
+    state.run = run;
+    update();
+  };
+  try {
+    setRun({ kind: "busy", line: "waiting for the signature of the Distribute request" });
+    const op = await import("./operator.js");
+    const before = (await op.agentStatus(state.agentUrl)).last?.finishedAt ?? null;
+    await op.requestCycle(state.agentUrl, signer);
+    setRun({ kind: "busy", line: "accepted: the agent is starting the cycle" });
+    let last = null;
+    while (!last) {
+      await sleep(400);
+      const s = await op.agentStatus(state.agentUrl);
+      if (s.state === "running" && s.progress) {
+        const p = s.progress;
+        setRun({ kind: "busy", line: `cycle ${p.cycle}: proved ${p.proved}/${p.total}, paid ${p.paid}/${p.total}` });
+      } else if (s.state === "idle" && s.last && s.last.finishedAt !== before) last = s.last;
+    }
+    if (last.status === "failed") throw new Error(`the cycle failed: ${last.message}`);
+    if (last.status === "nothing_owed") {
+      await refresh();
+      return setRun({ kind: "done", line: `nothing owed through block ${last.throughBlock}` });
+    }
+    setRun({ kind: "busy", line: `cycle ${last.cycle} paid; waiting for the indexer` });
+    for (let i = 0; i < 60; i++) {
+      const view = await op.loadOperatorView({ apiUrl: state.apiUrl, agentUrl: state.agentUrl, account: session.address, sk: session.sk });
+      if (state.session !== session) return;
+      state.operator = view;
+      if (view.payer.ok && view.payer.value.cycles.some((c) => c.cycle === last.cycle)) break;
+      await sleep(500);
+    }
+    setRun({ kind: "done", line: `cycle ${last.cycle}: ${last.transfers} transfer(s) paid in ${last.seconds} s` });
+  } catch (e) {
+    setRun({ kind: "error", line: errorText(e) });
+  }
 }
 
 // ------------------------------------------------------------------------------------- views
@@ -107,13 +224,35 @@ function applySettings(event: Event): void {
 function page(): TemplateResult {
   return html`
     <header>
-      <h1>BackendShield <span>provider dashboard</span></h1>
-      <p class="lede">Balances, payouts and usage decrypted in this page with your eERC key, derived from your wallet's signature and kept in memory only.</p>
+      <h1>BackendShield <span>dashboard</span></h1>
+      <p class="lede">Balances, payouts, reconciliations and usage decrypted in this page with your eERC key, derived from your wallet's signature and kept in memory only.</p>
     </header>
     <main>
-      ${settings()} ${connection()} ${statusLine()} ${state.view && state.session ? providerView(state.view) : nothing}
+      ${settings()} ${connection()} ${state.session ? tabs() : nothing} ${state.tab === "auditor" && state.session ? auditorForm(auditorControls(), state.period, state.status.kind === "busy") : nothing}
+      ${statusLine()} ${state.session ? current() : nothing}
     </main>
   `;
+}
+
+const TABS: { tab: ViewKind; label: string }[] = [
+  { tab: "provider", label: "Provider" },
+  { tab: "auditor", label: "Auditor" },
+  { tab: "operator", label: "Operator" },
+];
+
+function tabs(): TemplateResult {
+  return html`<nav class="tabs" role="tablist">
+    ${TABS.map(
+      (t) =>
+        html`<button role="tab" data-testid=${`view-${t.tab}`} aria-selected=${state.tab === t.tab ? "true" : "false"} class=${state.tab === t.tab ? "selected" : ""} @click=${() => openTab(t.tab)}>${t.label}</button>`,
+    )}
+  </nav>`;
+}
+
+function current(): TemplateResult | typeof nothing {
+  if (state.tab === "provider") return state.view ? providerView(state.view) : nothing;
+  if (state.tab === "auditor") return state.auditor ? auditorView(state.auditor, auditorControls()) : nothing;
+  return state.operator ? operatorView(state.operator, state.run, () => void runCycle()) : nothing;
 }
 
 function settings(): TemplateResult {
@@ -127,6 +266,7 @@ function settings(): TemplateResult {
     <form class="panel settings" @submit=${applySettings}>
       <label>API URL <input name="api" type="url" required .value=${state.apiUrl} placeholder="https://indexer.example/" /></label>
       <label>RPC URL <input name="rpc" type="url" required .value=${state.rpcUrl} placeholder="https://rpc.example/" /></label>
+      <label>Agent URL <input name="agent" type="url" data-testid="agent-url" .value=${state.agentUrl} placeholder="https://agent.example/" /></label>
       <button type="submit">Apply</button>
       <p class="note">${chain}</p>
     </form>
@@ -193,46 +333,6 @@ function statusLine(): TemplateResult | typeof nothing {
   if (s.kind === "busy") return html`<p class="status" role="status">${s.what}…</p>`;
   if (s.kind === "error") return html`<p class="status bad" role="alert" data-testid="error">${s.message}</p>`;
   return nothing;
-}
-
-function card(label: string, value: string, testId: string, detail: TemplateResult | string): TemplateResult {
-  return html`<div class="card"><h3>${label}</h3><p class="figure" data-testid=${testId}>${value}</p><p class="note">${detail}</p></div>`;
-}
-
-function exportButtons(table: Table): TemplateResult {
-  return html`<span class="exports">
-    <button class="small" data-testid=${`${table.name}-csv`} @click=${() => downloadCsv(table)}>CSV</button>
-    <button class="small" data-testid=${`${table.name}-json`} @click=${() => downloadJson(table)}>JSON</button>
-  </span>`;
-}
-
-function tableSection(
-  title: string,
-  table: Table,
-  empty: string,
-  numeric: ReadonlySet<number>,
-  rowAttrs?: (i: number) => string,
-): TemplateResult {
-  return html`
-    <section class="panel">
-      <div class="section-head"><h2>${title}</h2>${exportButtons(table)}</div>
-      ${
-        table.rows.length === 0
-          ? html`<p class="note">${empty}</p>`
-          : html`<div class="scroll">
-            <table data-testid=${table.name}>
-              <thead><tr>${table.headers.map((h, i) => html`<th class=${numeric.has(i) ? "num" : ""}>${h}</th>`)}</tr></thead>
-              <tbody>
-                ${table.rows.map(
-                  (r, i) =>
-                    html`<tr data-key=${rowAttrs?.(i) ?? ""}>${r.map((c, j) => html`<td class=${numeric.has(j) ? "num" : ""} title=${c}>${c.startsWith("0x") ? short(c) : c}</td>`)}</tr>`,
-                )}
-              </tbody>
-            </table>
-          </div>`
-      }
-    </section>
-  `;
 }
 
 function providerView(v: ProviderView): TemplateResult {
@@ -332,7 +432,7 @@ let chartModule: typeof import("./chart.js") | null = null;
 function drawChart(): void {
   const target = document.getElementById("chart");
   const view = state.view;
-  if (!target || !view) {
+  if (!target || !view || state.tab !== "provider") {
     chart?.destroy();
     chart = null;
     chartFor = null;

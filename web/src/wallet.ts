@@ -10,7 +10,19 @@ import { ANVIL_KEYS, LOCAL_CHAIN_ID } from "../../src/chain/local.js";
 /** An EIP-1193 provider, as injected at `window.ethereum`. */
 export type Eip1193Provider = { request(args: { method: string; params?: unknown[] }): Promise<unknown> };
 
-export type Signer = { address: Address; signMessage(args: { message: string }): Promise<Hex> };
+/** EIP-712 typed data as viem takes it (`distributeTypedData` of `src/payout/server.ts`). */
+export type TypedData = {
+  domain: { name: string; version: string; chainId: bigint; salt: Hex };
+  types: Record<string, readonly { name: string; type: string }[]>;
+  primaryType: string;
+  message: Record<string, unknown>;
+};
+
+export type Signer = {
+  address: Address;
+  signMessage(args: { message: string }): Promise<Hex>;
+  signTypedData(data: TypedData): Promise<Hex>;
+};
 
 /** A connected account and its eERC key, which never leaves this object. */
 export type Session = { address: Address; chainId: number; source: "wallet" | "demo"; sk: bigint };
@@ -26,21 +38,42 @@ export async function connectInjected(provider: Eip1193Provider): Promise<{ sign
   const signer: Signer = {
     address,
     signMessage: async ({ message }) => (await provider.request({ method: "personal_sign", params: [toHex(message), address] })) as Hex,
+    signTypedData: async (data) =>
+      (await provider.request({ method: "eth_signTypedData_v4", params: [address, typedDataJson(data)] })) as Hex,
   };
   return { signer, chainId };
 }
 
-/** The chain id the JSON-RPC endpoint serves. */
-export async function rpcChainId(rpcUrl: string): Promise<number> {
+/**
+ * `eth_signTypedData_v4`'s JSON: the domain's fields declared in `EIP712Domain`, integers as
+ * decimal strings (JSON has no bigint).
+ */
+export function typedDataJson(data: TypedData): string {
+  const domainFields = [
+    { name: "name", type: "string" },
+    { name: "version", type: "string" },
+    { name: "chainId", type: "uint256" },
+    { name: "salt", type: "bytes32" },
+  ];
+  return JSON.stringify({ ...data, types: { EIP712Domain: domainFields, ...data.types } }, (_, v) =>
+    typeof v === "bigint" ? v.toString() : v,
+  );
+}
+
+/** One JSON-RPC call to `rpcUrl`; an error answer throws with its message. */
+export async function rpcCall<T>(rpcUrl: string, method: string, params: unknown[] = []): Promise<T> {
   const res = await fetch(rpcUrl, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
   });
-  const body = (await res.json()) as { result?: string; error?: { message?: string } };
-  if (!body.result) throw new Error(`${rpcUrl}: ${body.error?.message ?? `no chain id (HTTP ${res.status})`}`);
-  return Number(body.result);
+  const body = (await res.json()) as { result?: T; error?: { message?: string } };
+  if (body.result === undefined) throw new Error(`${rpcUrl}: ${method}: ${body.error?.message ?? `no result (HTTP ${res.status})`}`);
+  return body.result;
 }
+
+/** The chain id the JSON-RPC endpoint serves. */
+export const rpcChainId = async (rpcUrl: string): Promise<number> => Number(await rpcCall<string>(rpcUrl, "eth_chainId"));
 
 /** anvil's well-known accounts, for a local chain only: their keys are public. */
 export const DEMO_ACCOUNTS: readonly { index: number; address: Address }[] = ANVIL_KEYS.map((key, index) => ({
