@@ -1,12 +1,15 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { serve } from "@hono/node-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Address, PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
+import { DEFAULT_AGENT_NAME } from "../src/config/agent.js";
 import { deploy } from "../src/deployment/deploy.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
@@ -25,6 +28,7 @@ import {
 import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import type { PayoutAgent } from "../src/payout/agent.js";
 import { reconcile } from "../src/payout/reconcile.js";
+import { agentIdOf, CycleRunner, payoutApp } from "../src/payout/server.js";
 import { freePool, freeQuotaThenPerCall, type Pricing, perCall } from "../src/usage/pricing.js";
 import { providerIdOf } from "../src/usage/registry.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
@@ -115,6 +119,52 @@ function reportPath(argv: string[]): string | undefined {
   return path;
 }
 
+/**
+ * `--keep`: after the journey, everything stays up (chain, indexer and API with the dashboard,
+ * the agent's HTTP API, the MCP server) until Ctrl-C, which stops all of it.
+ */
+async function keepServing(world: LocalWorld, agent: PayoutAgent, mcpUrl: string): Promise<void> {
+  const api = world.indexer!.url.replace(/\/$/, "");
+  const runner = new CycleRunner(agent);
+  const agentPort = await freePort();
+  const agentUrl = `http://127.0.0.1:${agentPort}`;
+  const app = payoutApp({
+    runner,
+    operator: world.operator.address,
+    chainId: world.manifest.chainId,
+    agentId: agentIdOf(world.manifest.contracts.usageLedger, DEFAULT_AGENT_NAME),
+    corsOrigins: [new URL(api).origin],
+  });
+  const server = serve({ fetch: app.fetch, port: agentPort, hostname: "127.0.0.1" });
+  const query = new URLSearchParams({ api, rpc: world.rpcUrl, agent: agentUrl });
+  const accounts = [
+    ["#0", world.operator.address, "operator: owner and payer (operator view)"],
+    ...[...world.payoutAccounts].map(([ns, p], i) => [`#${i + 1}`, p.account.address, `provider ${ns} (provider view)`]),
+    [`#${LOCAL_ROLES.auditor}`, privateKeyToAccount(ANVIL_KEYS[LOCAL_ROLES.auditor]).address, "auditor (auditor view)"],
+  ];
+  console.log(
+    [
+      "",
+      "still running (--keep):",
+      `  dashboard  ${api}/app/?${query}`,
+      `  API        ${api} (GraphQL ${api}/graphql, OpenAPI ${api}/openapi.json)`,
+      `  RPC        ${world.rpcUrl} (anvil, chain ${world.manifest.chainId})`,
+      `  agent      ${agentUrl} (npm run cli -- distribute --agent ${agentUrl}, with the operator's key)`,
+      `  MCP        ${mcpUrl}`,
+      'demo accounts (anvil\'s well-known keys; pick them under "Demo accounts" in the dashboard):',
+      ...accounts.map(([index, address, role]) => `  ${index!.padEnd(3)} ${address}  ${role}`),
+      "Ctrl-C stops every process the demo started.",
+    ].join("\n"),
+  );
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  console.log("stopping");
+  await runner.stop();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
@@ -133,6 +183,8 @@ function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld>
   return localWorld({
     rpcUrl: process.env.RPC_URL || undefined,
     providers: PROVIDERS,
+    // anvil's accounts #1 to #6: the dashboard's demo accounts open each provider's view.
+    payoutKeys: ANVIL_KEYS.slice(1, 1 + PROVIDERS.length),
     fundMicro: parseUsdc("50"),
     fundFromPool: true,
     indexer: true,
@@ -429,6 +481,7 @@ async function main(): Promise<void> {
       console.log(`report written to ${reportFile}`);
     }
     if (!audit.ok || rows.some((r) => r.earnedMicro !== r.paidMicro || r.paidMicro !== r.decryptedMicro)) process.exitCode = 1;
+    if (process.argv.includes("--keep")) await keepServing(world, agent, flowMcp.url);
   } finally {
     await flowMcp?.close();
     await world?.close();

@@ -240,13 +240,41 @@ describe.skipIf(process.env.EERC_AUDITED_DIR)("npm run demo", () => {
   it("runs the whole journey on a fresh anvil: metered MCP calls, two payout cycles, provider checks and withdrawals, audit", async () => {
     const report = join(mkdtempSync(join(tmpdir(), "demo-")), "report.json");
     // Asynchronously: a synchronous child would block this worker past vitest's 60 s RPC timeout.
-    const demo = spawn(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report], {
+    const demo = spawn(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report, "--keep"], {
       cwd: PROJECT_ROOT,
-      stdio: "inherit",
+      stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, RPC_URL: "" },
       timeout: 300_000,
     });
-    expect(await new Promise((resolve) => demo.once("exit", resolve))).toBe(0);
+    const exited = new Promise((resolve) => demo.once("exit", resolve));
+    let out = "";
+    await new Promise<void>((resolve, reject) => {
+      demo.stdout!.on("data", (d: Buffer) => {
+        process.stdout.write(d);
+        out += d;
+        if (out.includes("Ctrl-C stops every process the demo started.")) resolve();
+      });
+      demo.once("exit", (code) => reject(new Error(`the demo exited (${code}) before it said it keeps running`)));
+    });
+    // --keep: the dashboard, the API, the agent and the MCP server stay up, and Ctrl-C stops them all.
+    const dashboard = /dashboard {2}(\S+)/.exec(out)![1]!;
+    const agentUrl = /agent {6}(\S+)/.exec(out)![1]!;
+    const rpcUrl = /RPC {8}(\S+)/.exec(out)![1]!;
+    const page = await fetch(dashboard);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<html");
+    expect(await (await fetch(`${agentUrl}/health`)).json()).toMatchObject({ ok: true });
+    expect(out).toMatch(/#1 {2}0x70997970C51812dc3A010C7d01b50e0d17dc79C8 {2}provider weather/);
+    demo.kill("SIGINT");
+    expect(await exited).toBe(0);
+    const down = (url: string) =>
+      fetch(url).then(
+        () => false,
+        () => true,
+      );
+    expect(await down(dashboard)).toBe(true);
+    expect(await down(`${agentUrl}/health`)).toBe(true);
+    expect(await down(rpcUrl)).toBe(true);
     const r = JSON.parse(readFileSync(report, "utf8"));
     expect(r.decimals).toBe(6);
     expect(r.mcp.calls).toBeGreaterThanOrEqual(300);

@@ -69,6 +69,9 @@ function faultOf(text: string | undefined): AgentConfig["fault"] {
   return { step, seq: Number(m[2]) };
 }
 
+/** The agent's name when PAYOUT_AGENT_NAME is not set: with the UsageLedger, its EIP-712 salt (agentIdOf). */
+export const DEFAULT_AGENT_NAME = "payout";
+
 /** Reads the agent's settings for a deployment on `chainId` (from its manifest). */
 export function agentConfig(source: Env, chainId: number): AgentConfig {
   const e = readEnv(AGENT_ENV, source);
@@ -86,7 +89,7 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
     everyProvider: e.PAYOUT_EVERY_PROVIDER ?? true,
     intervalS: e.PAYOUT_INTERVAL_S ?? 0,
     port: e.PAYOUT_PORT ?? 42070,
-    agentName: e.PAYOUT_AGENT_NAME ?? "payout",
+    agentName: e.PAYOUT_AGENT_NAME ?? DEFAULT_AGENT_NAME,
     requestsFile: e.PAYOUT_REQUESTS_FILE ?? `data/payout-requests-${chainId}.jsonl`,
     corsOrigins: (e.AGENT_CORS_ORIGIN ?? []).map((u) => new URL(u).origin),
     fault: faultOf(e.PAYOUT_FAULT),

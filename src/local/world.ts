@@ -22,6 +22,11 @@ export type LocalProvider = { namespace: string; pricing: Pricing };
 export type LocalWorldOptions = {
   /** Providers to register, each paying out to its own registered account. */
   providers?: readonly LocalProvider[];
+  /**
+   * The providers' payout keys, in order (anvil's well-known keys, say, so the dashboard's demo
+   * accounts can open them); a provider without one gets a fresh account.
+   */
+  payoutKeys?: readonly Hex[];
   /** Minted to the operator (the payer) and deposited into its encrypted balance: the operator's own money, as for per-call usage. */
   fundMicro?: bigint;
   /**
@@ -111,8 +116,9 @@ export async function localWorld(options: LocalWorldOptions = {}): Promise<Local
     const user = await newFundedAccount(chain);
     await authoriseServer(chain, manifest, owner, server.address);
     const payoutAccounts: LocalWorld["payoutAccounts"] = new Map();
-    for (const p of options.providers ?? []) {
-      const account = await newFundedAccount(chain);
+    for (const [i, p] of (options.providers ?? []).entries()) {
+      const key = options.payoutKeys?.[i];
+      const account = key ? Object.assign(privateKeyToAccount(key), { privateKey: key }) : await newFundedAccount(chain);
       const client = await eercAccount(chain, manifest, prover, account);
       await registerProvider(chain, manifest, owner, { namespace: p.namespace, payoutAccount: account.address, pricing: p.pricing });
       payoutAccounts.set(p.namespace, { account, client });
