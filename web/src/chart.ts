@@ -26,7 +26,7 @@ export function earningsChart(target: HTMLElement, cycles: readonly CycleEarning
       axes: [
         { label: "cycle", values: (_u, splits) => splits.map((s) => (Number.isInteger(s) ? String(s) : "")) },
         // Ticks to the micro-USDC, trailing zeros dropped: a 0.000001 payout still gets its own labels.
-        { label: "USDC", size: 72, values: (_u, splits) => splits.map((s) => s.toFixed(6).replace(/\.?0+$/, "")) },
+        { label: "USDC", size: 88, values: (_u, splits) => splits.map((s) => s.toFixed(6).replace(/\.?0+$/, "")) },
       ],
       series: [
         { label: "cycle" },
