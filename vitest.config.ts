@@ -24,6 +24,7 @@ export const UNIT_TESTS = [
   "test/x402.test.ts",
   "test/web-app-route.test.ts",
   "test/web-provider.test.ts",
+  "test/api-limits.test.ts",
 ];
 
 /** anvil, real proofs, the indexer, the agent and the CLI as processes (`npm run test:e2e`): one file at a time. */

@@ -1,15 +1,18 @@
 import { db } from "ponder:api";
 import schema from "ponder:schema";
 import { Hono } from "hono";
-import { client, graphql } from "ponder";
+import { graphql } from "ponder";
+import { sqlOverHttp } from "../config/api.js";
 import { indexerSettings } from "../config/indexer.js";
-import { ApiInputError } from "../http/input.js";
+import { ApiInputError, jsonBodyLimit } from "../http/input.js";
 import { mountWebApp } from "./app.js";
+import { GRAPHQL_LIMITS, graphqlLimits, PONDER_GRAPHQL_OPTIONS } from "./graphql-limits.js";
 import { mountOperations } from "./health.js";
 import { payoutFields } from "./payouts.js";
 import { mountReadRoutes } from "./reads.js";
 import { ApiServiceError } from "./relayer.js";
-import { mountWriteRoutes } from "./writes.js";
+import { mountSql } from "./sql.js";
+import { MAX_BODY_BYTES, mountWriteRoutes } from "./writes.js";
 
 const app = new Hono();
 const settings = indexerSettings();
@@ -19,9 +22,11 @@ const payouts = payoutFields({
   graphqlFetch: ((input: string | URL | Request, init?: RequestInit) => app.request(input as string, init)) as typeof fetch,
 });
 
-app.use("/sql/*", client({ db, schema }));
-app.use("/", graphql({ db, schema }));
-app.use("/graphql", graphql({ db, schema }));
+// Every route reads at most the write routes' largest body; GraphQL and SQL much less (below).
+app.use("*", jsonBodyLimit(MAX_BODY_BYTES));
+mountSql(app, { db, schema, settings: sqlOverHttp(process.env, settings.database) });
+const graphqlHandler = graphql({ db, schema }, PONDER_GRAPHQL_OPTIONS);
+for (const path of ["/", "/graphql"]) app.use(path, jsonBodyLimit(GRAPHQL_LIMITS.maxBodyBytes), graphqlLimits(), graphqlHandler);
 
 mountReadRoutes(app, { db, payouts });
 mountOperations(app, { db, settings, env: process.env, payouts });

@@ -18,7 +18,9 @@ import {
   updateRequest,
 } from "../indexer-client/schemas.js";
 import { APP_PREFIX } from "./app.js";
+import { GRAPHQL_LIMITS, PONDER_MAX_LIMIT } from "./graphql-limits.js";
 import { OPERATIONS_PREFIX } from "./health.js";
+import { MAX_SQL_CHARS } from "./sql.js";
 import { MAX_BODY_BYTES } from "./writes.js";
 
 const refused = (description: string) => ({ description, schema: errorBody });
@@ -29,6 +31,13 @@ const earningsResponses = (param: string) => ({
   400: refused(`a malformed ${param} or tokenId`),
   404: refused(`no registered account${param === "providerId" ? " or provider" : ""}`),
 });
+
+const graphqlResponses = {
+  200: { description: "a GraphQL answer", schema: anyJson },
+  400: refused("not a JSON object with a GraphQL document, or over the depth, alias or row limits (`field` body, query or variables)"),
+  413: refused(`a body over ${GRAPHQL_LIMITS.maxBodyBytes} bytes`),
+  415: refused("not sent as application/json"),
+};
 
 const writeRefusals = {
   400: refused("malformed or invalid, `field` naming the offending part (`body` for the body as a whole)"),
@@ -149,8 +158,9 @@ export const API_ROUTES: readonly RouteDoc[] = [
     path: "/graphql",
     tags: ["indexer"],
     summary: "GraphQL over the indexed tables",
+    description: `Refused before it runs: deeper than ${GRAPHQL_LIMITS.maxDepth} levels, more than ${GRAPHQL_LIMITS.maxAliases} aliases, or lists that may return more than ${GRAPHQL_LIMITS.maxRows} rows in all (each list's \`limit\`, at most ${PONDER_MAX_LIMIT}, times the lists around it).`,
     body: z.object({ query: z.string(), variables: z.record(z.string(), z.unknown()).optional() }),
-    responses: { 200: { description: "a GraphQL answer", schema: anyJson } },
+    responses: graphqlResponses,
   },
   {
     method: "post",
@@ -158,22 +168,21 @@ export const API_ROUTES: readonly RouteDoc[] = [
     tags: ["indexer"],
     summary: "GraphQL, as at /graphql",
     body: z.object({ query: z.string(), variables: z.record(z.string(), z.unknown()).optional() }),
-    responses: { 200: { description: "a GraphQL answer", schema: anyJson } },
+    responses: graphqlResponses,
   },
   {
     method: "get",
     path: "/sql/db",
     tags: ["indexer"],
-    summary: "Read-only SQL over the indexed tables, for Ponder's @ponder/client",
-    query: z.object({ sql: z.string().meta({ description: "the query, superjson-encoded" }) }),
-    responses: { 200: { description: "rows", schema: anyJson }, 400: { description: "a missing or refused query" } },
-  },
-  {
-    method: "get",
-    path: "/sql/live",
-    tags: ["indexer"],
-    summary: "Live queries for @ponder/client (server-sent events)",
-    responses: { 200: { description: "an event stream", text: { contentType: "text/event-stream" } } },
+    summary: "Read-only SQL over the indexed tables, for Ponder's @ponder/client (off unless API_SQL=1)",
+    description: `One SELECT that Ponder's allow-list accepts, on the indexed tables only (not Ponder's \`_ponder_*\` or \`_reorg_*\` tables), at most ${MAX_SQL_CHARS} characters, returning at most API_SQL_MAX_ROWS rows and ending within API_SQL_TIMEOUT_MS. Parameters are plain JSON values. Needs Postgres; \`/sql/live\` is not served.`,
+    query: z.object({ sql: z.string().meta({ description: "the query, superjson-encoded { sql, params }" }) }),
+    responses: {
+      200: { description: "rows", schema: anyJson },
+      400: refused("a missing, malformed or refused query, one over the row cap or the statement timeout (`field` sql)"),
+      403: refused("a query naming one of Ponder's internal tables"),
+      404: refused("SQL over HTTP is off (the default)"),
+    },
   },
   {
     method: "get",

@@ -13,6 +13,9 @@ export const API_ENV = {
   RELAYER_PRIVATE_KEY: env.privateKey(),
   RELAYER_RECEIPT_TIMEOUT_S: env.integer({ min: 1, max: 3_600 }),
   PORT: env.integer({ max: 65_535 }),
+  API_SQL: env.flag(),
+  API_SQL_TIMEOUT_MS: env.integer({ min: 100, max: 60_000 }),
+  API_SQL_MAX_ROWS: env.integer({ min: 1, max: 100_000 }),
 };
 
 /**
@@ -81,4 +84,30 @@ export const DEFAULT_RELAYER_RECEIPT_TIMEOUT_S = 60;
 export function relayerReceiptTimeoutMs(source: Env): number {
   const { RELAYER_RECEIPT_TIMEOUT_S } = readEnv({ RELAYER_RECEIPT_TIMEOUT_S: API_ENV.RELAYER_RECEIPT_TIMEOUT_S }, source);
   return (RELAYER_RECEIPT_TIMEOUT_S ?? DEFAULT_RELAYER_RECEIPT_TIMEOUT_S) * 1_000;
+}
+
+/** Statement timeout of the SQL-over-HTTP queries (and every read of the API's pool) unless API_SQL_TIMEOUT_MS says otherwise. */
+export const DEFAULT_SQL_TIMEOUT_MS = 5_000;
+/** Most rows one SQL-over-HTTP answer holds unless API_SQL_MAX_ROWS says otherwise. */
+export const DEFAULT_SQL_MAX_ROWS = 1_000;
+
+export type SqlOverHttp = { enabled: false } | { enabled: true; timeoutMs: number; maxRows: number };
+
+/**
+ * Ponder's SQL over HTTP (`/sql/*`): off unless `API_SQL=1`. It needs Postgres: PGlite runs each
+ * query on the API's own thread to the end (it accepts `SET statement_timeout` and never fires it),
+ * so one expensive query would stall every other route; `API_SQL=1` on PGlite is a ConfigError.
+ */
+export function sqlOverHttp(source: Env, database: { kind: "pglite" | "postgres" }): SqlOverHttp {
+  const e = readEnv(
+    { API_SQL: API_ENV.API_SQL, API_SQL_TIMEOUT_MS: API_ENV.API_SQL_TIMEOUT_MS, API_SQL_MAX_ROWS: API_ENV.API_SQL_MAX_ROWS },
+    source,
+  );
+  if (!e.API_SQL) return { enabled: false };
+  if (database.kind !== "postgres")
+    throw new ConfigError(
+      "API_SQL",
+      "API_SQL=1 needs Postgres (DATABASE_URL): PGlite cannot stop a query at a statement timeout, so one slow query would stall the whole API",
+    );
+  return { enabled: true, timeoutMs: e.API_SQL_TIMEOUT_MS ?? DEFAULT_SQL_TIMEOUT_MS, maxRows: e.API_SQL_MAX_ROWS ?? DEFAULT_SQL_MAX_ROWS };
 }

@@ -5,7 +5,7 @@ import { INDEXER_ENV } from "./indexer.js";
 
 export { ANVIL_KEYS, FUJI_CHAIN_ID, LOCAL_CHAIN_ID, LOCAL_ROLES, localKey } from "../chain/local.js";
 export { type AgentConfig, agentConfig } from "./agent.js";
-export { type PayoutViewConfig, payoutViewConfig, type RelayerKey, relayerKey } from "./api.js";
+export { type PayoutViewConfig, payoutViewConfig, type RelayerKey, relayerKey, type SqlOverHttp, sqlOverHttp } from "./api.js";
 export { type DeploySettings, deploySettings } from "./deploy.js";
 export { type IndexerSettings, indexerSettings, ponderRpcVariable } from "./indexer.js";
 export { type OperationsSettings, operationsSettings } from "./operations.js";

@@ -1,3 +1,4 @@
+import { bodyLimit } from "hono/body-limit";
 import { BaseError } from "../errors.js";
 
 export type ApiErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422;
@@ -35,4 +36,12 @@ export async function readJsonBody(req: { header(name: string): string | undefin
   if (!(req.header("content-type") ?? "").startsWith("application/json"))
     throw new ApiInputError("body", "must be sent as application/json", 415);
   return parseJsonBody(await req.text());
+}
+
+/** Refuses a body over `maxSize` bytes with a 413 on `body`, from its declared length when it has one. */
+export function jsonBodyLimit(maxSize: number) {
+  return bodyLimit({
+    maxSize,
+    onError: (c) => c.json({ error: { field: "body", message: `must be at most ${maxSize} bytes` } }, 413),
+  });
 }
