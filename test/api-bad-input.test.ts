@@ -20,6 +20,7 @@ import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
+import { submitRequestBody } from "../src/meter/submit.js";
 import { AgentMetrics } from "../src/payout/metrics.js";
 import { agentIdOf, distributeTypedData, payoutApp } from "../src/payout/server.js";
 import {
@@ -162,18 +163,7 @@ describe("hostile requests on every route: refused with the right status and fie
     const signature = await (o.signer ?? server)!.signTypedData(
       batchTypedData(batch, deadline, o.target ?? ledgerTarget()) as TypedDataDefinition,
     );
-    return {
-      batch: {
-        server: batch.server,
-        batchId: batch.batchId,
-        periodStart: batch.periodStart.toString(),
-        periodEnd: batch.periodEnd.toString(),
-        merkleRoot: batch.merkleRoot,
-        encryptedLines: batch.encryptedLines,
-      },
-      deadline: deadline.toString(),
-      signature,
-    };
+    return submitRequestBody(batch, deadline, signature);
   };
 
   /** What must not move: the chain and the indexed rows. */

@@ -10,10 +10,9 @@ import { ApiHttpError, ApiUnreachableError } from "../http/errors.js";
 import { IndexerClient } from "../indexer-client/client.js";
 import { formatUsdc } from "../money/usdc.js";
 import { AgentClient } from "../payout/client.js";
-import { type Reconciliation, reconcile } from "../payout/reconcile.js";
+import { MONEY_FLOW_COLUMNS, moneyFlowCells, type Reconciliation, reconcile } from "../payout/reconcile.js";
 import type { AgentStatus } from "../payout/schemas.js";
 import { distributeTypedData } from "../payout/server.js";
-import type { MoneyFlow } from "../payout/settlement.js";
 import { type CliIo, type Command, CommandLineError } from "./args.js";
 import { type Identity, openDeployment, walletOf } from "./commands.js";
 import { table, toJson } from "./output.js";
@@ -99,22 +98,11 @@ export function renderReconciliation(r: Reconciliation): string {
   );
   lines.push("", `total paid: ${formatUsdc(r.totalMicro)} USDC`);
   // Pool fees + usage billed + carried in = paid + platform fee + carried out, per cycle; deposits are shown, not counted.
-  const flow = (f: MoneyFlow) => [
-    formatUsdc(f.feesMicro),
-    formatUsdc(f.usageMicro),
-    formatUsdc(f.depositedMicro),
-    formatUsdc(f.paidMicro),
-    formatUsdc(f.platformFeeMicro),
-    formatUsdc(f.carriedInMicro),
-    formatUsdc(f.carriedOutMicro),
-    formatUsdc(f.unsettledMicro),
-    f.ok ? "ok" : `MISMATCH by ${formatUsdc(f.differenceMicro)}`,
-  ];
   lines.push("", "money flow (USDC):");
   lines.push(
     ...table(
-      ["cycle", "pool fees", "usage billed", "deposited", "paid", "platform fee", "carried in", "carried out", "unsettled", "status"],
-      [...r.cycles.map((c) => [String(c.cycle), ...flow(c.moneyFlow)]), ["total", ...flow(r.moneyFlow)]],
+      ["cycle", ...MONEY_FLOW_COLUMNS],
+      [...r.cycles.map((c) => [String(c.cycle), ...moneyFlowCells(c.moneyFlow)]), ["total", ...moneyFlowCells(r.moneyFlow)]],
       new Set([0, 1, 2, 3, 4, 5, 6, 7, 8]),
     ),
   );

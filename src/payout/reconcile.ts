@@ -3,6 +3,7 @@ import type { Point } from "../eerc/curve.js";
 import { PCTDecryptionError } from "../eerc/errors.js";
 import { decryptPCT } from "../eerc/pct.js";
 import type { IndexerClient } from "../indexer-client/client.js";
+import { formatUsdc } from "../money/usdc.js";
 import { type AssertedSettlement, settlementMismatches, settlementSchedule, termAt } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
@@ -143,3 +144,29 @@ export async function reconcile(args: {
     indexedBlock: facts.indexedBlock,
   };
 }
+
+/** The money-flow table's columns after the row label, as the CLI and the dashboard print them (USDC). */
+export const MONEY_FLOW_COLUMNS = [
+  "pool fees",
+  "usage billed",
+  "deposited",
+  "paid",
+  "platform fee",
+  "carried in",
+  "carried out",
+  "unsettled",
+  "status",
+] as const;
+
+/** One money-flow row's cells, in MONEY_FLOW_COLUMNS order. */
+export const moneyFlowCells = (f: MoneyFlow): string[] => [
+  formatUsdc(f.feesMicro),
+  formatUsdc(f.usageMicro),
+  formatUsdc(f.depositedMicro),
+  formatUsdc(f.paidMicro),
+  formatUsdc(f.platformFeeMicro),
+  formatUsdc(f.carriedInMicro),
+  formatUsdc(f.carriedOutMicro),
+  formatUsdc(f.unsettledMicro),
+  f.ok ? "ok" : `MISMATCH by ${formatUsdc(f.differenceMicro)}`,
+];

@@ -1,6 +1,6 @@
 import { html, nothing, type TemplateResult } from "lit-html";
 import { formatUsdc } from "../../src/money/usdc.js";
-import type { MoneyFlow } from "../../src/payout/settlement.js";
+import { MONEY_FLOW_COLUMNS, moneyFlowCells } from "../../src/payout/reconcile.js";
 import type { AuditorView } from "./auditor.js";
 import type { Table } from "./export.js";
 import type { OperatorView, Part } from "./operator.js";
@@ -17,18 +17,6 @@ export type AuditorControls = {
   onPeriod(period: "day" | "month"): void;
   onDrill(cycle: number | null): void;
 };
-
-const flowCells = (f: MoneyFlow) => [
-  formatUsdc(f.feesMicro),
-  formatUsdc(f.usageMicro),
-  formatUsdc(f.depositedMicro),
-  formatUsdc(f.paidMicro),
-  formatUsdc(f.platformFeeMicro),
-  formatUsdc(f.carriedInMicro),
-  formatUsdc(f.carriedOutMicro),
-  formatUsdc(f.unsettledMicro),
-  f.ok ? "ok" : `MISMATCH by ${formatUsdc(f.differenceMicro)}`,
-];
 
 export function auditorForm(c: AuditorControls, period: "day" | "month", busy: boolean): TemplateResult {
   return html`
@@ -69,19 +57,8 @@ export function auditorView(v: AuditorView, c: AuditorControls): TemplateResult 
   };
   const flow: Table = {
     name: "money-flow",
-    headers: [
-      "cycle",
-      "pool fees",
-      "usage billed",
-      "deposited",
-      "paid",
-      "platform fee",
-      "carried in",
-      "carried out",
-      "unsettled",
-      "status",
-    ],
-    rows: [...r.cycles.map((cy) => [String(cy.cycle), ...flowCells(cy.moneyFlow)]), ["total", ...flowCells(r.moneyFlow)]],
+    headers: ["cycle", ...MONEY_FLOW_COLUMNS],
+    rows: [...r.cycles.map((cy) => [String(cy.cycle), ...moneyFlowCells(cy.moneyFlow)]), ["total", ...moneyFlowCells(r.moneyFlow)]],
     json: { cycles: r.cycles.map((cy) => ({ cycle: cy.cycle, ...cy.moneyFlow })), total: r.moneyFlow },
   };
   const periods: Table = {
