@@ -6,6 +6,7 @@ import { benchPayouts } from "../bench/payouts.js";
 import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
+import { benchSecurity } from "../bench/security.js";
 import { benchX402 } from "../bench/x402.js";
 import { buildCircuits } from "../src/build/circuits.js";
 import { reportStack, run } from "./run.js";
@@ -67,6 +68,15 @@ async function main(): Promise<void> {
   if (wants("presence")) {
     log("== payout presence: every active provider paid every cycle ==");
     await benchPresence({ providers: int("BENCH_PRESENCE_PROVIDERS", 10), withUsage: int("BENCH_PRESENCE_WITH_USAGE", 2), log });
+  }
+  if (wants("security")) {
+    log("== API isolation: a typical read under the worst-case GraphQL and SQL the limits allow ==");
+    await benchSecurity({
+      clients: int("BENCH_SECURITY_CLIENTS", 3),
+      seconds: int("BENCH_SECURITY_SECONDS", 15),
+      postgresAdminUrl: process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+      log,
+    });
   }
   if (wants("payouts")) {
     log("== payout throughput ==");

@@ -112,6 +112,22 @@ describe("GraphQL limits", () => {
     expect(refusal({ query: widest })).toBeNull();
   });
 
+  it(`refuses a request that needs more than ${GRAPHQL_LIMITS.maxStatements} database statements: a list inside a list runs per parent row`, () => {
+    // Ten 1,000-row lists, each row counting its commitment's lines: 10 + 10 × 1,000 × 2 statements, 10,000 rows.
+    const fanOut = `{ ${Array.from({ length: 10 }, (_, i) => `q${i}: encryptedUsageLines(limit: 1000) { items { position commitment { lines(limit: 0) { totalCount } } } }`).join(" ")} }`;
+    expect(graphqlCost(parse(fanOut))).toMatchObject({ rows: 10_000, statements: 20_010 });
+    expect(refusal({ query: fanOut })?.message).toMatch(
+      /^needs 20010 database statements \(a list inside a list runs once per parent row\)/,
+    );
+    // At the limit: 499 rows, each with a counted list, and the outer list itself.
+    const edge = `{ encryptedUsageLines(limit: 499) { items { position commitment { lines(limit: 0) { totalCount } } } } }`;
+    expect(graphqlCost(parse(edge)).statements).toBe(999);
+    expect(refusal({ query: edge })).toBeNull();
+    // Top-level lists are one statement each, however many rows.
+    const widest = `{ ${Array.from({ length: 10 }, (_, i) => `t${i}: transfers(limit: 1000) { items { id } }`).join(" ")} }`;
+    expect(graphqlCost(parse(widest)).statements).toBe(10);
+  });
+
   it("lets introspection (GraphiQL's query) through: it reads the schema, not the database", () => {
     expect(refusal({ query: getIntrospectionQuery() })).toBeNull();
   });

@@ -12,9 +12,13 @@ import { ApiInputError, readJsonBody } from "../http/input.js";
  * - aliases: at most `maxAliases` per request (each alias is another query);
  * - rows: the rows every list may return, each list's `limit` times the lists it sits in, summed
  *   over the request, at most `maxRows`. A `limit` given as a variable counts with the variable's
- *   value, or Ponder's largest when it is not a number.
+ *   value, or Ponder's largest when it is not a number;
+ * - statements: Ponder runs a list inside another list once per parent row (and its `totalCount`
+ *   once more), whatever its `limit`, even 0: each list costs the rows of the lists around it, at
+ *   most `maxStatements` in all. Rows alone let ten 1,000-row lists each hold a `limit: 0` list
+ *   with a `totalCount`: 20,000 statements, seconds of the API's event loop.
  */
-export const GRAPHQL_LIMITS = { maxDepth: 8, maxAliases: 10, maxRows: 10_000, maxBodyBytes: 64 * 1024 } as const;
+export const GRAPHQL_LIMITS = { maxDepth: 8, maxAliases: 10, maxRows: 10_000, maxStatements: 1_000, maxBodyBytes: 64 * 1024 } as const;
 
 /** Ponder's own list limits (`limit` argument of a plural field). */
 export const PONDER_DEFAULT_LIMIT = 50;
@@ -23,16 +27,17 @@ export const PONDER_MAX_LIMIT = 1_000;
 /** The options Ponder's `graphql()` middleware takes, in line with the limits above. */
 export const PONDER_GRAPHQL_OPTIONS = { maxOperationTokens: 1_000, maxOperationDepth: 100, maxOperationAliases: GRAPHQL_LIMITS.maxAliases };
 
-export type GraphqlCost = { depth: number; aliases: number; rows: number };
+export type GraphqlCost = { depth: number; aliases: number; rows: number; statements: number };
 
 /**
- * The depth, aliases and rows a parsed request asks for. A plural field of Ponder's schema is
- * recognised by its `items` selection; its rows are its `limit` times those of the lists around it.
+ * The depth, aliases, rows and statements a parsed request asks for. A plural field of Ponder's
+ * schema is recognised by its `items`, `totalCount` or `pageInfo` selection; its rows are its
+ * `limit` times those of the lists around it.
  */
 export function graphqlCost(document: DocumentNode, variables: Record<string, unknown> = {}): GraphqlCost {
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
-  const cost: GraphqlCost = { depth: 0, aliases: 0, rows: 0 };
+  const cost: GraphqlCost = { depth: 0, aliases: 0, rows: 0, statements: 0 };
 
   const limitOf = (value: ValueNode | undefined): number => {
     if (!value) return PONDER_DEFAULT_LIMIT;
@@ -44,10 +49,12 @@ export function graphqlCost(document: DocumentNode, variables: Record<string, un
     return PONDER_MAX_LIMIT;
   };
 
+  // A plural field of Ponder's schema: it selects `items`, `totalCount` or `pageInfo` (a count alone still runs a statement).
+  const LIST_FIELDS = new Set(["items", "totalCount", "pageInfo"]);
   const hasItems = (set: SelectionSetNode, seen: Set<string>): boolean =>
     set.selections.some((s) =>
       s.kind === Kind.FIELD
-        ? s.name.value === "items"
+        ? LIST_FIELDS.has(s.name.value)
         : s.kind === Kind.INLINE_FRAGMENT
           ? hasItems(s.selectionSet, seen)
           : !seen.has(s.name.value) &&
@@ -77,6 +84,8 @@ export function graphqlCost(document: DocumentNode, variables: Record<string, un
       if (hasItems(s.selectionSet, inFragments)) {
         rows = multiplier * limitOf(s.arguments?.find((a) => a.name.value === "limit")?.value);
         cost.rows += rows;
+        const counted = s.selectionSet.selections.some((x) => x.kind === Kind.FIELD && x.name.value === "totalCount");
+        cost.statements += multiplier * (counted ? 2 : 1);
       }
       walk(s.selectionSet, depth + 1, rows, inFragments);
     }
@@ -104,6 +113,11 @@ export function checkGraphqlRequest(body: unknown, limits: Omit<typeof GRAPHQL_L
   const cost = graphqlCost(document, (variables ?? {}) as Record<string, unknown>);
   if (cost.depth > limits.maxDepth) throw new ApiInputError("query", `is ${cost.depth} levels deep, more than ${limits.maxDepth}`);
   if (cost.aliases > limits.maxAliases) throw new ApiInputError("query", `has ${cost.aliases} aliases, more than ${limits.maxAliases}`);
+  if (cost.statements > limits.maxStatements)
+    throw new ApiInputError(
+      "query",
+      `needs ${cost.statements} database statements (a list inside a list runs once per parent row), more than ${limits.maxStatements}`,
+    );
   if (cost.rows > limits.maxRows)
     throw new ApiInputError(
       "query",
