@@ -74,7 +74,7 @@ const batch = (blockNumber: bigint, at: number, lines: [ProviderId, bigint][]): 
     encryptedLines: "0x",
     blockNumber,
     logIndex: 0,
-    lines: lines.map(([providerId, billableCalls]) => ({ providerId, calls: billableCalls, billableCalls, amountMicro: 0n })),
+    lines: lines.map(([providerId, billableCalls]) => ({ providerId, calls: billableCalls, billableCalls, amountMicro: 0n, revenueMicro: 0n })),
   }) as BatchFact & DecryptedBatch;
 /** What each hand-made payout paid, as a key holder would read it. */
 const paidAmounts = new Map<Hex, bigint>();

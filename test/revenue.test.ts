@@ -548,6 +548,7 @@ describe("priceLines", () => {
       calls: 12n,
       billableCalls: 10n,
       amountMicro: 999n,
+      revenueMicro: 0n,
     };
     const rev = priceLines({
       lines: [decrypted],

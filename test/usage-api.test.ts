@@ -452,9 +452,9 @@ describe("API write routes: provider registration and usage submission, indexed"
 
     const indexed = row.encryptedLines as Hex;
     const own = (name: string) => decryptLinesFor(indexed, eerc[name]!.exportPrivateKey(), "provider");
-    expect(own("coingecko")).toEqual([{ providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n }]);
-    expect(own("etherscan")).toEqual([{ providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 0n }]);
-    expect(own("defillama")).toEqual([{ providerId: providerIdOf("defillama"), calls: 2n, billableCalls: 2n, amountMicro: 0n }]);
+    expect(own("coingecko")).toEqual([{ providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 0n }]);
+    expect(own("etherscan")).toEqual([{ providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 0n, revenueMicro: 0n }]);
+    expect(own("defillama")).toEqual([{ providerId: providerIdOf("defillama"), calls: 2n, billableCalls: 2n, amountMicro: 0n, revenueMicro: 0n }]);
     expect(own("competitor")).toEqual([]);
     expect(decryptLinesFor(indexed, eerc.operator!.exportPrivateKey(), "operator")).toEqual(built.lines);
     expect(decryptLinesFor(indexed, eerc.auditor!.exportPrivateKey(), "auditor")).toEqual(built.lines);

@@ -22,6 +22,7 @@ import {
   InvalidPricingError,
   InvalidRecipientKeyError,
   InvalidUsageLineError,
+  LINES_FORMAT_VERSION,
   type LineKeys,
   MalformedLinesError,
   MerkleError,
@@ -267,10 +268,53 @@ describe("encrypted lines", () => {
   it("aggregates one line per provider: calls, billable calls, Σ price of billable calls", () => {
     const lines = aggregateLines(mixed());
     const byId = Object.fromEntries(lines.map((l) => [l.providerId, l]));
-    expect(byId[providerIdOf("coingecko")]).toMatchObject({ calls: 3n, billableCalls: 2n, amountMicro: 3_000n });
-    expect(byId[providerIdOf("etherscan")]).toMatchObject({ calls: 1n, billableCalls: 1n, amountMicro: 2n });
-    expect(byId[providerIdOf("defillama")]).toMatchObject({ calls: 2n, billableCalls: 1n, amountMicro: 0n });
+    expect(byId[providerIdOf("coingecko")]).toMatchObject({ calls: 3n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 0n });
+    expect(byId[providerIdOf("etherscan")]).toMatchObject({ calls: 1n, billableCalls: 1n, amountMicro: 2n, revenueMicro: 0n });
+    expect(byId[providerIdOf("defillama")]).toMatchObject({ calls: 2n, billableCalls: 1n, amountMicro: 0n, revenueMicro: 0n });
     expect(lines.map((l) => l.providerId)).toEqual([...lines.map((l) => l.providerId)].sort());
+  });
+
+  it("carries what settled x402 payments brought in: not unpaid, refused or pending ones", () => {
+    const paid = (amountMicro: bigint, status: "settled" | "unpaid" | "refused" | "settle_pending"): CallRecord => {
+      const settled = status === "settled";
+      return record({
+        provider: "coingecko",
+        priceMicro: settled ? 1_500n : 0n,
+        billable: settled,
+        payment: {
+          payer: status === "unpaid" ? null : server.address,
+          amountMicro,
+          nonce: status === "unpaid" ? null : keccak256(`0x0${amountMicro.toString(16)}`),
+          txHash: settled ? keccak256(`0x1${amountMicro.toString(16)}`) : null,
+          status,
+        },
+      });
+    };
+    const lines = aggregateLines([
+      paid(1_600n, "settled"),
+      paid(1_601n, "settled"),
+      paid(1_602n, "unpaid"),
+      paid(1_603n, "refused"),
+      paid(1_604n, "settle_pending"),
+    ]);
+    expect(lines).toEqual([
+      { providerId: providerIdOf("coingecko"), calls: 5n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 3_201n },
+    ]);
+    const encrypted = encryptLines(lines, keys);
+    expect(decryptLinesFor(encrypted, sk.coingecko, "provider")).toEqual(lines);
+    expect(decryptLinesFor(encrypted, sk.auditor, "auditor")).toEqual(lines);
+  });
+
+  it("reads format version 1 lines, which carry no revenue, as revenue 0", () => {
+    const lines = aggregateLines(mixed());
+    const words = decodeEncryptedLines(encryptLines(lines, keys));
+    // With revenue 0 the version 2 message is the version 1 one, so relabelling gives a version 1 batch.
+    expect(decryptLinesFor(encodeLines(words, 1n), sk.operator, "operator")).toEqual(lines);
+    const withRevenue = lines.map((l) => ({ ...l, revenueMicro: 7n }));
+    const v2 = decodeEncryptedLines(encryptLines(withRevenue, keys));
+    expect(decryptLinesFor(encodeLines(v2), sk.operator, "operator")).toEqual(withRevenue);
+    expect(() => decryptLinesFor(encodeLines(v2, 1n), sk.operator, "operator")).toThrow(MalformedLinesError);
+    expect(() => decryptLinesFor(encodeLines(v2, 3n), sk.operator, "operator")).toThrow(/unsupported encrypted lines version 3/);
   });
 
   it("a provider decrypts exactly its own line; operator and auditor all; a competitor nothing", () => {
@@ -351,7 +395,7 @@ describe("encrypted lines", () => {
   });
 
   it("validates lines and recipient keys", () => {
-    const good: UsageLine = { providerId: providerIdOf("coingecko"), calls: 2n, billableCalls: 1n, amountMicro: 5n };
+    const good: UsageLine = { providerId: providerIdOf("coingecko"), calls: 2n, billableCalls: 1n, amountMicro: 5n, revenueMicro: 0n };
     const lineError = (line: Partial<UsageLine>) => {
       try {
         encryptLines([{ ...good, ...line }], keys);
@@ -365,6 +409,8 @@ describe("encrypted lines", () => {
     expect(lineError({ calls: -1n })).toBe("calls");
     expect(lineError({ calls: 1n << 64n, billableCalls: 0n })).toBe("calls");
     expect(lineError({ amountMicro: 1n << 128n })).toBe("amountMicro");
+    expect(lineError({ revenueMicro: 1n << 120n })).toBe("revenueMicro");
+    expect(lineError({ revenueMicro: -1n })).toBe("revenueMicro");
     expect(lineError({ providerId: "0x1234" })).toBe("providerId");
     expect(() => encryptLines([good, { ...good }], keys)).toThrow(InvalidUsageLineError);
     expect(() => encryptLines([], keys)).toThrow(InvalidUsageLineError);
@@ -374,7 +420,7 @@ describe("encrypted lines", () => {
 
   it("rejects malformed encrypted bytes", () => {
     expect(() => decryptLinesFor("0x1234", sk.operator, "operator")).toThrow(MalformedLinesError);
-    expect(() => decodeEncryptedLines(encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [2n, Array(15).fill(1n)]))).toThrow(
+    expect(() => decodeEncryptedLines(encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [3n, Array(15).fill(1n)]))).toThrow(
       MalformedLinesError,
     );
     expect(() => decodeEncryptedLines(encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [1n, Array(14).fill(1n)]))).toThrow(
@@ -451,6 +497,6 @@ describe("pricing (mirror of the registry's rules)", () => {
   });
 });
 
-function encodeLines(lines: bigint[][]): Hex {
-  return encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [1n, lines.flat()]);
+function encodeLines(lines: bigint[][], version = LINES_FORMAT_VERSION): Hex {
+  return encodeAbiParameters(parseAbiParameters("uint256, uint256[]"), [version, lines.flat()]);
 }

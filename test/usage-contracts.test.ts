@@ -580,9 +580,9 @@ describe("ProviderRegistry and UsageLedger", () => {
       // From the log alone, with its own wallet-derived key, each party reads its share.
       const fromLog = log.encryptedLines as Hex;
       const coingecko = decryptLinesFor(fromLog, eerc.providerA.exportPrivateKey(), "provider");
-      expect(coingecko).toEqual([{ providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n }]);
+      expect(coingecko).toEqual([{ providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 0n }]);
       expect(decryptLinesFor(fromLog, eerc.providerB.exportPrivateKey(), "provider")).toEqual([
-        { providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 20n },
+        { providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 20n, revenueMicro: 0n },
       ]);
       expect(decryptLinesFor(fromLog, eerc.competitor.exportPrivateKey(), "provider")).toEqual([]);
       expect(decryptLinesFor(fromLog, eerc.operator.exportPrivateKey(), "operator")).toEqual(lines);

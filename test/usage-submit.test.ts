@@ -196,10 +196,10 @@ describe("batch submitter, direct", () => {
     expect([batch.periodStart, batch.periodEnd]).toEqual([BigInt(records[0].startedAt), BigInt(records[2].endedAt)]);
     expect(verifyBatchRecords(records, batch.merkleRoot)).toBe(true);
     expect(decryptLinesFor(batch.encryptedLines, weather.sk, "provider")).toEqual([
-      { providerId: providerIdOf("weather"), calls: 2n, billableCalls: 1n, amountMicro: 1_500n },
+      { providerId: providerIdOf("weather"), calls: 2n, billableCalls: 1n, amountMicro: 1_500n, revenueMicro: 0n },
     ]);
     expect(decryptLinesFor(batch.encryptedLines, news.sk, "provider")).toEqual([
-      { providerId: providerIdOf("news"), calls: 1n, billableCalls: 1n, amountMicro: 0n },
+      { providerId: providerIdOf("news"), calls: 1n, billableCalls: 1n, amountMicro: 0n, revenueMicro: 0n },
     ]);
     // The operator's key is the one registered for the ledger's owner; the auditor's the eERC's.
     expect(decryptLinesFor(batch.encryptedLines, op.sk, "operator")).toHaveLength(2);

@@ -61,17 +61,19 @@ function validateRecords(records: readonly CallRecord[]): CallRecord[] {
   });
 }
 
-/** One line per provider present in the records, sorted by provider id. */
+/** One line per provider present in the records, sorted by provider id, with what its settled x402 payments brought in. */
 export function aggregateLines(records: readonly CallRecord[]): UsageLine[] {
   const byProvider = new Map<Hex, UsageLine>();
   for (const record of validateRecords(records)) {
     const providerId = providerIdOf(record.provider);
-    const line = byProvider.get(providerId) ?? { providerId, calls: 0n, billableCalls: 0n, amountMicro: 0n };
+    const line = byProvider.get(providerId) ?? { providerId, calls: 0n, billableCalls: 0n, amountMicro: 0n, revenueMicro: 0n };
     line.calls += 1n;
     if (record.billable) {
       line.billableCalls += 1n;
       line.amountMicro += record.priceMicro;
     }
+    // A settled payment is a billed call (validateCallRecord): what it paid is the line's revenue.
+    if (record.payment?.status === "settled") line.revenueMicro += record.payment.amountMicro;
     byProvider.set(providerId, line);
   }
   return [...byProvider.values()].sort((a, b) => (a.providerId < b.providerId ? -1 : 1));

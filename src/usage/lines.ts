@@ -21,6 +21,12 @@ export type UsageLine = {
   billableCalls: bigint;
   /** Σ priceMicro over the provider's billable calls, in micro-USDC. */
   amountMicro: bigint;
+  /**
+   * Σ of the x402 payments settled for these calls (price plus the platform's per-call surcharge),
+   * in micro-USDC: what the calls brought in. 0 for calls not paid through x402, and for lines of
+   * format version 1, which did not carry it.
+   */
+  revenueMicro: bigint;
 };
 
 export type LineRole = "provider" | "operator" | "auditor";
@@ -33,7 +39,7 @@ export type LineKeys = {
 };
 
 /**
- * Serialised format, version 1: `abi.encode(uint256 version, uint256[] words)` with 15 words per
+ * Serialised format, version 2: `abi.encode(uint256 version, uint256[] words)` with 15 words per
  * line: `[ephemeral.x, ephemeral.y, nonce, provider c0..c3, operator c0..c3, auditor c0..c3]`.
  * Each copy `c0..c3` is the Poseidon cipher (`@zk-kit/poseidon-cipher`, 3-element message, the
  * last word the authentication tag) under the ECDH key ephemeralSecret·recipientPk, with the
@@ -41,11 +47,14 @@ export type LineKeys = {
  * because their recipients do. Message:
  *   m0 = calls << 128 | providerId >> 128,
  *   m1 = billableCalls << 128 | providerId mod 2^128,
- *   m2 = amountMicro.
+ *   m2 = revenueMicro << 128 | amountMicro.
+ * Version 1 had m2 = amountMicro (no revenue) and is still read, with revenueMicro 0.
  * Lines are padded with dummy lines (random messages to random keys) to a power of two and
  * shuffled, so position and count say little; a reader finds its lines by trial decryption.
  */
-export const LINES_FORMAT_VERSION = 1n;
+export const LINES_FORMAT_VERSION = 2n;
+/** Versions `decryptLinesFor` reads. */
+const READABLE_VERSIONS: readonly bigint[] = [1n, 2n];
 export const WORDS_PER_LINE = 15;
 /** Default floor of the padded line count. */
 export const DEFAULT_MIN_LINES = 4;
@@ -53,6 +62,7 @@ export const DEFAULT_MIN_LINES = 4;
 const ROLES = ["provider", "operator", "auditor"] as const satisfies readonly LineRole[];
 const LINES_ABI = parseAbiParameters("uint256 version, uint256[] words");
 const TWO_64 = 1n << 64n;
+const TWO_120 = 1n << 120n;
 const TWO_128 = 1n << 128n;
 const MASK_128 = TWO_128 - 1n;
 
@@ -98,6 +108,10 @@ export function validateUsageLine(line: UsageLine): UsageLine {
   if (typeof line.amountMicro !== "bigint" || line.amountMicro < 0n || line.amountMicro >= TWO_128) {
     fail("amountMicro", "must be a bigint in [0, 2^128)");
   }
+  // 2^120 keeps revenue << 128 | amount below the field modulus.
+  if (typeof line.revenueMicro !== "bigint" || line.revenueMicro < 0n || line.revenueMicro >= TWO_120) {
+    fail("revenueMicro", "must be a bigint in [0, 2^120)");
+  }
   return line;
 }
 
@@ -108,12 +122,17 @@ function checkRecipient(pk: Point, recipient: string): Point {
 
 function pack(line: UsageLine): bigint[] {
   const id = BigInt(line.providerId);
-  return [(line.calls << 128n) | (id >> 128n), (line.billableCalls << 128n) | (id & MASK_128), line.amountMicro];
+  return [
+    (line.calls << 128n) | (id >> 128n),
+    (line.billableCalls << 128n) | (id & MASK_128),
+    (line.revenueMicro << 128n) | line.amountMicro,
+  ];
 }
 
-function unpack(m: bigint[]): UsageLine {
+function unpack(m: bigint[], version: bigint): UsageLine {
   const [m0, m1, m2] = m;
-  if (m0 >= TWO_64 << 128n || m1 >= TWO_64 << 128n || m2 >= TWO_128) {
+  const revenueLimit = version === 1n ? 1n : TWO_120;
+  if (m0 >= TWO_64 << 128n || m1 >= TWO_64 << 128n || m2 >= revenueLimit << 128n) {
     throw new MalformedLinesError("an authenticated line holds out-of-range values");
   }
   const id = ((m0 & MASK_128) << 128n) | (m1 & MASK_128);
@@ -121,7 +140,8 @@ function unpack(m: bigint[]): UsageLine {
     providerId: `0x${id.toString(16).padStart(64, "0")}`,
     calls: m0 >> 128n,
     billableCalls: m1 >> 128n,
-    amountMicro: m2,
+    amountMicro: m2 & MASK_128,
+    revenueMicro: m2 >> 128n,
   };
 }
 
@@ -135,7 +155,7 @@ function encryptLine(message: bigint[], recipients: readonly Point[]): bigint[] 
 }
 
 function dummyLine(): bigint[] {
-  const message = [randomBits(192), randomBits(192), randomBits(128)];
+  const message = [randomBits(192), randomBits(192), randomBits(248)];
   return encryptLine(
     message,
     ROLES.map(() => mulBase(randomScalar())),
@@ -172,6 +192,10 @@ export function encryptLines(lines: readonly UsageLine[], keys: LineKeys, option
 
 /** The encrypted lines as word arrays of WORDS_PER_LINE; throws MalformedLinesError. */
 export function decodeEncryptedLines(encryptedLines: Hex): bigint[][] {
+  return decodeVersionedLines(encryptedLines).lines;
+}
+
+function decodeVersionedLines(encryptedLines: Hex): { version: bigint; lines: bigint[][] } {
   let version: bigint;
   let words: readonly bigint[];
   try {
@@ -179,13 +203,13 @@ export function decodeEncryptedLines(encryptedLines: Hex): bigint[][] {
   } catch {
     throw new MalformedLinesError("encrypted lines are not abi.encode(uint256, uint256[])");
   }
-  if (version !== LINES_FORMAT_VERSION) throw new MalformedLinesError(`unsupported encrypted lines version ${version}`);
+  if (!READABLE_VERSIONS.includes(version)) throw new MalformedLinesError(`unsupported encrypted lines version ${version}`);
   if (words.length === 0 || words.length % WORDS_PER_LINE !== 0) {
     throw new MalformedLinesError(`${words.length} words is not a positive multiple of ${WORDS_PER_LINE}`);
   }
   const lines: bigint[][] = [];
   for (let i = 0; i < words.length; i += WORDS_PER_LINE) lines.push(words.slice(i, i + WORDS_PER_LINE));
-  return lines;
+  return { version, lines };
 }
 
 /** Number of (padded) lines in a batch: the only count it reveals publicly. */
@@ -203,7 +227,8 @@ export function decryptLinesFor(encryptedLines: Hex, sk: bigint, role: LineRole)
   const slot = ROLES.indexOf(role);
   if (slot < 0) throw new RangeError(`role must be one of ${ROLES.join(", ")}`);
   const found: UsageLine[] = [];
-  for (const words of decodeEncryptedLines(encryptedLines)) {
+  const { version, lines } = decodeVersionedLines(encryptedLines);
+  for (const words of lines) {
     const ephemeral: Point = [words[0], words[1]];
     const nonce = words[2];
     const ciphertext = words.slice(3 + slot * 4, 7 + slot * 4);
@@ -214,7 +239,7 @@ export function decryptLinesFor(encryptedLines: Hex, sk: bigint, role: LineRole)
     } catch {
       continue;
     }
-    found.push(unpack(message));
+    found.push(unpack(message, version));
   }
   return found.sort((a, b) => (a.providerId < b.providerId ? -1 : a.providerId > b.providerId ? 1 : 0));
 }
