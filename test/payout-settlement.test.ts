@@ -66,7 +66,9 @@ const change = (
   logIndex: 0,
 });
 let batchNo = 0;
-const batch = (blockNumber: bigint, at: number, lines: [ProviderId, bigint][]): DecryptedBatch =>
+/** A line: provider, billable calls, and optionally the amount billed and what the calls paid (x402). */
+type Line = [ProviderId, bigint] | [ProviderId, bigint, bigint, bigint];
+const batch = (blockNumber: bigint, at: number, lines: Line[]): DecryptedBatch =>
   ({
     server: ACCOUNT,
     batchId: `0x${(++batchNo).toString(16).padStart(64, "0")}` as Hex,
@@ -74,7 +76,13 @@ const batch = (blockNumber: bigint, at: number, lines: [ProviderId, bigint][]): 
     encryptedLines: "0x",
     blockNumber,
     logIndex: 0,
-    lines: lines.map(([providerId, billableCalls]) => ({ providerId, calls: billableCalls, billableCalls, amountMicro: 0n, revenueMicro: 0n })),
+    lines: lines.map(([providerId, billableCalls, amountMicro = 0n, revenueMicro = 0n]) => ({
+      providerId,
+      calls: billableCalls,
+      billableCalls,
+      amountMicro,
+      revenueMicro,
+    })),
   }) as BatchFact & DecryptedBatch;
 /** What each hand-made payout paid, as a key holder would read it. */
 const paidAmounts = new Map<Hex, bigint>();
@@ -246,6 +254,32 @@ describe("settlement", () => {
     );
     expect(c2!.earnedThrough.get(A)).toBe(900n - r1 + shares.get(A)!);
     expect(c2!.earnedThrough.get(B)).toBe(shares.get(B));
+  });
+
+  it("the calls' levy (paid beyond their price) joins the pool of the cycle that commits them, under the fee: in = out + fee", () => {
+    // alpha per-call at 10: 4 calls billed 40, paid 4 × (10 + 2) = 48, levy 8. beta free: 2 calls paid the surcharge only, levy 4.
+    // A server that took less than the price has no levy: its provider is still owed the price.
+    const changes = [change(A, 1n, perCall(10n)), change(B, 1n, pool(1))];
+    const batches = [
+      batch(2n, JAN, [
+        [A, 4n, 40n, 48n],
+        [B, 2n, 0n, 4n],
+      ]),
+      batch(3n, JAN, [[A, 1n, 10n, 7n]]),
+    ];
+    const [c1] = cyclesOf({ batches, providerChanges: changes });
+    expect(c1).toMatchObject({ poolMicro: 0n, levyMicro: 12n, callRevenueMicro: 59n, usageMicro: 50n, usageFeeMicro: 5n });
+    // The levy pays the pool's fee (10% of 12, floored), and the rest less the reserve goes to the free usage.
+    const r1 = poolReserve(secret, 1, 11n);
+    expect(c1).toMatchObject({ poolFeeMicro: 1n, carriedOutMicro: r1, splitMicro: 11n - r1 });
+    expect(c1!.earnedThrough).toEqual(new Map([[A, 45n], [B, 11n - r1]]));
+    const flow = cycleMoneyFlow(c1!, { paidMicro: 45n + 11n - r1, depositedMicro: 59n });
+    expect(flow).toMatchObject({ levyMicro: 12n, callRevenueMicro: 59n, platformFeeMicro: 6n, ok: true });
+    // Every billed call paid: what the calls brought in is what was paid, the fee and the carry (less the short payment of 3).
+    expect(flow.callRevenueMicro + 3n).toBe(flow.paidMicro + flow.platformFeeMicro + flow.carriedOutMicro);
+    // Lines without revenue (calls not paid through x402, or format version 1) add no levy.
+    const [unpaid] = cyclesOf({ batches: [batch(2n, JAN, [[A, 4n, 40n, 0n]])], providerChanges: changes });
+    expect(unpaid).toMatchObject({ levyMicro: 0n, callRevenueMicro: 0n, usageMicro: 40n });
   });
 
   it("the reserve is uniform over [0, the cycle's own pool after fee], the operator's and the auditor's secret, and different every cycle", () => {
@@ -523,7 +557,9 @@ describe("money flow", () => {
     const paid1 = 63n + (900n - r1);
     expect(cycleMoneyFlow(c1, { paidMicro: paid1, depositedMicro: 1000n })).toEqual({
       feesMicro: 1000n,
+      callRevenueMicro: 0n,
       usageMicro: 70n,
+      levyMicro: 0n,
       depositedMicro: 1000n,
       paidMicro: paid1,
       platformFeeMicro: 107n,
@@ -555,7 +591,9 @@ describe("money flow", () => {
     // 1255 + 100 = (90 + 900 − r1) + (107 + 23) + (185 + r1) + 50.
     expect(total).toEqual({
       feesMicro: 1255n,
+      callRevenueMicro: 0n,
       usageMicro: 100n,
+      levyMicro: 0n,
       depositedMicro: 1205n,
       paidMicro: paid,
       platformFeeMicro: 130n,

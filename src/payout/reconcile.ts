@@ -148,7 +148,9 @@ export async function reconcile(args: {
 /** The money-flow table's columns after the row label, as the CLI and the dashboard print them (USDC). */
 export const MONEY_FLOW_COLUMNS = [
   "pool fees",
+  "call revenue",
   "usage billed",
+  "levy",
   "deposited",
   "paid",
   "platform fee",
@@ -161,7 +163,9 @@ export const MONEY_FLOW_COLUMNS = [
 /** One money-flow row's cells, in MONEY_FLOW_COLUMNS order. */
 export const moneyFlowCells = (f: MoneyFlow): string[] => [
   formatUsdc(f.feesMicro),
+  formatUsdc(f.callRevenueMicro),
   formatUsdc(f.usageMicro),
+  formatUsdc(f.levyMicro),
   formatUsdc(f.depositedMicro),
   formatUsdc(f.paidMicro),
   formatUsdc(f.platformFeeMicro),

@@ -23,9 +23,11 @@ import type { Payout } from "./tag.js";
  *   period start, under the record in force then), cumulatively: tiers walk the period's billable
  *   calls so far, and the platform fee on a (period, provider) amount is the fee of its period;
  * - the free-API pool of a cycle is what the revenue pool received in the cycle's blocks
- *   (previous boundary, throughBlock], less the platform fee (each payment under the record in
- *   force at its block's timestamp, the fee taken on the sum of the payments under one record), plus what the previous cycle
- *   carried. A reserve, uniform in [0, the cycle's own pool after fee] and derived from a secret
+ *   (previous boundary, throughBlock], plus the levy of the lines committed in those blocks (what
+ *   their paid calls brought in beyond their price: the platform's per-call surcharge, `levyOf`),
+ *   less the platform fee (each payment under the record in force at its block's timestamp, the
+ *   fee taken on the sum of the payments under one record; the levy under its line's period's
+ *   record), plus what the previous cycle carried. A reserve, uniform in [0, the cycle's own pool after fee] and derived from a secret
  *   only the operator and the auditor hold (`poolSecret`), is withheld and carried to the next
  *   cycle; the rest is split by largest remainder over the free-pool usage committed in the
  *   cycle's blocks (billable calls × pool weight). A cycle without free-pool usage carries all
@@ -69,6 +71,15 @@ export function poolReserve(secret: bigint, cycle: number, poolAfterFee: bigint)
 
 export type DecryptedBatch = BatchFact & { lines: readonly UsageLine[] };
 
+/**
+ * What a line's paid calls brought in beyond the price they were billed at: the per-call
+ * surcharge the agents paid on top of the providers' prices, which funds the free-API pool. 0 for
+ * calls not paid through x402 (revenue 0), and never negative: a server that charged less than
+ * its price has no levy, and its provider is still owed the price.
+ */
+export const levyOf = (line: Pick<UsageLine, "amountMicro" | "revenueMicro">): bigint =>
+  line.revenueMicro > line.amountMicro ? line.revenueMicro - line.amountMicro : 0n;
+
 export type CycleBoundary = { cycle: number; throughBlock: bigint };
 
 export type CycleEarnings = {
@@ -78,10 +89,15 @@ export type CycleEarnings = {
   throughBlock: bigint;
   /** What the revenue pool received in the cycle's blocks. */
   poolMicro: bigint;
+  /** The levy (`levyOf`) of the lines committed in the cycle's blocks: part of the pool. */
+  levyMicro: bigint;
+  /** The platform fee on the pool and the levy. */
   poolFeeMicro: bigint;
+  /** What the paid calls of the lines committed in the cycle's blocks brought in (Σ revenueMicro). */
+  callRevenueMicro: bigint;
   /** Carried in from the previous cycle. */
   carriedInMicro: bigint;
-  /** Split over the cycle's free-pool usage: poolMicro − poolFeeMicro + carriedInMicro − carriedOutMicro. */
+  /** Split over the cycle's free-pool usage: poolMicro + levyMicro − poolFeeMicro + carriedInMicro − carriedOutMicro. */
   splitMicro: bigint;
   /** Carried to the next cycle: the reserve, or the whole pool when nobody had free-pool usage. */
   carriedOutMicro: bigint;
@@ -144,6 +160,8 @@ function pricedLines(batches: readonly DecryptedBatch[], changes: readonly Provi
     feeBps: bigint;
     providerId: ProviderId;
     billableCalls: bigint;
+    levyMicro: bigint;
+    revenueMicro: bigint;
     pricing: Pricing | null;
   }[] = [];
   for (const batch of batches) {
@@ -159,7 +177,16 @@ function pricedLines(batches: readonly DecryptedBatch[], changes: readonly Provi
         pricing = reg?.active ? reg.pricing : null;
         pricingOf.set(key, pricing);
       }
-      out.push({ blockNumber: batch.blockNumber, period, feeBps, providerId, billableCalls: line.billableCalls, pricing });
+      out.push({
+        blockNumber: batch.blockNumber,
+        period,
+        feeBps,
+        providerId,
+        billableCalls: line.billableCalls,
+        levyMicro: levyOf(line),
+        revenueMicro: line.revenueMicro,
+        pricing,
+      });
     }
   }
   return out;
@@ -189,10 +216,16 @@ export function cycleEarnings(args: {
     const pricing = new Map<string, Pricing | null>();
     const weights = new Map<ProviderId, bigint>();
     const billableCalls = new Map<ProviderId, bigint>();
+    const levyByFee = new Map<bigint, bigint>();
+    let callRevenueMicro = 0n;
     for (const l of lines) {
       if (l.blockNumber > throughBlock) continue;
       const current = inCycle(l.blockNumber);
-      if (current) billableCalls.set(l.providerId, (billableCalls.get(l.providerId) ?? 0n) + l.billableCalls);
+      if (current) {
+        billableCalls.set(l.providerId, (billableCalls.get(l.providerId) ?? 0n) + l.billableCalls);
+        levyByFee.set(l.feeBps, (levyByFee.get(l.feeBps) ?? 0n) + l.levyMicro);
+        callRevenueMicro += l.revenueMicro;
+      }
       if (l.pricing?.model === PricingModel.FreePool) {
         if (current) weights.set(l.providerId, (weights.get(l.providerId) ?? 0n) + l.billableCalls * BigInt(l.pricing.poolWeight));
         continue;
@@ -210,7 +243,12 @@ export function cycleEarnings(args: {
     }
     let poolFeeMicro = 0n;
     for (const [term, amount] of poolByTerm) poolFeeMicro += feeMicro(amount, BigInt(term.feeBps));
-    const afterFee = poolMicro - poolFeeMicro;
+    let levyMicro = 0n;
+    for (const [feeBps, amount] of levyByFee) {
+      levyMicro += amount;
+      poolFeeMicro += feeMicro(amount, feeBps);
+    }
+    const afterFee = poolMicro + levyMicro - poolFeeMicro;
     const positive = [...weights.values()].some((w) => w > 0n);
     const carriedOutMicro = positive ? poolReserve(args.poolSecret(boundary), cycle, afterFee) : afterFee + carriedInMicro;
     const splitMicro = afterFee + carriedInMicro - carriedOutMicro;
@@ -237,7 +275,9 @@ export function cycleEarnings(args: {
       afterBlock,
       throughBlock,
       poolMicro,
+      levyMicro,
       poolFeeMicro,
+      callRevenueMicro,
       carriedInMicro,
       splitMicro,
       carriedOutMicro,
@@ -330,8 +370,14 @@ export function reconcileCycles(earnings: readonly CycleEarnings[], payments: Cy
  * the pool's fees and the operator's own money alike.
  */
 export type MoneyFlow = {
+  /** Payments into the revenue pool. */
   feesMicro: bigint;
+  /** What the paid calls brought in (Σ revenueMicro of the lines): the usage and the levy, where every billed call was paid. */
+  callRevenueMicro: bigint;
+  /** Per-call and tiered usage, priced. */
   usageMicro: bigint;
+  /** The calls' levy, into the free-API pool. */
+  levyMicro: bigint;
   depositedMicro: bigint;
   paidMicro: bigint;
   platformFeeMicro: bigint;
@@ -346,7 +392,7 @@ export type MoneyFlow = {
 
 const flowOf = (f: Omit<MoneyFlow, "differenceMicro" | "ok">): MoneyFlow => {
   const differenceMicro =
-    f.feesMicro + f.usageMicro + f.carriedInMicro - (f.paidMicro + f.platformFeeMicro + f.carriedOutMicro + f.unsettledMicro);
+    f.feesMicro + f.usageMicro + f.levyMicro + f.carriedInMicro - (f.paidMicro + f.platformFeeMicro + f.carriedOutMicro + f.unsettledMicro);
   return { ...f, differenceMicro, ok: differenceMicro === 0n };
 };
 
@@ -354,7 +400,9 @@ const flowOf = (f: Omit<MoneyFlow, "differenceMicro" | "ok">): MoneyFlow => {
 export function cycleMoneyFlow(e: CycleEarnings, paid: { paidMicro: bigint; depositedMicro: bigint }): MoneyFlow {
   return flowOf({
     feesMicro: e.poolMicro,
+    callRevenueMicro: e.callRevenueMicro,
     usageMicro: e.usageMicro,
+    levyMicro: e.levyMicro,
     depositedMicro: paid.depositedMicro,
     paidMicro: paid.paidMicro,
     platformFeeMicro: e.poolFeeMicro + e.usageFeeMicro,
@@ -375,7 +423,9 @@ export function totalMoneyFlow(
   const settledFees = earnings.reduce((s, e) => s + e.poolMicro, 0n);
   return flowOf({
     feesMicro: all.feesMicro,
+    callRevenueMicro: earnings.reduce((s, e) => s + e.callRevenueMicro, 0n),
     usageMicro: earnings.reduce((s, e) => s + e.usageMicro, 0n),
+    levyMicro: earnings.reduce((s, e) => s + e.levyMicro, 0n),
     depositedMicro: all.depositedMicro,
     paidMicro: all.paidMicro,
     platformFeeMicro: earnings.reduce((s, e) => s + e.poolFeeMicro + e.usageFeeMicro, 0n),
