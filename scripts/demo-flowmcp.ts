@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { activateServerTools, type FlowMcpSchema } from "../src/local/flowmcp.js";
-import { flowMcpAttribution, flowMcpFailed, type Meter } from "../src/meter/index.js";
+import { flowMcpAttribution, flowMcpFailed, type Meter, type ToolPayment } from "../src/meter/index.js";
 
 // The demo's FlowMCP-style server: six providers' APIs on one loopback HTTP server, and an MCP
 // server whose tools call them through the meter.
@@ -74,12 +74,14 @@ export function demoSchemas(apisUrl: string): FlowMcpSchema[] {
 /**
  * One MCP server (per session) serving the providers' schemas as FlowMCP does, its tool
  * registrations metered by `meter.instrument`; a failing API answers "Error: …", not billed.
+ * With `payment`, every call is charged with x402 (the provider's price plus the surcharge).
  */
-export function createDemoMcpServer(meter: Meter, apisUrl: string): McpServer {
+export function createDemoMcpServer(meter: Meter, apisUrl: string, payment?: ToolPayment): McpServer {
   const schemas = demoSchemas(apisUrl);
   const server = meter.instrument(new McpServer({ name: "flowmcp-demo", version: "1.0.0" }), {
     attribution: flowMcpAttribution(schemas),
     failed: flowMcpFailed,
+    ...(payment && { payment }),
   });
   for (const schema of schemas) activateServerTools({ server, schema });
   return server;

@@ -5,7 +5,7 @@ import { serve } from "@hono/node-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import type { Address, PrivateKeyAccount } from "viem";
+import { type Address, erc20Abi, type PrivateKeyAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
@@ -15,10 +15,11 @@ import type { EercClient } from "../src/eerc/client.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { decryptHistory } from "../src/history/index.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
-import { newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
+import { mintUsdc, newFundedAccount } from "../src/local/marketplace.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
 import {
   createBatchSubmitter,
+  createInProcessFacilitator,
   createMeter,
   flowMcpFailed,
   flowMcpToolName,
@@ -29,17 +30,26 @@ import { formatUsdc, parseUsdc } from "../src/money/usdc.js";
 import type { PayoutAgent } from "../src/payout/agent.js";
 import { reconcile } from "../src/payout/reconcile.js";
 import { agentIdOf, CycleRunner, payoutApp } from "../src/payout/server.js";
-import { freePool, freeQuotaThenPerCall, type Pricing, perCall } from "../src/usage/pricing.js";
+import { levyOf } from "../src/payout/settlement.js";
+import { decryptLinesFor } from "../src/usage/lines.js";
+import { freePool, freeQuotaThenPerCall, type Pricing, PricingModel, perCall } from "../src/usage/pricing.js";
 import { providerIdOf } from "../src/usage/registry.js";
+import { createToolPayer, type ToolPayer } from "../src/x402/index.js";
 import { createDemoMcpServer, DEMO_TOOLS, type DemoNamespace, startDemoApis } from "./demo-flowmcp.js";
 import { reportStack, run } from "./run.js";
 
-// The whole journey on a local chain: providers register, an MCP client calls a FlowMCP server
-// whose meter commits usage on chain, users pay fees into the revenue pool, the payout agent runs
-// two cycles of private transfers, providers check what they got and withdraw, and the auditor
-// reconciles every cycle.
+// The whole journey on a local chain: providers register, AI agents call a FlowMCP server and pay
+// for each call with x402 from their own wallets, the server's meter commits usage (with what the
+// calls paid) on chain, the payout agent deposits the revenue into the payer's encrypted balance
+// and runs two cycles of private transfers, providers check what they got and withdraw, and the
+// auditor reconciles every cycle, money flow included: revenue in = paid out + platform fee + carry.
 
 const FEE_BPS = 1000;
+/** What every call pays on top of the provider's price: the levy that funds the free APIs (docs/revenue.md). */
+const SURCHARGE_MICRO = 300n;
+/** AI agents paying for calls, each from its own wallet, holding this much USDC. */
+const AGENT_WALLETS = 3;
+const AGENT_USDC = "5";
 
 /** Commercial (per call), hybrid (a free quota, then per call) and free (a share of the pool). */
 const PROVIDERS: { namespace: DemoNamespace; kind: string; pricing: Pricing }[] = [
@@ -69,18 +79,27 @@ const ROUNDS: Record<DemoNamespace, number>[] = [
   { weather: 60, finance: 25, news: 45, wiki: 40, maps: 30, units: 3 },
   { weather: 35, finance: 20, news: 30, wiki: 10, maps: 25, units: 1 },
 ];
-/** Fees users pay into the revenue pool before each cycle. */
-const FEES = [["1.5", "2", "0.5"], ["1.25"]];
 
 type Report = {
   chainId: number;
   decimals: number;
-  mcp: { calls: number; failed: number };
+  /** Tool calls the agents made; `paid` were settled with x402, `failed` met a failing upstream (not charged, not billed). */
+  mcp: { calls: number; paid: number; failed: number; agents: number; surchargeMicro: string };
+  /**
+   * Per provider, from the usage lines the operator decrypts: calls recorded (a first call to a
+   * tool, unpaid, learns its price), paid calls, what they paid (`revenueMicro`), the part beyond
+   * the price (`levyMicro`, to the free-API pool), the platform fee on the price (`feeMicro`), and
+   * what the provider earned, was paid, decrypted and withdrew.
+   */
   providers: {
     namespace: string;
     kind: string;
     account: Address;
     calls: number;
+    paidCalls: number;
+    revenueMicro: string;
+    levyMicro: string;
+    feeMicro: string;
     earnedMicro: string;
     paidMicro: string;
     decryptedMicro: string;
@@ -93,8 +112,13 @@ type Report = {
    */
   cycles: {
     id: number;
+    /** What the cycle's calls paid and the revenue pool received. */
+    feesInMicro: string;
     poolMicro: string;
+    levyMicro: string;
     depositedMicro: string;
+    /** The platform fee the cycle kept. */
+    keptMicro: string;
     carriedInMicro: string;
     splitMicro: string;
     carriedOutMicro: string;
@@ -109,6 +133,17 @@ type Report = {
   /** Each provider's balance history, decrypted with its own key from the API, withdrawal included. */
   history: { namespace: string; rows: { blockNumber: string; txHash: string; kind: string; balanceMicro: string; deltaMicro: string }[] }[];
   audit: { ok: boolean; totalMicro: string };
+  /** Over the closed cycles: feesIn = paid + kept + carried (the pool reserve the last cycle carries), to the micro. */
+  revenue: {
+    feesInMicro: string;
+    /** What left the agents' wallets on chain: equal to `feesInMicro`, the calls' revenue the auditor decrypts. */
+    agentsSpentMicro: string;
+    depositedMicro: string;
+    paidMicro: string;
+    keptMicro: string;
+    carriedMicro: string;
+    ok: boolean;
+  };
 };
 
 function reportPath(argv: string[]): string | undefined {
@@ -175,9 +210,11 @@ type Providers = Map<DemoNamespace, { account: PrivateKeyAccount; client: EercCl
 const namespaceOf = new Map(PROVIDERS.map((p) => [providerIdOf(p.namespace), p.namespace]));
 
 /**
- * The marketplace, with the operator (anvil's account #0) as the contracts' owner and the payer:
- * funded from the USDC it holds for the per-call usage it bills, and by the agent from the fees
- * in the revenue pool (anvil's account #7) before each cycle.
+ * The marketplace, with the operator (anvil's account #0) as the contracts' owner and the payer.
+ * The calls' payments arrive in the payer's wallet (x402 `payTo`), and before each cycle the
+ * agent deposits them into its encrypted balance (with anything in the revenue pool, anvil's
+ * account #7). The operator's own 1 USDC deposit only opens the token in the eERC: payouts are
+ * paid from revenue.
  */
 function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld> {
   return localWorld({
@@ -185,7 +222,7 @@ function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld>
     providers: PROVIDERS,
     // anvil's accounts #1 to #6: the dashboard's demo accounts open each provider's view.
     payoutKeys: ANVIL_KEYS.slice(1, 1 + PROVIDERS.length),
-    fundMicro: parseUsdc("50"),
+    fundMicro: parseUsdc("1"),
     fundFromPool: true,
     indexer: true,
     settlement: { feeBps: FEE_BPS, periodUnit: "month" },
@@ -204,9 +241,34 @@ function startWorld(step: Step, auditor: PrivateKeyAccount): Promise<LocalWorld>
   });
 }
 
-/** The FlowMCP server: its meter prices each call from the registry (live) and commits batches on the UsageLedger. */
+/**
+ * The FlowMCP server: its meter prices each call from the registry (live), charges it with x402
+ * (price plus surcharge, paid to the payer, settled by an in-process facilitator), and commits
+ * batches on the UsageLedger.
+ */
 async function startFlowMcp(world: LocalWorld) {
   const { chain, manifest, server } = world;
+  const token = manifest.contracts.token;
+  const [name, version] = await Promise.all([
+    chain.publicClient.readContract({ address: token, abi: erc20Abi, functionName: "name" }),
+    chain.publicClient.readContract({
+      address: token,
+      abi: [{ type: "function", name: "version", stateMutability: "view", inputs: [], outputs: [{ type: "string" }] }] as const,
+      functionName: "version",
+    }),
+  ]);
+  const facilitator = createInProcessFacilitator({
+    publicClient: chain.publicClient,
+    wallet: chain.walletFor(await newFundedAccount(chain)),
+  });
+  const payment = {
+    facilitator,
+    chainId: manifest.chainId,
+    asset: token,
+    payTo: world.operator.address,
+    domain: { name, version },
+    surchargeMicro: SURCHARGE_MICRO,
+  };
   const pricing = await registryPricing({
     publicClient: chain.publicClient,
     registry: manifest.contracts.providerRegistry,
@@ -231,7 +293,7 @@ async function startFlowMcp(world: LocalWorld) {
   });
   await meter.recover();
   const apis = await startDemoApis();
-  const host = await serveMcpOverHttp({ createMcpServer: () => createDemoMcpServer(meter, apis.url) });
+  const host = await serveMcpOverHttp({ createMcpServer: () => createDemoMcpServer(meter, apis.url, payment) });
   const mcp = new Client({ name: "demo-agent", version: "1.0.0" });
   await mcp.connect(new StreamableHTTPClientTransport(new URL(host.url)));
   return {
@@ -250,20 +312,44 @@ async function startFlowMcp(world: LocalWorld) {
 
 type FlowMcp = Awaited<ReturnType<typeof startFlowMcp>>;
 
-/** One round: the MCP client's calls (every 17th asks for a failing upstream), committed on chain. */
-async function callTools(flowMcp: FlowMcp, round: number, tally: { calls: Map<DemoNamespace, number>; total: number; failed: number }) {
+type Tally = { total: number; paid: number; failed: number };
+
+/** The AI agents: each a wallet holding USDC, paying per call with x402 (at most 0.01 USDC a call). */
+async function startAgents(world: LocalWorld): Promise<{ payers: ToolPayer[]; spentMicro: () => Promise<bigint> }> {
+  const network = `eip155:${world.manifest.chainId}` as const;
+  const token = world.manifest.contracts.token;
+  const payers: ToolPayer[] = [];
+  const wallets: Address[] = [];
+  for (let i = 0; i < AGENT_WALLETS; i++) {
+    const wallet = await newFundedAccount(world.chain);
+    await mintUsdc(world.chain, world.manifest, wallet, wallet.address, parseUsdc(AGENT_USDC));
+    payers.push(createToolPayer({ signer: wallet, assets: [{ network, asset: token, maxAmountMicro: 10_000n }] }));
+    wallets.push(wallet.address);
+  }
+  // What left the agents' wallets, read from the chain: the public side of every paid call.
+  const spentMicro = async () => {
+    let left = 0n;
+    for (const address of wallets)
+      left += await world.chain.publicClient.readContract({ address: token, abi: erc20Abi, functionName: "balanceOf", args: [address] });
+    return parseUsdc(AGENT_USDC) * BigInt(wallets.length) - left;
+  };
+  return { payers, spentMicro };
+}
+
+/** One round: the agents' calls, in turn (every 17th asks for a failing upstream), committed on chain. */
+async function callTools(flowMcp: FlowMcp, agents: readonly ToolPayer[], round: number, tally: Tally) {
   const plan = ROUNDS[round]!;
   const queue = Object.entries(plan).flatMap(([ns, n]) => Array.from({ length: n }, (_, i) => ({ ns: ns as DemoNamespace, i })));
   queue.sort((a, b) => ((a.i * 31 + a.ns.length) % 7) - ((b.i * 31 + b.ns.length) % 7));
   for (const { ns, i } of queue) {
     const fail = (tally.total + 1) % 17 === 0;
-    const result = await flowMcp.mcp.callTool({
+    const { result, payment } = await agents[tally.total % agents.length]!.callTool(flowMcp.mcp, {
       name: flowMcpToolName(DEMO_TOOLS[ns].route, ns),
       arguments: { q: fail ? "fail" : `${ns}-${round}-${i}` },
     });
     if (flowMcpFailed(result as CallToolResult)) tally.failed += 1;
+    if (payment?.success) tally.paid += 1;
     tally.total += 1;
-    tally.calls.set(ns, (tally.calls.get(ns) ?? 0) + 1);
   }
   await flowMcp.meter.flush();
   return queue.length;
@@ -276,8 +362,11 @@ async function payCycle(agent: PayoutAgent): Promise<{ cycle: Report["cycles"][n
   return {
     cycle: {
       id: result.cycle,
+      feesInMicro: "",
       poolMicro: result.poolMicro.toString(),
+      levyMicro: "",
       depositedMicro: "",
+      keptMicro: "",
       carriedInMicro: "",
       splitMicro: "",
       carriedOutMicro: "",
@@ -344,18 +433,43 @@ async function histories(world: LocalWorld, providers: Providers): Promise<Repor
   return out;
 }
 
+/** Per provider, the committed usage lines summed, as the operator decrypts them. */
+async function usageLines(world: LocalWorld): Promise<Map<string, { calls: bigint; billable: bigint; amount: bigint; revenue: bigint }>> {
+  const sk = world.operator.exportPrivateKey();
+  const out = new Map<string, { calls: bigint; billable: bigint; amount: bigint; revenue: bigint }>();
+  for (const b of await new IndexerClient(world.indexer!.url).usageBatches()) {
+    for (const l of decryptLinesFor(b.encryptedLines, sk, "operator")) {
+      const t = out.get(l.providerId) ?? { calls: 0n, billable: 0n, amount: 0n, revenue: 0n };
+      t.calls += l.calls;
+      t.billable += l.billableCalls;
+      t.amount += l.amountMicro;
+      t.revenue += l.revenueMicro;
+      out.set(l.providerId, t);
+    }
+  }
+  return out;
+}
+
 function printReport(report: Report): void {
   const usdc = (v: string) => formatUsdc(BigInt(v));
+  const m = report.mcp;
   console.log(
-    `\nchain ${report.chainId}; ${report.mcp.calls} MCP calls (${report.mcp.failed} failed, not billed); platform fee ${FEE_BPS / 100}%\n`,
+    [
+      `\nchain ${report.chainId}; ${m.calls} MCP calls by ${m.agents} AI agents, ${m.paid} paid with x402 (${m.failed} failed upstream: not charged, not billed)`,
+      `every call pays the provider's price + ${usdc(m.surchargeMicro)} USDC surcharge (the free-API levy); platform fee ${FEE_BPS / 100}% of prices and of the pool\n`,
+    ].join("\n"),
   );
   console.log(
     table([
-      ["provider", "kind", "calls", "earned USDC", "paid USDC", "decrypted USDC", "withdrawn USDC", "ok"],
+      ["provider", "kind", "calls", "paid calls", "revenue", "levy", "fee", "share", "paid out", "decrypted", "withdrawn", "ok"],
       ...report.providers.map((r) => [
         r.namespace,
         r.kind,
         String(r.calls),
+        String(r.paidCalls),
+        usdc(r.revenueMicro),
+        usdc(r.levyMicro),
+        usdc(r.feeMicro),
         usdc(r.earnedMicro),
         usdc(r.paidMicro),
         usdc(r.decryptedMicro),
@@ -365,26 +479,33 @@ function printReport(report: Report): void {
     ]),
   );
   console.log("");
-  // The pool received and the deposits are public; what it carried in, split and carried out is the operator's and the auditor's.
+  // Fees in and the deposits are public; the levy and what the pool carried in, split and carried out are the operator's and the auditor's.
+  // Cycle 1's deposits include the operator's 1 USDC opening deposit.
   console.log(
     table([
-      ["cycle", "", "pool USDC", "deposited", "carried in", "pool split", "carried out", "paid USDC", "transfers"],
+      ["cycle", "", "fees in", "deposited", "levy", "carried in", "pool split", "carried out", "paid", "kept (fee)", "transfers"],
       ...report.cycles.map((c) => [
         String(c.id),
         "",
-        usdc(c.poolMicro),
+        usdc(c.feesInMicro),
         usdc(c.depositedMicro),
+        usdc(c.levyMicro),
         usdc(c.carriedInMicro),
         usdc(c.splitMicro),
         usdc(c.carriedOutMicro),
         usdc(c.paidMicro),
+        usdc(c.keptMicro),
         String(c.transfers),
       ]),
     ]),
   );
   const transfers = report.cycles.reduce((s, c) => s + c.transfers, 0);
+  const r = report.revenue;
   console.log(
-    `\naudit: ${report.audit.ok ? "ok" : "MISMATCH"}, ${usdc(report.audit.totalMicro)} USDC paid in ${transfers} private transfers`,
+    [
+      `\nrevenue: ${usdc(r.feesInMicro)} USDC in (${usdc(r.agentsSpentMicro)} left the agents' wallets) = ${usdc(r.paidMicro)} paid out + ${usdc(r.keptMicro)} platform fee + ${usdc(r.carriedMicro)} carried to the next cycle: ${r.ok ? "ok" : "MISMATCH"}`,
+      `audit: ${report.audit.ok ? "ok" : "MISMATCH"}, ${usdc(report.audit.totalMicro)} USDC paid in ${transfers} private transfers`,
+    ].join("\n"),
   );
 }
 
@@ -397,8 +518,8 @@ async function main(): Promise<void> {
   let flowMcp: FlowMcp | undefined;
   try {
     world = await startWorld(step, auditorAccount);
-    const { chain, manifest, operator, tokenId } = world;
-    step(`operator ${operator.address} registered and funded with 50 USDC of encrypted balance (token id ${tokenId})`);
+    const { manifest, operator, tokenId } = world;
+    step(`operator ${operator.address} registered; its 1 USDC deposit opens the token in the eERC (token id ${tokenId})`);
     step(`registered ${PROVIDERS.length} providers: ${PROVIDERS.map((p) => `${p.namespace} (${p.kind})`).join(", ")}`);
     step(`indexer and API serving at ${world.indexer!.url} (GraphQL at ${world.indexer!.url}/graphql)`);
     const providers = world.payoutAccounts as Providers;
@@ -406,19 +527,20 @@ async function main(): Promise<void> {
     step(`FlowMCP server with the meter at ${flowMcp.url}; an MCP client connected`);
 
     const agent = world.agent({ log: (line) => step(`agent: ${line}`) });
-    const users = [world.user, await newFundedAccount(chain), await newFundedAccount(chain)];
-    const tally = { calls: new Map<DemoNamespace, number>(), total: 0, failed: 0 };
+    const { payers: agents, spentMicro } = await startAgents(world);
+    step(`${agents.length} AI agents with ${AGENT_USDC} USDC each in their wallets`);
+    const tally: Tally = { total: 0, paid: 0, failed: 0 };
     const cycles: Report["cycles"] = [];
     const transfers: Report["transfers"] = [];
     for (const round of ROUNDS.keys()) {
-      const calls = await callTools(flowMcp, round, tally);
-      step(`round ${round + 1}: ${calls} MCP calls metered and committed on chain (${tally.failed} failed so far, counted but not billed)`);
-      for (const [i, fee] of FEES[round]!.entries()) await payPoolFee(chain, manifest, users[i]!, parseUsdc(fee));
-      step(`users paid ${FEES[round]!.join(" + ")} USDC of fees into the revenue pool`);
+      const calls = await callTools(flowMcp, agents, round, tally);
+      step(
+        `round ${round + 1}: ${calls} MCP calls, ${tally.paid} paid with x402 so far, metered and committed on chain (${tally.failed} failed so far, not billed)`,
+      );
       const paid = await payCycle(agent);
       cycles.push(paid.cycle);
       transfers.push(...paid.transfers);
-      step(`cycle ${paid.cycle.id}: ${paid.cycle.transfers} private transfers, pool ${formatUsdc(BigInt(paid.cycle.poolMicro))} USDC`);
+      step(`cycle ${paid.cycle.id}: the calls' revenue deposited, ${paid.cycle.transfers} private transfers`);
     }
 
     const decrypted = await decryptedBalances(world, providers);
@@ -435,6 +557,9 @@ async function main(): Promise<void> {
       const a = audit.cycles.find((x) => x.cycle === c.id);
       if (!a) throw new Error(`the auditor's reconciliation has no cycle ${c.id}`);
       Object.assign(c, {
+        feesInMicro: `${a.moneyFlow.callRevenueMicro + a.moneyFlow.feesMicro}`,
+        levyMicro: `${a.moneyFlow.levyMicro}`,
+        keptMicro: `${a.moneyFlow.platformFeeMicro}`,
         depositedMicro: `${a.moneyFlow.depositedMicro}`,
         carriedInMicro: `${a.carriedInMicro}`,
         splitMicro: `${a.splitMicro}`,
@@ -450,23 +575,51 @@ async function main(): Promise<void> {
       const finalBalanceMicro = (await p.client.balance(tokenId)).toString();
       balances.push({ namespace: ns, account: p.account.address, paidBalanceMicro: decrypted.get(ns)!.toString(), finalBalanceMicro });
     }
-    const rows: Report["providers"] = PROVIDERS.map(({ namespace, kind }) => {
+    const lines = await usageLines(world);
+    const rows: Report["providers"] = PROVIDERS.map(({ namespace, kind, pricing }) => {
       const mine = audit.cycles.flatMap((c) => c.rows.filter((r) => r.providerId === providerIdOf(namespace)));
+      const used = lines.get(providerIdOf(namespace)) ?? { calls: 0n, billable: 0n, amount: 0n, revenue: 0n };
+      const earned = mine.reduce((s, r) => s + r.owedMicro, 0n);
       return {
         namespace,
         kind,
         account: providers.get(namespace)!.account.address,
-        calls: tally.calls.get(namespace) ?? 0,
-        earnedMicro: mine.reduce((s, r) => s + r.owedMicro, 0n).toString(),
+        calls: Number(used.calls),
+        paidCalls: Number(used.billable),
+        revenueMicro: used.revenue.toString(),
+        levyMicro: levyOf({ amountMicro: used.amount, revenueMicro: used.revenue }).toString(),
+        // A free API's price is 0: its share is of the pool, whose fee is taken before the split.
+        feeMicro: (pricing.model === PricingModel.FreePool ? 0n : used.amount - earned).toString(),
+        earnedMicro: earned.toString(),
         paidMicro: mine.reduce((s, r) => s + r.paidMicro, 0n).toString(),
         decryptedMicro: (decrypted.get(namespace) ?? 0n).toString(),
         withdrawnMicro: withdrawals.find((w) => w.namespace === namespace)?.amountMicro ?? "0",
       };
     });
+    const flow = audit.moneyFlow;
+    const feesIn = flow.callRevenueMicro + flow.feesMicro;
+    const kept = flow.platformFeeMicro;
+    const paidOut = flow.paidMicro;
+    const agentsSpent = await spentMicro();
+    const revenue: Report["revenue"] = {
+      feesInMicro: feesIn.toString(),
+      agentsSpentMicro: agentsSpent.toString(),
+      depositedMicro: flow.depositedMicro.toString(),
+      paidMicro: paidOut.toString(),
+      keptMicro: kept.toString(),
+      carriedMicro: (flow.carriedOutMicro + flow.unsettledMicro).toString(),
+      ok: feesIn === agentsSpent && feesIn === paidOut + kept + flow.carriedOutMicro + flow.unsettledMicro,
+    };
     const report: Report = {
       chainId: manifest.chainId,
       decimals: manifest.decimals,
-      mcp: { calls: tally.total, failed: tally.failed },
+      mcp: {
+        calls: tally.total,
+        paid: tally.paid,
+        failed: tally.failed,
+        agents: agents.length,
+        surchargeMicro: SURCHARGE_MICRO.toString(),
+      },
       providers: rows,
       cycles,
       transfers,
@@ -474,13 +627,15 @@ async function main(): Promise<void> {
       withdrawals,
       history,
       audit: { ok: audit.ok, totalMicro: audit.totalMicro.toString() },
+      revenue,
     };
     printReport(report);
     if (reportFile) {
       writeFileSync(reportFile, `${JSON.stringify(report, null, 2)}\n`);
       console.log(`report written to ${reportFile}`);
     }
-    if (!audit.ok || rows.some((r) => r.earnedMicro !== r.paidMicro || r.paidMicro !== r.decryptedMicro)) process.exitCode = 1;
+    if (!audit.ok || !revenue.ok || rows.some((r) => r.earnedMicro !== r.paidMicro || r.paidMicro !== r.decryptedMicro))
+      process.exitCode = 1;
     if (process.argv.includes("--keep")) await keepServing(world, agent, flowMcp.url);
   } finally {
     await flowMcp?.close();

@@ -237,7 +237,7 @@ describe("eERC standalone mode and auditor gating", () => {
 });
 
 describe.skipIf(process.env.EERC_AUDITED_DIR)("npm run demo", () => {
-  it("runs the whole journey on a fresh anvil: metered MCP calls, two payout cycles, provider checks and withdrawals, audit", async () => {
+  it("runs the whole journey on a fresh anvil: agents pay per call with x402, metered calls, revenue deposited, two payout cycles, provider checks and withdrawals, audit", async () => {
     const report = join(mkdtempSync(join(tmpdir(), "demo-")), "report.json");
     // Asynchronously: a synchronous child would block this worker past vitest's 60 s RPC timeout.
     const demo = spawn(join(PROJECT_ROOT, "node_modules/.bin/tsx"), ["scripts/demo.ts", "--report", report, "--keep"], {
@@ -280,7 +280,13 @@ describe.skipIf(process.env.EERC_AUDITED_DIR)("npm run demo", () => {
     expect(r.mcp.calls).toBeGreaterThanOrEqual(300);
     expect(r.providers.length).toBeGreaterThanOrEqual(5);
     expect(new Set(r.providers.map((p: { kind: string }) => p.kind))).toEqual(new Set(["commercial", "hybrid", "free"]));
-    expect(r.providers.reduce((s: number, p: { calls: number }) => s + p.calls, 0)).toBe(r.mcp.calls);
+    // Each agent's first call to a tool learns its price (answered "payment required", recorded unpaid), then pays;
+    // so does its first call after a price moved (news' free quota used up).
+    expect(r.providers.reduce((s: number, p: { calls: number }) => s + p.calls, 0)).toBeGreaterThanOrEqual(
+      r.mcp.calls + r.mcp.agents * r.providers.length,
+    );
+    expect(r.providers.reduce((s: number, p: { paidCalls: number }) => s + p.paidCalls, 0)).toBe(r.mcp.paid);
+    expect(r.mcp.paid).toBe(r.mcp.calls - r.mcp.failed);
     for (const p of r.providers) {
       expect(BigInt(p.earnedMicro), p.namespace).toBeGreaterThan(0n);
       expect(p.paidMicro, p.namespace).toBe(p.earnedMicro);
@@ -292,6 +298,26 @@ describe.skipIf(process.env.EERC_AUDITED_DIR)("npm run demo", () => {
     const paid = r.providers.reduce((s: bigint, p: { paidMicro: string }) => s + BigInt(p.paidMicro), 0n);
     expect(r.cycles.reduce((s: bigint, c: { paidMicro: string }) => s + BigInt(c.paidMicro), 0n)).toBe(paid);
     expect(r.audit).toEqual({ ok: true, totalMicro: paid.toString() });
+    // The money loop: what left the agents' wallets is what the calls brought in, and that is what was paid out,
+    // kept as the platform fee and carried (the pool reserve), to the micro-USDC.
+    const rev = r.revenue;
+    expect(rev.ok).toBe(true);
+    expect(rev.agentsSpentMicro).toBe(rev.feesInMicro);
+    expect(rev.paidMicro).toBe(paid.toString());
+    expect(BigInt(rev.feesInMicro)).toBe(BigInt(rev.paidMicro) + BigInt(rev.keptMicro) + BigInt(rev.carriedMicro));
+    expect(BigInt(rev.keptMicro)).toBeGreaterThan(0n);
+    const sum = (rows: Record<string, string>[], key: string) => rows.reduce((s, x) => s + BigInt(x[key]!), 0n);
+    expect(sum(r.providers, "revenueMicro")).toBe(BigInt(rev.feesInMicro));
+    expect(sum(r.cycles, "feesInMicro")).toBe(BigInt(rev.feesInMicro));
+    expect(sum(r.cycles, "keptMicro")).toBe(BigInt(rev.keptMicro));
+    const surcharge = BigInt(r.mcp.surchargeMicro);
+    for (const p of r.providers) {
+      // Every paid call pays the surcharge as levy; a commercial provider's price is its share plus the platform fee.
+      expect(BigInt(p.levyMicro), p.namespace).toBe(BigInt(p.paidCalls) * surcharge);
+      if (p.kind !== "free")
+        expect(BigInt(p.revenueMicro) - BigInt(p.levyMicro), p.namespace).toBe(BigInt(p.earnedMicro) + BigInt(p.feeMicro));
+      else expect(p.revenueMicro, p.namespace).toBe(p.levyMicro);
+    }
     // Every payout transfer, withdrawal, balance and history row, per provider, adding up to the table above.
     expect(r.transfers).toHaveLength(r.cycles.reduce((s: number, c: { transfers: number }) => s + c.transfers, 0));
     // 0.000001 USDC precision end to end: a payout of exactly 1 micro-USDC.
