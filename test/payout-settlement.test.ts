@@ -272,7 +272,12 @@ describe("settlement", () => {
     // The levy pays the pool's fee (10% of 12, floored), and the rest less the reserve goes to the free usage.
     const r1 = poolReserve(secret, 1, 11n);
     expect(c1).toMatchObject({ poolFeeMicro: 1n, carriedOutMicro: r1, splitMicro: 11n - r1 });
-    expect(c1!.earnedThrough).toEqual(new Map([[A, 45n], [B, 11n - r1]]));
+    expect(c1!.earnedThrough).toEqual(
+      new Map([
+        [A, 45n],
+        [B, 11n - r1],
+      ]),
+    );
     const flow = cycleMoneyFlow(c1!, { paidMicro: 45n + 11n - r1, depositedMicro: 59n });
     expect(flow).toMatchObject({ levyMicro: 12n, callRevenueMicro: 59n, platformFeeMicro: 6n, ok: true });
     // Every billed call paid: what the calls brought in is what was paid, the fee and the carry (less the short payment of 3).
@@ -280,6 +285,65 @@ describe("settlement", () => {
     // Lines without revenue (calls not paid through x402, or format version 1) add no levy.
     const [unpaid] = cyclesOf({ batches: [batch(2n, JAN, [[A, 4n, 40n, 0n]])], providerChanges: changes });
     expect(unpaid).toMatchObject({ levyMicro: 0n, callRevenueMicro: 0n, usageMicro: 40n });
+  });
+
+  it("docs/revenue.md's worked example: weather 10 paid calls, wiki 4, maps 3, at a 300 surcharge and a 10% fee", () => {
+    const W = providerIdOf("weather") as ProviderId;
+    const WIKI = providerIdOf("wiki") as ProviderId;
+    const MAPS = providerIdOf("maps") as ProviderId;
+    const changes = [change(W, 1n, perCall(2_000n)), change(WIKI, 1n, pool(1)), change(MAPS, 1n, pool(2))];
+    const batches = [
+      batch(2n, JAN, [
+        [W, 10n, 20_000n, 23_000n],
+        [WIKI, 4n, 0n, 1_200n],
+        [MAPS, 3n, 0n, 900n],
+      ]),
+    ];
+    const [c] = cyclesOf({ batches, providerChanges: changes });
+    expect(c).toMatchObject({
+      callRevenueMicro: 25_100n,
+      usageMicro: 20_000n,
+      usageFeeMicro: 2_000n,
+      levyMicro: 5_100n,
+      poolFeeMicro: 510n,
+    });
+    const reserve = poolReserve(secret, 1, 4_590n);
+    expect(c!.carriedOutMicro).toBe(reserve);
+    // 4,590 less the reserve, split 4 : 6 by billable calls × pool weight (largest remainder).
+    const shares = allocatePool(
+      4_590n - reserve,
+      new Map([
+        [WIKI, 4n],
+        [MAPS, 6n],
+      ]),
+    );
+    expect(c!.earnedThrough).toEqual(
+      new Map(
+        [
+          [W, 18_000n],
+          [WIKI, shares.get(WIKI)!],
+          [MAPS, shares.get(MAPS)!],
+        ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)) as [ProviderId, bigint][],
+      ),
+    );
+    // With no reserve (R = 0) the shares are the document's 1,836 and 2,754.
+    expect(
+      allocatePool(
+        4_590n,
+        new Map([
+          [WIKI, 4n],
+          [MAPS, 6n],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        [WIKI, 1_836n],
+        [MAPS, 2_754n],
+      ]),
+    );
+    const paid = 18_000n + shares.get(WIKI)! + shares.get(MAPS)!;
+    expect(cycleMoneyFlow(c!, { paidMicro: paid, depositedMicro: 25_100n })).toMatchObject({ platformFeeMicro: 2_510n, ok: true });
+    expect(25_100n).toBe(paid + 2_510n + reserve);
   });
 
   it("the reserve is uniform over [0, the cycle's own pool after fee], the operator's and the auditor's secret, and different every cycle", () => {
