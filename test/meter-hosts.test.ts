@@ -65,9 +65,9 @@ const PLAN: [tool: string, args: Record<string, string>][] = [
  * third billable call at 1,500. news: free pool, 0. finance: AAPL at 2,500, the failure not billed.
  */
 const EXPECTED = {
-  weather: { calls: 4n, billableCalls: 3n, amountMicro: 1_500n },
-  news: { calls: 2n, billableCalls: 2n, amountMicro: 0n },
-  finance: { calls: 2n, billableCalls: 1n, amountMicro: 2_500n },
+  weather: { calls: 4n, billableCalls: 3n, amountMicro: 1_500n, revenueMicro: 0n },
+  news: { calls: 2n, billableCalls: 2n, amountMicro: 0n, revenueMicro: 0n },
+  finance: { calls: 2n, billableCalls: 1n, amountMicro: 2_500n, revenueMicro: 0n },
 };
 
 type Host = McpSessions & { url: string; stop(): Promise<void> };

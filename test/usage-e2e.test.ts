@@ -358,9 +358,15 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
           calls: `${e.calls}`,
           billableCalls: `${e.billableCalls}`,
           amountMicro: `${e.amountMicro}`,
+          revenueMicro: "0",
         },
       ]);
-      expect(report.total).toEqual({ calls: `${e.calls}`, billableCalls: `${e.billableCalls}`, amountMicro: `${e.amountMicro}` });
+      expect(report.total).toEqual({
+        calls: `${e.calls}`,
+        billableCalls: `${e.billableCalls}`,
+        amountMicro: `${e.amountMicro}`,
+        revenueMicro: "0",
+      });
       // Per batch: exactly the batches holding this provider's calls, with their counts.
       let offset = 0;
       const perBatch = closes.flatMap((c) => {
@@ -456,7 +462,7 @@ describe("usage end to end: real MCP traffic, commitments on anvil, indexer and 
     );
     expect(missing.code).toBe(1);
     expect(missing.stdout).toMatch(
-      /line: batch 0x[0-9a-f]{64}, weather: records give \d+ calls, \d+ billable, \d+ µUSDC; the committed line says/,
+      /line: batch 0x[0-9a-f]{64}, weather: records give \d+ calls, \d+ billable, \d+ µUSDC billed, \d+ µUSDC paid; the committed line says/,
     );
   });
 

@@ -117,10 +117,10 @@ describe("decrypting a provider's usage", () => {
       ["maps", 1n, 1n, 700n],
       ["weather", 3n, 2n, 1_400n],
     ]);
-    expect(a.total).toEqual({ calls: 4n, billableCalls: 3n, amountMicro: 2_100n });
+    expect(a.total).toEqual({ calls: 4n, billableCalls: 3n, amountMicro: 2_100n, revenueMicro: 0n });
 
     const b = decryptProviderUsage({ account: bob.address, sk: bob.sk, providers, batches: committed });
-    expect(b.total).toEqual({ calls: 4n, billableCalls: 4n, amountMicro: 0n });
+    expect(b.total).toEqual({ calls: 4n, billableCalls: 4n, amountMicro: 0n, revenueMicro: 0n });
     const stranger = decryptProviderUsage({
       account: getAddress("0x00000000000000000000000000000000000000cc"),
       sk: key().sk,
@@ -131,7 +131,7 @@ describe("decrypting a provider's usage", () => {
       namespaces: [],
       batches: [],
       byProvider: [],
-      total: { calls: 0n, billableCalls: 0n, amountMicro: 0n },
+      total: { calls: 0n, billableCalls: 0n, amountMicro: 0n, revenueMicro: 0n },
     });
   });
 });
@@ -207,7 +207,7 @@ describe("records files", () => {
         batchId: committed[0]!.batchId,
         kind: "line",
         message: expect.stringMatching(
-          /weather: records give 1 calls, 0 billable, 0 µUSDC; the committed line says 2 calls, 1 billable, 700 µUSDC/,
+          /weather: records give 1 calls, 0 billable, 0 µUSDC billed, 0 µUSDC paid; the committed line says 2 calls, 1 billable, 700 µUSDC billed, 0 µUSDC paid/,
         ),
       },
     ]);

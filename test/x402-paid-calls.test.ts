@@ -28,7 +28,10 @@ import {
   serveMcpOverHttp,
   type ToolPayment,
 } from "../src/meter/index.js";
+import { levyOf } from "../src/payout/settlement.js";
+import { aggregateLines } from "../src/usage/batch.js";
 import type { CallRecord } from "../src/usage/record.js";
+import { providerIdOf } from "../src/usage/registry.js";
 import {
   createInProcessFacilitator,
   createToolPayer,
@@ -266,6 +269,16 @@ describe("paid tool calls", () => {
       expect(transfers).toEqual([{ from: agent!.address, to: revenuePool!.address, value: r.payment.amountMicro }]);
       expect(await usesOf(r.payment.nonce!)).toEqual([r.payment.txHash]);
     }
+    // The batch's lines carry what the calls paid next to what they billed: the levy (paid beyond the price) is the surcharge.
+    const lines = aggregateLines(all);
+    expect(lines.map((l) => [l.providerId, l.billableCalls, l.amountMicro, l.revenueMicro])).toEqual(
+      [
+        [providerIdOf("finance"), 2n, 5_000n, 2n * FINANCE_PAID],
+        [providerIdOf("weather"), 3n, 1_500n, 2n * WEATHER_FREE_PAID + WEATHER_PAID],
+      ].sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1)),
+    );
+    expect(lines.reduce((s, l) => s + l.revenueMicro, 0n)).toBe(total);
+    expect(lines.reduce((s, l) => s + levyOf(l), 0n)).toBe(5n * 100n);
   });
 
   it("a call without payment gets the requirement and is recorded unpaid, not billed, the tool not run", async () => {

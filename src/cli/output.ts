@@ -196,11 +196,17 @@ function msTime(ms: bigint): string {
 }
 
 function usageRows(lines: (UsageTotals & { providerId: string; namespace: string | null })[]): string[][] {
-  return lines.map((l) => [l.namespace ?? l.providerId, l.calls.toString(), l.billableCalls.toString(), formatUsdc(l.amountMicro)]);
+  return lines.map((l) => [
+    l.namespace ?? l.providerId,
+    l.calls.toString(),
+    l.billableCalls.toString(),
+    formatUsdc(l.amountMicro),
+    formatUsdc(l.revenueMicro),
+  ]);
 }
 
-const USAGE_HEADERS = ["namespace", "calls", "billable", "amount (USDC)"];
-const USAGE_RIGHT = new Set([1, 2, 3]);
+const USAGE_HEADERS = ["namespace", "calls", "billable", "amount (USDC)", "calls paid (USDC)"];
+const USAGE_RIGHT = new Set([1, 2, 3, 4]);
 
 /** The provider's decrypted usage per batch and in total, and the records check when there is one. */
 export function renderUsage(r: ProviderUsageReport, meta: { source: string; records?: { path: string; check: RecordsCheck } }): string {

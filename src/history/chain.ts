@@ -6,6 +6,7 @@ import { byChainPosition } from "../chain/position.js";
 import { decryptBalance } from "../eerc/balance.js";
 import { toBalanceView } from "../eerc/client.js";
 import type { Point } from "../eerc/curve.js";
+import type { EGCT } from "../eerc/elgamal.js";
 import { networkFailureReason } from "../http/errors.js";
 import { type PeriodUnit, periodLabel } from "../usage/period.js";
 import { mapLimit } from "../util/concurrency.js";
@@ -124,6 +125,8 @@ export type ChainBalance = {
   transactionIndex: bigint;
   /** credits received since the account's last spend */
   pendingCredits: number;
+  /** The encrypted balance that decrypted to `balanceMicro`: what a spend is proved against. */
+  eGCT: EGCT;
 };
 
 /**
@@ -150,6 +153,7 @@ export async function balanceFromChain(
     nonce: view.nonce,
     transactionIndex: view.transactionIndex,
     pendingCredits: view.amountPCTs.length,
+    eGCT: view.eGCT,
   };
 }
 

@@ -24,7 +24,8 @@ export type CommittedBatch = UsageBatch & ChainPosition & { txHash: Hex };
 /** A ProviderRegistry entry as its events left it. */
 export type ProviderRef = { providerId: Hex; namespace: string; payoutAccount: Address; active: boolean };
 
-export type UsageTotals = { calls: bigint; billableCalls: bigint; amountMicro: bigint };
+/** Calls, billable calls, the amount billed at the provider's price, and what the calls paid through x402. */
+export type UsageTotals = { calls: bigint; billableCalls: bigint; amountMicro: bigint; revenueMicro: bigint };
 
 /** A decrypted line, labelled with its namespace (null when no registration names its provider id). */
 export type ProviderUsageLine = UsageLine & { namespace: string | null };
@@ -108,11 +109,12 @@ export async function providersFromChain(
   return [...providers.values()];
 }
 
-const zero = (): UsageTotals => ({ calls: 0n, billableCalls: 0n, amountMicro: 0n });
+const zero = (): UsageTotals => ({ calls: 0n, billableCalls: 0n, amountMicro: 0n, revenueMicro: 0n });
 const add = (t: UsageTotals, l: UsageTotals) => {
   t.calls += l.calls;
   t.billableCalls += l.billableCalls;
   t.amountMicro += l.amountMicro;
+  t.revenueMicro += l.revenueMicro;
 };
 
 /**
@@ -304,7 +306,8 @@ export type RecordsCheck = {
   ok: boolean;
 };
 
-const fmtTotals = (t: UsageTotals) => `${t.calls} calls, ${t.billableCalls} billable, ${t.amountMicro} µUSDC`;
+const fmtTotals = (t: UsageTotals) =>
+  `${t.calls} calls, ${t.billableCalls} billable, ${t.amountMicro} µUSDC billed, ${t.revenueMicro} µUSDC paid`;
 
 function aggregate(records: readonly CallRecord[], providerId: string): UsageTotals {
   const t = zero();
@@ -315,6 +318,7 @@ function aggregate(records: readonly CallRecord[], providerId: string): UsageTot
       t.billableCalls += 1n;
       t.amountMicro += r.priceMicro;
     }
+    if (r.payment?.status === "settled") t.revenueMicro += r.payment.amountMicro;
   }
   return t;
 }
@@ -457,7 +461,8 @@ export function checkRecords(args: {
       if (
         fromLine.calls !== fromRecords.calls ||
         fromLine.billableCalls !== fromRecords.billableCalls ||
-        fromLine.amountMicro !== fromRecords.amountMicro
+        fromLine.amountMicro !== fromRecords.amountMicro ||
+        fromLine.revenueMicro !== fromRecords.revenueMicro
       ) {
         mismatches.push({
           batchId: id,
