@@ -110,8 +110,11 @@ describe("payers funded from the revenue pool", () => {
     expect(report.ok).toBe(true);
     const cycle1 = {
       feesMicro: 1_000_000n,
+      // Usage metered without x402: its calls brought nothing in and pay no levy.
+      callRevenueMicro: 0n,
       // The per-call usage the operator billed its users: 3 × 1000.
       usageMicro: 3000n,
+      levyMicro: 0n,
       depositedMicro: 1_000_000n,
       paidMicro: 2700n + 900_000n - reserve1,
       // 10% of the pool and of the usage.
