@@ -50,4 +50,37 @@ describe("the /app mount", () => {
       expect(await res.text(), path).not.toContain("outside the build");
     }
   });
+
+  it("serves deployment.json (chain id and the addresses a withdraw needs) from the API's settings when the build has none", async () => {
+    const deployment = {
+      chainId: 31337,
+      contracts: {
+        encryptedERC: "0x1111111111111111111111111111111111111111",
+        registrar: "0x2222222222222222222222222222222222222222",
+        token: "0x3333333333333333333333333333333333333333",
+        providerRegistry: "0x4444444444444444444444444444444444444444",
+      },
+    };
+    const withSettings = new Hono();
+    mountWebApp(withSettings, { dir, deployment });
+    const res = await withSettings.request("/app/deployment.json");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    expect(await res.json()).toEqual({
+      chainId: 31337,
+      contracts: {
+        encryptedERC: deployment.contracts.encryptedERC,
+        registrar: deployment.contracts.registrar,
+        token: deployment.contracts.token,
+      },
+    });
+    // Without settings there is none; a deployment.json in the build folder wins over the settings.
+    expect((await app.request("/app/deployment.json")).status).toBe(404);
+    const own = mkdtempSync(join(tmpdir(), "web-app-"));
+    writeFileSync(join(own, "index.html"), "<!doctype html>");
+    writeFileSync(join(own, "deployment.json"), JSON.stringify({ chainId: 43113 }));
+    const published = new Hono();
+    mountWebApp(published, { dir: own, deployment });
+    expect(await (await published.request("/app/deployment.json")).json()).toEqual({ chainId: 43113 });
+  });
 });

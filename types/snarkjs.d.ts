@@ -14,6 +14,7 @@ declare module "snarkjs" {
       wasm: FileRef,
       zkey: FileRef,
       logger?: unknown,
+      wtnsCalcOptions?: { memorySize?: number },
     ): Promise<{ proof: Groth16Proof; publicSignals: string[] }>;
     prove(
       zkey: FileRef,
@@ -28,7 +29,12 @@ declare module "snarkjs" {
   };
   export const zKey: {
     newZKey(r1cs: string, ptau: string, zkey: string, logger?: unknown): Promise<unknown>;
-    contribute(zkeyOld: string, zkeyNew: string, name: string, entropy: string, logger?: unknown): Promise<unknown>;
+    /** Returns the new contribution's hash (64 bytes). */
+    contribute(zkeyOld: string, zkeyNew: string, name: string, entropy: string, logger?: unknown): Promise<Uint8Array>;
+    /** Returns the beacon contribution's hash (64 bytes), or false on a bad beacon hash or iteration count. */
+    beacon(zkeyOld: string, zkeyNew: string, name: string, beaconHash: string, numIterationsExp: number, logger?: unknown): Promise<Uint8Array | false>;
+    verifyFromR1cs(r1cs: string, ptau: string, zkey: string, logger?: unknown): Promise<boolean>;
+    verifyFromInit(zkeyInit: string, ptau: string, zkey: string, logger?: unknown): Promise<boolean>;
     exportVerificationKey(zkey: FileRef, logger?: unknown): Promise<Record<string, unknown>>;
     exportSolidityVerifier(zkey: string, templates: Record<string, string>, logger?: unknown): Promise<string>;
   };

@@ -51,11 +51,15 @@ function onDemandBuild(dir: string): () => Promise<void> {
   };
 }
 
+/** The public facts the page's withdraw needs without the API: the chain and three contract addresses. */
+export type WebDeployment = { chainId: number; contracts: { encryptedERC: string; registrar: string; token: string } };
+
 /**
  * Mounts `GET /app` (a redirect to `/app/`) and the files under `/app/`. Hashed assets are cached
  * for good; `index.html` is revalidated, so a new build is picked up. Paths never leave `dir`.
+ * With `deployment`, `/app/deployment.json` serves it when the build folder holds no such file.
  */
-export function mountWebApp(app: Hono, options: { dir?: string } = {}): void {
+export function mountWebApp(app: Hono, options: { dir?: string; deployment?: WebDeployment } = {}): void {
   const dir = resolve(options.dir ?? WEB_BUILD_DIR);
   const ready = options.dir ? () => Promise.resolve() : onDemandBuild(dir);
   app.get(APP_PREFIX, (c) => c.redirect(`${APP_PREFIX}/`, 301));
@@ -79,6 +83,14 @@ export function mountWebApp(app: Hono, options: { dir?: string } = {}): void {
     try {
       body = await readFile(file);
     } catch {
+      if (inside === "deployment.json" && options.deployment) {
+        const { chainId, contracts } = options.deployment;
+        const json = {
+          chainId,
+          contracts: { encryptedERC: contracts.encryptedERC, registrar: contracts.registrar, token: contracts.token },
+        };
+        return c.json(json, 200, { "cache-control": "no-cache", "x-content-type-options": "nosniff" });
+      }
       return c.text("not found", 404);
     }
     const type = CONTENT_TYPES[extname(file)] ?? "application/octet-stream";

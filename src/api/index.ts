@@ -31,7 +31,7 @@ for (const path of ["/", "/graphql"]) app.use(path, jsonBodyLimit(GRAPHQL_LIMITS
 mountReadRoutes(app, { db, payouts });
 mountOperations(app, { db, settings, env: process.env, payouts });
 mountWriteRoutes(app, { db, settings, env: process.env });
-mountWebApp(app);
+mountWebApp(app, { deployment: { chainId: settings.chainId, contracts: settings.contracts } });
 
 app.onError((err, c) => {
   if (err instanceof ApiInputError) return c.json({ error: { field: err.field, message: err.message } }, err.status);

@@ -197,7 +197,7 @@ export const API_ROUTES: readonly RouteDoc[] = [
     tags: ["dashboard"],
     summary: "The web dashboard's static files (index.html for /app/)",
     description:
-      "The provider dashboard, built from `web/` (`npm run build:web`; built on the first request when missing). It decrypts in the browser with a key derived from the user's wallet signature and reads only the public routes above; no key or figure is sent to or served by this route.",
+      "The provider dashboard, built from `web/` (`npm run build:web`; built on the first request when missing). It decrypts in the browser with a key derived from the user's wallet signature and reads only the public routes above; no key or figure is sent to or served by this route. `deployment.json` (the chain id and the eERC, Registrar and token addresses the page's withdraw needs) is served from this API's own settings when the build holds none.",
     params: z.object({ file: z.string().meta({ description: "a path under build/web/, e.g. assets/index-….js" }) }),
     responses: {
       200: { description: "the file", text: { contentType: "text/html" } },

@@ -23,7 +23,6 @@ import { detectEerc, type EercCapabilities } from "./deployment-check.js";
 import { type EGCT, subEGCT } from "./elgamal.js";
 import {
   AuditorNotSetError,
-  InsufficientBalanceError,
   InvalidAmountError,
   KeyMismatchError,
   MessagesUnsupportedError,
@@ -32,10 +31,11 @@ import {
   validateAmount,
 } from "./errors.js";
 import type { EGCTStruct } from "./format.js";
-import { burnInputs, mintInputs, registrationInputs, type TransferPCTOptions, transferInputs, withdrawInputs } from "./inputs.js";
+import { mintInputs, registrationInputs, type TransferPCTOptions, transferInputs } from "./inputs.js";
 import { deriveKeyFromWallet, publicKeyOf } from "./keys.js";
 import { encryptPCT } from "./pct.js";
 import type { Prover } from "./prover.js";
+import { checkSpend, type SpendCircuit, spendProof, spendProofInputs, withdrawArgs, words7 } from "./spend.js";
 
 export type EercWallet = WalletClient<Transport, Chain, Account>;
 
@@ -70,7 +70,6 @@ export class TransactionRevertedError extends BaseError {
 }
 
 const point = (s: { x: bigint; y: bigint }): Point => [s.x, s.y];
-const words7 = (w: readonly bigint[]) => w.map(BigInt) as unknown as readonly [bigint, bigint, bigint, bigint, bigint, bigint, bigint];
 
 /** The arguments of `transfer`, with the `bytes message` overload's message when given. */
 function transferArgs(prepared: PreparedTransfer) {
@@ -95,6 +94,18 @@ export function toBalanceView(raw: RawBalance): OnChainBalance {
     transactionIndex,
   };
 }
+
+/** The eERC's auditor public key; AuditorNotSetError while none is set. */
+export async function readAuditorPublicKey(publicClient: PublicClient, encryptedERC: Address): Promise<Point> {
+  const set = await publicClient.readContract({ address: encryptedERC, abi: EncryptedERCAbi, functionName: "isAuditorKeySet" });
+  if (!set) throw new AuditorNotSetError(encryptedERC);
+  const [x, y] = await publicClient.readContract({ address: encryptedERC, abi: EncryptedERCAbi, functionName: "auditorPublicKey" });
+  return [x, y];
+}
+
+/** Converter mode: the eERC's id for the ERC-20 `token` (0 until its first deposit). */
+export const readTokenId = (publicClient: PublicClient, encryptedERC: Address, token: Address): Promise<bigint> =>
+  publicClient.readContract({ address: encryptedERC, abi: EncryptedERCAbi, functionName: "tokenIds", args: [token] });
 
 /**
  * One account's eERC-20 client: its private key, derived from a wallet signature exactly as the
@@ -192,19 +203,8 @@ export class EercClient {
     return [x, y];
   }
 
-  async auditorPublicKey(): Promise<Point> {
-    const set = await this.publicClient.readContract({
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "isAuditorKeySet",
-    });
-    if (!set) throw new AuditorNotSetError(this.contracts.encryptedERC);
-    const [x, y] = await this.publicClient.readContract({
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "auditorPublicKey",
-    });
-    return [x, y];
+  auditorPublicKey(): Promise<Point> {
+    return readAuditorPublicKey(this.publicClient, this.contracts.encryptedERC);
   }
 
   /** Registers the account's public key (a no-op when this key is already registered). */
@@ -243,13 +243,8 @@ export class EercClient {
     return decryptBalance(await this.balanceView(tokenId), this.#privateKey);
   }
 
-  async tokenId(token: Address): Promise<bigint> {
-    return this.publicClient.readContract({
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "tokenIds",
-      args: [token],
-    });
+  tokenId(token: Address): Promise<bigint> {
+    return readTokenId(this.publicClient, this.contracts.encryptedERC, token);
   }
 
   /** Converter mode: wraps `amount` of an ERC-20 (in its own units) into encrypted balance. */
@@ -304,7 +299,7 @@ export class EercClient {
         const view = await this.balanceView(tokenId);
         return { eGCT: view.eGCT, plain: decryptBalance(view, this.#privateKey) };
       })());
-    if (amount > current.plain) throw new InsufficientBalanceError(this.address, current.plain, amount);
+    checkSpend(this.address, amount, current.plain, options);
     return { auditorPk, current };
   }
 
@@ -394,7 +389,7 @@ export class EercClient {
   async withdraw(args: { amount: bigint; tokenId: bigint; message?: Hex }): Promise<TransactionReceipt> {
     await this.checkMessage(args.message);
     const { proof, balancePCT } = await this.proveSpend("withdraw", args.tokenId, args.amount);
-    return this.writeEerc("withdraw", [args.tokenId, proof, balancePCT], args.message);
+    return this.writeEerc("withdraw", withdrawArgs(args.tokenId, proof, balancePCT), args.message);
   }
 
   /** Standalone mode, owner only: mints `amount` encrypted to `to`. */
@@ -418,11 +413,9 @@ export class EercClient {
   }
 
   /** Proves that `amount` leaves the caller's balance (withdraw or burn); returns the proof and the new balance's PCT. */
-  private async proveSpend<C extends "withdraw" | "burn">(circuit: C, tokenId: bigint, amount: bigint) {
+  private async proveSpend<C extends SpendCircuit>(circuit: C, tokenId: bigint, amount: bigint) {
     const { auditorPk, current } = await this.spendPreconditions(tokenId, amount);
-    const inputs = circuit === "withdraw" ? withdrawInputs : burnInputs;
-    const { input } = inputs({ sk: this.#privateKey, value: amount, balance: current.plain, balanceCT: current.eGCT, auditorPk });
-    const { proofPoints, publicSignals } = proofToCalldata(circuit, await this.prover.prove(circuit, input));
-    return { proof: { proofPoints, publicSignals }, balancePCT: words7(encryptPCT(current.plain - amount, this.publicKey).pct) };
+    const { input, balancePCT } = spendProofInputs(circuit, { sk: this.#privateKey, amount, current, auditorPk });
+    return { proof: spendProof(circuit, await this.prover.prove(circuit, input)), balancePCT };
   }
 }
