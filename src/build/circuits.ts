@@ -2,7 +2,6 @@ import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { pathToFileURL } from "node:url";
 import * as snarkjs from "snarkjs";
 import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, circuitArtifacts, PROJECT_ROOT } from "../eerc/artifacts.js";
 import { terminateCurveWorkers } from "../eerc/prover.js";
@@ -15,12 +14,15 @@ function sha256(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** PTAU_FILE, or the development ptau checked against its committed sha256. */
-export function resolvePtau(): { path: string; digest: string; development: boolean } {
-  const fromEnv = process.env.PTAU_FILE;
-  if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new Error(`PTAU_FILE ${fromEnv} does not exist`);
-    return { path: fromEnv, digest: sha256(readFileSync(fromEnv)), development: false };
+export type Ptau = { path: string; digest: string; development: boolean };
+
+/** `file` (by default PTAU_FILE), or the development ptau checked against its committed sha256. */
+export function resolvePtau(file: string | undefined = process.env.PTAU_FILE, field = "PTAU_FILE"): Ptau {
+  if (file) {
+    if (!existsSync(file)) throw new Error(`${field} ${file} does not exist`);
+    const digest = sha256(readFileSync(file));
+    const expected = readFileSync(DEV_PTAU_SHA256, "utf8").split(/\s+/)[0];
+    return { path: file, digest, development: digest === expected };
   }
   const expected = readFileSync(DEV_PTAU_SHA256, "utf8").split(/\s+/)[0];
   const digest = sha256(readFileSync(DEV_PTAU));
@@ -38,7 +40,7 @@ function localSources(file: string, seen = new Set<string>()): string[] {
 }
 
 /** Hash of everything a circuit's artifacts depend on: its sources, circomlib, circom, the ptau. */
-function sourceDigest(name: CircuitName, ptauDigest: string): string {
+export function sourceDigest(name: CircuitName, ptauDigest: string): string {
   const h = createHash("sha256");
   for (const file of localSources(circuitArtifacts(name).source).sort()) {
     h.update(relative(PROJECT_ROOT, file)).update(readFileSync(file));
@@ -70,12 +72,33 @@ function compile(name: CircuitName): void {
   );
 }
 
+/**
+ * The build's own Groth16 setup: one contribution ("BackendShield build"), checked against the
+ * r1cs and ptau it was made from. Enough for anvil; deploy refuses it elsewhere (`npm run ceremony`).
+ */
 async function setup(name: CircuitName, ptau: string): Promise<void> {
   const a = circuitArtifacts(name);
   const initial = join(a.dir, `${name}_0000.zkey`);
   await snarkjs.zKey.newZKey(a.r1cs, ptau, initial);
-  await snarkjs.zKey.contribute(initial, a.zkey, "BackendShield build", randomBytes(32).toString("hex"));
+  await snarkjs.zKey.contribute(initial, a.zkey, BUILD_CONTRIBUTION, randomBytes(32).toString("hex"));
+  // The initial key was made from the r1cs and the ptau just now: verifying from it is verifying from them.
+  const errors: string[] = [];
+  const logger = { error: (m: string) => errors.push(m), warn() {}, info() {}, debug() {} };
+  if (!(await snarkjs.zKey.verifyFromInit(initial, ptau, a.zkey, logger))) {
+    throw new Error(
+      `circuit ${name}: ${a.zkey} does not verify against ${a.r1cs} and ${ptau}: ${errors.join("; ") || "invalid contribution"}`,
+    );
+  }
   rmSync(initial);
+  await exportKeys(name);
+}
+
+/** Name of the build's single contribution to each circuit's setup. */
+export const BUILD_CONTRIBUTION = "BackendShield build";
+
+/** Writes a circuit's verification key and Solidity verifier from its proving key in build/. */
+export async function exportKeys(name: CircuitName): Promise<void> {
+  const a = circuitArtifacts(name);
   writeFileSync(a.vkey, JSON.stringify(await snarkjs.zKey.exportVerificationKey(a.zkey), null, 2));
   const template = readFileSync(join(PROJECT_ROOT, "node_modules/snarkjs/templates/verifier_groth16.sol.ejs"), "utf8");
   const verifier = (await snarkjs.zKey.exportSolidityVerifier(a.zkey, { groth16: template })).replace(
@@ -90,6 +113,8 @@ export type BuildCircuitsOptions = {
   names?: readonly CircuitName[];
   /** Run the Groth16 setup (zkey, verification key, Solidity verifier) as well as compiling. */
   keys?: boolean;
+  /** The powers of tau (default: PTAU_FILE, else the development ptau). */
+  ptau?: string;
   log?: (line: string) => void;
 };
 
@@ -113,14 +138,18 @@ export async function withBuildLock<T>(lock: string, fn: () => Promise<T>): Prom
   }
 }
 
+/** The lock every writer of build/circuits holds. */
+export const CIRCUITS_LOCK = join(BUILD_DIR, ".circuits.lock");
+
 /** Compiles and sets up the circuits whose sources changed since their last build. */
 export function buildCircuits(options: BuildCircuitsOptions = {}): Promise<{ built: CircuitName[] }> {
-  return withBuildLock(join(BUILD_DIR, ".circuits.lock"), () => buildStale(options));
+  return withBuildLock(CIRCUITS_LOCK, () => buildStaleCircuits(options));
 }
 
-async function buildStale(options: BuildCircuitsOptions): Promise<{ built: CircuitName[] }> {
+/** `buildCircuits` for a caller that already holds CIRCUITS_LOCK. */
+export async function buildStaleCircuits(options: BuildCircuitsOptions): Promise<{ built: CircuitName[] }> {
   const { names = CIRCUIT_NAMES, keys = true, log = (l: string) => console.log(l) } = options;
-  const ptau = resolvePtau();
+  const ptau = resolvePtau(options.ptau);
   const built: CircuitName[] = [];
   for (const name of names) {
     const a = circuitArtifacts(name);

@@ -11,8 +11,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { PROJECT_ROOT } from "../eerc/artifacts.js";
 import solc from "solc";
+import { PROJECT_ROOT } from "../eerc/artifacts.js";
 
 const ROOT = PROJECT_ROOT;
 const CONTRACTS_DIR = "contracts";

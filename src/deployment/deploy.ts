@@ -2,11 +2,12 @@ import { readFileSync } from "node:fs";
 import { type Account, type Address, getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
+import { entropyContributions, MIN_CEREMONY_CONTRIBUTIONS, readZkeyContributions } from "../build/ceremony.js";
 import { buildCircuits } from "../build/circuits.js";
 import { buildContracts, loadArtifact } from "../build/contracts.js";
 import { type ChainClients, connectChain } from "../chain/clients.js";
 import { LOCAL_CHAIN_ID, localKey } from "../chain/local.js";
-import { CIRCUIT_NAMES, circuitArtifacts, defaultProvingArtifacts, type ProvingArtifacts } from "../eerc/artifacts.js";
+import { CIRCUIT_NAMES, type CircuitName, circuitArtifacts, defaultProvingArtifacts, type ProvingArtifacts } from "../eerc/artifacts.js";
 import { EercClient } from "../eerc/client.js";
 import { CONVERTER_CIRCUITS, checkProvingArtifacts, deployedVerifier, detectEerc, STANDALONE_CIRCUITS } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
@@ -49,7 +50,10 @@ export type DeployOptions = {
    * `setSettlement`.
    */
   settlement?: SettlementSettings;
-  /** Deploy circuits set up with the development ptau on a chain other than anvil (throwaway test deployments only). */
+  /**
+   * Deploy circuits set up with the development ptau on a chain other than anvil (throwaway test
+   * deployments only). Their keys still need a multi-party ceremony there (`requireCeremonyKeys`).
+   */
   allowDevelopmentPtau?: boolean;
   write?: boolean;
   log?: (line: string) => void;
@@ -59,8 +63,43 @@ export class DeployError extends BaseError {
   readonly code = "DEPLOY_REFUSED";
 }
 
+/**
+ * Our own circuits' proving keys hold fewer than two contributions of entropy (the build's own
+ * setup has one): whoever made that contribution could forge proofs. Anvil aside, deploying our
+ * eERC needs the keys of a multi-party ceremony (`npm run ceremony`).
+ */
+export class SetupCeremonyRequiredError extends BaseError {
+  readonly code = "SETUP_CEREMONY_REQUIRED";
+  constructor(
+    readonly chainId: number,
+    readonly keys: { circuit: CircuitName; zkey: string; contributions: number }[],
+  ) {
+    const first = keys[0]!;
+    super(
+      `circuit ${first.circuit}: ${first.zkey} holds ${first.contributions} contribution(s) of entropy, and deploying to chain ${chainId} ` +
+        `needs at least ${MIN_CEREMONY_CONTRIBUTIONS} from a multi-party setup: run \`npm run ceremony\` and export its keys ` +
+        `(docs/security.md, Trusted setup); circuits whose keys lack one: ${keys.map((k) => k.circuit).join(", ")}`,
+      { field: first.zkey },
+    );
+  }
+}
+
+/**
+ * Refuses, on any chain but anvil, proving keys of our own circuits that no multi-party ceremony
+ * produced: fewer than MIN_CEREMONY_CONTRIBUTIONS contributions of entropy in the zkey itself.
+ */
+export function requireCeremonyKeys(chainId: number, artifacts: ProvingArtifacts): void {
+  if (chainId === LOCAL_CHAIN_ID) return;
+  const short = CIRCUIT_NAMES.map((circuit) => ({
+    circuit,
+    zkey: artifacts[circuit].zkey,
+    contributions: entropyContributions(readZkeyContributions(artifacts[circuit].zkey)),
+  })).filter((k) => k.contributions < MIN_CEREMONY_CONTRIBUTIONS);
+  if (short.length > 0) throw new SetupCeremonyRequiredError(chainId, short);
+}
+
 /** The eERC of this project: verifiers from the local circuit build, Registrar and EncryptedERC. */
-async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boolean, decimals: number) {
+export async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boolean, decimals: number) {
   const verifiers = {
     registration: await deployContract(chain, d, "RegistrationVerifier"),
     transfer: await deployContract(chain, d, "TransferVerifier"),
@@ -89,7 +128,8 @@ async function deployOwnEerc(chain: ChainClients, d: Account, isConverter: boole
  * Deploys the eERC contracts (or attaches to `options.eerc`), registers and sets the auditor
  * unless the eERC has one, deploys the ProviderRegistry and UsageLedger, writes the manifest. On
  * an attached eERC it first checks what the eERC offers and that the proving keys match its
- * verifiers, and refuses otherwise.
+ * verifiers, and refuses otherwise. Our own eERC, on any chain but anvil, needs proving keys from
+ * a multi-party ceremony (`requireCeremonyKeys`).
  */
 export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
   const log = options.log ?? (() => {});
@@ -110,9 +150,10 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     artifacts = options.circuits ?? defaultProvingArtifacts();
   } else {
     refuseDevelopmentKeysOnRealChains(chain.chain.id, options.allowDevelopmentPtau ?? false);
+    artifacts = defaultProvingArtifacts({});
+    requireCeremonyKeys(chain.chain.id, artifacts);
     startBlock = Number(await chain.publicClient.getBlockNumber());
     eerc = await deployOwnEerc(chain, d, options.isConverter ?? true, options.decimals ?? 6);
-    artifacts = defaultProvingArtifacts({});
   }
   const capabilities = await detectEerc(chain.publicClient, eerc.encryptedERC);
   const isConverter = await read("isConverter");
