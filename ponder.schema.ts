@@ -342,6 +342,28 @@ export const serverAuthorisation = onchainTable(
 );
 
 /**
+ * Every `ServerProviderBound` event: which provider a server may meter, and the caps on the
+ * billable calls its lines may report for it per batch and per pricing period (uint64 max: no
+ * cap). Settlement reads the binding in force at each batch's position (`src/payout/admission.ts`).
+ */
+export const serverBinding = onchainTable(
+  "server_binding",
+  (t) => ({
+    id: t.text().primaryKey(),
+    server: t.hex().notNull(),
+    providerId: t.hex().notNull(),
+    bound: t.boolean().notNull(),
+    maxCallsPerBatch: t.bigint().notNull(),
+    maxCallsPerPeriod: t.bigint().notNull(),
+    ...eventColumns(t),
+  }),
+  (table) => ({
+    serverBlockIdx: index().on(table.server, table.blockNumber, table.logIndex),
+    blockIdx: index().on(table.blockNumber, table.logIndex),
+  }),
+);
+
+/**
  * Every committed usage batch (`UsageCommitted`), keyed by (server, batchId) as the ledger keys
  * it: the period (server clock, Unix ms), the Merkle root over its call records, the encrypted
  * lines exactly as committed, and `batchHash`, the EIP-712 struct hash the ledger stores in
@@ -371,9 +393,10 @@ export const usageCommitment = onchainTable(
 
 /**
  * A usage batch's encrypted lines, one row per (padded) line in committed order: the line's
- * ephemeral key [x, y] and nonce, and its three Poseidon-cipher copies (4 words each) for the
- * provider, the operator and the auditor. A reader trial-decrypts its role's copy of each row;
- * real and dummy lines look alike.
+ * ephemeral key [x, y] and nonce, its public commitment (`lineCommitment`: Poseidon of the salted
+ * line, which each recipient checks its copy against; null before format version 3), and its
+ * three Poseidon-cipher copies (4 words each) for the provider, the operator and the auditor. A
+ * reader trial-decrypts its role's copy of each row; real and dummy lines look alike.
  */
 export const encryptedUsageLine = onchainTable(
   "encrypted_usage_line",
@@ -383,6 +406,7 @@ export const encryptedUsageLine = onchainTable(
     position: t.integer().notNull(),
     ephemeralKey: t.bigint().array().notNull(),
     nonce: t.bigint().notNull(),
+    lineCommitment: t.bigint(),
     providerCiphertext: t.bigint().array().notNull(),
     operatorCiphertext: t.bigint().array().notNull(),
     auditorCiphertext: t.bigint().array().notNull(),

@@ -23,6 +23,11 @@ export const UsageLedgerAbi = [
   },
   {
     "inputs": [],
+    "name": "CapOnUnbound",
+    "type": "error"
+  },
+  {
+    "inputs": [],
     "name": "EmptyLines",
     "type": "error"
   },
@@ -55,6 +60,11 @@ export const UsageLedgerAbi = [
   {
     "inputs": [],
     "name": "InvalidSignature",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "NoProviders",
     "type": "error"
   },
   {
@@ -125,6 +135,17 @@ export const UsageLedgerAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "count",
+        "type": "uint256"
+      }
+    ],
+    "name": "TooManyProviders",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "server",
         "type": "address"
@@ -136,6 +157,16 @@ export const UsageLedgerAbi = [
   {
     "inputs": [],
     "name": "ZeroAddress",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroCap",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroProviderId",
     "type": "error"
   },
   {
@@ -213,6 +244,43 @@ export const UsageLedgerAbi = [
       {
         "indexed": true,
         "internalType": "bytes32",
+        "name": "providerId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "bool",
+        "name": "bound",
+        "type": "bool"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "maxCallsPerBatch",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "maxCallsPerPeriod",
+        "type": "uint64"
+      }
+    ],
+    "name": "ServerProviderBound",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "server",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
         "name": "batchId",
         "type": "bytes32"
       },
@@ -259,6 +327,19 @@ export const UsageLedgerAbi = [
   },
   {
     "inputs": [],
+    "name": "MAX_BINDINGS_PER_CALL",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "USAGE_BATCH_TYPEHASH",
     "outputs": [
       {
@@ -296,6 +377,40 @@ export const UsageLedgerAbi = [
         "internalType": "bytes32",
         "name": "batchHash",
         "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "server",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "providerId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "bindingOf",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "bound",
+        "type": "bool"
+      },
+      {
+        "internalType": "uint64",
+        "name": "maxCallsPerBatch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "maxCallsPerPeriod",
+        "type": "uint64"
       }
     ],
     "stateMutability": "view",
@@ -585,6 +700,39 @@ export const UsageLedgerAbi = [
       }
     ],
     "name": "setServer",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "server",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32[]",
+        "name": "providerIds",
+        "type": "bytes32[]"
+      },
+      {
+        "internalType": "bool",
+        "name": "bound",
+        "type": "bool"
+      },
+      {
+        "internalType": "uint64",
+        "name": "maxCallsPerBatch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "maxCallsPerPeriod",
+        "type": "uint64"
+      }
+    ],
+    "name": "setServerProviders",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"

@@ -17,6 +17,11 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 /// stores only the batch's EIP-712 struct hash (`batchHashOf`), so a batch read back from the logs
 /// can be checked against state with `hashBatch`. Periods are the server's clock, in Unix
 /// milliseconds, and are not compared with block time.
+/// The owner also binds each server to the providers it meters (`setServerProviders`), with caps
+/// on the billable calls it may report for each: per batch and per pricing period. The lines are
+/// encrypted, so the ledger cannot check a batch against its server's bindings; settlement off
+/// chain does (`src/payout/admission.ts`): a provider's line counts only when the batch's server
+/// was bound to that provider at the batch's commit, and only up to the caps then in force.
 /// Ownership moves in two steps (`transferOwnership`, then `acceptOwnership`) and cannot be
 /// renounced: without an owner no server could be authorised or revoked.
 contract UsageLedger is Ownable2Step, EIP712 {
@@ -37,10 +42,24 @@ contract UsageLedger is Ownable2Step, EIP712 {
         "UsageBatch(address server,bytes32 batchId,uint64 periodStart,uint64 periodEnd,bytes32 merkleRoot,bytes encryptedLines)"
     );
 
+    /// @notice A server's binding to one provider: whether its lines for the provider count, and
+    /// the most billable calls they count per batch and per pricing period (type(uint64).max: no cap).
+    struct ProviderBinding {
+        bool bound;
+        uint64 maxCallsPerBatch;
+        uint64 maxCallsPerPeriod;
+    }
+
+    uint256 public constant MAX_BINDINGS_PER_CALL = 64;
+
     mapping(address server => bool) public isAuthorisedServer;
+    mapping(address server => mapping(bytes32 providerId => ProviderBinding)) public bindingOf;
     mapping(address server => mapping(bytes32 batchId => bytes32 batchHash)) public batchHashOf;
 
     event ServerAuthorisationChanged(address indexed server, bool authorised);
+    event ServerProviderBound(
+        address indexed server, bytes32 indexed providerId, bool bound, uint64 maxCallsPerBatch, uint64 maxCallsPerPeriod
+    );
     event UsageCommitted(
         address indexed server,
         bytes32 indexed batchId,
@@ -60,6 +79,11 @@ contract UsageLedger is Ownable2Step, EIP712 {
     error SignatureExpired(uint256 deadline);
     error InvalidSignature();
     error RenounceOwnershipDisabled();
+    error NoProviders();
+    error TooManyProviders(uint256 count);
+    error ZeroProviderId();
+    error ZeroCap();
+    error CapOnUnbound();
 
     constructor() Ownable(msg.sender) EIP712("BackendShield UsageLedger", "1") {}
 
@@ -68,6 +92,34 @@ contract UsageLedger is Ownable2Step, EIP712 {
         if (server == address(0)) revert ZeroAddress();
         isAuthorisedServer[server] = authorised;
         emit ServerAuthorisationChanged(server, authorised);
+    }
+
+    /// @notice Binds (or unbinds) `server` to each of `providerIds` (keccak256 of the namespace), with
+    /// the same caps on the billable calls its lines may report for each provider: per batch and
+    /// per pricing period, each > 0 (type(uint64).max for no cap). Unbinding takes caps 0. A later
+    /// call for the same (server, provider) replaces the binding from its position on chain.
+    function setServerProviders(
+        address server,
+        bytes32[] calldata providerIds,
+        bool bound,
+        uint64 maxCallsPerBatch,
+        uint64 maxCallsPerPeriod
+    ) external onlyOwner {
+        if (server == address(0)) revert ZeroAddress();
+        uint256 n = providerIds.length;
+        if (n == 0) revert NoProviders();
+        if (n > MAX_BINDINGS_PER_CALL) revert TooManyProviders(n);
+        if (bound) {
+            if (maxCallsPerBatch == 0 || maxCallsPerPeriod == 0) revert ZeroCap();
+        } else if (maxCallsPerBatch != 0 || maxCallsPerPeriod != 0) {
+            revert CapOnUnbound();
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            bytes32 providerId = providerIds[i];
+            if (providerId == bytes32(0)) revert ZeroProviderId();
+            bindingOf[server][providerId] = ProviderBinding(bound, maxCallsPerBatch, maxCallsPerPeriod);
+            emit ServerProviderBound(server, providerId, bound, maxCallsPerBatch, maxCallsPerPeriod);
+        }
     }
 
     /// @notice Always reverts: without an owner no server could be authorised or revoked.

@@ -1,5 +1,5 @@
 import { ponder } from "ponder:registry";
-import { encryptedUsageLine, serverAuthorisation, usageCommitment, usageServer } from "ponder:schema";
+import { encryptedUsageLine, serverAuthorisation, serverBinding, usageCommitment, usageServer } from "ponder:schema";
 import { eventColumns, metaOf } from "./indexer/ledger.js";
 import { splitEncryptedLines } from "./indexer/usage.js";
 import { batchHash } from "./usage/batch.js";
@@ -12,6 +12,13 @@ ponder.on("UsageLedger:ServerAuthorisationChanged", async ({ event, context }) =
     .insert(usageServer)
     .values({ server, authorised, ...eventColumns(meta) })
     .onConflictDoUpdate({ authorised, ...eventColumns(meta) });
+});
+
+ponder.on("UsageLedger:ServerProviderBound", async ({ event, context }) => {
+  const { server, providerId, bound, maxCallsPerBatch, maxCallsPerPeriod } = event.args;
+  await context.db
+    .insert(serverBinding)
+    .values({ id: event.id, server, providerId, bound, maxCallsPerBatch, maxCallsPerPeriod, ...eventColumns(metaOf(event)) });
 });
 
 ponder.on("UsageLedger:UsageCommitted", async ({ event, context }) => {

@@ -149,6 +149,54 @@ describe("cli set-up commands on anvil", () => {
     expect(await authorised()).toBe(false);
   });
 
+  it("server authorise --providers binds the server to the providers it meters, with caps; revoke --providers unbinds them", async () => {
+    const server = await newFundedAccount(w.chain);
+    const binding = (ns: string) =>
+      read<[boolean, bigint, bigint]>(w.manifest.contracts.usageLedger, UsageLedgerAbi, "bindingOf", [server.address, providerIdOf(ns)]);
+    const bad = await cli(["server", "authorise", server.address, ...rpc, "--cap-batch", "5"], { PRIVATE_KEY: OPERATOR_KEY });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--cap-batch and --cap-period need --providers");
+    const zero = await cli(["server", "authorise", server.address, ...rpc, "--providers", "weather", "--cap-batch", "0"], {
+      PRIVATE_KEY: OPERATOR_KEY,
+    });
+    expect(zero.code).toBe(2);
+    const on = await cli(
+      [
+        "server",
+        "authorise",
+        server.address,
+        ...rpc,
+        "--providers",
+        "weather,news",
+        "--cap-batch",
+        "100",
+        "--cap-period",
+        "5000",
+        "--json",
+      ],
+      { PRIVATE_KEY: OPERATOR_KEY },
+    );
+    expect(on.code, on.stderr).toBe(0);
+    expect(JSON.parse(on.stdout)).toMatchObject({
+      server: server.address,
+      authorised: true,
+      providers: [
+        { namespace: "weather", bound: true },
+        { namespace: "news", bound: true },
+      ],
+      maxCallsPerBatch: "100",
+      maxCallsPerPeriod: "5000",
+    });
+    expect(await binding("weather")).toEqual([true, 100n, 5000n]);
+    expect(await binding("news")).toEqual([true, 100n, 5000n]);
+    const off = await cli(["server", "revoke", server.address, ...rpc, "--providers", "news"], { PRIVATE_KEY: OPERATOR_KEY });
+    expect(off.code, off.stderr).toBe(0);
+    expect(off.stdout).toMatch(new RegExp(`^unbound server ${server.address} from news on UsageLedger`));
+    expect(await binding("news")).toEqual([false, 0n, 0n]);
+    expect(await binding("weather")).toEqual([true, 100n, 5000n]);
+    expect(await read<boolean>(w.manifest.contracts.usageLedger, UsageLedgerAbi, "isAuthorisedServer", [server.address])).toBe(true);
+  });
+
   it("payer fund deposits the wallet's USDC into its encrypted balance, and names the balance when it is short", async () => {
     const short = await cli(["payer", "fund", ...rpc, "--amount", "1000000"], { PRIVATE_KEY: OPERATOR_KEY });
     expect(short.code).toBe(1);

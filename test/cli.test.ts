@@ -128,6 +128,32 @@ describe("cli: usage, keys and unreachable sources", () => {
       [["provider", "update", "weather", "--rpc", "http://a", "--active", "--inactive"], /give --active or --inactive, not both/],
       [["server", "authorise", "0x12", "--rpc", "http://a"], /"0x12" is not a server address/],
       [["server", "revoke", "--rpc", "http://a"], /server revoke needs <address>/],
+      [
+        ["server", "authorise", accounts[2]!.address, "--rpc", "http://a", "--providers", "weather,we-ather"],
+        /--providers: "we-ather" is not a namespace/,
+      ],
+      [
+        ["server", "authorise", accounts[2]!.address, "--rpc", "http://a", "--cap-period", "5"],
+        /--cap-batch and --cap-period need --providers/,
+      ],
+      [
+        ["server", "authorise", accounts[2]!.address, "--rpc", "http://a", "--providers", "weather", "--cap-batch", "0"],
+        /--cap-batch must be a positive integer below 2\^64/,
+      ],
+      [
+        [
+          "server",
+          "authorise",
+          accounts[2]!.address,
+          "--rpc",
+          "http://a",
+          "--providers",
+          "weather",
+          "--cap-period",
+          "18446744073709551616",
+        ],
+        /--cap-period must be a positive integer below 2\^64/,
+      ],
       [["payer", "fund", "--rpc", "http://a"], /payer fund needs --amount USDC/],
       [["payer", "fund", "--rpc", "http://a", "--amount", "0"], /--amount must be more than 0, got 0: the USDC to deposit/],
       [["settlement", "set", "--rpc", "http://a"], /settlement set needs --fee-bps N and\/or --pricing-period/],

@@ -7,6 +7,7 @@ import { transferInputs } from "../src/eerc/inputs.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
 import { decryptPCT } from "../src/eerc/pct.js";
 import { egctToWords } from "../src/indexer/calldata.js";
+import { admitLines, NO_CAP, type ServerBindingFact } from "../src/payout/admission.js";
 import { CycleBoundaryConflictError } from "../src/payout/errors.js";
 import type { BatchFact, ProviderChangeFact } from "../src/payout/facts.js";
 import { splitEvenly } from "../src/payout/funding.js";
@@ -73,7 +74,8 @@ const batch = (blockNumber: bigint, at: number, lines: Line[]): DecryptedBatch =
     server: ACCOUNT,
     batchId: `0x${(++batchNo).toString(16).padStart(64, "0")}` as Hex,
     periodStart: BigInt(at),
-    encryptedLines: "0x",
+    // Only the format version (the first word) is read: 3, whose copies are checked.
+    encryptedLines: `0x${"3".padStart(64, "0")}`,
     blockNumber,
     logIndex: 0,
     lines: lines.map(([providerId, billableCalls, amountMicro = 0n, revenueMicro = 0n]) => ({
@@ -84,6 +86,22 @@ const batch = (blockNumber: bigint, at: number, lines: Line[]): DecryptedBatch =
       revenueMicro,
     })),
   }) as BatchFact & DecryptedBatch;
+/** A binding of `server` to `providerId` recorded at `blockNumber`, with its caps (none by default). */
+const binding = (
+  providerId: ProviderId,
+  blockNumber = 0n,
+  caps: { perBatch?: bigint; perPeriod?: bigint; bound?: boolean; server?: Address } = {},
+): ServerBindingFact => ({
+  server: caps.server ?? ACCOUNT,
+  providerId,
+  bound: caps.bound ?? true,
+  maxCallsPerBatch: caps.bound === false ? 0n : (caps.perBatch ?? NO_CAP),
+  maxCallsPerPeriod: caps.bound === false ? 0n : (caps.perPeriod ?? NO_CAP),
+  blockNumber,
+  logIndex: 0,
+});
+/** The test server, bound from genesis to both providers without caps. */
+const BOUND = [binding(A), binding(B)];
 /** What each hand-made payout paid, as a key holder would read it. */
 const paidAmounts = new Map<Hex, bigint>();
 const amountOf = (p: Payout) => paidAmounts.get(p.txHash)!;
@@ -115,9 +133,10 @@ const poolSecretOf: PoolSecret = () => secret;
 /** The settlement's cycles over these facts, with the test's settlement options and pool secret. */
 const cyclesOf = (
   facts: Pick<Parameters<typeof cycleEarnings>[0], "batches" | "providerChanges"> &
-    Partial<Pick<Parameters<typeof cycleEarnings>[0], "poolFees" | "boundaries">>,
+    Partial<Pick<Parameters<typeof cycleEarnings>[0], "poolFees" | "boundaries" | "serverBindings">>,
 ) =>
   cycleEarnings({
+    serverBindings: BOUND,
     poolFees: [],
     boundaries: [{ cycle: 1, throughBlock: 10n }],
     ...facts,
@@ -299,7 +318,7 @@ describe("settlement", () => {
         [MAPS, 3n, 0n, 900n],
       ]),
     ];
-    const [c] = cyclesOf({ batches, providerChanges: changes });
+    const [c] = cyclesOf({ batches, providerChanges: changes, serverBindings: [binding(W), binding(WIKI), binding(MAPS)] });
     expect(c).toMatchObject({
       callRevenueMicro: 25_100n,
       usageMicro: 20_000n,
@@ -410,7 +429,16 @@ describe("settlement", () => {
       ]),
       batch(15n, JAN, [[A, 1n]]),
     ];
-    const args = { batches, providerChanges: changes, poolFees: [], amountOf, schedule, poolSecret: poolSecretOf, through: 20n };
+    const args = {
+      batches,
+      serverBindings: BOUND,
+      providerChanges: changes,
+      poolFees: [],
+      amountOf,
+      schedule,
+      poolSecret: poolSecretOf,
+      through: 20n,
+    };
     const interrupted = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n)] });
     expect(interrupted.unfinished).toMatchObject({ cycle: 1, throughBlock: 10n, due: new Map([[B, 9n]]) });
     const done = ledgerState({ ...args, payouts: [payout(1, 10n, A, 9n, 11n), payout(1, 10n, B, 9n, 12n)] });
@@ -440,6 +468,116 @@ describe("settlement", () => {
   });
 });
 
+describe("which lines settlement counts: server bindings, caps and line commitments", () => {
+  const OTHER_SERVER = "0x00000000000000000000000000000000000000cc" as Address;
+  const changes = [change(A, 1n, perCall(10n)), change(B, 1n, perCall(10n))];
+  const earned = (c: { earnedThrough: Map<ProviderId, bigint> } | undefined) => Object.fromEntries(c!.earnedThrough);
+
+  it("ignores, and reports, the lines of a server for a provider it was not bound to at the batch's commit", () => {
+    const batches = [
+      batch(2n, JAN, [
+        [A, 3n],
+        [B, 5n],
+      ]),
+      batch(6n, JAN, [[B, 2n]]),
+    ];
+    // Bound to A from genesis; to B only from block 4 (after the first batch), and unbound again at block 8.
+    const serverBindings = [binding(A), binding(B, 4n), binding(B, 8n, { bound: false })];
+    const [c] = cyclesOf({ batches, providerChanges: changes, serverBindings });
+    expect(earned(c)).toEqual({ [A]: 27n, [B]: 18n });
+    const { alerts } = admitLines(batches, serverBindings, schedule);
+    expect(alerts).toEqual([
+      expect.objectContaining({ reason: "unbound", providerId: B, billableCalls: 5n, admittedCalls: 0n, blockNumber: 2n, period: 202601 }),
+    ]);
+    // A binding of another server does not count for this one; a server with no binding counts nothing.
+    expect(earned(cyclesOf({ batches, providerChanges: changes, serverBindings: [binding(A, 0n, { server: OTHER_SERVER })] })[0])).toEqual(
+      {},
+    );
+    expect(earned(cyclesOf({ batches, providerChanges: changes, serverBindings: [] })[0])).toEqual({});
+    expect(admitLines(batches, [], schedule).alerts.map((a) => a.reason)).toEqual(["unbound", "unbound", "unbound"]);
+    // The operator's view reports the same alerts, for the batches through its block.
+    const state = ledgerState({
+      batches,
+      serverBindings,
+      providerChanges: changes,
+      poolFees: [],
+      payouts: [],
+      amountOf,
+      schedule,
+      poolSecret: poolSecretOf,
+      through: 10n,
+    });
+    expect(state.alerts).toEqual(alerts);
+    expect(state.next!.due).toEqual(
+      new Map([
+        [A, 27n],
+        [B, 18n],
+      ]),
+    );
+  });
+
+  it("bills at most the caps: per batch, and per pricing period over the server's batches, in chain order", () => {
+    const batches = [
+      batch(2n, JAN, [[A, 7n, 70n, 91n]]),
+      batch(3n, JAN, [[A, 4n, 40n, 40n]]),
+      batch(4n, JAN, [[A, 4n, 40n, 40n]]),
+      batch(5n, FEB, [[A, 6n, 60n, 60n]]),
+    ];
+    // At most 5 billable calls per batch and 8 per month.
+    const serverBindings = [binding(A, 0n, { perBatch: 5n, perPeriod: 8n })];
+    const [c] = cyclesOf({ batches, providerChanges: changes, serverBindings });
+    // January: 5 (of 7) + 3 (of 4, the month's cap) + 0 (of 4); February: 5 (of 6). 13 calls at 10, less 10%.
+    expect(earned(c)).toEqual({ [A]: 117n });
+    expect(c!.billableCalls).toEqual(new Map([[A, 13n]]));
+    // A capped line's revenue is cut in proportion (rounded down): 91 × 5/7 = 65, 40 × 3/4 = 30, 0, 60 × 5/6 = 50.
+    expect(c!.callRevenueMicro).toBe(65n + 30n + 50n);
+    const { alerts, batches: admitted } = admitLines(batches, serverBindings, schedule);
+    expect(alerts.map((a) => [a.reason, a.period, a.billableCalls, a.admittedCalls])).toEqual([
+      ["capped", 202601, 7n, 5n],
+      ["capped", 202601, 4n, 3n],
+      ["capped", 202601, 4n, 0n],
+      ["capped", 202602, 6n, 5n],
+    ]);
+    expect(admitted.map((b) => b.lines)).toEqual([
+      [{ providerId: A, calls: 7n, billableCalls: 5n, amountMicro: 50n, revenueMicro: 65n }],
+      [{ providerId: A, calls: 4n, billableCalls: 3n, amountMicro: 30n, revenueMicro: 30n }],
+      [],
+      [{ providerId: A, calls: 6n, billableCalls: 5n, amountMicro: 50n, revenueMicro: 50n }],
+    ]);
+    // The caps in force at each batch apply: raised from block 4 on, the last two batches count in full (5 + 3 + 4 + 6 calls).
+    const raised = [...serverBindings, binding(A, 4n, { perBatch: 100n, perPeriod: 100n })];
+    expect(earned(cyclesOf({ batches, providerChanges: changes, serverBindings: raised })[0])).toEqual({ [A]: 162n });
+    // Caps are per server: another server's batches have their own.
+    const second = { ...batch(3n, JAN, [[A, 4n]]), server: OTHER_SERVER };
+    const both = [...serverBindings, binding(A, 0n, { server: OTHER_SERVER, perBatch: 2n })];
+    expect(earned(cyclesOf({ batches: [batches[0]!, second], providerChanges: changes, serverBindings: both })[0])).toEqual({
+      [A]: 63n,
+    });
+  });
+
+  it("ignores, and reports, a line whose reader's copy disagrees with the line's commitment", () => {
+    const forged = batch(2n, JAN, [
+      [A, 3n],
+      [B, 50n],
+    ]);
+    const batches = [{ ...forged, lines: forged.lines.map((l) => (l.providerId === B ? { ...l, copyMismatch: true as const } : l)) }];
+    const [c] = cyclesOf({ batches, providerChanges: changes });
+    expect(earned(c)).toEqual({ [A]: 27n });
+    expect(admitLines(batches, BOUND, schedule).alerts).toEqual([
+      expect.objectContaining({ reason: "copy-mismatch", providerId: B, billableCalls: 50n, admittedCalls: 0n }),
+    ]);
+  });
+
+  it("ignores, and reports, lines of a format before version 3, whose copies cannot be checked", () => {
+    const v3 = batch(2n, JAN, [[A, 3n]]);
+    const v2 = { ...batch(3n, JAN, [[A, 4n]]), encryptedLines: `0x${"2".padStart(64, "0")}` as Hex };
+    expect(earned(cyclesOf({ batches: [v3, v2], providerChanges: changes })[0])).toEqual({ [A]: 27n });
+    expect(admitLines([v3, v2], BOUND, schedule).alerts).toEqual([
+      expect.objectContaining({ reason: "unchecked-format", batchId: v2.batchId, billableCalls: 4n, admittedCalls: 0n }),
+    ]);
+  });
+});
+
 describe("settlement settings recorded over time", () => {
   const at = (y: number, m: number, d: number, h = 0) => BigInt(Date.UTC(y, m, d, h) / 1000);
   const record = (blockNumber: bigint, feeBps: number, periodUnit: "month" | "day", effectiveFrom: bigint): SettlementRecord => ({
@@ -452,6 +590,7 @@ describe("settlement settings recorded over time", () => {
   const GENESIS = record(1n, 1000, "month", 0n);
   const cyclesUnder = (records: SettlementRecord[], facts: Parameters<typeof cyclesOf>[0]) =>
     cycleEarnings({
+      serverBindings: BOUND,
       poolFees: [],
       boundaries: [{ cycle: 1, throughBlock: 10n }],
       ...facts,

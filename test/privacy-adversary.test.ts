@@ -225,8 +225,11 @@ describe("the outsider (an RPC endpoint and every public endpoint)", () => {
     const fields = data.__schema.types
       .filter((t) => !t.name.startsWith("__"))
       .flatMap((t) => (t.fields ?? []).map((f) => `${t.name}.${f.name}`));
-    // Tier thresholds (`tierUpToCalls`) are public pricing, not usage.
-    expect(fields.filter((f) => /calls|billable|earned|owed|balanceMicro|amountMicro/i.test(f) && !/\.tier/.test(f))).toEqual([]);
+    // Tier thresholds (`tierUpToCalls`) are public pricing, and a server's caps (`serverBinding.maxCalls…`)
+    // public settings, not usage.
+    expect(
+      fields.filter((f) => /calls|billable|earned|owed|balanceMicro|amountMicro/i.test(f) && !/\.tier|^serverBinding\.maxCalls/.test(f)),
+    ).toEqual([]);
     // Amounts in clear are only the public ones: deposits, withdrawals and fees paid into the pool.
     const amounts = fields.filter((f) => /\.(amount|credited|dust|tokenAmount)$/.test(f)).map((f) => f.split(".")[0]);
     expect(new Set(amounts)).toEqual(new Set(["deposit", "withdrawal", "poolFee"]));

@@ -426,7 +426,7 @@ describe("API write routes: provider registration and usage submission, indexed"
     const data = await graphql(
       `query ($s: String!, $b: String!) { usageCommitment(server: $s, batchId: $b) {
          server batchId periodStart periodEnd merkleRoot encryptedLines batchHash lineCount txHash blockNumber
-         lines(orderBy: "position") { items { position ephemeralKey nonce providerCiphertext operatorCiphertext auditorCiphertext } } } }`,
+         lines(orderBy: "position") { items { position ephemeralKey nonce lineCommitment providerCiphertext operatorCiphertext auditorCiphertext } } } }`,
       { s: server.address.toLowerCase(), b: built.batch.batchId },
     );
     const row = data.usageCommitment;
@@ -446,15 +446,23 @@ describe("API write routes: provider registration and usage submission, indexed"
     const words = decodeEncryptedLines(row.encryptedLines);
     expect(
       row.lines.items.map((l: any) =>
-        [...l.ephemeralKey, l.nonce, ...l.providerCiphertext, ...l.operatorCiphertext, ...l.auditorCiphertext].map(BigInt),
+        [...l.ephemeralKey, l.nonce, l.lineCommitment, ...l.providerCiphertext, ...l.operatorCiphertext, ...l.auditorCiphertext].map(
+          BigInt,
+        ),
       ),
     ).toEqual(words);
 
     const indexed = row.encryptedLines as Hex;
     const own = (name: string) => decryptLinesFor(indexed, eerc[name]!.exportPrivateKey(), "provider");
-    expect(own("coingecko")).toEqual([{ providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 0n }]);
-    expect(own("etherscan")).toEqual([{ providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 0n, revenueMicro: 0n }]);
-    expect(own("defillama")).toEqual([{ providerId: providerIdOf("defillama"), calls: 2n, billableCalls: 2n, amountMicro: 0n, revenueMicro: 0n }]);
+    expect(own("coingecko")).toEqual([
+      { providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 0n },
+    ]);
+    expect(own("etherscan")).toEqual([
+      { providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 0n, revenueMicro: 0n },
+    ]);
+    expect(own("defillama")).toEqual([
+      { providerId: providerIdOf("defillama"), calls: 2n, billableCalls: 2n, amountMicro: 0n, revenueMicro: 0n },
+    ]);
     expect(own("competitor")).toEqual([]);
     expect(decryptLinesFor(indexed, eerc.operator!.exportPrivateKey(), "operator")).toEqual(built.lines);
     expect(decryptLinesFor(indexed, eerc.auditor!.exportPrivateKey(), "auditor")).toEqual(built.lines);

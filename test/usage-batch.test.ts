@@ -40,6 +40,7 @@ import {
   WORDS_PER_LINE,
 } from "../src/usage/index.js";
 import { freePool, perCall } from "../src/usage/pricing.js";
+import { handmadeLines } from "./lines-helpers.js";
 
 const SERVER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d" as const;
 const server = privateKeyToAccount(SERVER_KEY);
@@ -305,16 +306,68 @@ describe("encrypted lines", () => {
     expect(decryptLinesFor(encrypted, sk.auditor, "auditor")).toEqual(lines);
   });
 
-  it("reads format version 1 lines, which carry no revenue, as revenue 0", () => {
+  it("reads format version 1 lines, which carry no revenue, as revenue 0, and version 2 lines, which carry no commitment", () => {
     const lines = aggregateLines(mixed());
-    const words = decodeEncryptedLines(encryptLines(lines, keys));
-    // With revenue 0 the version 2 message is the version 1 one, so relabelling gives a version 1 batch.
-    expect(decryptLinesFor(encodeLines(words, 1n), sk.operator, "operator")).toEqual(lines);
+    expect(decryptLinesFor(handmadeLines(lines, keys, { version: 1n }), sk.operator, "operator")).toEqual(lines);
     const withRevenue = lines.map((l) => ({ ...l, revenueMicro: 7n }));
-    const v2 = decodeEncryptedLines(encryptLines(withRevenue, keys));
-    expect(decryptLinesFor(encodeLines(v2), sk.operator, "operator")).toEqual(withRevenue);
+    const v2 = decodeEncryptedLines(handmadeLines(withRevenue, keys, { version: 2n }));
+    expect(v2.every((w) => w.length === 15)).toBe(true);
+    expect(decryptLinesFor(encodeLines(v2, 2n), sk.operator, "operator")).toEqual(withRevenue);
     expect(() => decryptLinesFor(encodeLines(v2, 1n), sk.operator, "operator")).toThrow(MalformedLinesError);
-    expect(() => decryptLinesFor(encodeLines(v2, 3n), sk.operator, "operator")).toThrow(/unsupported encrypted lines version 3/);
+    // A version 2 line's copies are not tied together: a disagreeing copy cannot be told apart.
+    const other = withRevenue.map((l) => ({ ...l, billableCalls: 0n }));
+    const untied = handmadeLines(withRevenue, keys, { version: 2n, copies: other.map((o) => ({ provider: o })) });
+    expect(decryptLinesFor(untied, sk.operator, "operator")).toEqual(withRevenue);
+    const v3 = decodeEncryptedLines(encryptLines(withRevenue, keys));
+    expect(() => decryptLinesFor(encodeLines(v3, 4n), sk.operator, "operator")).toThrow(/unsupported encrypted lines version 4/);
+  });
+
+  it("ties the three copies of a line to its public commitment: a copy that disagrees is flagged for its reader only", () => {
+    const lines = aggregateLines(mixed());
+    const honest = encryptLines(lines, keys);
+    for (const role of ["operator", "auditor"] as const) expect(decryptLinesFor(honest, sk[role], role)).toEqual(lines);
+    const coingecko = lines.find((l) => l.providerId === providerIdOf("coingecko"))!;
+    const inflated = { ...coingecko, billableCalls: coingecko.calls, amountMicro: coingecko.amountMicro * 10n };
+    const copies = lines.map((l) => (l === coingecko ? { operator: inflated } : {}));
+    const forged = handmadeLines(lines, keys, { copies });
+    // The operator reads the inflated line, flagged; the provider and the auditor read the committed one.
+    expect(decryptLinesFor(forged, sk.operator, "operator").find((l) => l.providerId === coingecko.providerId)).toEqual({
+      ...inflated,
+      copyMismatch: true,
+    });
+    expect(decryptLinesFor(forged, sk.operator, "operator").filter((l) => l.copyMismatch)).toHaveLength(1);
+    expect(decryptLinesFor(forged, sk.auditor, "auditor")).toEqual(lines);
+    expect(decryptLinesFor(forged, sk.coingecko, "provider")).toEqual([coingecko]);
+    for (const role of ["provider", "auditor"] as const) {
+      const other = handmadeLines(lines, keys, { copies: lines.map((l) => (l === coingecko ? { [role]: inflated } : {})) });
+      const key = role === "provider" ? sk.coingecko : sk.auditor;
+      expect(decryptLinesFor(other, key, role).find((l) => l.providerId === coingecko.providerId)).toEqual({
+        ...inflated,
+        copyMismatch: true,
+      });
+      expect(decryptLinesFor(other, sk.operator, "operator")).toEqual(lines);
+    }
+    // Checking the other's copy, the operator and the auditor flag the same line whichever copy was changed.
+    const verifyAuditor = { verify: [{ role: "auditor" as const, pks: [keys.auditorPk] }] };
+    const verifyOperator = { verify: [{ role: "operator" as const, pks: [keys.operatorPk] }] };
+    expect(decryptLinesFor(honest, sk.operator, "operator", verifyAuditor)).toEqual(lines);
+    expect(decryptLinesFor(honest, sk.auditor, "auditor", verifyOperator)).toEqual(lines);
+    const flagged = (bytes: Hex, key: bigint, role: "operator" | "auditor", options: typeof verifyAuditor | typeof verifyOperator) =>
+      decryptLinesFor(bytes, key, role, options)
+        .filter((l) => l.copyMismatch)
+        .map((l) => l.providerId);
+    for (const changed of ["operator", "auditor"] as const) {
+      const other = handmadeLines(lines, keys, { copies: lines.map((l) => (l === coingecko ? { [changed]: inflated } : {})) });
+      expect(flagged(other, sk.operator, "operator", verifyAuditor)).toEqual([coingecko.providerId]);
+      expect(flagged(other, sk.auditor, "auditor", verifyOperator)).toEqual([coingecko.providerId]);
+    }
+    // A copy to another auditor key is not the auditor's.
+    expect(flagged(honest, sk.operator, "operator", { verify: [{ role: "auditor", pks: [mulBase(sk.competitor)] }] })).toHaveLength(
+      lines.length,
+    );
+    // The commitment hides the line: the same line commits differently each time (a fresh salt).
+    const [a, b] = [encryptLines([coingecko], keys, { minLines: 1 }), encryptLines([coingecko], keys, { minLines: 1 })];
+    expect(decodeEncryptedLines(a)[0]![3]).not.toBe(decodeEncryptedLines(b)[0]![3]);
   });
 
   it("a provider decrypts exactly its own line; operator and auditor all; a competitor nothing", () => {
@@ -379,11 +432,11 @@ describe("encrypted lines", () => {
   it("a tampered word makes that line unreadable for every recipient", () => {
     const lines = aggregateLines([record({ provider: "coingecko" })]);
     const words = decodeEncryptedLines(encryptLines(lines, keys, { minLines: 1 }))[0];
-    for (const i of [2, 3, 6, 7, 10, 14]) {
+    for (const i of [2, 4, 7, 8, 11, 15]) {
       const tampered = [...words];
       tampered[i] += 1n;
       const bytes = encodeLines([tampered]);
-      const slotOf = (k: number) => (k < 3 ? -1 : Math.floor((k - 3) / 4));
+      const slotOf = (k: number) => (k < 4 ? -1 : Math.floor((k - 4) / 4));
       const readable = [
         decryptLinesFor(bytes, sk.coingecko, "provider").length,
         decryptLinesFor(bytes, sk.operator, "operator").length,
@@ -416,6 +469,18 @@ describe("encrypted lines", () => {
     expect(() => encryptLines([], keys)).toThrow(InvalidUsageLineError);
     expect(() => encryptLines([good], { ...keys, auditorPk: [...IDENTITY] as Point })).toThrow(InvalidRecipientKeyError);
     expect(() => encryptLines([good], { ...keys, operatorPk: [1n, 2n] })).toThrow(InvalidRecipientKeyError);
+  });
+
+  it("a tampered commitment flags every copy of its line", () => {
+    const lines = aggregateLines([record({ provider: "coingecko" })]);
+    const words = decodeEncryptedLines(encryptLines(lines, keys, { minLines: 1 }))[0]!;
+    const bytes = encodeLines([[...words.slice(0, 3), words[3]! + 1n, ...words.slice(4)]]);
+    for (const [key, role] of [
+      [sk.coingecko, "provider"],
+      [sk.operator, "operator"],
+      [sk.auditor, "auditor"],
+    ] as const)
+      expect(decryptLinesFor(bytes, key, role)).toEqual([{ ...lines[0], copyMismatch: true }]);
   });
 
   it("rejects malformed encrypted bytes", () => {

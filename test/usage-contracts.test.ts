@@ -555,6 +555,52 @@ describe("ProviderRegistry and UsageLedger", () => {
       expect(await read(ledger, UsageLedgerAbi, "isAuthorisedServer", [server.address])).toBe(true);
     });
 
+    it("binds servers to providers with caps (owner only), one event per provider, and refuses bad bindings", async () => {
+      const ids = [providerIdOf("coingecko"), providerIdOf("etherscan")];
+      const MAX = (1n << 64n) - 1n;
+      await expectRevert(
+        providerA,
+        ledger,
+        UsageLedgerAbi,
+        "setServerProviders",
+        [server.address, ids, true, 10n, 100n],
+        "OwnableUnauthorizedAccount",
+        [providerA.address],
+      );
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setServerProviders", [zeroAddress, ids, true, 10n, 100n], "ZeroAddress");
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setServerProviders", [server.address, [], true, 10n, 100n], "NoProviders");
+      const tooMany = Array.from({ length: 65 }, (_, i) => providerIdOf(`p${i}`));
+      await expectRevert(
+        operator,
+        ledger,
+        UsageLedgerAbi,
+        "setServerProviders",
+        [server.address, tooMany, true, 1n, 1n],
+        "TooManyProviders",
+        [65n],
+      );
+      await expectRevert(
+        operator,
+        ledger,
+        UsageLedgerAbi,
+        "setServerProviders",
+        [server.address, [`0x${"0".repeat(64)}`], true, 1n, 1n],
+        "ZeroProviderId",
+      );
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setServerProviders", [server.address, ids, true, 0n, 100n], "ZeroCap");
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setServerProviders", [server.address, ids, true, 10n, 0n], "ZeroCap");
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setServerProviders", [server.address, ids, false, 1n, 0n], "CapOnUnbound");
+      const receipt = await send(operator, ledger, UsageLedgerAbi, "setServerProviders", [server.address, ids, true, 10n, 100n]);
+      expect(events(receipt, UsageLedgerAbi, "ServerProviderBound")).toEqual(
+        ids.map((providerId) => ({ server: server.address, providerId, bound: true, maxCallsPerBatch: 10n, maxCallsPerPeriod: 100n })),
+      );
+      expect(await read(ledger, UsageLedgerAbi, "bindingOf", [server.address, ids[0]])).toEqual([true, 10n, 100n]);
+      await send(operator, ledger, UsageLedgerAbi, "setServerProviders", [server.address, [ids[1]], false, 0n, 0n]);
+      expect(await read(ledger, UsageLedgerAbi, "bindingOf", [server.address, ids[1]])).toEqual([false, 0n, 0n]);
+      await send(operator, ledger, UsageLedgerAbi, "setServerProviders", [server.address, ids, true, MAX, MAX]);
+      expect(await read(ledger, UsageLedgerAbi, "bindingOf", [server.address, ids[1]])).toEqual([true, MAX, MAX]);
+    });
+
     it("commits a batch sent by its server; the log carries it and each party reads only its lines", async () => {
       const records = [
         record("coingecko"),
@@ -580,7 +626,9 @@ describe("ProviderRegistry and UsageLedger", () => {
       // From the log alone, with its own wallet-derived key, each party reads its share.
       const fromLog = log.encryptedLines as Hex;
       const coingecko = decryptLinesFor(fromLog, eerc.providerA.exportPrivateKey(), "provider");
-      expect(coingecko).toEqual([{ providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 0n }]);
+      expect(coingecko).toEqual([
+        { providerId: providerIdOf("coingecko"), calls: 3n, billableCalls: 2n, amountMicro: 3_000n, revenueMicro: 0n },
+      ]);
       expect(decryptLinesFor(fromLog, eerc.providerB.exportPrivateKey(), "provider")).toEqual([
         { providerId: providerIdOf("etherscan"), calls: 1n, billableCalls: 1n, amountMicro: 20n, revenueMicro: 0n },
       ]);

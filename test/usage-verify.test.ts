@@ -17,6 +17,7 @@ import {
 import { encodeLine } from "../src/meter/spool.js";
 import { buildBatch, providerIdOf, recordProof, recordsTree } from "../src/usage/index.js";
 import type { CallRecord } from "../src/usage/record.js";
+import { handmadeLines } from "./lines-helpers.js";
 
 const server = getAddress("0x00000000000000000000000000000000000000aa");
 const key = () => {
@@ -133,6 +134,30 @@ describe("decrypting a provider's usage", () => {
       byProvider: [],
       total: { calls: 0n, billableCalls: 0n, amountMicro: 0n, revenueMicro: 0n },
     });
+  });
+});
+
+describe("a provider's copy that disagrees with the line's commitment", () => {
+  test("is left out of the provider's usage and reported; its other lines read as usual", () => {
+    const weather = { providerId: providerIdOf("weather"), calls: 4n, billableCalls: 4n, amountMicro: 2_800n, revenueMicro: 0n };
+    const news = { providerId: providerIdOf("news"), calls: 1n, billableCalls: 1n, amountMicro: 0n, revenueMicro: 0n };
+    const keys = { operatorPk: operator.pk, auditorPk: auditor.pk, providerPk: (id: `0x${string}`) => pkOf[id]! };
+    // The server tells alice her weather line had 1 billable call, and commits to (and tells the operator) 4.
+    const encryptedLines = handmadeLines([weather, news], keys, {
+      copies: [{ provider: { ...weather, billableCalls: 1n, amountMicro: 700n } }, {}],
+    });
+    const forged: CommittedBatch = { ...committed[0]!, encryptedLines, blockNumber: 20n };
+    const a = decryptProviderUsage({ account: alice.address, sk: alice.sk, providers, batches: [forged] });
+    expect(a.batches).toEqual([]);
+    expect(a.total).toEqual({ calls: 0n, billableCalls: 0n, amountMicro: 0n, revenueMicro: 0n });
+    expect(a.copyMismatches).toEqual([
+      { server, batchId: forged.batchId, blockNumber: 20n, txHash: forged.txHash, providerId: weather.providerId },
+    ]);
+    const b = decryptProviderUsage({ account: bob.address, sk: bob.sk, providers, batches: [forged] });
+    expect(b.copyMismatches).toEqual([]);
+    expect(b.total).toMatchObject({ calls: 1n, billableCalls: 1n });
+    // An honest batch has none.
+    expect(decryptProviderUsage({ account: alice.address, sk: alice.sk, providers, batches: committed }).copyMismatches).toEqual([]);
   });
 });
 

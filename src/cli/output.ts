@@ -222,6 +222,13 @@ export function renderUsage(r: ProviderUsageReport, meta: { source: string; reco
     out.push(`  period ${msTime(b.periodStart)} – ${msTime(b.periodEnd)}  tx ${b.txHash}`);
     out.push(...indent(table(USAGE_HEADERS, usageRows(b.lines), USAGE_RIGHT)));
   }
+  for (const m of r.copyMismatches ?? []) {
+    out.push(
+      "",
+      `ALERT batch ${m.batchId}  block ${m.blockNumber}  server ${m.server}: this account's copy of a line does not match ` +
+        "the line's public commitment (the server sent different lines to different parties); it is left out",
+    );
+  }
   out.push("", "total");
   if (r.byProvider.length === 0) out.push("  no usage decrypts under this key");
   else {

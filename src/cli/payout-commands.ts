@@ -106,6 +106,16 @@ export function renderReconciliation(r: Reconciliation): string {
       new Set([0, 1, 2, 3, 4, 5, 6, 7, 8]),
     ),
   );
+  if (r.alerts.length > 0) {
+    lines.push("", "usage lines settlement ignored or capped (ALERT):");
+    lines.push(
+      ...table(
+        ["block", "server", "provider", "why", "billable calls", "counted"],
+        r.alerts.map((a) => [String(a.blockNumber), a.server, a.providerId, a.reason, String(a.billableCalls), String(a.admittedCalls)]),
+        new Set([0, 4, 5]),
+      ),
+    );
+  }
   if (r.unattributed.length > 0) {
     lines.push("", "transfers from payers that are not accountable payouts:");
     lines.push(

@@ -6,6 +6,9 @@ import { freePool, freeQuotaThenPerCall, OPEN_ENDED_TIER, type Pricing, perCall,
 import { isValidNamespace } from "../usage/registry.js";
 import { CommandLineError } from "./args.js";
 
+/** No cap on a server binding: uint64 max (UsageLedger). */
+const NO_CAP = (1n << 64n) - 1n;
+
 // The CLI's commands and options, each with its own --help. Parsing only builds a `Command`;
 // nothing here touches a network or a key.
 
@@ -34,6 +37,9 @@ const OPTIONS = {
   tiers: ["--tiers <list>", "tiered pricing per period: upToCalls:USDC,... with * for the open-ended last tier (e.g. 1000:0,*:0.001)"],
   active: ["--active", "take calls again"],
   inactive: ["--inactive", "stop earning: calls are priced 0 from the next pricing period"],
+  providers: ["--providers <a,b,...>", "the namespaces of the providers the server meters (bound with the caps below)"],
+  "cap-batch": ["--cap-batch <n>", "most billable calls one batch counts per provider (default: no cap)"],
+  "cap-period": ["--cap-period <n>", "most billable calls the server's batches of one pricing period count per provider (default: no cap)"],
   json: ["--json", "JSON output; amounts as micro-USDC decimal strings"],
 } as const satisfies Record<string, readonly [string, string]>;
 
@@ -78,6 +84,9 @@ export type Command = {
   pricing?: Pricing;
   payout?: Address;
   active?: boolean;
+  /** server authorise|revoke: the namespaces of --providers, and the caps of server authorise (uint64 max: no cap). */
+  providers?: string[];
+  caps?: { perBatch: bigint; perPeriod: bigint };
   json: boolean;
   values: Values;
 };
@@ -133,14 +142,18 @@ const SPECS: Record<CommandName, Spec> = {
     options: ["rpc", "api", "manifest", "payout", "price", "free-calls", "free-pool", "tiers", "active", "inactive", ...WALLET, "json"],
   },
   "server authorise": {
-    summary: "the operator lets a metering server (its address) commit usage batches",
+    summary: "the operator lets a metering server (its address) commit usage batches, and binds it to the providers it meters",
     args: "<address>",
-    options: ["rpc", "manifest", ...WALLET, "json"],
+    options: ["rpc", "manifest", "providers", "cap-batch", "cap-period", ...WALLET, "json"],
+    details:
+      "Settlement counts a server's lines only for the providers it is bound to (--providers), up to\n" +
+      "--cap-batch billable calls per batch and --cap-period per pricing period for each provider; the\n" +
+      "rest is ignored and reported. Again with other --providers or caps, it adds or replaces bindings.",
   },
   "server revoke": {
-    summary: "the operator stops a metering server from committing usage batches",
+    summary: "the operator stops a metering server from committing usage batches (with --providers: unbinds only those)",
     args: "<address>",
-    options: ["rpc", "manifest", ...WALLET, "json"],
+    options: ["rpc", "manifest", "providers", ...WALLET, "json"],
   },
   "payer fund": {
     summary: "deposit --amount USDC from the wallet into its encrypted balance, from which the agent pays",
@@ -356,6 +369,25 @@ function toCommand(name: CommandName, values: Values, positional: string | undef
     if (positional === undefined || !isAddress(positional, { strict: false }))
       throw new CommandLineError(`"${positional ?? ""}" is not a server address (0x + 40 hex)`);
     command.target = getAddress(positional);
+    if (values.providers !== undefined) {
+      const providers = values.providers.split(",").map((n) => n.trim());
+      const bad = providers.find((n) => !isValidNamespace(n));
+      if (bad !== undefined) throw new CommandLineError(`--providers: "${bad}" is not a namespace (1 to 64 ASCII letters or digits)`);
+      if (providers.length > 64) throw new CommandLineError("--providers takes at most 64 namespaces at a time");
+      command.providers = [...new Set(providers)];
+    }
+    if (name === "server authorise") {
+      const cap = (flag: "cap-batch" | "cap-period"): bigint => {
+        const v = values[flag];
+        if (v === undefined) return NO_CAP;
+        const n = uintFlag(`--${flag}`, v, "a positive integer below 2^64");
+        if (n === 0n || n > NO_CAP) throw new CommandLineError(`--${flag} must be a positive integer below 2^64`);
+        return n;
+      };
+      command.caps = { perBatch: cap("cap-batch"), perPeriod: cap("cap-period") };
+      if ((values["cap-batch"] !== undefined || values["cap-period"] !== undefined) && command.providers === undefined)
+        throw new CommandLineError("--cap-batch and --cap-period need --providers (the providers they cap)");
+    }
   }
   return command;
 }

@@ -236,24 +236,66 @@ export async function runProvider(cmd: Command, id: Identity, io: CliIo): Promis
   );
 }
 
-/** `server authorise` and `server revoke`: which metering servers may commit usage batches. */
+/**
+ * `server authorise` and `server revoke`: which metering servers may commit usage batches, and for
+ * which providers (with caps) their lines count. With --providers, `server authorise` also binds
+ * the server to them and `server revoke` only unbinds them (the server stays authorised).
+ */
 export async function runServer(cmd: Command, id: Identity, io: CliIo): Promise<void> {
   const account = walletOf(id, cmd.name);
   const { manifest: m, url } = await openDeployment(cmd);
   const chain = await connectChain(url);
-  const authorised = cmd.name === "server authorise";
+  const authorise = cmd.name === "server authorise";
   const server = cmd.target as Address;
-  const { txHash, blockNumber } = await send(chain, account, {
-    address: m.contracts.usageLedger,
-    abi: UsageLedgerAbi as Abi,
-    functionName: "setServer",
-    args: [server, authorised],
-  });
+  const providers = cmd.providers ?? [];
+  const txs: { change: string; txHash: Hex; blockNumber: bigint }[] = [];
+  if (authorise || providers.length === 0) {
+    const sent = await send(chain, account, {
+      address: m.contracts.usageLedger,
+      abi: UsageLedgerAbi as Abi,
+      functionName: "setServer",
+      args: [server, authorise],
+    });
+    txs.push({ change: authorise ? "authorised" : "revoked", ...sent });
+  }
+  if (providers.length > 0) {
+    const caps = authorise ? cmd.caps! : { perBatch: 0n, perPeriod: 0n };
+    const sent = await send(chain, account, {
+      address: m.contracts.usageLedger,
+      abi: UsageLedgerAbi as Abi,
+      functionName: "setServerProviders",
+      args: [server, providers.map((n) => providerIdOf(n)), authorise, caps.perBatch, caps.perPeriod],
+    });
+    txs.push({ change: authorise ? "bound" : "unbound", ...sent });
+  }
+  const capText = (n: bigint) => (n === (1n << 64n) - 1n ? "no cap" : String(n));
   print(
     io,
     cmd,
-    { server, authorised, txHash, blockNumber },
-    `${authorised ? "authorised" : "revoked"} server ${server} on UsageLedger ${m.contracts.usageLedger} (tx ${txHash}, block ${blockNumber})`,
+    {
+      server,
+      // Unbinding providers leaves the authorisation as it was.
+      ...(authorise || providers.length === 0 ? { authorised: authorise } : {}),
+      providers: providers.map((namespace) => ({ namespace, providerId: providerIdOf(namespace), bound: authorise })),
+      ...(authorise && providers.length > 0 ? { maxCallsPerBatch: cmd.caps!.perBatch, maxCallsPerPeriod: cmd.caps!.perPeriod } : {}),
+      txHash: txs[0]!.txHash,
+      blockNumber: txs[0]!.blockNumber,
+      txs,
+    },
+    txs
+      .map((t) => {
+        const what =
+          t.change === "bound"
+            ? `bound server ${server} to ${providers.join(", ")} (per batch: ${capText(cmd.caps!.perBatch)}, per period: ${capText(cmd.caps!.perPeriod)})`
+            : t.change === "unbound"
+              ? `unbound server ${server} from ${providers.join(", ")}`
+              : `${t.change} server ${server}`;
+        return `${what} on UsageLedger ${m.contracts.usageLedger} (tx ${t.txHash}, block ${t.blockNumber})`;
+      })
+      .join("\n") +
+      (authorise && providers.length === 0
+        ? "\nnote: the server is bound to no provider yet; its lines earn nothing until bound (--providers a,b)"
+        : ""),
   );
 }
 

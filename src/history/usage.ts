@@ -41,6 +41,12 @@ export type ProviderUsageReport = {
   batches: ProviderUsageBatch[];
   byProvider: (UsageTotals & { providerId: Hex; namespace: string | null })[];
   total: UsageTotals;
+  /**
+   * Lines whose provider copy disagrees with the line's public commitment (format version 3): the
+   * server sent this account something other than what it committed to, so the operator and the
+   * auditor read a different line. They are left out of `batches` and the totals.
+   */
+  copyMismatches: { server: Address; batchId: Hex; blockNumber: bigint; txHash: Hex; providerId: Hex }[];
 };
 
 export class RecordsFileError extends HistoryError {
@@ -133,11 +139,22 @@ export function decryptProviderUsage(args: {
   const batches: ProviderUsageBatch[] = [];
   const byProvider = new Map<string, UsageTotals & { providerId: Hex; namespace: string | null }>();
   const total = zero();
+  const copyMismatches: ProviderUsageReport["copyMismatches"] = [];
   for (const b of args.batches) {
-    const lines = decryptLinesFor(b.encryptedLines, args.sk, "provider").map((l) => ({
-      ...l,
-      namespace: names.get(l.providerId.toLowerCase()) ?? null,
-    }));
+    const lines = [];
+    for (const { copyMismatch, ...l } of decryptLinesFor(b.encryptedLines, args.sk, "provider")) {
+      if (copyMismatch) {
+        copyMismatches.push({
+          server: b.server,
+          batchId: b.batchId,
+          blockNumber: b.blockNumber,
+          txHash: b.txHash,
+          providerId: l.providerId,
+        });
+        continue;
+      }
+      lines.push({ ...l, namespace: names.get(l.providerId.toLowerCase()) ?? null });
+    }
     if (lines.length === 0) continue;
     const { encryptedLines: _lines, ...rest } = b;
     batches.push({ ...rest, lines });
@@ -155,6 +172,7 @@ export function decryptProviderUsage(args: {
     batches,
     byProvider: [...byProvider.values()].sort((a, b) => ((a.namespace ?? a.providerId) < (b.namespace ?? b.providerId) ? -1 : 1)),
     total,
+    copyMismatches,
   };
 }
 

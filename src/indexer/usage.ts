@@ -1,7 +1,7 @@
 import type { Hex } from "viem";
 import type { PricingModelName } from "../../ponder.schema.js";
 import { MalformedLinesError } from "../usage/errors.js";
-import { decodeEncryptedLines, WORDS_PER_LINE } from "../usage/lines.js";
+import { decodeVersionedLines } from "../usage/lines.js";
 
 // Row shapes for the ProviderRegistry and UsageLedger tables (ponder.schema.ts).
 
@@ -32,30 +32,33 @@ export type EncryptedLineRow = {
   position: number;
   ephemeralKey: bigint[];
   nonce: bigint;
+  /** The line's public commitment (format version 3); null for older versions. */
+  lineCommitment: bigint | null;
   providerCiphertext: bigint[];
   operatorCiphertext: bigint[];
   auditorCiphertext: bigint[];
 };
 
 /**
- * A batch's encrypted lines split into rows (src/usage/lines.ts, format version 1), or undefined
- * when the bytes do not follow the format: the ledger accepts any non-empty bytes.
+ * A batch's encrypted lines split into rows (src/usage/lines.ts, format versions 1 to 3), or
+ * undefined when the bytes do not follow the format: the ledger accepts any non-empty bytes.
  */
 export function splitEncryptedLines(encryptedLines: Hex): EncryptedLineRow[] | undefined {
-  let lines: bigint[][];
+  let decoded: { version: bigint; lines: bigint[][] };
   try {
-    lines = decodeEncryptedLines(encryptedLines);
+    decoded = decodeVersionedLines(encryptedLines);
   } catch (err) {
     if (err instanceof MalformedLinesError) return undefined;
     throw err;
   }
-  if (lines.some((w) => w.length !== WORDS_PER_LINE)) return undefined;
-  return lines.map((w, position) => ({
+  const first = decoded.version >= 3n ? 4 : 3;
+  return decoded.lines.map((w, position) => ({
     position,
     ephemeralKey: [w[0]!, w[1]!],
     nonce: w[2]!,
-    providerCiphertext: w.slice(3, 7),
-    operatorCiphertext: w.slice(7, 11),
-    auditorCiphertext: w.slice(11, 15),
+    lineCommitment: first === 4 ? w[3]! : null,
+    providerCiphertext: w.slice(first, first + 4),
+    operatorCiphertext: w.slice(first + 4, first + 8),
+    auditorCiphertext: w.slice(first + 8, first + 12),
   }));
 }

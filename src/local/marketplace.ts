@@ -8,6 +8,7 @@ import type { DeploymentManifest } from "../deployment/manifest.js";
 import { EercClient } from "../eerc/client.js";
 import type { Prover } from "../eerc/prover.js";
 import { IndexerClient } from "../indexer-client/client.js";
+import { NO_CAP } from "../payout/admission.js";
 import type { AgentOptions } from "../payout/agent.js";
 import { buildBatch, type CallRecord, fetchLineKeys, type Pricing, providerIdOf } from "../usage/index.js";
 
@@ -51,7 +52,10 @@ async function mined(chain: ChainClients, what: string, sent: Promise<Hex>): Pro
   return hash;
 }
 
-/** Registers a provider as the registry owner; returns its id. */
+/**
+ * Registers a provider as the registry owner; returns its id. The local marketplace's servers
+ * serve every provider: each server the ledger authorises is bound to the new provider, uncapped.
+ */
 export async function registerProvider(
   chain: ChainClients,
   manifest: DeploymentManifest,
@@ -68,14 +72,30 @@ export async function registerProvider(
       args: [p.namespace, p.payoutAccount, p.pricing],
     }),
   );
+  for (const server of await authorisedServers(chain, manifest)) await bindServer(chain, manifest, owner, server, [p.namespace]);
   return providerIdOf(p.namespace);
 }
 
+/** The servers the ledger authorises now, from its `ServerAuthorisationChanged` events. */
+export async function authorisedServers(chain: ChainClients, manifest: DeploymentManifest): Promise<Address[]> {
+  const logs = await chain.publicClient.getContractEvents({
+    address: manifest.contracts.usageLedger,
+    abi: UsageLedgerAbi,
+    eventName: "ServerAuthorisationChanged",
+    fromBlock: 0n,
+  });
+  const authorised = new Map<Address, boolean>();
+  for (const log of logs) authorised.set(log.args.server!, log.args.authorised!);
+  return [...authorised].filter(([, on]) => on).map(([server]) => server);
+}
+
+/** Authorises a server to commit usage and binds it to `namespaces` (every provider registered later too: `registerProvider`). */
 export async function authoriseServer(
   chain: ChainClients,
   manifest: DeploymentManifest,
   owner: PrivateKeyAccount,
   server: Address,
+  namespaces: readonly string[] = [],
 ): Promise<void> {
   await mined(
     chain,
@@ -85,6 +105,38 @@ export async function authoriseServer(
       abi: UsageLedgerAbi,
       functionName: "setServer",
       args: [server, true],
+    }),
+  );
+  if (namespaces.length > 0) await bindServer(chain, manifest, owner, server, namespaces);
+}
+
+/**
+ * Binds (or, with `bound` false, unbinds) a server to the providers of `namespaces`, with caps on
+ * the billable calls its lines count per batch and per pricing period (default: none).
+ */
+export async function bindServer(
+  chain: ChainClients,
+  manifest: DeploymentManifest,
+  owner: PrivateKeyAccount,
+  server: Address,
+  namespaces: readonly string[],
+  options: { bound?: boolean; maxCallsPerBatch?: bigint; maxCallsPerPeriod?: bigint } = {},
+): Promise<Hex> {
+  const bound = options.bound ?? true;
+  return mined(
+    chain,
+    "setServerProviders",
+    chain.walletFor(owner).writeContract({
+      address: manifest.contracts.usageLedger,
+      abi: UsageLedgerAbi,
+      functionName: "setServerProviders",
+      args: [
+        server,
+        namespaces.map((n) => providerIdOf(n)),
+        bound,
+        bound ? (options.maxCallsPerBatch ?? NO_CAP) : 0n,
+        bound ? (options.maxCallsPerPeriod ?? NO_CAP) : 0n,
+      ],
     }),
   );
 }

@@ -89,7 +89,8 @@ const deployOwn = ({ rpcUrl, prover, settlement }: { rpcUrl: string; prover: Pro
  * A local marketplace on a fresh anvil, for tests, benchmarks and the demo: the contracts, the
  * operator (anvil's account #0, the owner and the payer) registered in the eERC and funded
  * (`fundMicro`, and with `fundFromPool` from the fees in the revenue pool, anvil's account #7),
- * the providers each paying out to its own registered account, an authorised usage server, a
+ * the providers each paying out to its own registered account, an authorised usage server (bound
+ * to every provider registered, here or later with `registerProvider`, without caps), a
  * fee-paying user, and (optionally) the indexer. `close()` stops all of it.
  */
 export async function localWorld(options: LocalWorldOptions = {}): Promise<LocalWorld> {

@@ -8,6 +8,7 @@ import type { SettlementRecord } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
 import type { PeriodUnit } from "../usage/period.js";
 import { type Pricing, PricingModel } from "../usage/pricing.js";
+import type { ServerBindingFact } from "./admission.js";
 import { attributeTransfers, decodeTag, type PayerTransfer, type Payout, type UnattributedTransfer } from "./tag.js";
 
 /** A provider's registration right after one of its ProviderRegistry events. */
@@ -39,6 +40,8 @@ export type SettlementFacts = {
   /** The settlement settings the ProviderRegistry recorded, in chain order. */
   settlementRecords: SettlementRecord[];
   providerChanges: ProviderChangeFact[];
+  /** The UsageLedger's server-to-provider bindings and their caps, in chain order. */
+  serverBindings: ServerBindingFact[];
   batches: BatchFact[];
   poolFees: PoolFeeFact[];
   /** The payer accounts whose transfers were read. */
@@ -96,6 +99,15 @@ export async function readSettlementFacts(
     logIndex: number;
   };
   type BatchRow = { server: Address; batchId: Hex; periodStart: string; encryptedLines: Hex; blockNumber: string; logIndex: number };
+  type BindingRow = {
+    server: Address;
+    providerId: Hex;
+    bound: boolean;
+    maxCallsPerBatch: string;
+    maxCallsPerPeriod: string;
+    blockNumber: string;
+    logIndex: number;
+  };
   type FeeRow = { amount: string; blockNumber: string; logIndex: number; timestamp: string };
   type SettlementRow = { feeBps: number; periodUnit: PeriodUnit; effectiveFrom: string; blockNumber: string; logIndex: number };
   type TransferRow = {
@@ -114,7 +126,7 @@ export async function readSettlementFacts(
 
   const fromFilter = payers === "any" ? undefined : `{ from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))} }`;
   const none = payers !== "any" && payers.length === 0;
-  const [changes, batches, fees, transferRows, auditors, settlements] = await Promise.all([
+  const [changes, batches, fees, transferRows, auditors, settlements, bindings] = await Promise.all([
     client.all<ChangeRow>(
       "providerChanges",
       "providerId namespace payoutAccount active pricingModel pricePerCallMicro poolWeight tierUpToCalls tierPriceMicro blockNumber logIndex",
@@ -132,6 +144,11 @@ export async function readSettlementFacts(
         ),
     client.all<AuditorRow>("auditorChanges", "publicKey blockNumber logIndex", "blockNumber"),
     client.all<SettlementRow>("settlementChanges", "feeBps periodUnit effectiveFrom blockNumber logIndex", "blockNumber"),
+    client.all<BindingRow>(
+      "serverBindings",
+      "server providerId bound maxCallsPerBatch maxCallsPerPeriod blockNumber logIndex",
+      "blockNumber",
+    ),
   ]);
 
   let transfers: PayerTransfer[] = transferRows.map((t) => ({
@@ -212,6 +229,17 @@ export async function readSettlementFacts(
       }))
       .sort(byChainPosition),
     providerChanges,
+    serverBindings: bindings
+      .map((r) => ({
+        server: getAddress(r.server),
+        providerId: r.providerId.toLowerCase() as ProviderId,
+        bound: r.bound,
+        maxCallsPerBatch: BigInt(r.maxCallsPerBatch),
+        maxCallsPerPeriod: BigInt(r.maxCallsPerPeriod),
+        blockNumber: BigInt(r.blockNumber),
+        logIndex: r.logIndex,
+      }))
+      .sort(byChainPosition),
     batches: batches
       .map((r) => ({
         server: getAddress(r.server),

@@ -4,6 +4,7 @@ import { type SettlementTerm, settlementSchedule, termAt } from "../revenue/sche
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { getOrCreate } from "../util/map.js";
+import { auditorCheck } from "./admission.js";
 import { UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts, type SettlementFacts } from "./facts.js";
 import { boundariesOf, type DecryptedBatch, operatorLedgerState } from "./settlement.js";
@@ -57,7 +58,7 @@ export class PayoutLedgerView {
     this.args.checkInForce?.(termAt(settlementSchedule(facts.settlementRecords), facts.indexedTimestamp));
     const batches = facts.batches.map((b) => {
       const key = `${b.server}:${b.batchId}`;
-      const lines = getOrCreate(this.lines, key, () => decryptLinesFor(b.encryptedLines, sk, "operator"));
+      const lines = getOrCreate(this.lines, key, () => decryptLinesFor(b.encryptedLines, sk, "operator", auditorCheck(facts, b)));
       return { ...b, lines };
     });
     const { amounts, unreadable } = operatorAmounts(sk, facts, this.amounts);

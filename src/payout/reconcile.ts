@@ -7,6 +7,7 @@ import { formatUsdc } from "../money/usdc.js";
 import { type AssertedSettlement, settlementMismatches, settlementSchedule, termAt } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
+import { admitLines, type LineAlert } from "./admission.js";
 import { SettlementMismatchError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
 import {
@@ -50,6 +51,12 @@ export type Reconciliation = {
   moneyFlow: MoneyFlow;
   /** Billable calls per provider over all settled cycles, from the auditor's copy of the usage lines. */
   billableCalls: Map<ProviderId, bigint>;
+  /**
+   * Lines settlement ignored or capped (`admitLines`): a server reporting for a provider it was not
+   * bound to, over its caps, or a line whose auditor or operator copy disagrees with the other or
+   * with the line's commitment. The operator ignores the same lines, so they do not fail `ok`.
+   */
+  alerts: LineAlert[];
   indexedBlock: bigint;
 };
 
@@ -79,7 +86,11 @@ export async function reconcile(args: {
     const mismatches = settlementMismatches(args.asserted, inForce);
     if (mismatches.length > 0) throw new SettlementMismatchError(mismatches, inForce);
   }
-  const batches = facts.batches.map((b) => ({ ...b, lines: decryptLinesFor(b.encryptedLines, args.auditorSk, "auditor") }));
+  // The operator's copy of each line is checked too, so the auditor ignores exactly the lines the operator does.
+  const batches = facts.batches.map((b) => ({
+    ...b,
+    lines: decryptLinesFor(b.encryptedLines, args.auditorSk, "auditor", { verify: [{ role: "operator", pks: [args.operatorPk] }] }),
+  }));
   const unattributed = [...facts.unattributed];
   const amounts = new Map<Hex, bigint>();
   for (const p of facts.payouts) {
@@ -94,6 +105,7 @@ export async function reconcile(args: {
   const payments = paymentsByCycle(payouts, (p) => amounts.get(p.txHash)!);
   const earnings = cycleEarnings({
     batches,
+    serverBindings: facts.serverBindings,
     providerChanges: facts.providerChanges,
     poolFees: facts.poolFees,
     boundaries: boundariesOf(payouts),
@@ -133,6 +145,7 @@ export async function reconcile(args: {
     depositedMicro: facts.deposits.reduce((s, d) => s + d.creditedMicro, 0n),
     paidMicro: totalMicro,
   });
+  const { alerts } = admitLines(batches, facts.serverBindings, schedule);
   return {
     ok: unattributed.length === 0 && cycles.every((c) => c.ok) && moneyFlow.ok,
     payers: facts.payers,
@@ -141,6 +154,7 @@ export async function reconcile(args: {
     cycles,
     moneyFlow,
     billableCalls,
+    alerts,
     indexedBlock: facts.indexedBlock,
   };
 }

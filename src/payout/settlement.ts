@@ -11,8 +11,9 @@ import type { UsageLine } from "../usage/lines.js";
 import { periodOf } from "../usage/period.js";
 import { type Pricing, PricingModel } from "../usage/pricing.js";
 import { getOrCreate } from "../util/map.js";
+import { admitLines, type DecryptedBatch, type LineAlert, type ServerBindingFact } from "./admission.js";
 import { CycleBoundaryConflictError } from "./errors.js";
-import type { BatchFact, PoolFeeFact, ProviderChangeFact, SettlementFacts } from "./facts.js";
+import type { PoolFeeFact, ProviderChangeFact, SettlementFacts } from "./facts.js";
 import type { Payout } from "./tag.js";
 
 /**
@@ -38,6 +39,9 @@ import type { Payout } from "./tag.js";
  * - the pricing of a (provider, period) is the registration in force at the provider's first
  *   line of that period, so a pricing change applies from the next period and earnings through a
  *   block never shrink as later blocks are settled.
+ * Only the lines `admitLines` (`admission.ts`) counts are settled: a line is ignored when its
+ * server was not bound to its provider at the batch's commit, or when the reader's copy disagrees
+ * with the line's public commitment, and is cut to the caps of its server's binding.
  * Earnings through a cycle's boundary are therefore final once the boundary is final, and anyone
  * with the chain, the boundaries (in the payout tags) and a key that reads the lines (operator
  * or auditor) computes the same numbers.
@@ -69,7 +73,7 @@ export function poolReserve(secret: bigint, cycle: number, poolAfterFee: bigint)
   return deriveShareOf(secret, `pool-reserve|${cycle}`, poolAfterFee);
 }
 
-export type DecryptedBatch = BatchFact & { lines: readonly UsageLine[] };
+export type { DecryptedBatch, LineAlert, ServerBindingFact } from "./admission.js";
 
 /**
  * What a line's paid calls brought in beyond the price they were billed at: the per-call
@@ -195,13 +199,16 @@ function pricedLines(batches: readonly DecryptedBatch[], changes: readonly Provi
 /** Earnings of each cycle, in boundary order. */
 export function cycleEarnings(args: {
   batches: readonly DecryptedBatch[];
+  /** The UsageLedger's server bindings, in any order: which lines count (`admitLines`). */
+  serverBindings: readonly ServerBindingFact[];
   providerChanges: readonly ProviderChangeFact[];
   poolFees: readonly PoolFeeFact[];
   boundaries: readonly CycleBoundary[];
   schedule: SettlementSchedule;
   poolSecret: PoolSecret;
 }): CycleEarnings[] {
-  const lines = pricedLines(args.batches, args.providerChanges, args.schedule);
+  const admitted = admitLines(args.batches, args.serverBindings, args.schedule).batches;
+  const lines = pricedLines(admitted, args.providerChanges, args.schedule);
   const poolFeeTerms = args.poolFees.map((f) => termAt(args.schedule, f.timestamp, f));
   const poolShares = new Map<ProviderId, bigint>();
   const out: CycleEarnings[] = [];
@@ -451,6 +458,7 @@ export type Due = {
  */
 export function ledgerState(args: {
   batches: readonly DecryptedBatch[];
+  serverBindings: readonly ServerBindingFact[];
   providerChanges: readonly ProviderChangeFact[];
   poolFees: readonly PoolFeeFact[];
   payouts: readonly Payout[];
@@ -458,7 +466,15 @@ export function ledgerState(args: {
   schedule: SettlementSchedule;
   poolSecret: PoolSecret;
   through: bigint;
-}): { payments: CyclePayments; paid: Map<ProviderId, bigint>; unfinished: Due | null; next: Due | null; last: CycleBoundary | null } {
+}): {
+  payments: CyclePayments;
+  paid: Map<ProviderId, bigint>;
+  unfinished: Due | null;
+  next: Due | null;
+  last: CycleBoundary | null;
+  /** The lines of the batches through `through` that settlement ignored or capped (`admitLines`). */
+  alerts: LineAlert[];
+} {
   const payments = paymentsByCycle(args.payouts, args.amountOf);
   const paid = paidTotals(payments);
   const recorded = boundariesOf(args.payouts);
@@ -466,6 +482,7 @@ export function ledgerState(args: {
   const settle = (boundaries: CycleBoundary[]): Due => {
     const e = cycleEarnings({
       batches: args.batches,
+      serverBindings: args.serverBindings,
       providerChanges: args.providerChanges,
       poolFees: args.poolFees,
       boundaries,
@@ -487,7 +504,12 @@ export function ledgerState(args: {
   }
   const next =
     !last || args.through > last.throughBlock ? settle([...recorded, { cycle: (last?.cycle ?? 0) + 1, throughBlock: args.through }]) : null;
-  return { payments, paid, unfinished, next, last };
+  const alerts = admitLines(
+    args.batches.filter((b) => b.blockNumber <= args.through),
+    args.serverBindings,
+    args.schedule,
+  ).alerts;
+  return { payments, paid, unfinished, next, last, alerts };
 }
 
 /**
@@ -496,7 +518,7 @@ export function ledgerState(args: {
  * settlement settings as recorded on chain.
  */
 export function operatorLedgerState(
-  facts: Pick<SettlementFacts, "providerChanges" | "poolFees" | "payouts" | "auditorChanges" | "settlementRecords">,
+  facts: Pick<SettlementFacts, "providerChanges" | "poolFees" | "payouts" | "auditorChanges" | "settlementRecords" | "serverBindings">,
   args: {
     batches: readonly DecryptedBatch[];
     amounts: ReadonlyMap<Hex, bigint>;
@@ -506,6 +528,7 @@ export function operatorLedgerState(
 ) {
   return ledgerState({
     batches: args.batches,
+    serverBindings: facts.serverBindings,
     providerChanges: facts.providerChanges,
     poolFees: facts.poolFees,
     payouts: facts.payouts,
