@@ -9,6 +9,7 @@ export default defineConfig({
     include: [
       "test/eerc-interop.test.ts",
       "test/eerc-model.test.ts",
+      "test/balance-bounded-read.test.ts",
       "test/deployment.test.ts",
       "test/eerc-e2e.test.ts",
       "test/indexer.test.ts",

@@ -313,6 +313,45 @@ contract EncryptedERC is Ownable2Step, ReentrancyGuardTransient {
         return (bal.eGCT, bal.nonce, bal.transactionIndex);
     }
 
+    // ---------------------------------------------------------------- paged balance reads
+    // Additions to the audited interface: `balanceOf` returns every pending amount PCT, so its
+    // cost grows with the queue (about 19k gas each) until it no longer fits an eth_call's gas cap.
+    // These two read the same balance in bounded pieces; the SDK uses them where they exist.
+
+    /// @notice Everything `balanceOf` returns except the pending amount PCTs, and how many there are
+    /// (`pendingCount`; `pendingPCTs` pages them).
+    function balanceHeader(address user, uint256 tokenId)
+        external
+        view
+        returns (
+            EGCT memory eGCT,
+            uint256 nonce,
+            uint256[7] memory balancePCT,
+            uint256 transactionIndex,
+            uint256 pendingCount
+        )
+    {
+        EncryptedBalance storage bal = _balances[user][tokenId];
+        return (bal.eGCT, bal.nonce, bal.balancePCT, bal.transactionIndex, bal.pctEnd - bal.pctStart);
+    }
+
+    /// @notice Pending amount PCTs `offset .. offset + limit` (clamped to the queue), in `balanceOf`'s order.
+    function pendingPCTs(address user, uint256 tokenId, uint256 offset, uint256 limit)
+        external
+        view
+        returns (AmountPCT[] memory page)
+    {
+        EncryptedBalance storage bal = _balances[user][tokenId];
+        uint256 count = bal.pctEnd - bal.pctStart;
+        if (offset >= count) return new AmountPCT[](0);
+        uint256 n = count - offset < limit ? count - offset : limit;
+        page = new AmountPCT[](n);
+        uint256 first = bal.pctStart + offset;
+        for (uint256 i; i < n; ++i) {
+            page[i] = bal.pcts[first + i];
+        }
+    }
+
     // ---------------------------------------------------------------- implementation
 
     function _deposit(uint256 amount, address token, uint256[7] calldata amountPCT) private nonReentrant {
@@ -474,7 +513,9 @@ contract EncryptedERC is Ownable2Step, ReentrancyGuardTransient {
         bal.eGCT = cur.c1.x == 0 && cur.c1.y == 0 ? e : BabyJubJub.addEGCT(cur, e);
     }
 
-    function _pushPCT(EncryptedBalance storage bal, uint256[7] memory pct, uint64 txIndex) private {
+    /// @dev Every credit and deposit appends its amount PCT here. Virtual so that a variant can cap
+    /// the pending queue (`EncryptedERCCapped`); this contract, like the audited main, has no cap.
+    function _pushPCT(EncryptedBalance storage bal, uint256[7] memory pct, uint64 txIndex) internal virtual {
         uint64 end = bal.pctEnd;
         AmountPCT storage slot = bal.pcts[end];
         slot.pct = pct;

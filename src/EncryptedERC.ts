@@ -266,7 +266,8 @@ async function spentToken(context: Parameters<typeof applyBlockState>[0], from: 
         context.client.readContract({
           abi: EncryptedERCAbi,
           address: eerc,
-          functionName: "balanceOf",
+          // The scalar getter: O(1), where balanceOf grows with the pending queue.
+          functionName: "balances",
           args: [from, tokenId],
           blockNumber: b,
         }),

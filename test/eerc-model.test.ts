@@ -18,6 +18,7 @@ import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { CIRCUIT_NAMES, type CircuitName } from "../src/eerc/artifacts.js";
+import { readBalance, toBalanceView } from "../src/eerc/balance-read.js";
 import { addPoints, BASE8, mulBase, type Point, subPoints } from "../src/eerc/curve.js";
 import { type EGCT, encryptElGamal } from "../src/eerc/elgamal.js";
 import { NO_PROOF } from "./contract-helpers.js";
@@ -184,6 +185,10 @@ async function runSequence(chain: ChainClients, d: Deployed, seed: bigint): Prom
       });
       const asSet = amountPCTs.map((a) => [a.index, [...a.pct]] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
       expect(asSet, label).toEqual([...m.pcts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+      // The bounded read, made to read in pieces however short the queue (pages of 2 on this
+      // project's contract, storage slots on the audited one), returns what balanceOf does.
+      const pieces = await readBalance(chain.publicClient, { encryptedERC: d.eerc, user: u, tokenId: 1n, fastPathPCTs: 0n, pagePCTs: 2n });
+      expect(pieces, label).toEqual(toBalanceView([eGCT, nonce, amountPCTs, balancePCT, transactionIndex]));
     }
   };
 

@@ -4,7 +4,7 @@ import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { type DeploymentManifest, manifestPath, provingArtifactsOf } from "../deployment/manifest.js";
 import { decryptBalance } from "../eerc/balance.js";
-import { type RawBalance, toBalanceView } from "../eerc/client.js";
+import { readBalance } from "../eerc/balance-read.js";
 import { CONVERTER_CIRCUITS, checkProvingArtifacts, STANDALONE_CIRCUITS } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
 import { BaseError, summarize } from "../errors.js";
@@ -191,13 +191,8 @@ export async function doctor(cmd: Command, id: Identity | undefined): Promise<Ch
         functionName: "tokenIds",
         args: [m.contracts.token],
       });
-      const view = await client.readContract({
-        address: m.contracts.encryptedERC,
-        abi: EncryptedERCAbi,
-        functionName: "balanceOf",
-        args: [payer, tokenId],
-      });
-      const balance = decryptBalance(toBalanceView(view as RawBalance), id.sk);
+      const view = await readBalance(client, { encryptedERC: m.contracts.encryptedERC, user: payer, tokenId });
+      const balance = decryptBalance(view, id.sk);
       const ledger = new PayoutLedgerView({
         indexer: new IndexerClient(api),
         status: new IndexerClient(api),

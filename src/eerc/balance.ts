@@ -28,8 +28,11 @@ function decryptOrCorrupt(pct: readonly bigint[], sk: bigint, what: string, inde
   }
 }
 
-/** decrypt(balancePCT) + Σ decrypt(amountPCTs), checked against the EGCT. */
-export function decryptBalance(view: BalanceView, sk: bigint, cache?: PCTCache): bigint {
+/**
+ * decrypt(balancePCT) + Σ decrypt(amountPCTs), checked against the EGCT. Identical PCTs are
+ * decrypted once (a queue filled by replaying one ciphertext costs one decryption, not thousands).
+ */
+export function decryptBalance(view: BalanceView, sk: bigint, cache: PCTCache = new Map()): bigint {
   let sum = isEmptyPCT(view.balancePCT) ? 0n : decryptOrCorrupt(view.balancePCT, sk, "balancePCT", undefined, cache);
   for (const { pct, index } of view.amountPCTs) {
     sum += decryptOrCorrupt(pct, sk, `amountPCT #${index}`, index, cache);

@@ -16,7 +16,8 @@ import {
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { BaseError } from "../errors.js";
-import { type BalanceView, decryptBalance } from "./balance.js";
+import { decryptBalance } from "./balance.js";
+import { type OnChainBalance, readBalance } from "./balance-read.js";
 import { type ProofCalldata, proofToCalldata } from "./calldata.js";
 import { type Point, pointEquals } from "./curve.js";
 import { detectEerc, type EercCapabilities } from "./deployment-check.js";
@@ -30,12 +31,14 @@ import {
   SenderNotRegisteredError,
   validateAmount,
 } from "./errors.js";
-import type { EGCTStruct } from "./format.js";
 import { mintInputs, registrationInputs, type TransferPCTOptions, transferInputs } from "./inputs.js";
 import { deriveKeyFromWallet, publicKeyOf } from "./keys.js";
 import { encryptPCT } from "./pct.js";
 import type { Prover } from "./prover.js";
 import { checkSpend, type SpendCircuit, spendProof, spendProofInputs, withdrawArgs, words7 } from "./spend.js";
+
+// Balance reads live in balance-read.ts; re-exported for the SDK's callers.
+export { type OnChainBalance, type RawBalance, toBalanceView } from "./balance-read.js";
 
 export type EercWallet = WalletClient<Transport, Chain, Account>;
 
@@ -43,9 +46,6 @@ type EercWrite = ContractFunctionName<typeof EncryptedERCAbi, "nonpayable">;
 type EercWriteArgs<F extends EercWrite> = ContractFunctionArgs<typeof EncryptedERCAbi, "nonpayable", F>;
 
 export type EercContracts = { encryptedERC: Address; registrar: Address };
-
-/** One (account, token) balance as `balanceOf` returns it. */
-export type OnChainBalance = BalanceView & { nonce: bigint; transactionIndex: bigint };
 
 /** A proven spend, ready to send: proving and sending are split so payouts can be pipelined. */
 export type PreparedTransfer = {
@@ -69,8 +69,6 @@ export class TransactionRevertedError extends BaseError {
   }
 }
 
-const point = (s: { x: bigint; y: bigint }): Point => [s.x, s.y];
-
 /** The arguments of `transfer`, with the `bytes message` overload's message when given. */
 function transferArgs(prepared: PreparedTransfer) {
   return [
@@ -79,20 +77,6 @@ function transferArgs(prepared: PreparedTransfer) {
     { proofPoints: prepared.proof.proofPoints, publicSignals: prepared.proof.publicSignals },
     words7(prepared.balancePCT),
   ] as const;
-}
-
-/** `balanceOf` / `getBalanceFromTokenAddress` as viem decodes it. */
-export type RawBalance = readonly [EGCTStruct, bigint, readonly { pct: readonly bigint[]; index: bigint }[], readonly bigint[], bigint];
-
-export function toBalanceView(raw: RawBalance): OnChainBalance {
-  const [eGCT, nonce, amountPCTs, balancePCT, transactionIndex] = raw;
-  return {
-    eGCT: { c1: point(eGCT.c1), c2: point(eGCT.c2) },
-    nonce,
-    amountPCTs: amountPCTs.map((a: { pct: readonly bigint[]; index: bigint }) => ({ pct: [...a.pct], index: a.index })),
-    balancePCT: [...balancePCT],
-    transactionIndex,
-  };
 }
 
 /** The eERC's auditor public key; AuditorNotSetError while none is set. */
@@ -228,14 +212,9 @@ export class EercClient {
     if (!pointEquals(registered, this.publicKey)) throw new KeyMismatchError(this.address, registered, this.publicKey);
   }
 
-  async balanceView(tokenId: bigint, address: Address = this.address): Promise<OnChainBalance> {
-    const raw = await this.publicClient.readContract({
-      address: this.contracts.encryptedERC,
-      abi: EncryptedERCAbi,
-      functionName: "balanceOf",
-      args: [address, tokenId],
-    });
-    return toBalanceView(raw);
+  /** The balance as `balanceOf` returns it, read with a bounded cost whatever the pending queue's length (`readBalance`). */
+  balanceView(tokenId: bigint, address: Address = this.address): Promise<OnChainBalance> {
+    return readBalance(this.publicClient, { encryptedERC: this.contracts.encryptedERC, user: address, tokenId });
   }
 
   /** The decrypted balance in the eERC's smallest unit (micro-USDC), checked against the EGCT. */

@@ -4,7 +4,7 @@ import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import { connectChain } from "../chain/clients.js";
 import { byChainPosition } from "../chain/position.js";
 import { decryptBalance } from "../eerc/balance.js";
-import { toBalanceView } from "../eerc/client.js";
+import { readBalance } from "../eerc/balance-read.js";
 import type { Point } from "../eerc/curve.js";
 import type { EGCT } from "../eerc/elgamal.js";
 import { networkFailureReason } from "../http/errors.js";
@@ -130,7 +130,7 @@ export type ChainBalance = {
 };
 
 /**
- * The account's current balance of one token, read with `balanceOf` and decrypted with the
+ * The account's current balance of one token, read with the SDK's bounded read and decrypted with the
  * SDK (PCTs checked against the EGCT), after checking that `sk` is the registered key.
  */
 export async function balanceFromChain(
@@ -139,13 +139,7 @@ export async function balanceFromChain(
   const publicClient = await clientOf(args);
   const account = getAddress(args.account);
   await verifyAccountKey(publicClient, args.registrar, account, args.sk);
-  const raw = await publicClient.readContract({
-    address: args.encryptedERC,
-    abi: EncryptedERCAbi,
-    functionName: "balanceOf",
-    args: [account, args.tokenId],
-  });
-  const view = toBalanceView(raw);
+  const view = await readBalance(publicClient, { encryptedERC: args.encryptedERC, user: account, tokenId: args.tokenId });
   return {
     account,
     tokenId: args.tokenId,

@@ -4,6 +4,7 @@ import type { Address, Hex } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import type { BalanceChangeKind, RowSource } from "../../ponder.schema.js";
+import { type BalanceRpc, readBalance } from "../eerc/balance-read.js";
 import { IDENTITY, type Point, pointEquals } from "../eerc/curve.js";
 import { addEGCT, type EGCT, encryptPublicAmount, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
 import { egctToWords, wordsToEGCT } from "./calldata.js";
@@ -262,7 +263,7 @@ export async function accountPublicKey(
 
 /**
  * For a change that could not be replayed from calldata (the transaction did not call the eERC
- * directly, or the proof's snapshot is unknown): the balance as `balanceOf` returns it at the end
+ * directly, or the proof's snapshot is unknown): the balance as `balanceOf` returns it (read in bounded pieces) at the end
  * of the event's block, taken whole (its transactionIndex and pending PCTs included) so the
  * chain's numbering is never mixed with a replayed one. Later changes of this balance in the same
  * block are part of that read and are not applied again. Returns the credited PCT (the newest
@@ -274,13 +275,14 @@ export async function applyBlockState(
 ): Promise<{ creditPCT: bigint[] | undefined; balancePCT: bigint[] }> {
   const { db } = context;
   const cur = await currentState(db, args.account, args.tokenId);
-  const [eGCT, nonce, amountPCTs, balancePCT, transactionIndex] = await context.client.readContract({
-    abi: EncryptedERCAbi,
-    address: context.contracts.EncryptedERC.address as Address,
-    functionName: "balanceOf",
-    args: [args.account, args.tokenId],
+  // The bounded read (balance-read.ts): one balanceOf would not fit an eth_call on a long pending queue.
+  const view = await readBalance(context.client as unknown as BalanceRpc, {
+    encryptedERC: context.contracts.EncryptedERC.address as Address,
+    user: args.account,
+    tokenId: args.tokenId,
     blockNumber: args.meta.blockNumber,
   });
+  const { eGCT, nonce, amountPCTs, balancePCT, transactionIndex } = view;
   const isCredit = args.kind === "deposit" || args.kind === "transfer_in" || args.kind === "mint";
   const newest = amountPCTs.reduce<(typeof amountPCTs)[number] | undefined>((a, p) => (!a || p.index > a.index ? p : a), undefined);
   const creditPCT = isCredit && newest && newest.index >= cur.transactionIndex ? [...newest.pct] : undefined;
@@ -298,7 +300,7 @@ export async function applyBlockState(
     }
   }
   const state: BalanceState = {
-    eGCT: normalizeEGCT({ c1: [eGCT.c1.x, eGCT.c1.y], c2: [eGCT.c2.x, eGCT.c2.y] }),
+    eGCT: normalizeEGCT(eGCT),
     nonce,
     transactionIndex,
     pendingFrom: amountPCTs.reduce((min, p) => (p.index < min ? p.index : min), transactionIndex),
