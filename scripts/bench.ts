@@ -1,4 +1,5 @@
 import { benchGas } from "../bench/gas.js";
+import { benchGriefing } from "../bench/griefing.js";
 import { benchIndexer } from "../bench/indexer.js";
 import { benchIngest } from "../bench/ingest.js";
 import { benchMeter } from "../bench/meter.js";
@@ -7,6 +8,7 @@ import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
 import { benchSecurity } from "../bench/security.js";
+import { benchWeb } from "../bench/web.js";
 import { benchX402 } from "../bench/x402.js";
 import { buildCircuits } from "../src/build/circuits.js";
 import { reportStack, run } from "./run.js";
@@ -77,6 +79,20 @@ async function main(): Promise<void> {
       postgresAdminUrl: process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
       log,
     });
+  }
+  if (wants("web")) {
+    log("== web dashboard: the provider view's first render for a year of usage, and the initial JS ==");
+    await benchWeb({
+      renders: int("BENCH_WEB_RENDERS", 5),
+      batches: int("BENCH_WEB_BATCHES", 8760),
+      cycles: int("BENCH_WEB_CYCLES", 100),
+      fresh: process.env.BENCH_WEB_FRESH === "1",
+      log,
+    });
+  }
+  if (wants("griefing")) {
+    log("== payout griefing: payouts per minute idle and with a credit to the payer ahead of every transfer ==");
+    await benchGriefing({ providers: int("BENCH_GRIEFING_PROVIDERS", 10), log });
   }
   if (wants("payouts")) {
     log("== payout throughput ==");

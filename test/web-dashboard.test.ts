@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Hex, TypedDataDefinition } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWeb } from "../src/api/app.js";
@@ -64,7 +65,9 @@ const pageErrors: string[] = [];
 
 type CliFlow = Record<
   | "feesMicro"
+  | "callRevenueMicro"
   | "usageMicro"
+  | "levyMicro"
   | "depositedMicro"
   | "paidMicro"
   | "platformFeeMicro"
@@ -97,8 +100,8 @@ type CliAudit = {
 };
 
 /** Cells of each body row of the table `testId`, the full value of shortened hex cells included (their title). */
-async function tableCells(testId: string): Promise<string[][]> {
-  return page
+async function tableCells(testId: string, on: Page = page): Promise<string[][]> {
+  return on
     .getByTestId(testId)
     .locator("tbody tr")
     .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.getAttribute("title") ?? "")));
@@ -118,6 +121,101 @@ async function connectDemo(index: number, ready: string): Promise<void> {
   await page.getByTestId("demo-connect").click();
   await page.getByTestId(ready).or(page.getByTestId("error")).waitFor({ timeout: 120_000 });
   expect(await page.getByTestId("error").count(), (await page.getByTestId("error").allTextContents()).join()).toBe(0);
+}
+
+type WalletCall = { method: string; params: unknown[]; result?: unknown };
+const walletContexts: BrowserContext[] = [];
+
+/** EIP-712 typed data as `eth_signTypedData_v4` carries it (integers as decimal strings), as viem signs it. */
+function typedDataOf(json: string): TypedDataDefinition {
+  const { types, domain, primaryType, message } = JSON.parse(json) as {
+    types: Record<string, { name: string; type: string }[]>;
+    domain: Record<string, unknown>;
+    primaryType: string;
+    message: Record<string, unknown>;
+  };
+  const { EIP712Domain: _domainFields, ...rest } = types;
+  const ints = (fields: { name: string; type: string }[], values: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.entries(values).map(([k, v]) => [
+        k,
+        /^u?int\d*$/.test(fields.find((f) => f.name === k)?.type ?? "") ? BigInt(v as string) : v,
+      ]),
+    );
+  return {
+    domain: { ...domain, chainId: BigInt(domain.chainId as string) },
+    types: rest,
+    primaryType,
+    message: ints(rest[primaryType] ?? [], message),
+  } as unknown as TypedDataDefinition;
+}
+
+/**
+ * A fresh page of the dashboard with an injected EIP-1193 wallet (`window.ethereum`) whose every
+ * request is answered here, in the test, by a viem local account holding `key`: the key stays in
+ * the test process. `reject` lists the methods the wallet declines (EIP-1193 code 4001); `chainId`
+ * is the chain the wallet says it is on. Its requests are recorded with the other pages'.
+ */
+async function walletPage(key: Hex, options: { reject?: string[]; chainId?: number } = {}) {
+  const account = privateKeyToAccount(key);
+  const calls: WalletCall[] = [];
+  const reject = new Set(options.reject ?? []);
+  const own: { url: string; body: string }[] = [];
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  walletContexts.push(context);
+  await context.exposeFunction("__walletRequest", async (method: string, params: unknown[] = []) => {
+    const call: WalletCall = { method, params };
+    calls.push(call);
+    if (reject.has(method)) return { error: { code: 4001, message: "User rejected the request." } };
+    switch (method) {
+      case "eth_requestAccounts":
+      case "eth_accounts":
+        call.result = [account.address];
+        break;
+      case "eth_chainId":
+        call.result = `0x${(options.chainId ?? 31337).toString(16)}`;
+        break;
+      case "personal_sign": {
+        const [message, from] = params as [Hex, string];
+        if (from.toLowerCase() !== account.address.toLowerCase()) return { error: { code: 4100, message: "unknown account" } };
+        call.result = await account.signMessage({ message: { raw: message } });
+        break;
+      }
+      case "eth_signTypedData_v4": {
+        const [from, json] = params as [string, string];
+        if (from.toLowerCase() !== account.address.toLowerCase()) return { error: { code: 4100, message: "unknown account" } };
+        call.result = await account.signTypedData(typedDataOf(json));
+        break;
+      }
+      default:
+        return { error: { code: 4200, message: `unsupported method ${method}` } };
+    }
+    return { result: call.result };
+  });
+  await context.addInitScript(() => {
+    const bridge = (
+      globalThis as unknown as {
+        __walletRequest: (m: string, p?: unknown[]) => Promise<{ result?: unknown; error?: { code: number; message: string } }>;
+      }
+    ).__walletRequest;
+    (globalThis as unknown as { ethereum: unknown }).ethereum = {
+      async request({ method, params }: { method: string; params?: unknown[] }) {
+        const answer = await bridge(method, params ?? []);
+        if (answer.error) throw Object.assign(new Error(answer.error.message), { code: answer.error.code });
+        return answer.result;
+      },
+    };
+  });
+  const p = await context.newPage();
+  p.on("request", (r) => {
+    const entry = { url: r.url(), body: r.postData() ?? "" };
+    requests.push(entry);
+    own.push(entry);
+  });
+  p.on("pageerror", (e) => pageErrors.push(e.message));
+  await p.goto(`${apiUrl}/app/?rpc=${encodeURIComponent(w.rpcUrl)}&agent=${encodeURIComponent(agentUrl)}`);
+  await expect.poll(() => p.getByTestId("chain-id").textContent(), { timeout: 15_000 }).toContain("31337");
+  return { page: p, calls, reject, requests: own };
 }
 
 /** No horizontal overflow at 360 px and 1280 px wide (only the tables' own scroll areas may be wider); screenshots of both. */
@@ -283,7 +381,9 @@ describe.runIf(haveChromium)("web dashboard", () => {
     const flow = (f: CliFlow) => [
       ...[
         f.feesMicro,
+        f.callRevenueMicro,
         f.usageMicro,
+        f.levyMicro,
         f.depositedMicro,
         f.paidMicro,
         f.platformFeeMicro,
@@ -370,6 +470,99 @@ describe.runIf(haveChromium)("web dashboard", () => {
     expect(requests.some((r) => r.url === `${agentUrl}/revenue/distribute` && r.body.includes('"signature"'))).toBe(true);
     expect(pageErrors).toEqual([]);
     await layout("operator");
+  });
+
+  it("connects through an injected EIP-1193 wallet: the same key and figures as the demo account, run a cycle signed with eth_signTypedData_v4, refusals and a wrong chain told", async () => {
+    // What the demo account shows for the provider: the wallet must show the same, so its eERC key is the same.
+    await connectDemo(PROVIDER_INDEX, "balance");
+    await page.getByTestId("usage-progress").waitFor({ state: "detached" });
+    const figures = async (p: Page) => ({
+      balance: await p.getByTestId("balance").textContent(),
+      pending: await p.getByTestId("pending").textContent(),
+      paid: await p.getByTestId("paid").textContent(),
+      usage: await p.getByTestId("usage-total").textContent(),
+      cycles: await p.getByTestId("cycles").locator("tbody tr").allTextContents(),
+      payouts: await p.getByTestId("payouts").locator("tbody tr").allTextContents(),
+    });
+    const demo = await figures(page);
+    expect(demo.cycles.length).toBeGreaterThanOrEqual(3);
+
+    const provider = await walletPage(providerKey);
+    await provider.page.getByTestId("connect-wallet").click();
+    await provider.page.getByTestId("balance").or(provider.page.getByTestId("error")).waitFor({ timeout: 60_000 });
+    expect(await provider.page.getByTestId("error").count(), (await provider.page.getByTestId("error").allTextContents()).join()).toBe(0);
+    await provider.page.getByTestId("usage-progress").waitFor({ state: "detached" });
+    expect(await provider.page.getByTestId("account").textContent()).toBe(privateKeyToAccount(providerKey).address);
+    expect(await provider.page.locator(".connected .tag").textContent()).toBe("wallet");
+    expect(await figures(provider.page)).toEqual(demo);
+    expect(provider.calls.filter((c) => c.method === "personal_sign")).toHaveLength(1);
+
+    // The wallet declines the registration signature: the page says so and stays as it was, nothing connected.
+    const declining = await walletPage(providerKey, { reject: ["personal_sign"] });
+    await declining.page.getByTestId("connect-wallet").click();
+    await declining.page.getByTestId("error").waitFor({ timeout: 30_000 });
+    expect(await declining.page.getByTestId("error").textContent()).toBe(
+      "The wallet declined to sign the eERC registration message (the eERC key is derived from that signature): nothing was signed or changed.",
+    );
+    expect(await declining.page.getByTestId("account").count()).toBe(0);
+    expect(await declining.page.getByTestId("connect-wallet").isEnabled()).toBe(true);
+
+    // A wallet on another chain than the RPC's is told so before anything is signed.
+    const elsewhere = await walletPage(providerKey, { chainId: 1 });
+    await elsewhere.page.getByTestId("connect-wallet").click();
+    await elsewhere.page.getByTestId("error").waitFor({ timeout: 30_000 });
+    expect(await elsewhere.page.getByTestId("error").textContent()).toBe(
+      "The wallet is on chain 1, the RPC URL serves chain 31337: switch the wallet to chain 31337 (or change the RPC URL) and connect again.",
+    );
+    expect(elsewhere.calls.map((c) => c.method)).toEqual(["eth_requestAccounts", "eth_chainId"]);
+    expect(await elsewhere.page.getByTestId("account").count()).toBe(0);
+
+    // The operator's wallet: a fourth batch is owed; declining the Distribute signature changes nothing, signing it runs cycle 4.
+    await commitRecords(
+      w.chain,
+      w.manifest,
+      w.server,
+      w.operator.address,
+      4,
+      callRecords("weather", 2, { at: Date.now(), priceMicro: 1000n }),
+    );
+    await new IndexerClient(apiUrl).waitForBlock(await w.chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+    const op = await walletPage(operatorKey, { reject: ["eth_signTypedData_v4"] });
+    await op.page.getByTestId("connect-wallet").click();
+    await op.page.getByTestId("agent-state").or(op.page.getByTestId("error")).waitFor({ timeout: 120_000 });
+    expect(await op.page.getByTestId("error").count(), (await op.page.getByTestId("error").allTextContents()).join()).toBe(0);
+    expect(await op.page.getByTestId("owed-next-total").textContent()).toBe(usdc(1800n));
+    const cyclesBefore = await tableCells("operator-cycles", op.page);
+    const lastBefore = await op.page.getByTestId("agent-last").textContent();
+    await op.page.getByTestId("run-cycle").click();
+    await expect.poll(() => op.page.getByTestId("cycle-progress").getAttribute("class")).toBe("bad");
+    expect(await op.page.getByTestId("cycle-progress").textContent()).toBe(
+      "The wallet declined to sign the request: nothing was signed or changed.",
+    );
+    expect(op.calls.filter((c) => c.method === "eth_signTypedData_v4")).toHaveLength(1);
+    expect(op.requests.some((r) => r.url.endsWith("/revenue/distribute"))).toBe(false);
+    await op.page.getByRole("button", { name: "Refresh" }).click();
+    await op.page.getByTestId("agent-state").waitFor();
+    await expect.poll(() => op.page.locator('[role="status"]').count()).toBe(0);
+    expect(await op.page.getByTestId("agent-last").textContent()).toBe(lastBefore);
+    expect(await tableCells("operator-cycles", op.page)).toEqual(cyclesBefore);
+    expect(await op.page.getByTestId("owed-next-total").textContent()).toBe(usdc(1800n));
+
+    op.reject.clear();
+    await op.page.getByTestId("run-cycle").click();
+    await expect
+      .poll(() => op.page.getByTestId("cycle-progress").textContent(), { timeout: 180_000, interval: 500 })
+      .toMatch(/^cycle 4: 1 transfer\(s\) paid in|failed|refused|not |declined|could not/);
+    expect(await op.page.getByTestId("cycle-progress").textContent()).toMatch(/^cycle 4: 1 transfer\(s\) paid in [\d.]+ s$/);
+    const signed = op.calls.filter((c) => c.method === "eth_signTypedData_v4");
+    expect(signed).toHaveLength(2);
+    const typed = JSON.parse(signed[1]!.params[1] as string) as { primaryType: string; domain: { chainId: string } };
+    expect([typed.primaryType, typed.domain.chainId]).toEqual(["Distribute", "31337"]);
+    expect(op.requests.some((r) => r.url === `${agentUrl}/revenue/distribute` && r.body.includes(signed[1]!.result as string))).toBe(true);
+    expect((await tableCells("operator-cycles", op.page)).map((r) => [r[0], r[2], r[3]]).at(-1)).toEqual(["4", "1", "0.001800"]);
+    expect(await op.page.getByTestId("owed-next-total").textContent()).toBe(usdc(0n));
+    expect(pageErrors).toEqual([]);
+    for (const c of walletContexts) await c.close();
   });
 
   it("sends neither a wallet key nor an eERC key in any request", async () => {

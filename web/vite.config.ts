@@ -1,5 +1,8 @@
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineConfig, type Plugin } from "vite";
+import { defaultProvingArtifacts } from "../src/eerc/artifacts.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 
@@ -43,6 +46,31 @@ function poseidonWidths(widths: readonly number[]): Plugin {
 }
 
 /**
+ * The withdraw circuit's witness program and proving key, copied into the build's `circuits/`: the
+ * page proves a withdraw in the browser and fetches them relative to its own URL, so any copy of
+ * the build carries them. They come from CIRCUITS_DIR when set (a deployment's own keys), else
+ * from this project's circuit build; without them the build still succeeds, and the page says
+ * what is missing when a withdraw is tried.
+ */
+function withdrawCircuit(): Plugin {
+  return {
+    name: "backendshield-withdraw-circuit",
+    apply: "build",
+    writeBundle(options) {
+      const { wasm, zkey } = defaultProvingArtifacts().withdraw;
+      const out = join(options.dir!, "circuits");
+      if (!existsSync(wasm) || !existsSync(zkey)) {
+        this.warn(`no withdraw circuit at ${existsSync(wasm) ? zkey : wasm} (npm run build:circuits): the page cannot withdraw`);
+        return;
+      }
+      mkdirSync(out, { recursive: true });
+      copyFileSync(wasm, join(out, "withdraw.wasm"));
+      copyFileSync(zkey, join(out, "withdraw.zkey"));
+    },
+  };
+}
+
+/**
  * Modules the page bundles for what they export, never for their top-level code: the project's
  * own `src/` (whose modules also hold Node-side helpers, e.g. `src/eerc/artifacts.ts` finding the
  * project folder on import) and the prover's packages. Dropped unless the page uses an export.
@@ -51,11 +79,20 @@ const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
 const PROVER_ONLY = /\/node_modules\/(snarkjs|ffjavascript|circom_runtime|web-worker|buffer|base64-js|ieee754)\//;
 const importedForExports = (id: string) => id.startsWith(srcDir) || PROVER_ONLY.test(id);
 
+/** The Poseidon widths the project's code calls (`poseidon3` … of src/eerc and src/usage), for the page and its workers. */
+const POSEIDON_WIDTHS = [3, 4, 5];
+
 export default defineConfig({
   root: here,
   // Relative asset URLs: the same build works at /app/ on the API and from any static host or folder.
   base: "./",
-  plugins: [nodeBuiltinsStub(), poseidonWidths([3, 5])],
+  plugins: [nodeBuiltinsStub(), poseidonWidths(POSEIDON_WIDTHS), withdrawCircuit()],
+  // The usage scan's workers (web/src/usage-worker.ts) are bundled on their own, with the same rules.
+  worker: {
+    format: "es",
+    plugins: () => [nodeBuiltinsStub(), poseidonWidths(POSEIDON_WIDTHS)],
+    rollupOptions: { treeshake: { moduleSideEffects: (id) => !importedForExports(id) } },
+  },
   build: {
     outDir: fileURLToPath(new URL("../build/web", import.meta.url)),
     emptyOutDir: true,

@@ -82,6 +82,12 @@ export class IndexerClient {
   /** Every row of a table (matching `where`, a GraphQL filter object literal) through cursor pages, in `orderBy` order. */
   async all<R>(field: string, selection: string, orderBy: string, where?: string): Promise<R[]> {
     const rows: R[] = [];
+    for await (const page of this.pages<R>(field, selection, orderBy, where)) rows.push(...page);
+    return rows;
+  }
+
+  /** The rows of `all`, one cursor page at a time, for a reader that starts on the first page before the last is read. */
+  async *pages<R>(field: string, selection: string, orderBy: string, where?: string): AsyncGenerator<R[]> {
     let after: string | null = null;
     const filter = where ? `where: ${where}, ` : "";
     for (;;) {
@@ -91,8 +97,8 @@ export class IndexerClient {
       );
       const page = data[field];
       if (!page || !Array.isArray(page.items)) throw new ApiResponseError(this.graphqlUrl, `no ${field} page in the answer`);
-      rows.push(...page.items);
-      if (!page.pageInfo?.hasNextPage || !page.pageInfo.endCursor) return rows;
+      yield page.items;
+      if (!page.pageInfo?.hasNextPage || !page.pageInfo.endCursor) return;
       after = page.pageInfo.endCursor;
     }
   }
@@ -207,6 +213,13 @@ export class IndexerClient {
   }
 
   async usageBatches(): Promise<CommittedBatch[]> {
+    const batches: CommittedBatch[] = [];
+    for await (const page of this.usageBatchPages()) batches.push(...page);
+    return batches.sort(byChainPosition);
+  }
+
+  /** The committed usage batches one GraphQL page at a time, in block order (`usageBatches` sorts them all by chain position). */
+  async *usageBatchPages(): AsyncGenerator<CommittedBatch[]> {
     type Row = {
       server: Address;
       batchId: Hex;
@@ -218,23 +231,25 @@ export class IndexerClient {
       logIndex: number;
       txHash: Hex;
     };
-    const rows = await this.all<Row>(
+    const pages = this.pages<Row>(
       "usageCommitments",
       "server batchId periodStart periodEnd merkleRoot encryptedLines blockNumber logIndex txHash",
       "blockNumber",
     );
-    return rows
-      .map((r) => ({
-        server: getAddress(r.server),
-        batchId: r.batchId,
-        periodStart: BigInt(r.periodStart),
-        periodEnd: BigInt(r.periodEnd),
-        merkleRoot: r.merkleRoot,
-        encryptedLines: r.encryptedLines,
-        blockNumber: BigInt(r.blockNumber),
-        logIndex: r.logIndex,
-        txHash: r.txHash,
-      }))
-      .sort(byChainPosition);
+    for await (const rows of pages) {
+      yield rows
+        .map((r) => ({
+          server: getAddress(r.server),
+          batchId: r.batchId,
+          periodStart: BigInt(r.periodStart),
+          periodEnd: BigInt(r.periodEnd),
+          merkleRoot: r.merkleRoot,
+          encryptedLines: r.encryptedLines,
+          blockNumber: BigInt(r.blockNumber),
+          logIndex: r.logIndex,
+          txHash: r.txHash,
+        }))
+        .sort(byChainPosition);
+    }
   }
 }

@@ -7,10 +7,11 @@ import type { AuditorView } from "./auditor.js";
 import type { Table } from "./export.js";
 import type { OperatorView } from "./operator.js";
 import type { ProviderView } from "./provider.js";
-import { type AuditorControls, auditorForm, auditorView, operatorView, type RunState } from "./role-views.js";
+import type { AuditorControls, RunState } from "./role-views.js";
 import { registryOwner, type ViewKind, viewFor } from "./roles.js";
-import { card, msTime, short, tableSection, usdc } from "./ui.js";
+import { card, msTime, onTablePage, PAGE_ROWS, resetTablePages, short, tableSection, usdc } from "./ui.js";
 import { connectInjected, DEMO_ACCOUNTS, demoSigner, injectedProvider, rpcChainId, type Session, type Signer } from "./wallet.js";
+import { withdrawPanel } from "./withdraw-panel.js";
 import "./style.css";
 
 /**
@@ -49,6 +50,8 @@ const state = {
 
 const root = document.getElementById("app")!;
 let chart: uPlot | null = null;
+/** The auditor's and operator's templates, loaded with their view (they bring the settlement code). */
+let roleViews: typeof import("./role-views.js") | null = null;
 
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -93,10 +96,16 @@ async function refresh(): Promise<void> {
   update();
   try {
     const tab = state.tab;
+    if (tab !== "provider" && !roleViews) roleViews = await import("./role-views.js");
     if (tab === "provider") {
       const { loadProviderView } = await import("./provider.js");
-      const view = await loadProviderView(state.apiUrl, session.address, session.sk);
-      if (state.session !== session) return;
+      state.view?.usage.cancel();
+      let loaded: ProviderView | null = null;
+      // The usage keeps decrypting after the first page of its table is shown: redraw as it goes.
+      const onProgress = () => loaded && state.view === loaded && update();
+      const view = await loadProviderView(state.apiUrl, session.address, session.sk, { firstRows: PAGE_ROWS, onProgress });
+      if (state.session !== session) return view.usage.cancel();
+      loaded = view;
       state.view = view;
     } else if (tab === "auditor") {
       if (!state.operatorAddress) state.operatorAddress = (await registryOwner(state.apiUrl, state.rpcUrl)) ?? "";
@@ -128,7 +137,9 @@ async function refresh(): Promise<void> {
 function disconnect(): void {
   state.session = null;
   state.signer = null;
+  state.view?.usage.cancel();
   state.view = null;
+  resetTablePages();
   state.auditor = null;
   state.operator = null;
   state.drill = null;
@@ -228,7 +239,7 @@ function page(): TemplateResult {
       <p class="lede">Balances, payouts, reconciliations and usage decrypted in this page with your eERC key, derived from your wallet's signature and kept in memory only.</p>
     </header>
     <main>
-      ${settings()} ${connection()} ${state.session ? tabs() : nothing} ${state.tab === "auditor" && state.session ? auditorForm(auditorControls(), state.period, state.status.kind === "busy") : nothing}
+      ${settings()} ${connection()} ${state.session ? tabs() : nothing} ${state.tab === "auditor" && state.session && roleViews ? roleViews.auditorForm(auditorControls(), state.period, state.status.kind === "busy") : nothing}
       ${statusLine()} ${state.session ? current() : nothing}
     </main>
   `;
@@ -250,9 +261,11 @@ function tabs(): TemplateResult {
 }
 
 function current(): TemplateResult | typeof nothing {
-  if (state.tab === "provider") return state.view ? providerView(state.view) : nothing;
-  if (state.tab === "auditor") return state.auditor ? auditorView(state.auditor, auditorControls()) : nothing;
-  return state.operator ? operatorView(state.operator, state.run, () => void runCycle()) : nothing;
+  if (state.tab === "provider")
+    return html`${withdrawPanel({ session: state.session!, rpcUrl: state.rpcUrl, update })}${state.view ? providerView(state.view) : nothing}`;
+  if (!roleViews) return nothing;
+  if (state.tab === "auditor") return state.auditor ? roleViews.auditorView(state.auditor, auditorControls()) : nothing;
+  return state.operator ? roleViews.operatorView(state.operator, state.run, () => void runCycle()) : nothing;
 }
 
 function settings(): TemplateResult {
@@ -300,7 +313,7 @@ function connection(): TemplateResult {
         <button
           data-testid="connect-wallet"
           ?disabled=${!wallet || busy}
-          @click=${() => wallet && connect(() => connectInjected(wallet), "wallet")}
+          @click=${() => wallet && connect(() => connectInjected(wallet, state.chainId), "wallet")}
         >
           Connect wallet
         </button>
@@ -378,7 +391,9 @@ function providerView(v: ProviderView): TemplateResult {
     ]),
     json: rows,
   };
-  const usageRows = v.usage.batches.flatMap((b) => b.lines.map((l) => ({ batch: b, line: l })));
+  const scan = v.usage;
+  const u = scan.report;
+  const usageRows = u.batches.flatMap((b) => b.lines.map((l) => ({ batch: b, line: l })));
   const usage: Table = {
     name: "usage",
     headers: ["batch", "block", "period (UTC)", "namespace", "calls", "billable", "amount (USDC)"],
@@ -391,7 +406,7 @@ function providerView(v: ProviderView): TemplateResult {
       String(line.billableCalls),
       formatUsdc(line.amountMicro),
     ]),
-    json: { batches: v.usage.batches, byProvider: v.usage.byProvider, total: v.usage.total },
+    json: { batches: u.batches, byProvider: u.byProvider, total: u.total },
   };
 
   return html`
@@ -409,7 +424,7 @@ function providerView(v: ProviderView): TemplateResult {
         pending ? `owed through block ${pending.throughBlock}, not yet paid` : (v.pendingUnavailable ?? ""),
       )}
       ${card("Paid", usdc(paidMicro), "paid", `${v.cycles.length} cycle(s), ${v.received.filter((r) => r.cycle !== null).length} payout transfer(s)`)}
-      ${card("Usage", usdc(v.usage.total.amountMicro), "usage-total", `${v.usage.total.billableCalls} billable of ${v.usage.total.calls} calls in ${v.usage.batches.length} batch(es)`)}
+      ${card("Usage", usdc(u.total.amountMicro), "usage-total", `${u.total.billableCalls} billable of ${u.total.calls} calls in ${u.batches.length} batch(es)${scan.done ? "" : " so far"}`)}
     </section>
     <section class="panel">
       <h2>Earnings per cycle</h2>
@@ -417,7 +432,9 @@ function providerView(v: ProviderView): TemplateResult {
     </section>
     ${tableSection("Payouts per cycle", cycles, "No payouts yet.", new Set([0, 1, 2, 3, 4]), (i) => `cycle-${v.cycles[i]!.cycle}`)}
     ${tableSection("Payouts received", received, "No incoming transfers.", new Set([0, 4]), (i) => v.received[i]!.txHash)}
-    ${tableSection("Usage per batch", usage, "No committed usage decrypts under this key.", new Set([1, 4, 5, 6]))}
+    ${scan.error !== null ? html`<p class="note bad" data-testid="usage-error">The usage could not be read to the end: ${scan.error}</p>` : nothing}
+    ${scan.done || scan.error !== null ? nothing : html`<p class="note" data-testid="usage-progress" aria-live="polite">Decrypting the usage in this page: ${scan.scanned.toLocaleString("en")} of the ${scan.read.toLocaleString("en")} batches read so far; the usage figures grow until every batch is done.</p>`}
+    ${tableSection("Usage per batch", usage, scan.done ? "No committed usage decrypts under this key." : "None of the batches decrypted so far holds usage of this account.", new Set([1, 4, 5, 6]))}
     ${tableSection("Balance history", history, "No balance history.", new Set([0, 3, 4]))}
   `;
 }
@@ -454,5 +471,6 @@ function drawChart(): void {
 }
 
 new ResizeObserver(() => drawChart()).observe(root);
+onTablePage(update);
 update();
 void checkChain();

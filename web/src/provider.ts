@@ -1,9 +1,9 @@
 import type { Address, Hex } from "viem";
 import { decryptHistory } from "../../src/history/decrypt.js";
 import type { DecryptedHistory, EarningsResponse } from "../../src/history/types.js";
-import { decryptProviderUsage, type ProviderUsageReport } from "../../src/history/usage.js";
 import { IndexerClient } from "../../src/indexer-client/client.js";
 import { decodeTag } from "../../src/payout/tag.js";
+import { scanUsage, type UsageScan } from "./usage-scan.js";
 
 export { deriveKeyFromWallet } from "../../src/eerc/keys.js";
 
@@ -41,7 +41,8 @@ export type ProviderView = {
   pendingUnavailable: string | null;
   received: ReceivedPayout[];
   cycles: CycleEarnings[];
-  usage: ProviderUsageReport;
+  /** The committed usage, decrypted a slice at a time (`usage-scan.ts`). */
+  usage: UsageScan;
 };
 
 /**
@@ -100,17 +101,36 @@ const pendingUnavailableOf = (response: EarningsResponse): string | undefined =>
 /**
  * Reads the account's earnings and the committed usage from the API and decrypts them with `sk`.
  * A key that is not the account's registered one stops here (KeyMismatchError), before any figure.
+ * The usage is decrypted a slice at a time: the view comes back once `usage.firstRows` usage rows
+ * (a table's first page) are decrypted, and `usage.onProgress` follows the rest.
  */
-export async function loadProviderView(apiUrl: string, account: Address, sk: bigint): Promise<ProviderView> {
+export async function loadProviderView(
+  apiUrl: string,
+  account: Address,
+  sk: bigint,
+  usage: { firstRows: number; onProgress: (scan: UsageScan) => void } = { firstRows: Number.POSITIVE_INFINITY, onProgress: () => {} },
+): Promise<ProviderView> {
   const client = new IndexerClient(apiUrl);
-  const [response, providers, batches] = await Promise.all([client.earnings(account), client.providers(), client.usageBatches()]);
-  const history = decryptHistory(response, sk);
+  // The usage scan starts with the earnings request: its workers start and decrypt while the earnings are read and checked.
+  const scanning = client.providers().then((providers) => scanUsage({ client, account, sk, providers, ...usage }));
+  let response: EarningsResponse;
+  let history: DecryptedHistory;
+  try {
+    response = await client.earnings(account);
+    history = decryptHistory(response, sk);
+  } catch (e) {
+    void scanning.then(
+      (scan) => scan.cancel(),
+      () => {},
+    );
+    throw e;
+  }
   const received = receivedPayouts(response, history);
   return {
     history,
     pendingUnavailable: response.pending ? null : (pendingUnavailableOf(response) ?? "the API serves no pending amount"),
     received,
     cycles: earningsPerCycle(received),
-    usage: decryptProviderUsage({ account, sk, providers, batches }),
+    usage: await scanning,
   };
 }

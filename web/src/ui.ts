@@ -1,4 +1,4 @@
-import { html, type TemplateResult } from "lit-html";
+import { html, nothing, type TemplateResult } from "lit-html";
 import { formatUsdc } from "../../src/money/usdc.js";
 import { downloadCsv, downloadJson, type Table } from "./export.js";
 
@@ -20,7 +20,37 @@ export function exportButtons(table: Table): TemplateResult {
   </span>`;
 }
 
-/** A table with its CSV/JSON buttons; `action` adds a last cell to each row (a drill-down button, say), not exported. */
+/** Rows a table shows at a time; a longer table is paged (its exports still hold every row). */
+export const PAGE_ROWS = 100;
+
+/** The page each long table shows, by table name; reset by `resetTablePages` when another account connects. */
+const tablePages = new Map<string, number>();
+let rerender: () => void = () => {};
+
+/** What redraws the page after a table's page changes. */
+export const onTablePage = (redraw: () => void) => {
+  rerender = redraw;
+};
+export const resetTablePages = () => tablePages.clear();
+
+function pager(name: string, page: number, pages: number, rows: number): TemplateResult {
+  const go = (p: number) => () => {
+    tablePages.set(name, p);
+    rerender();
+  };
+  const first = page * PAGE_ROWS + 1;
+  const last = Math.min(rows, (page + 1) * PAGE_ROWS);
+  return html`<p class="pager note">
+    <button class="small" data-testid=${`${name}-prev`} ?disabled=${page === 0} @click=${go(page - 1)}>Previous</button>
+    <span data-testid=${`${name}-rows`}>rows ${first.toLocaleString("en")}–${last.toLocaleString("en")} of ${rows.toLocaleString("en")}</span>
+    <button class="small" data-testid=${`${name}-next`} ?disabled=${page >= pages - 1} @click=${go(page + 1)}>Next</button>
+  </p>`;
+}
+
+/**
+ * A table with its CSV/JSON buttons; `action` adds a last cell to each row (a drill-down button, say), not exported.
+ * Over PAGE_ROWS rows it shows one page at a time, with Previous and Next.
+ */
 export function tableSection(
   title: string,
   table: Table,
@@ -29,6 +59,10 @@ export function tableSection(
   rowAttrs?: (i: number) => string,
   action?: (i: number) => TemplateResult,
 ): TemplateResult {
+  const pages = Math.max(1, Math.ceil(table.rows.length / PAGE_ROWS));
+  const page = Math.min(tablePages.get(table.name) ?? 0, pages - 1);
+  const offset = page * PAGE_ROWS;
+  const shown = pages > 1 ? table.rows.slice(offset, offset + PAGE_ROWS) : table.rows;
   return html`
     <section class="panel">
       <div class="section-head"><h2>${title}</h2>${exportButtons(table)}</div>
@@ -39,13 +73,14 @@ export function tableSection(
             <table data-testid=${table.name}>
               <thead><tr>${table.headers.map((h, i) => html`<th class=${numeric.has(i) ? "num" : ""}>${h}</th>`)}${action ? html`<th></th>` : ""}</tr></thead>
               <tbody>
-                ${table.rows.map(
-                  (r, i) =>
-                    html`<tr data-key=${rowAttrs?.(i) ?? ""}>${r.map((c, j) => html`<td class=${numeric.has(j) ? "num" : ""} title=${c}>${c.startsWith("0x") ? short(c) : c}</td>`)}${action ? html`<td class="action">${action(i)}</td>` : ""}</tr>`,
+                ${shown.map(
+                  (r, k) =>
+                    html`<tr data-key=${rowAttrs?.(offset + k) ?? ""}>${r.map((c, j) => html`<td class=${numeric.has(j) ? "num" : ""} title=${c}>${c.startsWith("0x") ? short(c) : c}</td>`)}${action ? html`<td class="action">${action(offset + k)}</td>` : ""}</tr>`,
                 )}
               </tbody>
             </table>
-          </div>`
+          </div>
+          ${pages > 1 ? pager(table.name, page, pages, table.rows.length) : nothing}`
       }
     </section>
   `;

@@ -29,17 +29,50 @@ export type Session = { address: Address; chainId: number; source: "wallet" | "d
 
 export const injectedProvider = (): Eip1193Provider | undefined => (globalThis as { ethereum?: Eip1193Provider }).ethereum ?? undefined;
 
-/** The injected wallet's first account, signing with `personal_sign`. */
-export async function connectInjected(provider: Eip1193Provider): Promise<{ signer: Signer; chainId: number }> {
-  const accounts = (await provider.request({ method: "eth_requestAccounts" })) as string[];
+/** EIP-1193's "user rejected the request". */
+export const USER_REJECTED = 4001;
+
+/** What the wallet was asked to do, for the message when it refuses. */
+const ASKED: Record<string, string> = {
+  eth_requestAccounts: "share an account",
+  personal_sign: "sign the eERC registration message (the eERC key is derived from that signature)",
+  eth_signTypedData_v4: "sign the request",
+};
+
+/** One wallet request; a refusal (code 4001) or any other wallet error becomes an Error that says what was asked. */
+async function walletRequest(provider: Eip1193Provider, method: string, params?: unknown[]): Promise<unknown> {
+  try {
+    return await provider.request(params ? { method, params } : { method });
+  } catch (e) {
+    const { code, message } = (e ?? {}) as { code?: unknown; message?: unknown };
+    const what = ASKED[method] ?? method;
+    if (code === USER_REJECTED) throw new Error(`The wallet declined to ${what}: nothing was signed or changed.`);
+    throw new Error(`The wallet could not ${what}: ${typeof message === "string" && message ? message : String(e)}`);
+  }
+}
+
+/**
+ * The injected wallet's first account, signing with `personal_sign` and `eth_signTypedData_v4`.
+ * A wallet on another chain than the RPC endpoint's (`expectedChainId`, when known) is refused
+ * before anything is signed: the page would read one chain and sign for another.
+ */
+export async function connectInjected(
+  provider: Eip1193Provider,
+  expectedChainId: number | null,
+): Promise<{ signer: Signer; chainId: number }> {
+  const accounts = (await walletRequest(provider, "eth_requestAccounts")) as string[];
   if (!accounts?.[0]) throw new Error("the wallet shared no account");
   const address = getAddress(accounts[0]);
-  const chainId = Number(await provider.request({ method: "eth_chainId" }));
+  const chainId = Number(await walletRequest(provider, "eth_chainId"));
+  if (expectedChainId !== null && chainId !== expectedChainId) {
+    throw new Error(
+      `The wallet is on chain ${chainId}, the RPC URL serves chain ${expectedChainId}: switch the wallet to chain ${expectedChainId} (or change the RPC URL) and connect again.`,
+    );
+  }
   const signer: Signer = {
     address,
-    signMessage: async ({ message }) => (await provider.request({ method: "personal_sign", params: [toHex(message), address] })) as Hex,
-    signTypedData: async (data) =>
-      (await provider.request({ method: "eth_signTypedData_v4", params: [address, typedDataJson(data)] })) as Hex,
+    signMessage: async ({ message }) => (await walletRequest(provider, "personal_sign", [toHex(message), address])) as Hex,
+    signTypedData: async (data) => (await walletRequest(provider, "eth_signTypedData_v4", [address, typedDataJson(data)])) as Hex,
   };
   return { signer, chainId };
 }
