@@ -396,7 +396,7 @@ function providerView(v: ProviderView): TemplateResult {
   const usageRows = u.batches.flatMap((b) => b.lines.map((l) => ({ batch: b, line: l })));
   const usage: Table = {
     name: "usage",
-    headers: ["batch", "block", "period (UTC)", "namespace", "calls", "billable", "amount (USDC)"],
+    headers: ["batch", "block", "period (UTC)", "namespace", "calls", "billable", "amount (USDC)", "calls paid (USDC)"],
     rows: usageRows.map(({ batch, line }) => [
       batch.batchId,
       String(batch.blockNumber),
@@ -405,8 +405,9 @@ function providerView(v: ProviderView): TemplateResult {
       String(line.calls),
       String(line.billableCalls),
       formatUsdc(line.amountMicro),
+      formatUsdc(line.revenueMicro),
     ]),
-    json: { batches: u.batches, byProvider: u.byProvider, total: u.total },
+    json: { batches: u.batches, byProvider: u.byProvider, total: u.total, copyMismatches: u.copyMismatches },
   };
 
   return html`
@@ -434,7 +435,8 @@ function providerView(v: ProviderView): TemplateResult {
     ${tableSection("Payouts received", received, "No incoming transfers.", new Set([0, 4]), (i) => v.received[i]!.txHash)}
     ${scan.error !== null ? html`<p class="note bad" data-testid="usage-error">The usage could not be read to the end: ${scan.error}</p>` : nothing}
     ${scan.done || scan.error !== null ? nothing : html`<p class="note" data-testid="usage-progress" aria-live="polite">Decrypting the usage in this page: ${scan.scanned.toLocaleString("en")} of the ${scan.read.toLocaleString("en")} batches read so far; the usage figures grow until every batch is done.</p>`}
-    ${tableSection("Usage per batch", usage, scan.done ? "No committed usage decrypts under this key." : "None of the batches decrypted so far holds usage of this account.", new Set([1, 4, 5, 6]))}
+    ${u.copyMismatches.map((m) => html`<p class="note bad" data-testid="usage-copy-mismatch">Alert: in batch ${short(m.batchId)} (block ${m.blockNumber}, server ${short(m.server)}) this account's copy of a line does not match the batch's commitment; it is left out of the figures above (docs/security.md).</p>`)}
+    ${tableSection("Usage per batch", usage, scan.done ? "No committed usage decrypts under this key." : "None of the batches decrypted so far holds usage of this account.", new Set([1, 4, 5, 6, 7]))}
     ${tableSection("Balance history", history, "No balance history.", new Set([0, 3, 4]))}
   `;
 }

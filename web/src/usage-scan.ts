@@ -155,6 +155,7 @@ export async function scanUsage(args: {
     scan.scanned += batches;
     const report = scan.report;
     report.batches.push(...one.batches);
+    report.copyMismatches.push(...one.copyMismatches);
     for (const p of one.byProvider) {
       const key = p.providerId.toLowerCase();
       const t = byProvider.get(key);
