@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 export const UNIT_TESTS = [
   "test/config.test.ts",
   "test/payout-route.test.ts",
+  "test/payout-reverts.test.ts",
   "test/openapi.test.ts",
   "test/errors.test.ts",
   "test/layout.test.ts",

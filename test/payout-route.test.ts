@@ -136,7 +136,9 @@ describe("GET /health and /metrics", () => {
         poolMicro: 123_456n,
         paidMicro: 654_321n,
         recoveries: 1,
+        reverted: 3,
         transfers: proveMs.map((ms, i) => ({ seq: i + 1, amount: 777_777n, proveMs: ms })),
+        deferred: [{ seq: 3, amount: 777_777n, reason: "receiver_queue_full" }],
       }) as never;
     metrics.recordCycle(paid([1500, 3000]), 12.5);
     metrics.recordCycle({ status: "nothing_owed", throughBlock: 11n, lastCycle: 1 }, 0.2);
@@ -147,6 +149,8 @@ describe("GET /health and /metrics", () => {
     expect(text).toContain('backendshield_agent_cycles_total{status="failed"} 1');
     expect(text).toContain("backendshield_agent_transfers_total 2");
     expect(text).toContain("backendshield_agent_recoveries_total 1");
+    expect(text).toContain("backendshield_agent_reverted_transfers_total 3");
+    expect(text).toContain("backendshield_agent_deferred_total 1");
     expect(text).toContain('backendshield_agent_prove_seconds_bucket{le="2"} 1');
     expect(text).toContain('backendshield_agent_prove_seconds_bucket{le="4"} 2');
     expect(text).toContain("backendshield_agent_prove_seconds_sum 4.5");

@@ -11,7 +11,14 @@ import { type LogTarget, toLogger } from "../log.js";
  * blocks or fails what it reports on.
  */
 
-export const WEBHOOK_TYPES = ["batch.committed", "cycle.paid", "cycle.failed", "payer.underfunded"] as const;
+export const WEBHOOK_TYPES = [
+  "batch.committed",
+  "cycle.paid",
+  "cycle.failed",
+  "payer.underfunded",
+  "payout.deferred",
+  "usage.ignored",
+] as const;
 export type WebhookType = (typeof WEBHOOK_TYPES)[number];
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };

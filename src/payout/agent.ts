@@ -1,4 +1,4 @@
-import type { Address, Hex } from "viem";
+import { type Address, type Hex, parseAbi } from "viem";
 import { decryptBalance } from "../eerc/balance.js";
 import type { EercClient } from "../eerc/client.js";
 import { summarize } from "../errors.js";
@@ -7,10 +7,11 @@ import { type Logger, type LogTarget, toLogger } from "../log.js";
 import type { Notifier } from "../notify/webhooks.js";
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
+import { auditorCheck, reportLineAlerts } from "./admission.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
 import { fundFromPool, type PoolFunding } from "./funding.js";
-import { type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
+import { type DeferredTransfer, type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
 import { type DecryptedBatch, operatorLedgerState } from "./settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
 
@@ -37,7 +38,10 @@ export type AgentOptions = {
   waitMs?: number;
   /** A pino-compatible logger, or a callback that takes one line per record. */
   log?: LogTarget;
-  /** Where `cycle.paid`, `cycle.failed` and `payer.underfunded` go (webhooks); counts and block numbers only. */
+  /**
+   * Where `cycle.paid`, `cycle.failed`, `payer.underfunded` and `payout.deferred` go (webhooks);
+   * counts, block numbers, provider ids and accounts only.
+   */
   notify?: Notifier;
   /**
    * Before each cycle, move the revenue pool's USDC into the payers' encrypted balances
@@ -65,11 +69,22 @@ export type CycleResult =
       /** What this run paid (a resumed cycle's earlier transfers are not repeated here). */
       paidMicro: bigint;
       transfers: SentTransfer[];
+      /**
+       * Transfers not sent or reverted because the receiver cannot be credited now (its pending
+       * queue is full): they stay owed, and a later cycle pays them.
+       */
+      deferred: DeferredTransfer[];
+      /** Re-proving rounds after a payer's balance moved under its chain of proofs. */
       recoveries: number;
+      /** Payout transactions mined reverted (the recoveries' and the deferrals'). */
+      reverted: number;
       ms: { total: number; plan: number; pay: number };
     };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The pending-queue cap's view, on an eERC that has one. */
+const PENDING_CAP_ABI = parseAbi(["function MAX_PENDING_AMOUNT_PCTS() view returns (uint256)"]);
 
 /**
  * The payout agent. A cycle reads the finalized state from the indexer, computes each provider's
@@ -83,11 +98,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class PayoutAgent {
   private readonly batchLines = new Map<string, DecryptedBatch["lines"]>();
   private readonly amounts = new Map<Hex, bigint>();
+  /** Batches whose ignored or capped lines were already reported. */
+  private readonly alerted = new Set<string>();
   private readonly log: Logger;
   /** The cycle being planned or paid, for what a failure reports. */
   private current: { cycle: number; transfers: number } | null = null;
   /** The eERC token id of USDC: 0 until the converter's first deposit assigns it (which the funding may make). */
   private tokenId: bigint;
+  /**
+   * The last cycle this agent ran and the providers it had to defer in it: where the eERC does
+   * not say what its pending cap is, these count as still full (`stuckProviders`).
+   */
+  private lastDeferred: { cycle: number; providers: Set<ProviderId> } | null = null;
 
   constructor(readonly options: AgentOptions) {
     this.log = toLogger(options.log);
@@ -169,11 +191,14 @@ export class PayoutAgent {
     );
   }
 
-  private decryptBatches(batches: readonly { batchId: Hex; server: Address; encryptedLines: Hex }[]): void {
+  private decryptBatches(
+    batches: readonly { batchId: Hex; server: Address; encryptedLines: Hex; blockNumber: bigint }[],
+    facts: Parameters<typeof auditorCheck>[0],
+  ): void {
     const sk = this.options.operator.exportPrivateKey();
     for (const b of batches) {
       const key = `${b.server}:${b.batchId}`;
-      if (!this.batchLines.has(key)) this.batchLines.set(key, decryptLinesFor(b.encryptedLines, sk, "operator"));
+      if (!this.batchLines.has(key)) this.batchLines.set(key, decryptLinesFor(b.encryptedLines, sk, "operator", auditorCheck(facts, b)));
     }
   }
 
@@ -204,6 +229,7 @@ export class PayoutAgent {
         resumed: r.resumed,
         transfers: r.transfers.length,
         recoveries: r.recoveries,
+        ...(r.deferred.length > 0 && { deferred: r.deferred.length }),
         seconds: Math.round(r.ms.total / 100) / 10,
       },
       // A cycle is paid once: its id lets a receiver drop a repeated delivery.
@@ -238,12 +264,29 @@ export class PayoutAgent {
         );
       throw new UnattributedPayerTransferError(unattributed);
     }
-    this.decryptBatches(facts.batches);
+    this.decryptBatches(facts.batches, facts);
     const batches: DecryptedBatch[] = facts.batches.map((b) => ({ ...b, lines: this.batchLines.get(`${b.server}:${b.batchId}`)! }));
     const finalized = head - BigInt(this.options.confirmations ?? 0);
     const state = operatorLedgerState(facts, { batches, amounts, operatorSk, through: finalized });
-    const resumed = state.unfinished !== null;
-    const plan = state.unfinished ?? state.next;
+    reportLineAlerts(state.alerts, { log: this.log, notify: this.options.notify, reported: this.alerted });
+    let unfinished = state.unfinished;
+    if (unfinished && state.next) {
+      // An interrupted cycle is finished under its own boundary, unless all it still owes is to
+      // providers that cannot be credited now (full pending queues) while others are owed more:
+      // then a new cycle starts, owing those providers the same, cumulatively, so that their
+      // queues do not hold up everyone else's payouts.
+      const stuck = await this.stuckProviders(unfinished.cycle, [...unfinished.due.keys()], facts.providerChanges);
+      if (stuck.size === unfinished.due.size && [...state.next.due.keys()].some((id) => !stuck.has(id))) {
+        this.log.info(
+          { cycle: unfinished.cycle, stuck: stuck.size, next: state.next.cycle },
+          `cycle ${unfinished.cycle} owes only ${stuck.size} provider(s) whose pending queue is full: ` +
+            `starting cycle ${state.next.cycle}, which owes them the same`,
+        );
+        unfinished = null;
+      }
+    }
+    const resumed = unfinished !== null;
+    const plan = unfinished ?? state.next;
     if (!plan || plan.due.size === 0) {
       return { status: "nothing_owed", throughBlock: plan?.throughBlock ?? state.last!.throughBlock, lastCycle: state.last?.cycle ?? null };
     }
@@ -280,7 +323,6 @@ export class PayoutAgent {
 
     const progress: CycleProgress = { cycle, total, proved: 0, paid: 0, resumed };
     this.options.onProgress?.({ ...progress });
-    let recoveries = 0;
     const fault = this.options.fault;
     const payStarted = performance.now();
     const results = await Promise.all(
@@ -309,24 +351,39 @@ export class PayoutAgent {
               );
               this.options.onProgress?.({ ...progress });
             },
-            recovered: ({ payer: p, reverted, reproving }) => {
-              recoveries += 1;
+            recovered: ({ payer: p, reverted, reproving, reason, depth }) => {
               this.log.warn(
-                { payer: p, reverted, reproving },
-                `payer ${p}: ${reverted} transfer(s) reverted after its balance changed mid-chain; ` +
-                  `re-proving ${reproving} from the chain balance`,
+                { cycle, payer: p, reverted, reproving, reason: reason.error, depth },
+                `payer ${p}: ${reverted} transfer(s) reverted (${reason.error}: its balance changed under the chain of proofs); ` +
+                  `re-proving ${reproving} from the chain balance, ${depth === 1 ? "one at a time" : `depth ${depth}`}`,
               );
             },
+            deferred: (t) => this.deferred(cycle, t),
           },
         }),
       ),
     );
-    const transfers = results.flat().sort((a, b) => a.seq - b.seq);
+    const transfers = results.flatMap((r) => r.sent).sort((a, b) => a.seq - b.seq);
+    const deferred = results.flatMap((r) => r.deferred).sort((a, b) => a.seq - b.seq);
+    const recoveries = results.reduce((s, r) => s + r.recoveries, 0);
+    const reverted = results.reduce((s, r) => s + r.reverted, 0);
+    this.lastDeferred = deferred.length > 0 ? { cycle, providers: new Set(deferred.map((d) => d.providerId)) } : null;
     const payMs = performance.now() - payStarted;
     const totalMs = performance.now() - started;
     this.log.info(
-      { cycle, transfers: transfers.length, recoveries, ms: Math.round(totalMs), planMs: Math.round(planMs), payMs: Math.round(payMs) },
-      `cycle ${cycle}: ${transfers.length} transfer(s) paid in ${(payMs / 1000).toFixed(1)} s (planning ${Math.round(planMs)} ms)`,
+      {
+        cycle,
+        transfers: transfers.length,
+        deferred: deferred.length,
+        recoveries,
+        reverted,
+        ms: Math.round(totalMs),
+        planMs: Math.round(planMs),
+        payMs: Math.round(payMs),
+      },
+      `cycle ${cycle}: ${transfers.length} transfer(s) paid in ${(payMs / 1000).toFixed(1)} s (planning ${Math.round(planMs)} ms)` +
+        (deferred.length > 0 ? `, ${deferred.length} deferred to a later cycle` : "") +
+        (reverted > 0 ? `; ${reverted} reverted, ${recoveries} recover${recoveries === 1 ? "y" : "ies"}` : ""),
     );
     return {
       status: "paid",
@@ -336,9 +393,62 @@ export class PayoutAgent {
       poolMicro,
       paidMicro: transfers.reduce((s, t) => s + t.amount, 0n),
       transfers,
+      deferred,
       recoveries,
+      reverted,
       ms: { total: totalMs, plan: planMs, pay: payMs },
     };
+  }
+
+  /**
+   * Which of `ids` cannot be credited now: its payout account holds as many pending amount PCTs
+   * as the eERC allows (`MAX_PENDING_AMOUNT_PCTS()`, as `EncryptedERCCapped` and the reported
+   * hardening expose it). An eERC without that view has no cap we can read: there, the providers
+   * this agent deferred in `cycle` on its last run count as stuck.
+   */
+  private async stuckProviders(
+    cycle: number,
+    ids: readonly ProviderId[],
+    changes: readonly { providerId: ProviderId; payoutAccount: Address }[],
+  ): Promise<Set<ProviderId>> {
+    const operator = this.options.operator;
+    let cap: bigint;
+    try {
+      cap = await operator.publicClient.readContract({
+        address: operator.contracts.encryptedERC,
+        abi: PENDING_CAP_ABI,
+        functionName: "MAX_PENDING_AMOUNT_PCTS",
+      });
+    } catch {
+      const last = this.lastDeferred;
+      return new Set(last?.cycle === cycle ? ids.filter((id) => last.providers.has(id)) : []);
+    }
+    const account = new Map<ProviderId, Address>();
+    for (const c of changes) account.set(c.providerId, c.payoutAccount);
+    const stuck = new Set<ProviderId>();
+    for (const id of ids) {
+      const to = account.get(id);
+      if (to && BigInt((await operator.balanceView(this.tokenId, to)).amountPCTs.length) >= cap) stuck.add(id);
+    }
+    return stuck;
+  }
+
+  /**
+   * A transfer skipped because its receiver's pending queue is full (someone may have filled it
+   * with dust): logged, and sent to `notify` as `payout.deferred` with the provider's id and
+   * payout account, never the amount. Once per cycle and provider (the webhook id).
+   */
+  private deferred(cycle: number, t: DeferredTransfer): void {
+    this.log.warn(
+      { cycle, seq: t.seq, providerId: t.providerId, payoutAccount: t.to, payer: t.payer, error: t.error, txHash: t.txHash },
+      `cycle ${cycle}: payout transfer ${t.seq} to provider ${t.providerId} (${t.to}) deferred: its pending queue is full ` +
+        `(${t.error}${t.txHash ? `, ${t.txHash}` : ""}); it stays owed and a later cycle pays it once the account spends (a withdrawal or transfer)`,
+    );
+    this.options.notify?.notify(
+      "payout.deferred",
+      { cycle, providerId: t.providerId, payoutAccount: t.to, reason: t.reason, txHash: t.txHash },
+      `payout.deferred:${cycle}:${t.providerId}`,
+    );
   }
 
   /**

@@ -13,6 +13,8 @@ export class AgentMetrics {
   private readonly cycles = { paid: 0, nothing_owed: 0, failed: 0 };
   private transfers = 0;
   private recoveries = 0;
+  private reverted = 0;
+  private deferred = 0;
   private lastCycleSeconds = 0;
   /** Whether the last cycle that got as far as the payers' balances was refused for want of funds: a yes or no, never a margin. */
   private underfunded = 0;
@@ -25,6 +27,8 @@ export class AgentMetrics {
     if (result.status !== "paid") return;
     this.transfers += result.transfers.length;
     this.recoveries += result.recoveries;
+    this.reverted += result.reverted;
+    this.deferred += result.deferred.length;
     for (const t of result.transfers) this.prove.observe(t.proveMs / 1000);
   }
 
@@ -50,9 +54,21 @@ export class AgentMetrics {
       },
       {
         name: "backendshield_agent_recoveries_total",
-        help: "Transfers re-proved after the payer's balance changed mid-chain.",
+        help: "Re-proving rounds after a payer's balance changed under its chain of proofs.",
         type: "counter",
         samples: [{ value: this.recoveries }],
+      },
+      {
+        name: "backendshield_agent_reverted_transfers_total",
+        help: "Payout transactions mined reverted (a moved payer balance, or a receiver that could not be credited).",
+        type: "counter",
+        samples: [{ value: this.reverted }],
+      },
+      {
+        name: "backendshield_agent_deferred_total",
+        help: "Payout transfers deferred to a later cycle because the receiver's pending queue was full.",
+        type: "counter",
+        samples: [{ value: this.deferred }],
       },
       {
         name: "backendshield_agent_cycle_running",
