@@ -113,6 +113,9 @@ export async function loadProviderView(
   const client = new IndexerClient(apiUrl);
   // The usage scan starts with the earnings request: its workers start and decrypt while the earnings are read and checked.
   const scanning = client.providers().then((providers) => scanUsage({ client, account, sk, providers, ...usage }));
+  // Awaited below, or cancelled when the earnings fail; until then a failure of its own (the API
+  // down, say) must not surface as an unhandled rejection before either happens.
+  scanning.catch(() => {});
   let response: EarningsResponse;
   let history: DecryptedHistory;
   try {
