@@ -11,6 +11,7 @@ import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { addEGCT, type EGCT, encryptElGamal, ZERO_EGCT } from "../src/eerc/elgamal.js";
 import { deriveKeyFromWallet, publicKeyOf } from "../src/eerc/keys.js";
 import { encryptPCT } from "../src/eerc/pct.js";
+import type { UsageCommitmentRow } from "../src/indexer-client/client.js";
 import { type EarningsWire, earningsResponse, submitRequest } from "../src/indexer-client/schemas.js";
 import { callRecords } from "../src/local/marketplace.js";
 import { encodeTag } from "../src/payout/tag.js";
@@ -49,17 +50,7 @@ export type WebDataset = {
   expected: { balanceMicro: bigint; pendingMicro: bigint; usageMicro: bigint; billableCalls: bigint; payouts: number };
   earnings: EarningsWire;
   providers: { providerId: Hex; namespace: string; payoutAccount: Address; active: boolean }[];
-  commitments: {
-    server: Address;
-    batchId: Hex;
-    periodStart: string;
-    periodEnd: string;
-    merkleRoot: Hex;
-    encryptedLines: Hex;
-    blockNumber: string;
-    logIndex: number;
-    txHash: Hex;
-  }[];
+  commitments: UsageCommitmentRow[];
 };
 
 /** JSON with bigints as decimal strings, as the API writes them. */

@@ -1,19 +1,19 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import type { Hex, TypedDataDefinition } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWeb } from "../src/api/app.js";
 import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
-import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords, eercAccount, registerProvider } from "../src/local/marketplace.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
 import { formatUsdc } from "../src/money/usdc.js";
 import { perCall } from "../src/usage/pricing.js";
+import { haveChromium, launchChromium, requireChromium, SHOTS } from "./browser-fixtures.js";
 import { type PayoutWorld, spawnAgent } from "./payout-fixtures.js";
 import { runScript } from "./run-script.js";
 
@@ -22,18 +22,7 @@ import { runScript } from "./run-script.js";
 // from the demo accounts, and the payout agent as its own process. What the page shows must be
 // what the CLI decrypts for the same account, and no key may leave the page.
 
-const CHROMIUM = "/usr/bin/chromium";
-const INSTALL = "apt-get install -y chromium";
-const haveChromium = existsSync(CHROMIUM);
-const SHOTS = join(PROJECT_ROOT, "test-results");
-
-if (!haveChromium && process.env.CI !== "true") console.log(`web dashboard test skipped: ${CHROMIUM} is missing (${INSTALL})`);
-
-describe.runIf(!haveChromium && process.env.CI === "true")("web dashboard without Chromium", () => {
-  it("fails under CI, which installs Chromium", () => {
-    throw new Error(`${CHROMIUM} is missing: ${INSTALL}`);
-  });
-});
+requireChromium("web dashboard");
 
 /** anvil's account #1: a demo account, registered as the payout account of the provider "weather". */
 const PROVIDER_INDEX = 1;
@@ -270,11 +259,10 @@ describe.runIf(haveChromium)("web dashboard", () => {
       await new Promise((r) => setTimeout(r, 250));
     expect(agent.child.exitCode, agent.output()).toBeNull();
     await built;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     page.on("request", (r) => requests.push({ url: r.url(), body: r.postData() ?? "" }));
     page.on("pageerror", (e) => pageErrors.push(e.message));
-    mkdirSync(SHOTS, { recursive: true });
   });
 
   afterAll(async () => {
@@ -425,7 +413,7 @@ describe.runIf(haveChromium)("web dashboard", () => {
       ["weather", operator.address, provider.address, "0.002700"],
     ]);
     expect(await saved("cycle-transfers-csv")).toBe(
-      "block,provider,from,to,tx,amount (USDC)\r\n" + transfers.map((r) => `${r.join(",")}\r\n`).join(""),
+      `block,provider,from,to,tx,amount (USDC)\r\n${transfers.map((r) => `${r.join(",")}\r\n`).join("")}`,
     );
     expect(pageErrors).toEqual([]);
     await layout("auditor");

@@ -1,8 +1,8 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, sep } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import * as snarkjs from "snarkjs";
 import { erc20Abi } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWeb, WEB_BUILD_DIR } from "../src/api/app.js";
 import { DEV_PTAU } from "../src/build/circuits.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
-import { circuitArtifacts, PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { circuitArtifacts } from "../src/eerc/artifacts.js";
 import type { EercClient } from "../src/eerc/client.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
@@ -18,6 +18,7 @@ import { callRecords, commitRecords, eercAccount, registerProvider } from "../sr
 import { type LocalWorld, localWorld } from "../src/local/world.js";
 import { formatUsdc } from "../src/money/usdc.js";
 import { perCall } from "../src/usage/pricing.js";
+import { haveChromium, launchChromium, requireChromium, SHOTS } from "./browser-fixtures.js";
 
 // "Withdraw to your wallet" in the dashboard, with the chain's RPC endpoint as the only service:
 // the built page is served as static files by a plain HTTP server (not the API), the indexer is
@@ -25,18 +26,7 @@ import { perCall } from "../src/usage/pricing.js";
 // balance to its wallet; the proof is made in Debian's Chromium with snarkjs, the transaction
 // signed with the demo account's key in the page. Checked against the chain with the SDK.
 
-const CHROMIUM = "/usr/bin/chromium";
-const INSTALL = "apt-get install -y chromium";
-const haveChromium = existsSync(CHROMIUM);
-const SHOTS = join(PROJECT_ROOT, "test-results");
-
-if (!haveChromium && process.env.CI !== "true") console.log(`web withdraw test skipped: ${CHROMIUM} is missing (${INSTALL})`);
-
-describe.runIf(!haveChromium && process.env.CI === "true")("web withdraw without Chromium", () => {
-  it("fails under CI, which installs Chromium", () => {
-    throw new Error(`${CHROMIUM} is missing: ${INSTALL}`);
-  });
-});
+requireChromium("web withdraw");
 
 /** anvil's account #1: a demo account, the payout account of the provider "weather". */
 const PROVIDER_INDEX = 1;
@@ -201,8 +191,7 @@ describe.runIf(haveChromium)("web withdraw, RPC only", () => {
     writeFileSync(join(siteDir, "other-chain.json"), JSON.stringify({ ...w.manifest, chainId: 43113 }));
     site = await staticServer(siteDir);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-    mkdirSync(SHOTS, { recursive: true });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

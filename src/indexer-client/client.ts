@@ -34,6 +34,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * write routes, each answer parsed with its schema (`schemas.ts`), and the reads built on them.
  * `baseUrl` is where the indexer is mounted (`http://host:42069` or `https://host/api`).
  */
+/** A `usageCommitments` row as the GraphQL API answers it. */
+export type UsageCommitmentRow = {
+  server: Address;
+  batchId: Hex;
+  periodStart: string;
+  periodEnd: string;
+  merkleRoot: Hex;
+  encryptedLines: Hex;
+  blockNumber: string;
+  logIndex: number;
+  txHash: Hex;
+};
+
 export class IndexerClient {
   readonly baseUrl: string;
   readonly graphqlUrl: string;
@@ -220,17 +233,7 @@ export class IndexerClient {
 
   /** The committed usage batches one GraphQL page at a time, in block order (`usageBatches` sorts them all by chain position). */
   async *usageBatchPages(): AsyncGenerator<CommittedBatch[]> {
-    type Row = {
-      server: Address;
-      batchId: Hex;
-      periodStart: string;
-      periodEnd: string;
-      merkleRoot: Hex;
-      encryptedLines: Hex;
-      blockNumber: string;
-      logIndex: number;
-      txHash: Hex;
-    };
+    type Row = UsageCommitmentRow;
     const pages = this.pages<Row>(
       "usageCommitments",
       "server batchId periodStart periodEnd merkleRoot encryptedLines blockNumber logIndex txHash",
