@@ -90,6 +90,8 @@ describe("server bindings, caps and line commitments", () => {
     const alerts = logs.filter((l) => l.includes("ALERT"));
     expect(alerts.filter((l) => l.includes("was not bound to that provider"))).toHaveLength(1);
     expect(alerts.filter((l) => l.includes("the server's caps count"))).toHaveLength(2);
+    // The agent's log names batches and providers, never how many calls a provider had.
+    expect(alerts.filter((l) => /\d+ billable calls|caps count \d/.test(l))).toEqual([]);
     // The operator's weather copy disagrees with the commitment, and the news auditor copy with the operator's.
     expect(alerts.filter((l) => l.includes("does not match its public commitment"))).toHaveLength(2);
     expect(notified.filter((n) => n.type === "usage.ignored").map((n) => n.data)).toEqual([

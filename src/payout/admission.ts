@@ -174,14 +174,14 @@ export function admitLines(
   return { batches: admittedBatches, alerts };
 }
 
-/** One line per alert, for logs and the CLI. */
+/** One line per alert, for the agent's log: which batch and provider, never a count of calls (usage stays with the key holders). */
 export function describeLineAlert(a: LineAlert): string {
   const where = `batch ${a.batchId} of server ${a.server} (block ${a.blockNumber})`;
   switch (a.reason) {
     case "unbound":
-      return `${where}: its line for provider ${a.providerId} (${a.billableCalls} billable calls) is ignored: the server was not bound to that provider`;
+      return `${where}: its line for provider ${a.providerId} is ignored: the server was not bound to that provider`;
     case "capped":
-      return `${where}: its line for provider ${a.providerId} reported ${a.billableCalls} billable calls; the server's caps count ${a.admittedCalls}`;
+      return `${where}: its line for provider ${a.providerId} reported more billable calls than the server's caps count (reconcile shows how many)`;
     case "copy-mismatch":
       return `${where}: a line's copy does not match its public commitment; it is ignored`;
     case "unchecked-format":
