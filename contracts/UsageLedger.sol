@@ -22,6 +22,10 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 /// encrypted, so the ledger cannot check a batch against its server's bindings; settlement off
 /// chain does (`src/payout/admission.ts`): a provider's line counts only when the batch's server
 /// was bound to that provider at the batch's commit, and only up to the caps then in force.
+/// The operator (`operator`) is the account whose key registered in the eERC's Registrar receives
+/// the operator copy of every line; it settles and pays. It is named apart from the owner, so the
+/// owner can be an account without an eERC key (a multisig). It starts as the deployer; the owner
+/// changes it (`setOperator`), for batches committed from then on.
 /// Ownership moves in two steps (`transferOwnership`, then `acceptOwnership`) and cannot be
 /// renounced: without an owner no server could be authorised or revoked.
 contract UsageLedger is Ownable2Step, EIP712 {
@@ -52,10 +56,14 @@ contract UsageLedger is Ownable2Step, EIP712 {
 
     uint256 public constant MAX_BINDINGS_PER_CALL = 64;
 
+    /// @notice The account whose registered eERC key receives the operator copy of every line.
+    address public operator;
+
     mapping(address server => bool) public isAuthorisedServer;
     mapping(address server => mapping(bytes32 providerId => ProviderBinding)) public bindingOf;
     mapping(address server => mapping(bytes32 batchId => bytes32 batchHash)) public batchHashOf;
 
+    event OperatorChanged(address indexed previousOperator, address indexed newOperator);
     event ServerAuthorisationChanged(address indexed server, bool authorised);
     event ServerProviderBound(
         address indexed server, bytes32 indexed providerId, bool bound, uint64 maxCallsPerBatch, uint64 maxCallsPerPeriod
@@ -85,7 +93,19 @@ contract UsageLedger is Ownable2Step, EIP712 {
     error ZeroCap();
     error CapOnUnbound();
 
-    constructor() Ownable(msg.sender) EIP712("BackendShield UsageLedger", "1") {}
+    constructor() Ownable(msg.sender) EIP712("BackendShield UsageLedger", "1") {
+        operator = msg.sender;
+        emit OperatorChanged(address(0), msg.sender);
+    }
+
+    /// @notice Names the account whose registered eERC key receives the operator copy of the lines
+    /// of batches committed from now on; earlier batches stay encrypted to the previous operator.
+    function setOperator(address newOperator) external onlyOwner {
+        if (newOperator == address(0)) revert ZeroAddress();
+        address previous = operator;
+        operator = newOperator;
+        emit OperatorChanged(previous, newOperator);
+    }
 
     /// @notice Authorises (or revokes) a server key. Revoking keeps its committed batches.
     function setServer(address server, bool authorised) external onlyOwner {

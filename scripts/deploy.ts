@@ -11,6 +11,8 @@ run(async () => {
     network: settings.network,
     deployer: privateKeyToAccount(settings.deployerKey),
     auditor: privateKeyToAccount(settings.auditorKey),
+    owner: settings.owner,
+    operator: settings.operator,
     token: settings.token,
     revenuePool: settings.revenuePool,
     eerc: settings.eerc,
@@ -19,4 +21,12 @@ run(async () => {
     log: (l) => console.log(l),
   });
   console.log(`manifest written to ${manifest.manifestPath}`);
+  const pending = manifest.pendingOwnership;
+  if (pending) {
+    console.log(
+      `\nTO DO: ownership is not transferred yet. The owner ${pending.owner} must call acceptOwnership() on each of:\n` +
+        `${pending.contracts.map((c) => `  ${c.name} ${c.address}\n`).join("")}` +
+        "Until it does, the deployer owns them (and can still name another pending owner with transferOwnership).",
+    );
+  }
 });

@@ -134,7 +134,7 @@ describe("cli set-up commands on anvil", () => {
 
     const notOwner = await cli(["provider", "update", "forecast", ...rpc, "--active"], { PRIVATE_KEY: payout.privateKey });
     expect(notOwner.code).toBe(1);
-    expect(notOwner.stderr).toContain(`${payout.address} is not the contract's owner: run this with the operator's wallet key`);
+    expect(notOwner.stderr).toContain(`${payout.address} is not the contract's owner: run this with the owner's wallet key`);
   });
 
   it("server authorise and revoke set who may commit usage", async () => {

@@ -27,6 +27,7 @@ import {
   fetchLineKeys,
   freePool,
   type LineKeys,
+  ledgerOperatorKey,
   NonceLaneMismatchError,
   nonceKeyOf,
   type Pricing,
@@ -159,6 +160,57 @@ describe("ProviderRegistry and UsageLedger", () => {
         expect(await read(address, abi, "owner")).toBe(getAddress(operator.address));
       });
     }
+  });
+
+  describe("UsageLedger operator", () => {
+    it("is the deployer until the owner names another account; nobody else can, and never the zero address", async () => {
+      expect(await read(ledger, UsageLedgerAbi, "operator")).toBe(getAddress(operator.address));
+      const created = await chain.publicClient.getContractEvents({
+        address: ledger,
+        abi: UsageLedgerAbi,
+        eventName: "OperatorChanged",
+        fromBlock: 0n,
+        strict: true,
+      });
+      expect(created.map((e) => e.args)).toEqual([{ previousOperator: zeroAddress, newOperator: getAddress(operator.address) }]);
+
+      await expectRevert(spare, ledger, UsageLedgerAbi, "setOperator", [spare.address], "OwnableUnauthorizedAccount", [spare.address]);
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setOperator", [zeroAddress], "ZeroAddress");
+
+      const receipt = await send(operator, ledger, UsageLedgerAbi, "setOperator", [spare.address]);
+      expect(events(receipt, UsageLedgerAbi, "OperatorChanged")).toEqual([
+        { previousOperator: getAddress(operator.address), newOperator: getAddress(spare.address) },
+      ]);
+      expect(await read(ledger, UsageLedgerAbi, "operator")).toBe(getAddress(spare.address));
+      // Lines are now encrypted to the new operator's registered key; it has none of the owner's powers.
+      expect(await ledgerOperatorKey(chain.publicClient, { usageLedger: ledger, registrar: manifest.contracts.registrar })).toEqual({
+        operator: getAddress(spare.address),
+        publicKey: eerc.spare.publicKey,
+      });
+      await expectRevert(spare, ledger, UsageLedgerAbi, "setServer", [server.address, true], "OwnableUnauthorizedAccount", [spare.address]);
+      expect(await read(ledger, UsageLedgerAbi, "owner")).toBe(getAddress(operator.address));
+
+      // Back to the operator for the other tests.
+      await send(operator, ledger, UsageLedgerAbi, "setOperator", [operator.address]);
+      expect(await read(ledger, UsageLedgerAbi, "operator")).toBe(getAddress(operator.address));
+    });
+
+    it("stays where it is when ownership moves", async () => {
+      await send(operator, ledger, UsageLedgerAbi, "transferOwnership", [spare.address]);
+      await send(spare, ledger, UsageLedgerAbi, "acceptOwnership", []);
+      expect(await read(ledger, UsageLedgerAbi, "operator")).toBe(getAddress(operator.address));
+      // The new owner names operators; the former owner (still the operator) no longer can.
+      await expectRevert(operator, ledger, UsageLedgerAbi, "setOperator", [spare.address], "OwnableUnauthorizedAccount", [
+        operator.address,
+      ]);
+      const receipt = await send(spare, ledger, UsageLedgerAbi, "setOperator", [operator.address]);
+      expect(events(receipt, UsageLedgerAbi, "OperatorChanged")).toEqual([
+        { previousOperator: getAddress(operator.address), newOperator: getAddress(operator.address) },
+      ]);
+      await send(spare, ledger, UsageLedgerAbi, "transferOwnership", [operator.address]);
+      await send(operator, ledger, UsageLedgerAbi, "acceptOwnership", []);
+      expect(await read(ledger, UsageLedgerAbi, "owner")).toBe(getAddress(operator.address));
+    });
   });
 
   describe("ProviderRegistry", () => {

@@ -90,7 +90,7 @@ function fakeChain(options: { onSimulate?: (batch: UsageBatch) => Error | undefi
     async readContract({ functionName, args }: { functionName: string; args?: readonly unknown[] }) {
       calls.push(functionName);
       switch (functionName) {
-        case "owner":
+        case "operator":
           return operator;
         case "batchHashOf": {
           const batch = committed.get(args![1] as Hex);
@@ -201,18 +201,18 @@ describe("batch submitter, direct", () => {
     expect(decryptLinesFor(batch.encryptedLines, news.sk, "provider")).toEqual([
       { providerId: providerIdOf("news"), calls: 1n, billableCalls: 1n, amountMicro: 0n, revenueMicro: 0n },
     ]);
-    // The operator's key is the one registered for the ledger's owner; the auditor's the eERC's.
+    // The operator's key is the one registered for the ledger's operator (not its owner); the auditor's the eERC's.
     expect(decryptLinesFor(batch.encryptedLines, op.sk, "operator")).toHaveLength(2);
     expect(decryptLinesFor(batch.encryptedLines, auditor.sk, "auditor")).toHaveLength(2);
     expect(decryptLinesFor(batch.encryptedLines, stranger.sk, "provider")).toEqual([]);
-    expect(chain.calls).toContain("owner");
+    expect(chain.calls).toContain("operator");
   });
 
-  test("an operator key given up front is used without reading the ledger's owner", async () => {
+  test("an operator key given up front is used without reading the ledger's operator", async () => {
     const chain = fakeChain();
     const other = party(0xa2);
     await submitterFor(chain, { kind: "direct" }, { operatorPk: other.pk }).submit(closed(1, [record("news")]));
-    expect(chain.calls).not.toContain("owner");
+    expect(chain.calls).not.toContain("operator");
     expect(decryptLinesFor(chain.sent[0].encryptedLines, other.sk, "operator")).toHaveLength(1);
     expect(decryptLinesFor(chain.sent[0].encryptedLines, op.sk, "operator")).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import { type Address, getAddress, isAddressEqual, type PublicClient } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
-import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import { type DeploymentManifest, manifestPath, provingArtifactsOf } from "../deployment/manifest.js";
 import { decryptBalance } from "../eerc/balance.js";
 import { readBalance } from "../eerc/balance-read.js";
@@ -120,7 +120,7 @@ export async function doctor(cmd: Command, id: Identity | undefined): Promise<Ch
 
   const operator = cmd.values.operator
     ? getAddress(cmd.values.operator)
-    : await client.readContract({ address: m.contracts.providerRegistry, abi: ProviderRegistryAbi, functionName: "owner" });
+    : await client.readContract({ address: m.contracts.usageLedger, abi: UsageLedgerAbi, functionName: "operator" });
   const registered = await client.readContract({
     address: m.contracts.registrar,
     abi: RegistrarAbi,

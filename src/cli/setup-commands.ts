@@ -33,7 +33,7 @@ const NEXT_STEP: Record<string, (args: readonly unknown[]) => string> = {
     `the payout account ${a} has no eERC registration: the provider runs "npm run cli -- register --rpc URL" with its wallet key first`,
   ProviderAlreadyRegistered: () => `the provider is already registered: change it with "npm run cli -- provider update"`,
   UnknownProvider: () => `no provider has that namespace: add it with "npm run cli -- provider add"`,
-  OwnableUnauthorizedAccount: ([a]) => `${a} is not the contract's owner: run this with the operator's wallet key`,
+  OwnableUnauthorizedAccount: ([a]) => `${a} is not the contract's owner: run this with the owner's wallet key`,
   InvalidNamespace: ([n]) => `"${n}" is not a valid namespace (1 to 64 ASCII letters or digits)`,
   ZeroPerCallPrice: () => "a per-call price must be more than 0 (a free API takes --free-pool)",
   TierNotIncreasing: ([i]) => `tier ${i}'s upToCalls must be above the previous tier's`,

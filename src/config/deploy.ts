@@ -1,8 +1,8 @@
-import type { Address, Hex } from "viem";
+import { type Address, type Hex, zeroAddress } from "viem";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../chain/local.js";
 import type { PeriodUnit } from "../usage/period.js";
 import { DEFAULT_FEE_BPS, DEFAULT_PERIOD_UNIT, OPERATOR_ENV } from "./operator.js";
-import { type Env, readEnv, required, env as variable } from "./parse.js";
+import { ConfigError, type Env, readEnv, required, env as variable } from "./parse.js";
 
 export const DEPLOY_ENV = {
   RPC_URL: variable.url(),
@@ -10,6 +10,8 @@ export const DEPLOY_ENV = {
   DEPLOYMENT_FILE: variable.text(),
   DEPLOYER_PRIVATE_KEY: variable.privateKey(),
   AUDITOR_PRIVATE_KEY: variable.privateKey(),
+  OWNER_ADDRESS: variable.address(),
+  OPERATOR_ADDRESS: variable.address(),
   USDC_ADDRESS: variable.address(),
   REVENUE_POOL_ADDRESS: variable.address(),
   EERC_ADDRESS: variable.address(),
@@ -27,6 +29,10 @@ export type DeploySettings = {
   network: string;
   deployerKey: Hex;
   auditorKey: Hex;
+  /** OWNER_ADDRESS: offered ownership of the ProviderRegistry and UsageLedger (and our own eERC); unset, the deployer keeps it. */
+  owner?: Address;
+  /** OPERATOR_ADDRESS: the UsageLedger's operator, whose registered eERC key reads the operator copy of the lines; unset, the deployer. */
+  operator?: Address;
   token?: Address;
   revenuePool?: Address;
   /** Attach to an eERC deployed elsewhere (the audited one on Fuji) instead of deploying one. */
@@ -36,7 +42,16 @@ export type DeploySettings = {
   settlement: { feeBps: number; periodUnit: PeriodUnit };
 };
 
-/** `npm run deploy`'s settings; on the `anvil` network the owner and auditor default to anvil's accounts #0 and #9. */
+const notZero = (address: Address | undefined, variable: string): Address | undefined => {
+  if (address === zeroAddress) throw new ConfigError(variable, `${variable} must not be the zero address`);
+  return address;
+};
+
+/**
+ * `npm run deploy`'s settings; on the `anvil` network the deployer and auditor default to anvil's
+ * accounts #0 and #9. The deployer owns the contracts and is the UsageLedger's operator unless
+ * OWNER_ADDRESS or OPERATOR_ADDRESS name other accounts.
+ */
 export function deploySettings(source: Env): DeploySettings {
   const e = readEnv(DEPLOY_ENV, source);
   const network = e.NETWORK ?? "anvil";
@@ -55,6 +70,8 @@ export function deploySettings(source: Env): DeploySettings {
     network,
     deployerKey: required(e.DEPLOYER_PRIVATE_KEY ?? (local ? ANVIL_KEYS[LOCAL_ROLES.owner] : undefined), "DEPLOYER_PRIVATE_KEY", notLocal),
     auditorKey: required(e.AUDITOR_PRIVATE_KEY ?? (local ? ANVIL_KEYS[LOCAL_ROLES.auditor] : undefined), "AUDITOR_PRIVATE_KEY", notLocal),
+    owner: notZero(e.OWNER_ADDRESS, "OWNER_ADDRESS"),
+    operator: notZero(e.OPERATOR_ADDRESS, "OPERATOR_ADDRESS"),
     token: e.USDC_ADDRESS,
     revenuePool: e.REVENUE_POOL_ADDRESS,
     eerc,

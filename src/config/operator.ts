@@ -1,7 +1,8 @@
-import type { Address, Hex } from "viem";
+import { type Address, getAddress, type Hex } from "viem";
 import type { z } from "zod";
 import { LOCAL_CHAIN_ID, localKey } from "../chain/local.js";
 import { DEFAULT_SETTLEMENT } from "../deployment/settlement.js";
+import { type Point, pointEquals } from "../eerc/curve.js";
 import { type AssertedSettlement, describeTerm, type SettlementTerm, settlementMismatches } from "../revenue/schedule.js";
 import type { PeriodUnit } from "../usage/period.js";
 import { ConfigError, env, required } from "./parse.js";
@@ -69,6 +70,33 @@ export function checkRecordedSettlement(asserted: AssertedSettlement, inForce: S
     variable,
     `${variable} is ${m.asserted} but the ProviderRegistry records ${m.recorded} (${describeTerm(inForce)}): ` +
       `the settlement settings are read from the chain; unset ${variable}, or record a change (setSettlement)`,
+  );
+}
+
+/**
+ * Refuses an operator key other than the one the UsageLedger's operator (`operator()`) registered
+ * in the eERC: the operator copy of every usage line is encrypted to that key, and any other key
+ * reads none of them, so the process would settle nothing owed. `variable` holds the key.
+ */
+export function checkLedgerOperator(
+  variable: string,
+  publicKey: Point,
+  onChain: { ledger: Address; operator: Address; publicKey: Point | null },
+): void {
+  const who = `the UsageLedger's operator ${getAddress(onChain.operator)} (ledger ${getAddress(onChain.ledger)})`;
+  if (!onChain.publicKey) {
+    throw new ConfigError(
+      variable,
+      `${who} has no eERC registration, so no usage line can be read: register that account (npm run cli -- register), ` +
+        `or have the ledger's owner name the operator whose key ${variable} holds (setOperator)`,
+    );
+  }
+  if (pointEquals(onChain.publicKey, publicKey)) return;
+  throw new ConfigError(
+    variable,
+    `${variable} is not the eERC key of ${who}: the operator copy of every usage line is encrypted to that account's ` +
+      `registered key and this key reads none of them; set ${variable} to the operator's key, or have the ledger's owner ` +
+      "name this key's account as the operator (setOperator)",
   );
 }
 

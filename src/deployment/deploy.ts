@@ -1,7 +1,10 @@
 import { readFileSync } from "node:fs";
-import { type Account, type Address, getAddress } from "viem";
+import { type Abi, type Account, type Address, getAddress, isAddressEqual } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
+import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
+import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import { entropyContributions, MIN_CEREMONY_CONTRIBUTIONS, readZkeyContributions } from "../build/ceremony.js";
 import { buildCircuits } from "../build/circuits.js";
 import { buildContracts, loadArtifact } from "../build/contracts.js";
@@ -14,6 +17,18 @@ import { Prover } from "../eerc/prover.js";
 import { BaseError } from "../errors.js";
 import { type DeploymentManifest, recordedArtifacts, writeManifest } from "./manifest.js";
 import { DEFAULT_SETTLEMENT, type SettlementSettings, setSettlement } from "./settlement.js";
+
+/** Sends a write from `account` and waits for it; a revert throws, naming `what`. */
+async function sendWrite(
+  chain: ChainClients,
+  account: Account,
+  what: string,
+  call: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] },
+) {
+  const hash = await chain.walletFor(account).writeContract(call as never);
+  const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`${what} failed (${hash})`);
+}
 
 async function deployContract(chain: ChainClients, account: Account, name: string, args: readonly unknown[] = []): Promise<Address> {
   const { abi, bytecode } = await loadArtifact(name);
@@ -31,6 +46,18 @@ export type DeployOptions = {
   /** Converter mode wraps an ERC-20 (the default); standalone mode mints privately. */
   isConverter?: boolean;
   decimals?: number;
+  /**
+   * The account to own the ProviderRegistry and the UsageLedger (and this deployment's own
+   * EncryptedERC), a multisig say; it needs no eERC key. Deploy names it the pending owner
+   * (`transferOwnership`) once everything is set up; ownership moves when it calls
+   * `acceptOwnership()` on each (`pendingOwnership` lists them). Default: the deployer keeps them.
+   */
+  owner?: Address;
+  /**
+   * The UsageLedger's operator: the account whose registered eERC key receives the operator copy
+   * of every usage line, and which settles and pays (the agent's). Default: the deployer.
+   */
+  operator?: Address;
   /** Where users pay fees (the free-API revenue pool); anvil's account #7 when absent on anvil. */
   revenuePool?: Address;
   /** The ERC-20 to wrap; when absent a 6-decimal test USDC is deployed. */
@@ -124,14 +151,21 @@ export async function deployOwnEerc(chain: ChainClients, d: Account, isConverter
   return { registrar, encryptedERC, verifiers };
 }
 
+export type DeployResult = DeploymentManifest & {
+  manifestPath?: string;
+  /** With `owner`: the contracts whose ownership waits for the owner's `acceptOwnership()`. */
+  pendingOwnership?: { owner: Address; contracts: { name: string; address: Address }[] };
+};
+
 /**
  * Deploys the eERC contracts (or attaches to `options.eerc`), registers and sets the auditor
  * unless the eERC has one, deploys the ProviderRegistry and UsageLedger, writes the manifest. On
  * an attached eERC it first checks what the eERC offers and that the proving keys match its
  * verifiers, and refuses otherwise. Our own eERC, on any chain but anvil, needs proving keys from
- * a multi-party ceremony (`requireCeremonyKeys`).
+ * a multi-party ceremony (`requireCeremonyKeys`). Last, it names the UsageLedger's operator
+ * (`options.operator`) and offers ownership to `options.owner`, which must accept it.
  */
-export async function deploy(options: DeployOptions): Promise<DeploymentManifest & { manifestPath?: string }> {
+export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const log = options.log ?? (() => {});
   // Our own eERC's verifiers come out of the circuit build, and are compiled with the contracts.
   if (!options.eerc) await buildCircuits({ log });
@@ -218,6 +252,45 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
   });
   log(`recorded the settlement settings: platform fee ${settlement.feeBps} bps, ${settlement.periodUnit}ly pricing periods, from genesis`);
 
+  const operator = getAddress(options.operator ?? d.address);
+  if (!isAddressEqual(operator, d.address)) {
+    await sendWrite(chain, d, "setOperator", { address: usageLedger, abi: UsageLedgerAbi, functionName: "setOperator", args: [operator] });
+  }
+  const registered = await chain.publicClient.readContract({
+    address: eerc.registrar,
+    abi: RegistrarAbi,
+    functionName: "isUserRegistered",
+    args: [operator],
+  });
+  log(
+    `the UsageLedger's operator is ${operator}: the operator copy of every usage line is encrypted to its registered eERC key` +
+      `${registered ? "" : " (not registered yet: it registers before the first usage batch, npm run cli -- register)"}`,
+  );
+
+  let pendingOwnership: DeployResult["pendingOwnership"];
+  if (options.owner && !isAddressEqual(options.owner, d.address)) {
+    const owner = getAddress(options.owner);
+    // The eERC's owner sets the auditor: ours moves with the rest; an attached eERC is left alone.
+    const owned: { name: string; address: Address; abi: Abi }[] = [
+      { name: "ProviderRegistry", address: providerRegistry, abi: ProviderRegistryAbi },
+      { name: "UsageLedger", address: usageLedger, abi: UsageLedgerAbi },
+      ...(options.eerc ? [] : [{ name: "EncryptedERC", address: eerc.encryptedERC, abi: EncryptedERCAbi }]),
+    ];
+    for (const c of owned) {
+      await sendWrite(chain, d, `transferOwnership of ${c.name}`, {
+        address: c.address,
+        abi: c.abi,
+        functionName: "transferOwnership",
+        args: [owner],
+      });
+    }
+    pendingOwnership = { owner, contracts: owned.map(({ name, address }) => ({ name, address })) };
+    log(
+      `offered ownership to ${owner}: ${owned.map((c) => `${c.name} ${c.address}`).join(", ")}; ` +
+        "the deployer owns them until that account calls acceptOwnership() on each",
+    );
+  }
+
   const manifest: DeploymentManifest = {
     network: options.network,
     chainId: chain.chain.id,
@@ -240,7 +313,7 @@ export async function deploy(options: DeployOptions): Promise<DeploymentManifest
     deployedAt: new Date().toISOString(),
   };
   const manifestPath = options.write === false ? undefined : writeManifest(manifest);
-  return { ...manifest, manifestPath };
+  return { ...manifest, manifestPath, ...(pendingOwnership && { pendingOwnership }) };
 }
 
 /** anvil's account #7 receives user fees on a local chain; anywhere else the pool must be named. */

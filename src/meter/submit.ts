@@ -42,7 +42,7 @@ export type BatchSubmitterOptions = {
   registrar: Address;
   /** The eERC contract, whose auditor key every line is encrypted to. */
   eerc: Address;
-  /** The operator's eERC public key; default: the key the Registrar holds for the UsageLedger's owner. */
+  /** The operator's eERC public key; default: the key the Registrar holds for the UsageLedger's `operator()`. */
   operatorPk?: Point;
   mode: SubmitMode;
   /** Relay mode: how long the signature stays valid (default 3,600 s). */
@@ -194,18 +194,15 @@ export function createBatchSubmitter(options: BatchSubmitterOptions): BatchSubmi
   const server = getAddress(options.serverAccount.address);
   const { publicClient, ledger } = options;
   const contracts = { providerRegistry: options.registry, registrar: options.registrar, encryptedERC: options.eerc };
-  let operator: Promise<Address | { publicKey: Point }> | undefined = options.operatorPk
-    ? Promise.resolve({ publicKey: options.operatorPk })
-    : undefined;
   let chainId: Promise<number> | undefined;
   let wallet = options.walletClient;
   const log = toLogger(options.log);
 
-  const operatorKeySource = () =>
-    (operator ??= publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "owner" }).catch((err) => {
-      operator = undefined;
-      throw err;
-    }));
+  // The ledger's operator is read for every batch: the owner may name another (setOperator).
+  const operatorKeySource = async (): Promise<Address | { publicKey: Point }> =>
+    options.operatorPk
+      ? { publicKey: options.operatorPk }
+      : await publicClient.readContract({ address: ledger, abi: UsageLedgerAbi, functionName: "operator" });
   const getChainId = () =>
     (chainId ??= (publicClient.chain ? Promise.resolve(publicClient.chain.id) : publicClient.getChainId()).catch((err) => {
       chainId = undefined;

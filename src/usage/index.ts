@@ -1,6 +1,6 @@
 export * from "./batch.js";
 export * from "./errors.js";
-export { fetchLineKeys } from "./keys.js";
+export { fetchLineKeys, ledgerOperatorKey } from "./keys.js";
 export * from "./lines.js";
 export * from "./merkle.js";
 export * from "./pricing.js";

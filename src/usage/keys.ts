@@ -2,6 +2,7 @@ import type { Address, Hex, PublicClient } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import { ProviderRegistryAbi } from "../../abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
+import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import type { Point } from "../eerc/curve.js";
 import { InvalidRecipientKeyError } from "./errors.js";
 import type { LineKeys } from "./lines.js";
@@ -10,6 +11,24 @@ async function registeredKey(client: PublicClient, registrar: Address, account: 
   const [x, y] = await client.readContract({ address: registrar, abi: RegistrarAbi, functionName: "getUserPublicKey", args: [account] });
   if (x === 0n && y === 0n) throw new InvalidRecipientKeyError(`${who} (${account} is not registered)`);
   return [x, y];
+}
+
+/**
+ * The UsageLedger's operator (`operator()`, not its owner) and the eERC key the Registrar holds for
+ * it (null: not registered): the key the operator copy of every line is encrypted to.
+ */
+export async function ledgerOperatorKey(
+  client: PublicClient,
+  contracts: { usageLedger: Address; registrar: Address },
+): Promise<{ operator: Address; publicKey: Point | null }> {
+  const operator = await client.readContract({ address: contracts.usageLedger, abi: UsageLedgerAbi, functionName: "operator" });
+  const [x, y] = await client.readContract({
+    address: contracts.registrar,
+    abi: RegistrarAbi,
+    functionName: "getUserPublicKey",
+    args: [operator],
+  });
+  return { operator, publicKey: x === 0n && y === 0n ? null : [x, y] };
 }
 
 /**
