@@ -114,6 +114,15 @@ describe("cli: usage, keys and unreachable sources", () => {
       [["reconcile", "--api", "http://a", "--pricing-period", "week"], /--pricing-period must be month or day/],
       [["reconcile", "--api", "http://a"], /reconcile needs --operator ADDRESS/],
       [["reconcile", "--api", "http://a", "--operator", "0x12"], /--operator: "0x12" is not an address/],
+      [
+        ["reconcile", "--api", "http://a", "--operator", accounts[2]!.address, "--pending-cap", "0"],
+        /--pending-cap must be a positive integer/,
+      ],
+      [
+        ["reconcile", "--api", "http://a", "--operator", accounts[2]!.address, "--pending-cap", "3x"],
+        /--pending-cap must be a positive integer/,
+      ],
+      [["history", "--api", "http://a", "--pending-cap", "3"], /--pending-cap is only used with reconcile/],
       [["distribute", "--api", "http://a"], /^error: distribute needs --agent URL, not --api/],
       [["history", "--agent", "http://a"], /history takes --api URL or --rpc URL, not --agent/],
       [["provider"], /^error: missing command: provider add\|update/],

@@ -121,6 +121,8 @@ describe("payers funded from the revenue pool", () => {
       platformFeeMicro: 100_000n + 300n,
       carriedInMicro: 0n,
       carriedOutMicro: reserve1,
+      deferredInMicro: 0n,
+      deferredOutMicro: 0n,
       unsettledMicro: 0n,
       differenceMicro: 0n,
       ok: true,

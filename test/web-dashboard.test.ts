@@ -62,6 +62,8 @@ type CliFlow = Record<
   | "platformFeeMicro"
   | "carriedInMicro"
   | "carriedOutMicro"
+  | "deferredInMicro"
+  | "deferredOutMicro"
   | "unsettledMicro",
   string
 >;
@@ -336,7 +338,7 @@ describe.runIf(haveChromium)("web dashboard", () => {
   it("shows the auditor the reconciliation and audit totals the CLI's reconcile and audit print, with each cycle's transfers", async () => {
     await connectDemo(LOCAL_ROLES.auditor, "reconcile-status");
     expect(await page.getByTestId("view-auditor").getAttribute("aria-selected")).toBe("true");
-    // The operator defaults to the ProviderRegistry's owner, read from the RPC.
+    // The operator defaults to the UsageLedger's operator, read from the RPC.
     expect(await page.getByTestId("operator-address").inputValue()).toBe(operator.address);
 
     const rec = await runScript("src/cli/index.ts", ["reconcile", "--api", apiUrl, "--operator", operator.address, "--json"], {
@@ -377,6 +379,8 @@ describe.runIf(haveChromium)("web dashboard", () => {
         f.platformFeeMicro,
         f.carriedInMicro,
         f.carriedOutMicro,
+        f.deferredInMicro,
+        f.deferredOutMicro,
         f.unsettledMicro,
       ].map((m) => formatUsdc(BigInt(m))),
       "ok",

@@ -10,7 +10,15 @@ import { ApiHttpError, ApiUnreachableError } from "../http/errors.js";
 import { IndexerClient } from "../indexer-client/client.js";
 import { formatUsdc } from "../money/usdc.js";
 import { AgentClient } from "../payout/client.js";
-import { MONEY_FLOW_COLUMNS, moneyFlowCells, type Reconciliation, reconcile } from "../payout/reconcile.js";
+import {
+  cycleStatusText,
+  MONEY_FLOW_COLUMNS,
+  moneyFlowCells,
+  payoutStatusText,
+  type Reconciliation,
+  reconcile,
+  reconciliationHeadline,
+} from "../payout/reconcile.js";
 import type { AgentStatus } from "../payout/schemas.js";
 import { distributeTypedData } from "../payout/server.js";
 import { type CliIo, type Command, CommandLineError } from "./args.js";
@@ -73,8 +81,9 @@ export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promis
 
 export function renderReconciliation(r: Reconciliation): string {
   const lines = [
-    `reconciliation through indexed block ${r.indexedBlock}: ${r.ok ? "every cycle paid what it owed" : "MISMATCH"}`,
+    `reconciliation through indexed block ${r.indexedBlock}: ${reconciliationHeadline(r)}`,
     `payers: ${r.payers.length > 0 ? r.payers.join(", ") : "none"}`,
+    `pending-queue cap: ${r.pendingCap === null ? "none known (a provider passed over because its queue was full shows as short)" : String(r.pendingCap)}`,
     "",
   ];
   const cycleRows = r.cycles.map((c) => [
@@ -87,7 +96,7 @@ export function renderReconciliation(r: Reconciliation): string {
     formatUsdc(c.owedMicro),
     formatUsdc(c.paidMicro),
     String(c.transfers),
-    c.ok ? "ok" : "MISMATCH",
+    cycleStatusText(c),
   ]);
   lines.push(
     ...table(
@@ -97,15 +106,35 @@ export function renderReconciliation(r: Reconciliation): string {
     ),
   );
   lines.push("", `total paid: ${formatUsdc(r.totalMicro)} USDC`);
-  // Pool fees + usage billed + carried in = paid + platform fee + carried out, per cycle; deposits are shown, not counted.
+  // Pool fees + usage billed + levy + carried in + deferred in = paid + platform fee + carried out + deferred out,
+  // per cycle; deposits are shown, not counted.
   lines.push("", "money flow (USDC):");
   lines.push(
     ...table(
       ["cycle", ...MONEY_FLOW_COLUMNS],
       [...r.cycles.map((c) => [String(c.cycle), ...moneyFlowCells(c.moneyFlow)]), ["total", ...moneyFlowCells(r.moneyFlow)]],
-      new Set([0, 1, 2, 3, 4, 5, 6, 7, 8]),
+      new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
     ),
   );
+  const deferred = r.cycles.flatMap((c) => c.rows.filter((row) => row.status === "deferred"));
+  if (deferred.length > 0) {
+    lines.push("", "deferred (nothing paid while the provider's pending queue was full; owed, carried to a later cycle):");
+    lines.push(
+      ...table(
+        ["cycle", "provider", "owed USDC", "payout account", "pending PCTs", "at block", "paid in cycle"],
+        deferred.map((d) => [
+          String(d.cycle),
+          d.namespace ?? d.providerId,
+          formatUsdc(d.owedMicro),
+          d.queue!.account,
+          `${d.queue!.pendingPCTs} of ${r.pendingCap}`,
+          String(d.queue!.blockNumber),
+          d.settledInCycle === null ? "not yet" : String(d.settledInCycle),
+        ]),
+        new Set([0, 2, 5]),
+      ),
+    );
+  }
   if (r.alerts.length > 0) {
     lines.push("", "usage lines settlement ignored or capped (ALERT):");
     lines.push(
@@ -131,17 +160,23 @@ export function renderReconciliation(r: Reconciliation): string {
     lines.push("", "mismatches:");
     lines.push(
       ...table(
-        ["cycle", "provider", "owed USDC", "paid USDC", "transfers"],
+        ["cycle", "provider", "owed USDC", "paid USDC", "transfers", "status"],
         bad.map((b) => [
           String(b.cycle),
           b.namespace ?? b.providerId,
           formatUsdc(b.owedMicro),
           formatUsdc(b.paidMicro),
           String(b.transfers),
+          payoutStatusText(b, r.pendingCap),
         ]),
         new Set([0, 2, 3, 4]),
       ),
     );
+    if (r.pendingCap === null && bad.some((b) => b.status === "short" && b.queue !== null && b.queue.pendingPCTs > 0n))
+      lines.push(
+        "",
+        "a provider paid nothing had pending PCTs: if the eERC caps pending queues, give --pending-cap N (its MAX_PENDING_AMOUNT_PCTS()) to check for a deferral",
+      );
   }
   return lines.join("\n");
 }
@@ -156,6 +191,7 @@ export async function runReconcile(cmd: Command, id: Identity, io: CliIo): Promi
     operatorPk: await indexer.registeredKey(getAddress(cmd.values.operator!)),
     asserted: cmd.settlement,
     payers: cmd.values.payers ? cmd.values.payers.split(",").map((a) => getAddress(a.trim())) : "any",
+    pendingCap: cmd.pendingCap ?? null,
   });
   io.stdout(cmd.json ? toJson(r) : renderReconciliation(r));
   if (!r.ok) {

@@ -29,6 +29,10 @@ const OPTIONS = {
   payers: ["--payers <a,b,...>", "the operator's payer accounts, current and past (default: every account that sent a tagged payout)"],
   "fee-bps": ["--fee-bps <n>", "the platform fee in basis points"],
   "pricing-period": ["--pricing-period <unit>", "month or day"],
+  "pending-cap": [
+    "--pending-cap <n>",
+    "the eERC's cap on a balance's pending amount PCTs (MAX_PENDING_AMOUNT_PCTS(), 300 on the hardened eERC): a provider paid nothing while its queue held that many is deferred, not short",
+  ],
   from: ["--from <date>", "the UTC day the change applies from (YYYY-MM-DD; default: the next pricing period)"],
   payout: ["--payout <address>", "the provider's payout account (registered in the eERC)"],
   price: ["--price <usdc>", "per-call price in USDC (with --free-calls: after the free calls)"],
@@ -78,6 +82,8 @@ export type Command = {
   period: PeriodUnit;
   /** reconcile, settlement set: the values given, checked against (or recorded as) the chain's record. */
   settlement: { feeBps?: number; periodUnit?: PeriodUnit };
+  /** reconcile: the eERC's pending-queue cap that deferrals are checked against. */
+  pendingCap?: bigint;
   records?: string;
   /** provider add|update: the namespace; server authorise|revoke: the server's address. */
   target?: string;
@@ -115,10 +121,11 @@ const SPECS: Record<CommandName, Spec> = {
   },
   reconcile: {
     summary: "the auditor recomputes every payout cycle and checks paid == owed (exit 1 on a mismatch)",
-    options: ["api", "operator", "payers", "fee-bps", "pricing-period", ...KEY_OPTIONS, "json"],
+    options: ["api", "operator", "payers", "fee-bps", "pricing-period", "pending-cap", ...KEY_OPTIONS, "json"],
     details:
       "The fee and pricing period come from the ProviderRegistry's record; --fee-bps and --pricing-period\n" +
-      "only assert what you expect, and a value that disagrees with the record is refused.",
+      "only assert what you expect, and a value that disagrees with the record is refused. Without\n" +
+      "--pending-cap, a provider passed over because its pending queue was full shows as short.",
   },
   distribute: {
     summary: "the operator asks the payout agent to run a cycle now (a signed request) and follows it",
@@ -318,6 +325,11 @@ function toCommand(name: CommandName, values: Values, positional: string | undef
   if (name === "reconcile" && values.operator === undefined)
     throw new CommandLineError("reconcile needs --operator ADDRESS (the operator's account)");
   if (values.operator !== undefined) addressFlag("--operator", values.operator);
+  let pendingCap: bigint | undefined;
+  if (values["pending-cap"] !== undefined) {
+    pendingCap = uintFlag("--pending-cap", values["pending-cap"], "a positive integer (the eERC's MAX_PENDING_AMOUNT_PCTS())");
+    if (pendingCap === 0n) throw new CommandLineError("--pending-cap must be a positive integer (the eERC's MAX_PENDING_AMOUNT_PCTS())");
+  }
   const badPayer = values.payers?.split(",").find((a) => !isAddressText(a.trim()));
   if (badPayer !== undefined) throw new CommandLineError(`--payers: "${badPayer}" is not an address`);
 
@@ -345,6 +357,7 @@ function toCommand(name: CommandName, values: Values, positional: string | undef
     tokenId,
     period,
     settlement,
+    ...(pendingCap !== undefined && { pendingCap }),
     records: values.records,
     json: values.json ?? false,
     values,

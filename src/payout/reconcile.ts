@@ -8,6 +8,7 @@ import { type AssertedSettlement, settlementMismatches, settlementSchedule, term
 import type { ProviderId } from "../revenue/types.js";
 import { decryptLinesFor } from "../usage/lines.js";
 import { admitLines, type LineAlert } from "./admission.js";
+import { readPendingQueues } from "./deferral.js";
 import { SettlementMismatchError } from "./errors.js";
 import { readSettlementFacts } from "./facts.js";
 import {
@@ -15,7 +16,10 @@ import {
   type CycleEarnings,
   cycleEarnings,
   cycleMoneyFlow,
+  deferredOf,
+  isUnpaid,
   type MoneyFlow,
+  type PayoutStatus,
   paymentsByCycle,
   poolSecret,
   type ReconciliationRow,
@@ -31,12 +35,17 @@ export type CycleReconciliation = Pick<
   owedMicro: bigint;
   paidMicro: bigint;
   transfers: number;
-  /** Every provider paid what it was owed, and the cycle's money flow balances. */
+  /**
+   * Every provider paid what it was owed or was deferred (its pending queue full: `payoutStatus`),
+   * and the cycle's money flow balances with the deferred amounts carried.
+   */
   ok: boolean;
-  rows: (ReconciliationRow & { namespace: string | null })[];
+  rows: ReconciledRow[];
   /** Where the cycle's money came from and went (`MoneyFlow` in `settlement.ts`). */
   moneyFlow: MoneyFlow;
 };
+
+export type ReconciledRow = ReconciliationRow & { namespace: string | null };
 
 export type Reconciliation = {
   ok: boolean;
@@ -57,6 +66,13 @@ export type Reconciliation = {
    * with the line's commitment. The operator ignores the same lines, so they do not fail `ok`.
    */
   alerts: LineAlert[];
+  /**
+   * The eERC's cap on a balance's pending amount PCTs that deferrals were checked against (its
+   * `MAX_PENDING_AMOUNT_PCTS()`); null when none is known: then no payout counts as deferred.
+   */
+  pendingCap: bigint | null;
+  /** What the last cycle deferred: owed, not paid yet. */
+  deferredMicro: bigint;
   indexedBlock: bigint;
 };
 
@@ -69,6 +85,10 @@ export type Reconciliation = {
  * money flow, and the total, must balance to the micro-USDC (`MoneyFlow`). The fee and the
  * pricing period are the ones the ProviderRegistry records, period by period; `asserted` values
  * that disagree with the record in force at the indexed head throw SettlementMismatchError.
+ * A provider owed something and paid nothing in a cycle is deferred, not short, when its payout
+ * account's pending queue held `pendingCap` amount PCTs or more at the cycle's last payout
+ * transfer, as the indexer's replay of the balance model shows it (`deferral.ts`): what it is
+ * owed is carried to the next cycle, in the rows and in the money flow.
  */
 export async function reconcile(args: {
   indexer: IndexerClient;
@@ -78,7 +98,10 @@ export async function reconcile(args: {
   /** Settings the caller expects to be in force (the CLI's `--fee-bps`, `--pricing-period`); checked, never used to settle. */
   asserted?: AssertedSettlement;
   payers?: readonly Address[] | "any";
+  /** The eERC's `MAX_PENDING_AMOUNT_PCTS()` (`readPendingCap`); null or absent: none known, so nothing counts as deferred. */
+  pendingCap?: bigint | null;
 }): Promise<Reconciliation> {
+  const pendingCap = args.pendingCap ?? null;
   const facts = await readSettlementFacts(args.indexer, args.payers ?? "any");
   const schedule = settlementSchedule(facts.settlementRecords);
   if (args.asserted) {
@@ -112,7 +135,13 @@ export async function reconcile(args: {
     schedule,
     poolSecret: () => poolSecret(args.auditorSk, args.operatorPk),
   });
-  const rows = reconcileCycles(earnings, payments);
+  // The queues of the providers owed something and paid nothing tell a deferral from a short payout.
+  const queues = await readPendingQueues(args.indexer, {
+    unpaid: reconcileCycles(earnings, payments).filter(isUnpaid),
+    payouts,
+    providerChanges: facts.providerChanges,
+  });
+  const rows = reconcileCycles(earnings, payments, { pendingCap, queues });
   const namespaces = new Map(facts.providerChanges.map((c) => [c.providerId, c.namespace]));
   const billableCalls = new Map<ProviderId, bigint>();
   const cycles = earnings.map((e): CycleReconciliation => {
@@ -122,7 +151,7 @@ export async function reconcile(args: {
     const depositedMicro = facts.deposits
       .filter((d) => d.blockNumber > e.afterBlock && d.blockNumber <= e.throughBlock)
       .reduce((s, d) => s + d.creditedMicro, 0n);
-    const moneyFlow = cycleMoneyFlow(e, { paidMicro, depositedMicro });
+    const moneyFlow = cycleMoneyFlow(e, { paidMicro, depositedMicro, ...deferredOf(mine) });
     return {
       cycle: e.cycle,
       throughBlock: e.throughBlock,
@@ -140,10 +169,12 @@ export async function reconcile(args: {
     };
   });
   const totalMicro = [...amounts.values()].reduce((a, b) => a + b, 0n);
+  const deferredMicro = cycles.at(-1)?.moneyFlow.deferredOutMicro ?? 0n;
   const moneyFlow = totalMoneyFlow(earnings, {
     feesMicro: facts.poolFees.reduce((s, f) => s + f.amount, 0n),
     depositedMicro: facts.deposits.reduce((s, d) => s + d.creditedMicro, 0n),
     paidMicro: totalMicro,
+    deferredMicro,
   });
   const { alerts } = admitLines(batches, facts.serverBindings, schedule);
   return {
@@ -155,6 +186,8 @@ export async function reconcile(args: {
     moneyFlow,
     billableCalls,
     alerts,
+    pendingCap,
+    deferredMicro,
     indexedBlock: facts.indexedBlock,
   };
 }
@@ -170,6 +203,8 @@ export const MONEY_FLOW_COLUMNS = [
   "platform fee",
   "carried in",
   "carried out",
+  "deferred in",
+  "deferred out",
   "unsettled",
   "status",
 ] as const;
@@ -185,6 +220,53 @@ export const moneyFlowCells = (f: MoneyFlow): string[] => [
   formatUsdc(f.platformFeeMicro),
   formatUsdc(f.carriedInMicro),
   formatUsdc(f.carriedOutMicro),
+  formatUsdc(f.deferredInMicro),
+  formatUsdc(f.deferredOutMicro),
   formatUsdc(f.unsettledMicro),
   f.ok ? "ok" : `MISMATCH by ${formatUsdc(f.differenceMicro)}`,
 ];
+
+/** Where a receiver's queue was read, as the status texts name it. */
+const queueText = (q: NonNullable<ReconciledRow["queue"]>) => `${q.pendingPCTs} pending PCT(s) at block ${q.blockNumber}`;
+
+/**
+ * A provider row's status as the CLI and the dashboard print it (`PayoutStatus`): the code, with
+ * what the auditor needs to check it (USDC amounts; the queue read for a provider paid nothing).
+ */
+export function payoutStatusText(r: ReconciledRow, pendingCap: bigint | null): string {
+  const texts: Record<PayoutStatus, () => string> = {
+    ok: () => (r.deferredInMicro > 0n ? `ok, settles ${formatUsdc(r.deferredInMicro)} deferred` : "ok"),
+    deferred: () =>
+      `deferred: queue full, ${queueText(r.queue!)} (cap ${pendingCap}); ` +
+      (r.settledInCycle === null ? "still owed" : `paid in cycle ${r.settledInCycle}`),
+    short: () =>
+      `SHORT by ${formatUsdc(r.owedMicro - r.paidMicro)}` +
+      (r.queue === null
+        ? ""
+        : ` (${queueText(r.queue)}${pendingCap === null ? "; no pending cap known" : `, below the cap of ${pendingCap}`})`),
+    overpaid: () => `OVERPAID by ${formatUsdc(r.paidMicro - r.owedMicro)}`,
+    split: () => `MISMATCH: ${r.transfers} transfers`,
+  };
+  return texts[r.status]();
+}
+
+/** A cycle's status as the CLI and the dashboard print it: ok (with what it deferred and settled) or MISMATCH. */
+export function cycleStatusText(c: CycleReconciliation): string {
+  if (!c.ok) return "MISMATCH";
+  const settled = c.rows.filter((r) => r.status === "ok").reduce((s, r) => s + r.deferredInMicro, 0n);
+  return [
+    "ok",
+    ...(settled > 0n ? [`settles ${formatUsdc(settled)} deferred`] : []),
+    ...(c.moneyFlow.deferredOutMicro > 0n ? [`defers ${formatUsdc(c.moneyFlow.deferredOutMicro)}`] : []),
+  ].join("; ");
+}
+
+/** The reconciliation's verdict in one line, as the CLI and the dashboard print it. */
+export function reconciliationHeadline(r: Reconciliation): string {
+  if (!r.ok) return "MISMATCH";
+  if (!r.cycles.some((c) => c.rows.some((row) => row.status === "deferred"))) return "every cycle paid what it owed";
+  return (
+    "every cycle paid what it owed, or deferred a provider whose pending queue was full" +
+    (r.deferredMicro > 0n ? `; ${formatUsdc(r.deferredMicro)} USDC deferred, still owed` : "")
+  );
+}

@@ -8,7 +8,7 @@ import type { Table } from "./export.js";
 import type { OperatorView } from "./operator.js";
 import type { ProviderView } from "./provider.js";
 import type { AuditorControls, RunState } from "./role-views.js";
-import { registryOwner, type ViewKind, viewFor } from "./roles.js";
+import { ledgerOperator, type ViewKind, viewFor } from "./roles.js";
 import { card, msTime, onTablePage, PAGE_ROWS, resetTablePages, short, tableSection, usdc } from "./ui.js";
 import { connectInjected, DEMO_ACCOUNTS, demoSigner, injectedProvider, rpcChainId, type Session, type Signer } from "./wallet.js";
 import { withdrawPanel } from "./withdraw-panel.js";
@@ -108,9 +108,9 @@ async function refresh(): Promise<void> {
       loaded = view;
       state.view = view;
     } else if (tab === "auditor") {
-      if (!state.operatorAddress) state.operatorAddress = (await registryOwner(state.apiUrl, state.rpcUrl)) ?? "";
+      if (!state.operatorAddress) state.operatorAddress = (await ledgerOperator(state.apiUrl, state.rpcUrl)) ?? "";
       if (!/^0x[0-9a-fA-F]{40}$/.test(state.operatorAddress))
-        throw new Error("give the operator's address: the registry's owner could not be read");
+        throw new Error("give the operator's address: the UsageLedger's operator could not be read");
       const { loadAuditorView } = await import("./auditor.js");
       const view = await loadAuditorView({
         apiUrl: state.apiUrl,
@@ -118,6 +118,7 @@ async function refresh(): Promise<void> {
         sk: session.sk,
         operator: getAddress(state.operatorAddress),
         period: state.period,
+        rpcUrl: state.rpcUrl,
       });
       if (state.session !== session) return;
       state.auditor = view;

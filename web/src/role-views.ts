@@ -1,6 +1,12 @@
 import { html, nothing, type TemplateResult } from "lit-html";
 import { formatUsdc } from "../../src/money/usdc.js";
-import { MONEY_FLOW_COLUMNS, moneyFlowCells } from "../../src/payout/reconcile.js";
+import {
+  cycleStatusText,
+  MONEY_FLOW_COLUMNS,
+  moneyFlowCells,
+  payoutStatusText,
+  reconciliationHeadline,
+} from "../../src/payout/reconcile.js";
 import type { AuditorView } from "./auditor.js";
 import type { Table } from "./export.js";
 import type { OperatorView, Part } from "./operator.js";
@@ -9,6 +15,8 @@ import { card, msTime, short, tableSection, usdc } from "./ui.js";
 /** The auditor's and the operator's views: templates over the figures `auditor.ts` and `operator.ts` compute. */
 
 const NUMERIC_1_TO_9 = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+/** The money-flow table's numeric columns: the cycle and the amounts, all but the status. */
+const NUMERIC_FLOW = new Set(Array.from({ length: MONEY_FLOW_COLUMNS.length }, (_, i) => i));
 
 export type AuditorControls = {
   operator: string;
@@ -31,7 +39,7 @@ export function auditorForm(c: AuditorControls, period: "day" | "month", busy: b
         </select>
       </label>
       <button type="submit" ?disabled=${busy}>Reconcile</button>
-      <p class="note">Defaults to the ProviderRegistry's owner, read from the RPC.</p>
+      <p class="note">Defaults to the UsageLedger's operator, read from the RPC.</p>
     </form>
   `;
 }
@@ -51,7 +59,7 @@ export function auditorView(v: AuditorView, c: AuditorControls): TemplateResult 
       formatUsdc(cy.owedMicro),
       formatUsdc(cy.paidMicro),
       String(cy.transfers),
-      cy.ok ? "ok" : "MISMATCH",
+      cycleStatusText(cy),
     ]),
     json: r,
   };
@@ -95,9 +103,10 @@ export function auditorView(v: AuditorView, c: AuditorControls): TemplateResult 
     <section class="cards">
       ${card(
         "Reconciliation",
-        r.ok ? "every cycle paid what it owed" : "MISMATCH",
+        reconciliationHeadline(r),
         "reconcile-status",
-        html`${r.ok ? html`<span class="ok">✓</span>` : nothing} through indexed block ${r.indexedBlock}; payers ${r.payers.map(short).join(", ") || "none"}`,
+        html`${r.ok ? html`<span class="ok">✓</span>` : nothing} through indexed block ${r.indexedBlock}; payers ${r.payers.map(short).join(", ") || "none"};
+        pending-queue cap ${r.pendingCap === null ? html`none known${v.pendingCapError ? ` (${v.pendingCapError})` : ""}: a provider passed over because its queue was full shows as short` : String(r.pendingCap)}`,
       )}
       ${card("Paid in all", usdc(r.totalMicro), "reconcile-total", `${r.cycles.length} cycle(s), auditor PCTs decrypted here`)}
       ${card(
@@ -121,7 +130,7 @@ export function auditorView(v: AuditorView, c: AuditorControls): TemplateResult 
       },
     )}
     ${drilled ? cycleDetail(v, drilled.cycle, drilled.rows) : nothing}
-    ${tableSection("Money flow (USDC)", flow, "No payout cycle yet.", NUMERIC_1_TO_9)}
+    ${tableSection("Money flow (USDC)", flow, "No payout cycle yet.", NUMERIC_FLOW)}
     ${
       r.unattributed.length > 0
         ? tableSection(
@@ -151,7 +160,7 @@ function cycleDetail(v: AuditorView, cycle: number, rows: AuditorView["reconcili
       formatUsdc(p.owedMicro),
       formatUsdc(p.paidMicro),
       String(p.transfers),
-      p.ok ? "ok" : "MISMATCH",
+      payoutStatusText(p, v.reconciliation.pendingCap),
     ]),
     json: rows,
   };
