@@ -19,6 +19,8 @@ export const UNIT_TESTS = [
   "test/history.test.ts",
   "test/revenue.test.ts",
   "test/payout-settlement.test.ts",
+  "test/payout-projection.test.ts",
+  "test/payout-indexed-ledger.test.ts",
   "test/webhooks.test.ts",
   "test/operations.test.ts",
   "test/compose.test.ts",

@@ -16,11 +16,15 @@ import {
   cycleEarnings,
   cycleMoneyFlow,
   type DecryptedBatch,
+  deferredOf,
   ledgerState,
   type PoolSecret,
   paymentsByCycle,
+  payoutStatus,
   poolReserve,
   poolSecret,
+  type QueueReading,
+  queueKey,
   reconcileCycles,
   totalMoneyFlow,
 } from "../src/payout/settlement.js";
@@ -768,6 +772,8 @@ describe("money flow", () => {
       platformFeeMicro: 107n,
       carriedInMicro: 0n,
       carriedOutMicro: r1,
+      deferredInMicro: 0n,
+      deferredOutMicro: 0n,
       unsettledMicro: 0n,
       differenceMicro: 0n,
       ok: true,
@@ -802,6 +808,8 @@ describe("money flow", () => {
       platformFeeMicro: 130n,
       carriedInMicro: 0n,
       carriedOutMicro: 185n + r1,
+      deferredInMicro: 0n,
+      deferredOutMicro: 0n,
       unsettledMicro: 50n,
       differenceMicro: 0n,
       ok: true,
@@ -809,6 +817,124 @@ describe("money flow", () => {
     expect(totalMoneyFlow(earnings, { feesMicro: 1255n, depositedMicro: 0n, paidMicro: paid - 1n })).toMatchObject({
       differenceMicro: 1n,
       ok: false,
+    });
+  });
+});
+
+describe("reconciliation: a deferred payout against a short one", () => {
+  // alpha and beta sell calls at 10 micro-USDC, 10% fee: each earns 9 per call. One call each in
+  // cycle 1 (blocks ..10), one more each in cycle 2 (..20). alpha is paid in every cycle; beta
+  // is paid nothing in cycle 1 and 18 (both calls) in cycle 2. The eERC caps queues at 300.
+  const CAP = 300n;
+  const changes = [change(A, 1n, perCall(10n)), change(B, 1n, perCall(10n))];
+  const batches = [
+    batch(2n, JAN, [
+      [A, 1n],
+      [B, 1n],
+    ]),
+    batch(12n, JAN, [
+      [A, 1n],
+      [B, 1n],
+    ]),
+  ];
+  const earnings = cyclesOf({
+    batches,
+    providerChanges: changes,
+    boundaries: [
+      { cycle: 1, throughBlock: 10n },
+      { cycle: 2, throughBlock: 20n },
+    ],
+  });
+  const cycle1 = [payout(1, 10n, A, 9n, 11n)];
+  const cycle2 = [payout(2, 20n, A, 9n, 21n), payout(2, 20n, B, 18n, 22n)];
+  /** beta's queue right after cycle 1's last payout transfer (alpha's, block 11). */
+  const queue = (pendingPCTs: bigint): Map<string, QueueReading> =>
+    new Map([[queueKey(1, B), { account: OTHER, tokenId: 1n, pendingPCTs, blockNumber: 11n, logIndex: 0, txHash: cycle1[0]!.txHash }]]);
+  const rowsOf = (payouts: Payout[], pendingCap: bigint | null, queues: Map<string, QueueReading>) =>
+    reconcileCycles(earnings, paymentsByCycle(payouts, amountOf), { pendingCap, queues });
+  const flowsOf = (rows: ReturnType<typeof rowsOf>, paid: bigint[]) =>
+    earnings.map((e, i) =>
+      cycleMoneyFlow(e, { paidMicro: paid[i]!, depositedMicro: 0n, ...deferredOf(rows.filter((r) => r.cycle === e.cycle)) }),
+    );
+
+  it("the rule: nothing paid to a queue holding the cap is deferred; any other shortfall is short", () => {
+    const unpaid = { owedMicro: 9n, paidMicro: 0n, transfers: 0 };
+    expect(payoutStatus(unpaid, { pendingPCTs: 300n }, CAP)).toBe("deferred");
+    expect(payoutStatus(unpaid, { pendingPCTs: 301n }, CAP)).toBe("deferred");
+    // A queue below the cap could take the credit; no known cap, or no reading, verifies nothing.
+    expect(payoutStatus(unpaid, { pendingPCTs: 299n }, CAP)).toBe("short");
+    expect(payoutStatus(unpaid, { pendingPCTs: 300n }, null)).toBe("short");
+    expect(payoutStatus(unpaid, null, CAP)).toBe("short");
+    // Part paid is short whatever the queue: a full queue takes no credit at all.
+    expect(payoutStatus({ owedMicro: 9n, paidMicro: 5n, transfers: 1 }, { pendingPCTs: 300n }, CAP)).toBe("short");
+    expect(payoutStatus({ owedMicro: 9n, paidMicro: 9n, transfers: 1 }, null, CAP)).toBe("ok");
+    expect(payoutStatus({ owedMicro: 9n, paidMicro: 9n, transfers: 2 }, null, CAP)).toBe("split");
+    expect(payoutStatus({ owedMicro: 9n, paidMicro: 10n, transfers: 1 }, null, CAP)).toBe("overpaid");
+    expect(payoutStatus({ owedMicro: 0n, paidMicro: 0n, transfers: 1 }, null, CAP)).toBe("ok");
+  });
+
+  it("a deferred cycle balances with what it owes carried; the cycle that pays it shows the carry settled", () => {
+    const rows = rowsOf([...cycle1, ...cycle2], CAP, queue(300n));
+    expect(rows.map((r) => [r.cycle, r.providerId, r.owedMicro, r.paidMicro, r.status, r.deferredInMicro, r.settledInCycle])).toEqual([
+      [1, A, 9n, 9n, "ok", 0n, null],
+      [1, B, 9n, 0n, "deferred", 0n, 2],
+      [2, A, 9n, 9n, "ok", 0n, null],
+      // Owed is cumulative: the 9 deferred in cycle 1 and the 9 earned in cycle 2.
+      [2, B, 18n, 18n, "ok", 9n, null],
+    ]);
+    expect(rows.every((r) => r.ok)).toBe(true);
+    expect(rows[1]!.queue).toMatchObject({ pendingPCTs: 300n, blockNumber: 11n });
+    // Cycle 1: usage 20 = paid 9 + fee 2 + deferred out 9. Cycle 2: usage 20 + deferred in 9 = paid 27 + fee 2.
+    const [f1, f2] = flowsOf(rows, [9n, 27n]);
+    expect(f1).toMatchObject({ usageMicro: 20n, paidMicro: 9n, platformFeeMicro: 2n, deferredInMicro: 0n, deferredOutMicro: 9n, ok: true });
+    expect(f2).toMatchObject({
+      usageMicro: 20n,
+      paidMicro: 27n,
+      platformFeeMicro: 2n,
+      deferredInMicro: 9n,
+      deferredOutMicro: 0n,
+      ok: true,
+    });
+    expect(totalMoneyFlow(earnings, { feesMicro: 0n, depositedMicro: 0n, paidMicro: 36n })).toMatchObject({
+      differenceMicro: 0n,
+      ok: true,
+    });
+  });
+
+  it("nothing paid while the queue was below the cap, or with no cap known, is short, and both cycles' books are off by it", () => {
+    for (const [pendingCap, pendingPCTs] of [
+      [CAP, 299n],
+      [null, 300n],
+    ] as const) {
+      const rows = rowsOf([...cycle1, ...cycle2], pendingCap, queue(pendingPCTs));
+      expect(rows.find((r) => r.cycle === 1 && r.providerId === B)).toMatchObject({
+        owedMicro: 9n,
+        status: "short",
+        ok: false,
+        settledInCycle: null,
+      });
+      // The later payment is what beta was owed, but nothing was carried: it pays 9 more than the cycle released.
+      expect(rows.find((r) => r.cycle === 2 && r.providerId === B)).toMatchObject({ owedMicro: 18n, status: "ok", deferredInMicro: 0n });
+      expect(flowsOf(rows, [9n, 27n]).map((f) => f.differenceMicro)).toEqual([9n, -9n]);
+    }
+  });
+
+  it("deferred again, the amount is carried on and stays owed in the total", () => {
+    const unpaid = [...cycle1, cycle2[0]!];
+    const queues = queue(300n);
+    queues.set(queueKey(2, B), { ...queues.get(queueKey(1, B))!, blockNumber: 21n, txHash: cycle2[0]!.txHash });
+    const rows = rowsOf(unpaid, CAP, queues);
+    expect(
+      rows.filter((r) => r.providerId === B).map((r) => [r.cycle, r.owedMicro, r.status, r.deferredInMicro, r.settledInCycle]),
+    ).toEqual([
+      [1, 9n, "deferred", 0n, null],
+      [2, 18n, "deferred", 9n, null],
+    ]);
+    // Cycle 2: usage 20 + deferred in 9 = paid 9 + fee 2 + deferred out 18; in all: usage 40 = paid 18 + fee 4 + 18 still owed.
+    expect(flowsOf(rows, [9n, 9n])[1]).toMatchObject({ deferredInMicro: 9n, deferredOutMicro: 18n, ok: true });
+    expect(totalMoneyFlow(earnings, { feesMicro: 0n, depositedMicro: 0n, paidMicro: 18n, deferredMicro: 18n })).toMatchObject({
+      differenceMicro: 0n,
+      ok: true,
     });
   });
 });

@@ -80,6 +80,28 @@ function bindingAt(bindings: readonly ServerBindingFact[] | undefined, at: Chain
   return found;
 }
 
+/** Server bindings by `server:provider` (lower case), each list in chain order: what `admitLines` looks a line's binding up in. */
+export type BindingIndex = ReadonlyMap<string, readonly ServerBindingFact[]>;
+
+/** The key of a (server, provider) pair in a `BindingIndex`. */
+export const bindingKey = (b: Pick<ServerBindingFact, "server" | "providerId">): string =>
+  `${b.server.toLowerCase()}:${b.providerId.toLowerCase()}`;
+
+/** Bindings (in any order) as a `BindingIndex`; built once, it spares `admitLines` sorting them at every call. */
+export function indexBindings(bindings: readonly ServerBindingFact[]): Map<string, ServerBindingFact[]> {
+  const byPair = new Map<string, ServerBindingFact[]>();
+  for (const b of [...bindings].sort(byChainPosition)) {
+    const key = bindingKey(b);
+    const list = byPair.get(key);
+    if (list) list.push(b);
+    else byPair.set(key, [b]);
+  }
+  return byPair;
+}
+
+/** Billable calls counted so far per `server:provider:period` (lower case), against the caps per period. */
+export type AdmittedCalls = { get(key: string): bigint | undefined; set(key: string, calls: bigint): unknown };
+
 /** A line cut to `admitted` billable calls: its amount and revenue in proportion, rounded down. */
 function capLine(line: UsageLine, admitted: bigint): UsageLine {
   const scale = (v: bigint) => (line.billableCalls === 0n ? 0n : (v * admitted) / line.billableCalls);
@@ -105,54 +127,54 @@ function capLine(line: UsageLine, admitted: bigint): UsageLine {
  * Every ignored or capped line is reported as an alert. The rule reads only chain facts and the
  * lines the operator and the auditor each check against the other's copy, so the operator (agent
  * and API) and the auditor count the same calls.
+ *
+ * `used` holds the calls counted so far per (server, provider, pricing period): empty for a
+ * history from genesis, or what the earlier batches counted when `batches` continue it (all of
+ * them later in chain order). It is updated in place, so admitting a history in consecutive
+ * pieces counts what admitting it at once does.
  */
 export function admitLines(
   batches: readonly DecryptedBatch[],
-  bindings: readonly ServerBindingFact[],
+  bindings: readonly ServerBindingFact[] | BindingIndex,
   schedule: SettlementSchedule,
+  used: AdmittedCalls = new Map(),
 ): { batches: DecryptedBatch[]; alerts: LineAlert[] } {
-  const byPair = new Map<string, ServerBindingFact[]>();
-  for (const b of [...bindings].sort(byChainPosition)) {
-    const key = `${b.server.toLowerCase()}:${b.providerId.toLowerCase()}`;
-    const list = byPair.get(key) ?? [];
-    list.push(b);
-    byPair.set(key, list);
-  }
-  const used = new Map<string, bigint>();
+  const byPair = bindings instanceof Map ? bindings : indexBindings(bindings as readonly ServerBindingFact[]);
   const alerts: LineAlert[] = [];
   const admittedBatches: DecryptedBatch[] = [];
   for (const batch of [...batches].sort(byChainPosition)) {
     let period: number | undefined;
     const periodOfBatch = () => (period ??= batchPeriod(batch, schedule));
+    const alert = (reason: LineAlertReason, line: UsageLine, providerId: ProviderId, admittedCalls: bigint) =>
+      alerts.push({
+        reason,
+        server: batch.server,
+        batchId: batch.batchId,
+        providerId,
+        period: periodOfBatch(),
+        billableCalls: line.billableCalls,
+        admittedCalls,
+        blockNumber: batch.blockNumber,
+        logIndex: batch.logIndex,
+      });
+    const server = batch.server.toLowerCase();
     const version = linesFormatVersion(batch.encryptedLines);
     const lines: UsageLine[] = [];
     for (const line of batch.lines) {
       const providerId = line.providerId.toLowerCase() as ProviderId;
-      const alert = (reason: LineAlertReason, admittedCalls: bigint) =>
-        alerts.push({
-          reason,
-          server: batch.server,
-          batchId: batch.batchId,
-          providerId,
-          period: periodOfBatch(),
-          billableCalls: line.billableCalls,
-          admittedCalls,
-          blockNumber: batch.blockNumber,
-          logIndex: batch.logIndex,
-        });
       const { copyMismatch, ...plain } = line;
       if (version < FIRST_CHECKED_FORMAT) {
-        alert("unchecked-format", 0n);
+        alert("unchecked-format", line, providerId, 0n);
         continue;
       }
       if (copyMismatch) {
-        alert("copy-mismatch", 0n);
+        alert("copy-mismatch", line, providerId, 0n);
         continue;
       }
-      const pair = `${batch.server.toLowerCase()}:${providerId}`;
+      const pair = `${server}:${providerId}`;
       const binding = bindingAt(byPair.get(pair), batch);
       if (!binding?.bound) {
-        alert("unbound", 0n);
+        alert("unbound", line, providerId, 0n);
         continue;
       }
       const usedKey = `${pair}:${periodOfBatch()}`;
@@ -166,7 +188,7 @@ export function admitLines(
         lines.push(plain);
         continue;
       }
-      alert("capped", admitted);
+      alert("capped", line, providerId, admitted);
       if (admitted > 0n) lines.push(capLine(plain, admitted));
     }
     admittedBatches.push({ ...batch, lines });

@@ -109,3 +109,13 @@ export class SettlementMismatchError extends PayoutError {
     );
   }
 }
+
+/**
+ * Facts a settlement projection cannot take on top of what it folded: older than the facts it
+ * holds (the chain went back, or the facts changed below its checkpoint), or a cycle recorded
+ * below the cycles it settled. It holds nothing the chain does not: drop it and rebuild it from
+ * the chain.
+ */
+export class StaleProjectionError extends PayoutError {
+  readonly code = "STALE_PROJECTION";
+}

@@ -32,6 +32,15 @@ export type PoolFeeFact = ChainPosition & { amount: bigint; timestamp: bigint };
 /** A converter deposit into a payer's encrypted balance: its amount is public (`credited`, eERC units: micro-USDC). */
 export type DepositFact = ChainPosition & { account: Address; creditedMicro: bigint };
 
+/** The block every indexed chain has reached (the lowest), with its timestamp (Unix seconds). */
+export type IndexedHead = { number: bigint; timestamp: bigint };
+
+export async function indexedHead(status: IndexerClient): Promise<IndexedHead> {
+  const indexed = Object.values(await status.indexedHeads()).sort((a, b) => a.number - b.number);
+  if (indexed.length === 0) throw new Error(`the indexer at ${status.baseUrl} reports no chain`);
+  return { number: BigInt(indexed[0]!.number), timestamp: BigInt(indexed[0]!.timestamp) };
+}
+
 /** Everything a settlement is computed from, as indexed up to `indexedBlock`. */
 export type SettlementFacts = {
   indexedBlock: bigint;
@@ -75,15 +84,25 @@ const words = (w: readonly string[] | null): bigint[] | null => (w === null ? nu
 export async function readSettlementFacts(
   client: IndexerClient,
   payers: readonly Address[] | "any",
-  /** Where `/status` answers, when not at `client` (the API reads its own GraphQL in memory). */
-  options: { status?: IndexerClient } = {},
+  options: {
+    /** Where `/status` answers, when not at `client` (the API reads its own GraphQL in memory). */
+    status?: IndexerClient;
+    /** The indexed head, when the caller has read it (`indexedHead`). */
+    head?: IndexedHead;
+    /**
+     * Only the facts of the blocks after this one through the indexed head, for a reader that
+     * holds the earlier ones: their payouts are attributed with `knownProviderChanges` too.
+     */
+    after?: bigint;
+    /** The provider changes of the blocks through `after`. */
+    knownProviderChanges?: readonly ProviderChangeFact[];
+  } = {},
 ): Promise<SettlementFacts> {
   // The block everything below was indexed through; read first, so no fact is newer than it.
-  const status = options.status ?? client;
-  const indexed = Object.values(await status.indexedHeads()).sort((a, b) => a.number - b.number);
-  if (indexed.length === 0) throw new Error(`the indexer at ${status.baseUrl} reports no chain`);
-  const indexedBlock = BigInt(indexed[0]!.number);
-  const indexedTimestamp = BigInt(indexed[0]!.timestamp);
+  const { number: indexedBlock, timestamp: indexedTimestamp } = options.head ?? (await indexedHead(options.status ?? client));
+  // With `after`, the facts of the blocks (after, indexedBlock] only.
+  const window = options.after === undefined ? [] : [`blockNumber_gt: "${options.after}"`, `blockNumber_lte: "${indexedBlock}"`];
+  const where = (...parts: string[]) => (parts.length + window.length === 0 ? undefined : `{ ${[...parts, ...window].join(", ")} }`);
 
   type ChangeRow = {
     providerId: Hex;
@@ -124,16 +143,17 @@ export async function readSettlementFacts(
   type DepositRow = { account: Address; credited: string; blockNumber: string; logIndex: number };
   type AuditorRow = { publicKey: string[]; blockNumber: string; logIndex: number };
 
-  const fromFilter = payers === "any" ? undefined : `{ from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))} }`;
+  const fromFilter = payers === "any" ? where() : where(`from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))}`);
   const none = payers !== "any" && payers.length === 0;
   const [changes, batches, fees, transferRows, auditors, settlements, bindings] = await Promise.all([
     client.all<ChangeRow>(
       "providerChanges",
       "providerId namespace payoutAccount active pricingModel pricePerCallMicro poolWeight tierUpToCalls tierPriceMicro blockNumber logIndex",
       "blockNumber",
+      where(),
     ),
-    client.all<BatchRow>("usageCommitments", "server batchId periodStart encryptedLines blockNumber logIndex", "blockNumber"),
-    client.all<FeeRow>("poolFees", "amount blockNumber logIndex timestamp", "blockNumber"),
+    client.all<BatchRow>("usageCommitments", "server batchId periodStart encryptedLines blockNumber logIndex", "blockNumber", where()),
+    client.all<FeeRow>("poolFees", "amount blockNumber logIndex timestamp", "blockNumber", where()),
     none
       ? Promise.resolve([])
       : client.all<TransferRow>(
@@ -142,12 +162,13 @@ export async function readSettlementFacts(
           "blockNumber",
           fromFilter,
         ),
-    client.all<AuditorRow>("auditorChanges", "publicKey blockNumber logIndex", "blockNumber"),
-    client.all<SettlementRow>("settlementChanges", "feeBps periodUnit effectiveFrom blockNumber logIndex", "blockNumber"),
+    client.all<AuditorRow>("auditorChanges", "publicKey blockNumber logIndex", "blockNumber", where()),
+    client.all<SettlementRow>("settlementChanges", "feeBps periodUnit effectiveFrom blockNumber logIndex", "blockNumber", where()),
     client.all<BindingRow>(
       "serverBindings",
       "server providerId bound maxCallsPerBatch maxCallsPerPeriod blockNumber logIndex",
       "blockNumber",
+      where(),
     ),
   ]);
 
@@ -184,7 +205,7 @@ export async function readSettlementFacts(
       logIndex: r.logIndex,
     }))
     .sort(byChainPosition);
-  const { payouts, unattributed } = attributeTransfers(transfers, providerChanges);
+  const { payouts, unattributed } = attributeTransfers(transfers, [...(options.knownProviderChanges ?? []), ...providerChanges]);
 
   const receivers = [...new Set(payouts.map((p) => p.to.toLowerCase()))];
   const depositors = payerList.map((p) => p.toLowerCase());
@@ -203,7 +224,7 @@ export async function readSettlementFacts(
           "deposits",
           "account credited blockNumber logIndex",
           "blockNumber",
-          `{ account_in: ${JSON.stringify(depositors)} }`,
+          where(`account_in: ${JSON.stringify(depositors)}`),
         ),
   ]);
   const receiverKeys = new Map<Hex, Point>();
@@ -274,4 +295,33 @@ export async function readSettlementFacts(
       .sort(byChainPosition),
     receiverKeys,
   };
+}
+
+/**
+ * The latest fact at or below `block` of each table settlement reads (the payers' transfers
+ * only): a reorg that replaces any of the blocks through `block` changes one of them, so a reader
+ * that keeps the facts through `block` compares this before it reads on. One row per request: a
+ * usage commitment may be wider than the API serves in a request for several.
+ */
+export async function factsFingerprint(client: IndexerClient, payers: readonly Address[], block: bigint): Promise<string> {
+  const atOrBelow = `blockNumber_lte: "${block}"`;
+  const tables: [string, string][] = [
+    ["providerChanges", atOrBelow],
+    ["usageCommitments", atOrBelow],
+    ["poolFees", atOrBelow],
+    ["auditorChanges", atOrBelow],
+    ["settlementChanges", atOrBelow],
+    ["serverBindings", atOrBelow],
+    ["privateTransfers", `${atOrBelow}, from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))}`],
+  ];
+  type Latest = { items: { blockNumber: string; logIndex: number; txHash: Hex }[] };
+  const latest = await Promise.all(
+    tables.map(async ([field, where]) => {
+      const data = await client.query<Record<string, Latest>>(
+        `{ ${field}(where: { ${where} }, orderBy: "blockNumber", orderDirection: "desc", limit: 1) { items { blockNumber logIndex txHash } } }`,
+      );
+      return data[field]?.items[0] ?? null;
+    }),
+  );
+  return JSON.stringify(latest);
 }

@@ -1,14 +1,9 @@
-import type { Address, Hex } from "viem";
+import type { Address } from "viem";
 import type { IndexerClient } from "../indexer-client/client.js";
 import { type SettlementTerm, settlementSchedule, termAt } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
-import { decryptLinesFor } from "../usage/lines.js";
-import { getOrCreate } from "../util/map.js";
-import { auditorCheck } from "./admission.js";
 import { UnattributedPayerTransferError } from "./errors.js";
-import { readSettlementFacts, type SettlementFacts } from "./facts.js";
-import { boundariesOf, type DecryptedBatch, operatorLedgerState } from "./settlement.js";
-import { operatorAmounts } from "./tag.js";
+import { IndexedLedger } from "./indexed-ledger.js";
 
 export type LedgerSnapshot = {
   /** The latest block of the facts read. */
@@ -22,12 +17,13 @@ export type LedgerSnapshot = {
 
 /**
  * The operator's read of the payout ledger for the query API: what is pending per account and
- * what each cycle paid. Decrypted lines are kept between reads; a snapshot is reused for
- * `maxAgeMs` so a burst of requests costs one computation.
+ * what each cycle paid. The settlement is kept between reads (`IndexedLedger`), so a read costs
+ * the facts indexed since the last paid cycle; a snapshot is reused for `maxAgeMs` so a burst of
+ * requests costs one computation.
  */
 export class PayoutLedgerView {
-  private readonly lines = new Map<string, DecryptedBatch["lines"]>();
-  private readonly amounts = new Map<Hex, bigint>();
+  /** The settlement kept between reads: a read costs what was indexed since the last one. */
+  private readonly ledger: IndexedLedger;
   private cached: { at: number; snapshot: Promise<LedgerSnapshot> } | null = null;
 
   constructor(
@@ -36,12 +32,16 @@ export class PayoutLedgerView {
       /** Where the indexer's `/status` answers (the API process's own port). */
       status: IndexerClient;
       operatorSk: () => Promise<bigint>;
+      /** Checks that the key is the one the UsageLedger's operator registered; a throw fails the read. */
+      checkOperator?: () => Promise<void>;
       payers: readonly Address[];
       /** Checks the settlement record in force at the indexed head (the settings the process was given); a throw fails the read. */
       checkInForce?: (inForce: SettlementTerm) => void;
       maxAgeMs?: number;
     },
-  ) {}
+  ) {
+    this.ledger = new IndexedLedger({ indexer: args.indexer, status: args.status, operatorSk: args.operatorSk });
+  }
 
   snapshot(): Promise<LedgerSnapshot> {
     const now = Date.now();
@@ -53,24 +53,12 @@ export class PayoutLedgerView {
   }
 
   private async compute(): Promise<LedgerSnapshot> {
-    const sk = await this.args.operatorSk();
-    const facts: SettlementFacts = await readSettlementFacts(this.args.indexer, this.args.payers, { status: this.args.status });
+    await this.args.checkOperator?.();
+    const facts = await this.ledger.read(this.args.payers);
     this.args.checkInForce?.(termAt(settlementSchedule(facts.settlementRecords), facts.indexedTimestamp));
-    const batches = facts.batches.map((b) => {
-      const key = `${b.server}:${b.batchId}`;
-      const lines = getOrCreate(this.lines, key, () => decryptLinesFor(b.encryptedLines, sk, "operator", auditorCheck(facts, b)));
-      return { ...b, lines };
-    });
-    const { amounts, unreadable } = operatorAmounts(sk, facts, this.amounts);
     // With a transfer it cannot account for, the ledger cannot say what is pending.
-    const unattributed = [...facts.unattributed, ...unreadable];
-    if (unattributed.length > 0) throw new UnattributedPayerTransferError(unattributed);
-    const state = operatorLedgerState(facts, {
-      batches,
-      amounts,
-      operatorSk: sk,
-      through: facts.indexedBlock,
-    });
+    if (facts.unattributed.length > 0) throw new UnattributedPayerTransferError(facts.unattributed);
+    const state = facts.state(facts.indexedBlock);
     // An unsettled cycle's free-pool share is not pending yet: served block by block, it would show
     // how the others' usage moves. It becomes pending (and paid) once its cycle has a boundary.
     const pendingByProvider = new Map<ProviderId, bigint>();
@@ -86,16 +74,7 @@ export class PayoutLedgerView {
       const a = account.get(id);
       if (a) pendingByAccount.set(a, (pendingByAccount.get(a) ?? 0n) + v);
     }
-    const cycles = boundariesOf(facts.payouts).map(({ cycle, throughBlock }) => {
-      const paid = state.payments.get(cycle) ?? new Map();
-      let totalMicro = 0n;
-      let transfers = 0;
-      for (const p of paid.values()) {
-        totalMicro += p.amountMicro;
-        transfers += p.transfers;
-      }
-      return { cycle, throughBlock, transfers, totalMicro };
-    });
+    const cycles = facts.cycleTotals();
     return { throughBlock: facts.indexedBlock, pendingByAccount, pendingByProvider, cycles };
   }
 }

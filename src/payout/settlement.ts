@@ -1,5 +1,5 @@
-import type { Hex } from "viem";
-import { atOrBefore, type ChainPosition } from "../chain/position.js";
+import type { Address, Hex } from "viem";
+import { atOrBefore, byChainPosition, type ChainPosition } from "../chain/position.js";
 import { mulPoint, type Point } from "../eerc/curve.js";
 import { deriveShareOf } from "../eerc/derive.js";
 import { allocatePool } from "../revenue/allocate.js";
@@ -10,8 +10,9 @@ import type { ProviderId, RevenueLine } from "../revenue/types.js";
 import type { UsageLine } from "../usage/lines.js";
 import { periodOf } from "../usage/period.js";
 import { type Pricing, PricingModel } from "../usage/pricing.js";
+import { LayeredMap } from "../util/layered-map.js";
 import { getOrCreate } from "../util/map.js";
-import { admitLines, type DecryptedBatch, type LineAlert, type ServerBindingFact } from "./admission.js";
+import { admitLines, type BindingIndex, type DecryptedBatch, indexBindings, type LineAlert, type ServerBindingFact } from "./admission.js";
 import { CycleBoundaryConflictError } from "./errors.js";
 import type { PoolFeeFact, ProviderChangeFact, SettlementFacts } from "./facts.js";
 import type { Payout } from "./tag.js";
@@ -125,6 +126,11 @@ export function boundariesOf(payouts: readonly Payout[]): CycleBoundary[] {
     s.add(p.throughBlock);
     seen.set(p.cycle, s);
   }
+  return boundariesFrom(seen);
+}
+
+/** The boundaries of `boundariesOf`, from the boundaries the payouts of each cycle recorded. */
+export function boundariesFrom(seen: ReadonlyMap<number, ReadonlySet<bigint>>): CycleBoundary[] {
   const out: CycleBoundary[] = [];
   for (const cycle of [...seen.keys()].sort((a, b) => a - b)) {
     const blocks = [...seen.get(cycle)!];
@@ -148,136 +154,221 @@ function registrationAt(changes: readonly ProviderChangeFact[], at: ChainPositio
   return found;
 }
 
-/** Every line with its pricing period, the fee of that period and the pricing that applies to it (null: earns nothing). */
-function pricedLines(batches: readonly DecryptedBatch[], changes: readonly ProviderChangeFact[], schedule: SettlementSchedule) {
-  const byProvider = new Map<ProviderId, ProviderChangeFact[]>();
-  for (const c of changes) {
-    const list = byProvider.get(c.providerId) ?? [];
-    list.push(c);
-    byProvider.set(c.providerId, list);
-  }
-  const pricingOf = new Map<string, Pricing | null>();
-  const termOfPeriod = new Map<number, SettlementTerm>();
-  const out: {
-    blockNumber: bigint;
-    period: number;
-    feeBps: bigint;
-    providerId: ProviderId;
-    billableCalls: bigint;
-    levyMicro: bigint;
-    revenueMicro: bigint;
-    pricing: Pricing | null;
-  }[] = [];
-  for (const batch of batches) {
-    const inForce = termAt(schedule, batch.periodStart / 1000n, batch);
-    const period = periodOf(Number(batch.periodStart), inForce.periodUnit);
-    const feeBps = BigInt(getOrCreate(termOfPeriod, period, () => inForce).feeBps);
-    for (const line of batch.lines) {
-      const providerId = line.providerId.toLowerCase() as ProviderId;
-      const key = `${providerId}:${period}`;
-      let pricing = pricingOf.get(key);
-      if (pricing === undefined) {
-        const reg = registrationAt(byProvider.get(providerId) ?? [], batch);
-        pricing = reg?.active ? reg.pricing : null;
-        pricingOf.set(key, pricing);
-      }
-      out.push({
-        blockNumber: batch.blockNumber,
-        period,
-        feeBps,
-        providerId,
-        billableCalls: line.billableCalls,
-        levyMicro: levyOf(line),
-        revenueMicro: line.revenueMicro,
-        pricing,
-      });
-    }
-  }
+/**
+ * What settles usage besides the usage itself: the schedule, the server bindings, the providers'
+ * registrations and the pool secret. These facts are few (per record, binding and provider
+ * change, not per call) and are read whole; the usage and the pool payments are read cycle by cycle.
+ */
+export type SettlementRules = {
+  schedule: SettlementSchedule;
+  /** The UsageLedger's server bindings, in any order or indexed (`admitLines`). */
+  serverBindings: readonly ServerBindingFact[] | BindingIndex;
+  /** Each provider's registration changes, in chain order (`registrationsOf`). */
+  registrations: ReadonlyMap<ProviderId, readonly ProviderChangeFact[]>;
+  poolSecret: PoolSecret;
+};
+
+/** Provider changes grouped by provider, each list in chain order. */
+export function registrationsOf(changes: readonly ProviderChangeFact[]): Map<ProviderId, ProviderChangeFact[]> {
+  const out = new Map<ProviderId, ProviderChangeFact[]>();
+  for (const c of [...changes].sort(byChainPosition)) getOrCreate(out, c.providerId, () => []).push(c);
   return out;
 }
 
-/** Earnings of each cycle, in boundary order. */
-export function cycleEarnings(args: {
-  batches: readonly DecryptedBatch[];
-  /** The UsageLedger's server bindings, in any order: which lines count (`admitLines`). */
-  serverBindings: readonly ServerBindingFact[];
-  providerChanges: readonly ProviderChangeFact[];
-  poolFees: readonly PoolFeeFact[];
-  boundaries: readonly CycleBoundary[];
-  schedule: SettlementSchedule;
-  poolSecret: PoolSecret;
-}): CycleEarnings[] {
-  const admitted = admitLines(args.batches, args.serverBindings, args.schedule).batches;
-  const lines = pricedLines(admitted, args.providerChanges, args.schedule);
-  const poolFeeTerms = args.poolFees.map((f) => termAt(args.schedule, f.timestamp, f));
-  const poolShares = new Map<ProviderId, bigint>();
-  const out: CycleEarnings[] = [];
-  let afterBlock = -1n;
-  let carriedInMicro = 0n;
-  const usageBefore = { gross: 0n, fee: 0n };
-  for (const boundary of args.boundaries) {
-    const { cycle, throughBlock } = boundary;
-    const inCycle = (b: bigint) => b > afterBlock && b <= throughBlock;
+/**
+ * One provider's usage in one pricing period, through the last boundary settled: the pricing of
+ * the registration in force at its first line (null: it earns nothing), and for per-call and
+ * tiered pricing the billable calls counted and what `priceLines` makes of them.
+ */
+export type PeriodUsage = { pricing: Pricing | null; calls: bigint; grossMicro: bigint; feeMicro: bigint; netMicro: bigint };
 
-    const commercial = new Map<bigint, RevenueLine[]>();
-    const pricing = new Map<string, Pricing | null>();
-    const weights = new Map<ProviderId, bigint>();
-    const billableCalls = new Map<ProviderId, bigint>();
-    const levyByFee = new Map<bigint, bigint>();
-    let callRevenueMicro = 0n;
-    for (const l of lines) {
-      if (l.blockNumber > throughBlock) continue;
-      const current = inCycle(l.blockNumber);
-      if (current) {
-        billableCalls.set(l.providerId, (billableCalls.get(l.providerId) ?? 0n) + l.billableCalls);
-        levyByFee.set(l.feeBps, (levyByFee.get(l.feeBps) ?? 0n) + l.levyMicro);
-        callRevenueMicro += l.revenueMicro;
+/**
+ * Everything settling the next cycle needs of the cycles before it, whatever their length: per
+ * (server, provider, period) the calls admitted against the caps, per period its fee, per
+ * (provider, period) its pricing and priced calls, per provider its net per-call and tiered
+ * earnings and its pool shares, and the last boundary with what it carried. `settleCycle` moves
+ * it one cycle on; from `emptySettlementState()`, folding every cycle's facts gives the settlement
+ * from genesis.
+ */
+export type SettlementState = {
+  /** The last cycle settled (0 before the first). */
+  cycle: number;
+  /** Its boundary (-1 before the first cycle). */
+  throughBlock: bigint;
+  /** What it carried to the next cycle. */
+  carriedOutMicro: bigint;
+  /** Per-call and tiered revenue through the boundary, gross, and its platform fee. */
+  usageGrossMicro: bigint;
+  usageFeeMicro: bigint;
+  /** `admitLines`'s calls counted per `server:provider:period`. */
+  used: LayeredMap<string, bigint>;
+  /** The fee (bps) of each pricing period: that of the record in force at its first batch. */
+  periodFees: LayeredMap<number, bigint>;
+  /** Per `provider:period`. */
+  usage: LayeredMap<string, PeriodUsage>;
+  /** Net per-call and tiered earnings through the boundary, per provider with such usage (0 included). */
+  commercial: LayeredMap<ProviderId, bigint>;
+  /** Pool shares through the boundary, per provider that had free-pool usage in a split cycle (0 included). */
+  poolShares: LayeredMap<ProviderId, bigint>;
+};
+
+export function emptySettlementState(): SettlementState {
+  return {
+    cycle: 0,
+    throughBlock: -1n,
+    carriedOutMicro: 0n,
+    usageGrossMicro: 0n,
+    usageFeeMicro: 0n,
+    used: new LayeredMap(),
+    periodFees: new LayeredMap(),
+    usage: new LayeredMap(),
+    commercial: new LayeredMap(),
+    poolShares: new LayeredMap(),
+  };
+}
+
+/** A state whose maps are new layers over `s`'s: what is written to it leaves `s` as it was. */
+function layerOver(s: SettlementState): SettlementState {
+  return {
+    ...s,
+    used: s.used.layer(),
+    periodFees: s.periodFees.layer(),
+    usage: s.usage.layer(),
+    commercial: s.commercial.layer(),
+    poolShares: s.poolShares.layer(),
+  };
+}
+
+/** Writes a state's top layers into the layers below (the state `settleCycle` was given), and returns it so. */
+export function commitSettlementState(s: SettlementState): SettlementState {
+  return {
+    ...s,
+    used: s.used.commit(),
+    periodFees: s.periodFees.commit(),
+    usage: s.usage.commit(),
+    commercial: s.commercial.commit(),
+    poolShares: s.poolShares.commit(),
+  };
+}
+
+/**
+ * Settles one cycle on top of the cycles before it (`state`): `facts` are the batches (with the
+ * lines the reader decrypted) and the pool payments of the cycle's blocks (state.throughBlock,
+ * boundary.throughBlock]. Returns the cycle's earnings, the lines `admitLines` ignored or capped,
+ * and the state after the cycle as a layer over `state`, which is left as it was
+ * (`commitSettlementState` makes the new state the only one). Its cost grows with the cycle's
+ * facts and the number of providers, not with the cycles before it.
+ */
+export function settleCycle(
+  state: SettlementState,
+  boundary: CycleBoundary,
+  facts: { batches: readonly DecryptedBatch[]; poolFees: readonly PoolFeeFact[] },
+  rules: SettlementRules,
+): { earnings: CycleEarnings; alerts: LineAlert[]; state: SettlementState } {
+  const { cycle, throughBlock } = boundary;
+  const afterBlock = state.throughBlock;
+  if (throughBlock < afterBlock) throw new CycleBoundaryConflictError(cycle, [afterBlock, throughBlock]);
+  const next = layerOver(state);
+  const { batches, alerts } = admitLines(facts.batches, rules.serverBindings, rules.schedule, next.used);
+
+  const weights = new Map<ProviderId, bigint>();
+  const billableCalls = new Map<ProviderId, bigint>();
+  const levyByFee = new Map<bigint, bigint>();
+  let callRevenueMicro = 0n;
+  /** The per-call and tiered (provider, period)s the cycle's lines add calls to, with the calls they add. */
+  const added = new Map<string, { providerId: ProviderId; period: number; feeBps: bigint; calls: bigint }>();
+  for (const batch of batches) {
+    const inForce = termAt(rules.schedule, batch.periodStart / 1000n, batch);
+    const period = periodOf(Number(batch.periodStart), inForce.periodUnit);
+    let feeBps = next.periodFees.get(period);
+    if (feeBps === undefined) {
+      feeBps = BigInt(inForce.feeBps);
+      next.periodFees.set(period, feeBps);
+    }
+    for (const line of batch.lines) {
+      const providerId = line.providerId.toLowerCase() as ProviderId;
+      const key = `${providerId}:${period}`;
+      let usage = next.usage.get(key);
+      if (usage === undefined) {
+        const reg = registrationAt(rules.registrations.get(providerId) ?? [], batch);
+        usage = { pricing: reg?.active ? reg.pricing : null, calls: 0n, grossMicro: 0n, feeMicro: 0n, netMicro: 0n };
+        next.usage.set(key, usage);
       }
-      if (l.pricing?.model === PricingModel.FreePool) {
-        if (current) weights.set(l.providerId, (weights.get(l.providerId) ?? 0n) + l.billableCalls * BigInt(l.pricing.poolWeight));
+      billableCalls.set(providerId, (billableCalls.get(providerId) ?? 0n) + line.billableCalls);
+      levyByFee.set(feeBps, (levyByFee.get(feeBps) ?? 0n) + levyOf(line));
+      callRevenueMicro += line.revenueMicro;
+      if (usage.pricing?.model === PricingModel.FreePool) {
+        weights.set(providerId, (weights.get(providerId) ?? 0n) + line.billableCalls * BigInt(usage.pricing.poolWeight));
         continue;
       }
-      getOrCreate(commercial, l.feeBps, () => []).push(l);
-      pricing.set(`${l.providerId}:${l.period}`, l.pricing);
+      const a = getOrCreate(added, key, () => ({ providerId, period, feeBps, calls: 0n }));
+      a.calls += line.billableCalls;
     }
+  }
 
-    let poolMicro = 0n;
-    const poolByTerm = new Map<SettlementTerm, bigint>();
-    for (const [i, f] of args.poolFees.entries()) {
-      if (!inCycle(f.blockNumber)) continue;
-      poolMicro += f.amount;
-      poolByTerm.set(poolFeeTerms[i]!, (poolByTerm.get(poolFeeTerms[i]!) ?? 0n) + f.amount);
-    }
-    let poolFeeMicro = 0n;
-    for (const [term, amount] of poolByTerm) poolFeeMicro += feeMicro(amount, BigInt(term.feeBps));
-    let levyMicro = 0n;
-    for (const [feeBps, amount] of levyByFee) {
-      levyMicro += amount;
-      poolFeeMicro += feeMicro(amount, feeBps);
-    }
-    const afterFee = poolMicro + levyMicro - poolFeeMicro;
-    const positive = [...weights.values()].some((w) => w > 0n);
-    const carriedOutMicro = positive ? poolReserve(args.poolSecret(boundary), cycle, afterFee) : afterFee + carriedInMicro;
-    const splitMicro = afterFee + carriedInMicro - carriedOutMicro;
-    const cyclePoolShares = positive ? allocatePool(splitMicro, weights) : new Map<ProviderId, bigint>();
-    for (const [id, share] of cyclePoolShares) poolShares.set(id, (poolShares.get(id) ?? 0n) + share);
+  let poolMicro = 0n;
+  const poolByTerm = new Map<SettlementTerm, bigint>();
+  for (const f of facts.poolFees) {
+    if (f.blockNumber <= afterBlock || f.blockNumber > throughBlock) continue;
+    const term = termAt(rules.schedule, f.timestamp, f);
+    poolMicro += f.amount;
+    poolByTerm.set(term, (poolByTerm.get(term) ?? 0n) + f.amount);
+  }
+  let poolFeeMicro = 0n;
+  for (const [term, amount] of poolByTerm) poolFeeMicro += feeMicro(amount, BigInt(term.feeBps));
+  let levyMicro = 0n;
+  for (const [feeBps, amount] of levyByFee) {
+    levyMicro += amount;
+    poolFeeMicro += feeMicro(amount, feeBps);
+  }
+  const carriedInMicro = state.carriedOutMicro;
+  const afterFee = poolMicro + levyMicro - poolFeeMicro;
+  const positive = [...weights.values()].some((w) => w > 0n);
+  const carriedOutMicro = positive ? poolReserve(rules.poolSecret(boundary), cycle, afterFee) : afterFee + carriedInMicro;
+  const splitMicro = afterFee + carriedInMicro - carriedOutMicro;
+  const cyclePoolShares = positive ? allocatePool(splitMicro, weights) : new Map<ProviderId, bigint>();
+  for (const [id, share] of cyclePoolShares) next.poolShares.set(id, (next.poolShares.get(id) ?? 0n) + share);
 
-    // Each period has one fee, so pricing the lines fee by fee prices every (period, provider) once.
-    const earned = new Map<ProviderId, bigint>();
-    const usageThrough = { gross: 0n, fee: 0n };
-    for (const [feeBps, group] of commercial) {
-      const revenue = priceLines({ lines: group, pricing: (id, period) => pricing.get(`${id}:${period}`) ?? null, feeBps });
-      for (const [id, a] of revenue.perProvider) {
-        earned.set(id, (earned.get(id) ?? 0n) + a.netMicro);
-        usageThrough.gross += a.grossMicro;
-        usageThrough.fee += a.feeMicro;
+  // A (provider, period) is priced on all its calls so far (tiers are cumulative per period), and
+  // the cycle earns the difference. Each period has one fee, so pricing fee by fee prices each once.
+  const byFee = new Map<bigint, RevenueLine[]>();
+  for (const [key, a] of added) {
+    const calls = next.usage.get(key)!.calls + a.calls;
+    getOrCreate(byFee, a.feeBps, () => []).push({ period: a.period, providerId: a.providerId, billableCalls: calls });
+  }
+  let usageMicro = 0n;
+  let usageFeeMicro = 0n;
+  for (const [feeBps, lines] of byFee) {
+    const revenue = priceLines({ lines, pricing: (id, period) => next.usage.get(`${id}:${period}`)?.pricing ?? null, feeBps });
+    for (const [period, priced] of revenue.byPeriod) {
+      for (const [id, p] of priced.providers) {
+        const key = `${id}:${period}`;
+        const before = next.usage.get(key)!;
+        next.usage.set(key, {
+          pricing: before.pricing,
+          calls: p.billableCalls,
+          grossMicro: p.grossMicro,
+          feeMicro: p.feeMicro,
+          netMicro: p.netMicro,
+        });
+        next.commercial.set(id, (next.commercial.get(id) ?? 0n) + p.netMicro - before.netMicro);
+        usageMicro += p.grossMicro - before.grossMicro;
+        usageFeeMicro += p.feeMicro - before.feeMicro;
       }
     }
-    for (const [id, share] of poolShares) earned.set(id, (earned.get(id) ?? 0n) + share);
-    const earnedThrough = new Map<ProviderId, bigint>();
-    for (const id of [...earned.keys()].sort()) earnedThrough.set(id, earned.get(id)!);
+  }
 
-    out.push({
+  const earnedThrough = new Map<ProviderId, bigint>();
+  for (const id of [...next.commercial.keys(), ...next.poolShares.keys()].sort()) {
+    if (!earnedThrough.has(id)) earnedThrough.set(id, (next.commercial.get(id) ?? 0n) + (next.poolShares.get(id) ?? 0n));
+  }
+  next.cycle = cycle;
+  next.throughBlock = throughBlock;
+  next.carriedOutMicro = carriedOutMicro;
+  next.usageGrossMicro = state.usageGrossMicro + usageMicro;
+  next.usageFeeMicro = state.usageFeeMicro + usageFeeMicro;
+  return {
+    earnings: {
       cycle,
       afterBlock,
       throughBlock,
@@ -291,14 +382,75 @@ export function cycleEarnings(args: {
       earnedThrough,
       poolShares: cyclePoolShares,
       billableCalls,
-      usageMicro: usageThrough.gross - usageBefore.gross,
-      usageFeeMicro: usageThrough.fee - usageBefore.fee,
-    });
-    afterBlock = throughBlock;
-    carriedInMicro = carriedOutMicro;
-    Object.assign(usageBefore, usageThrough);
+      usageMicro,
+      usageFeeMicro,
+    },
+    alerts,
+    state: next,
+  };
+}
+
+/** The facts of each cycle in turn: `items` in chain order, cut at each boundary. */
+function* cutAt<T extends ChainPosition>(items: readonly T[], boundaries: readonly CycleBoundary[]): Generator<T[]> {
+  const sorted = [...items].sort(byChainPosition);
+  let i = 0;
+  for (const { throughBlock } of boundaries) {
+    const from = i;
+    while (i < sorted.length && sorted[i]!.blockNumber <= throughBlock) i++;
+    yield sorted.slice(from, i);
   }
-  return out;
+}
+
+/** The rules of a set of facts, for the settlement from genesis. */
+function rulesOf(args: {
+  serverBindings: readonly ServerBindingFact[];
+  providerChanges: readonly ProviderChangeFact[];
+  schedule: SettlementSchedule;
+  poolSecret: PoolSecret;
+}): SettlementRules {
+  return {
+    schedule: args.schedule,
+    serverBindings: indexBindings(args.serverBindings),
+    registrations: registrationsOf(args.providerChanges),
+    poolSecret: args.poolSecret,
+  };
+}
+
+/**
+ * Earnings of each cycle, in boundary order (boundaries never going back): `settleCycle` folded
+ * over the cycles from genesis.
+ */
+export function cycleEarnings(args: {
+  batches: readonly DecryptedBatch[];
+  /** The UsageLedger's server bindings, in any order: which lines count (`admitLines`). */
+  serverBindings: readonly ServerBindingFact[];
+  providerChanges: readonly ProviderChangeFact[];
+  poolFees: readonly PoolFeeFact[];
+  boundaries: readonly CycleBoundary[];
+  schedule: SettlementSchedule;
+  poolSecret: PoolSecret;
+}): CycleEarnings[] {
+  return foldCycles(emptySettlementState(), args.boundaries, args, rulesOf(args)).earnings;
+}
+
+/** `settleCycle` over `boundaries` in turn, from `state`, each cycle committed. */
+function foldCycles(
+  state: SettlementState,
+  boundaries: readonly CycleBoundary[],
+  facts: { batches: readonly DecryptedBatch[]; poolFees: readonly PoolFeeFact[] },
+  rules: SettlementRules,
+): { state: SettlementState; earnings: CycleEarnings[]; alerts: LineAlert[] } {
+  const batches = cutAt(facts.batches, boundaries);
+  const poolFees = cutAt(facts.poolFees, boundaries);
+  const earnings: CycleEarnings[] = [];
+  const alerts: LineAlert[] = [];
+  for (const boundary of boundaries) {
+    const step = settleCycle(state, boundary, { batches: batches.next().value!, poolFees: poolFees.next().value! }, rules);
+    state = commitSettlementState(step.state);
+    earnings.push(step.earnings);
+    for (const a of step.alerts) alerts.push(a);
+  }
+  return { state, earnings, alerts };
 }
 
 /** What each cycle paid each provider, with the transfers that did it. */
@@ -324,6 +476,42 @@ export function paidTotals(payments: CyclePayments): Map<ProviderId, bigint> {
   return out;
 }
 
+/**
+ * What a provider's row of a cycle shows the auditor:
+ * - `ok`: paid what it was owed, in one transfer (or at most one zero-amount transfer when owed
+ *   nothing);
+ * - `deferred`: owed something and paid nothing while its payout account's pending queue was full
+ *   (held at least the eERC's cap of pending amount PCTs) when the cycle's last payout transfer
+ *   was mined: no credit could reach it, so what it is owed is carried to a later cycle;
+ * - `short`: paid less than owed otherwise, including nothing while its queue was not full, or
+ *   while the cap is not known;
+ * - `overpaid`: paid more than owed;
+ * - `split`: paid what it was owed in more than one transfer (or in none, when the amount is 0 but
+ *   a transfer was due).
+ * Only `ok` and `deferred` reconcile.
+ */
+export type PayoutStatus = "ok" | "deferred" | "short" | "overpaid" | "split";
+
+/**
+ * A receiver's pending queue as the indexed state shows it right after a cycle's last payout
+ * transfer (`txHash`, at `blockNumber`/`logIndex`): `pendingPCTs` amount PCTs pending on
+ * `account`'s balance of `tokenId`.
+ */
+export type QueueReading = ChainPosition & { account: Address; tokenId: bigint; pendingPCTs: bigint; txHash: Hex };
+
+/** The rule: a row's status from what it was owed and paid and, for a provider paid nothing, its queue against the cap (null: none known). */
+export function payoutStatus(
+  row: { owedMicro: bigint; paidMicro: bigint; transfers: number },
+  queue: Pick<QueueReading, "pendingPCTs"> | null,
+  pendingCap: bigint | null,
+): PayoutStatus {
+  // Nothing owed: no transfer, or one zero-amount transfer (the agent pads every cycle with them).
+  if (row.paidMicro === row.owedMicro) return (row.owedMicro > 0n ? row.transfers === 1 : row.transfers <= 1) ? "ok" : "split";
+  if (row.paidMicro > row.owedMicro) return "overpaid";
+  if (row.transfers === 0 && queue !== null && pendingCap !== null && queue.pendingPCTs >= pendingCap) return "deferred";
+  return "short";
+}
+
 export type ReconciliationRow = {
   cycle: number;
   providerId: ProviderId;
@@ -331,31 +519,71 @@ export type ReconciliationRow = {
   owedMicro: bigint;
   paidMicro: bigint;
   transfers: number;
+  status: PayoutStatus;
+  /** `status` is `ok` or `deferred`. */
   ok: boolean;
+  /** Part of `owedMicro` the provider's row of the previous cycle deferred (carried in with it). */
+  deferredInMicro: bigint;
+  /** For a deferred row, the later cycle that paid it what it was owed; null while none has. */
+  settledInCycle: number | null;
+  /** For a provider owed something and paid nothing: its pending queue at the cycle's last payout transfer (null: not read). */
+  queue: QueueReading | null;
 };
 
-/** Per cycle and provider: paid == owed, in exactly one transfer (at most one, of 0, when nothing was owed). */
-export function reconcileCycles(earnings: readonly CycleEarnings[], payments: CyclePayments): ReconciliationRow[] {
+/** The key of a (cycle, provider) queue reading. */
+export const queueKey = (cycle: number, providerId: ProviderId): string => `${cycle}:${providerId}`;
+
+/** What tells a deferral from a short payout: the eERC's pending cap (null: none known) and the queues read for the unpaid rows (`queueKey`). */
+export type DeferralEvidence = { pendingCap: bigint | null; queues: ReadonlyMap<string, QueueReading> };
+
+/** A row owed something and paid nothing, whose queue tells whether it was deferred. */
+export const isUnpaid = (r: Pick<ReconciliationRow, "owedMicro" | "paidMicro" | "transfers">): boolean =>
+  r.owedMicro > 0n && r.paidMicro === 0n && r.transfers === 0;
+
+/**
+ * Per cycle and provider: paid against owed, and the status that says whether they agree
+ * (`payoutStatus`). What a deferred row was owed is carried into the provider's row of the next
+ * cycle (`deferredInMicro`), whose owed amount already includes it (owed is cumulative).
+ */
+export function reconcileCycles(
+  earnings: readonly CycleEarnings[],
+  payments: CyclePayments,
+  evidence: DeferralEvidence = { pendingCap: null, queues: new Map() },
+): ReconciliationRow[] {
   const paidBefore = new Map<ProviderId, bigint>();
+  let deferredBefore = new Map<ProviderId, bigint>();
   const rows: ReconciliationRow[] = [];
   for (const c of earnings) {
     const paid = payments.get(c.cycle) ?? new Map();
+    const deferred = new Map<ProviderId, bigint>();
     const ids = [...new Set([...c.earnedThrough.keys(), ...paid.keys()])].sort();
     for (const id of ids) {
       const owedMicro = (c.earnedThrough.get(id) ?? 0n) - (paidBefore.get(id) ?? 0n);
       const p = paid.get(id) ?? { amountMicro: 0n, transfers: 0 };
       if (owedMicro === 0n && p.transfers === 0) continue;
+      const base = { owedMicro, paidMicro: p.amountMicro, transfers: p.transfers };
+      const queue = isUnpaid(base) ? (evidence.queues.get(queueKey(c.cycle, id)) ?? null) : null;
+      const status = payoutStatus(base, queue, evidence.pendingCap);
+      if (status === "deferred") deferred.set(id, owedMicro);
       rows.push({
         cycle: c.cycle,
         providerId: id,
-        owedMicro,
-        paidMicro: p.amountMicro,
-        transfers: p.transfers,
-        // Nothing owed: no transfer, or one zero-amount transfer (the agent pads every cycle with them).
-        ok: p.amountMicro === owedMicro && (owedMicro > 0n ? p.transfers === 1 : p.transfers <= 1),
+        ...base,
+        status,
+        ok: status === "ok" || status === "deferred",
+        deferredInMicro: deferredBefore.get(id) ?? 0n,
+        settledInCycle: null,
+        queue,
       });
     }
     for (const [id, p] of paid) paidBefore.set(id, (paidBefore.get(id) ?? 0n) + p.amountMicro);
+    deferredBefore = deferred;
+  }
+  // A deferral is settled by the provider's next row that is not deferred again, when that row is ok.
+  const settledBy = new Map<ProviderId, ReconciliationRow>();
+  for (const r of [...rows].reverse()) {
+    if (r.status !== "deferred") settledBy.set(r.providerId, r);
+    else if (settledBy.get(r.providerId)?.status === "ok") r.settledInCycle = settledBy.get(r.providerId)!.cycle;
   }
   return rows;
 }
@@ -365,16 +593,20 @@ export function reconcileCycles(earnings: readonly CycleEarnings[], payments: Cy
  * fees users pay into the revenue pool (public USDC transfers), and the per-call and tiered usage
  * the operator bills its users and pays from its own funds (off chain; `usageMicro`, recomputed
  * from the usage lines and the public pricing). A cycle's
- *   feesMicro + usageMicro + carriedInMicro = paidMicro + platformFeeMicro + carriedOutMicro
+ *   feesMicro + usageMicro + levyMicro + carriedInMicro + deferredInMicro
+ *     = paidMicro + platformFeeMicro + carriedOutMicro + deferredOutMicro
  * where `feesMicro` is what the pool received in the cycle's blocks, `paidMicro` the decrypted
- * payouts tagged with the cycle, `platformFeeMicro` the fee on the pool and on the usage, and the
- * carries are the free pool's (the reserve, or the whole pool when no free API had usage). It
- * holds exactly when the cycle paid what its settlement released. Over all cycles,
- *   feesMicro + usageMicro = paidMicro + platformFeeMicro + carriedMicro + unsettledMicro
- * with every fee payment indexed so far, the last cycle's carry and the fees received after the
- * last boundary (the next cycle's). `depositedMicro`, the public deposits into the payers'
- * encrypted balances in the same blocks, is shown and not part of the equality: deposits carry
- * the pool's fees and the operator's own money alike.
+ * payouts tagged with the cycle, `platformFeeMicro` the fee on the pool and on the usage, the
+ * carries are the free pool's (the reserve, or the whole pool when no free API had usage), and
+ * the deferred amounts are what providers whose pending queue was full were owed and not paid
+ * (`payoutStatus`): carried out by the cycle that deferred them, into the next, whose owed
+ * amounts include them. It holds exactly when the cycle paid what its settlement released and
+ * what earlier cycles deferred, less what it deferred. Over all cycles,
+ *   feesMicro + usageMicro + levyMicro = paidMicro + platformFeeMicro + carriedOutMicro + deferredOutMicro + unsettledMicro
+ * with every fee payment indexed so far, the last cycle's carry and deferrals (still owed) and the
+ * fees received after the last boundary (the next cycle's). `depositedMicro`, the public deposits
+ * into the payers' encrypted balances in the same blocks, is shown and not part of the equality:
+ * deposits carry the pool's fees and the operator's own money alike.
  */
 export type MoneyFlow = {
   /** Payments into the revenue pool. */
@@ -390,6 +622,10 @@ export type MoneyFlow = {
   platformFeeMicro: bigint;
   carriedInMicro: bigint;
   carriedOutMicro: bigint;
+  /** Owed to providers the previous cycle deferred (0 in the total). */
+  deferredInMicro: bigint;
+  /** Owed to providers this cycle deferred; in the total, the last cycle's (still owed). */
+  deferredOutMicro: bigint;
   /** Fees received after the last boundary; 0 for a single cycle. */
   unsettledMicro: bigint;
   /** In less out: 0 when the money is accounted for. */
@@ -399,12 +635,34 @@ export type MoneyFlow = {
 
 const flowOf = (f: Omit<MoneyFlow, "differenceMicro" | "ok">): MoneyFlow => {
   const differenceMicro =
-    f.feesMicro + f.usageMicro + f.levyMicro + f.carriedInMicro - (f.paidMicro + f.platformFeeMicro + f.carriedOutMicro + f.unsettledMicro);
+    f.feesMicro +
+    f.usageMicro +
+    f.levyMicro +
+    f.carriedInMicro +
+    f.deferredInMicro -
+    (f.paidMicro + f.platformFeeMicro + f.carriedOutMicro + f.deferredOutMicro + f.unsettledMicro);
   return { ...f, differenceMicro, ok: differenceMicro === 0n };
 };
 
-/** One cycle's money flow: `paidMicro` its decrypted payouts, `depositedMicro` the payers' deposits in its blocks. */
-export function cycleMoneyFlow(e: CycleEarnings, paid: { paidMicro: bigint; depositedMicro: bigint }): MoneyFlow {
+/** What a cycle's rows deferred: carried in from the previous cycle, and out to the next. */
+export function deferredOf(rows: readonly ReconciliationRow[]): { deferredInMicro: bigint; deferredOutMicro: bigint } {
+  let deferredInMicro = 0n;
+  let deferredOutMicro = 0n;
+  for (const r of rows) {
+    deferredInMicro += r.deferredInMicro;
+    if (r.status === "deferred") deferredOutMicro += r.owedMicro;
+  }
+  return { deferredInMicro, deferredOutMicro };
+}
+
+/**
+ * One cycle's money flow: `paidMicro` its decrypted payouts, `depositedMicro` the payers' deposits
+ * in its blocks, and what its rows deferred (`deferredOf`; none when not given).
+ */
+export function cycleMoneyFlow(
+  e: CycleEarnings,
+  paid: { paidMicro: bigint; depositedMicro: bigint; deferredInMicro?: bigint; deferredOutMicro?: bigint },
+): MoneyFlow {
   return flowOf({
     feesMicro: e.poolMicro,
     callRevenueMicro: e.callRevenueMicro,
@@ -415,17 +673,20 @@ export function cycleMoneyFlow(e: CycleEarnings, paid: { paidMicro: bigint; depo
     platformFeeMicro: e.poolFeeMicro + e.usageFeeMicro,
     carriedInMicro: e.carriedInMicro,
     carriedOutMicro: e.carriedOutMicro,
+    deferredInMicro: paid.deferredInMicro ?? 0n,
+    deferredOutMicro: paid.deferredOutMicro ?? 0n,
     unsettledMicro: 0n,
   });
 }
 
 /**
  * The money flow over every cycle through the indexed head: `feesMicro` and `depositedMicro` every
- * fee payment and payer deposit indexed, `paidMicro` every decrypted payout.
+ * fee payment and payer deposit indexed, `paidMicro` every decrypted payout, `deferredMicro` what
+ * the last cycle deferred (still owed).
  */
 export function totalMoneyFlow(
   earnings: readonly CycleEarnings[],
-  all: { feesMicro: bigint; depositedMicro: bigint; paidMicro: bigint },
+  all: { feesMicro: bigint; depositedMicro: bigint; paidMicro: bigint; deferredMicro?: bigint },
 ): MoneyFlow {
   const settledFees = earnings.reduce((s, e) => s + e.poolMicro, 0n);
   return flowOf({
@@ -438,6 +699,8 @@ export function totalMoneyFlow(
     platformFeeMicro: earnings.reduce((s, e) => s + e.poolFeeMicro + e.usageFeeMicro, 0n),
     carriedInMicro: 0n,
     carriedOutMicro: earnings.at(-1)?.carriedOutMicro ?? 0n,
+    deferredInMicro: 0n,
+    deferredOutMicro: all.deferredMicro ?? 0n,
     unsettledMicro: all.feesMicro - settledFees,
   });
 }
@@ -450,6 +713,28 @@ export type Due = {
   /** The part of `due` that is this cycle's free-pool split. */
   poolShares: Map<ProviderId, bigint>;
 };
+
+/** Where the payout ledger stands (`ledgerState`). */
+export type LedgerState = {
+  payments: CyclePayments;
+  paid: Map<ProviderId, bigint>;
+  unfinished: Due | null;
+  next: Due | null;
+  last: CycleBoundary | null;
+  /** The lines of the batches through `through` that settlement ignored or capped (`admitLines`). */
+  alerts: LineAlert[];
+};
+
+/** What a cycle owes: its earnings through its boundary less everything `paid`. Throws OverpaidError (`owed`). */
+export function dueOf(e: CycleEarnings, paid: ReadonlyMap<ProviderId, bigint>): Due {
+  return {
+    cycle: e.cycle,
+    throughBlock: e.throughBlock,
+    poolMicro: e.poolMicro,
+    due: owed(e.earnedThrough, paid),
+    poolShares: e.poolShares,
+  };
+}
 
 /**
  * Where the payout ledger stands: what was paid (per the payout tags), the last recorded cycle if it
@@ -466,47 +751,29 @@ export function ledgerState(args: {
   schedule: SettlementSchedule;
   poolSecret: PoolSecret;
   through: bigint;
-}): {
-  payments: CyclePayments;
-  paid: Map<ProviderId, bigint>;
-  unfinished: Due | null;
-  next: Due | null;
-  last: CycleBoundary | null;
-  /** The lines of the batches through `through` that settlement ignored or capped (`admitLines`). */
-  alerts: LineAlert[];
-} {
+}): LedgerState {
   const payments = paymentsByCycle(args.payouts, args.amountOf);
   const paid = paidTotals(payments);
   const recorded = boundariesOf(args.payouts);
   const last = recorded.at(-1) ?? null;
-  const settle = (boundaries: CycleBoundary[]): Due => {
-    const e = cycleEarnings({
-      batches: args.batches,
-      serverBindings: args.serverBindings,
-      providerChanges: args.providerChanges,
-      poolFees: args.poolFees,
-      boundaries,
-      schedule: args.schedule,
-      poolSecret: args.poolSecret,
-    }).at(-1)!;
-    return {
-      cycle: e.cycle,
-      throughBlock: e.throughBlock,
-      poolMicro: e.poolMicro,
-      due: owed(e.earnedThrough, paid),
-      poolShares: e.poolShares,
-    };
-  };
-  let unfinished: Due | null = null;
-  if (last) {
-    const d = settle(recorded);
-    if (d.due.size > 0) unfinished = d;
+  const rules = rulesOf(args);
+  const settled = foldCycles(emptySettlementState(), recorded, args, rules);
+  const finished = settled.earnings.length > 0 ? dueOf(settled.earnings.at(-1)!, paid) : null;
+  const unfinished = finished && finished.due.size > 0 ? finished : null;
+  let next: Due | null = null;
+  if (!last || args.through > last.throughBlock) {
+    const after = settled.state.throughBlock;
+    const inCycle = <T extends ChainPosition>(items: readonly T[]) =>
+      items.filter((x) => x.blockNumber > after && x.blockNumber <= args.through);
+    const boundary = { cycle: (last?.cycle ?? 0) + 1, throughBlock: args.through };
+    next = dueOf(
+      settleCycle(settled.state, boundary, { batches: inCycle(args.batches), poolFees: inCycle(args.poolFees) }, rules).earnings,
+      paid,
+    );
   }
-  const next =
-    !last || args.through > last.throughBlock ? settle([...recorded, { cycle: (last?.cycle ?? 0) + 1, throughBlock: args.through }]) : null;
   const alerts = admitLines(
     args.batches.filter((b) => b.blockNumber <= args.through),
-    args.serverBindings,
+    rules.serverBindings,
     args.schedule,
   ).alerts;
   return { payments, paid, unfinished, next, last, alerts };

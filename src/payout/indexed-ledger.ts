@@ -1,0 +1,191 @@
+import type { Address, Hex } from "viem";
+import type { IndexerClient } from "../indexer-client/client.js";
+import type { SettlementRecord } from "../revenue/schedule.js";
+import { type DecryptedLine, decryptLinesFor } from "../usage/lines.js";
+import { auditorCheck } from "./admission.js";
+import { StaleProjectionError } from "./errors.js";
+import { factsFingerprint, indexedHead, type ProviderChangeFact, readSettlementFacts } from "./facts.js";
+import { type CycleTotal, type PaidPayout, type SettlementFactsDelta, SettlementProjection } from "./projection.js";
+import { type LedgerState, operatorPoolSecret } from "./settlement.js";
+import { operatorAmounts, type UnattributedTransfer } from "./tag.js";
+
+/** One read of the ledger: the indexed head and the settlement through any block up to it. */
+export type LedgerRead = {
+  indexedBlock: bigint;
+  /** The timestamp of `indexedBlock` (Unix seconds). */
+  indexedTimestamp: bigint;
+  settlementRecords: readonly SettlementRecord[];
+  providerChanges: readonly ProviderChangeFact[];
+  /** Payer transfers that are not payouts this operator can account for: with any, nothing may be paid or served. */
+  unattributed: readonly UnattributedTransfer[];
+  /** `ledgerState` (settlement.ts) over every indexed fact, settling a new cycle through `through`. */
+  state(through: bigint): LedgerState;
+  /** What each recorded cycle paid in all, in cycle order. */
+  cycleTotals(): CycleTotal[];
+  /** What the read took from the indexer: the batches read (and decrypted), and whether the projection was rebuilt. */
+  cost: { batches: number; decrypted: number; rebuilt: boolean };
+};
+
+const batchKey = (b: { server: Address; batchId: Hex }) => `${b.server}:${b.batchId}`;
+
+/**
+ * The payout ledger as the operator reads it from the indexer, kept as a `SettlementProjection`:
+ * each read takes only the facts indexed since the last one (and those of the unconfirmed blocks,
+ * which are read again each time and never kept), decrypts only the new batches with the
+ * operator's key, and settles only what follows the last paid cycle. The decrypted lines stay in
+ * this process's memory.
+ *
+ * The projection holds nothing the chain does not: it is rebuilt from the chain when this process
+ * starts, when the indexer's head goes back below the facts it holds, when the latest indexed
+ * fact at or below them changed (a reorg; `factsFingerprint`), and when facts cannot be applied on
+ * top of it (StaleProjectionError).
+ */
+export class IndexedLedger {
+  private projection: SettlementProjection | null = null;
+  private fingerprint = "";
+  /** The payers whose transfers the projection holds. */
+  private payers = "";
+  /** Unaccountable payer transfers in the blocks the projection holds. */
+  private unattributed: UnattributedTransfer[] = [];
+  /** The unconfirmed blocks' batches and payout amounts, read again at each read: decrypted once. */
+  private pendingLines = new Map<string, { encryptedLines: Hex; lines: readonly DecryptedLine[] }>();
+  private pendingAmounts = new Map<Hex, bigint>();
+  private reading: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly args: {
+      indexer: IndexerClient;
+      /** Where the indexer's `/status` answers, when not at `indexer`. */
+      status?: IndexerClient;
+      operatorSk: () => Promise<bigint> | bigint;
+      /** Blocks below the indexed head whose facts are not kept but read again at every read (0: none). */
+      confirmations?: number;
+    },
+  ) {}
+
+  /** Forgets everything: the next read rebuilds the projection from the chain. */
+  reset(): void {
+    this.projection = null;
+    this.fingerprint = "";
+    this.payers = "";
+    this.unattributed = [];
+    this.pendingLines = new Map();
+    this.pendingAmounts = new Map();
+  }
+
+  /**
+   * Reads what was indexed since the last read. `payers` are the payer accounts, present and
+   * past, whose transfers are the payouts; another set than the last read's rebuilds the projection.
+   */
+  read(payers: readonly Address[]): Promise<LedgerRead> {
+    // One read at a time: each starts where the one before it stopped.
+    const read = this.reading.then(async () => {
+      try {
+        return await this.readOnce(payers, false);
+      } catch (e) {
+        if (!(e instanceof StaleProjectionError)) throw e;
+        this.reset();
+        return this.readOnce(payers, true);
+      }
+    });
+    this.reading = read.catch(() => undefined);
+    return read;
+  }
+
+  private async readOnce(payers: readonly Address[], rebuilding: boolean): Promise<LedgerRead> {
+    const { indexer } = this.args;
+    const sk = await this.args.operatorSk();
+    const head = await indexedHead(this.args.status ?? indexer);
+    const payerSet = [...new Set(payers.map((p) => p.toLowerCase()))].sort().join(",");
+    let rebuilt = rebuilding;
+    if (this.projection) {
+      const held = this.projection.appliedBlock;
+      if (payerSet !== this.payers || head.number < held || (await factsFingerprint(indexer, payers, held)) !== this.fingerprint) {
+        this.reset();
+        rebuilt = true;
+      }
+    }
+    const projection = this.projection ?? new SettlementProjection({ poolSecret: (auditors) => operatorPoolSecret(sk, auditors) });
+    const after = projection.appliedBlock;
+    const kept = head.number - BigInt(this.args.confirmations ?? 0) > after ? head.number - BigInt(this.args.confirmations ?? 0) : after;
+    const [facts, fingerprint] = await Promise.all([
+      readSettlementFacts(indexer, payers, { head, after, knownProviderChanges: projection.providerChanges }),
+      factsFingerprint(indexer, payers, kept),
+    ]);
+
+    const auditors = { auditorChanges: [...projection.auditorChanges, ...facts.auditorChanges] };
+    let decrypted = 0;
+    const batches = facts.batches.map((b) => {
+      const cached = this.pendingLines.get(batchKey(b));
+      let lines = cached?.encryptedLines === b.encryptedLines ? cached.lines : undefined;
+      if (!lines) {
+        lines = decryptLinesFor(b.encryptedLines, sk, "operator", auditorCheck(auditors, b));
+        decrypted += 1;
+      }
+      return { ...b, lines };
+    });
+    const { amounts, unreadable } = operatorAmounts(sk, facts, new Map(this.pendingAmounts));
+    const unreadableTx = new Set(unreadable.map((t) => t.txHash));
+    const payouts: (PaidPayout & { txHash: Hex })[] = facts.payouts
+      .filter((p) => !unreadableTx.has(p.txHash))
+      .map((p) => ({ ...p, amountMicro: amounts.get(p.txHash)! }));
+    const refused = [...facts.unattributed, ...unreadable];
+
+    const final = <T extends { blockNumber: bigint }>(xs: readonly T[]) => xs.filter((x) => x.blockNumber <= kept);
+    const recent = <T extends { blockNumber: bigint }>(xs: readonly T[]) => xs.filter((x) => x.blockNumber > kept);
+    try {
+      projection.apply({
+        throughBlock: kept,
+        settlementRecords: final(facts.settlementRecords),
+        providerChanges: final(facts.providerChanges),
+        serverBindings: final(facts.serverBindings),
+        auditorChanges: final(facts.auditorChanges),
+        batches: final(batches),
+        poolFees: final(facts.poolFees),
+        payouts: final(payouts),
+      });
+    } catch (e) {
+      // Half applied: start again from the chain next time.
+      this.reset();
+      throw e;
+    }
+    this.projection = projection;
+    this.fingerprint = fingerprint;
+    this.payers = payerSet;
+    this.unattributed.push(...final(refused));
+    const pending: SettlementFactsDelta = {
+      throughBlock: head.number,
+      settlementRecords: recent(facts.settlementRecords),
+      providerChanges: recent(facts.providerChanges),
+      serverBindings: recent(facts.serverBindings),
+      auditorChanges: recent(facts.auditorChanges),
+      batches: recent(batches),
+      poolFees: recent(facts.poolFees),
+      payouts: recent(payouts),
+    };
+    this.pendingLines = new Map(pending.batches!.map((b) => [batchKey(b), { encryptedLines: b.encryptedLines, lines: b.lines }]));
+    this.pendingAmounts = new Map(recent(payouts).map((p) => [p.txHash, p.amountMicro]));
+
+    const guarded =
+      <A extends unknown[], R>(f: (...a: A) => R) =>
+      (...a: A): R => {
+        try {
+          return f(...a);
+        } catch (e) {
+          // Pending facts this projection cannot take: the next read rebuilds it.
+          if (e instanceof StaleProjectionError && this.projection === projection) this.reset();
+          throw e;
+        }
+      };
+    return {
+      indexedBlock: head.number,
+      indexedTimestamp: head.timestamp,
+      settlementRecords: [...projection.settlementRecords, ...pending.settlementRecords!],
+      providerChanges: [...projection.providerChanges, ...pending.providerChanges!],
+      unattributed: [...this.unattributed, ...recent(refused)],
+      state: guarded((through: bigint) => projection.ledgerState(through, pending)),
+      cycleTotals: guarded(() => projection.cycleTotals(pending)),
+      cost: { batches: facts.batches.length, decrypted, rebuilt },
+    };
+  }
+}

@@ -1,0 +1,300 @@
+import { getAddress, type Hex } from "viem";
+import { describe, expect, it } from "vitest";
+import { mulBase } from "../src/eerc/curve.js";
+import { encryptElGamal } from "../src/eerc/elgamal.js";
+import { transferInputs } from "../src/eerc/inputs.js";
+import { publicKeyOf } from "../src/eerc/keys.js";
+import { egctToWords } from "../src/indexer/calldata.js";
+import { IndexerClient } from "../src/indexer-client/client.js";
+import { auditorCheck, NO_CAP } from "../src/payout/admission.js";
+import { readSettlementFacts } from "../src/payout/facts.js";
+import { IndexedLedger } from "../src/payout/indexed-ledger.js";
+import { type LedgerState, operatorLedgerState } from "../src/payout/settlement.js";
+import { encodeTag, operatorAmounts, payoutPCTOptions } from "../src/payout/tag.js";
+import type { ProviderId } from "../src/revenue/types.js";
+import { decryptLinesFor, encryptLines, type UsageLine } from "../src/usage/lines.js";
+import { freePool, freeQuotaThenPerCall, type Pricing, PricingModel, perCall } from "../src/usage/pricing.js";
+import { providerIdOf } from "../src/usage/registry.js";
+
+// The operator's ledger read through the indexer's GraphQL, kept as a settlement projection: each
+// read takes only what was indexed since the last one, decrypts only new batches, rebuilds after a
+// reorg, and always answers what a read of the whole history answers. The indexer here is a table
+// of rows answering the queries the reader sends (block filters, account filters, latest rows).
+
+const OPERATOR_SK = 123456789n;
+const AUDITOR_SK = 987654321n;
+const PAYER_SK = 24681357n;
+const RECEIVER_SK = 55555n;
+const PAYER = getAddress("0x00000000000000000000000000000000000000a1");
+const RECEIVER = getAddress("0x00000000000000000000000000000000000000b1");
+const SERVER = getAddress("0x00000000000000000000000000000000000000c1");
+const [A, B, C] = ["alpha", "beta", "gamma"].map((n) => providerIdOf(n) as ProviderId);
+const JAN = Date.UTC(2026, 0, 10);
+const KEYS = { operatorPk: mulBase(OPERATOR_SK), auditorPk: mulBase(AUDITOR_SK), providerPk: () => mulBase(RECEIVER_SK) };
+
+type Row = Record<string, unknown> & { blockNumber: string; logIndex: number; txHash: Hex };
+
+const MODEL_NAMES = { [PricingModel.PerCall]: "PerCall", [PricingModel.FreePool]: "FreePool", [PricingModel.Tiered]: "Tiered" } as const;
+
+/** An indexer holding rows per GraphQL field, answering the settlement reader's queries; it counts the batch rows it serves. */
+class TableIndexer extends IndexerClient {
+  readonly rows = new Map<string, Row[]>();
+  head = 0;
+  batchRowsServed = 0;
+  private tx = 0;
+
+  constructor() {
+    super("http://indexer.test/");
+  }
+
+  add(field: string, block: number, row: Record<string, unknown>): Row {
+    const list = this.rows.get(field) ?? [];
+    const full = {
+      ...row,
+      blockNumber: String(block),
+      logIndex: list.length,
+      txHash: `0x${(++this.tx).toString(16).padStart(64, "0")}` as Hex,
+    };
+    list.push(full);
+    this.rows.set(field, list);
+    this.head = Math.max(this.head, block);
+    return full;
+  }
+
+  private matching(field: string, where = ""): Row[] {
+    const num = (name: string) => new RegExp(`${name}: "(-?\\d+)"`).exec(where)?.[1];
+    const list = (name: string) => {
+      const m = new RegExp(`${name}: (\\[[^\\]]*\\])`).exec(where);
+      return m ? (JSON.parse(m[1]!) as string[]) : undefined;
+    };
+    const [gt, lte, from, address, account] = [
+      num("blockNumber_gt"),
+      num("blockNumber_lte"),
+      list("from_in"),
+      list("address_in"),
+      list("account_in"),
+    ];
+    return (this.rows.get(field) ?? []).filter(
+      (r) =>
+        (gt === undefined || BigInt(r.blockNumber) > BigInt(gt)) &&
+        (lte === undefined || BigInt(r.blockNumber) <= BigInt(lte)) &&
+        (from === undefined || from.includes(String(r.from).toLowerCase())) &&
+        (address === undefined || address.includes(String(r.address).toLowerCase())) &&
+        (account === undefined || account.includes(String(r.account).toLowerCase())),
+    );
+  }
+
+  override async all<R>(field: string, _selection: string, _orderBy: string, where?: string): Promise<R[]> {
+    const rows = this.matching(field, where);
+    if (field === "usageCommitments") this.batchRowsServed += rows.length;
+    return rows as R[];
+  }
+
+  override async query<T>(query: string): Promise<T> {
+    const out: Record<string, { items: Row[] }> = {};
+    for (const m of query.matchAll(/(\w+)\(where: \{ ([^}]*) \}, orderBy: "blockNumber", orderDirection: "desc", limit: 1\)/g)) {
+      const rows = this.matching(m[1]!, m[2]);
+      out[m[1]!] = { items: rows.length > 0 ? [rows.reduce((a, b) => (BigInt(b.blockNumber) >= BigInt(a.blockNumber) ? b : a))] : [] };
+    }
+    return out as T;
+  }
+
+  override async indexedHeads(): Promise<Record<string, { number: number; timestamp: number }>> {
+    return { anvil: { number: this.head, timestamp: Math.floor(JAN / 1000) + this.head * 12 } };
+  }
+
+  /** The chain as of `block`: later rows are gone (a reorg to a shorter chain). */
+  rewindTo(block: number): void {
+    for (const [field, list] of this.rows)
+      this.rows.set(
+        field,
+        list.filter((r) => Number(r.blockNumber) <= block),
+      );
+    this.head = block;
+  }
+}
+
+function world() {
+  const indexer = new TableIndexer();
+  indexer.add("settlementChanges", 1, { feeBps: 1000, periodUnit: "month", effectiveFrom: "0" });
+  indexer.add("auditorChanges", 1, { publicKey: KEYS.auditorPk.map(String) });
+  indexer.add("registrations", 1, { address: RECEIVER.toLowerCase(), publicKey: mulBase(RECEIVER_SK).map(String) });
+  const register = (providerId: ProviderId, pricing: Pricing) =>
+    indexer.add("providerChanges", 2, {
+      providerId,
+      namespace: providerId,
+      payoutAccount: RECEIVER.toLowerCase(),
+      active: true,
+      pricingModel: MODEL_NAMES[pricing.model],
+      pricePerCallMicro: String(pricing.pricePerCallMicro),
+      poolWeight: pricing.poolWeight,
+      tierUpToCalls: pricing.tiers.map((t) => String(t.upToCalls)),
+      tierPriceMicro: pricing.tiers.map((t) => String(t.priceMicro)),
+    });
+  register(A, perCall(10n));
+  register(B, freeQuotaThenPerCall(5, 3n));
+  register(C, freePool(2));
+  for (const providerId of [A, B, C])
+    indexer.add("serverBindings", 2, {
+      server: SERVER.toLowerCase(),
+      providerId,
+      bound: true,
+      maxCallsPerBatch: String(NO_CAP),
+      maxCallsPerPeriod: String(NO_CAP),
+    });
+  let batchNo = 0;
+  const batch = (block: number, calls: [ProviderId, bigint][]) =>
+    indexer.add("usageCommitments", block, {
+      server: SERVER.toLowerCase(),
+      batchId: `0x${(++batchNo).toString(16).padStart(64, "0")}`,
+      periodStart: String(JAN + block * 60_000),
+      encryptedLines: encryptLines(
+        calls.map(
+          ([providerId, billableCalls]): UsageLine => ({
+            providerId,
+            calls: billableCalls,
+            billableCalls,
+            amountMicro: 0n,
+            revenueMicro: 0n,
+          }),
+        ),
+        KEYS,
+      ),
+    });
+  const fee = (block: number, amount: bigint) =>
+    indexer.add("poolFees", block, { amount: String(amount), timestamp: String(Math.floor(JAN / 1000) + block * 12) });
+  /** A payout transfer from the payer, with the operator's receiver PCT and the auditor's, as the agent sends it. */
+  const pay = (block: number, cycle: number, throughBlock: bigint, providerId: ProviderId, amount: bigint) => {
+    const tag = encodeTag({ cycle, throughBlock, providerId });
+    const built = transferInputs({
+      sk: PAYER_SK,
+      value: amount,
+      balance: 1_000_000n,
+      balanceCT: encryptElGamal(1_000_000n, publicKeyOf(PAYER_SK)).ct,
+      receiverPk: mulBase(RECEIVER_SK),
+      auditorPk: KEYS.auditorPk,
+      pct: payoutPCTOptions(OPERATOR_SK, tag),
+    });
+    indexer.add("privateTransfers", block, {
+      from: PAYER.toLowerCase(),
+      to: RECEIVER.toLowerCase(),
+      senderVTT: egctToWords(built.senderVTT).map(String),
+      receiverPCT: built.receiverPCT.map(String),
+      auditorPCT: built.auditorPCT.map(String),
+    });
+  };
+  /** Pays, in `block`, what the cycle the ledger plans next owes (an unfinished one first). */
+  const payCycle = (state: LedgerState, block: number) => {
+    const plan = state.unfinished ?? state.next!;
+    for (const [id, amount] of plan.due) pay(block, plan.cycle, plan.throughBlock, id, amount);
+  };
+  return { indexer, batch, fee, pay, payCycle };
+}
+
+/** What a read of the whole history answers (the reader before the projection). */
+async function fromScratch(indexer: IndexerClient, through: bigint): Promise<LedgerState> {
+  const facts = await readSettlementFacts(indexer, [PAYER]);
+  const batches = facts.batches.map((b) => ({
+    ...b,
+    lines: decryptLinesFor(b.encryptedLines, OPERATOR_SK, "operator", auditorCheck(facts, b)),
+  }));
+  const { amounts } = operatorAmounts(OPERATOR_SK, facts);
+  return operatorLedgerState(facts, { batches, amounts, operatorSk: OPERATOR_SK, through });
+}
+
+describe("the operator's indexed ledger", () => {
+  it("reads and decrypts only what was indexed since its last read, and answers what a read of everything answers", async () => {
+    const { indexer, batch, fee, pay, payCycle } = world();
+    batch(3, [
+      [A, 4n],
+      [B, 7n],
+    ]);
+    fee(4, 9_000n);
+    batch(5, [[C, 3n]]);
+    batch(8, [
+      [A, 1n],
+      [C, 1n],
+    ]);
+    const ledger = new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK });
+    const first = await ledger.read([PAYER]);
+    expect(first.cost).toEqual({ batches: 3, decrypted: 3, rebuilt: false });
+    expect(first.state(8n)).toEqual(await fromScratch(indexer, 8n));
+    payCycle(first.state(8n), 9);
+
+    batch(10, [
+      [A, 2n],
+      [B, 2n],
+    ]);
+    fee(11, 500n);
+    const second = await ledger.read([PAYER]);
+    expect(second.cost).toEqual({ batches: 1, decrypted: 1, rebuilt: false });
+    expect(second.state(11n)).toEqual(await fromScratch(indexer, 11n));
+    expect(second.state(11n).last).toEqual({ cycle: 1, throughBlock: 8n });
+    expect(second.cycleTotals()).toEqual([{ cycle: 1, throughBlock: 8n, transfers: 3, totalMicro: expect.any(BigInt) }]);
+
+    // Cycle 2 pays one of the two providers it owes: the next read finishes it under its own boundary.
+    const [[id, amount]] = [...second.state(11n).next!.due];
+    pay(12, 2, 11n, id!, amount!);
+    const third = await ledger.read([PAYER]);
+    expect(third.cost.batches).toBe(0);
+    expect(third.state(12n)).toEqual(await fromScratch(indexer, 12n));
+    expect(third.state(12n).unfinished?.cycle).toBe(2);
+  });
+
+  it("keeps nothing of the unconfirmed blocks: read again at every read, decrypted once", async () => {
+    const { indexer, batch, fee } = world();
+    batch(3, [[A, 4n]]);
+    batch(9, [[B, 9n]]);
+    fee(10, 700n);
+    const ledger = new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK, confirmations: 3 });
+    expect((await ledger.read([PAYER])).cost).toEqual({ batches: 2, decrypted: 2, rebuilt: false });
+    batch(11, [[C, 1n]]);
+    const again = await ledger.read([PAYER]);
+    // Block 9 is within 3 blocks of the head again: read again, not decrypted again.
+    expect(again.cost).toEqual({ batches: 2, decrypted: 1, rebuilt: false });
+    expect(again.state(11n)).toEqual(await fromScratch(indexer, 11n));
+    expect(again.state(8n)).toEqual(await fromScratch(indexer, 8n));
+  });
+
+  it("rebuilds from the chain after a reorg below what it holds, and when the indexer's head goes back", async () => {
+    const { indexer, batch, fee, payCycle } = world();
+    batch(3, [[A, 4n]]);
+    batch(6, [[B, 9n]]);
+    fee(7, 1_000n);
+    const ledger = new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK });
+    payCycle((await ledger.read([PAYER])).state(7n), 8);
+    expect((await ledger.read([PAYER])).cost.rebuilt).toBe(false);
+
+    // Blocks 6 on are replaced by another branch: another batch, no fee, no payout yet.
+    indexer.rewindTo(5);
+    batch(6, [[A, 2n]]);
+    batch(7, [[C, 5n]]);
+    batch(9, [[B, 1n]]);
+    const reorged = await ledger.read([PAYER]);
+    expect(reorged.cost).toEqual({ batches: 4, decrypted: 4, rebuilt: true });
+    expect(reorged.state(9n)).toEqual(await fromScratch(indexer, 9n));
+
+    indexer.rewindTo(6);
+    const back = await ledger.read([PAYER]);
+    expect(back.cost.rebuilt).toBe(true);
+    expect(back.state(6n)).toEqual(await fromScratch(indexer, 6n));
+  });
+
+  it("a payer transfer it cannot account for stays reported after it is read", async () => {
+    const { indexer, batch } = world();
+    batch(3, [[A, 4n]]);
+    indexer.add("privateTransfers", 4, {
+      from: PAYER.toLowerCase(),
+      to: RECEIVER.toLowerCase(),
+      senderVTT: null,
+      receiverPCT: null,
+      auditorPCT: ["1", "2", "3", "4", "5", "6", "7"],
+    });
+    const ledger = new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK });
+    expect((await ledger.read([PAYER])).unattributed.map((t) => t.reason)).toEqual(["its auditor PCT nonce is not a payout tag"]);
+    batch(5, [[B, 1n]]);
+    const later = await ledger.read([PAYER]);
+    expect(later.cost.batches).toBe(1);
+    expect(later.unattributed).toHaveLength(1);
+  });
+});
