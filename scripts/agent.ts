@@ -3,7 +3,7 @@ import { serve } from "@hono/node-server";
 import { privateKeyToAccount } from "viem/accounts";
 import { connectChain } from "../src/chain/clients.js";
 import { agentConfig, poolFundingKey } from "../src/config/agent.js";
-import { checkRecordedSettlement } from "../src/config/operator.js";
+import { checkLedgerOperator, checkRecordedSettlement } from "../src/config/operator.js";
 import { provingArtifactsOf, readManifest, usdcTokenId } from "../src/deployment/manifest.js";
 import { settlementInForce } from "../src/deployment/settlement.js";
 import { EercClient } from "../src/eerc/client.js";
@@ -14,9 +14,11 @@ import { IndexerClient } from "../src/indexer-client/client.js";
 import { createLogger } from "../src/log.js";
 import { WebhookSender, webhookNotifier } from "../src/notify/webhooks.js";
 import { PayoutAgent } from "../src/payout/agent.js";
+import { PayoutCoordination } from "../src/payout/coordination.js";
 import { fileRequestLog } from "../src/payout/requests.js";
 import { agentIdOf, CycleRunner, payoutApp } from "../src/payout/server.js";
 import { describeTerm } from "../src/revenue/schedule.js";
+import { ledgerOperatorKey } from "../src/usage/keys.js";
 import { run } from "./run.js";
 
 /** Until the settings are read, the default: readable on a terminal, JSON lines otherwise. */
@@ -49,19 +51,41 @@ async function main(argv: string[]): Promise<number> {
   checkRecordedSettlement(config.asserted, inForce);
   const prover = new Prover(provingArtifactsOf(manifest));
   const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
-  // Refuse to start on an eERC these tools do not know, or with proving keys its verifier rejects.
+  // Refuse to start on an eERC these tools do not know, with another operator's key, or with proving keys its verifier rejects.
   await detectEerc(chain.publicClient, contracts.encryptedERC);
-  await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["transfer"] });
   const clientFor = (key: `0x${string}`) =>
     EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(privateKeyToAccount(key)), contracts, prover });
   const operator = await clientFor(config.operatorKey);
   if (!(await operator.isRegistered())) throw new Error(`the operator ${operator.address} is not registered in the eERC`);
+  // The operator copy of every usage line is encrypted to the key of the UsageLedger's operator:
+  // refuse another key, now and before each cycle (the owner may name another operator).
+  const ledger = { usageLedger: manifest.contracts.usageLedger, registrar: manifest.contracts.registrar };
+  const checkOperator = async () =>
+    checkLedgerOperator("OPERATOR_PRIVATE_KEY", operator.publicKey, {
+      ledger: ledger.usageLedger,
+      ...(await ledgerOperatorKey(chain.publicClient, ledger)),
+    });
+  await checkOperator();
+  await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["transfer"] });
   const payers = await Promise.all(config.payerKeys.map((k) => (k === config.operatorKey ? operator : clientFor(k))));
   // The revenue pool's USDC reaches the payers' encrypted balances before each cycle (PAYOUT_FUND_FROM_POOL).
   const poolKey = poolFundingKey(config, manifest.revenuePool);
   const funding = poolKey ? { token: manifest.contracts.token, pool: chain.walletFor(privateKeyToAccount(poolKey)) } : undefined;
+  // Crash tests: the process dies at the configured step, as a power cut would.
+  const fault = config.fault && { ...config.fault, stop: () => process.kill(process.pid, "SIGKILL") };
+  // Several agents (AGENT_DATABASE_URL): the cycles are shared through Postgres, each agent paying from its own payers.
+  const coordination =
+    config.coordination &&
+    (await PayoutCoordination.connect({
+      ...config.coordination,
+      payers: payers.map((p) => p.address),
+      deployment: { chainId: manifest.chainId, usageLedger: manifest.contracts.usageLedger },
+      log,
+      fault,
+    }));
   const agent = new PayoutAgent({
     operator,
+    checkOperator,
     payers,
     pastPayers: config.pastPayers,
     indexer: new IndexerClient(config.indexerUrl),
@@ -70,8 +94,8 @@ async function main(argv: string[]): Promise<number> {
     depth: config.depth,
     everyProvider: config.everyProvider,
     funding,
-    // Crash tests: the process dies at the configured step, as a power cut would.
-    fault: config.fault && { ...config.fault, stop: () => process.kill(process.pid, "SIGKILL") },
+    coordination,
+    fault,
     log,
     notify: notifier,
   });
@@ -86,7 +110,8 @@ async function main(argv: string[]): Promise<number> {
     },
     `payout agent: operator ${operator.address}, ${payers.length} payer(s), pipeline depth ${config.depth}, settlement ${describeTerm(inForce)}` +
       `${config.everyProvider ? ", every active provider paid every cycle" : ""}` +
-      `${funding ? `, payers funded from the revenue pool ${funding.pool.account.address}` : ""}`,
+      `${funding ? `, payers funded from the revenue pool ${funding.pool.account.address}` : ""}` +
+      `${coordination ? `, sharing cycles with the other agents as ${coordination.agentId} (claims of ${config.coordination!.claimSize})` : ""}`,
   );
 
   if (argv.includes("--once")) {
@@ -95,7 +120,7 @@ async function main(argv: string[]): Promise<number> {
       if (r.status === "nothing_owed") log.info({ throughBlock: Number(r.throughBlock) }, `nothing owed through block ${r.throughBlock}`);
       return 0;
     } finally {
-      await Promise.all([prover.close(), delivered()]);
+      await Promise.all([prover.close(), delivered(), coordination?.close()]);
     }
   }
 
@@ -111,6 +136,10 @@ async function main(argv: string[]): Promise<number> {
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" });
   log.info({ port: config.port }, `listening on http://127.0.0.1:${config.port} (POST /revenue/distribute, GET /revenue/status)`);
   runner.schedule(config.intervalS);
+  // Another agent planned a cycle: join it now rather than at the next scheduled run.
+  coordination?.onPlanned(() => {
+    if (!runner.busy) runner.start("planned").catch(() => {});
+  });
   if (config.intervalS > 0) log.info({ intervalS: config.intervalS }, `cycles every ${config.intervalS} s`);
   await new Promise<void>((resolve) => {
     const shutdown = () => resolve();
@@ -120,7 +149,7 @@ async function main(argv: string[]): Promise<number> {
   log.info({}, "stopping: waiting for the running cycle");
   await runner.stop();
   server.close();
-  await Promise.all([prover.close(), delivered()]);
+  await Promise.all([prover.close(), delivered(), coordination?.close()]);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 import { type Address, getAddress, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { localKey } from "../chain/local.js";
+import { PLAN_FAULT_STEPS, type PlanFaultStep } from "../payout/coordination.js";
 import { FUNDING_FAULT_STEPS, type FundingFaultStep } from "../payout/funding.js";
 import { FAULT_STEPS, type FaultStep } from "../payout/pipeline.js";
 import { OPERATIONS_ENV, type OperationsSettings, operationsSettings } from "./operations.js";
@@ -24,6 +25,9 @@ export const AGENT_ENV = {
   PAYOUT_REQUESTS_FILE: env.text(),
   PAYOUT_FAULT: env.text(),
   AGENT_CORS_ORIGIN: env.urls(),
+  AGENT_DATABASE_URL: env.text(),
+  AGENT_ID: env.text(),
+  AGENT_CLAIM_SIZE: env.integer({ min: 1, max: 1000 }),
 };
 
 /** The payout agent's settings. */
@@ -53,20 +57,48 @@ export type AgentConfig = OperatorSettings &
      * none): the dashboard's origin, for its status reads and the operator-signed distribute request.
      */
     corsOrigins: string[];
-    /** Crash tests only: stop at `step` of the `seq`-th transfer (or pool transfer, or deposit). */
-    fault?: { step: FaultStep | FundingFaultStep; seq: number };
+    /**
+     * Several agents sharing the cycles through one PostgreSQL database (AGENT_DATABASE_URL; unset:
+     * this agent pays every cycle alone): its id there (AGENT_ID, default its first payer's
+     * address) and how many providers it claims at a time (AGENT_CLAIM_SIZE, default 4 × payers × depth).
+     */
+    coordination?: { url: string; agentId: string; claimSize: number };
+    /** Crash tests only: stop at `step` of the `seq`-th transfer (or pool transfer, deposit or plan). */
+    fault?: { step: FaultStep | FundingFaultStep | PlanFaultStep; seq: number };
   };
 
 function faultOf(text: string | undefined): AgentConfig["fault"] {
   if (text === undefined) return undefined;
   const m = /^([a-z_]+)@(\d+)$/.exec(text);
   if (!m) throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT must be <step>@<transfer>, got "${text}"`);
-  const step = m[1] as FaultStep | FundingFaultStep;
-  const steps: readonly string[] = [...FAULT_STEPS, ...FUNDING_FAULT_STEPS];
+  const step = m[1] as FaultStep | FundingFaultStep | PlanFaultStep;
+  const steps: readonly string[] = [...FAULT_STEPS, ...FUNDING_FAULT_STEPS, ...PLAN_FAULT_STEPS];
   if (!steps.includes(step)) {
     throw new ConfigError("PAYOUT_FAULT", `PAYOUT_FAULT: the step must be one of ${steps.join(", ")}, got "${m[1]}"`);
   }
   return { step, seq: Number(m[2]) };
+}
+
+function coordinationOf(
+  e: { AGENT_DATABASE_URL?: string; AGENT_ID?: string; AGENT_CLAIM_SIZE?: number },
+  payerKeys: readonly Hex[],
+  depth: number,
+): AgentConfig["coordination"] {
+  const url = e.AGENT_DATABASE_URL;
+  if (!url) {
+    for (const v of ["AGENT_ID", "AGENT_CLAIM_SIZE"] as const) {
+      if (e[v] !== undefined) throw new ConfigError(v, `${v} is only read with AGENT_DATABASE_URL (several agents)`);
+    }
+    return undefined;
+  }
+  // The URL may hold a password: it is never echoed.
+  if (!/^postgres(ql)?:\/\/./.test(url))
+    throw new ConfigError("AGENT_DATABASE_URL", "AGENT_DATABASE_URL must be a postgres:// or postgresql:// URL");
+  return {
+    url,
+    agentId: e.AGENT_ID ?? privateKeyToAccount(payerKeys[0]!).address,
+    claimSize: e.AGENT_CLAIM_SIZE ?? 4 * payerKeys.length * depth,
+  };
 }
 
 /** The agent's name when PAYOUT_AGENT_NAME is not set: with the UsageLedger, its EIP-712 salt (agentIdOf). */
@@ -76,22 +108,25 @@ export const DEFAULT_AGENT_NAME = "payout";
 export function agentConfig(source: Env, chainId: number): AgentConfig {
   const e = readEnv(AGENT_ENV, source);
   const operator = operatorSettings(e, chainId);
+  const payerKeys = e.PAYER_PRIVATE_KEYS ?? [operator.operatorKey];
+  const depth = e.PAYOUT_PIPELINE_DEPTH ?? 3;
   return {
     ...operator,
     ...operationsSettings(source),
     rpcUrl: e.RPC_URL ?? "http://127.0.0.1:8545",
     indexerUrl: e.INDEXER_URL ?? "http://127.0.0.1:42069",
-    payerKeys: e.PAYER_PRIVATE_KEYS ?? [operator.operatorKey],
+    payerKeys,
     fundFromPool: e.PAYOUT_FUND_FROM_POOL ?? true,
     poolKey: e.REVENUE_POOL_PRIVATE_KEY ?? localKey("revenuePool", chainId),
     confirmations: e.PAYOUT_CONFIRMATIONS ?? (isLocalChain(chainId) ? 0 : 1),
-    depth: e.PAYOUT_PIPELINE_DEPTH ?? 3,
+    depth,
     everyProvider: e.PAYOUT_EVERY_PROVIDER ?? true,
     intervalS: e.PAYOUT_INTERVAL_S ?? 0,
     port: e.PAYOUT_PORT ?? 42070,
     agentName: e.PAYOUT_AGENT_NAME ?? DEFAULT_AGENT_NAME,
     requestsFile: e.PAYOUT_REQUESTS_FILE ?? `data/payout-requests-${chainId}.jsonl`,
     corsOrigins: (e.AGENT_CORS_ORIGIN ?? []).map((u) => new URL(u).origin),
+    coordination: coordinationOf(e, payerKeys, depth),
     fault: faultOf(e.PAYOUT_FAULT),
   };
 }

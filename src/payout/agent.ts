@@ -1,4 +1,4 @@
-import { type Address, type Hex, parseAbi } from "viem";
+import type { Address, Hex } from "viem";
 import { decryptBalance } from "../eerc/balance.js";
 import type { EercClient } from "../eerc/client.js";
 import { summarize } from "../errors.js";
@@ -6,22 +6,33 @@ import type { IndexerClient } from "../indexer-client/client.js";
 import { type Logger, type LogTarget, toLogger } from "../log.js";
 import type { Notifier } from "../notify/webhooks.js";
 import type { ProviderId } from "../revenue/types.js";
-import { decryptLinesFor } from "../usage/lines.js";
-import { auditorCheck, reportLineAlerts } from "./admission.js";
+import { reportLineAlerts } from "./admission.js";
+import { type ClaimTurn, claimedDue, type PayoutCoordination, settleShared, type Turn } from "./coordination.js";
+import { readPendingCap } from "./deferral.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
-import { readSettlementFacts } from "./facts.js";
 import { fundFromPool, type PoolFunding } from "./funding.js";
+import { IndexedLedger } from "./indexed-ledger.js";
 import { type DeferredTransfer, type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
-import { type DecryptedBatch, operatorLedgerState } from "./settlement.js";
-import { encodeTag, operatorAmounts, payoutPCTOptions } from "./tag.js";
+import { encodeTag, payoutPCTOptions } from "./tag.js";
 
 export type AgentOptions = {
   /** The operator's eERC account: its key reads the operator copy of every usage line and the amount of every payout. */
   operator: EercClient;
+  /**
+   * Checks, before each cycle, that `operator`'s key is the one the UsageLedger's operator
+   * registered (a throw fails the cycle): with another key no line reads, and nothing would be paid.
+   */
+  checkOperator?: () => Promise<void>;
   /** Accounts that pay (the operator's own may be one); each pays its share of a cycle in order. */
   payers: readonly EercClient[];
   /** Former payers whose payouts still count as paid (their keys are not needed). */
   pastPayers?: readonly Address[];
+  /**
+   * Several agents (AGENT_DATABASE_URL): the cycles are planned by one agent at a time and each
+   * agent pays the providers it claims (`coordination.ts`); every other agent's payers count as
+   * payers. Unset, this agent plans and pays every cycle alone.
+   */
+  coordination?: PayoutCoordination;
   indexer: IndexerClient;
   tokenId: bigint;
   /** Blocks below the head a cycle settles through (0 on anvil). */
@@ -83,9 +94,6 @@ export type CycleResult =
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The pending-queue cap's view, on an eERC that has one. */
-const PENDING_CAP_ABI = parseAbi(["function MAX_PENDING_AMOUNT_PCTS() view returns (uint256)"]);
-
 /**
  * The payout agent. A cycle reads the finalized state from the indexer, computes each provider's
  * cumulative earnings, subtracts what the payout transfers on chain show as already paid, and
@@ -96,8 +104,8 @@ const PENDING_CAP_ABI = parseAbi(["function MAX_PENDING_AMOUNT_PCTS() view retur
  * payout; if one is not, no cycle runs (it could otherwise pay twice).
  */
 export class PayoutAgent {
-  private readonly batchLines = new Map<string, DecryptedBatch["lines"]>();
-  private readonly amounts = new Map<Hex, bigint>();
+  /** The settlement kept from cycle to cycle: each cycle reads and decrypts only what was indexed since the last. */
+  private readonly ledger: IndexedLedger;
   /** Batches whose ignored or capped lines were already reported. */
   private readonly alerted = new Set<string>();
   private readonly log: Logger;
@@ -110,14 +118,21 @@ export class PayoutAgent {
    * not say what its pending cap is, these count as still full (`stuckProviders`).
    */
   private lastDeferred: { cycle: number; providers: Set<ProviderId> } | null = null;
+  /** With several agents: the other agents' payers, as the running turn read them. */
+  private otherPayers: Address[] = [];
 
   constructor(readonly options: AgentOptions) {
     this.log = toLogger(options.log);
     this.tokenId = options.tokenId;
+    this.ledger = new IndexedLedger({
+      indexer: options.indexer,
+      operatorSk: () => options.operator.exportPrivateKey(),
+      confirmations: options.confirmations,
+    });
   }
 
   private get payerAddresses(): Address[] {
-    return [...this.options.payers.map((p) => p.address), ...(this.options.pastPayers ?? [])];
+    return [...this.options.payers.map((p) => p.address), ...(this.options.pastPayers ?? []), ...this.otherPayers];
   }
 
   /** Waits until none of `accounts` has a transaction in the mempool (`deadline`: ms since the epoch). */
@@ -143,13 +158,13 @@ export class PayoutAgent {
     }
   }
 
-  /** Waits until no payer has a transaction in the mempool, then until the indexer has the head block. */
-  private async quiesce(): Promise<bigint> {
+  /**
+   * Waits until no payer (nor any of `others`: another agent's that may have paid the claimed
+   * providers) has a transaction in the mempool, then until the indexer has the head block.
+   */
+  private async quiesce(others: readonly Address[] = []): Promise<bigint> {
     const deadline = Date.now() + (this.options.waitMs ?? 60_000);
-    await this.waitForPending(
-      this.options.payers.map((p) => p.address),
-      deadline,
-    );
+    await this.waitForPending([...this.options.payers.map((p) => p.address), ...others], deadline);
     const head = await this.options.operator.publicClient.getBlockNumber({ cacheTime: 0 });
     for (;;) {
       const blocks = Object.values(await this.options.indexer.indexedBlocks().catch(() => ({}) as Record<string, number>));
@@ -165,7 +180,7 @@ export class PayoutAgent {
    * or a payer sent is still pending (a transfer or deposit of an interrupted run would otherwise
    * be read as not done). Logs counts and transaction hashes only.
    */
-  private async fund(funding: PoolFunding): Promise<void> {
+  private async fund(funding: PoolFunding, turn?: Turn): Promise<void> {
     const started = performance.now();
     const deadline = Date.now() + (this.options.waitMs ?? 60_000);
     await this.waitForPending([funding.pool.account.address, ...this.options.payers.map((p) => p.address)], deadline);
@@ -173,6 +188,8 @@ export class PayoutAgent {
     const { transfers, deposits } = await fundFromPool({
       funding,
       payers: this.options.payers,
+      // Several agents: the planner splits the pool over every agent's payers; the others only deposit.
+      ...(turn && { otherPayers: turn.kind === "plan" ? turn.runningPayers : [], depositOnly: turn.kind === "pay" }),
       at: (step, n) => {
         if (fault && fault.step === step && fault.seq === n) fault.stop();
       },
@@ -191,17 +208,6 @@ export class PayoutAgent {
     );
   }
 
-  private decryptBatches(
-    batches: readonly { batchId: Hex; server: Address; encryptedLines: Hex; blockNumber: bigint }[],
-    facts: Parameters<typeof auditorCheck>[0],
-  ): void {
-    const sk = this.options.operator.exportPrivateKey();
-    for (const b of batches) {
-      const key = `${b.server}:${b.batchId}`;
-      if (!this.batchLines.has(key)) this.batchLines.set(key, decryptLinesFor(b.encryptedLines, sk, "operator", auditorCheck(facts, b)));
-    }
-  }
-
   /**
    * Runs one cycle: finishes an interrupted one, or settles through the finalized head. Its outcome
    * is also sent to `notify` (paid, or failed, and underfunded payers), which never delays or fails it.
@@ -209,7 +215,8 @@ export class PayoutAgent {
   async runCycle(): Promise<CycleResult> {
     this.current = null;
     try {
-      const result = await this.settle();
+      const coordination = this.options.coordination;
+      const result = coordination ? await settleShared(coordination, (turn) => this.settle(turn)) : await this.settle();
       if (result.status === "paid") this.notifyPaid(result);
       return result;
     } catch (err) {
@@ -232,8 +239,8 @@ export class PayoutAgent {
         ...(r.deferred.length > 0 && { deferred: r.deferred.length }),
         seconds: Math.round(r.ms.total / 100) / 10,
       },
-      // A cycle is paid once: its id lets a receiver drop a repeated delivery.
-      `cycle.paid:${r.cycle}`,
+      // A cycle is paid once (by each agent, with several): its id lets a receiver drop a repeated delivery.
+      `cycle.paid:${r.cycle}${this.options.coordination ? `:${this.options.coordination.agentId}` : ""}`,
     );
   }
 
@@ -248,14 +255,21 @@ export class PayoutAgent {
     }
   }
 
-  private async settle(): Promise<CycleResult> {
+  /**
+   * One cycle alone, or one turn of a cycle shared with other agents (`turn`): a plan turn decides
+   * the cycle as alone, records it and pays this agent's first claims; a claim turn pays the
+   * claimed providers what they are owed at the recorded boundary.
+   */
+  private async settle(turn?: Turn): Promise<CycleResult> {
     const started = performance.now();
-    if (this.options.funding) await this.fund(this.options.funding);
-    const head = await this.quiesce();
-    const facts = await readSettlementFacts(this.options.indexer, this.payerAddresses);
+    let paying: ClaimTurn | undefined = turn?.kind === "pay" ? turn : undefined;
+    this.otherPayers = turn?.otherPayers ?? [];
+    await this.options.checkOperator?.();
+    if (this.options.funding) await this.fund(this.options.funding, turn);
+    const head = await this.quiesce(paying?.attemptedBy);
+    const ledger = await this.ledger.read(this.payerAddresses);
     const operatorSk = this.options.operator.exportPrivateKey();
-    const { amounts, unreadable } = operatorAmounts(operatorSk, facts, this.amounts);
-    const unattributed = [...facts.unattributed, ...unreadable];
+    const unattributed = ledger.unattributed;
     if (unattributed.length > 0) {
       for (const t of unattributed)
         this.log.error(
@@ -264,18 +278,16 @@ export class PayoutAgent {
         );
       throw new UnattributedPayerTransferError(unattributed);
     }
-    this.decryptBatches(facts.batches, facts);
-    const batches: DecryptedBatch[] = facts.batches.map((b) => ({ ...b, lines: this.batchLines.get(`${b.server}:${b.batchId}`)! }));
-    const finalized = head - BigInt(this.options.confirmations ?? 0);
-    const state = operatorLedgerState(facts, { batches, amounts, operatorSk, through: finalized });
+    const finalized = paying?.throughBlock ?? head - BigInt(this.options.confirmations ?? 0);
+    const state = ledger.state(finalized);
     reportLineAlerts(state.alerts, { log: this.log, notify: this.options.notify, reported: this.alerted });
     let unfinished = state.unfinished;
-    if (unfinished && state.next) {
+    if (!paying && unfinished && state.next) {
       // An interrupted cycle is finished under its own boundary, unless all it still owes is to
       // providers that cannot be credited now (full pending queues) while others are owed more:
       // then a new cycle starts, owing those providers the same, cumulatively, so that their
       // queues do not hold up everyone else's payouts.
-      const stuck = await this.stuckProviders(unfinished.cycle, [...unfinished.due.keys()], facts.providerChanges);
+      const stuck = await this.stuckProviders(unfinished.cycle, [...unfinished.due.keys()], ledger.providerChanges);
       if (stuck.size === unfinished.due.size && [...state.next.due.keys()].some((id) => !stuck.has(id))) {
         this.log.info(
           { cycle: unfinished.cycle, stuck: stuck.size, next: state.next.cycle },
@@ -285,25 +297,29 @@ export class PayoutAgent {
         unfinished = null;
       }
     }
-    const resumed = unfinished !== null;
-    const plan = unfinished ?? state.next;
-    if (!plan || plan.due.size === 0) {
+    const resumed = paying ? state.last?.cycle === paying.cycle : unfinished !== null;
+    const plan = paying ? claimedDue(paying, state) : (unfinished ?? state.next);
+    if (!plan || (!paying && plan.due.size === 0)) {
       return { status: "nothing_owed", throughBlock: plan?.throughBlock ?? state.last!.throughBlock, lastCycle: state.last?.cycle ?? null };
     }
     const { cycle, throughBlock, poolMicro } = plan;
     const due = new Map(plan.due);
     if (this.options.everyProvider ?? true) {
       // Zero-amount transfers to every provider active at the boundary that this cycle has not paid yet.
-      const paidThisCycle = new Set(facts.payouts.filter((p) => p.cycle === cycle).map((p) => p.providerId));
+      const paidThisCycle = new Set(state.payments.get(cycle)?.keys());
       const latest = new Map<ProviderId, boolean>();
-      for (const c of facts.providerChanges) if (c.blockNumber <= throughBlock) latest.set(c.providerId, c.active);
+      for (const c of ledger.providerChanges) if (c.blockNumber <= throughBlock) latest.set(c.providerId, c.active);
       for (const [id, active] of [...latest].sort(([a], [b]) => (a < b ? -1 : 1))) {
         if (active && !due.has(id) && !paidThisCycle.has(id)) due.set(id, 0n);
       }
     }
+    // Several agents: a planner records the cycle and claims its first providers; a turn pays only what it claimed.
+    if (turn?.kind === "plan") paying = await turn.record({ cycle, throughBlock, poolMicro, providers: [...due.keys()] });
+    const claim = paying;
+    if (claim) for (const id of [...due.keys()]) if (!claim.providers.has(id)) due.delete(id);
 
     const payoutAccount = new Map<ProviderId, Address>();
-    for (const c of facts.providerChanges) payoutAccount.set(c.providerId, c.payoutAccount);
+    for (const c of ledger.providerChanges) payoutAccount.set(c.providerId, c.payoutAccount);
     const planned: PlannedTransfer[] = [...due].map(([providerId, amount], i) => ({
       seq: i + 1,
       providerId,
@@ -313,6 +329,7 @@ export class PayoutAgent {
     }));
     this.current = { cycle, transfers: planned.length };
     const assignment = await this.assign(planned);
+    await claim?.attempt(planned.map((t) => t.providerId));
     const planMs = performance.now() - started;
     const total = planned.length;
     this.log.info(
@@ -334,6 +351,7 @@ export class PayoutAgent {
           depth: this.options.depth ?? 3,
           fault,
           hooks: {
+            beforeSend: claim && (() => claim.stillHeld()),
             proved: (t, ms) => {
               progress.proved += 1;
               this.log.info(
@@ -412,14 +430,8 @@ export class PayoutAgent {
     changes: readonly { providerId: ProviderId; payoutAccount: Address }[],
   ): Promise<Set<ProviderId>> {
     const operator = this.options.operator;
-    let cap: bigint;
-    try {
-      cap = await operator.publicClient.readContract({
-        address: operator.contracts.encryptedERC,
-        abi: PENDING_CAP_ABI,
-        functionName: "MAX_PENDING_AMOUNT_PCTS",
-      });
-    } catch {
+    const cap = await readPendingCap(operator.publicClient, operator.contracts.encryptedERC).catch(() => null);
+    if (cap === null) {
       const last = this.lastDeferred;
       return new Set(last?.cycle === cycle ? ids.filter((id) => last.providers.has(id)) : []);
     }

@@ -8,11 +8,12 @@ import { FundingTransactionError } from "./errors.js";
  *   to be moved, and what is in a payer's wallet now is what that payer deposits. A step that
  *   has run shows on chain (the pool's balance fell, the payer's wallet is empty again), so a
  *   run cut short at any point is finished by the next one, and no USDC is deposited twice;
- * - the pool's balance is split evenly over the payers in their configured order, the remainder
- *   (fewer micro-USDC than payers) to the first (`splitEvenly`). The split is a function of the
- *   pool's public balance and the number of payers alone: a rule that looked at the payers'
- *   encrypted balances (the lowest first) would make each deposit tell how much a payer had
- *   paid out, which is the private part of the ledger;
+ * - the pool's balance is split evenly over the payers in their configured order (with several
+ *   agents, the planning agent's payers first, then the running agents' other payers by address,
+ *   each of which its own agent deposits), the remainder (fewer micro-USDC than payers) to the
+ *   first (`splitEvenly`). The split is a function of the pool's public balance and the number of
+ *   payers alone: a rule that looked at the payers' encrypted balances (the lowest first) would
+ *   make each deposit tell how much a payer had paid out, which is the private part of the ledger;
  * - the pool wallet sends each payer that is not itself its part (a plain USDC transfer), then
  *   every payer deposits its whole wallet balance (eERC converter deposit: approve, deposit). A
  *   pool that is itself a payer keeps its own part and deposits it directly;
@@ -62,6 +63,10 @@ const balanceOf = (payer: EercClient, token: Address, account: Address) =>
 export async function fundFromPool(args: {
   funding: PoolFunding;
   payers: readonly EercClient[];
+  /** Other agents' payers (several agents): each receives its part of the pool, and its own agent deposits it. */
+  otherPayers?: readonly Address[];
+  /** Leave the pool alone and only deposit the payers' wallet USDC (an agent joining a cycle another one planned). */
+  depositOnly?: boolean;
   at?: (step: FundingFaultStep, n: number) => void;
 }): Promise<FundingResult> {
   const { funding, payers } = args;
@@ -71,16 +76,17 @@ export async function fundFromPool(args: {
   const pool = getAddress(funding.pool.account.address);
   const out: FundingResult = { transfers: [], deposits: [] };
 
-  const poolMicro = await balanceOf(first, funding.token, pool);
-  const parts = poolMicro > 0n ? splitEvenly(poolMicro, payers.length) : [];
+  const receivers = [...payers.map((p) => p.address), ...(args.otherPayers ?? [])];
+  const poolMicro = args.depositOnly ? 0n : await balanceOf(first, funding.token, pool);
+  const parts = poolMicro > 0n ? splitEvenly(poolMicro, receivers.length) : [];
   for (const [i, part] of parts.entries()) {
-    const payer = payers[i]!;
-    if (part === 0n || payer.address === pool) continue;
+    const receiver = receivers[i]!;
+    if (part === 0n || receiver === pool) continue;
     const hash = await funding.pool.writeContract({
       address: funding.token,
       abi: erc20Abi,
       functionName: "transfer",
-      args: [payer.address, part],
+      args: [receiver, part],
     });
     const receipt = await client.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new FundingTransactionError("transfer", hash);

@@ -4,6 +4,7 @@ import type { EercClient, PreparedTransfer } from "../eerc/client.js";
 import type { EGCT } from "../eerc/elgamal.js";
 import type { TransferPCTOptions } from "../eerc/inputs.js";
 import type { ProviderId } from "../revenue/types.js";
+import type { PlanFaultStep } from "./coordination.js";
 import { PayoutError } from "./errors.js";
 import type { FundingFaultStep } from "./funding.js";
 import { classifyRevert, minedRevertReason, type RevertReason, revertDataOf } from "./reverts.js";
@@ -24,12 +25,15 @@ export type FaultStep = (typeof FAULT_STEPS)[number];
 
 /**
  * Where to stop the process (test builds of a crash): the step of the transfer with sequence
- * number `seq`, or of the `seq`-th pool transfer or deposit of the funding (`funding.ts`).
+ * number `seq`, of the `seq`-th pool transfer or deposit of the funding (`funding.ts`), or of
+ * the `seq`-th plan of an agent among several (`coordination.ts`).
  */
-export type FaultPoint = { step: FaultStep | FundingFaultStep; seq: number; stop: () => void };
+export type FaultPoint = { step: FaultStep | FundingFaultStep | PlanFaultStep; seq: number; stop: () => void };
 
 export type PipelineHooks = {
   proved?: (t: PlannedTransfer, ms: number) => void;
+  /** Right before a transfer is broadcast; a throw stops the payer (several agents: the claim was lost). */
+  beforeSend?: (t: PlannedTransfer) => Promise<void>;
   sent?: (t: PlannedTransfer, hash: Hex) => Promise<void> | void;
   paid?: (t: SentTransfer) => void;
   /**
@@ -208,6 +212,7 @@ export async function payFromPayer(args: {
           break;
         }
       }
+      await hooks.beforeSend?.(t);
       const hash = await payer.broadcastTransfer(prepared, { nonce, gas });
       nonce += 1;
       await hooks.sent?.(t, hash);
