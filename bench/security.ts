@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import pg from "pg";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
-import { checkGraphqlRequest, GRAPHQL_LIMITS } from "../src/api/graphql-limits.js";
+import * as ponderSchema from "../ponder.schema.js";
+import { GRAPHQL_ADMISSION } from "../src/api/graphql-gate.js";
+import { GRAPHQL_LIMITS, graphqlCatalog } from "../src/api/graphql-limits.js";
 import { DEFAULT_SQL_TIMEOUT_MS } from "../src/config/api.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
@@ -41,12 +43,22 @@ const COMMITMENT_FIELDS =
   "server batchId periodStart periodEnd merkleRoot encryptedLines batchHash lineCount blockNumber logIndex timestamp txHash";
 const aliases = (n: number, body: (i: number) => string) => `{ ${Array.from({ length: n }, (_, i) => `q${i}: ${body(i)}`).join(" ")} }`;
 
+const catalog = graphqlCatalog(ponderSchema);
+/** Encrypted lines in the answer's byte limit: each costs its row's widest, 1,727 bytes. */
+const LINES_IN_BUDGET = Math.floor(GRAPHQL_LIMITS.maxBytes / catalog.tables.encryptedUsageLine!.rowBytes);
+const WIDE_LISTS = GRAPHQL_LIMITS.maxAliases;
+const PER_WIDE_LIST = Math.floor(LINES_IN_BUDGET / WIDE_LISTS);
+
+type Candidate = { name: string; query: string };
+
 /**
- * Requests at the edge of the GraphQL limits (`src/api/graphql-limits.ts`: 10,000 rows, depth 8,
- * 10 aliases), each sized so that the world below fills its row budget where it can. The benchmark
- * times each once idle and loads the API with the slowest.
+ * Requests at the edge of the GraphQL limits (`src/api/graphql-limits.ts`: depth 8, 10 aliases,
+ * 10,000 rows asked, 1,000 statements, and an answer of at most `maxBytes`, each row counted at
+ * its table's widest), each sized so that the world below fills its budget where it can, and the
+ * ones earlier limits let through. The benchmark times each the API lets through once idle
+ * (the ones it refuses are listed with the refusal) and loads the API with the slowest.
  */
-const WORST_GRAPHQL: { name: string; query: string }[] = [
+const WORST_GRAPHQL: Candidate[] = [
   {
     name: "nested: 10 commitments × 999 lines",
     query: `{ usageCommitments(limit: 10) { totalCount items { ${COMMITMENT_FIELDS} lines(limit: 999) { totalCount items { ${LINE_FIELDS} } } } } }`,
@@ -57,7 +69,11 @@ const WORST_GRAPHQL: { name: string; query: string }[] = [
   },
   {
     name: "wide: 10 aliased lists of 1,000 lines",
-    query: aliases(GRAPHQL_LIMITS.maxAliases, () => `encryptedUsageLines(limit: 1000) { items { ${LINE_FIELDS} } }`),
+    query: aliases(WIDE_LISTS, () => `encryptedUsageLines(limit: 1000) { items { ${LINE_FIELDS} } }`),
+  },
+  {
+    name: "one-relation fan-out: 100 lines, each with its commitment's encrypted lines",
+    query: `{ encryptedUsageLines(limit: 100) { items { position commitment { encryptedLines } } } }`,
   },
   {
     name: "count fan-out at the statement limit: 499 lines, a count of their commitment's lines each",
@@ -66,11 +82,26 @@ const WORST_GRAPHQL: { name: string; query: string }[] = [
   {
     name: "count fan-out: 10 × 1,000 lines, a count of their commitment's lines each",
     query: aliases(
-      GRAPHQL_LIMITS.maxAliases,
+      WIDE_LISTS,
       (i) =>
         `encryptedUsageLines(limit: 1000, orderBy: "position", orderDirection: "${i % 2 ? "asc" : "desc"}") { items { position commitment { lines(limit: 0) { totalCount } } } }`,
     ),
   },
+  {
+    name: `lines at the byte limit: ${LINES_IN_BUDGET} lines`,
+    query: `{ encryptedUsageLines(limit: ${LINES_IN_BUDGET}) { items { ${LINE_FIELDS} } } }`,
+  },
+  {
+    name: `wide at the byte limit: ${WIDE_LISTS} aliased lists of ${PER_WIDE_LIST} lines`,
+    query: aliases(
+      WIDE_LISTS,
+      (i) => `encryptedUsageLines(limit: ${PER_WIDE_LIST}, offset: ${i * PER_WIDE_LIST}) { items { ${LINE_FIELDS} } }`,
+    ),
+  },
+  ...Array.from({ length: BATCHES }, (_, i) => ({
+    name: `commitments at the byte limit: ${BATCHES - i} usage commitments with their encrypted lines`,
+    query: `{ usageCommitments(limit: ${BATCHES - i}) { items { ${COMMITMENT_FIELDS} } } }`,
+  })),
 ];
 
 /** Eight joined 25-row lists: 25^8 rows to count, far past any statement timeout. */
@@ -85,8 +116,9 @@ type Phase = {
   maxMs: number;
   /** Ponder's own `/health`, which reads no database: how long the API's event loop takes to turn. */
   healthP95Ms: number;
-  /** Worst-case requests answered within the phase, and their median. */
+  /** Worst-case requests answered within the phase, those the API's admission refused (503), and the answered ones' median. */
   loadRequests: number;
+  loadRefused: number;
   loadP50Ms: number | null;
   /** CPU time of the indexer's process over the phase, in percent of one core. */
   apiCpuPercent: number;
@@ -125,6 +157,17 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+/** A GraphQL request the API refused: 400 over a limit, 503 from its admission. */
+class GraphqlRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`GraphQL ${status}: ${body.slice(0, 300)}`);
+  }
+}
+
+/** Sends a GraphQL request; returns the answer's length, or throws with the status and body of a refusal. */
 async function graphql(url: string, query: string, signal?: AbortSignal): Promise<number> {
   const res = await fetch(`${url}/graphql`, {
     method: "POST",
@@ -133,7 +176,7 @@ async function graphql(url: string, query: string, signal?: AbortSignal): Promis
     signal,
   });
   const text = await res.text();
-  if (!res.ok) throw new Error(`GraphQL ${res.status}: ${text.slice(0, 300)}`);
+  if (!res.ok) throw new GraphqlRefusal(res.status, text);
   const body = JSON.parse(text) as { data?: unknown; errors?: { message: string }[] };
   if (body.errors?.length) throw new Error(`GraphQL error: ${body.errors.map((e) => e.message).join("; ")}`);
   return text.length;
@@ -171,12 +214,15 @@ type PhaseOptions = {
 async function phase(indexer: RunningIndexer, options: PhaseOptions): Promise<Phase> {
   const stop = new AbortController();
   const loadTimes: number[] = [];
+  let loadRefused = 0;
   const workers = Array.from({ length: options.load ? (options.clients ?? 0) : 0 }, async () => {
     while (!stop.signal.aborted) {
       try {
         loadTimes.push(await timed(() => options.load!(stop.signal)));
       } catch (e) {
-        if (!stop.signal.aborted) throw e;
+        // The API's admission refused it (503, busy with costly queries): the client sends it again.
+        if (e instanceof GraphqlRefusal && e.status === 503) loadRefused += 1;
+        else if (!stop.signal.aborted) throw e;
       }
     }
   });
@@ -232,6 +278,7 @@ async function phase(indexer: RunningIndexer, options: PhaseOptions): Promise<Ph
       2,
     ),
     loadRequests: loadTimes.length,
+    loadRefused,
     loadP50Ms: loadTimes.length ? round(percentile(loadTimes, 50)) : null,
     apiCpuPercent: Math.round(((cpuSeconds(indexer.pid) - cpu0) / elapsed) * 100),
     ...(options.activeReads &&
@@ -250,24 +297,33 @@ async function drain(url: string, withinMs: number): Promise<number> {
   return Math.round(performance.now() - t0);
 }
 
-/** Times each worst-case candidate once and returns them slowest first. */
+/**
+ * Times each worst-case candidate once and returns those the API answers, slowest first, and
+ * those it refuses (400, before anything runs), with the refusal. Of the commitment candidates,
+ * only the largest the limits let through is timed.
+ */
 async function rankWorstGraphql(url: string) {
   const ranked: { name: string; query: string; idleMs: number; responseBytes: number }[] = [];
+  const refused: Record<string, string> = {};
+  let commitments = false;
   for (const c of WORST_GRAPHQL) {
-    // Only what the limits let through can load the API; the rest is answered 400 before it runs.
-    try {
-      checkGraphqlRequest({ query: c.query });
-    } catch (e) {
-      console.log(`security: "${c.name}" is refused by the limits: ${(e as Error).message}`);
-      continue;
-    }
+    const isCommitments = c.name.startsWith("commitments at the byte limit");
+    if (isCommitments && commitments) continue;
     let responseBytes = 0;
-    const idleMs = await timed(async () => {
-      responseBytes = await graphql(url, c.query);
-    });
-    ranked.push({ ...c, idleMs: round(idleMs), responseBytes });
+    try {
+      const idleMs = await timed(async () => {
+        responseBytes = await graphql(url, c.query);
+      });
+      ranked.push({ ...c, idleMs: round(idleMs), responseBytes });
+      if (isCommitments) commitments = true;
+    } catch (e) {
+      if (!(e instanceof GraphqlRefusal) || e.status !== 400) throw e;
+      if (isCommitments) continue;
+      refused[c.name] = (JSON.parse(e.body) as { error: { message: string } }).error.message;
+      console.log(`security: "${c.name}" is refused by the limits: ${refused[c.name]}`);
+    }
   }
-  return ranked.sort((a, b) => b.idleMs - a.idleMs);
+  return { ranked: ranked.sort((a, b) => b.idleMs - a.idleMs), refused };
 }
 
 /** Commits `BATCHES` usage batches of the world's providers, each padded with dummy lines to `LINES_PER_BATCH`. */
@@ -300,7 +356,7 @@ async function commitPaddedUsage(world: LocalWorld): Promise<bigint> {
   return block;
 }
 
-type Ranked = Awaited<ReturnType<typeof rankWorstGraphql>>;
+type Ranked = Awaited<ReturnType<typeof rankWorstGraphql>>["ranked"];
 
 type DatabaseResult = {
   idle: Phase;
@@ -312,7 +368,8 @@ type DatabaseResult = {
 
 const describe = (p: Phase) =>
   `p50 ${p.p50Ms} ms, p95 ${p.p95Ms} ms, max ${p.maxMs} ms (${p.probes} probes, ${p.failedProbes} failed); ` +
-  `${p.loadRequests} load requests answered${p.loadP50Ms === null ? "" : `, p50 ${p.loadP50Ms} ms`}; /health p95 ${p.healthP95Ms} ms; ` +
+  `${p.loadRequests} load requests answered${p.loadP50Ms === null ? "" : `, p50 ${p.loadP50Ms} ms`}` +
+  `${p.loadRefused ? `, ${p.loadRefused} refused (503)` : ""}; /health p95 ${p.healthP95Ms} ms; ` +
   `API process ${p.apiCpuPercent}% CPU` +
   (p.readConnectionsActive ? `; read connections busy: mean ${p.readConnectionsActive.mean}, max ${p.readConnectionsActive.max}` : "");
 
@@ -383,7 +440,7 @@ export async function benchSecurity({ clients, seconds, postgresAdminUrl, log }:
     });
     indexers.push(postgres);
     await new IndexerClient(postgres.url).waitForBlock(head, 120_000);
-    const ranked = await rankWorstGraphql(postgres.url);
+    const { ranked, refused } = await rankWorstGraphql(postgres.url);
     const worst = ranked[0]!;
     log(`security: worst-case GraphQL candidates, idle on Postgres: ${ranked.map((r) => `${r.name} ${r.idleMs} ms`).join("; ")}`);
     const reads = new pg.Client({ connectionString: databaseUrl });
@@ -432,6 +489,9 @@ export async function benchSecurity({ clients, seconds, postgresAdminUrl, log }:
       sqlTimeoutMs: DEFAULT_SQL_TIMEOUT_MS,
       worstGraphql: { name: worst.name, idleMsOnPostgres: worst.idleMs, responseBytes: worst.responseBytes },
       candidatesIdleMsOnPostgres: Object.fromEntries(ranked.map((r) => [r.name, r.idleMs])),
+      refusedCandidates: refused,
+      graphqlLimits: { ...GRAPHQL_LIMITS },
+      admission: { ...GRAPHQL_ADMISSION },
       world: { providers: PROVIDERS.length, usageBatches: BATCHES, encryptedLines: BATCHES * LINES_PER_BATCH },
       postgres: onPostgres,
       pglite: {

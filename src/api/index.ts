@@ -6,7 +6,9 @@ import { sqlOverHttp } from "../config/api.js";
 import { indexerSettings } from "../config/indexer.js";
 import { ApiInputError, jsonBodyLimit } from "../http/input.js";
 import { mountWebApp } from "./app.js";
-import { GRAPHQL_LIMITS, graphqlLimits, PONDER_GRAPHQL_OPTIONS } from "./graphql-limits.js";
+import { AdmissionGate } from "./graphql-gate.js";
+import { GRAPHQL_LIMITS, graphqlCatalog, graphqlLimits, PONDER_GRAPHQL_OPTIONS } from "./graphql-limits.js";
+import { storeStats } from "./graphql-stats.js";
 import { mountOperations } from "./health.js";
 import { payoutFields } from "./payouts.js";
 import { mountReadRoutes } from "./reads.js";
@@ -19,6 +21,8 @@ const settings = indexerSettings();
 const payouts = payoutFields({
   env: process.env,
   chainId: settings.chainId,
+  rpcUrl: settings.rpcUrl,
+  contracts: settings.contracts,
   graphqlFetch: ((input: string | URL | Request, init?: RequestInit) => app.request(input as string, init)) as typeof fetch,
 });
 
@@ -26,7 +30,10 @@ const payouts = payoutFields({
 app.use("*", jsonBodyLimit(MAX_BODY_BYTES));
 mountSql(app, { db, schema, settings: sqlOverHttp(process.env, settings.database) });
 const graphqlHandler = graphql({ db, schema }, PONDER_GRAPHQL_OPTIONS);
-for (const path of ["/", "/graphql"]) app.use(path, jsonBodyLimit(GRAPHQL_LIMITS.maxBodyBytes), graphqlLimits(), graphqlHandler);
+// The limits count against what the store holds; costly requests take turns (graphql-gate.ts).
+const catalog = graphqlCatalog(schema);
+const graphqlCost = graphqlLimits({ catalog, stats: storeStats(db, schema, catalog), gate: new AdmissionGate() });
+for (const path of ["/", "/graphql"]) app.use(path, jsonBodyLimit(GRAPHQL_LIMITS.maxBodyBytes), graphqlCost, graphqlHandler);
 
 mountReadRoutes(app, { db, payouts });
 mountOperations(app, { db, settings, env: process.env, payouts });

@@ -18,6 +18,7 @@ import {
   updateRequest,
 } from "../indexer-client/schemas.js";
 import { APP_PREFIX } from "./app.js";
+import { GRAPHQL_ADMISSION } from "./graphql-gate.js";
 import { GRAPHQL_LIMITS, PONDER_MAX_LIMIT } from "./graphql-limits.js";
 import { OPERATIONS_PREFIX } from "./health.js";
 import { MAX_SQL_CHARS } from "./sql.js";
@@ -34,9 +35,12 @@ const earningsResponses = (param: string) => ({
 
 const graphqlResponses = {
   200: { description: "a GraphQL answer", schema: anyJson },
-  400: refused("not a JSON object with a GraphQL document, or over the depth, alias or row limits (`field` body, query or variables)"),
+  400: refused(
+    "not a JSON object with a GraphQL document (`field` body, query or variables), or over the depth, alias, row, byte or statement limits (`field` query; `limit` names the limit, `max` its value, `requested` the request's)",
+  ),
   413: refused(`a body over ${GRAPHQL_LIMITS.maxBodyBytes} bytes`),
   415: refused("not sent as application/json"),
+  503: refused("a costly request while others run: the queue is full or the wait too long (`field` null, Retry-After in seconds)"),
 };
 
 const writeRefusals = {
@@ -158,7 +162,7 @@ export const API_ROUTES: readonly RouteDoc[] = [
     path: "/graphql",
     tags: ["indexer"],
     summary: "GraphQL over the indexed tables",
-    description: `Refused before it runs: deeper than ${GRAPHQL_LIMITS.maxDepth} levels, more than ${GRAPHQL_LIMITS.maxAliases} aliases, or lists that may return more than ${GRAPHQL_LIMITS.maxRows} rows in all (each list's \`limit\`, at most ${PONDER_MAX_LIMIT}, times the lists around it).`,
+    description: `Refused before it runs: deeper than ${GRAPHQL_LIMITS.maxDepth} levels, more than ${GRAPHQL_LIMITS.maxAliases} aliases, lists that ask for more than ${GRAPHQL_LIMITS.maxRows} rows in all (each list's \`limit\`, at most ${PONDER_MAX_LIMIT}, times the rows around it), more than ${GRAPHQL_LIMITS.maxStatements} database statements, or an answer that may pass ${GRAPHQL_LIMITS.maxBytes} bytes (its rows, as many as the tables hold, times their table's widest row; one row is always served). A request costing more than ${GRAPHQL_ADMISSION.heavyBytes} bytes or ${GRAPHQL_ADMISSION.heavyStatements} statements waits for its turn: one runs at a time, and while cheaper requests are served such requests get ${GRAPHQL_ADMISSION.heavyShare * 100}% of the API's time.`,
     body: z.object({ query: z.string(), variables: z.record(z.string(), z.unknown()).optional() }),
     responses: graphqlResponses,
   },
