@@ -4,13 +4,16 @@ import { ProviderRegistryAbi } from "./abis/ProviderRegistryAbi.js";
 import { RegistrarAbi } from "./abis/RegistrarAbi.js";
 import { TestUSDCAbi } from "./abis/TestUSDCAbi.js";
 import { UsageLedgerAbi } from "./abis/UsageLedgerAbi.js";
-import { indexerSettings } from "./src/config/indexer.js";
+import { indexerSettings, ponderRpc } from "./src/config/indexer.js";
+import { seedPgliteDirectory } from "./src/indexer/pglite.js";
 
 // The chain, contracts and database come from the deployment manifest, or from EERC_ADDRESS,
 // REGISTRAR_ADDRESS, PROVIDER_REGISTRY_ADDRESS, USAGE_LEDGER_ADDRESS, USDC_ADDRESS,
 // REVENUE_POOL_ADDRESS and START_BLOCK for a
 // deployment made elsewhere (the audited eERC on Fuji with our usage contracts next to it).
 const settings = indexerSettings();
+// A fresh PGlite directory starts from a copy of an empty cluster rather than from initdb.
+if (settings.database.kind === "pglite") await seedPgliteDirectory(settings.database.directory);
 
 export default createConfig({
   ordering: "omnichain",
@@ -21,7 +24,7 @@ export default createConfig({
   chains: {
     [settings.chainName]: {
       id: settings.chainId,
-      rpc: settings.rpcUrls.length === 1 ? settings.rpcUrl : settings.rpcUrls,
+      rpc: ponderRpc(settings),
       pollingInterval: settings.pollingInterval,
     },
   },

@@ -242,7 +242,8 @@ async function measureVisibility(transfers: number, prover: Prover, log: (line: 
         if (waiting.length === 0) return;
         const list = waiting.map((s) => JSON.stringify(s.hash)).join(",");
         const data = await new IndexerClient(indexerUrl).query<{ privateTransfers: { items: { txHash: string }[] } }>(
-          `{ privateTransfers(where: { txHash_in: [${list}] }, limit: 1000) { items { txHash } } }`,
+          // As many rows as transfers waiting: a page of private transfers costs 3,262 bytes a row (the API's byte limit).
+          `{ privateTransfers(where: { txHash_in: [${list}] }, limit: ${waiting.length}) { items { txHash } } }`,
         );
         const t = now();
         const seen = new Set(data.privateTransfers.items.map((i) => i.txHash.toLowerCase()));

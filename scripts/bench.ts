@@ -8,6 +8,7 @@ import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
 import { benchSecurity } from "../bench/security.js";
+import { benchSettlement } from "../bench/settlement.js";
 import { benchWeb } from "../bench/web.js";
 import { benchX402 } from "../bench/x402.js";
 import { buildCircuits } from "../src/build/circuits.js";
@@ -66,6 +67,16 @@ async function main(): Promise<void> {
   if (wants("revenue")) {
     log("== revenue engine ==");
     await benchRevenue({ lines: int("BENCH_REVENUE_LINES", 1_000_000), providers: int("BENCH_REVENUE_PROVIDERS", 10_000), log });
+  }
+  if (wants("settlement")) {
+    log("== settlement: planning the next cycle with the projection and from genesis ==");
+    await benchSettlement({
+      batches: int("BENCH_SETTLEMENT_BATCHES", 100_000),
+      tailBatches: int("BENCH_SETTLEMENT_TAIL", 1000),
+      providers: int("BENCH_SETTLEMENT_PROVIDERS", 1000),
+      cycles: int("BENCH_SETTLEMENT_CYCLES", 50),
+      log,
+    });
   }
   if (wants("presence")) {
     log("== payout presence: every active provider paid every cycle ==");

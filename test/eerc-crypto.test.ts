@@ -21,8 +21,19 @@ import {
   randomScalar,
   SUBGROUP_ORDER,
   subPoints,
+  sumPoints,
 } from "../src/eerc/curve.js";
-import { addEGCT, decryptElGamalPoint, type EGCT, encryptElGamal, isZeroEGCT, subEGCT, ZERO_EGCT } from "../src/eerc/elgamal.js";
+import {
+  addEGCT,
+  addPublicAmount,
+  decryptElGamalPoint,
+  type EGCT,
+  encryptElGamal,
+  encryptPublicAmount,
+  isZeroEGCT,
+  subEGCT,
+  ZERO_EGCT,
+} from "../src/eerc/elgamal.js";
 import {
   BalanceViewCorruptError,
   EercError,
@@ -70,9 +81,19 @@ const keypair = () => {
 
 describe("curve", () => {
   it("multiplies public scalars (variable time) exactly as the constant-time path", () => {
-    for (const k of [0n, 1n, 2n, 1_000_000n, 12_345_678n, 2n ** 200n + 7n, l - 1n, l, l + 5n]) {
+    for (const k of [0n, 1n, 2n, 1_000_000n, 12_345_678n, 2n ** 96n - 1n, 2n ** 96n, 2n ** 200n + 7n, l - 1n, l, l + 5n]) {
       expect(mulBasePublic(k)).toEqual(mulBase(k));
     }
+  });
+
+  it("sums points with a public multiple of Base8 as chained additions do", () => {
+    const [p, q] = [mulBase(randomScalar()), mulBase(randomScalar())];
+    expect(sumPoints([p, q])).toEqual(addPoints(p, q));
+    expect(sumPoints([p], 5n)).toEqual(addPoints(p, mulBase(5n)));
+    expect(sumPoints([p, q], 2n ** 100n + 3n)).toEqual(addPoints(addPoints(p, q), mulBase(2n ** 100n + 3n)));
+    expect(sumPoints([])).toEqual(IDENTITY);
+    expect(sumPoints([negPoint(BASE8)], 1n)).toEqual(IDENTITY);
+    expect(() => sumPoints([[1n, 2n]])).toThrow(RangeError);
   });
 
   it("matches noble's Base8 and subgroup order", () => {
@@ -213,6 +234,16 @@ describe("ElGamal", () => {
     const a = encryptElGamal(5n, pk).ct;
     expect(isZeroEGCT(a)).toBe(false);
     expect(addEGCT(unset, a)).toEqual(a);
+  });
+
+  it("credits a public amount (a deposit) as adding its encryption with randomness 1 does", () => {
+    const { sk, pk } = keypair();
+    const a = encryptElGamal(700n, pk).ct;
+    for (const value of [0n, 1n, 16n, 1_000_000n, 2n ** 64n + 1n]) {
+      expect(addPublicAmount(a, value, pk)).toEqual(addEGCT(a, encryptPublicAmount(value, pk)));
+    }
+    expect(decryptElGamalPoint(addPublicAmount(a, 300n, pk), sk)).toEqual(mulBase(1_000n));
+    expect(addPublicAmount({ c1: [0n, 0n], c2: [0n, 0n] }, 9n, pk)).toEqual(encryptPublicAmount(9n, pk));
   });
 
   it("does not decrypt under another key, and rejects bad inputs", () => {

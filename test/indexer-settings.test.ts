@@ -1,10 +1,12 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
 import { getAddress } from "viem";
 import { describe, expect, it } from "vitest";
-import { indexerSettings } from "../src/config/indexer.js";
+import { indexerSettings, ponderRpc } from "../src/config/indexer.js";
 import { ConfigError } from "../src/config/parse.js";
+import { seedPgliteDirectory } from "../src/indexer/pglite.js";
 
 const EERC = "0x0165878a594ca255338adfa4d48449f69242eb8f";
 const REGISTRAR = "0x5fc8d32690cc91d4c39d9d3abcbd16989f875707";
@@ -99,6 +101,24 @@ describe("indexer settings", () => {
     expect(s.rpcUrl).toBe("http://a:8545");
   });
 
+  it("lists each RPC URL once per rate-limit bucket: 16 on anvil, 1 elsewhere, PONDER_RPC_BUCKETS otherwise", () => {
+    const local = indexerSettings({ DEPLOYMENT_FILE: manifestFile(31337, 0), RPC_URL: "http://a:8545" });
+    expect(local.rpcBuckets).toBe(16);
+    expect(ponderRpc(local)).toEqual(Array(16).fill("http://a:8545"));
+    const remote = indexerSettings({ DEPLOYMENT_FILE: manifestFile(43113, 0), PONDER_RPC_URL_43113: "https://fuji.example/rpc" });
+    expect(remote.rpcBuckets).toBe(1);
+    expect(ponderRpc(remote)).toBe("https://fuji.example/rpc");
+    const two = indexerSettings({
+      DEPLOYMENT_FILE: manifestFile(43113, 0),
+      RPC_URL: "http://a:8545,http://b:8545",
+      PONDER_RPC_BUCKETS: "2",
+    });
+    expect(ponderRpc(two)).toEqual(["http://a:8545", "http://a:8545", "http://b:8545", "http://b:8545"]);
+    for (const bad of ["0", "65", "two"]) {
+      expect(() => indexerSettings({ DEPLOYMENT_FILE: manifestFile(31337, 0), PONDER_RPC_BUCKETS: bad })).toThrow(/PONDER_RPC_BUCKETS/);
+    }
+  });
+
   it("rejects missing addresses, a bad start block and a missing manifest by name", () => {
     expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(ConfigError);
     expect(() => indexerSettings({ EERC_ADDRESS: EERC })).toThrow(/REGISTRAR_ADDRESS/);
@@ -112,5 +132,42 @@ describe("indexer settings", () => {
     expect(() => indexerSettings({ DEPLOYMENT_FILE: "/nonexistent/deployment.json" })).toThrow(
       /no deployment manifest at \/nonexistent\/deployment.json: pass the operator.s deployment file .* with --manifest/,
     );
+  });
+});
+
+describe("PGlite directory", () => {
+  it("starts a fresh directory from an empty cluster made once, and leaves a used one alone", async () => {
+    const root = mkdtempSync(join(tmpdir(), "bs-pglite-"));
+    const templates = join(root, "templates");
+    const first = join(root, "first");
+    expect(await seedPgliteDirectory(first, templates)).toBe("seeded");
+    const [template] = readdirSync(templates);
+    expect(template).toMatch(/^pglite-\d+\.\d+\.\d+$/);
+    // The data of a cluster, without the files of the process that made it.
+    expect(existsSync(join(first, "PG_VERSION"))).toBe(true);
+    expect(existsSync(join(first, "postmaster.pid"))).toBe(false);
+    const db = new PGlite(first);
+    const tables = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    );
+    expect(tables.rows).toEqual([{ n: 0 }]);
+    await db.exec("CREATE TABLE t (x int)");
+    await db.close();
+
+    // A second directory reuses the template; the first one's table is not in it.
+    const second = join(root, "second");
+    mkdirSync(second);
+    expect(await seedPgliteDirectory(second, templates)).toBe("seeded");
+    expect(readdirSync(templates)).toEqual([template]);
+    const db2 = new PGlite(second);
+    expect((await db2.query("SELECT to_regclass('t') AS t")).rows).toEqual([{ t: null }]);
+    await db2.close();
+
+    expect(await seedPgliteDirectory(first, templates)).toBe("left");
+    const other = join(root, "other");
+    mkdirSync(other);
+    writeFileSync(join(other, "notes.txt"), "not a cluster");
+    expect(await seedPgliteDirectory(other, templates)).toBe("left");
+    expect(readdirSync(other)).toEqual(["notes.txt"]);
   });
 });

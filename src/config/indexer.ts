@@ -15,6 +15,11 @@ export type IndexerSettings = {
   rpcUrl: string;
   /** Every RPC URL for indexing; Ponder spreads requests over them, each with its own rate limit. */
   rpcUrls: string[];
+  /**
+   * Rate-limit buckets per RPC URL: Ponder gives each entry of a chain's `rpc` list its own
+   * adaptive limit, starting at 20 requests/s, so each URL is listed this many times.
+   */
+  rpcBuckets: number;
   pollingInterval: number;
   startBlock: number;
   contracts: { encryptedERC: Address; registrar: Address; providerRegistry: Address; usageLedger: Address; token: Address };
@@ -35,6 +40,7 @@ export const INDEXER_ENV = {
   CHAIN_ID: variable.integer({ min: 1 }),
   START_BLOCK: variable.integer(),
   RPC_URL: variable.urls(),
+  PONDER_RPC_BUCKETS: variable.integer({ min: 1, max: 64 }),
   PONDER_POLLING_INTERVAL: variable.integer({ min: 1 }),
   DATABASE_URL: variable.text(),
   PONDER_PGLITE_DIR: variable.text(),
@@ -96,6 +102,10 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
   const rpcUrl = rpcUrls[0]!;
   // anvil mines on demand: poll fast so an event is visible within a few hundred milliseconds.
   const pollingInterval = e.PONDER_POLLING_INTERVAL ?? (chainId === LOCAL_CHAIN_ID ? 100 : 1_000);
+  // A local node has no rate limit, and one bucket's 20 requests/s (half of it spent on polling
+  // every 100 ms) would cap live indexing at a few blocks per second on a chain that mines one
+  // block per transaction. A remote endpoint keeps one bucket per URL unless told otherwise.
+  const rpcBuckets = e.PONDER_RPC_BUCKETS ?? (chainId === LOCAL_CHAIN_ID ? LOCAL_RPC_BUCKETS : 1);
 
   const databaseUrl = e.DATABASE_URL;
   const pgliteDir = e.PONDER_PGLITE_DIR ?? join(".ponder", "pglite");
@@ -103,5 +113,14 @@ export function indexerSettings(env: Env = process.env): IndexerSettings {
     ? { kind: "postgres", connectionString: databaseUrl }
     : { kind: "pglite", directory: isAbsolute(pgliteDir) ? pgliteDir : join(PROJECT_ROOT, pgliteDir) };
 
-  return { source, chainName, chainId, rpcUrl, rpcUrls, pollingInterval, startBlock, contracts, revenuePool, database };
+  return { source, chainName, chainId, rpcUrl, rpcUrls, rpcBuckets, pollingInterval, startBlock, contracts, revenuePool, database };
+}
+
+/** Rate-limit buckets per RPC URL on the local chain (anvil). */
+export const LOCAL_RPC_BUCKETS = 16;
+
+/** The chain's `rpc` for Ponder: every URL `rpcBuckets` times, one bucket each (a lone URL as a string). */
+export function ponderRpc(settings: Pick<IndexerSettings, "rpcUrls" | "rpcBuckets">): string | string[] {
+  const urls = settings.rpcUrls.flatMap((url) => Array.from({ length: settings.rpcBuckets }, () => url));
+  return urls.length === 1 ? urls[0]! : urls;
 }

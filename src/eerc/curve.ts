@@ -58,13 +58,59 @@ export function mulBase(k: bigint): Point {
   return s === 0n ? [...IDENTITY] : fromNoble(NPoint.BASE.multiply(s));
 }
 
+/** Scalars up to this many bits go through `base8Doublings`; larger ones through noble's wNAF. */
+const SHORT_SCALAR_BITS = 96;
+/** 2^i·Base8 for i < SHORT_SCALAR_BITS, built on first use. */
+let base8Doublings: NoblePoint[] | undefined;
+
+/**
+ * s·Base8 for a public s in [0, l): one addition per set bit when s is short (an amount), where
+ * noble's cached wNAF walks every window of a full-size scalar whatever its size.
+ */
+function publicBaseMultiple(s: bigint): NoblePoint {
+  if (s >> BigInt(SHORT_SCALAR_BITS) !== 0n) return NPoint.BASE.multiplyUnsafe(s);
+  if (!base8Doublings) {
+    base8Doublings = [NPoint.BASE];
+    for (let i = 1; i < SHORT_SCALAR_BITS; i++) base8Doublings.push(base8Doublings[i - 1]!.double());
+  }
+  let acc = NPoint.ZERO;
+  for (let i = 0; s > 0n; i++, s >>= 1n) if (s & 1n) acc = acc.add(base8Doublings[i]!);
+  return acc;
+}
+
 /**
  * k·Base8 for a public k (a deposit or withdrawal amount): variable-time, so never use it
  * with a secret scalar.
  */
 export function mulBasePublic(k: bigint): Point {
   const s = ((k % SUBGROUP_ORDER) + SUBGROUP_ORDER) % SUBGROUP_ORDER;
-  return s === 0n ? [...IDENTITY] : fromNoble(NPoint.BASE.multiplyUnsafe(s));
+  return s === 0n ? [...IDENTITY] : fromNoble(publicBaseMultiple(s));
+}
+
+export type PointSum = { points: readonly (readonly bigint[])[] /** A public multiple of Base8 to add (variable-time). */; k?: bigint };
+
+/**
+ * Each sum P₁ + … + Pₙ + k·Base8, converted to affine coordinates with one field inversion for
+ * them all, where chaining `addPoints` inverts after every addition.
+ */
+export function sumPointsEach(sums: readonly PointSum[]): Point[] {
+  const totals = sums.map(({ points, k = 0n }) => {
+    const s = ((k % SUBGROUP_ORDER) + SUBGROUP_ORDER) % SUBGROUP_ORDER;
+    let acc = s === 0n ? NPoint.ZERO : publicBaseMultiple(s);
+    for (const P of points) acc = acc.add(toNoble(P));
+    return acc;
+  });
+  // Extended coordinates never have Z = 0, so every Z has an inverse.
+  const inverses = NPoint.Fp.invertBatch(totals.map((p) => p.Z));
+  return totals.map((p, i) => {
+    const { x, y } = p.toAffine(inverses[i]);
+    return [x, y];
+  });
+}
+
+/** P₁ + … + Pₙ + k·Base8 for a public k (see `sumPointsEach`). */
+export function sumPoints(points: readonly (readonly bigint[])[], k = 0n): Point {
+  return sumPointsEach([{ points, k }])[0]!;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   randomScalar,
   SUBGROUP_ORDER,
   subPoints,
+  sumPointsEach,
 } from "./curve.js";
 import { validateAmount } from "./errors.js";
 
@@ -68,4 +69,11 @@ export function decryptElGamalPoint(ct: EGCT, sk: bigint): Point {
  */
 export function encryptPublicAmount(value: bigint, pk: Point): EGCT {
   return { c1: [...BASE8], c2: addPoints(pk, mulBasePublic(value)) };
+}
+
+/** `addEGCT(ct, encryptPublicAmount(value, pk))` (a deposit's credit) with half the field inversions. */
+export function addPublicAmount(ct: EGCT, value: bigint, pk: Point): EGCT {
+  const x = normalizeEGCT(ct);
+  const [c1, c2] = sumPointsEach([{ points: [x.c1, BASE8] }, { points: [x.c2, pk], k: value }]);
+  return { c1: c1!, c2: c2! };
 }

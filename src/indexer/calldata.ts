@@ -1,4 +1,4 @@
-import { type Address, decodeFunctionData, getAddress, type Hex } from "viem";
+import { type AbiFunction, type Address, decodeAbiParameters, getAddress, type Hex, toFunctionSelector } from "viem";
 import { EncryptedERCAbi } from "../../abis/EncryptedERCAbi.js";
 import type { EGCT } from "../eerc/elgamal.js";
 
@@ -31,20 +31,34 @@ const pctAt = (s: readonly bigint[], i: number): bigint[] => s.slice(i, i + 7);
 
 type ProofArg = { publicSignals: readonly bigint[] };
 
+const DECODED: ReadonlySet<string> = new Set<EercCall["fn"]>(["deposit", "transfer", "withdraw", "privateMint", "privateBurn"]);
+
+/**
+ * The eERC functions decoded here (every overload), by selector. Hashed once: viem's
+ * `decodeFunctionData` hashes the ABI's signatures on every call until one matches, which cost
+ * more than the rest of a deposit's indexing.
+ */
+const FUNCTIONS = new Map<string, AbiFunction>(
+  (EncryptedERCAbi as readonly { type: string }[])
+    .filter((item): item is AbiFunction => item.type === "function" && DECODED.has((item as AbiFunction).name))
+    .map((item) => [toFunctionSelector(item), item]),
+);
+
 /**
  * Decodes a transaction input addressed to the eERC (both overloads of each function, with and
  * without the trailing `bytes message`). Public-signal offsets follow the circuits' declaration
  * order (`eerc-interface.md`). Returns undefined for anything else.
  */
 export function decodeEercCall(input: Hex): EercCall | undefined {
-  let decoded: ReturnType<typeof decodeFunctionData<typeof EncryptedERCAbi>>;
+  const fn = FUNCTIONS.get(input.slice(0, 10).toLowerCase());
+  if (!fn) return undefined;
+  let args: readonly unknown[];
   try {
-    decoded = decodeFunctionData({ abi: EncryptedERCAbi, data: input });
+    args = decodeAbiParameters(fn.inputs, `0x${input.slice(10)}`);
   } catch {
     return undefined;
   }
-  const args = decoded.args as readonly unknown[];
-  switch (decoded.functionName) {
+  switch (fn.name) {
     case "deposit": {
       const [amount, tokenAddress, amountPCT] = args as [bigint, Address, readonly bigint[]];
       return { fn: "deposit", amount, tokenAddress: getAddress(tokenAddress), amountPCT: [...amountPCT] };

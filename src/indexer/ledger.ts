@@ -6,7 +6,7 @@ import { RegistrarAbi } from "../../abis/RegistrarAbi.js";
 import type { BalanceChangeKind, RowSource } from "../../ponder.schema.js";
 import { type BalanceRpc, readBalance } from "../eerc/balance-read.js";
 import { IDENTITY, type Point, pointEquals } from "../eerc/curve.js";
-import { addEGCT, type EGCT, encryptPublicAmount, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
+import { addEGCT, addPublicAmount, type EGCT, normalizeEGCT, subEGCT } from "../eerc/elgamal.js";
 import { egctToWords, wordsToEGCT } from "./calldata.js";
 
 // Replays the eERC balance model per (account, tokenId), so that every balance change is stored
@@ -179,7 +179,7 @@ export async function applyDeposit(
     meta: args.meta,
     state: {
       ...cur,
-      eGCT: addEGCT(cur.eGCT, encryptPublicAmount(args.value, args.publicKey)),
+      eGCT: addPublicAmount(cur.eGCT, args.value, args.publicKey),
       transactionIndex: cur.transactionIndex + 2n,
       source: "calldata",
     },
