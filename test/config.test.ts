@@ -14,8 +14,9 @@ import {
   payoutViewConfig,
   relayerKey,
 } from "../src/config/index.js";
-import { checkRecordedSettlement } from "../src/config/operator.js";
+import { checkLedgerOperator, checkRecordedSettlement } from "../src/config/operator.js";
 import { PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { publicKeyOf } from "../src/eerc/keys.js";
 import { fixedSchedule } from "../src/revenue/schedule.js";
 
 const FUJI = 43113;
@@ -209,10 +210,47 @@ describe("API settings", () => {
   });
 });
 
+describe("the operator's key against the UsageLedger's operator", () => {
+  const ledger = getAddress("0x00000000000000000000000000000000000000c1");
+  const operator = getAddress("0x00000000000000000000000000000000000000c2");
+  const registered = publicKeyOf(7n);
+
+  it("passes the key the operator registered, and refuses another naming the setting and the operator", () => {
+    expect(() => checkLedgerOperator("OPERATOR_EERC_KEY", publicKeyOf(7n), { ledger, operator, publicKey: registered })).not.toThrow();
+    const other = configError(() => checkLedgerOperator("OPERATOR_EERC_KEY", publicKeyOf(8n), { ledger, operator, publicKey: registered }));
+    expect(other.field).toBe("OPERATOR_EERC_KEY");
+    expect(other.message).toBe(
+      `OPERATOR_EERC_KEY is not the eERC key of the UsageLedger's operator ${operator} (ledger ${ledger}): the operator copy of every ` +
+        "usage line is encrypted to that account's registered key and this key reads none of them; set OPERATOR_EERC_KEY to the " +
+        "operator's key, or have the ledger's owner name this key's account as the operator (setOperator)",
+    );
+  });
+
+  it("refuses an operator without an eERC registration: no line can be read", () => {
+    const e = configError(() => checkLedgerOperator("OPERATOR_PRIVATE_KEY", registered, { ledger, operator, publicKey: null }));
+    expect(e.field).toBe("OPERATOR_PRIVATE_KEY");
+    expect(e.message.startsWith(`the UsageLedger's operator ${operator} (ledger ${ledger}) has no eERC registration`)).toBe(true);
+  });
+});
+
 describe("deploy settings", () => {
   it("default to anvil's owner and auditor on the anvil network only", () => {
     expect(deploySettings({})).toMatchObject({ network: "anvil", deployerKey: ANVIL_KEYS[0], auditorKey: ANVIL_KEYS[9] });
     expect(configError(() => deploySettings({ NETWORK: "fuji" })).message).toBe("DEPLOYER_PRIVATE_KEY must be set on network fuji");
+  });
+
+  it("leave ownership and the ledger's operator with the deployer unless OWNER_ADDRESS or OPERATOR_ADDRESS name another", () => {
+    expect(deploySettings({})).toMatchObject({ owner: undefined, operator: undefined });
+    const safe = "0x00000000000000000000000000000000000005af";
+    const operator = "0x00000000000000000000000000000000000000a1";
+    expect(deploySettings({ OWNER_ADDRESS: safe, OPERATOR_ADDRESS: operator })).toMatchObject({
+      owner: getAddress(safe),
+      operator: getAddress(operator),
+    });
+    const zero = "0x0000000000000000000000000000000000000000";
+    expect(configError(() => deploySettings({ OWNER_ADDRESS: zero })).message).toBe("OWNER_ADDRESS must not be the zero address");
+    expect(configError(() => deploySettings({ OPERATOR_ADDRESS: zero })).field).toBe("OPERATOR_ADDRESS");
+    expect(configError(() => deploySettings({ OWNER_ADDRESS: "0xsafe" })).field).toBe("OWNER_ADDRESS");
   });
 
   it("attach to an existing eERC only with its registrar and start block", () => {
@@ -225,6 +263,40 @@ describe("deploy settings", () => {
       registrar: getAddress(registrar),
       startBlock: 12,
     });
+  });
+});
+
+describe("several agents' settings", () => {
+  const PAYER = `0x${"22".repeat(32)}` as const;
+  const URL = "postgres://agent@db.internal:5432/payouts";
+
+  it("share cycles only with AGENT_DATABASE_URL: named by their first payer, claiming 4 × payers × depth by default", () => {
+    expect(agentConfig({}, LOCAL).coordination).toBeUndefined();
+    expect(
+      agentConfig({ AGENT_DATABASE_URL: URL, PAYER_PRIVATE_KEYS: `${PAYER},${KEY}`, PAYOUT_PIPELINE_DEPTH: "2" }, LOCAL).coordination,
+    ).toEqual({
+      url: URL,
+      agentId: privateKeyToAccount(PAYER).address,
+      claimSize: 16,
+    });
+    expect(agentConfig({ AGENT_DATABASE_URL: URL, AGENT_ID: "eu-1", AGENT_CLAIM_SIZE: "5" }, LOCAL).coordination).toEqual({
+      url: URL,
+      agentId: "eu-1",
+      claimSize: 5,
+    });
+  });
+
+  it("refuses a URL that is not Postgres' without echoing it, and the agent settings that need one", () => {
+    const bad = configError(() => agentConfig({ AGENT_DATABASE_URL: "mysql://user:secret@db/payouts" }, LOCAL));
+    expect(bad.field).toBe("AGENT_DATABASE_URL");
+    expect(bad.message).not.toContain("secret");
+    expect(configError(() => agentConfig({ AGENT_ID: "eu-1" }, LOCAL)).message).toBe(
+      "AGENT_ID is only read with AGENT_DATABASE_URL (several agents)",
+    );
+  });
+
+  it("crash tests can stop an agent while it plans", () => {
+    expect(agentConfig({ PAYOUT_FAULT: "before_plan@1" }, LOCAL).fault).toEqual({ step: "before_plan", seq: 1 });
   });
 });
 

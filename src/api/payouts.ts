@@ -1,15 +1,17 @@
 import { type Address, getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { payoutViewConfig } from "../config/api.js";
-import { checkRecordedSettlement } from "../config/operator.js";
+import { checkLedgerOperator, checkRecordedSettlement } from "../config/operator.js";
 import type { Point } from "../eerc/curve.js";
 import { deriveNonce, deriveScalar } from "../eerc/derive.js";
-import { deriveKeyFromWallet } from "../eerc/keys.js";
+import { deriveKeyFromWallet, publicKeyOf } from "../eerc/keys.js";
 import { encryptPCT } from "../eerc/pct.js";
 import { summarize } from "../errors.js";
 import { IndexerClient } from "../indexer-client/client.js";
 import type { CyclesField, PendingField } from "../indexer-client/schemas.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
+import { ledgerOperatorKey } from "../usage/keys.js";
+import { rpcClients } from "./relayer.js";
 
 const words = (pct: bigint[]) => pct.map((w) => w.toString());
 
@@ -23,12 +25,23 @@ function servedPCT(amount: bigint, pk: Point, sk: bigint, context: string): bigi
   return encryptPCT(amount, pk, { random: deriveScalar(sk, what), nonce: deriveNonce(sk, what) }).pct;
 }
 
+/** How long a successful check of the operator's key holds before the ledger's operator is read again. */
+const OPERATOR_CHECK_MS = 60_000;
+
 /**
  * The payout ledger as the query API shows it. The operator's key (from the environment) reads the
  * usage lines and the payout amounts; what leaves is encrypted: the pending amount to the account's own key,
- * cycle totals to the auditor's.
+ * cycle totals to the auditor's. The key must be the one the UsageLedger's operator registered:
+ * checked at start (a mismatch is logged, naming the setting) and before reads, at most once a
+ * minute; until it matches, no payout field is served.
  */
-export function payoutFields(args: { env: Record<string, string | undefined>; chainId: number; graphqlFetch: typeof fetch }) {
+export function payoutFields(args: {
+  env: Record<string, string | undefined>;
+  chainId: number;
+  rpcUrl: string;
+  contracts: { usageLedger: Address; registrar: Address };
+  graphqlFetch: typeof fetch;
+}) {
   const config = payoutViewConfig(args.env, args.chainId, (k) => privateKeyToAccount(k).address);
   if ("disabled" in config) {
     return {
@@ -41,11 +54,32 @@ export function payoutFields(args: { env: Record<string, string | undefined>; ch
   const { operator } = config;
   const operatorSk = () =>
     (sk ??= "eercKey" in operator ? Promise.resolve(operator.eercKey) : deriveKeyFromWallet(privateKeyToAccount(operator.walletKey)));
+  const variable = "eercKey" in operator ? "OPERATOR_EERC_KEY" : "OPERATOR_PRIVATE_KEY";
+  const { publicClient } = rpcClients(args.chainId, args.rpcUrl);
+  const ledger = { usageLedger: args.contracts.usageLedger, registrar: args.contracts.registrar };
+  let checked: { at: number; done: Promise<void> } | null = null;
+  const checkOperator = () => {
+    if (!checked || Date.now() - checked.at > OPERATOR_CHECK_MS) {
+      const done = (async () =>
+        checkLedgerOperator(variable, publicKeyOf(await operatorSk()), {
+          ledger: ledger.usageLedger,
+          ...(await ledgerOperatorKey(publicClient, ledger)),
+        }))();
+      checked = { at: Date.now(), done };
+      // A mismatch or an unreadable chain is checked again at the next read.
+      done.catch(() => {
+        if (checked?.done === done) checked = null;
+      });
+    }
+    return checked.done;
+  };
+  checkOperator().catch((e: unknown) => console.error(`payout fields off: ${summarize(e).code}: ${summarize(e).message}`));
   const view = new PayoutLedgerView({
     indexer: new IndexerClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
     // Ponder serves /status itself, next to this app, on the process's port.
     status: new IndexerClient(`http://127.0.0.1:${args.env.PORT || 42069}`),
     operatorSk,
+    checkOperator,
     payers: config.payers,
     // PLATFORM_FEE_BPS or PRICING_PERIOD given to the API must match the chain's record, or no payout field is served.
     checkInForce: (inForce) => checkRecordedSettlement(config.asserted, inForce),

@@ -22,11 +22,42 @@ import {
 } from "./schemas.js";
 
 export type IndexerClientOptions = HttpClientOptions & {
-  /** Rows per GraphQL page; default 200. */
+  /** Rows per GraphQL page; default 200, fewer when the API says a page of them costs too much. */
   pageSize?: number;
+  /** Waits before sending a GraphQL read again that the API answered 503 (busy with costly queries); default 1, 2 and 4 s. */
+  busyRetryMs?: readonly number[];
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A GraphQL request the API refused for what it would cost (400): `limit` names the limit
+ * (`maxBytes`, `maxRows`, …), `max` is its value and `requested` what the request would cost.
+ */
+export class GraphqlLimitError extends ApiHttpError {
+  constructor(
+    url: string,
+    message: string,
+    readonly limit: string,
+    readonly max: number,
+    readonly requested: number,
+  ) {
+    super(url, 400, message, "query");
+  }
+}
+
+/** The cost refusal in a 400 answer's body, if that is what it is. */
+function limitErrorOf(answer: { url: string; status: number; text: string }): GraphqlLimitError | undefined {
+  if (answer.status !== 400) return undefined;
+  try {
+    const e = (JSON.parse(answer.text) as { error?: { message?: unknown; limit?: unknown; max?: unknown; requested?: unknown } }).error;
+    if (e && typeof e.message === "string" && typeof e.limit === "string" && typeof e.max === "number" && typeof e.requested === "number")
+      return new GraphqlLimitError(answer.url, e.message, e.limit, e.max, e.requested);
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
 
 /**
  * The one client of the indexer and its API: GraphQL (with cursor paging), `/status`, the REST
@@ -53,6 +84,7 @@ export class IndexerClient {
   private readonly statusUrl: string;
   private readonly options: HttpClientOptions;
   private readonly pageSize: number;
+  private readonly busyRetryMs: readonly number[];
 
   constructor(baseUrl: string, options: IndexerClientOptions = {}) {
     let url: URL;
@@ -67,6 +99,7 @@ export class IndexerClient {
     this.statusUrl = new URL("status", this.baseUrl).href;
     this.options = { timeoutMs: options.timeoutMs, fetch: options.fetch };
     this.pageSize = options.pageSize ?? 200;
+    this.busyRetryMs = options.busyRetryMs ?? [1_000, 2_000, 4_000];
   }
 
   private url(path: string, query: Record<string, string | undefined> = {}): string {
@@ -75,9 +108,20 @@ export class IndexerClient {
     return url.href;
   }
 
-  /** One GraphQL query; the server's errors become ApiResponseError, an error status ApiHttpError. */
+  /**
+   * One GraphQL query; the server's errors become ApiResponseError, an error status ApiHttpError
+   * (GraphqlLimitError for a request refused for its cost). A 503 (the API busy with costly
+   * queries) is sent again after each wait of `busyRetryMs`.
+   */
   async query<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-    const answer = await sendRequest(this.graphqlUrl, { method: "POST", json: { query, variables } }, this.options);
+    let answer = await sendRequest(this.graphqlUrl, { method: "POST", json: { query, variables } }, this.options);
+    for (const wait of this.busyRetryMs) {
+      if (answer.status !== 503) break;
+      await sleep(wait);
+      answer = await sendRequest(this.graphqlUrl, { method: "POST", json: { query, variables } }, this.options);
+    }
+    const refused = limitErrorOf(answer);
+    if (refused) throw refused;
     let body: { data?: T; errors?: { message?: string }[] };
     try {
       body = jsonOf(answer);
@@ -99,15 +143,28 @@ export class IndexerClient {
     return rows;
   }
 
-  /** The rows of `all`, one cursor page at a time, for a reader that starts on the first page before the last is read. */
+  /**
+   * The rows of `all`, one cursor page at a time, for a reader that starts on the first page
+   * before the last is read. A page the API refuses for its size (rows or bytes: a usage
+   * commitment holds its batch's encrypted lines) is asked again with fewer rows, in the
+   * proportion the API states, and the pages after it with as many.
+   */
   async *pages<R>(field: string, selection: string, orderBy: string, where?: string): AsyncGenerator<R[]> {
     let after: string | null = null;
+    let limit = this.pageSize;
     const filter = where ? `where: ${where}, ` : "";
     for (;;) {
-      const data: Record<string, { items: R[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }> = await this.query(
-        `query ($after: String, $limit: Int) { ${field}(${filter}orderBy: "${orderBy}", orderDirection: "asc", limit: $limit, after: $after) { items { ${selection} } pageInfo { hasNextPage endCursor } } }`,
-        { after, limit: this.pageSize },
-      );
+      let data: Record<string, { items: R[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }>;
+      try {
+        data = await this.query(
+          `query ($after: String, $limit: Int) { ${field}(${filter}orderBy: "${orderBy}", orderDirection: "asc", limit: $limit, after: $after) { items { ${selection} } pageInfo { hasNextPage endCursor } } }`,
+          { after, limit },
+        );
+      } catch (e) {
+        if (!(e instanceof GraphqlLimitError) || (e.limit !== "maxBytes" && e.limit !== "maxRows") || limit === 1) throw e;
+        limit = Math.max(1, Math.min(limit - 1, Math.floor((limit * e.max) / e.requested)));
+        continue;
+      }
       const page = data[field];
       if (!page || !Array.isArray(page.items)) throw new ApiResponseError(this.graphqlUrl, `no ${field} page in the answer`);
       yield page.items;
