@@ -51,8 +51,9 @@ async function main(argv: string[]): Promise<number> {
   checkRecordedSettlement(config.asserted, inForce);
   const prover = new Prover(provingArtifactsOf(manifest));
   const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
-  // Refuse to start on an eERC these tools do not know, with another operator's key, or with proving keys its verifier rejects.
+  // Refuse to start on an eERC these tools do not know, with proving keys its verifier rejects, or with another operator's key.
   await detectEerc(chain.publicClient, contracts.encryptedERC);
+  await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["transfer"] });
   const clientFor = (key: `0x${string}`) =>
     EercClient.connect({ publicClient: chain.publicClient, wallet: chain.walletFor(privateKeyToAccount(key)), contracts, prover });
   const operator = await clientFor(config.operatorKey);
@@ -66,7 +67,6 @@ async function main(argv: string[]): Promise<number> {
       ...(await ledgerOperatorKey(chain.publicClient, ledger)),
     });
   await checkOperator();
-  await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["transfer"] });
   const payers = await Promise.all(config.payerKeys.map((k) => (k === config.operatorKey ? operator : clientFor(k))));
   // The revenue pool's USDC reaches the payers' encrypted balances before each cycle (PAYOUT_FUND_FROM_POOL).
   const poolKey = poolFundingKey(config, manifest.revenuePool);

@@ -14,7 +14,7 @@ import { CIRCUIT_NAMES, circuitArtifacts } from "../src/eerc/artifacts.js";
 import { CircuitVerifierMismatchError, checkProvingArtifacts, detectEerc, UnsupportedEercError } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
-import { deployForIndexer } from "./indexer-helpers.js";
+import { connectClient, deployForIndexer } from "./indexer-helpers.js";
 import { runScript } from "./run-script.js";
 
 // What a deployment is checked for before anything is proven or paid: the eERC's version and
@@ -105,7 +105,10 @@ describe("a deployment's eERC and proving keys", () => {
   });
 
   it("a deployment that has paid nobody serves pending 0 through the indexed block, and the provider CLI reads it", async () => {
-    // The auditor is the one registered account of a fresh deployment.
+    // Until the UsageLedger's operator registers, no usage line can be encrypted and the API serves no payout field.
+    const operator = await connectClient(chain, manifest, prover, 0);
+    await operator.register();
+    // The auditor is the one other registered account of a fresh deployment.
     const history = await runScript("src/cli/index.ts", ["history", "--api", indexer.url, "--json"], { PRIVATE_KEY: ANVIL_KEYS[9] });
     expect(history.code, history.stderr).toBe(0);
     const out = JSON.parse(history.stdout);
