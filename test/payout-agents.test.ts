@@ -58,14 +58,34 @@ const startAgent = (name: Name, env: Record<string, string> = {}, args = ["--onc
     ...env,
   });
 
-async function untilAsync(what: string, test: () => Promise<boolean>, ms = 240_000): Promise<void> {
+/** The agents' output so far, for a failure message: what each process logged is what explains a wait that never ended. */
+const logs: { label: string; output: () => string }[] = [];
+const logTails = () => logs.map((l) => `--- ${l.label} ---\n${l.output().slice(-6000)}`).join("\n");
+
+async function untilAsync(what: string, test: () => Promise<boolean>, ms = 150_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${logTails()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 const until = (what: string, test: () => boolean, ms?: number) => untilAsync(what, async () => test(), ms);
+
+/** How a started agent ended; one still running after `ms` is killed and the wait fails with its output. */
+async function ended(agent: ReturnType<typeof startAgent>, what: string, ms = 150_000) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      agent.child.kill("SIGKILL");
+      reject(new Error(`timed out waiting for ${what} to end\n${logTails()}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([agent.done, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** One round of usage: weather 900 and news 225 micro-USDC net (news: one call past its 5 free). */
 async function commitRound(): Promise<void> {
@@ -148,6 +168,7 @@ describe("two payout agents sharing the cycles through Postgres", () => {
       beforeAll(async () => {
         const port = victim === "a" ? 42171 : 42172;
         survivor = startAgent(other(victim), { PAYOUT_PORT: String(port) }, []);
+        logs.push({ label: `agent ${other(victim)} (serving)`, output: survivor.output });
         client = new AgentClient(`http://127.0.0.1:${port}`);
         await until("the survivor to serve", () => /listening on/.test(survivor.output()));
       });
@@ -165,7 +186,11 @@ describe("two payout agents sharing the cycles through Postgres", () => {
             // With the transfer left in the mempool (after_send), the victim claims both providers:
             // the survivor must wait for that transaction before reading what was paid.
             const killed = startAgent(victim, { PAYOUT_FAULT: `${step}@1`, ...(step === "after_send" && { AGENT_CLAIM_SIZE: "2" }) });
-            const dead = await killed.done;
+            logs.splice(0, logs.length, logs.find((l) => l.output === survivor.output)!, {
+              label: `agent ${victim} (killed at ${step})`,
+              output: killed.output,
+            });
+            const dead = await ended(killed, `agent ${victim} (killed at ${step})`);
             expect(dead.signal, dead.output).toBe("SIGKILL");
             // No plan was recorded, so nothing woke the survivor: the operator asks it to run.
             if (step === "before_plan") await distribute(client);
@@ -188,7 +213,7 @@ describe("two payout agents sharing the cycles through Postgres", () => {
           await expectPaidExactlyOnce();
           const last = Math.max(...(await payouts()).map((p) => p.cycle));
           expect((await payouts()).filter((p) => p.cycle === last)).toHaveLength(2);
-        });
+        }, 360_000);
       }
     });
   }
