@@ -8,6 +8,7 @@ import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import * as ponderSchema from "../ponder.schema.js";
 import { GRAPHQL_ADMISSION } from "../src/api/graphql-gate.js";
 import { GRAPHQL_LIMITS, graphqlCatalog } from "../src/api/graphql-limits.js";
+import { SQL_ADMISSION } from "../src/api/sql.js";
 import { DEFAULT_SQL_TIMEOUT_MS } from "../src/config/api.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
@@ -157,8 +158,8 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** A GraphQL request the API refused: 400 over a limit, 503 from its admission. */
-class GraphqlRefusal extends Error {
+/** A request the API refused: 400 over a GraphQL limit, 503 from its admission (GraphQL or SQL). */
+class ApiRefusal extends Error {
   constructor(
     readonly status: number,
     readonly body: string,
@@ -176,7 +177,7 @@ async function graphql(url: string, query: string, signal?: AbortSignal): Promis
     signal,
   });
   const text = await res.text();
-  if (!res.ok) throw new GraphqlRefusal(res.status, text);
+  if (!res.ok) throw new ApiRefusal(res.status, text);
   const body = JSON.parse(text) as { data?: unknown; errors?: { message: string }[] };
   if (body.errors?.length) throw new Error(`GraphQL error: ${body.errors.map((e) => e.message).join("; ")}`);
   return text.length;
@@ -186,6 +187,7 @@ async function crossJoin(url: string, signal?: AbortSignal): Promise<void> {
   const sql = encodeURIComponent(JSON.stringify({ json: { sql: CROSS_JOIN, params: [] } }));
   const res = await fetch(`${url}/sql/db?sql=${sql}`, { signal });
   const text = await res.text();
+  if (res.status === 503) throw new ApiRefusal(res.status, text);
   if (res.status !== 400 || !text.includes("was canceled"))
     throw new Error(`expected the cross join stopped by the timeout, got ${res.status} ${text}`);
 }
@@ -220,8 +222,8 @@ async function phase(indexer: RunningIndexer, options: PhaseOptions): Promise<Ph
       try {
         loadTimes.push(await timed(() => options.load!(stop.signal)));
       } catch (e) {
-        // The API's admission refused it (503, busy with costly queries): the client sends it again.
-        if (e instanceof GraphqlRefusal && e.status === 503) loadRefused += 1;
+        // The API's admission refused it (503, busy with costly queries or SQL): the client sends it again.
+        if (e instanceof ApiRefusal && e.status === 503) loadRefused += 1;
         else if (!stop.signal.aborted) throw e;
       }
     }
@@ -317,7 +319,7 @@ async function rankWorstGraphql(url: string) {
       ranked.push({ ...c, idleMs: round(idleMs), responseBytes });
       if (isCommitments) commitments = true;
     } catch (e) {
-      if (!(e instanceof GraphqlRefusal) || e.status !== 400) throw e;
+      if (!(e instanceof ApiRefusal) || e.status !== 400) throw e;
       if (isCommitments) continue;
       refused[c.name] = (JSON.parse(e.body) as { error: { message: string } }).error.message;
       console.log(`security: "${c.name}" is refused by the limits: ${refused[c.name]}`);
@@ -491,7 +493,7 @@ export async function benchSecurity({ clients, seconds, postgresAdminUrl, log }:
       candidatesIdleMsOnPostgres: Object.fromEntries(ranked.map((r) => [r.name, r.idleMs])),
       refusedCandidates: refused,
       graphqlLimits: { ...GRAPHQL_LIMITS },
-      admission: { ...GRAPHQL_ADMISSION },
+      admission: { graphql: { ...GRAPHQL_ADMISSION }, sql: { ...SQL_ADMISSION } },
       world: { providers: PROVIDERS.length, usageBatches: BATCHES, encryptedLines: BATCHES * LINES_PER_BATCH },
       postgres: onPostgres,
       pglite: {

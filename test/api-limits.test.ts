@@ -21,7 +21,7 @@ import {
   UNMEASURED_VARIABLE_BYTES,
 } from "../src/api/graphql-limits.js";
 import { STORE_STATS_TTL_MS, storeStats } from "../src/api/graphql-stats.js";
-import { mountSql } from "../src/api/sql.js";
+import { mountSql, SQL_ADMISSION } from "../src/api/sql.js";
 import { DEFAULT_SQL_MAX_ROWS, DEFAULT_SQL_TIMEOUT_MS, sqlOverHttp } from "../src/config/api.js";
 import { ConfigError } from "../src/config/parse.js";
 import { ApiInputError } from "../src/http/input.js";
@@ -87,6 +87,52 @@ describe("SQL over HTTP settings", () => {
   });
 });
 
+describe("SQL over HTTP admission", () => {
+  it("runs one query at a time: the next waits, and one more than the queue holds is answered 503 with Retry-After", async () => {
+    const release = deferred();
+    const ran: string[] = [];
+    // The API's read-only pool: every query answers at once, but the first SELECT holds until released.
+    const pool = {
+      connect: async () => ({
+        query: async (q: string | { text: string; values: unknown[] }) => {
+          if (typeof q === "string") return { rows: [], fields: [] };
+          ran.push(q.text.includes("'first'") ? "first" : "second");
+          if (ran.length === 1) await release.promise;
+          return { rows: [{ n: ran.length }], fields: [{ name: "n", dataTypeID: 23 }] };
+        },
+        release: () => {},
+      }),
+    };
+    const gate = new AdmissionGate({ ...SQL_ADMISSION, queue: 1 });
+    const app = new Hono();
+    mountSql(app, {
+      db: { $client: pool } as never,
+      schema: undefined as never,
+      settings: { enabled: true, timeoutMs: 1_000, maxRows: 10 },
+      gate,
+    });
+    const get = (tag: string) =>
+      app.request(
+        `/sql/db?sql=${encodeURIComponent(JSON.stringify({ json: { sql: `SELECT '${tag}' AS tag FROM provider`, params: [] } }))}`,
+      );
+
+    const first = get("first");
+    await expect.poll(() => ran).toEqual(["first"]);
+    const second = get("second");
+    await expect.poll(() => gate.load).toEqual({ running: 1, waiting: 1 });
+    const third = await get("third");
+    expect(third.status).toBe(503);
+    expect(third.headers.get("retry-after")).toBe("1");
+    expect(await third.json()).toEqual({
+      error: { field: null, message: "the API is answering other SQL queries (1 running, 1 waiting, at most 1): retry later" },
+    });
+    release.resolve();
+    expect(((await (await first).json()) as { rows: unknown[] }).rows).toEqual([{ n: 1 }]);
+    expect(((await (await second).json()) as { rows: unknown[] }).rows).toEqual([{ n: 2 }]);
+    expect(ran).toEqual(["first", "second"]);
+  });
+});
+
 describe("GraphQL limits", () => {
   it("counts depth by nested selections, a list and its items being two", () => {
     expect(graphqlCost(parse(nested(8))).depth).toBe(8);
@@ -146,9 +192,9 @@ describe("GraphQL limits", () => {
     // At the limit: 499 rows, each with a counted list, and the outer list itself.
     const edge = `{ encryptedUsageLines(limit: 499) { items { position commitment { lines(limit: 0) { totalCount } } } } }`;
     expect(graphqlCost(parse(edge)).statements).toBe(999);
-    // (Within the byte limit in a store of 50 lines in 4-line batches: 50 × 1,727 + 50 × (845 + 4,292) bytes.)
-    const small: StoreStats = { rows: { encryptedUsageLine: 50 }, widest: { "usageCommitment.encryptedLines": 4_292 } };
-    expect(graphqlCost(parse(edge), {}, catalog, small).bytes).toBe(343_200);
+    // (Within the byte limit in a store of 25 lines in 4-line batches: 25 × 1,727 + 25 × (845 + 4,292) bytes.)
+    const small: StoreStats = { rows: { encryptedUsageLine: 25 }, widest: { "usageCommitment.encryptedLines": 4_292 } };
+    expect(graphqlCost(parse(edge), {}, catalog, small).bytes).toBe(171_600);
     expect(refusal({ query: edge }, small)).toBeNull();
     // Top-level lists are one statement each, however many rows.
     const widest = `{ ${Array.from({ length: 10 }, (_, i) => `t${i}: transfers(limit: 1000) { items { id } }`).join(" ")} }`;
@@ -235,11 +281,11 @@ describe("GraphQL answer size", () => {
 
   it(`refuses a request whose answer may pass ${GRAPHQL_LIMITS.maxBytes} bytes, naming the limit and the size`, () => {
     const lines = (n: number) => ({ query: `{ encryptedUsageLines(limit: ${n}) { items { position } } }` });
-    // 303 × 1,727 = 523,281 bytes fit; 304 × 1,727 = 525,008 do not, whatever the selection.
-    expect(refusal(lines(303), BENCH_STORE)).toBeNull();
+    // 151 × 1,727 = 260,777 bytes fit; 152 × 1,727 = 262,504 do not, whatever the selection.
+    expect(refusal(lines(151), BENCH_STORE)).toBeNull();
     let error: unknown;
     try {
-      checkGraphqlRequest(lines(304), { catalog, stats: BENCH_STORE });
+      checkGraphqlRequest(lines(152), { catalog, stats: BENCH_STORE });
     } catch (e) {
       error = e;
     }
@@ -248,9 +294,9 @@ describe("GraphQL answer size", () => {
       field: "query",
       status: 400,
       limit: "maxBytes",
-      max: 524_288,
-      requested: 525_008,
-      message: "may return 525008 bytes (its rows, as many as the tables hold, times their table's widest row), more than 524288",
+      max: 262_144,
+      requested: 262_504,
+      message: "may return 262504 bytes (its rows, as many as the tables hold, times their table's widest row), more than 262144",
     });
     // The widest request of the row limit: ten aliased lists of 1,000 lines, 17,270,000 bytes.
     const wide = `{ ${Array.from({ length: 10 }, (_, i) => `q${i}: encryptedUsageLines(limit: 1000) { items { position } }`).join(" ")} }`;
@@ -271,7 +317,7 @@ describe("GraphQL answer size", () => {
 
   it("counts a usage commitment with its batch's encrypted lines, selected or not; one row is served however wide", () => {
     const commitments = (n: number) => ({ query: `{ usageCommitments(limit: ${n}) { items { server } } }` });
-    // 1 × 263,185 bytes fit; 2 × 263,185 = 526,370 do not.
+    // One row of 263,185 bytes is served, over the limit; 2 × 263,185 = 526,370 are not.
     expect(refusal(commitments(1), BENCH_STORE)).toBeNull();
     expect(refusal(commitments(2), BENCH_STORE)?.message).toMatch(/^may return 526370 bytes/);
     // Unmeasured, a batch counts as 1,024 lines: one such row, 845 + 1,048,578 bytes, is still served, two are not.
@@ -370,13 +416,13 @@ function gatedApi(gate: AdmissionGate) {
   return { app, send, hold, reached };
 }
 
-const HEAVY = `{ encryptedUsageLines(limit: 200) { items { position } } }`;
+const HEAVY = `{ encryptedUsageLines(limit: 100) { items { position } } }`;
 const CHEAP = `{ providers(limit: 200) { items { providerId namespace payoutAccount active } } }`;
 
 describe("GraphQL admission", () => {
   it(`runs one costly request at a time (over ${GRAPHQL_ADMISSION.heavyBytes} bytes), while a cheap one is answered at once`, async () => {
     const gate = new AdmissionGate({ queue: 1 });
-    // 200 × 1,727 bytes is costly; the providers page, 3 × 3,648, is not.
+    // 100 × 1,727 bytes is costly; the providers page, 3 × 3,648, is not.
     expect(gate.heavy(graphqlCost(parse(HEAVY), {}, catalog, BENCH_STORE))).toBe(true);
     expect(gate.heavy(graphqlCost(parse(CHEAP), {}, catalog, BENCH_STORE))).toBe(false);
     const { send, hold, reached } = gatedApi(gate);
@@ -433,38 +479,51 @@ describe("GraphQL admission", () => {
     expect(gate.counts).toMatchObject({ heavy: 1, refused: 1, abandoned: 1 });
   });
 
-  it("gives costly requests a share of the time while cheap ones are served, and all of it otherwise", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+  it("gives costly requests a share of the event loop while cheap ones are served, and all of it otherwise", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     try {
-      const gate = new AdmissionGate({ heavyShare: 0.25, contendedMs: 1_000 });
+      // The event loop's busy time is the test's: each costly request adds its own.
+      let busy = 0;
+      const gate = new AdmissionGate({ heavyShare: 0.25, contendedMs: 1_000 }, { now: () => Date.now(), busyMs: () => busy });
       const heavy = { bytes: GRAPHQL_ADMISSION.heavyBytes + 1, statements: 1 };
       const started: Record<string, number> = {};
-      const work = (name: string, ms: number) => () => {
-        started[name] = performance.now();
-        return new Promise<void>((r) => setTimeout(r, ms));
+      const t0 = Date.now();
+      /** A costly request that takes `ms`, `busyMs` of them on the event loop (the rest waiting on the database). */
+      const work = (name: string, ms: number, busyMs: number) => () => {
+        started[name] = Date.now() - t0;
+        return new Promise<void>((r) =>
+          setTimeout(() => {
+            busy += busyMs;
+            r();
+          }, ms),
+        );
       };
-      const t0 = performance.now();
-      // A holds the API 100 ms; a cheap read comes in meanwhile; B arrives as A ends.
-      const a = gate.run(heavy, undefined, work("a", 100));
+      // A keeps the loop busy 100 ms; a cheap read comes in meanwhile; B arrives as A ends.
+      const a = gate.run(heavy, undefined, work("a", 100, 100));
       await vi.advanceTimersByTimeAsync(50);
       await gate.run({ bytes: 0, statements: 1 }, undefined, async () => {});
       await vi.advanceTimersByTimeAsync(50);
       await a;
-      const b = gate.run(heavy, undefined, work("b", 100));
-      // 100 ms at a quarter of the time: B starts 300 ms after A ended.
+      const b = gate.run(heavy, undefined, work("b", 100, 10));
+      // 100 ms at a quarter of the loop: B starts 300 ms after A ended.
       await vi.advanceTimersByTimeAsync(299);
       expect(started.b).toBeUndefined();
       await vi.advanceTimersByTimeAsync(1);
-      expect(started.b! - t0).toBe(400);
-      await vi.advanceTimersByTimeAsync(100);
+      expect(started.b).toBe(400);
+      // B waited 90 of its 100 ms on the database: C, queued meanwhile, starts 30 ms after B ended.
+      const c = gate.run(heavy, undefined, work("c", 100, 100));
+      await vi.advanceTimersByTimeAsync(130);
       await b;
-      // Nobody else for a second: C and D run back to back.
-      await vi.advanceTimersByTimeAsync(1_000);
-      const c = gate.run(heavy, undefined, work("c", 100));
-      const d = gate.run(heavy, undefined, work("d", 100));
+      expect(started.c).toBe(530);
+      await vi.advanceTimersByTimeAsync(100);
+      await c;
+      // Nobody else for a second: D and E run back to back.
+      await vi.advanceTimersByTimeAsync(1_300);
+      const d = gate.run(heavy, undefined, work("d", 100, 100));
+      const e = gate.run(heavy, undefined, work("e", 100, 100));
       await vi.advanceTimersByTimeAsync(200);
-      await Promise.all([c, d]);
-      expect(started.d! - started.c!).toBe(100);
+      await Promise.all([d, e]);
+      expect(started.e! - started.d!).toBe(100);
     } finally {
       vi.useRealTimers();
     }
@@ -478,9 +537,9 @@ describe("GraphQL admission", () => {
     expect(await res.json()).toEqual({
       error: {
         field: "query",
-        message: `may return ${8 * COMMITMENT_BYTES} bytes (its rows, as many as the tables hold, times their table's widest row), more than 524288`,
+        message: `may return ${8 * COMMITMENT_BYTES} bytes (its rows, as many as the tables hold, times their table's widest row), more than 262144`,
         limit: "maxBytes",
-        max: 524_288,
+        max: 262_144,
         requested: 8 * COMMITMENT_BYTES,
       },
     });

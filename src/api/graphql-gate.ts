@@ -9,9 +9,9 @@ import type { GraphqlCost } from "./graphql-limits.js";
  * both thresholds (a page of a small table, a lookup by key) never waits.
  *
  * While cheap requests are being answered (one ran during the last heavy request or within
- * `contendedMs` of its end), heavy requests get at most `heavyShare` of the API's time: after one
- * that held the API T ms, the next starts T × (1 − heavyShare) / heavyShare ms later. Alone, they
- * run back to back.
+ * `contendedMs` of its end), heavy requests get at most `heavyShare` of the API's thread: after
+ * one that kept the event loop busy T ms (its own work, not its waits on the database), the next
+ * starts T × (1 − heavyShare) / heavyShare ms later. Alone, they run back to back.
  */
 export const GRAPHQL_ADMISSION = {
   heavyBytes: 64 * 1024,
@@ -19,11 +19,12 @@ export const GRAPHQL_ADMISSION = {
   concurrent: 1,
   queue: 16,
   maxWaitMs: 10_000,
-  heavyShare: 0.1,
+  heavyShare: 0.05,
   contendedMs: 1_000,
 } as const;
 
-export type AdmissionOptions = { [K in keyof typeof GRAPHQL_ADMISSION]: number };
+/** The thresholds and bounds of `GRAPHQL_ADMISSION`, and what the refusals call the requests that take turns. */
+export type AdmissionOptions = { [K in keyof typeof GRAPHQL_ADMISSION]: number } & { what: string };
 
 /** A heavy request that found the queue full, or waited `maxWaitMs`: 503, retry after `retryAfterS`. */
 export class AdmissionRefusedError extends Error {
@@ -38,6 +39,11 @@ export class AdmissionRefusedError extends Error {
 
 type Waiter = { admit: () => void; refuse: (e: Error) => void };
 
+/** Time as the gate reads it: now, and how long the event loop has been busy since the process started (ms). */
+export type GateClock = { now(): number; busyMs(): number };
+
+const processClock: GateClock = { now: () => performance.now(), busyMs: () => performance.eventLoopUtilization().active };
+
 /** The admission of `GRAPHQL_ADMISSION`, for one API process: `run` each request through it with its cost. */
 export class AdmissionGate {
   readonly options: AdmissionOptions;
@@ -45,14 +51,17 @@ export class AdmissionGate {
   private readonly waiting: Waiter[] = [];
   private cheapRunning = 0;
   private lastCheapAt = Number.NEGATIVE_INFINITY;
-  /** No heavy request starts before this time (`performance.now()`). */
+  /** No heavy request starts before this time (`clock.now()`). */
   private closedUntil = 0;
   private reopen: ReturnType<typeof setTimeout> | undefined;
   /** Heavy requests admitted, refused and those whose client left while they waited, since the start. */
   readonly counts = { cheap: 0, heavy: 0, refused: 0, abandoned: 0 };
 
-  constructor(options: Partial<AdmissionOptions> = {}) {
-    this.options = { ...GRAPHQL_ADMISSION, ...options };
+  constructor(
+    options: Partial<AdmissionOptions> = {},
+    private readonly clock: GateClock = processClock,
+  ) {
+    this.options = { ...GRAPHQL_ADMISSION, what: "costly queries", ...options };
   }
 
   heavy(cost: Pick<GraphqlCost, "bytes" | "statements">): boolean {
@@ -65,25 +74,30 @@ export class AdmissionGate {
   }
 
   /**
-   * Runs `f` now when the request is cheap; a heavy one once it is admitted. Throws
+   * Runs `f` now when the request is cheap; a heavy one (or one whose cost is unknown, "costly")
+   * once it is admitted. Throws
    * AdmissionRefusedError when it cannot be, and the abort reason when `signal` (the client
    * leaving) fires while it waits.
    */
-  async run<T>(cost: Pick<GraphqlCost, "bytes" | "statements">, signal: AbortSignal | undefined, f: () => Promise<T>): Promise<T> {
-    if (!this.heavy(cost)) {
+  async run<T>(
+    cost: Pick<GraphqlCost, "bytes" | "statements"> | "costly",
+    signal: AbortSignal | undefined,
+    f: () => Promise<T>,
+  ): Promise<T> {
+    if (cost !== "costly" && !this.heavy(cost)) {
       this.counts.cheap += 1;
       this.cheapRunning += 1;
-      this.lastCheapAt = performance.now();
+      this.lastCheapAt = this.clock.now();
       try {
         return await f();
       } finally {
         this.cheapRunning -= 1;
-        this.lastCheapAt = performance.now();
+        this.lastCheapAt = this.clock.now();
       }
     }
     await this.admit(signal);
     this.counts.heavy += 1;
-    const started = performance.now();
+    const started = { at: this.clock.now(), busyMs: this.clock.busyMs() };
     try {
       return await f();
     } finally {
@@ -92,7 +106,7 @@ export class AdmissionGate {
   }
 
   private open(): boolean {
-    return this.running < this.options.concurrent && performance.now() >= this.closedUntil;
+    return this.running < this.options.concurrent && this.clock.now() >= this.closedUntil;
   }
 
   private admit(signal: AbortSignal | undefined): Promise<void> {
@@ -102,10 +116,10 @@ export class AdmissionGate {
     }
     if (this.waiting.length >= this.options.queue) {
       this.counts.refused += 1;
-      const reopensInS = Math.ceil((this.closedUntil - performance.now()) / 1000);
+      const reopensInS = Math.ceil((this.closedUntil - this.clock.now()) / 1000);
       return Promise.reject(
         new AdmissionRefusedError(
-          `the API is answering other costly queries (${this.running} running, ${this.waiting.length} waiting, at most ${this.options.queue}): retry later, or ask for fewer rows`,
+          `the API is answering other ${this.options.what} (${this.running} running, ${this.waiting.length} waiting, at most ${this.options.queue}): retry later`,
           Math.max(1, reopensInS),
         ),
       );
@@ -137,7 +151,7 @@ export class AdmissionGate {
         this.counts.refused += 1;
         waiter.refuse(
           new AdmissionRefusedError(
-            `waited ${this.options.maxWaitMs} ms behind other costly queries: retry later, or ask for fewer rows`,
+            `waited ${this.options.maxWaitMs} ms behind other ${this.options.what}: retry later`,
             Math.ceil(this.options.maxWaitMs / 1000),
           ),
         );
@@ -149,19 +163,21 @@ export class AdmissionGate {
     });
   }
 
-  private release(started: number): void {
+  private release(started: { at: number; busyMs: number }): void {
     this.running -= 1;
-    const now = performance.now();
-    const contended = this.cheapRunning > 0 || this.lastCheapAt >= started || now - this.lastCheapAt < this.options.contendedMs;
-    if (contended && this.options.heavyShare < 1)
-      this.closedUntil = Math.max(this.closedUntil, now + ((now - started) * (1 - this.options.heavyShare)) / this.options.heavyShare);
+    const now = this.clock.now();
+    const contended = this.cheapRunning > 0 || this.lastCheapAt >= started.at || now - this.lastCheapAt < this.options.contendedMs;
+    if (contended && this.options.heavyShare < 1) {
+      const busy = this.clock.busyMs() - started.busyMs;
+      this.closedUntil = Math.max(this.closedUntil, now + (busy * (1 - this.options.heavyShare)) / this.options.heavyShare);
+    }
     this.pump();
   }
 
   /** Admits waiting requests while the gate is open, and comes back when it reopens. */
   private pump(): void {
     while (this.waiting.length > 0 && this.open()) this.waiting[0]!.admit();
-    const wait = this.closedUntil - performance.now();
+    const wait = this.closedUntil - this.clock.now();
     if (this.waiting.length > 0 && wait > 0 && this.reopen === undefined) {
       this.reopen = setTimeout(() => {
         this.reopen = undefined;

@@ -34,7 +34,7 @@ export const GRAPHQL_LIMITS = {
   maxDepth: 8,
   maxAliases: 10,
   maxRows: 10_000,
-  maxBytes: 512 * 1024,
+  maxBytes: 256 * 1024,
   maxStatements: 1_000,
   maxBodyBytes: 64 * 1024,
 } as const;
@@ -360,7 +360,9 @@ export function graphqlLimits(
       await options.gate.run(cost, c.req.raw.signal, () => next());
     } catch (e) {
       if (e instanceof AdmissionRefusedError)
-        return c.json({ error: { field: null, message: e.message } }, 503, { "retry-after": String(e.retryAfterS) });
+        return c.json({ error: { field: null, message: `${e.message}, or ask for fewer rows` } }, 503, {
+          "retry-after": String(e.retryAfterS),
+        });
       // The client left while its request waited: nobody reads this answer.
       if (c.req.raw.signal.aborted) return c.body(null, 503);
       throw e;

@@ -186,6 +186,7 @@ export const API_ROUTES: readonly RouteDoc[] = [
       400: refused("a missing, malformed or refused query, one over the row cap or the statement timeout (`field` sql)"),
       403: refused("a query naming one of Ponder's internal tables"),
       404: refused("SQL over HTTP is off (the default)"),
+      503: refused("queries run one at a time: the queue is full or the wait too long (`field` null, Retry-After in seconds)"),
     },
   },
   {

@@ -6,6 +6,7 @@ import type { Context, Hono } from "hono";
 import type { SqlOverHttp } from "../config/api.js";
 import { PROJECT_ROOT } from "../eerc/artifacts.js";
 import { jsonBodyLimit } from "../http/input.js";
+import { AdmissionGate, AdmissionRefusedError, GRAPHQL_ADMISSION } from "./graphql-gate.js";
 
 type Db = typeof ApiDb;
 
@@ -46,6 +47,19 @@ const SAFE_MESSAGE =
 const refuse = (c: Context, status: 400 | 403 | 404 | 405, message: string, field: string | null = "sql") =>
   c.json({ error: { field, message } }, status);
 
+/**
+ * Queries run one at a time: each may keep a Postgres backend busy up to the statement timeout,
+ * and a few at once take every core the API shares. The next ones wait in arrival order (at most
+ * 16, at most 10 s), more are answered 503 with Retry-After.
+ */
+export const SQL_ADMISSION = {
+  concurrent: 1,
+  queue: GRAPHQL_ADMISSION.queue,
+  maxWaitMs: GRAPHQL_ADMISSION.maxWaitMs,
+  heavyShare: 1,
+  what: "SQL queries",
+};
+
 /** The client's query (superjson's `{ json: { sql, params } }`), or why it is unreadable. */
 function readQuery(encoded: string): { sql: string; params: unknown[] } | string {
   let envelope: unknown;
@@ -70,10 +84,11 @@ function readQuery(encoded: string): { sql: string; params: unknown[] } | string
  * only): `GET /sql/db` answers @ponder/client's queries — when the query is readable and short,
  * names none of Ponder's internal relations, passes Ponder's allow-list, returns at most `maxRows`
  * rows (a larger answer is refused, not cut) and ends within `statement_timeout`, set for its own
- * read-only transaction and run once. Every refusal is a 4xx `{ error: { field, message } }`.
- * Live queries (`/sql/live`, re-run on every indexed block) are not served.
+ * read-only transaction and run once, one query at a time (`SQL_ADMISSION`, or `gate`). Every
+ * refusal is a 4xx `{ error: { field, message } }`, or 503 with Retry-After when too many queries
+ * wait. Live queries (`/sql/live`, re-run on every indexed block) are not served.
  */
-export function mountSql(app: Hono, deps: { db: Db; schema: typeof schema; settings: SqlOverHttp }): void {
+export function mountSql(app: Hono, deps: { db: Db; schema: typeof schema; settings: SqlOverHttp; gate?: AdmissionGate }): void {
   const { settings } = deps;
   const limit = jsonBodyLimit(MAX_SQL_BODY_BYTES);
   if (!settings.enabled) {
@@ -87,24 +102,10 @@ export function mountSql(app: Hono, deps: { db: Db; schema: typeof schema; setti
   const pool = (deps.db as unknown as { $client: unknown }).$client as Partial<ReadPool>;
   if (typeof pool.connect !== "function") throw new Error("SQL over HTTP needs the API's Postgres pool");
   const reads = pool as ReadPool;
+  const gate = deps.gate ?? new AdmissionGate(SQL_ADMISSION);
 
-  app.all("/sql/*", limit, async (c) => {
-    if (c.req.path === "/sql/live") return refuse(c, 404, "live queries are not served: poll GET /sql/db", null);
-    if (c.req.path !== "/sql/db") return refuse(c, 404, `no route ${c.req.path}`, null);
-    if (c.req.method !== "GET") return refuse(c, 405, "only GET", null);
-    const encoded = c.req.query("sql");
-    if (encoded === undefined) return refuse(c, 400, "is required: the superjson-encoded query");
-    const query = readQuery(encoded);
-    if (typeof query === "string") return refuse(c, 400, query);
-    if (query.sql.length > MAX_SQL_CHARS) return refuse(c, 400, `must be at most ${MAX_SQL_CHARS} characters`);
-    if (INTERNAL_RELATION.test(query.sql)) return refuse(c, 403, "reads only the indexed tables: Ponder's internal tables are not served");
-    try {
-      await (await ponderSqlParser()).validateAllowableSQLQuery(query.sql);
-    } catch (e) {
-      const message = e instanceof Error ? e.message.split("\n")[0]!.trim() : "";
-      return refuse(c, 400, SAFE_MESSAGE.test(message) ? message : "is not a query Ponder's SQL client accepts");
-    }
-
+  /** Runs an admitted query once, in its own read-only transaction under the statement timeout. */
+  const run = async (c: Context, query: { sql: string; params: unknown[] }) => {
     const connection = await reads.connect();
     try {
       await connection.query("BEGIN READ ONLY");
@@ -129,6 +130,36 @@ export function mountSql(app: Hono, deps: { db: Db; schema: typeof schema; setti
       return refuse(c, 400, SAFE_MESSAGE.test(message) ? message : "the query was refused");
     } finally {
       connection.release();
+    }
+  };
+
+  app.all("/sql/*", limit, async (c) => {
+    if (c.req.path === "/sql/live") return refuse(c, 404, "live queries are not served: poll GET /sql/db", null);
+    if (c.req.path !== "/sql/db") return refuse(c, 404, `no route ${c.req.path}`, null);
+    if (c.req.method !== "GET") return refuse(c, 405, "only GET", null);
+    const encoded = c.req.query("sql");
+    if (encoded === undefined) return refuse(c, 400, "is required: the superjson-encoded query");
+    const query = readQuery(encoded);
+    if (typeof query === "string") return refuse(c, 400, query);
+    if (query.sql.length > MAX_SQL_CHARS) return refuse(c, 400, `must be at most ${MAX_SQL_CHARS} characters`);
+    if (INTERNAL_RELATION.test(query.sql)) return refuse(c, 403, "reads only the indexed tables: Ponder's internal tables are not served");
+    try {
+      await (await ponderSqlParser()).validateAllowableSQLQuery(query.sql);
+    } catch (e) {
+      const message = e instanceof Error ? e.message.split("\n")[0]!.trim() : "";
+      return refuse(c, 400, SAFE_MESSAGE.test(message) ? message : "is not a query Ponder's SQL client accepts");
+    }
+
+    try {
+      return await gate.run("costly", c.req.raw.signal, () => run(c, query));
+    } catch (e) {
+      if (e instanceof AdmissionRefusedError)
+        return c.json({ error: { field: null, message: e.message } }, 503, {
+          "retry-after": String(e.retryAfterS),
+        });
+      // The client left while its query waited: nobody reads this answer.
+      if (c.req.raw.signal.aborted) return c.body(null, 503);
+      throw e;
     }
   });
 }
