@@ -24,8 +24,11 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
+import { checkSubmission } from "../src/api/submit-checks.js";
+import { workerChecker } from "../src/api/submit-pool.js";
 import { type Point, randomScalar } from "../src/eerc/curve.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
+import { ApiInputError } from "../src/http/input.js";
 import {
   BatchIdConflictError,
   BatchSubmitError,
@@ -414,6 +417,25 @@ describe("batch submitter, relay", () => {
 
     await submitterFor(fakeChain(), { kind: "relay", apiUrl }, { sendRecords: true }).submit(closed(2, records));
     expect(received.at(-1)!.body.records).toEqual(records.map((r) => ({ ...r, priceMicro: r.priceMicro.toString() })));
+  });
+
+  test("the API checks a posted body off its thread (a worker), with the answers it gives on its thread", async () => {
+    await submitterFor(fakeChain(), { kind: "relay", apiUrl }, { sendRecords: true }).submit(
+      closed(9, [record("weather"), record("news")]),
+    );
+    const { body } = received.at(-1)!;
+    const json = JSON.stringify(body);
+    const target = { chainId: CHAIN_ID, ledger: CONTRACTS.ledger };
+    const now = Math.floor(Date.now() / 1000);
+    const fallbacks: string[] = [];
+    const inWorker = workerChecker((reason) => fallbacks.push(reason));
+    const checked = await inWorker(json, now, target);
+    expect(checked).toEqual(await checkSubmission(json, now, target));
+    expect(checked).toMatchObject({ signer: server.address, recordsMatch: true, deadline: BigInt(body.deadline) });
+    expect((await inWorker(JSON.stringify({ ...body, records: body.records.slice(1) }), now, target)).recordsMatch).toBe(false);
+    await expect(inWorker("{", now, target)).rejects.toMatchObject({ field: "body", status: 400 });
+    await expect(inWorker(JSON.stringify({ ...body, deadline: "1" }), now, target)).rejects.toThrow(ApiInputError);
+    expect(fallbacks).toEqual([]);
   });
 
   test("a batch the API reports taken (409) or committed without a transaction is success only if the chain has it", async () => {

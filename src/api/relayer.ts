@@ -259,17 +259,26 @@ export async function checkSigner(
   signature: Hex,
   who: string,
 ): Promise<void> {
-  const field = "signature";
   let recovered: Address | undefined;
   try {
     recovered = await recoverTypedDataAddress({ ...typedData, signature } as Parameters<typeof recoverTypedDataAddress>[0]);
   } catch {
     recovered = undefined;
   }
+  await checkRecoveredSigner(publicClient, expected, recovered, who);
+}
+
+/** `checkSigner` once the signature is recovered (undefined: it does not recover). */
+export async function checkRecoveredSigner(
+  publicClient: PublicClient,
+  expected: Address,
+  recovered: Address | undefined,
+  who: string,
+): Promise<void> {
   if (recovered && recovered.toLowerCase() === expected.toLowerCase()) return;
   const code = await chainRead(() => publicClient.getCode({ address: expected }));
   if (code && code !== "0x") return;
-  throw new ApiInputError(field, `is not ${who}'s signature over this request (${expected})`, 401);
+  throw new ApiInputError("signature", `is not ${who}'s signature over this request (${expected})`, 401);
 }
 
 /** Runs an RPC read; a failure is a 502, with viem's short message only (no request data). */

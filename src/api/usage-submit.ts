@@ -2,18 +2,21 @@ import { type Address, encodeFunctionData, getAddress, type Hex, type PublicClie
 import { UsageLedgerAbi } from "../../abis/UsageLedgerAbi.js";
 import { summarize } from "../errors.js";
 import { ApiInputError } from "../http/input.js";
-import { parseRequest } from "../http/schema.js";
-import { checkDeadline } from "../http/signed.js";
-import { type SubmitRequest, type SubmitResult, submitRequest } from "../indexer-client/schemas.js";
-import { batchHash, batchTypedData, recordsTree, type UsageBatch } from "../usage/batch.js";
-import { chainRead, checkSigner, KeyedLock, type Relayer, type RevertMap, requestErrorFromRevert, withHeadroom } from "./relayer.js";
+import type { SubmitResult } from "../indexer-client/schemas.js";
+import { batchHash, type UsageBatch } from "../usage/batch.js";
+import {
+  chainRead,
+  checkRecoveredSigner,
+  KeyedLock,
+  type Relayer,
+  type RevertMap,
+  requestErrorFromRevert,
+  withHeadroom,
+} from "./relayer.js";
+import { checkSubmission } from "./submit-checks.js";
+import type { SubmissionChecker } from "./submit-pool.js";
 
-/** Checks a `POST /usage/submit` body's shape and values (`submitRequest`) and its deadline; no chain access. `now` is Unix seconds. */
-export function parseSubmitRequest(body: unknown, now: number): SubmitRequest {
-  const request = parseRequest(submitRequest, body);
-  checkDeadline("deadline", request.deadline, now);
-  return request;
-}
+export { parseSubmitRequest } from "./submit-checks.js";
 
 const LEDGER_REVERTS: RevertMap = {
   UnauthorisedServer: { field: "batch.server", status: 403, message: "is not an authorised server on the UsageLedger" },
@@ -37,6 +40,8 @@ export type UsageSubmitterDeps = {
   findIndexed(server: Address, batchId: Hex): Promise<{ batchHash: Hex; txHash: Hex } | undefined>;
   warn(message: string): void;
   now?: () => number;
+  /** Runs the checks that need no chain (default: on this thread; the API uses a worker, `workerChecker`). */
+  check?: SubmissionChecker;
 };
 
 /** Widest block range asked of the RPC in one `eth_getLogs` when looking for a recent commit. */
@@ -58,13 +63,13 @@ export class UsageSubmitter {
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
-  async submit(body: unknown): Promise<SubmitResult> {
-    const { batch, deadline, signature, records } = parseSubmitRequest(body, this.now());
+  /** `json`: the request body's text. */
+  async submit(json: string): Promise<SubmitResult> {
     const { publicClient, ledger, chainId } = this.deps;
-    await checkSigner(publicClient, batch.server, batchTypedData(batch, deadline, { chainId, ledger }), signature, "the batch server");
-    if (records && recordsTree(records).root !== batch.merkleRoot) {
-      throw new ApiInputError("records", "do not hash to batch.merkleRoot");
-    }
+    const check = this.deps.check ?? checkSubmission;
+    const { batch, deadline, signature, signer, recordsMatch } = await check(json, this.now(), { chainId, ledger });
+    await checkRecoveredSigner(publicClient, batch.server, signer, "the batch server");
+    if (!recordsMatch) throw new ApiInputError("records", "do not hash to batch.merkleRoot");
     const hash = batchHash(batch);
     const key = `${batch.server.toLowerCase()}/${batch.batchId}`;
     return this.locks.run(key, () => this.relay(key, batch, hash, deadline, signature));

@@ -7,10 +7,11 @@ import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { relayerKey, relayerReceiptTimeoutMs } from "../config/api.js";
 import type { IndexerSettings } from "../config/indexer.js";
-import { readJsonBody } from "../http/input.js";
+import { readJsonBody, readJsonText } from "../http/input.js";
 import { API_PATHS } from "../indexer-client/schemas.js";
 import { ProviderWriter } from "./providers-write.js";
 import { Relayer, rpcClients } from "./relayer.js";
+import { workerChecker } from "./submit-pool.js";
 import { UsageSubmitter } from "./usage-submit.js";
 
 /** Largest request body the write routes read. */
@@ -72,10 +73,11 @@ export function mountWriteRoutes(app: Hono, deps: { db: Db; settings: IndexerSet
       return row;
     },
     warn: (message) => console.warn(message),
+    check: workerChecker((reason) => console.warn(reason)),
   });
   console.info(`write routes enabled: relayer ${relayer.address}${key.source === "anvil" ? " (anvil account #8)" : ""}`);
 
   app.post(API_PATHS.providersRegister, limit, async (c) => c.json(await providers.register(await readJsonBody(c.req)), 201));
   app.post(API_PATHS.providersUpdate, limit, async (c) => c.json(await providers.update(await readJsonBody(c.req)), 200));
-  app.post(API_PATHS.usageSubmit, limit, async (c) => c.json(await usage.submit(await readJsonBody(c.req)), 200));
+  app.post(API_PATHS.usageSubmit, limit, async (c) => c.json(await usage.submit(await readJsonText(c.req)), 200));
 }

@@ -33,9 +33,14 @@ export function parseJsonBody(text: string): unknown {
  * browser ask first (CORS preflight), so no form or text/plain write goes through.
  */
 export async function readJsonBody(req: { header(name: string): string | undefined; text(): Promise<string> }): Promise<unknown> {
+  return parseJsonBody(await readJsonText(req));
+}
+
+/** `readJsonBody` without the parsing: the text of an `application/json` body (415 otherwise). */
+export async function readJsonText(req: { header(name: string): string | undefined; text(): Promise<string> }): Promise<string> {
   if (!(req.header("content-type") ?? "").startsWith("application/json"))
     throw new ApiInputError("body", "must be sent as application/json", 415);
-  return parseJsonBody(await req.text());
+  return req.text();
 }
 
 /** Refuses a body over `maxSize` bytes with a 413 on `body`, from its declared length when it has one. */
