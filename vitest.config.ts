@@ -30,17 +30,21 @@ export const UNIT_TESTS = [
   "test/api-limits.test.ts",
 ];
 
-/** anvil, real proofs, the indexer, the agent and the CLI as processes (`npm run test:e2e`): one file at a time. */
-export const E2E_SETTINGS: { globalSetup: string[]; testTimeout: number; hookTimeout: number; pool: "forks"; fileParallelism: boolean } = {
+/**
+ * anvil, real proofs, the indexer, the agent and the CLI as processes (`npm run test:e2e`). Each
+ * file starts its own chain, indexer and databases on free ports, and spends much of its time
+ * waiting on those processes: two files run side by side.
+ */
+export const E2E_SETTINGS: { globalSetup: string[]; testTimeout: number; hookTimeout: number; pool: "forks" } = {
   globalSetup: ["test/global-setup.ts"],
   testTimeout: 120_000,
   hookTimeout: 600_000,
   pool: "forks",
-  fileParallelism: false,
 };
 
 export default defineConfig({
   test: {
+    maxWorkers: 2,
     projects: [
       { test: { name: "unit", include: UNIT_TESTS, testTimeout: 60_000 } },
       { test: { name: "e2e", include: ["test/**/*.test.ts"], exclude: UNIT_TESTS, ...E2E_SETTINGS } },

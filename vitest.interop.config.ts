@@ -6,6 +6,8 @@ import { E2E_SETTINGS } from "./vitest.config.js";
 export default defineConfig({
   test: {
     ...E2E_SETTINGS,
+    // The helpers build the audited contracts into one folder: one file at a time.
+    fileParallelism: false,
     include: [
       "test/eerc-interop.test.ts",
       "test/eerc-model.test.ts",

@@ -4,6 +4,7 @@ import pg from "pg";
 import { type Address, erc20Abi, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
 import { usdcTokenId } from "../src/deployment/manifest.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
@@ -166,7 +167,7 @@ describe("two payout agents sharing the cycles through Postgres", () => {
       let survivor: ReturnType<typeof startAgent>;
       let client: AgentClient;
       beforeAll(async () => {
-        const port = victim === "a" ? 42171 : 42172;
+        const port = await freePort();
         survivor = startAgent(other(victim), { PAYOUT_PORT: String(port) }, []);
         logs.push({ label: `agent ${other(victim)} (serving)`, output: survivor.output });
         client = new AgentClient(`http://127.0.0.1:${port}`);
@@ -181,7 +182,12 @@ describe("two payout agents sharing the cycles through Postgres", () => {
         it(`at ${step} of its ${step.endsWith("_plan") ? "plan" : "first transfer"}: each provider paid once`, async () => {
           await commitRound();
           const from = survivor.output().length;
-          if (step === "after_send") await rpc("evm_setAutomine", [false]);
+          if (step === "after_send") {
+            await rpc("evm_setAutomine", [false]);
+            // The survivor is paused until the victim is dead, so that it cannot claim a provider
+            // of its own in the victim's cycle first: its transfer would wait in the mempool too.
+            survivor.child.kill("SIGSTOP");
+          }
           try {
             // With the transfer left in the mempool (after_send), the victim claims both providers:
             // the survivor must wait for that transaction before reading what was paid.
@@ -191,6 +197,7 @@ describe("two payout agents sharing the cycles through Postgres", () => {
               output: killed.output,
             });
             const dead = await ended(killed, `agent ${victim} (killed at ${step})`);
+            survivor.child.kill("SIGCONT");
             expect(dead.signal, dead.output).toBe("SIGKILL");
             // No plan was recorded, so nothing woke the survivor: the operator asks it to run.
             if (step === "before_plan") await distribute(client);
@@ -206,6 +213,7 @@ describe("two payout agents sharing the cycles through Postgres", () => {
               await rpc("evm_setAutomine", [true]);
             }
           } finally {
+            survivor.child.kill("SIGCONT");
             await rpc("evm_setAutomine", [true]);
           }
           await untilAsync("the survivor to pay the cycle", async () => (await paidInFull()) && (await client.status()).state === "idle");

@@ -4,7 +4,6 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import type { Hex, TypedDataDefinition } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildWeb } from "../src/api/app.js";
 import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS, LOCAL_ROLES } from "../src/chain/local.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
@@ -223,7 +222,6 @@ async function layout(view: string): Promise<void> {
 
 describe.runIf(haveChromium)("web dashboard", () => {
   beforeAll(async () => {
-    const built = buildWeb();
     w = await localWorld({ indexer: true, fundMicro: 1_000_000n });
     apiUrl = w.indexer!.url;
     await eercAccount(w.chain, w.manifest, w.prover, provider);
@@ -260,7 +258,6 @@ describe.runIf(haveChromium)("web dashboard", () => {
     )
       await new Promise((r) => setTimeout(r, 250));
     expect(agent.child.exitCode, agent.output()).toBeNull();
-    await built;
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     page.on("request", (r) => requests.push({ url: r.url(), body: r.postData() ?? "" }));

@@ -7,7 +7,7 @@ import * as snarkjs from "snarkjs";
 import { erc20Abi } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildWeb, WEB_BUILD_DIR } from "../src/api/app.js";
+import { WEB_BUILD_DIR } from "../src/api/app.js";
 import { DEV_PTAU } from "../src/build/circuits.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { circuitArtifacts } from "../src/eerc/artifacts.js";
@@ -152,7 +152,6 @@ const WITHDREW = (amount: string, from: string, to: string) =>
 
 describe.runIf(haveChromium)("web withdraw, RPC only", () => {
   beforeAll(async () => {
-    const built = buildWeb();
     w = await localWorld({ indexer: true, fundMicro: 1_000_000n });
     client = await eercAccount(w.chain, w.manifest, w.prover, provider);
     await registerProvider(w.chain, w.manifest, w.owner, {
@@ -184,7 +183,6 @@ describe.runIf(haveChromium)("web withdraw, RPC only", () => {
     ).toBe("down");
 
     // A static copy of the build, with the deployment's manifest next to index.html, as an operator would publish it.
-    await built;
     siteDir = mkdtempSync(join(tmpdir(), "bs-web-static-"));
     cpSync(WEB_BUILD_DIR, siteDir, { recursive: true });
     writeFileSync(join(siteDir, "deployment.json"), JSON.stringify(w.manifest, null, 2));
