@@ -27,6 +27,9 @@ let log = createLogger("agent");
 /** How long a stopping agent waits for webhook deliveries under way. */
 const DELIVERY_GRACE_MS = 10_000;
 
+/** How often a served agent reads the indexer between cycles (`PayoutAgent.follow`). */
+const FOLLOW_MS = 5_000;
+
 /**
  * The payout agent process. `--once` runs one cycle and exits (0 when it paid or nothing was owed);
  * otherwise it serves POST /revenue/distribute and GET /revenue/status and runs cycles every
@@ -141,11 +144,16 @@ async function main(argv: string[]): Promise<number> {
     if (!runner.busy) runner.start("planned").catch(() => {});
   });
   if (config.intervalS > 0) log.info({ intervalS: config.intervalS }, `cycles every ${config.intervalS} s`);
+  // Between cycles, read what the indexer took in; a failed read is reported by the next cycle.
+  const following = setInterval(() => {
+    if (!runner.busy) agent.follow().catch(() => {});
+  }, FOLLOW_MS);
   await new Promise<void>((resolve) => {
     const shutdown = () => resolve();
     process.once("SIGTERM", shutdown);
     process.once("SIGINT", shutdown);
   });
+  clearInterval(following);
   log.info({}, "stopping: waiting for the running cycle");
   await runner.stop();
   server.close();

@@ -131,6 +131,15 @@ export class PayoutAgent {
     });
   }
 
+  /**
+   * Reads what was indexed since the last read without running a cycle. A served agent follows
+   * the indexer between cycles, so the decryption of new usage is paid as it arrives and planning
+   * a cycle costs only what arrived since the last follow.
+   */
+  async follow(): Promise<void> {
+    await this.ledger.read(this.payerAddresses);
+  }
+
   private get payerAddresses(): Address[] {
     return [...this.options.payers.map((p) => p.address), ...(this.options.pastPayers ?? []), ...this.otherPayers];
   }
