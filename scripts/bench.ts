@@ -7,6 +7,7 @@ import { benchPayouts } from "../bench/payouts.js";
 import { benchPresence } from "../bench/presence.js";
 import { benchProve } from "../bench/prove.js";
 import { benchRevenue } from "../bench/revenue.js";
+import { benchScale } from "../bench/scale.js";
 import { benchSecurity } from "../bench/security.js";
 import { benchSettlement } from "../bench/settlement.js";
 import { benchWeb } from "../bench/web.js";
@@ -104,6 +105,23 @@ async function main(): Promise<void> {
   if (wants("griefing")) {
     log("== payout griefing: payouts per minute idle and with a credit to the payer ahead of every transfer ==");
     await benchGriefing({ providers: int("BENCH_GRIEFING_PROVIDERS", 10), log });
+  }
+  // Hours at full size: only when named (`npm run bench scale`).
+  if (only.includes("scale")) {
+    log("== scale: a long history on anvil, indexed on PGlite and Postgres; planning, pending reads, restarts ==");
+    const fractions = (process.env.BENCH_SCALE_FRACTIONS ?? "0.1,1").split(",").map(Number);
+    if (fractions.some((f) => !(f > 0 && f <= 1))) throw new Error("BENCH_SCALE_FRACTIONS must be fractions in (0, 1], comma-separated");
+    await benchScale({
+      batches: int("BENCH_SCALE_BATCHES", 100_000),
+      providers: int("BENCH_SCALE_PROVIDERS", 1000),
+      cycles: int("BENCH_SCALE_CYCLES", 50),
+      tailBatches: int("BENCH_SCALE_TAIL", 1000),
+      linesPerBatch: 5,
+      fractions,
+      postgresAdminUrl: process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+      requests: int("BENCH_SCALE_REQUESTS", 200),
+      log,
+    });
   }
   if (wants("payouts")) {
     log("== payout throughput ==");
