@@ -27,7 +27,7 @@ function servedPCT(amount: bigint, pk: Point, sk: bigint, context: string): bigi
 
 /** How long a successful check of the operator's key holds before the ledger's operator is read again. */
 const OPERATOR_CHECK_MS = 60_000;
-/** How often the payout ledger is read in the background (the snapshot's age limit too). */
+/** How often the payout ledger is read in the background. */
 const FOLLOW_MS = 1_000;
 
 /**
@@ -85,11 +85,9 @@ export function payoutFields(args: {
     payers: config.payers,
     // PLATFORM_FEE_BPS or PRICING_PERIOD given to the API must match the chain's record, or no payout field is served.
     checkInForce: (inForce) => checkRecordedSettlement(config.asserted, inForce),
-    maxAgeMs: FOLLOW_MS,
   });
   // The ledger is read every second whether asked or not, so that new usage is decrypted as it is
-  // indexed and a request finds a snapshot at most a second old; a failed read is reported by the
-  // next request.
+  // indexed and a request finds little left to read; a failed read is reported by the next request.
   setInterval(() => view.snapshot().catch(() => {}), FOLLOW_MS).unref();
   // The payout fields are extras: if the ledger cannot be read, the core answer still goes out.
   const snapshot = () =>

@@ -3,6 +3,7 @@ import type { IndexerClient } from "../indexer-client/client.js";
 import { type SettlementTerm, settlementSchedule, termAt } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
 import { UnattributedPayerTransferError } from "./errors.js";
+import { indexedHead } from "./facts.js";
 import { IndexedLedger } from "./indexed-ledger.js";
 
 export type LedgerSnapshot = {
@@ -18,13 +19,14 @@ export type LedgerSnapshot = {
 /**
  * The operator's read of the payout ledger for the query API: what is pending per account and
  * what each cycle paid. The settlement is kept between reads (`IndexedLedger`), so a read costs
- * the facts indexed since the last paid cycle; a snapshot is reused for `maxAgeMs` so a burst of
- * requests costs one computation.
+ * the facts indexed since the last read; a snapshot is reused until the indexer's head moves past
+ * the head it was computed at, so every answer covers what was indexed when it was asked and a
+ * burst of requests costs one computation.
  */
 export class PayoutLedgerView {
   /** The settlement kept between reads: a read costs what was indexed since the last one. */
   private readonly ledger: IndexedLedger;
-  private cached: { at: number; snapshot: Promise<LedgerSnapshot> } | null = null;
+  private cached: { head: bigint; snapshot: Promise<LedgerSnapshot> } | null = null;
 
   constructor(
     private readonly args: {
@@ -37,19 +39,20 @@ export class PayoutLedgerView {
       payers: readonly Address[];
       /** Checks the settlement record in force at the indexed head (the settings the process was given); a throw fails the read. */
       checkInForce?: (inForce: SettlementTerm) => void;
-      maxAgeMs?: number;
     },
   ) {
     this.ledger = new IndexedLedger({ indexer: args.indexer, status: args.status, operatorSk: args.operatorSk });
   }
 
-  snapshot(): Promise<LedgerSnapshot> {
-    const now = Date.now();
-    if (this.cached && now - this.cached.at < (this.args.maxAgeMs ?? 1000)) return this.cached.snapshot;
-    const snapshot = this.compute();
-    this.cached = { at: now, snapshot };
-    snapshot.catch(() => (this.cached = null));
-    return snapshot;
+  async snapshot(): Promise<LedgerSnapshot> {
+    const head = (await indexedHead(this.args.status)).number;
+    if (this.cached && this.cached.head >= head) return this.cached.snapshot;
+    const entry = { head, snapshot: this.compute() };
+    this.cached = entry;
+    entry.snapshot.catch(() => {
+      if (this.cached === entry) this.cached = null;
+    });
+    return entry.snapshot;
   }
 
   private async compute(): Promise<LedgerSnapshot> {
