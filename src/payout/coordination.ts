@@ -453,15 +453,17 @@ export class PayoutCoordination {
     }
     const otherPayers = await this.otherPayers();
     let current = cycle ?? (await this.openCycle());
+    // The planner of an open cycle holds the planning lock until it has claimed its first
+    // providers: an agent joins the cycle once it has the lock, after the planner.
+    await this.lockPlanning();
     if (current === null) {
-      await this.lockPlanning();
       current = await this.openCycle();
       if (current === null) {
         this.log.info({ agent: this.agentId }, `agent ${this.agentId}: no cycle open, planning one (holding the planning lock)`);
         return { kind: "plan", otherPayers, runningPayers: await this.runningPayers(), record: (plan) => this.record(plan, otherPayers) };
       }
-      await this.unlockPlanning();
     }
+    await this.unlockPlanning();
     return this.claimRows(current, otherPayers, true);
   }
 
@@ -495,15 +497,19 @@ export class PayoutCoordination {
       await db.query("ROLLBACK").catch(() => {});
       throw err;
     }
-    await this.unlockPlanning();
     this.log.info(
       { agent: this.agentId, cycle: plan.cycle, throughBlock: Number(plan.throughBlock), providers: plan.providers.length },
       `agent ${this.agentId}: planned cycle ${plan.cycle} through block ${plan.throughBlock}: ${plan.providers.length} provider(s) to pay`,
     );
     this.at("after_plan");
-    const turn = await this.claimRows(plan.cycle, otherPayers, false);
-    // Other agents claimed every row already: an empty claim.
-    return turn.kind === "pay" ? turn : this.payTurn(turn, [], [], otherPayers);
+    try {
+      const turn = await this.claimRows(plan.cycle, otherPayers, false);
+      // Other agents claimed every row already: an empty claim.
+      return turn.kind === "pay" ? turn : this.payTurn(turn, [], [], otherPayers);
+    } finally {
+      // The agents woken by the plan join now, after this agent's first claims.
+      await this.unlockPlanning();
+    }
   }
 
   private async claimRows(cycle: number, otherPayers: Address[], wait: boolean): Promise<ClaimTurn | Complete> {
