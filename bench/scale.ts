@@ -241,214 +241,221 @@ async function commitBatches(h: History, count: number, totalPlanned: number): P
 async function generate(o: ScaleBenchOptions, batches: number): Promise<History> {
   const started = performance.now();
   const w = await localWorld({});
-  const { chain, manifest, rpcUrl } = w;
-  await rpc(rpcUrl, "evm_setBlockGasLimit", [numberToHex(2_000_000_000)]);
-  // Registration and transfer proofs are not what is measured: their verifiers accept anything
-  // while the history is generated (the code of FixedResultVerifier, swapped in with anvil's
-  // cheat code), and are restored before anything is measured.
-  const fixed = await loadArtifact("FixedResultVerifier");
-  const hash = await chain.walletFor(w.owner).deployContract({ abi: fixed.abi, bytecode: fixed.bytecode, args: [true] });
-  const fixedAddress = (await chain.publicClient.waitForTransactionReceipt({ hash })).contractAddress!;
-  const fixedCode = await rpc<Hex>(rpcUrl, "eth_getCode", [fixedAddress, "latest"]);
-  const swapped = [manifest.contracts.verifiers.registration, manifest.contracts.verifiers.transfer];
-  const realCode = await Promise.all(swapped.map((a) => rpc<Hex>(rpcUrl, "eth_getCode", [a, "latest"])));
-  for (const a of swapped) await rpc(rpcUrl, "anvil_setCode", [a, fixedCode]);
+  let indexer: RunningIndexer | undefined;
+  try {
+    const { chain, manifest, rpcUrl } = w;
+    await rpc(rpcUrl, "evm_setBlockGasLimit", [numberToHex(2_000_000_000)]);
+    // Registration and transfer proofs are not what is measured: their verifiers accept anything
+    // while the history is generated (the code of FixedResultVerifier, swapped in with anvil's
+    // cheat code), and are restored before anything is measured.
+    const fixed = await loadArtifact("FixedResultVerifier");
+    const hash = await chain.walletFor(w.owner).deployContract({ abi: fixed.abi, bytecode: fixed.bytecode, args: [true] });
+    const fixedAddress = (await chain.publicClient.waitForTransactionReceipt({ hash })).contractAddress!;
+    const fixedCode = await rpc<Hex>(rpcUrl, "eth_getCode", [fixedAddress, "latest"]);
+    const swapped = [manifest.contracts.verifiers.registration, manifest.contracts.verifiers.transfer];
+    const realCode = await Promise.all(swapped.map((a) => rpc<Hex>(rpcUrl, "eth_getCode", [a, "latest"])));
+    for (const a of swapped) await rpc(rpcUrl, "anvil_setCode", [a, fixedCode]);
 
-  const below = prng(7);
-  o.log(`  ${o.providers} providers, each paying out to its own registered account`);
-  const payoutAccounts = new Map<ProviderId, Address>();
-  const payoutPks = new Map<string, [bigint, bigint]>();
-  const ids: ProviderId[] = [];
-  for (let start = 0; start < o.providers; start += 50) {
-    await Promise.all(
-      Array.from({ length: Math.min(50, o.providers - start) }, async (_, j) => {
-        const i = start + j;
-        const account = privateKeyToAccount(generatePrivateKey());
-        await rpc(rpcUrl, "anvil_setBalance", [account.address, numberToHex(10n ** 20n)]);
-        const client = await EercClient.connect({
-          publicClient: chain.publicClient,
-          wallet: chain.walletFor(account),
-          contracts: manifest.contracts,
-          prover: signalsOnly,
-        });
-        await client.register();
-        const id = providerIdOf(`scale${i}`) as ProviderId;
-        ids[i] = id;
-        payoutAccounts.set(id, account.address);
-        payoutPks.set(id, client.publicKey);
-      }),
-    );
-  }
-  await rpc(rpcUrl, "evm_setAutomine", [false]);
-  const owner = w.owner.address;
-  let ownerNonce = await chain.publicClient.getTransactionCount({ address: owner, blockTag: "pending" });
-  const ownerCalls = (calls: { to: Address; data: Hex }[]) =>
-    rpcBatch(
-      rpcUrl,
-      calls.map((c) => ({
-        method: "eth_sendTransaction",
-        params: [{ from: owner, nonce: numberToHex(ownerNonce++), to: c.to, data: c.data, gas: numberToHex(30_000_000) }],
-      })),
-    );
-  for (let start = 0; start < o.providers; start += 200) {
-    const chunk = ids.slice(start, start + 200);
-    await ownerCalls(
-      chunk.map((id, j) => {
-        const i = start + j;
-        const pricing =
-          i % 3 === 0
-            ? perCall(BigInt(1 + below(500)))
-            : i % 3 === 1
-              ? freeQuotaThenPerCall(below(2000), BigInt(1 + below(200)))
-              : freePool(1 + below(5));
-        return {
-          to: manifest.contracts.providerRegistry,
-          data: encodeFunctionData({
-            abi: ProviderRegistryAbi,
-            functionName: "registerProvider",
-            args: [`scale${i}`, payoutAccounts.get(id)!, pricing],
-          }),
-        };
-      }),
-    );
-    await mineChecked(rpcUrl, chunk.length);
-  }
-  const servers = Array.from({ length: SERVERS }, () => privateKeyToAccount(generatePrivateKey()).address);
-  for (const s of servers) {
-    await rpc(rpcUrl, "anvil_impersonateAccount", [s]);
-    await rpc(rpcUrl, "anvil_setBalance", [s, numberToHex(10n ** 22n)]);
-  }
-  await ownerCalls(
-    servers.map((s) => ({
-      to: manifest.contracts.usageLedger,
-      data: encodeFunctionData({ abi: UsageLedgerAbi, functionName: "setServer", args: [s, true] }),
-    })),
-  );
-  await mineChecked(rpcUrl, servers.length);
-  // Every server serves every provider; a tenth of the bindings cap calls per batch, a tenth per period.
-  for (const [si, s] of servers.entries()) {
-    for (let start = 0; start < ids.length; start += 250) {
-      const chunk = ids.slice(start, start + 250);
-      const capped = (d: number) => chunk.filter((_, j) => (start + j + si) % 10 === d);
-      const groups: [ProviderId[], bigint, bigint][] = [
-        [chunk.filter((_, j) => (start + j + si) % 10 > 1), NO_CAP, NO_CAP],
-        [capped(0), 200n, NO_CAP],
-        [capped(1), NO_CAP, 5_000n],
-      ];
-      const sent = groups.filter(([g]) => g.length > 0);
-      await ownerCalls(
-        sent.map(([g, perBatch, perPeriod]) => ({
-          to: manifest.contracts.usageLedger,
-          data: encodeFunctionData({ abi: UsageLedgerAbi, functionName: "setServerProviders", args: [s, g, true, perBatch, perPeriod] }),
+    const below = prng(7);
+    o.log(`  ${o.providers} providers, each paying out to its own registered account`);
+    const payoutAccounts = new Map<ProviderId, Address>();
+    const payoutPks = new Map<string, [bigint, bigint]>();
+    const ids: ProviderId[] = [];
+    for (let start = 0; start < o.providers; start += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, o.providers - start) }, async (_, j) => {
+          const i = start + j;
+          const account = privateKeyToAccount(generatePrivateKey());
+          await rpc(rpcUrl, "anvil_setBalance", [account.address, numberToHex(10n ** 20n)]);
+          const client = await EercClient.connect({
+            publicClient: chain.publicClient,
+            wallet: chain.walletFor(account),
+            contracts: manifest.contracts,
+            prover: signalsOnly,
+          });
+          await client.register();
+          const id = providerIdOf(`scale${i}`) as ProviderId;
+          ids[i] = id;
+          payoutAccounts.set(id, account.address);
+          payoutPks.set(id, client.publicKey);
+        }),
+      );
+    }
+    await rpc(rpcUrl, "evm_setAutomine", [false]);
+    const owner = w.owner.address;
+    let ownerNonce = await chain.publicClient.getTransactionCount({ address: owner, blockTag: "pending" });
+    const ownerCalls = (calls: { to: Address; data: Hex }[]) =>
+      rpcBatch(
+        rpcUrl,
+        calls.map((c) => ({
+          method: "eth_sendTransaction",
+          params: [{ from: owner, nonce: numberToHex(ownerNonce++), to: c.to, data: c.data, gas: numberToHex(30_000_000) }],
         })),
       );
-      await mineChecked(rpcUrl, sent.length);
-    }
-  }
-  await rpc(rpcUrl, "evm_setAutomine", [true]);
-
-  const operator = await EercClient.connect({
-    publicClient: chain.publicClient,
-    wallet: chain.walletFor(w.owner),
-    contracts: manifest.contracts,
-    prover: signalsOnly,
-  });
-  const operatorSk = operator.exportPrivateKey();
-  await fundPayer(chain, manifest, w.operator, w.owner, 10n ** 15n);
-
-  o.log(`  up to ${LINE_SETS} distinct encrypted line sets of ${o.linesPerBatch} lines`);
-  const keys = {
-    operatorPk: operator.publicKey,
-    auditorPk: (await w.operator.registeredPublicKey(manifest.auditor))!,
-    providerPk: (id: Hex) => payoutPks.get(id.toLowerCase())!,
-  };
-  const lineSets: Hex[] = [];
-  for (let s = 0; s < Math.min(LINE_SETS, batches + o.tailBatches * 12); s++) {
-    const chosen = new Set<ProviderId>();
-    while (chosen.size < o.linesPerBatch) chosen.add(ids[below(ids.length)]!);
-    const lines: UsageLine[] = [...chosen].map((providerId) => {
-      const billableCalls = BigInt(below(100));
-      return {
-        providerId,
-        calls: billableCalls + BigInt(below(3)),
-        billableCalls,
-        amountMicro: billableCalls * 10n,
-        revenueMicro: billableCalls * 11n,
-      };
-    });
-    lineSets.push(encryptLines(lines, keys));
-  }
-
-  // The indexer follows the history as it is generated, as it would live.
-  const pgliteDir = join(w.dir, "pglite");
-  const indexer = await startIndexer({
-    manifestPath: w.manifestPath,
-    env: indexerEnv(rpcUrl, operatorSk, operator.address),
-    pgliteDir,
-    logFile: join(w.dir, "ponder.log"),
-  });
-  const status = new IndexerClient(indexer.url);
-  const h: History = {
-    indexer,
-    pgliteDir,
-    w,
-    operator,
-    payer: operator.address,
-    operatorSk,
-    servers,
-    sequences: new Map(),
-    lineSets,
-    payoutAccounts,
-    committed: 0,
-    transfers: 0,
-    planningPerCycleMs: [],
-    generationMs: 0,
-  };
-  const tokenId = await usdcTokenId(chain, manifest);
-  const ledger = new IndexedLedger({ indexer: status, operatorSk: () => operatorSk });
-  const perCycle = Math.floor(batches / o.cycles);
-  let balance: { eGCT: import("../src/eerc/elgamal.js").EGCT; plain: bigint } | undefined;
-  await rpc(rpcUrl, "evm_setAutomine", [false]);
-  for (let c = 1; c <= o.cycles; c++) {
-    await commitBatches(h, perCycle, batches + o.tailBatches);
-    await rpc(rpcUrl, "evm_setAutomine", [true]);
-    await payPoolFee(chain, manifest, w.user, BigInt(1 + below(1_000_000)));
-    await rpc(rpcUrl, "evm_setAutomine", [false]);
-    await waitIndexed(status, chain);
-    const t0 = performance.now();
-    const read = await ledger.read([h.payer]);
-    const state = read.state(read.indexedBlock);
-    h.planningPerCycleMs.push(performance.now() - t0);
-    // Every cycle before was paid in full, as the agent pays: the history is a real one.
-    if (state.unfinished)
-      throw new Error(`cycle ${state.unfinished.cycle} is unfinished: the generated payouts do not match the settlement`);
-    const plan = state.next;
-    if (!plan) continue;
-    const due = [...plan.due].filter(([, v]) => v > 0n);
-    let nonce = await chain.publicClient.getTransactionCount({ address: h.payer, blockTag: "pending" });
-    for (let start = 0; start < due.length; start += TRANSFERS_PER_BLOCK) {
-      const chunk = due.slice(start, start + TRANSFERS_PER_BLOCK);
-      for (const [providerId, amount] of chunk) {
-        const prepared = await operator.prepareTransfer({
-          to: payoutAccounts.get(providerId)!,
-          amount,
-          tokenId,
-          from: balance,
-          pct: payoutPCTOptions(operatorSk, encodeTag({ cycle: plan.cycle, throughBlock: plan.throughBlock, providerId })),
-        });
-        await operator.broadcastTransfer(prepared, { nonce: nonce++, gas: 5_000_000n });
-        balance = prepared.nextBalance;
-      }
+    for (let start = 0; start < o.providers; start += 200) {
+      const chunk = ids.slice(start, start + 200);
+      await ownerCalls(
+        chunk.map((id, j) => {
+          const i = start + j;
+          const pricing =
+            i % 3 === 0
+              ? perCall(BigInt(1 + below(500)))
+              : i % 3 === 1
+                ? freeQuotaThenPerCall(below(2000), BigInt(1 + below(200)))
+                : freePool(1 + below(5));
+          return {
+            to: manifest.contracts.providerRegistry,
+            data: encodeFunctionData({
+              abi: ProviderRegistryAbi,
+              functionName: "registerProvider",
+              args: [`scale${i}`, payoutAccounts.get(id)!, pricing],
+            }),
+          };
+        }),
+      );
       await mineChecked(rpcUrl, chunk.length);
-      h.transfers += chunk.length;
     }
-    if (c % 10 === 0 || c === o.cycles)
-      o.log(`  cycle ${c}: ${h.committed} batches, ${h.transfers} transfers, planned in ${Math.round(h.planningPerCycleMs.at(-1)!)} ms`);
+    const servers = Array.from({ length: SERVERS }, () => privateKeyToAccount(generatePrivateKey()).address);
+    for (const s of servers) {
+      await rpc(rpcUrl, "anvil_impersonateAccount", [s]);
+      await rpc(rpcUrl, "anvil_setBalance", [s, numberToHex(10n ** 22n)]);
+    }
+    await ownerCalls(
+      servers.map((s) => ({
+        to: manifest.contracts.usageLedger,
+        data: encodeFunctionData({ abi: UsageLedgerAbi, functionName: "setServer", args: [s, true] }),
+      })),
+    );
+    await mineChecked(rpcUrl, servers.length);
+    // Every server serves every provider; a tenth of the bindings cap calls per batch, a tenth per period.
+    for (const [si, s] of servers.entries()) {
+      for (let start = 0; start < ids.length; start += 250) {
+        const chunk = ids.slice(start, start + 250);
+        const capped = (d: number) => chunk.filter((_, j) => (start + j + si) % 10 === d);
+        const groups: [ProviderId[], bigint, bigint][] = [
+          [chunk.filter((_, j) => (start + j + si) % 10 > 1), NO_CAP, NO_CAP],
+          [capped(0), 200n, NO_CAP],
+          [capped(1), NO_CAP, 5_000n],
+        ];
+        const sent = groups.filter(([g]) => g.length > 0);
+        await ownerCalls(
+          sent.map(([g, perBatch, perPeriod]) => ({
+            to: manifest.contracts.usageLedger,
+            data: encodeFunctionData({ abi: UsageLedgerAbi, functionName: "setServerProviders", args: [s, g, true, perBatch, perPeriod] }),
+          })),
+        );
+        await mineChecked(rpcUrl, sent.length);
+      }
+    }
+    await rpc(rpcUrl, "evm_setAutomine", [true]);
+
+    const operator = await EercClient.connect({
+      publicClient: chain.publicClient,
+      wallet: chain.walletFor(w.owner),
+      contracts: manifest.contracts,
+      prover: signalsOnly,
+    });
+    const operatorSk = operator.exportPrivateKey();
+    await fundPayer(chain, manifest, w.operator, w.owner, 10n ** 15n);
+
+    o.log(`  up to ${LINE_SETS} distinct encrypted line sets of ${o.linesPerBatch} lines`);
+    const keys = {
+      operatorPk: operator.publicKey,
+      auditorPk: (await w.operator.registeredPublicKey(manifest.auditor))!,
+      providerPk: (id: Hex) => payoutPks.get(id.toLowerCase())!,
+    };
+    const lineSets: Hex[] = [];
+    for (let s = 0; s < Math.min(LINE_SETS, batches + o.tailBatches * 12); s++) {
+      const chosen = new Set<ProviderId>();
+      while (chosen.size < o.linesPerBatch) chosen.add(ids[below(ids.length)]!);
+      const lines: UsageLine[] = [...chosen].map((providerId) => {
+        const billableCalls = BigInt(below(100));
+        return {
+          providerId,
+          calls: billableCalls + BigInt(below(3)),
+          billableCalls,
+          amountMicro: billableCalls * 10n,
+          revenueMicro: billableCalls * 11n,
+        };
+      });
+      lineSets.push(encryptLines(lines, keys));
+    }
+
+    // The indexer follows the history as it is generated, as it would live.
+    const pgliteDir = join(w.dir, "pglite");
+    indexer = await startIndexer({
+      manifestPath: w.manifestPath,
+      env: indexerEnv(rpcUrl, operatorSk, operator.address),
+      pgliteDir,
+      logFile: join(w.dir, "ponder.log"),
+    });
+    const status = new IndexerClient(indexer.url);
+    const h: History = {
+      indexer,
+      pgliteDir,
+      w,
+      operator,
+      payer: operator.address,
+      operatorSk,
+      servers,
+      sequences: new Map(),
+      lineSets,
+      payoutAccounts,
+      committed: 0,
+      transfers: 0,
+      planningPerCycleMs: [],
+      generationMs: 0,
+    };
+    const tokenId = await usdcTokenId(chain, manifest);
+    const ledger = new IndexedLedger({ indexer: status, operatorSk: () => operatorSk });
+    const perCycle = Math.floor(batches / o.cycles);
+    let balance: { eGCT: import("../src/eerc/elgamal.js").EGCT; plain: bigint } | undefined;
+    await rpc(rpcUrl, "evm_setAutomine", [false]);
+    for (let c = 1; c <= o.cycles; c++) {
+      await commitBatches(h, perCycle, batches + o.tailBatches);
+      await rpc(rpcUrl, "evm_setAutomine", [true]);
+      await payPoolFee(chain, manifest, w.user, BigInt(1 + below(1_000_000)));
+      await rpc(rpcUrl, "evm_setAutomine", [false]);
+      await waitIndexed(status, chain);
+      const t0 = performance.now();
+      const read = await ledger.read([h.payer]);
+      const state = read.state(read.indexedBlock);
+      h.planningPerCycleMs.push(performance.now() - t0);
+      // Every cycle before was paid in full, as the agent pays: the history is a real one.
+      if (state.unfinished)
+        throw new Error(`cycle ${state.unfinished.cycle} is unfinished: the generated payouts do not match the settlement`);
+      const plan = state.next;
+      if (!plan) continue;
+      const due = [...plan.due].filter(([, v]) => v > 0n);
+      let nonce = await chain.publicClient.getTransactionCount({ address: h.payer, blockTag: "pending" });
+      for (let start = 0; start < due.length; start += TRANSFERS_PER_BLOCK) {
+        const chunk = due.slice(start, start + TRANSFERS_PER_BLOCK);
+        for (const [providerId, amount] of chunk) {
+          const prepared = await operator.prepareTransfer({
+            to: payoutAccounts.get(providerId)!,
+            amount,
+            tokenId,
+            from: balance,
+            pct: payoutPCTOptions(operatorSk, encodeTag({ cycle: plan.cycle, throughBlock: plan.throughBlock, providerId })),
+          });
+          await operator.broadcastTransfer(prepared, { nonce: nonce++, gas: 5_000_000n });
+          balance = prepared.nextBalance;
+        }
+        await mineChecked(rpcUrl, chunk.length);
+        h.transfers += chunk.length;
+      }
+      if (c % 10 === 0 || c === o.cycles)
+        o.log(`  cycle ${c}: ${h.committed} batches, ${h.transfers} transfers, planned in ${Math.round(h.planningPerCycleMs.at(-1)!)} ms`);
+    }
+    await rpc(rpcUrl, "evm_setAutomine", [true]);
+    for (const [i, a] of swapped.entries()) await rpc(rpcUrl, "anvil_setCode", [a, realCode[i]!]);
+    h.generationMs = performance.now() - started;
+    return h;
+  } catch (e) {
+    await indexer?.stop();
+    await w.close();
+    throw e;
   }
-  await rpc(rpcUrl, "evm_setAutomine", [true]);
-  for (const [i, a] of swapped.entries()) await rpc(rpcUrl, "anvil_setCode", [a, realCode[i]!]);
-  h.generationMs = performance.now() - started;
-  return h;
 }
 
 // ---------------------------------------------------------------------------------------------
