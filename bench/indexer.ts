@@ -23,6 +23,7 @@ import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { percentile, round, writeResults } from "./report.js";
+import { rpc, rpcBatch } from "./rpc.js";
 
 export type IndexerBenchOptions = {
   /** Private transfers whose visibility latency is measured (one per block). */
@@ -63,27 +64,6 @@ const ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
 const accountAt = (i: number) => privateKeyToAccount(ANVIL_KEYS[i]!);
-
-type RpcCall = { method: string; params?: unknown[] };
-
-async function rpcBatch(url: string, calls: readonly RpcCall[]): Promise<unknown[]> {
-  if (calls.length === 0) return [];
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(calls.map((c, id) => ({ jsonrpc: "2.0", id, method: c.method, params: c.params ?? [] }))),
-  });
-  const body = (await res.json()) as { id: number; result?: unknown; error?: { message: string } }[];
-  const out: unknown[] = new Array(calls.length);
-  for (const r of body) {
-    if (r.error) throw new Error(`${calls[r.id]!.method}: ${r.error.message}`);
-    out[r.id] = r.result;
-  }
-  return out;
-}
-
-const rpc = async <T>(url: string, method: string, params: unknown[] = []): Promise<T> =>
-  (await rpcBatch(url, [{ method, params }]))[0] as T;
 
 /** Runs `fn` every `intervalMs` (measured from the start of each run) until stopped. */
 function poller(intervalMs: number, fn: () => Promise<void>): { stop(): Promise<void> } {

@@ -28,7 +28,9 @@ import { batchIdOf } from "../src/usage/batch.js";
 import { encryptLines, type UsageLine } from "../src/usage/lines.js";
 import { freePool, freeQuotaThenPerCall, perCall } from "../src/usage/pricing.js";
 import { providerIdOf } from "../src/usage/registry.js";
+import { prng } from "./prng.js";
 import { percentile, round, writeResults } from "./report.js";
+import { type RpcCall, rpc, rpcBatch } from "./rpc.js";
 
 export type ScaleBenchOptions = {
   /** Committed batches of the full history; `fractions` of it are measured too. */
@@ -106,26 +108,6 @@ const signalsOnly = {
   async close() {},
 } as unknown as Prover;
 
-type RpcCall = { method: string; params?: unknown[] };
-
-async function rpcBatch(url: string, calls: readonly RpcCall[]): Promise<unknown[]> {
-  if (calls.length === 0) return [];
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(calls.map((c, id) => ({ jsonrpc: "2.0", id, method: c.method, params: c.params ?? [] }))),
-  });
-  const body = (await res.json()) as { id: number; result?: unknown; error?: { message: string } }[];
-  const out: unknown[] = new Array(calls.length);
-  for (const r of body) {
-    if (r.error) throw new Error(`${calls[r.id]!.method}: ${r.error.message}`);
-    out[r.id] = r.result;
-  }
-  return out;
-}
-const rpc = async <T>(url: string, method: string, params: unknown[] = []): Promise<T> =>
-  (await rpcBatch(url, [{ method, params }]))[0] as T;
-
 /** Mines the pending transactions into one block and checks that every one of them succeeded. */
 async function mineChecked(url: string, expected: number): Promise<bigint> {
   await rpc(url, "evm_mine");
@@ -135,18 +117,6 @@ async function mineChecked(url: string, expected: number): Promise<bigint> {
   const failed = receipts.find((r) => r.status !== "0x1");
   if (failed) throw new Error(`transaction ${failed.transactionHash} reverted`);
   return BigInt(block);
-}
-
-/** mulberry32: every run generates the same history. */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
 }
 
 const rssOf = (pid: number): number => {

@@ -10,6 +10,7 @@ import { fixedSchedule } from "../src/revenue/schedule.js";
 import type { ProviderId } from "../src/revenue/types.js";
 import { freePool, freeQuotaThenPerCall, perCall } from "../src/usage/pricing.js";
 import { providerIdOf } from "../src/usage/registry.js";
+import { prng } from "./prng.js";
 import { median, round, writeResults } from "./report.js";
 
 export type SettlementBenchOptions = {
@@ -39,18 +40,6 @@ type Sized = {
   /** Building the projection from the whole history in one piece (a restart). */
   rebuildMs: number;
 };
-
-/** mulberry32: a small seeded generator, so every run settles the same history. */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
 
 const SECRET = 0x5eedn;
 const poolSecret: PoolSecret = () => SECRET;
