@@ -53,7 +53,7 @@ export type ScaleBenchOptions = {
 /** Distinct encrypted line sets; batches reuse them (decrypting one costs the same however often it was committed). */
 const LINE_SETS = 1000;
 /** Commits per mined block while the history is generated. */
-const COMMITS_PER_BLOCK = 400;
+const COMMITS_PER_BLOCK = 100;
 const TRANSFERS_PER_BLOCK = 100;
 const SERVERS = 8;
 const HALF_YEAR_MS = 182 * 86_400_000;
@@ -259,7 +259,7 @@ async function generate(o: ScaleBenchOptions, batches: number): Promise<History>
         rpcUrl,
         calls.map((c) => ({
           method: "eth_sendTransaction",
-          params: [{ from: owner, nonce: numberToHex(ownerNonce++), to: c.to, data: c.data, gas: numberToHex(30_000_000) }],
+          params: [{ from: owner, nonce: numberToHex(ownerNonce++), to: c.to, data: c.data, gas: numberToHex(500_000_000) }],
         })),
       );
     for (let start = 0; start < o.providers; start += 200) {
@@ -299,8 +299,9 @@ async function generate(o: ScaleBenchOptions, batches: number): Promise<History>
     await mineChecked(rpcUrl, servers.length);
     // Every server serves every provider; a tenth of the bindings cap calls per batch, a tenth per period.
     for (const [si, s] of servers.entries()) {
-      for (let start = 0; start < ids.length; start += 250) {
-        const chunk = ids.slice(start, start + 250);
+      // UsageLedger binds at most MAX_BINDINGS_PER_CALL (64) providers a call.
+      for (let start = 0; start < ids.length; start += 60) {
+        const chunk = ids.slice(start, start + 60);
         const capped = (d: number) => chunk.filter((_, j) => (start + j + si) % 10 === d);
         const groups: [ProviderId[], bigint, bigint][] = [
           [chunk.filter((_, j) => (start + j + si) % 10 > 1), NO_CAP, NO_CAP],
