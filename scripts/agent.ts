@@ -14,7 +14,9 @@ import { IndexerClient } from "../src/indexer-client/client.js";
 import { createLogger } from "../src/log.js";
 import { WebhookSender, webhookNotifier } from "../src/notify/webhooks.js";
 import { PayoutAgent } from "../src/payout/agent.js";
+import { checkpointScope, fileCheckpointStore } from "../src/payout/checkpoint.js";
 import { PayoutCoordination } from "../src/payout/coordination.js";
+import { describeCheckpointEvent } from "../src/payout/indexed-ledger.js";
 import { fileRequestLog } from "../src/payout/requests.js";
 import { agentIdOf, CycleRunner, payoutApp } from "../src/payout/server.js";
 import { describeTerm } from "../src/revenue/schedule.js";
@@ -94,6 +96,18 @@ async function main(argv: string[]): Promise<number> {
     indexer: new IndexerClient(config.indexerUrl),
     tokenId: await usdcTokenId(chain, manifest),
     confirmations: config.confirmations,
+    checkpoint: {
+      store: fileCheckpointStore(config.checkpointFile),
+      scope: checkpointScope(manifest.chainId, {
+        encryptedERC: manifest.contracts.encryptedERC,
+        providerRegistry: manifest.contracts.providerRegistry,
+        usageLedger: manifest.contracts.usageLedger,
+      }),
+      onEvent: (e) =>
+        e.kind === "failed" || e.kind === "ignored"
+          ? log.warn({ checkpoint: e.kind }, describeCheckpointEvent(e, config.checkpointFile))
+          : log.info({ checkpoint: e.kind, block: Number(e.block) }, describeCheckpointEvent(e, config.checkpointFile)),
+    },
     depth: config.depth,
     everyProvider: config.everyProvider,
     funding,
@@ -123,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
       if (r.status === "nothing_owed") log.info({ throughBlock: Number(r.throughBlock) }, `nothing owed through block ${r.throughBlock}`);
       return 0;
     } finally {
-      await Promise.all([prover.close(), delivered(), coordination?.close()]);
+      await Promise.all([prover.close(), delivered(), coordination?.close(), agent.checkpointed()]);
     }
   }
 
@@ -157,7 +171,7 @@ async function main(argv: string[]): Promise<number> {
   log.info({}, "stopping: waiting for the running cycle");
   await runner.stop();
   server.close();
-  await Promise.all([prover.close(), delivered(), coordination?.close()]);
+  await Promise.all([prover.close(), delivered(), coordination?.close(), agent.checkpointed()]);
   return 0;
 }
 

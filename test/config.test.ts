@@ -53,6 +53,7 @@ describe("agent settings", () => {
       port: 42070,
       agentName: "payout",
       requestsFile: "data/payout-requests-31337.jsonl",
+      checkpointFile: "data/payout-checkpoint-31337.bin",
       corsOrigins: [],
       fault: undefined,
     });

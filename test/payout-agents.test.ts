@@ -56,6 +56,7 @@ const startAgent = (name: Name, env: Record<string, string> = {}, args = ["--onc
     PAYOUT_FUND_FROM_POOL: "0",
     PAYOUT_EVERY_PROVIDER: "0",
     PAYOUT_REQUESTS_FILE: join(w.dir, `payout-requests-${name}.jsonl`),
+    PAYOUT_CHECKPOINT_FILE: join(w.dir, `payout-checkpoint-${name}.bin`),
     ...env,
   });
 

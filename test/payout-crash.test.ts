@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callRecords, commitRecords } from "../src/local/marketplace.js";
 import { FAULT_STEPS } from "../src/payout/pipeline.js";
@@ -56,12 +58,27 @@ describe("payout agent crash safety (SIGKILL and restart)", () => {
       expect(state.balances).toEqual({ weather: 900n * BigInt(rounds), news: 225n * BigInt(rounds), tinyapi: BigInt(rounds) });
       expect(state.transfersPerCycleAndProvider.every((n) => n === 1)).toBe(true);
 
-      // And a third run finds nothing owed.
+      // And a third run finds nothing owed, reading on from the ledger checkpoint the run before it saved.
       const idle = await startAgent().done;
       expect(idle.code, idle.output).toBe(0);
       expect(idle.output).toMatch(/nothing owed/);
+      expect(idle.output).toMatch(/payout ledger: read on from the checkpoint at block \d+ \(.*; cycle \d+ settled/);
     });
   }
+
+  it("a changed ledger checkpoint is not used: the agent reads from genesis, finds nothing owed and saves a new one", async () => {
+    const file = join(w.dir, "payout-checkpoint.bin");
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1]! ^= 1;
+    writeFileSync(file, bytes);
+    const run = await startAgent().done;
+    expect(run.code, run.output).toBe(0);
+    expect(run.output).toContain("is not used, reading from genesis: it was not sealed with this operator key, or it was changed");
+    expect(run.output).toMatch(/nothing owed/);
+    const next = await startAgent().done;
+    expect(next.output).toMatch(/payout ledger: read on from the checkpoint at block \d+/);
+    expect(next.output).toMatch(/nothing owed/);
+  });
 
   it("refuses to start with a fee or a pricing period the ProviderRegistry does not record, naming the recorded value", async () => {
     const fee = await startAgent({ PLATFORM_FEE_BPS: "250" }).done;

@@ -75,6 +75,7 @@ export function spawnAgent(
       RPC_URL: w.rpcUrl,
       INDEXER_URL: w.indexer.url,
       PAYOUT_REQUESTS_FILE: join(w.dir, "payout-requests.jsonl"),
+      PAYOUT_CHECKPOINT_FILE: join(w.dir, "payout-checkpoint.bin"),
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -7,8 +7,10 @@ import { publicKeyOf } from "../src/eerc/keys.js";
 import { egctToWords } from "../src/indexer/calldata.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { auditorCheck, NO_CAP } from "../src/payout/admission.js";
+import { type CheckpointStore, checkpointScope, openCheckpoint, sealCheckpoint } from "../src/payout/checkpoint.js";
+import { CheckpointUnreadableError } from "../src/payout/errors.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
-import { IndexedLedger } from "../src/payout/indexed-ledger.js";
+import { type CheckpointEvent, IndexedLedger } from "../src/payout/indexed-ledger.js";
 import { type LedgerState, operatorLedgerState } from "../src/payout/settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "../src/payout/tag.js";
 import type { ProviderId } from "../src/revenue/types.js";
@@ -217,7 +219,7 @@ describe("the operator's indexed ledger", () => {
     ]);
     const ledger = new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK });
     const first = await ledger.read([PAYER]);
-    expect(first.cost).toEqual({ batches: 3, decrypted: 3, rebuilt: false });
+    expect(first.cost).toEqual({ batches: 3, decrypted: 3, rebuilt: false, restoredAt: null });
     expect(first.state(8n)).toEqual(await fromScratch(indexer, 8n));
     payCycle(first.state(8n), 9);
 
@@ -227,7 +229,7 @@ describe("the operator's indexed ledger", () => {
     ]);
     fee(11, 500n);
     const second = await ledger.read([PAYER]);
-    expect(second.cost).toEqual({ batches: 1, decrypted: 1, rebuilt: false });
+    expect(second.cost).toEqual({ batches: 1, decrypted: 1, rebuilt: false, restoredAt: null });
     expect(second.state(11n)).toEqual(await fromScratch(indexer, 11n));
     expect(second.state(11n).last).toEqual({ cycle: 1, throughBlock: 8n });
     expect(second.cycleTotals()).toEqual([{ cycle: 1, throughBlock: 8n, transfers: 3, totalMicro: expect.any(BigInt) }]);
@@ -247,11 +249,11 @@ describe("the operator's indexed ledger", () => {
     batch(9, [[B, 9n]]);
     fee(10, 700n);
     const ledger = new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK, confirmations: 3 });
-    expect((await ledger.read([PAYER])).cost).toEqual({ batches: 2, decrypted: 2, rebuilt: false });
+    expect((await ledger.read([PAYER])).cost).toEqual({ batches: 2, decrypted: 2, rebuilt: false, restoredAt: null });
     batch(11, [[C, 1n]]);
     const again = await ledger.read([PAYER]);
     // Block 9 is within 3 blocks of the head again: read again, not decrypted again.
-    expect(again.cost).toEqual({ batches: 2, decrypted: 1, rebuilt: false });
+    expect(again.cost).toEqual({ batches: 2, decrypted: 1, rebuilt: false, restoredAt: null });
     expect(again.state(11n)).toEqual(await fromScratch(indexer, 11n));
     expect(again.state(8n)).toEqual(await fromScratch(indexer, 8n));
   });
@@ -271,7 +273,7 @@ describe("the operator's indexed ledger", () => {
     batch(7, [[C, 5n]]);
     batch(9, [[B, 1n]]);
     const reorged = await ledger.read([PAYER]);
-    expect(reorged.cost).toEqual({ batches: 4, decrypted: 4, rebuilt: true });
+    expect(reorged.cost).toEqual({ batches: 4, decrypted: 4, rebuilt: true, restoredAt: null });
     expect(reorged.state(9n)).toEqual(await fromScratch(indexer, 9n));
 
     indexer.rewindTo(6);
@@ -297,4 +299,118 @@ describe("the operator's indexed ledger", () => {
     expect(later.cost.batches).toBe(1);
     expect(later.unattributed).toHaveLength(1);
   });
+
+  it("a process that starts reads on from the checkpoint the last one saved, and decrypts only what came after it", async () => {
+    const { indexer, batch, fee, payCycle } = world();
+    batch(3, [[A, 4n]]);
+    batch(5, [
+      [B, 9n],
+      [C, 2n],
+    ]);
+    fee(6, 2_000n);
+    const store = memoryStore();
+    const events: CheckpointEvent[] = [];
+    const ledgerWith = (scope = SCOPE, everyBatches?: number) =>
+      new IndexedLedger({
+        indexer,
+        operatorSk: () => OPERATOR_SK,
+        checkpoint: { store, scope, everyBatches, onEvent: (e) => events.push(e) },
+      });
+    const first = ledgerWith();
+    expect((await first.read([PAYER])).cost.restoredAt).toBeNull();
+    // Nothing settled and fewer batches than `everyBatches`: nothing saved yet.
+    await first.flushed();
+    expect(store.saves).toBe(0);
+    payCycle((await first.read([PAYER])).state(6n), 7);
+    batch(8, [[A, 1n]]);
+    await first.read([PAYER]);
+    await first.flushed();
+    // Cycle 1 was settled: saved through block 8.
+    expect(events.filter((e) => e.kind === "saved").map((e) => (e as { block: bigint }).block)).toEqual([8n]);
+    expect(store.bytes).not.toBeNull();
+
+    batch(9, [[B, 2n]]);
+    batch(10, [[C, 3n]]);
+    const restarted = await ledgerWith().read([PAYER]);
+    expect(restarted.cost).toEqual({ batches: 2, decrypted: 2, rebuilt: false, restoredAt: 8n });
+    expect(restarted.state(10n)).toEqual(await fromScratch(indexer, 10n));
+    expect(restarted.cycleTotals()).toEqual([{ cycle: 1, throughBlock: 6n, transfers: 3, totalMicro: expect.any(BigInt) }]);
+    expect(events.find((e) => e.kind === "restored")).toEqual({ kind: "restored", block: 8n, cycle: 1, tailBatches: 1 });
+
+    // Another deployment's checkpoint is not used: that process reads from genesis.
+    events.length = 0;
+    const other = await ledgerWith(checkpointScope(31337, { usageLedger: SERVER })).read([PAYER]);
+    expect(other.cost).toEqual({ batches: 5, decrypted: 5, rebuilt: false, restoredAt: null });
+    expect(events).toEqual([{ kind: "ignored", reason: "it is of another chain or deployment" }]);
+    expect(other.state(10n)).toEqual(await fromScratch(indexer, 10n));
+
+    // Every `everyBatches` batches it saves again, with no cycle settled.
+    const often = ledgerWith(SCOPE, 2);
+    await often.read([PAYER]);
+    batch(11, [[A, 1n]]);
+    batch(12, [[A, 1n]]);
+    await often.read([PAYER]);
+    await often.flushed();
+    expect(openCheckpoint(store.bytes!, OPERATOR_SK).block).toBe(12n);
+  });
+
+  it("does not use a checkpoint whose facts the indexer no longer has, nor one that was changed or sealed with another key", async () => {
+    const { indexer, batch, fee, payCycle } = world();
+    batch(3, [[A, 4n]]);
+    fee(4, 1_000n);
+    const store = memoryStore();
+    const events: CheckpointEvent[] = [];
+    const ledger = () =>
+      new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK, checkpoint: { store, scope: SCOPE, onEvent: (e) => events.push(e) } });
+    const first = ledger();
+    payCycle((await first.read([PAYER])).state(4n), 5);
+    batch(6, [[B, 3n]]);
+    await first.read([PAYER]);
+    await first.flushed();
+    const saved = store.bytes!;
+    expect(openCheckpoint(saved, OPERATOR_SK).block).toBe(6n);
+
+    // A reorg replaced block 6: the checkpoint's facts are not the indexer's any more.
+    indexer.rewindTo(5);
+    batch(6, [[C, 8n]]);
+    const reorged = await ledger().read([PAYER]);
+    expect(reorged.cost.restoredAt).toBeNull();
+    expect(events.find((e) => e.kind === "ignored")).toEqual({
+      kind: "ignored",
+      reason: "the indexed facts through its block 6 are not the ones it holds (a reorg, or another chain)",
+    });
+    expect(reorged.state(6n)).toEqual(await fromScratch(indexer, 6n));
+
+    // One byte changed, or another operator key: refused, never read.
+    const changed = Uint8Array.from(saved);
+    changed[changed.length - 1]! ^= 1;
+    expect(() => openCheckpoint(changed, OPERATOR_SK)).toThrow(CheckpointUnreadableError);
+    expect(() => openCheckpoint(saved, OPERATOR_SK + 1n)).toThrow(CheckpointUnreadableError);
+    expect(() => openCheckpoint(new TextEncoder().encode("{}"), OPERATOR_SK)).toThrow(CheckpointUnreadableError);
+    store.bytes = changed;
+    events.length = 0;
+    expect((await ledger().read([PAYER])).cost.restoredAt).toBeNull();
+    expect(events[0]).toEqual({ kind: "ignored", reason: "it was not sealed with this operator key, or it was changed" });
+    // What is sealed reads back as it was.
+    const checkpoint = openCheckpoint(saved, OPERATOR_SK);
+    expect(openCheckpoint(sealCheckpoint(checkpoint, OPERATOR_SK), OPERATOR_SK)).toEqual(checkpoint);
+  });
 });
+
+const SCOPE = checkpointScope(43113, { usageLedger: SERVER });
+
+/** A checkpoint store in memory, counting its saves. */
+function memoryStore(): CheckpointStore & { bytes: Uint8Array | null; saves: number } {
+  return {
+    where: "memory",
+    bytes: null,
+    saves: 0,
+    async load() {
+      return this.bytes;
+    },
+    async save(bytes) {
+      this.bytes = bytes;
+      this.saves += 1;
+    },
+  };
+}

@@ -1,3 +1,4 @@
+import { deserialize, serialize } from "node:v8";
 import type { Address, Hex } from "viem";
 import { describe, expect, it } from "vitest";
 import { mulBase } from "../src/eerc/curve.js";
@@ -265,6 +266,10 @@ function delta(h: History, after: bigint, through: bigint): SettlementFactsDelta
 
 const newProjection = () => new SettlementProjection({ poolSecret: poolSecretOf, keepCycles: Number.MAX_SAFE_INTEGER });
 
+/** The projection as another process restores it from a checkpoint: exported, serialized, read back. */
+const restored = (p: SettlementProjection) =>
+  SettlementProjection.restore(deserialize(serialize(p.export())), { poolSecret: poolSecretOf, keepCycles: Number.MAX_SAFE_INTEGER });
+
 /** The answer of `f`, or the class and message of what it threw. */
 function outcome<T>(f: () => T): T | { threw: string } {
   try {
@@ -278,16 +283,21 @@ const SEEDS = 30;
 
 describe("settlement projection", () => {
   it("equals the settlement from genesis over random histories fed in random pieces, with pending blocks", () => {
-    const seen = { cycles: 0, unfinished: 0, pendingAnswers: 0, answers: 0, maxTail: 0, reasons: new Set<LineAlertReason>() };
+    const seen = { restored: 0, cycles: 0, unfinished: 0, pendingAnswers: 0, answers: 0, maxTail: 0, reasons: new Set<LineAlertReason>() };
     for (let seed = 1; seed <= SEEDS; seed++) {
       const h = randomHistory(seed);
       const r = prng(seed * 7919);
-      const projection = newProjection();
+      let projection = newProjection();
       let applied = -1n;
       while (applied < h.lastBlock) {
         const to = applied + 1n + BigInt(r.int(12)) < h.lastBlock ? applied + 1n + BigInt(r.int(12)) : h.lastBlock;
         projection.apply(delta(h, applied, to));
         applied = to;
+        // A process restarted from its checkpoint goes on with what the checkpoint held.
+        if (r.chance(0.3)) {
+          projection = restored(projection);
+          seen.restored += 1;
+        }
         const pendingTo = r.chance(0.5) && to < h.lastBlock ? to + 1n + BigInt(r.int(5)) : to;
         const last = pendingTo < h.lastBlock ? pendingTo : h.lastBlock;
         const pending = last > to ? delta(h, to, last) : undefined;
@@ -323,6 +333,7 @@ describe("settlement projection", () => {
     expect(seen.cycles).toBeGreaterThan(3 * SEEDS);
     expect(seen.unfinished).toBeGreaterThan(20);
     expect(seen.pendingAnswers).toBeGreaterThan(SEEDS);
+    expect(seen.restored).toBeGreaterThan(SEEDS);
     expect([...seen.reasons].sort()).toEqual(["capped", "copy-mismatch", "unbound", "unchecked-format"]);
   });
 

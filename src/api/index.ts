@@ -2,7 +2,7 @@ import { db } from "ponder:api";
 import schema from "ponder:schema";
 import { Hono } from "hono";
 import { graphql } from "ponder";
-import { sqlOverHttp } from "../config/api.js";
+import { apiCheckpointFile, sqlOverHttp } from "../config/api.js";
 import { indexerSettings } from "../config/indexer.js";
 import { ApiInputError, jsonBodyLimit } from "../http/input.js";
 import { mountWebApp } from "./app.js";
@@ -23,6 +23,7 @@ const payouts = payoutFields({
   chainId: settings.chainId,
   rpcUrl: settings.rpcUrl,
   contracts: settings.contracts,
+  checkpointFile: apiCheckpointFile(process.env, settings.chainId, settings.database),
   graphqlFetch: ((input: string | URL | Request, init?: RequestInit) => app.request(input as string, init)) as typeof fetch,
 });
 

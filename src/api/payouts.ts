@@ -9,6 +9,8 @@ import { encryptPCT } from "../eerc/pct.js";
 import { summarize } from "../errors.js";
 import { IndexerClient } from "../indexer-client/client.js";
 import type { CyclesField, PendingField } from "../indexer-client/schemas.js";
+import { checkpointScope, fileCheckpointStore } from "../payout/checkpoint.js";
+import { describeCheckpointEvent } from "../payout/indexed-ledger.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
 import { ledgerOperatorKey } from "../usage/keys.js";
 import { rpcClients } from "./relayer.js";
@@ -41,8 +43,10 @@ export function payoutFields(args: {
   env: Record<string, string | undefined>;
   chainId: number;
   rpcUrl: string;
-  contracts: { usageLedger: Address; registrar: Address };
+  contracts: { encryptedERC: Address; providerRegistry: Address; usageLedger: Address; registrar: Address };
   graphqlFetch: typeof fetch;
+  /** Where the payout ledger read so far is kept across restarts (`apiCheckpointFile`); unset, a start reads from genesis. */
+  checkpointFile?: string;
 }) {
   const config = payoutViewConfig(args.env, args.chainId, (k) => privateKeyToAccount(k).address);
   if ("disabled" in config) {
@@ -85,6 +89,18 @@ export function payoutFields(args: {
     payers: config.payers,
     // PLATFORM_FEE_BPS or PRICING_PERIOD given to the API must match the chain's record, or no payout field is served.
     checkInForce: (inForce) => checkRecordedSettlement(config.asserted, inForce),
+    checkpoint:
+      args.checkpointFile === undefined
+        ? undefined
+        : {
+            store: fileCheckpointStore(args.checkpointFile),
+            scope: checkpointScope(args.chainId, {
+              encryptedERC: args.contracts.encryptedERC,
+              providerRegistry: args.contracts.providerRegistry,
+              usageLedger: args.contracts.usageLedger,
+            }),
+            onEvent: (e) => (e.kind === "saved" ? undefined : console.log(describeCheckpointEvent(e, args.checkpointFile!))),
+          },
   });
   // The ledger is read every second whether asked or not, so that new usage is decrypted as it is
   // indexed and a request finds little left to read; a failed read is reported by the next request.

@@ -23,6 +23,7 @@ export const AGENT_ENV = {
   PAYOUT_PORT: env.integer({ max: 65_535 }),
   PAYOUT_AGENT_NAME: env.text(),
   PAYOUT_REQUESTS_FILE: env.text(),
+  PAYOUT_CHECKPOINT_FILE: env.text(),
   PAYOUT_FAULT: env.text(),
   AGENT_CORS_ORIGIN: env.urls(),
   AGENT_DATABASE_URL: env.text(),
@@ -52,6 +53,8 @@ export type AgentConfig = OperatorSettings &
     agentName: string;
     /** Where accepted request ids are kept until their deadline, so a replay after a restart is refused. */
     requestsFile: string;
+    /** Where the settlement read so far is kept, sealed with the operator's key, so a restart reads on from it. */
+    checkpointFile: string;
     /**
      * Browser origins allowed to call the agent's HTTP API (AGENT_CORS_ORIGIN, comma-separated; default
      * none): the dashboard's origin, for its status reads and the operator-signed distribute request.
@@ -125,6 +128,7 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
     port: e.PAYOUT_PORT ?? 42070,
     agentName: e.PAYOUT_AGENT_NAME ?? DEFAULT_AGENT_NAME,
     requestsFile: e.PAYOUT_REQUESTS_FILE ?? `data/payout-requests-${chainId}.jsonl`,
+    checkpointFile: e.PAYOUT_CHECKPOINT_FILE ?? `data/payout-checkpoint-${chainId}.bin`,
     corsOrigins: (e.AGENT_CORS_ORIGIN ?? []).map((u) => new URL(u).origin),
     coordination: coordinationOf(e, payerKeys, depth),
     fault: faultOf(e.PAYOUT_FAULT),

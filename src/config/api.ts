@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import type { Address, Hex } from "viem";
 import { localKey } from "../chain/local.js";
 import { OPERATIONS_ENV } from "./operations.js";
@@ -16,7 +17,25 @@ export const API_ENV = {
   API_SQL: env.flag(),
   API_SQL_TIMEOUT_MS: env.integer({ min: 100, max: 60_000 }),
   API_SQL_MAX_ROWS: env.integer({ min: 1, max: 100_000 }),
+  API_CHECKPOINT_FILE: env.text(),
 };
+
+/**
+ * Where the API keeps the payout ledger it has read (sealed with the operator's key), so that a
+ * restart reads on from there: API_CHECKPOINT_FILE, else next to the PGlite database (and gone
+ * with it), else `data/api-checkpoint-<chain>-<database>.bin` for a Postgres database.
+ */
+export function apiCheckpointFile(
+  source: Env,
+  chainId: number,
+  database: { kind: "pglite"; directory: string } | { kind: "postgres"; connectionString: string },
+): string {
+  const e = readEnv({ API_CHECKPOINT_FILE: API_ENV.API_CHECKPOINT_FILE }, source);
+  if (e.API_CHECKPOINT_FILE) return e.API_CHECKPOINT_FILE;
+  if (database.kind === "pglite") return join(dirname(database.directory), `api-checkpoint-${chainId}.bin`);
+  const name = new URL(database.connectionString).pathname.replace(/^\//, "").replace(/[^A-Za-z0-9_-]/g, "_") || "postgres";
+  return join("data", `api-checkpoint-${chainId}-${name}.bin`);
+}
 
 /**
  * What the query API needs to serve pending amounts and per-cycle totals: the operator's eERC

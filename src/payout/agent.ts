@@ -11,7 +11,7 @@ import { type ClaimTurn, claimedDue, type PayoutCoordination, settleShared, type
 import { readPendingCap } from "./deferral.js";
 import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
 import { fundFromPool, type PoolFunding } from "./funding.js";
-import { IndexedLedger } from "./indexed-ledger.js";
+import { IndexedLedger, type LedgerCheckpointing } from "./indexed-ledger.js";
 import { type DeferredTransfer, type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
 import { encodeTag, payoutPCTOptions } from "./tag.js";
 
@@ -37,6 +37,8 @@ export type AgentOptions = {
   tokenId: bigint;
   /** Blocks below the head a cycle settles through (0 on anvil). */
   confirmations?: number;
+  /** Where the settlement read so far is kept across restarts (`IndexedLedger`); unset, a start reads from genesis. */
+  checkpoint?: LedgerCheckpointing;
   /**
    * Pay every active provider in every cycle, with a zero-amount transfer where nothing is owed
    * (default true), so that "no transfer in cycle n" does not say "no billable usage in cycle n".
@@ -128,7 +130,13 @@ export class PayoutAgent {
       indexer: options.indexer,
       operatorSk: () => options.operator.exportPrivateKey(),
       confirmations: options.confirmations,
+      checkpoint: options.checkpoint,
     });
+  }
+
+  /** Resolves once the ledger checkpoints saved so far are written. */
+  checkpointed(): Promise<void> {
+    return this.ledger.flushed();
   }
 
   /**

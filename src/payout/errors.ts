@@ -119,3 +119,8 @@ export class SettlementMismatchError extends PayoutError {
 export class StaleProjectionError extends PayoutError {
   readonly code = "STALE_PROJECTION";
 }
+
+/** A ledger checkpoint that cannot be used: not sealed with this operator key, of another format, or damaged. */
+export class CheckpointUnreadableError extends PayoutError {
+  readonly code = "CHECKPOINT_UNREADABLE";
+}

@@ -3,6 +3,7 @@ import type { IndexerClient } from "../indexer-client/client.js";
 import type { SettlementRecord } from "../revenue/schedule.js";
 import { type DecryptedLine, decryptLinesFor } from "../usage/lines.js";
 import { auditorCheck } from "./admission.js";
+import { type CheckpointStore, type LedgerCheckpoint, openCheckpoint, sealCheckpoint } from "./checkpoint.js";
 import { StaleProjectionError } from "./errors.js";
 import { factsFingerprint, indexedHead, type ProviderChangeFact, readSettlementFacts } from "./facts.js";
 import { type CycleTotal, type PaidPayout, type SettlementFactsDelta, SettlementProjection } from "./projection.js";
@@ -22,8 +23,28 @@ export type LedgerRead = {
   state(through: bigint): LedgerState;
   /** What each recorded cycle paid in all, in cycle order. */
   cycleTotals(): CycleTotal[];
-  /** What the read took from the indexer: the batches read (and decrypted), and whether the projection was rebuilt. */
-  cost: { batches: number; decrypted: number; rebuilt: boolean };
+  /**
+   * What the read took from the indexer: the batches read (and decrypted), whether the projection
+   * was rebuilt from the chain, and the block of the checkpoint it was restored from, if it was.
+   */
+  cost: { batches: number; decrypted: number; rebuilt: boolean; restoredAt: bigint | null };
+};
+
+/** What happened to the ledger's checkpoint: for the process's log (blocks and sizes only). */
+export type CheckpointEvent =
+  | { kind: "restored"; block: bigint; cycle: number | null; tailBatches: number }
+  | { kind: "ignored"; reason: string }
+  | { kind: "saved"; block: bigint; bytes: number; ms: number }
+  | { kind: "failed"; error: unknown };
+
+/** Where and how often a ledger keeps its checkpoint. */
+export type LedgerCheckpointing = {
+  store: CheckpointStore;
+  /** The chain and contracts read (`checkpointScope`): a checkpoint of another is not used. */
+  scope: string;
+  /** Batches applied since the last save that make a new one (a newly settled cycle always does); 500 by default. */
+  everyBatches?: number;
+  onEvent?: (event: CheckpointEvent) => void;
 };
 
 const batchKey = (b: { server: Address; batchId: Hex }) => `${b.server}:${b.batchId}`;
@@ -35,10 +56,12 @@ const batchKey = (b: { server: Address; batchId: Hex }) => `${b.server}:${b.batc
  * operator's key, and settles only what follows the last paid cycle. The decrypted lines stay in
  * this process's memory.
  *
- * The projection holds nothing the chain does not: it is rebuilt from the chain when this process
- * starts, when the indexer's head goes back below the facts it holds, when the latest indexed
- * fact at or below them changed (a reorg; `factsFingerprint`), and when facts cannot be applied on
- * top of it (StaleProjectionError).
+ * The projection holds nothing the chain does not: it is rebuilt from the chain when the indexer's
+ * head goes back below the facts it holds, when the latest indexed fact at or below them changed
+ * (a reorg; `factsFingerprint`), and when facts cannot be applied on top of it
+ * (StaleProjectionError). With `checkpoint`, it is saved (sealed with the operator's key) each time
+ * a cycle is settled and every `everyBatches` batches, and a process that starts reads on from its
+ * checkpoint when the facts through it are still the indexer's; otherwise it starts from genesis.
  */
 export class IndexedLedger {
   private projection: SettlementProjection | null = null;
@@ -60,8 +83,17 @@ export class IndexedLedger {
       operatorSk: () => Promise<bigint> | bigint;
       /** Blocks below the indexed head whose facts are not kept but read again at every read (0: none). */
       confirmations?: number;
+      checkpoint?: LedgerCheckpointing;
     },
   ) {}
+
+  /** The last checkpoint saved (or restored): its block, the cycles it had settled and the batches applied since. */
+  private saved = { block: -1n, cycles: 0, batches: 0 };
+  private saving: Promise<void> = Promise.resolve();
+
+  private newProjection(sk: bigint): SettlementProjection {
+    return new SettlementProjection({ poolSecret: (auditors) => operatorPoolSecret(sk, auditors) });
+  }
 
   /** Forgets everything: the next read rebuilds the projection from the chain. */
   reset(): void {
@@ -71,6 +103,12 @@ export class IndexedLedger {
     this.unattributed = [];
     this.pendingLines = new Map();
     this.pendingAmounts = new Map();
+    this.saved = { block: -1n, cycles: 0, batches: 0 };
+  }
+
+  /** Resolves once the checkpoints saved so far are written (or failed). */
+  flushed(): Promise<void> {
+    return this.saving;
   }
 
   /**
@@ -98,6 +136,9 @@ export class IndexedLedger {
     const head = await indexedHead(this.args.status ?? indexer);
     const payerSet = [...new Set(payers.map((p) => p.toLowerCase()))].sort().join(",");
     let rebuilt = rebuilding;
+    let restoredAt: bigint | null = null;
+    // A checkpoint is tried once the projection is gone, unless it is the one that could not be read on.
+    if (!this.projection && !rebuilding && this.args.checkpoint) restoredAt = await this.restore(sk, payers, payerSet, head.number);
     if (this.projection) {
       const held = this.projection.appliedBlock;
       if (payerSet !== this.payers || head.number < held || (await factsFingerprint(indexer, payers, held)) !== this.fingerprint) {
@@ -105,7 +146,7 @@ export class IndexedLedger {
         rebuilt = true;
       }
     }
-    const projection = this.projection ?? new SettlementProjection({ poolSecret: (auditors) => operatorPoolSecret(sk, auditors) });
+    const projection = this.projection ?? this.newProjection(sk);
     const after = projection.appliedBlock;
     const kept = head.number - BigInt(this.args.confirmations ?? 0) > after ? head.number - BigInt(this.args.confirmations ?? 0) : after;
     const [facts, fingerprint] = await Promise.all([
@@ -153,6 +194,7 @@ export class IndexedLedger {
     this.fingerprint = fingerprint;
     this.payers = payerSet;
     this.unattributed.push(...final(refused));
+    this.checkpointIfDue(projection, sk, final(batches).length);
     const pending: SettlementFactsDelta = {
       throughBlock: head.number,
       settlementRecords: recent(facts.settlementRecords),
@@ -185,7 +227,95 @@ export class IndexedLedger {
       unattributed: [...this.unattributed, ...recent(refused)],
       state: guarded((through: bigint) => projection.ledgerState(through, pending)),
       cycleTotals: guarded(() => projection.cycleTotals(pending)),
-      cost: { batches: facts.batches.length, decrypted, rebuilt },
+      cost: { batches: facts.batches.length, decrypted, rebuilt, restoredAt },
     };
+  }
+
+  /** Takes up the saved checkpoint when it fits this read; its block, or null (and the reason is reported). */
+  private async restore(sk: bigint, payers: readonly Address[], payerSet: string, head: bigint): Promise<bigint | null> {
+    const { store, scope, onEvent } = this.args.checkpoint!;
+    let checkpoint: LedgerCheckpoint;
+    try {
+      const bytes = await store.load();
+      if (!bytes) return null;
+      checkpoint = openCheckpoint(bytes, sk);
+    } catch (e) {
+      onEvent?.({ kind: "ignored", reason: e instanceof Error ? e.message : String(e) });
+      return null;
+    }
+    const reason =
+      checkpoint.scope !== scope
+        ? "it is of another chain or deployment"
+        : checkpoint.payers !== payerSet
+          ? "it holds another set of payers' transfers"
+          : head < checkpoint.block
+            ? `the indexer is at block ${head}, below its block ${checkpoint.block}`
+            : (await factsFingerprint(this.args.indexer, payers, checkpoint.block)) !== checkpoint.fingerprint
+              ? `the indexed facts through its block ${checkpoint.block} are not the ones it holds (a reorg, or another chain)`
+              : null;
+    if (reason) {
+      onEvent?.({ kind: "ignored", reason });
+      return null;
+    }
+    const projection = SettlementProjection.restore(checkpoint.projection, {
+      poolSecret: (auditors) => operatorPoolSecret(sk, auditors),
+    });
+    this.projection = projection;
+    this.fingerprint = checkpoint.fingerprint;
+    this.payers = payerSet;
+    this.unattributed = checkpoint.unattributed;
+    this.saved = { block: checkpoint.block, cycles: projection.foldedCycleCount, batches: 0 };
+    onEvent?.({
+      kind: "restored",
+      block: checkpoint.block,
+      cycle: projection.checkpoint?.cycle ?? null,
+      tailBatches: projection.tailBatches,
+    });
+    return checkpoint.block;
+  }
+
+  /** Saves the projection when a cycle was settled or enough batches were applied since the last save. */
+  private checkpointIfDue(projection: SettlementProjection, sk: bigint, newBatches: number): void {
+    const options = this.args.checkpoint;
+    if (!options) return;
+    this.saved.batches += newBatches;
+    const block = projection.appliedBlock;
+    const settled = projection.foldedCycleCount > this.saved.cycles;
+    if (block <= this.saved.block || (!settled && this.saved.batches < (options.everyBatches ?? 500))) return;
+    const started = performance.now();
+    // Sealed now, while the projection is as read; written in the background.
+    const bytes = sealCheckpoint(
+      {
+        scope: options.scope,
+        payers: this.payers,
+        block,
+        fingerprint: this.fingerprint,
+        projection: projection.export(),
+        unattributed: this.unattributed,
+      },
+      sk,
+    );
+    this.saved = { block, cycles: projection.foldedCycleCount, batches: 0 };
+    this.saving = this.saving
+      .then(() => options.store.save(bytes))
+      .then(
+        () => options.onEvent?.({ kind: "saved", block, bytes: bytes.length, ms: Math.round(performance.now() - started) }),
+        (error: unknown) => options.onEvent?.({ kind: "failed", error }),
+      )
+      .catch(() => {});
+  }
+}
+
+/** A log line for a checkpoint event: blocks, counts and sizes, never an amount. */
+export function describeCheckpointEvent(e: CheckpointEvent, where: string): string {
+  switch (e.kind) {
+    case "restored":
+      return `payout ledger: read on from the checkpoint at block ${e.block} (${where}; ${e.cycle === null ? "no cycle settled" : `cycle ${e.cycle} settled`}, ${e.tailBatches} batch(es) after it)`;
+    case "ignored":
+      return `payout ledger: the checkpoint ${where} is not used, reading from genesis: ${e.reason}`;
+    case "saved":
+      return `payout ledger: checkpoint at block ${e.block} saved to ${where} (${e.bytes} bytes, ${e.ms} ms)`;
+    case "failed":
+      return `payout ledger: the checkpoint could not be saved to ${where}: ${e.error instanceof Error ? e.error.message : String(e.error)}`;
   }
 }

@@ -4,7 +4,7 @@ import { type SettlementTerm, settlementSchedule, termAt } from "../revenue/sche
 import type { ProviderId } from "../revenue/types.js";
 import { UnattributedPayerTransferError } from "./errors.js";
 import { indexedHead } from "./facts.js";
-import { IndexedLedger } from "./indexed-ledger.js";
+import { IndexedLedger, type LedgerCheckpointing } from "./indexed-ledger.js";
 
 export type LedgerSnapshot = {
   /** The latest block of the facts read. */
@@ -39,9 +39,16 @@ export class PayoutLedgerView {
       payers: readonly Address[];
       /** Checks the settlement record in force at the indexed head (the settings the process was given); a throw fails the read. */
       checkInForce?: (inForce: SettlementTerm) => void;
+      /** Where the ledger read so far is kept across restarts; unset, a start reads from genesis. */
+      checkpoint?: LedgerCheckpointing;
     },
   ) {
-    this.ledger = new IndexedLedger({ indexer: args.indexer, status: args.status, operatorSk: args.operatorSk });
+    this.ledger = new IndexedLedger({
+      indexer: args.indexer,
+      status: args.status,
+      operatorSk: args.operatorSk,
+      checkpoint: args.checkpoint,
+    });
   }
 
   async snapshot(): Promise<LedgerSnapshot> {

@@ -2,6 +2,7 @@ import { byChainPosition, type ChainPosition } from "../chain/position.js";
 import type { Point } from "../eerc/curve.js";
 import { type SettlementRecord, type SettlementSchedule, settlementSchedule } from "../revenue/schedule.js";
 import type { ProviderId } from "../revenue/types.js";
+import { LayeredMap } from "../util/layered-map.js";
 import { getOrCreate } from "../util/map.js";
 import { admitLines, type BindingIndex, bindingKey, type DecryptedBatch, type LineAlert, type ServerBindingFact } from "./admission.js";
 import { CycleBoundaryConflictError, StaleProjectionError } from "./errors.js";
@@ -16,6 +17,7 @@ import {
   dueOf,
   emptySettlementState,
   type LedgerState,
+  type PeriodUsage,
   type PoolSecret,
   registrationsOf,
   type SettlementRules,
@@ -48,6 +50,35 @@ export type SettlementFactsDelta = {
 
 /** What a recorded cycle paid in all. */
 export type CycleTotal = { cycle: number; throughBlock: bigint; transfers: number; totalMicro: bigint };
+
+/**
+ * Everything a projection holds, as plain data (Maps, Sets, arrays, bigints): what a checkpoint
+ * stores (`checkpoint.ts`) and `SettlementProjection.restore` takes back. It shares the
+ * projection's objects, so it is to be serialized before more facts are applied.
+ */
+export type ProjectionData = {
+  applied: bigint;
+  records: SettlementRecord[];
+  changes: ProviderChangeFact[];
+  /** Every binding applied, in chain order per (server, provider) pair. */
+  bindings: ServerBindingFact[];
+  auditors: AuditorChangeFact[];
+  tail: { batches: DecryptedBatch[]; poolFees: PoolFeeFact[] };
+  payments: CyclePayments;
+  paid: Map<ProviderId, bigint>;
+  totals: Map<number, { transfers: number; totalMicro: bigint }>;
+  recorded: Map<number, Set<bigint>>;
+  state: Omit<SettlementState, "used" | "periodFees" | "usage" | "commercial" | "poolShares"> & {
+    used: Map<string, bigint>;
+    periodFees: Map<number, bigint>;
+    usage: Map<string, PeriodUsage>;
+    commercial: Map<ProviderId, bigint>;
+    poolShares: Map<ProviderId, bigint>;
+  };
+  folded: CycleEarnings[];
+  foldedCount: number;
+  alerts: LineAlert[];
+};
 
 const inChainOrder = <T extends ChainPosition>(items: readonly T[] | undefined): T[] => [...(items ?? [])].sort(byChainPosition);
 
@@ -92,16 +123,16 @@ export class SettlementProjection {
   private records: SettlementRecord[] = [];
   private schedule: SettlementSchedule = [];
   private changes: ProviderChangeFact[] = [];
-  private readonly registrations = new Map<ProviderId, ProviderChangeFact[]>();
-  private readonly bindings = new Map<string, ServerBindingFact[]>();
+  private registrations = new Map<ProviderId, ProviderChangeFact[]>();
+  private bindings = new Map<string, ServerBindingFact[]>();
   private auditors: AuditorChangeFact[] = [];
   /** Usage after the checkpoint, in chain order. */
   private tail: { batches: DecryptedBatch[]; poolFees: PoolFeeFact[] } = { batches: [], poolFees: [] };
-  private readonly payments: CyclePayments = new Map();
-  private readonly paid = new Map<ProviderId, bigint>();
-  private readonly totals = new Map<number, { transfers: number; totalMicro: bigint }>();
+  private payments: CyclePayments = new Map();
+  private paid = new Map<ProviderId, bigint>();
+  private totals = new Map<number, { transfers: number; totalMicro: bigint }>();
   /** The boundaries each cycle's payouts recorded. */
-  private readonly recorded = new Map<number, Set<bigint>>();
+  private recorded = new Map<number, Set<bigint>>();
   /** The checkpoint: the state after the folded cycles, the last of them, and the lines they ignored or capped. */
   private state: SettlementState = emptySettlementState();
   private folded: CycleEarnings[] = [];
@@ -116,6 +147,69 @@ export class SettlementProjection {
       keepCycles?: number;
     },
   ) {}
+
+  /** What the projection holds, to be stored and restored (`restore`) in another process. */
+  export(): ProjectionData {
+    const { used, periodFees, usage, commercial, poolShares, ...totals } = this.state;
+    return {
+      applied: this.applied,
+      records: this.records,
+      changes: this.changes,
+      bindings: [...this.bindings.values()].flat(),
+      auditors: this.auditors,
+      tail: this.tail,
+      payments: this.payments,
+      paid: this.paid,
+      totals: this.totals,
+      recorded: this.recorded,
+      state: {
+        ...totals,
+        used: used.toMap(),
+        periodFees: periodFees.toMap(),
+        usage: usage.toMap(),
+        commercial: commercial.toMap(),
+        poolShares: poolShares.toMap(),
+      },
+      folded: this.folded,
+      foldedCount: this.foldedCount,
+      alerts: this.alerts,
+    };
+  }
+
+  /** The projection `data` was exported from (`export`), answering as it did. */
+  static restore(data: ProjectionData, options: ConstructorParameters<typeof SettlementProjection>[0]): SettlementProjection {
+    const p = new SettlementProjection(options);
+    p.applied = data.applied;
+    p.records = data.records;
+    p.schedule = settlementSchedule(data.records);
+    p.changes = data.changes;
+    for (const c of data.changes) getOrCreate(p.registrations, c.providerId, () => []).push(c);
+    for (const b of data.bindings) getOrCreate(p.bindings, bindingKey(b), () => []).push(b);
+    p.auditors = data.auditors;
+    p.tail = data.tail;
+    p.payments = data.payments;
+    p.paid = data.paid;
+    p.totals = data.totals;
+    p.recorded = data.recorded;
+    const { used, periodFees, usage, commercial, poolShares, ...totals } = data.state;
+    p.state = {
+      ...totals,
+      used: LayeredMap.from(used),
+      periodFees: LayeredMap.from(periodFees),
+      usage: LayeredMap.from(usage),
+      commercial: LayeredMap.from(commercial),
+      poolShares: LayeredMap.from(poolShares),
+    };
+    p.folded = data.folded;
+    p.foldedCount = data.foldedCount;
+    p.alerts = data.alerts;
+    return p;
+  }
+
+  /** How many folded cycles the projection holds: a new fold is a new cycle settled. */
+  get foldedCycleCount(): number {
+    return this.foldedCount;
+  }
 
   /** The block every fact applied is complete through (-1 before the first delta). */
   get appliedBlock(): bigint {

@@ -42,6 +42,20 @@ export class LayeredMap<K, V> {
     return out;
   }
 
+  /** Every entry, as the top layer reads it: a plain Map that `from` turns back into a layered map. */
+  toMap(): Map<K, V> {
+    const out = new Map<K, V>();
+    for (const k of this.keys()) out.set(k, this.get(k)!);
+    return out;
+  }
+
+  /** A one-layer map holding `entries`. */
+  static from<K, V>(entries: ReadonlyMap<K, V>): LayeredMap<K, V> {
+    const out = new LayeredMap<K, V>();
+    for (const [k, v] of entries) out.set(k, v);
+    return out;
+  }
+
   /** How many keys the layers hold together. */
   get size(): number {
     return this.keys().size;
