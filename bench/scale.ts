@@ -20,8 +20,9 @@ import { IndexerClient } from "../src/indexer-client/client.js";
 import { fundPayer, payPoolFee } from "../src/local/marketplace.js";
 import { type LocalWorld, localWorld } from "../src/local/world.js";
 import { NO_CAP } from "../src/payout/admission.js";
+import { fileCheckpointStore } from "../src/payout/checkpoint.js";
 import { indexedHead } from "../src/payout/facts.js";
-import { IndexedLedger } from "../src/payout/indexed-ledger.js";
+import { type CheckpointEvent, IndexedLedger } from "../src/payout/indexed-ledger.js";
 import { encodeTag, payoutPCTOptions } from "../src/payout/tag.js";
 import type { ProviderId } from "../src/revenue/types.js";
 import { batchIdOf } from "../src/usage/batch.js";
@@ -162,10 +163,15 @@ type History = {
   pgliteDir: string;
 };
 
-const indexerEnv = (rpcUrl: string, operatorSk: bigint, payer: Address) => ({
+/**
+ * The indexer's and API's settings. Every API of one history keeps its ledger checkpoint in one
+ * file: an API started on another database of the same chain reads on from it, as a restarted one does.
+ */
+const indexerEnv = (rpcUrl: string, operatorSk: bigint, payer: Address, dir: string) => ({
   RPC_URL: rpcUrl,
   OPERATOR_EERC_KEY: `0x${operatorSk.toString(16).padStart(64, "0")}`,
   PAYER_ADDRESSES: payer,
+  API_CHECKPOINT_FILE: join(dir, "api-checkpoint.bin"),
 });
 
 async function commitBatches(h: History, count: number, totalPlanned: number): Promise<void> {
@@ -356,7 +362,7 @@ async function generate(o: ScaleBenchOptions, batches: number): Promise<History>
     const pgliteDir = join(w.dir, "pglite");
     indexer = await startIndexer({
       manifestPath: w.manifestPath,
-      env: indexerEnv(rpcUrl, operatorSk, operator.address),
+      env: indexerEnv(rpcUrl, operatorSk, operator.address, w.dir),
       pgliteDir,
       logFile: join(w.dir, "ponder.log"),
     });
@@ -445,8 +451,18 @@ type DatabaseFigures = {
   planningMs: number;
   /** Each follow read while the tail came in (a tenth of it each). */
   followReadP50Ms: number;
-  /** From the head being indexed until the API served a pending amount through it (the API's own rebuild, for a fresh process). */
+  /**
+   * From the head being indexed until the API served a pending amount through it: for the API
+   * that followed the history, its last read; for a fresh API process, its start from the ledger
+   * checkpoint the other API saved.
+   */
   pendingReadyMs: number;
+  /** A restarted agent's first plan: its ledger read on from the last checkpoint (`restartDecrypted` batches after it). */
+  restartMs: number;
+  restartDecrypted: number;
+  /** The agent's ledger checkpoint: its size, and the longest save (sealing included). */
+  checkpointMB: number;
+  checkpointSaveMaxMs: number;
   pendingP50Ms: number;
   pendingP95Ms: number;
   indexerRssMB: number;
@@ -478,8 +494,15 @@ async function measure(
   await waitIndexed(client, h.w.chain);
   const pendingReadyMs = await pendingThroughHead(client, accounts[0]!);
 
+  const saves: { bytes: number; ms: number }[] = [];
+  const checkpoint = {
+    store: fileCheckpointStore(join(h.w.dir, `agent-checkpoint-${database}.bin`)),
+    scope: `bench:${database}`,
+    onEvent: (e: CheckpointEvent) =>
+      e.kind === "saved" ? saves.push(e) : e.kind === "failed" ? o.log(`  checkpoint: ${e.kind}`) : undefined,
+  };
   const rebuildStart = performance.now();
-  const ledger = new IndexedLedger({ indexer: client, operatorSk: () => h.operatorSk });
+  const ledger = new IndexedLedger({ indexer: client, operatorSk: () => h.operatorSk, checkpoint });
   const rebuilt = await ledger.read([h.payer]);
   if (rebuilt.state(rebuilt.indexedBlock).unfinished) throw new Error("the indexed history has an unfinished cycle");
   const rebuildMs = performance.now() - rebuildStart;
@@ -509,6 +532,14 @@ async function measure(
   }
   const planningMs = await plan();
 
+  // A restart: another process's ledger reads on from the checkpoint the first one saved last.
+  await ledger.flushed();
+  const restartStart = performance.now();
+  const restarted = await new IndexedLedger({ indexer: client, operatorSk: () => h.operatorSk, checkpoint }).read([h.payer]);
+  restarted.state(restarted.indexedBlock);
+  const restartMs = performance.now() - restartStart;
+  if (restarted.cost.restoredAt === null) throw new Error("the restarted ledger did not read on from its checkpoint");
+
   await pendingThroughHead(client, accounts[0]!);
   const samples: number[] = [];
   for (let i = 0; i < o.requests; i++) {
@@ -523,6 +554,10 @@ async function measure(
     planningMs: round(planningMs),
     followReadP50Ms: round(percentile(follows, 50)),
     pendingReadyMs: round(pendingReadyMs),
+    restartMs: round(restartMs),
+    restartDecrypted: restarted.cost.decrypted,
+    checkpointMB: round(saves.at(-1)!.bytes / 2 ** 20, 2),
+    checkpointSaveMaxMs: round(Math.max(...saves.map((x) => x.ms))),
     pendingP50Ms: round(percentile(samples, 50), 2),
     pendingP95Ms: round(percentile(samples, 95), 2),
     indexerRssMB: round(rssOf(indexer.pid)),
@@ -562,7 +597,7 @@ async function sized(o: ScaleBenchOptions, fraction: number) {
       url.pathname = `/${name}`;
       const indexer = await startIndexer({
         manifestPath: h.w.manifestPath,
-        env: indexerEnv(h.w.rpcUrl, h.operatorSk, h.payer),
+        env: indexerEnv(h.w.rpcUrl, h.operatorSk, h.payer, h.w.dir),
         databaseUrl: url.toString(),
         logFile: join(h.w.dir, "ponder-postgres.log"),
         readyTimeoutMs: 3_600_000,

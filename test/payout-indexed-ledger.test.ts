@@ -381,6 +381,33 @@ describe("the operator's indexed ledger", () => {
     });
     expect(reorged.state(6n)).toEqual(await fromScratch(indexer, 6n));
 
+    // An indexer still backfilling below the checkpoint: read from genesis meanwhile, and the
+    // checkpoint taken up once the indexer reaches it.
+    let shown = 4;
+    const backfilling = Object.assign(Object.create(indexer) as TableIndexer, {
+      indexedHeads: async () => ({ anvil: { number: shown, timestamp: Math.floor(JAN / 1000) + shown * 12 } }),
+    });
+    const meanwhile = new IndexedLedger({
+      indexer,
+      status: backfilling,
+      operatorSk: () => OPERATOR_SK,
+      checkpoint: { store, scope: SCOPE, onEvent: (e) => events.push(e) },
+    });
+    await first.read([PAYER]);
+    await first.flushed();
+    events.length = 0;
+    const early = await meanwhile.read([PAYER]);
+    expect(early.cost.restoredAt).toBeNull();
+    expect(events).toEqual([
+      { kind: "ignored", reason: "the indexer is at block 4, below its block 6; it is taken up once the indexer reaches it" },
+    ]);
+    expect(early.indexedBlock).toBe(4n);
+    expect(early.cost).toEqual({ batches: 1, decrypted: 1, rebuilt: false, restoredAt: null });
+    shown = 6;
+    const later = await meanwhile.read([PAYER]);
+    expect(later.cost).toEqual({ batches: 0, decrypted: 0, rebuilt: false, restoredAt: 6n });
+    expect(later.state(6n)).toEqual(await fromScratch(indexer, 6n));
+
     // One byte changed, or another operator key: refused, never read.
     const changed = Uint8Array.from(saved);
     changed[changed.length - 1]! ^= 1;

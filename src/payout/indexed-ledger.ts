@@ -90,6 +90,8 @@ export class IndexedLedger {
   /** The last checkpoint saved (or restored): its block, the cycles it had settled and the batches applied since. */
   private saved = { block: -1n, cycles: 0, batches: 0 };
   private saving: Promise<void> = Promise.resolve();
+  /** The block of a checkpoint the indexer had not reached when it was found: taken up once it has. */
+  private awaitingCheckpoint: bigint | null = null;
 
   private newProjection(sk: bigint): SettlementProjection {
     return new SettlementProjection({ poolSecret: (auditors) => operatorPoolSecret(sk, auditors) });
@@ -137,8 +139,16 @@ export class IndexedLedger {
     const payerSet = [...new Set(payers.map((p) => p.toLowerCase()))].sort().join(",");
     let rebuilt = rebuilding;
     let restoredAt: bigint | null = null;
-    // A checkpoint is tried once the projection is gone, unless it is the one that could not be read on.
-    if (!this.projection && !rebuilding && this.args.checkpoint) restoredAt = await this.restore(sk, payers, payerSet, head.number);
+    // A checkpoint is tried once the projection is gone, unless it is the one that could not be read on,
+    // and again once a backfilling indexer has reached the checkpoint the projection is still below.
+    const caughtUp =
+      this.awaitingCheckpoint !== null &&
+      head.number >= this.awaitingCheckpoint &&
+      (this.projection?.appliedBlock ?? -1n) < this.awaitingCheckpoint;
+    if ((!this.projection || caughtUp) && !rebuilding && this.args.checkpoint) {
+      this.awaitingCheckpoint = null;
+      restoredAt = await this.restore(sk, payers, payerSet, head.number);
+    }
     if (this.projection) {
       const held = this.projection.appliedBlock;
       if (payerSet !== this.payers || head.number < held || (await factsFingerprint(indexer, payers, held)) !== this.fingerprint) {
@@ -254,7 +264,10 @@ export class IndexedLedger {
               ? `the indexed facts through its block ${checkpoint.block} are not the ones it holds (a reorg, or another chain)`
               : null;
     if (reason) {
-      onEvent?.({ kind: "ignored", reason });
+      if (head < checkpoint.block && checkpoint.scope === scope && checkpoint.payers === payerSet) {
+        this.awaitingCheckpoint = checkpoint.block;
+        onEvent?.({ kind: "ignored", reason: `${reason}; it is taken up once the indexer reaches it` });
+      } else onEvent?.({ kind: "ignored", reason });
       return null;
     }
     const projection = SettlementProjection.restore(checkpoint.projection, {
