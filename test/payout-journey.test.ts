@@ -1,4 +1,6 @@
 import type { ChildProcess } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { TestUSDCAbi } from "../abis/TestUSDCAbi.js";
@@ -6,6 +8,7 @@ import { freePort } from "../src/chain/anvil.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import { deriveKeyFromWallet } from "../src/eerc/keys.js";
 import { auditTotals, decryptHistory } from "../src/history/decrypt.js";
+import { startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords, payPoolFee } from "../src/local/marketplace.js";
 import { formatUsdc } from "../src/money/usdc.js";
@@ -77,6 +80,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   agent?.kill("SIGKILL");
+  // The API restarted by a step is not the world's own.
+  await w?.indexer.stop();
   await w?.close();
 });
 
@@ -136,6 +141,34 @@ describe("payout journey", () => {
     const again = await postDistribute({ requestId, deadline: deadline.toString(), signature });
     expect(again.status).toBe(409);
     expect(again.body.error.field).toBe("requestId");
+  });
+
+  step("restarted, the API reads on from its payout ledger checkpoint and serves the same pending amounts", async () => {
+    await commitRecords(
+      w.chain,
+      w.manifest,
+      w.server,
+      w.operator.address,
+      2,
+      callRecords("weather", 2, { at: Date.now(), priceMicro: 1000n }),
+    );
+    const before = await pendingOf("weather");
+    expect(before).toBe(1800n);
+    // Cycle 1 is settled in the API's ledger: it saved a checkpoint next to its database.
+    const checkpoint = join(w.dir, `api-checkpoint-${w.manifest.chainId}.bin`);
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(checkpoint) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(checkpoint)).toBe(true);
+    expect(statSync(checkpoint).mode & 0o777).toBe(0o600);
+    await w.indexer.stop();
+    w.indexer = await startIndexer({
+      manifestPath: w.manifestPath,
+      env: { RPC_URL: w.rpcUrl },
+      pgliteDir: join(w.dir, "pglite"),
+      logFile: join(w.dir, "ponder-restarted.log"),
+    });
+    expect(await pendingOf("weather")).toBe(before);
+    expect(w.indexer.recentOutput()).toMatch(/payout ledger: read on from the checkpoint at block \d+ \(.*; cycle \d+ settled/);
   });
 
   step("the audit totals carry each cycle's total, encrypted to the auditor", async () => {
