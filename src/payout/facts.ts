@@ -300,8 +300,9 @@ export async function readSettlementFacts(
 /**
  * The latest fact at or below `block` of each table settlement reads (the payers' transfers
  * only): a reorg that replaces any of the blocks through `block` changes one of them, so a reader
- * that keeps the facts through `block` compares this before it reads on. One row per request: a
- * usage commitment may be wider than the API serves in a request for several.
+ * that keeps the facts through `block` compares this before it reads on. Two requests: the usage
+ * commitment alone, since one may be wider than the API serves next to other rows, and the other
+ * tables' latest rows together.
  */
 export async function factsFingerprint(client: IndexerClient, payers: readonly Address[], block: bigint): Promise<string> {
   const atOrBelow = `blockNumber_lte: "${block}"`;
@@ -315,13 +316,12 @@ export async function factsFingerprint(client: IndexerClient, payers: readonly A
     ["privateTransfers", `${atOrBelow}, from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))}`],
   ];
   type Latest = { items: { blockNumber: string; logIndex: number; txHash: Hex }[] };
-  const latest = await Promise.all(
-    tables.map(async ([field, where]) => {
-      const data = await client.query<Record<string, Latest>>(
-        `{ ${field}(where: { ${where} }, orderBy: "blockNumber", orderDirection: "desc", limit: 1) { items { blockNumber logIndex txHash } } }`,
-      );
-      return data[field]?.items[0] ?? null;
-    }),
-  );
-  return JSON.stringify(latest);
+  const latest = ([field, where]: [string, string]) =>
+    `${field}(where: { ${where} }, orderBy: "blockNumber", orderDirection: "desc", limit: 1) { items { blockNumber logIndex txHash } }`;
+  const wide = (t: [string, string]) => t[0] === "usageCommitments";
+  const [usage, others] = await Promise.all([
+    client.query<Record<string, Latest>>(`{ ${tables.filter(wide).map(latest).join(" ")} }`),
+    client.query<Record<string, Latest>>(`{ ${tables.filter((t) => !wide(t)).map(latest).join(" ")} }`),
+  ]);
+  return JSON.stringify(tables.map(([field]) => ({ ...others, ...usage })[field]?.items[0] ?? null));
 }

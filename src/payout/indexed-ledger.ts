@@ -149,10 +149,14 @@ export class IndexedLedger {
       this.awaitingCheckpoint = null;
       restoredAt = await this.restore(sk, payers, payerSet, head.number);
     }
+    // The fingerprint of the facts held, when they are still the indexer's.
+    let heldPrint: string | null = null;
     if (this.projection) {
       const held = this.projection.appliedBlock;
-      if (payerSet !== this.payers || head.number < held || (await factsFingerprint(indexer, payers, held)) !== this.fingerprint) {
+      heldPrint = payerSet !== this.payers || head.number < held ? null : await factsFingerprint(indexer, payers, held);
+      if (heldPrint !== this.fingerprint) {
         this.reset();
+        heldPrint = null;
         rebuilt = true;
       }
     }
@@ -161,7 +165,8 @@ export class IndexedLedger {
     const kept = head.number - BigInt(this.args.confirmations ?? 0) > after ? head.number - BigInt(this.args.confirmations ?? 0) : after;
     const [facts, fingerprint] = await Promise.all([
       readSettlementFacts(indexer, payers, { head, after, knownProviderChanges: projection.providerChanges }),
-      factsFingerprint(indexer, payers, kept),
+      // Nothing new is final: the facts kept are the ones held, whose fingerprint was just read.
+      heldPrint !== null && kept === after ? heldPrint : factsFingerprint(indexer, payers, kept),
     ]);
 
     const auditors = { auditorChanges: [...projection.auditorChanges, ...facts.auditorChanges] };
