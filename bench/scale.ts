@@ -489,7 +489,8 @@ async function measure(
   database: DatabaseFigures["database"],
   size: () => Promise<number>,
 ): Promise<Omit<DatabaseFigures, "backfillMs">> {
-  const client = new IndexerClient(indexer.url);
+  // A fresh API reads its own ledger as it starts (costly pages): a read that finds it busy waits its turn.
+  const client = new IndexerClient(indexer.url, { busyRetryMs: Array.from({ length: 60 }, () => 2_000) });
   const accounts = [...h.payoutAccounts.values()];
   await waitIndexed(client, h.w.chain);
   const pendingReadyMs = await pendingThroughHead(client, accounts[0]!);
