@@ -321,7 +321,12 @@ export async function factsFingerprint(client: IndexerClient, payers: readonly A
   const wide = (t: [string, string]) => t[0] === "usageCommitments";
   const [usage, others] = await Promise.all([
     client.query<Record<string, Latest>>(`{ ${tables.filter(wide).map(latest).join(" ")} }`),
-    client.query<Record<string, Latest>>(`{ ${tables.filter((t) => !wide(t)).map(latest).join(" ")} }`),
+    client.query<Record<string, Latest>>(
+      `{ ${tables
+        .filter((t) => !wide(t))
+        .map(latest)
+        .join(" ")} }`,
+    ),
   ]);
   return JSON.stringify(tables.map(([field]) => ({ ...others, ...usage })[field]?.items[0] ?? null));
 }
