@@ -33,8 +33,12 @@ export type CheckpointStore = {
   readonly where: string;
 };
 
-/** The checkpoint's format: a new one makes older files unreadable, and the ledger is rebuilt from the chain. */
-const MAGIC = Buffer.from("BSLEDGER1");
+/**
+ * The checkpoint's format: a new one makes older files unreadable, and the ledger is rebuilt from
+ * the chain. Made on use: the dashboard's bundle reaches this module through `IndexedLedger`, and
+ * nothing Node-only may run when it is imported.
+ */
+const magic = () => Buffer.from("BSLEDGER1");
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -50,7 +54,7 @@ export const checkpointScope = (chainId: number, contracts: Record<string, strin
 /** The checkpoint key: derived from the operator's eERC key, so only its holder can read or forge a checkpoint. */
 function sealKey(operatorSk: bigint): Buffer {
   const ikm = Buffer.from(operatorSk.toString(16).padStart(64, "0"), "hex");
-  return Buffer.from(hkdfSync("sha256", ikm, MAGIC, "payout ledger checkpoint", 32));
+  return Buffer.from(hkdfSync("sha256", ikm, magic(), "payout ledger checkpoint", 32));
 }
 
 /**
@@ -59,26 +63,28 @@ function sealKey(operatorSk: bigint): Buffer {
  * amounts), so at rest it is as closed as the chain's ciphertexts, and a changed byte is refused.
  */
 export function sealCheckpoint(checkpoint: LedgerCheckpoint, operatorSk: bigint): Buffer {
+  const header = magic();
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv("aes-256-gcm", sealKey(operatorSk), iv);
-  cipher.setAAD(MAGIC);
+  cipher.setAAD(header);
   const body = Buffer.concat([cipher.update(serialize(checkpoint)), cipher.final()]);
-  return Buffer.concat([MAGIC, iv, cipher.getAuthTag(), body]);
+  return Buffer.concat([header, iv, cipher.getAuthTag(), body]);
 }
 
 /** The checkpoint `sealCheckpoint` sealed with the same key; throws CheckpointUnreadableError otherwise. */
 export function openCheckpoint(bytes: Uint8Array, operatorSk: bigint): LedgerCheckpoint {
+  const header = magic();
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < MAGIC.length + IV_BYTES + TAG_BYTES || !buf.subarray(0, MAGIC.length).equals(MAGIC))
+  if (buf.length < header.length + IV_BYTES + TAG_BYTES || !buf.subarray(0, header.length).equals(header))
     throw new CheckpointUnreadableError("not a payout ledger checkpoint of this format");
-  const iv = buf.subarray(MAGIC.length, MAGIC.length + IV_BYTES);
-  const tag = buf.subarray(MAGIC.length + IV_BYTES, MAGIC.length + IV_BYTES + TAG_BYTES);
+  const iv = buf.subarray(header.length, header.length + IV_BYTES);
+  const tag = buf.subarray(header.length + IV_BYTES, header.length + IV_BYTES + TAG_BYTES);
   const decipher = createDecipheriv("aes-256-gcm", sealKey(operatorSk), iv);
-  decipher.setAAD(MAGIC);
+  decipher.setAAD(header);
   decipher.setAuthTag(tag);
   let plain: Buffer;
   try {
-    plain = Buffer.concat([decipher.update(buf.subarray(MAGIC.length + IV_BYTES + TAG_BYTES)), decipher.final()]);
+    plain = Buffer.concat([decipher.update(buf.subarray(header.length + IV_BYTES + TAG_BYTES)), decipher.final()]);
   } catch {
     throw new CheckpointUnreadableError("it was not sealed with this operator key, or it was changed");
   }
