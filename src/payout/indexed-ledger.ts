@@ -47,6 +47,9 @@ export type LedgerCheckpointing = {
   onEvent?: (event: CheckpointEvent) => void;
 };
 
+/** How long a read decrypts before it lets the rest of the process run. */
+const YIELD_EVERY_MS = 50;
+
 const batchKey = (b: { server: Address; batchId: Hex }) => `${b.server}:${b.batchId}`;
 
 /**
@@ -171,15 +174,23 @@ export class IndexedLedger {
 
     const auditors = { auditorChanges: [...projection.auditorChanges, ...facts.auditorChanges] };
     let decrypted = 0;
-    const batches = facts.batches.map((b) => {
+    const batches: ((typeof facts.batches)[number] & { lines: readonly DecryptedLine[] })[] = [];
+    let turn = performance.now();
+    for (const b of facts.batches) {
       const cached = this.pendingLines.get(batchKey(b));
       let lines = cached?.encryptedLines === b.encryptedLines ? cached.lines : undefined;
       if (!lines) {
         lines = decryptLinesFor(b.encryptedLines, sk, "operator", auditorCheck(auditors, b));
         decrypted += 1;
       }
-      return { ...b, lines };
-    });
+      batches.push({ ...b, lines });
+      // Decryption takes tens of milliseconds a batch: in the API it shares the indexer's thread,
+      // which a long read would otherwise hold for as long as it decrypts.
+      if (performance.now() - turn > YIELD_EVERY_MS) {
+        await new Promise((r) => setTimeout(r, 0));
+        turn = performance.now();
+      }
+    }
     const { amounts, unreadable } = operatorAmounts(sk, facts, new Map(this.pendingAmounts));
     const unreadableTx = new Set(unreadable.map((t) => t.txHash));
     const payouts: (PaidPayout & { txHash: Hex })[] = facts.payouts
