@@ -6,7 +6,7 @@ import { auditorCheck } from "./admission.js";
 import { type CheckpointStore, type LedgerCheckpoint, openCheckpoint, sealCheckpoint } from "./checkpoint.js";
 import { StaleProjectionError } from "./errors.js";
 import { factsFingerprint, indexedHead, type ProviderChangeFact, readSettlementFacts } from "./facts.js";
-import { type CycleTotal, type PaidPayout, type SettlementFactsDelta, SettlementProjection } from "./projection.js";
+import { type AuditorChangeFact, type CycleTotal, type PaidPayout, type SettlementFactsDelta, SettlementProjection } from "./projection.js";
 import { type LedgerState, operatorPoolSecret } from "./settlement.js";
 import { operatorAmounts, type UnattributedTransfer } from "./tag.js";
 
@@ -96,8 +96,8 @@ export class IndexedLedger {
   /** The block of a checkpoint the indexer had not reached when it was found: taken up once it has. */
   private awaitingCheckpoint: bigint | null = null;
 
-  private newProjection(sk: bigint): SettlementProjection {
-    return new SettlementProjection({ poolSecret: (auditors) => operatorPoolSecret(sk, auditors) });
+  private static projectionOptions(sk: bigint) {
+    return { poolSecret: (auditors: readonly AuditorChangeFact[]) => operatorPoolSecret(sk, auditors) };
   }
 
   /** Forgets everything: the next read rebuilds the projection from the chain. */
@@ -163,7 +163,7 @@ export class IndexedLedger {
         rebuilt = true;
       }
     }
-    const projection = this.projection ?? this.newProjection(sk);
+    const projection = this.projection ?? new SettlementProjection(IndexedLedger.projectionOptions(sk));
     const after = projection.appliedBlock;
     const kept = head.number - BigInt(this.args.confirmations ?? 0) > after ? head.number - BigInt(this.args.confirmations ?? 0) : after;
     const [facts, fingerprint] = await Promise.all([
@@ -286,9 +286,7 @@ export class IndexedLedger {
       } else onEvent?.({ kind: "ignored", reason });
       return null;
     }
-    const projection = SettlementProjection.restore(checkpoint.projection, {
-      poolSecret: (auditors) => operatorPoolSecret(sk, auditors),
-    });
+    const projection = SettlementProjection.restore(checkpoint.projection, IndexedLedger.projectionOptions(sk));
     this.projection = projection;
     this.fingerprint = checkpoint.fingerprint;
     this.payers = payerSet;
