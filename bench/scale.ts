@@ -568,7 +568,15 @@ async function measure(
   return figures;
 }
 
-async function sized(o: ScaleBenchOptions, fraction: number) {
+/** A database whose measurement failed: the run goes on, and the file says why. */
+type DatabaseFailure = { database: DatabaseFigures["database"]; error: string };
+
+/**
+ * Generates a history of `fraction` of the full size and measures it on PGlite, then on a fresh
+ * Postgres database. `report` is called with the run so far after each step, so that the figures
+ * of one database are kept when a later one fails.
+ */
+async function sized(o: ScaleBenchOptions, fraction: number, report: (run: Record<string, unknown>) => void) {
   const batches = Math.round(o.batches * fraction);
   o.log(`- ${batches} batches (${round(fraction * 100)}%), ${o.providers} providers, ${o.cycles} cycles`);
   const h = await generate(o, batches);
@@ -580,61 +588,93 @@ async function sized(o: ScaleBenchOptions, fraction: number) {
       lastCyclesMs: round(perCycle.slice(-5).reduce((a, b) => a + b, 0) / Math.min(5, perCycle.length)),
     };
     o.log(`  generated: ${JSON.stringify(history)}; planning per cycle while it grew: ${JSON.stringify(planningWhileGrowing)}`);
-    const databases: DatabaseFigures[] = [await measure(o, h, h.indexer, "pglite", async () => duMB(h.pgliteDir))];
-    await h.indexer.stop();
-    if (o.postgresAdminUrl) {
-      const name = `bs_scale_${Date.now()}`;
-      const admin = async (sql: string) => {
-        const c = new pg.Client({ connectionString: o.postgresAdminUrl });
-        await c.connect();
-        try {
-          return await c.query(sql);
-        } finally {
-          await c.end();
-        }
-      };
-      await admin(`CREATE DATABASE ${name}`);
-      const url = new URL(o.postgresAdminUrl);
-      url.pathname = `/${name}`;
-      const indexer = await startIndexer({
-        manifestPath: h.w.manifestPath,
-        env: indexerEnv(h.w.rpcUrl, h.operatorSk, h.payer, h.w.dir),
-        databaseUrl: url.toString(),
-        logFile: join(h.w.dir, "ponder-postgres.log"),
-        readyTimeoutMs: 3_600_000,
-      });
-      try {
-        const backfillMs = await waitIndexed(new IndexerClient(indexer.url), h.w.chain);
-        const size = async () => Number((await admin(`SELECT pg_database_size('${name}') AS n`)).rows[0].n) / 2 ** 20;
-        databases.push({ backfillMs: round(backfillMs), ...(await measure(o, h, indexer, "postgres", size)) });
-      } finally {
-        await indexer.stop();
-        await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-      }
-    }
-    return {
+    const databases: (DatabaseFigures | DatabaseFailure)[] = [];
+    const run = {
       ...history,
       tailBatches: o.tailBatches,
       planningWhileGrowing,
       planningPerCycleMs: perCycle.map((x) => Math.round(x)),
       databases,
     };
+    const attempt = async (database: DatabaseFigures["database"], fn: () => Promise<DatabaseFigures>) => {
+      try {
+        databases.push(await fn());
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        o.log(`  ${database}: FAILED: ${error}`);
+        databases.push({ database, error });
+      }
+      report(run);
+    };
+    await attempt("pglite", () => measure(o, h, h.indexer, "pglite", async () => duMB(h.pgliteDir)));
+    await h.indexer.stop();
+    if (o.postgresAdminUrl) await attempt("postgres", () => measurePostgres(o, h, o.postgresAdminUrl!));
+    return run;
   } finally {
     await h.indexer.stop();
     await h.w.close();
   }
 }
 
+/** Indexes the history from block 0 into a fresh Postgres database, then measures it there. */
+async function measurePostgres(o: ScaleBenchOptions, h: History, adminUrl: string): Promise<DatabaseFigures> {
+  const name = `bs_scale_${Date.now()}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      return await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  try {
+    const indexer = await startIndexer({
+      manifestPath: h.w.manifestPath,
+      env: indexerEnv(h.w.rpcUrl, h.operatorSk, h.payer, h.w.dir),
+      databaseUrl: url.toString(),
+      logFile: join(h.w.dir, "ponder-postgres.log"),
+      readyTimeoutMs: 3_600_000,
+    });
+    try {
+      const backfillMs = await waitIndexed(new IndexerClient(indexer.url), h.w.chain);
+      const size = async () => Number((await admin(`SELECT pg_database_size('${name}') AS n`)).rows[0].n) / 2 ** 20;
+      return { backfillMs: round(backfillMs), ...(await measure(o, h, indexer, "postgres", size)) };
+    } finally {
+      await indexer.stop();
+    }
+  } finally {
+    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  }
+}
+
+const TARGETS = { planningMs: 1_000, pendingP95Ms: 50, growthAtFullOverTenth: 1.5 };
+
 export async function benchScale(o: ScaleBenchOptions): Promise<void> {
   const loadBefore = round(loadavg()[0]!);
   const runs: Record<string, unknown> = {};
-  for (const f of o.fractions) runs[f === 1 ? "full" : `at${round(f * 100)}pct`] = await sized(o, f);
-  const path = writeResults("scale.json", {
-    providers: o.providers,
-    cycles: o.cycles,
-    linesPerBatch: o.linesPerBatch,
-    loadAverage: { before: loadBefore, after: round(loadavg()[0]!) },
-    ...runs,
-  });
+  // Written after every database measured, so a run stopped or failed part-way keeps what it measured.
+  const write = (complete: boolean) =>
+    writeResults("scale.json", {
+      providers: o.providers,
+      cycles: o.cycles,
+      linesPerBatch: o.linesPerBatch,
+      fractions: o.fractions,
+      complete,
+      targets: TARGETS,
+      loadAverage: { before: loadBefore, now: round(loadavg()[0]!) },
+      ...runs,
+    });
+  for (const f of o.fractions) {
+    const key = f === 1 ? "full" : `at${round(f * 100)}pct`;
+    runs[key] = await sized(o, f, (run) => {
+      runs[key] = run;
+      write(false);
+    });
+  }
+  const path = write(true);
   o.log(`  wrote ${path}`);
 }
