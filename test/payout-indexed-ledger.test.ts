@@ -1,5 +1,6 @@
 import { getAddress, type Hex } from "viem";
 import { describe, expect, it } from "vitest";
+import { workerDecryptor } from "../src/api/workers.js";
 import { mulBase } from "../src/eerc/curve.js";
 import { encryptElGamal } from "../src/eerc/elgamal.js";
 import { transferInputs } from "../src/eerc/inputs.js";
@@ -241,6 +242,30 @@ describe("the operator's indexed ledger", () => {
     expect(third.cost.batches).toBe(0);
     expect(third.state(12n)).toEqual(await fromScratch(indexer, 12n));
     expect(third.state(12n).unfinished?.cycle).toBe(2);
+  });
+
+  it("decrypts in a worker thread, as the API does, and answers what decrypting on this thread answers", async () => {
+    const { indexer, batch, fee, payCycle } = world();
+    // More batches than are handed to the worker at a time, so that their order across windows counts.
+    for (let block = 1; block <= 70; block++)
+      batch(block, [
+        [[A, B, C][block % 3]!, BigInt(block)],
+        [[A, B, C][(block + 1) % 3]!, 1n],
+      ]);
+    fee(71, 50_000n);
+    const fallbacks: string[] = [];
+    const inWorker = new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK, decryptLines: workerDecryptor((r) => fallbacks.push(r)) });
+    const first = await inWorker.read([PAYER]);
+    expect(first.cost).toEqual({ batches: 70, decrypted: 70, rebuilt: false, restoredAt: null });
+    expect(first.state(71n)).toEqual(await fromScratch(indexer, 71n));
+    payCycle(first.state(71n), 72);
+    batch(73, [[B, 5n]]);
+    const second = await inWorker.read([PAYER]);
+    expect(second.cost.decrypted).toBe(1);
+    const onThisThread = await new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK }).read([PAYER]);
+    expect(second.state(73n)).toEqual(onThisThread.state(73n));
+    expect(second.state(73n)).toEqual(await fromScratch(indexer, 73n));
+    expect(fallbacks).toEqual([]);
   });
 
   it("keeps nothing of the unconfirmed blocks: read again at every read, decrypted once", async () => {

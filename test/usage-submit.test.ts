@@ -25,7 +25,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { checkSubmission } from "../src/api/submit-checks.js";
-import { workerChecker } from "../src/api/submit-pool.js";
+import { workerChecker } from "../src/api/workers.js";
 import { type Point, randomScalar } from "../src/eerc/curve.js";
 import { publicKeyOf } from "../src/eerc/keys.js";
 import { ApiInputError } from "../src/http/input.js";

@@ -14,6 +14,7 @@ import { describeCheckpointEvent } from "../payout/indexed-ledger.js";
 import { PayoutLedgerView } from "../payout/ledger-view.js";
 import { ledgerOperatorKey } from "../usage/keys.js";
 import { rpcClients } from "./relayer.js";
+import { workerDecryptor } from "./workers.js";
 
 const words = (pct: bigint[]) => pct.map((w) => w.toString());
 
@@ -89,6 +90,8 @@ export function payoutFields(args: {
     payers: config.payers,
     // PLATFORM_FEE_BPS or PRICING_PERIOD given to the API must match the chain's record, or no payout field is served.
     checkInForce: (inForce) => checkRecordedSettlement(config.asserted, inForce),
+    // Off the thread that indexes and answers GraphQL, which the agent's reads wait on.
+    decryptLines: workerDecryptor((reason) => console.warn(reason)),
     checkpoint:
       args.checkpointFile === undefined
         ? undefined

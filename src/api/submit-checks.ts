@@ -27,7 +27,7 @@ export type CheckedSubmission = {
  * The CPU-bound part of `POST /usage/submit`, from the body's JSON text: its shape and deadline
  * (`ApiInputError` when wrong), the signer, and the records' Merkle root. With a thousand records
  * in the body this is tens of milliseconds, which is why the API runs it in a worker thread
- * (`submit-pool.ts`): the indexer shares the API's event loop.
+ * (`workers.ts`): the indexer shares the API's event loop.
  */
 export async function checkSubmission(json: string, now: number, target: { chainId: number; ledger: Address }): Promise<CheckedSubmission> {
   const { batch, deadline, signature, records } = parseSubmitRequest(parseJsonBody(json), now);

@@ -14,7 +14,7 @@ import {
   withHeadroom,
 } from "./relayer.js";
 import { checkSubmission } from "./submit-checks.js";
-import type { SubmissionChecker } from "./submit-pool.js";
+import type { SubmissionChecker } from "./workers.js";
 
 export { parseSubmitRequest } from "./submit-checks.js";
 

@@ -11,8 +11,8 @@ import { readJsonBody, readJsonText } from "../http/input.js";
 import { API_PATHS } from "../indexer-client/schemas.js";
 import { ProviderWriter } from "./providers-write.js";
 import { Relayer, rpcClients } from "./relayer.js";
-import { workerChecker } from "./submit-pool.js";
 import { UsageSubmitter } from "./usage-submit.js";
+import { workerChecker } from "./workers.js";
 
 /** Largest request body the write routes read. */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;

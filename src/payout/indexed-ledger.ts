@@ -1,4 +1,5 @@
 import type { Address, Hex } from "viem";
+import type { Point } from "../eerc/curve.js";
 import type { IndexerClient } from "../indexer-client/client.js";
 import type { SettlementRecord } from "../revenue/schedule.js";
 import { type DecryptedLine, decryptLinesFor } from "../usage/lines.js";
@@ -47,8 +48,20 @@ export type LedgerCheckpointing = {
   onEvent?: (event: CheckpointEvent) => void;
 };
 
-/** How long a read decrypts before it lets the rest of the process run. */
+/**
+ * Decrypts a batch's usage lines with the operator's key (`decryptLinesFor`), somewhere else than
+ * this thread: the API hands it to a worker thread (`workerDecryptor`).
+ */
+export type LineDecryptor = (
+  encryptedLines: Hex,
+  sk: bigint,
+  options: { verify: { role: "auditor"; pks: Point[] }[] },
+) => Promise<DecryptedLine[]>;
+
+/** How long a read decrypts on this thread before it lets the rest of the process run. */
 const YIELD_EVERY_MS = 50;
+/** Batches handed to a `LineDecryptor` at a time: enough to keep it busy, few enough to bound the copies in flight. */
+const DECRYPT_WINDOW = 64;
 
 const batchKey = (b: { server: Address; batchId: Hex }) => `${b.server}:${b.batchId}`;
 
@@ -87,6 +100,8 @@ export class IndexedLedger {
       /** Blocks below the indexed head whose facts are not kept but read again at every read (0: none). */
       confirmations?: number;
       checkpoint?: LedgerCheckpointing;
+      /** Where usage lines are decrypted; unset, on this thread, a slice at a time. */
+      decryptLines?: LineDecryptor;
     },
   ) {}
 
@@ -173,20 +188,25 @@ export class IndexedLedger {
     ]);
 
     const auditors = { auditorChanges: [...projection.auditorChanges, ...facts.auditorChanges] };
+    const decrypt = this.args.decryptLines;
     let decrypted = 0;
     const batches: ((typeof facts.batches)[number] & { lines: readonly DecryptedLine[] })[] = [];
     let turn = performance.now();
-    for (const b of facts.batches) {
-      const cached = this.pendingLines.get(batchKey(b));
-      let lines = cached?.encryptedLines === b.encryptedLines ? cached.lines : undefined;
-      if (!lines) {
-        lines = decryptLinesFor(b.encryptedLines, sk, "operator", auditorCheck(auditors, b));
-        decrypted += 1;
-      }
-      batches.push({ ...b, lines });
-      // Decryption takes tens of milliseconds a batch: in the API it shares the indexer's thread,
-      // which a long read would otherwise hold for as long as it decrypts.
-      if (performance.now() - turn > YIELD_EVERY_MS) {
+    for (let i = 0; i < facts.batches.length; i += decrypt ? DECRYPT_WINDOW : 1) {
+      const window = facts.batches.slice(i, i + (decrypt ? DECRYPT_WINDOW : 1));
+      const lineSets = await Promise.all(
+        window.map((b) => {
+          const cached = this.pendingLines.get(batchKey(b));
+          if (cached?.encryptedLines === b.encryptedLines) return cached.lines;
+          decrypted += 1;
+          const verify = auditorCheck(auditors, b);
+          return decrypt ? decrypt(b.encryptedLines, sk, verify) : decryptLinesFor(b.encryptedLines, sk, "operator", verify);
+        }),
+      );
+      for (const [j, b] of window.entries()) batches.push({ ...b, lines: lineSets[j]! });
+      // Decryption takes tens of milliseconds a batch: on this thread it would otherwise hold the
+      // process (in the API, the indexer) for as long as it decrypts.
+      if (!decrypt && performance.now() - turn > YIELD_EVERY_MS) {
         await new Promise((r) => setTimeout(r, 0));
         turn = performance.now();
       }

@@ -4,7 +4,7 @@ import { type SettlementTerm, settlementSchedule, termAt } from "../revenue/sche
 import type { ProviderId } from "../revenue/types.js";
 import { UnattributedPayerTransferError } from "./errors.js";
 import { indexedHead } from "./facts.js";
-import { IndexedLedger, type LedgerCheckpointing } from "./indexed-ledger.js";
+import { IndexedLedger, type LedgerCheckpointing, type LineDecryptor } from "./indexed-ledger.js";
 
 export type LedgerSnapshot = {
   /** The latest block of the facts read. */
@@ -41,6 +41,8 @@ export class PayoutLedgerView {
       checkInForce?: (inForce: SettlementTerm) => void;
       /** Where the ledger read so far is kept across restarts; unset, a start reads from genesis. */
       checkpoint?: LedgerCheckpointing;
+      /** Where usage lines are decrypted (the API: a worker thread); unset, on this thread. */
+      decryptLines?: LineDecryptor;
     },
   ) {
     this.ledger = new IndexedLedger({
@@ -48,6 +50,7 @@ export class PayoutLedgerView {
       status: args.status,
       operatorSk: args.operatorSk,
       checkpoint: args.checkpoint,
+      decryptLines: args.decryptLines,
     });
   }
 
