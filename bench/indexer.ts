@@ -59,6 +59,8 @@ const INDEXED_EVENTS = new Set([
   "PrivateBurn",
   "PrivateMessage",
 ]);
+/** The 1-minute load average a backfill run waits for (2 cores: half of one busy on average). */
+const QUIET_LOAD = 0.5;
 const ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -663,6 +665,16 @@ const backfillRate = (events: number, r: BackfillRun) =>
     ? Math.round(events / (r.milestones.backfillCompleted - r.milestones.backfillStarted))
     : undefined;
 
+/**
+ * Waits until the work before (building the chain, the last run) has left the cores, as the
+ * 1-minute load average shows it, for at most two minutes; returns that load average.
+ */
+async function settled(): Promise<number> {
+  const until = now() + 120_000;
+  while (loadavg()[0]! > QUIET_LOAD && now() < until) await sleep(2_000);
+  return round(loadavg()[0]!, 2);
+}
+
 async function measureBackfill(targetEvents: number, prover: Prover, log: (line: string) => void) {
   const bc = await buildBackfillChain(targetEvents, prover, log);
   const database = `bs_bench_${randomBytes(6).toString("hex")}`;
@@ -671,10 +683,11 @@ async function measureBackfill(targetEvents: number, prover: Prover, log: (line:
     log(
       `  RPC baseline: getLogs ${baseline.getLogsEventsPerSecond} events/s, getLogs + full blocks ${baseline.getLogsWithBlocksEventsPerSecond} events/s`,
     );
-    const runs: Record<string, BackfillRun & { backfillEventsPerSecond?: number }> = {};
+    const runs: Record<string, BackfillRun & { backfillEventsPerSecond?: number; loadAverage1m: number }> = {};
     const run = async (name: string, db: { pgliteDir: string } | { databaseUrl: string }, schema?: string) => {
+      const loadAverage1m = await settled();
       const r = await timeBackfill(bc, db, join(bc.dir, `ponder-${name}.log`), schema);
-      runs[name] = { ...r, backfillEventsPerSecond: backfillRate(bc.events, r) };
+      runs[name] = { ...r, backfillEventsPerSecond: backfillRate(bc.events, r), loadAverage1m };
       log(describeRun(name, bc.events, r));
     };
     const pgliteDir = join(bc.dir, "pglite");
