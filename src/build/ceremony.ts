@@ -13,9 +13,9 @@ import { randomBytes } from "node:crypto";
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake2b } from "@noble/hashes/blake2.js";
-import * as snarkjs from "snarkjs";
 import { CIRCUIT_NAMES, type CircuitName, circuitArtifacts } from "../eerc/artifacts.js";
 import { terminateCurveWorkers } from "../eerc/prover.js";
+import { loadSnarkjs } from "../eerc/snarkjs.js";
 import { BaseError, InvalidFieldError } from "../errors.js";
 import { buildStaleCircuits, CIRCUITS_LOCK, exportKeys, type Ptau, resolvePtau, sourceDigest, withBuildLock } from "./circuits.js";
 
@@ -209,6 +209,7 @@ export async function verifyZkey(
   ptau: string,
   r1cs = circuitArtifacts(circuit).r1cs,
 ): Promise<ZkeyContributions> {
+  const snarkjs = await loadSnarkjs();
   const contributions = readZkeyContributions(zkey);
   if (!existsSync(r1cs)) throw new CeremonyInputError(r1cs, "does not exist: run `npm run build:circuits` first");
   const errors: string[] = [];
@@ -277,6 +278,7 @@ function nextFile(dir: string, circuit: CircuitName, current: number): string {
 
 /** Compiles the circuits if their r1cs is missing or stale, and writes each one's `_0000.zkey` from its r1cs and the ptau. */
 export async function initCeremony(options: CeremonyOptions & { ptau?: string }): Promise<void> {
+  const snarkjs = await loadSnarkjs();
   const { dir, circuits = CIRCUIT_NAMES, log = console.log } = options;
   const ptau = resolvePtau(options.ptau, "--ptau");
   mkdirSync(dir, { recursive: true });
@@ -300,6 +302,7 @@ export type ContributionResult = { circuit: CircuitName; file: string; hash: str
 
 /** Adds one contribution, named `name`, to the newest key of every circuit in the directory. */
 export async function contribute(options: CeremonyOptions & { name: string; entropy?: string }): Promise<ContributionResult[]> {
+  const snarkjs = await loadSnarkjs();
   const { dir, circuits = CIRCUIT_NAMES, log = console.log } = options;
   if (!options.name.trim()) throw new CeremonyInputError("--name", "is required: the name your contribution is recorded under");
   if (options.name.length > 64) throw new CeremonyInputError("--name", "must be at most 64 characters (snarkjs records no more)");
@@ -324,6 +327,7 @@ export async function contribute(options: CeremonyOptions & { name: string; entr
 export async function applyBeacon(
   options: CeremonyOptions & { beaconHash: string; iterationsExp?: number; name?: string },
 ): Promise<ContributionResult[]> {
+  const snarkjs = await loadSnarkjs();
   const { dir, circuits = CIRCUIT_NAMES, log = console.log, iterationsExp = 10, name = "final beacon" } = options;
   if (!/^([0-9a-fA-F]{2}){1,255}$/.test(options.beaconHash)) throw new CeremonyInputError("--hash", "must be 1 to 255 bytes of hex");
   if (!Number.isInteger(iterationsExp) || iterationsExp < 10 || iterationsExp > 63) {
@@ -386,6 +390,7 @@ function checkFinal(file: string, c: ZkeyContributions): void {
  * with its verification key and Solidity verifier, and stamps it so the build keeps it.
  */
 export async function exportCeremony(options: CeremonyOptions & { ptau?: string }): Promise<VerifiedKey[]> {
+  const snarkjs = await loadSnarkjs();
   const { dir, circuits = CIRCUIT_NAMES, log = console.log } = options;
   const ptau: Ptau = resolvePtau(options.ptau, "--ptau");
   const finals = circuits.map((circuit) => ({ circuit, ...currentZkey(dir, circuit) }));

@@ -2,9 +2,9 @@ import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import * as snarkjs from "snarkjs";
 import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, circuitArtifacts, PROJECT_ROOT } from "../eerc/artifacts.js";
 import { terminateCurveWorkers } from "../eerc/prover.js";
+import { loadSnarkjs } from "../eerc/snarkjs.js";
 
 /** Development-only powers of tau (2^15), generated locally and committed with its sha256. */
 export const DEV_PTAU = join(PROJECT_ROOT, "circuits", "ptau", "dev-pot15.ptau");
@@ -77,6 +77,7 @@ function compile(name: CircuitName): void {
  * r1cs and ptau it was made from. Enough for anvil; deploy refuses it elsewhere (`npm run ceremony`).
  */
 async function setup(name: CircuitName, ptau: string): Promise<void> {
+  const snarkjs = await loadSnarkjs();
   const a = circuitArtifacts(name);
   const initial = join(a.dir, `${name}_0000.zkey`);
   await snarkjs.zKey.newZKey(a.r1cs, ptau, initial);
@@ -98,6 +99,7 @@ export const BUILD_CONTRIBUTION = "BackendShield build";
 
 /** Writes a circuit's verification key and Solidity verifier from its proving key in build/. */
 export async function exportKeys(name: CircuitName): Promise<void> {
+  const snarkjs = await loadSnarkjs();
   const a = circuitArtifacts(name);
   writeFileSync(a.vkey, JSON.stringify(await snarkjs.zKey.exportVerificationKey(a.zkey), null, 2));
   const template = readFileSync(join(PROJECT_ROOT, "node_modules/snarkjs/templates/verifier_groth16.sol.ejs"), "utf8");
@@ -148,6 +150,7 @@ export function buildCircuits(options: BuildCircuitsOptions = {}): Promise<{ bui
 
 /** `buildCircuits` for a caller that already holds CIRCUITS_LOCK. */
 export async function buildStaleCircuits(options: BuildCircuitsOptions): Promise<{ built: CircuitName[] }> {
+  const snarkjs = await loadSnarkjs();
   const { names = CIRCUIT_NAMES, keys = true, log = (l: string) => console.log(l) } = options;
   const ptau = resolvePtau(options.ptau);
   const built: CircuitName[] = [];

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import solc from "solc";
+import type Solc from "solc";
 import { PROJECT_ROOT } from "../eerc/artifacts.js";
 
 const ROOT = PROJECT_ROOT;
@@ -72,7 +72,11 @@ function findImport(importPath: string): { contents: string } | { error: string 
   return { error: `File not found: ${importPath}` };
 }
 
-function compile(sources: Record<string, { content: string }>, settings: SolcSettings): SolcOutput {
+// The indexer (Ponder) runs every module under src/ as it starts; solc-js takes about 0.4 s to
+// load, so it is loaded when a build needs it.
+const loadSolc = async (): Promise<typeof Solc> => (await import("solc")).default;
+
+function compile(solc: typeof Solc, sources: Record<string, { content: string }>, settings: SolcSettings): SolcOutput {
   const input = { language: "Solidity", sources, settings };
   return JSON.parse(solc.compile(JSON.stringify(input), { import: findImport })) as SolcOutput;
 }
@@ -93,6 +97,7 @@ export async function buildContracts(): Promise<void> {
   const sources: Record<string, { content: string }> = {};
   for (const file of files) sources[file] = { content: await readFile(path.join(ROOT, file), "utf8") };
 
+  const solc = await loadSolc();
   const hash = createHash("sha256");
   hash.update(solc.version());
   hash.update(JSON.stringify(BASE_SETTINGS));
@@ -106,10 +111,10 @@ export async function buildContracts(): Promise<void> {
     TYPED_ABIS.every((n) => existsSync(path.join(OUT_DIR, `${n}.json`)) && existsSync(path.join(ABI_DIR, `${n}Abi.ts`)));
   if (upToDate) return;
 
-  let output = compile(sources, BASE_SETTINGS);
+  let output = compile(solc, sources, BASE_SETTINGS);
   if (errorsOf(output, "error").some((e) => /stack too deep/i.test(e.formattedMessage))) {
     console.warn("build-contracts: stack too deep, recompiling with viaIR");
-    output = compile(sources, { ...BASE_SETTINGS, viaIR: true });
+    output = compile(solc, sources, { ...BASE_SETTINGS, viaIR: true });
   }
   const errors = errorsOf(output, "error");
   if (errors.length > 0) {

@@ -1,11 +1,12 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { type WitnessCalculator, WitnessCalculatorBuilder } from "circom_runtime";
-import * as snarkjs from "snarkjs";
+import type { Groth16Proof as SnarkjsProof } from "snarkjs";
 import { BaseError } from "../errors.js";
 import { type CircuitName, defaultProvingArtifacts, type ProvingArtifacts } from "./artifacts.js";
+import { loadSnarkjs } from "./snarkjs.js";
 
-export type Groth16Proof = snarkjs.Groth16Proof;
+export type Groth16Proof = SnarkjsProof;
 export type ProofResult = { proof: Groth16Proof; publicSignals: string[] };
 export type CircuitInput = Record<string, string | string[] | bigint | bigint[]>;
 
@@ -65,6 +66,7 @@ export class Prover {
   }
 
   async prove(name: CircuitName, input: CircuitInput): Promise<ProofResult> {
+    const snarkjs = await loadSnarkjs();
     if (this.closed) throw new Error("prover is closed");
     const circuit = await this.load(name);
     const wtns = await circuit.witness.calculateWTNSBin(input, 0);
@@ -72,6 +74,7 @@ export class Prover {
   }
 
   async verify(name: CircuitName, result: ProofResult): Promise<boolean> {
+    const snarkjs = await loadSnarkjs();
     const circuit = await this.load(name);
     circuit.vkey ??= snarkjs.zKey.exportVerificationKey({ type: "mem", data: circuit.zkey });
     return snarkjs.groth16.verify(await circuit.vkey, result.publicSignals, result.proof);
