@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect } from "vitest";
@@ -169,6 +169,8 @@ describe("payout journey", () => {
     });
     expect(await pendingOf("weather")).toBe(before);
     expect(w.indexer.recentOutput()).toMatch(/payout ledger: read on from the checkpoint at block \d+ \(.*; cycle \d+ settled/);
+    // The API decrypted in its worker thread: no fallback to the indexer's thread was logged.
+    expect(readFileSync(join(w.dir, "ponder-restarted.log"), "utf8")).not.toMatch(/line decryption (worker|runs on the API's thread)/);
   });
 
   step("the audit totals carry each cycle's total, encrypted to the auditor", async () => {
