@@ -136,11 +136,19 @@ describe("payout journey", () => {
     const deadline = BigInt(Math.floor(Date.now() / 1000) + 120);
     const agentId = agentIdOf(w.manifest.contracts.usageLedger, "payout");
     const signature = await accounts[0]!.signTypedData(distributeTypedData(requestId, deadline, w.chain.chain.id, agentId));
+    const status = async () => (await (await fetch(`${agentUrl}/revenue/status`)).json()) as { state: string; last: unknown };
+    const before = JSON.stringify((await status()).last);
     const first = await postDistribute({ requestId, deadline: deadline.toString(), signature });
     expect(first.status).toBe(202);
     const again = await postDistribute({ requestId, deadline: deadline.toString(), signature });
     expect(again.status).toBe(409);
     expect(again.body.error.field).toBe("requestId");
+    // The accepted request runs a cycle: it ends before the next step commits usage, which it would otherwise pay.
+    const until = Date.now() + 120_000;
+    for (let s = await status(); s.state !== "idle" || JSON.stringify(s.last) === before; s = await status()) {
+      if (Date.now() > until) throw new Error(`the accepted cycle did not end: ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
 
   step("restarted, the API reads on from its payout ledger checkpoint and serves the same pending amounts", async () => {
