@@ -188,27 +188,32 @@ export class IndexedLedger {
     ]);
 
     const auditors = { auditorChanges: [...projection.auditorChanges, ...facts.auditorChanges] };
-    const decrypt = this.args.decryptLines;
     let decrypted = 0;
+    const linesOf = (b: (typeof facts.batches)[number]): readonly DecryptedLine[] | Promise<readonly DecryptedLine[]> => {
+      const cached = this.pendingLines.get(batchKey(b));
+      if (cached?.encryptedLines === b.encryptedLines) return cached.lines;
+      decrypted += 1;
+      const verify = auditorCheck(auditors, b);
+      const decrypt = this.args.decryptLines;
+      return decrypt ? decrypt(b.encryptedLines, sk, verify) : decryptLinesFor(b.encryptedLines, sk, "operator", verify);
+    };
     const batches: ((typeof facts.batches)[number] & { lines: readonly DecryptedLine[] })[] = [];
-    let turn = performance.now();
-    for (let i = 0; i < facts.batches.length; i += decrypt ? DECRYPT_WINDOW : 1) {
-      const window = facts.batches.slice(i, i + (decrypt ? DECRYPT_WINDOW : 1));
-      const lineSets = await Promise.all(
-        window.map((b) => {
-          const cached = this.pendingLines.get(batchKey(b));
-          if (cached?.encryptedLines === b.encryptedLines) return cached.lines;
-          decrypted += 1;
-          const verify = auditorCheck(auditors, b);
-          return decrypt ? decrypt(b.encryptedLines, sk, verify) : decryptLinesFor(b.encryptedLines, sk, "operator", verify);
-        }),
-      );
-      for (const [j, b] of window.entries()) batches.push({ ...b, lines: lineSets[j]! });
-      // Decryption takes tens of milliseconds a batch: on this thread it would otherwise hold the
-      // process (in the API, the indexer) for as long as it decrypts.
-      if (!decrypt && performance.now() - turn > YIELD_EVERY_MS) {
-        await new Promise((r) => setTimeout(r, 0));
-        turn = performance.now();
+    if (this.args.decryptLines) {
+      for (let i = 0; i < facts.batches.length; i += DECRYPT_WINDOW) {
+        const window = facts.batches.slice(i, i + DECRYPT_WINDOW);
+        const lineSets = await Promise.all(window.map(linesOf));
+        for (const [j, b] of window.entries()) batches.push({ ...b, lines: lineSets[j]! });
+      }
+    } else {
+      let turn = performance.now();
+      for (const b of facts.batches) {
+        batches.push({ ...b, lines: await linesOf(b) });
+        // Decryption takes tens of milliseconds a batch: on this thread it would otherwise hold the
+        // process (in the API, the indexer) for as long as it decrypts.
+        if (performance.now() - turn > YIELD_EVERY_MS) {
+          await new Promise((r) => setTimeout(r, 0));
+          turn = performance.now();
+        }
       }
     }
     const { amounts, unreadable } = operatorAmounts(sk, facts, new Map(this.pendingAmounts));
