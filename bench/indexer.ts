@@ -572,11 +572,22 @@ type BackfillRun = {
   indexingFunctionSeconds: Record<string, number>;
 };
 
+/** The events of the eERC and the Registrar a run indexed, by Ponder's own count (`/metrics`). */
+function completedEvents(metrics: string): number {
+  const byEvent = metricSums(metrics, "ponder_indexing_completed_events", "event");
+  return Object.entries(byEvent)
+    .filter(([name]) => /^(EncryptedERC|Registrar):/.test(name) && INDEXED_EVENTS.has(name.split(":")[1]!))
+    .reduce((a, [, n]) => a + n, 0);
+}
+
+/** A Ponder app with the indexer's configuration and handlers that do nothing: Ponder's own cost. */
+const PONDER_FLOOR_ROOT = join(import.meta.dirname, "ponder-floor");
+
 async function timeBackfill(
   bc: BackfillChain,
   database: { pgliteDir: string } | { databaseUrl: string },
   logFile: string,
-  schema?: string,
+  options: { schema?: string; root?: string } = {},
 ): Promise<BackfillRun> {
   const startedAt = new Date();
   const t0 = now();
@@ -586,14 +597,16 @@ async function timeBackfill(
       manifestPath: bc.manifestPath,
       env: { RPC_URL: bc.anvil.rpcUrl },
       logFile,
-      schema,
+      schema: options.schema,
+      root: options.root,
       readyTimeoutMs: 600_000,
       ...database,
     });
     await new IndexerClient(indexer.url).waitForBlock(bc.head, 600_000);
     const seconds = (now() - t0) / 1000;
     const metrics = await (await fetch(`${indexer.url}/metrics`)).text();
-    const indexedEvents = await indexedEventCount(indexer.url);
+    // The floor stores nothing: Ponder's count says what it dispatched.
+    const indexedEvents = options.root ? completedEvents(metrics) : await indexedEventCount(indexer.url);
     if (indexedEvents !== bc.events) throw new Error(`indexed ${indexedEvents} events, the chain has ${bc.events}`);
     const fnMs = metricSums(metrics, "ponder_indexing_function_duration_sum", "event");
     return {
@@ -684,9 +697,9 @@ async function measureBackfill(targetEvents: number, prover: Prover, log: (line:
       `  RPC baseline: getLogs ${baseline.getLogsEventsPerSecond} events/s, getLogs + full blocks ${baseline.getLogsWithBlocksEventsPerSecond} events/s`,
     );
     const runs: Record<string, BackfillRun & { backfillEventsPerSecond?: number; loadAverage1m: number }> = {};
-    const run = async (name: string, db: { pgliteDir: string } | { databaseUrl: string }, schema?: string) => {
+    const run = async (name: string, db: { pgliteDir: string } | { databaseUrl: string }, options?: { schema?: string; root?: string }) => {
       const loadAverage1m = await settled();
-      const r = await timeBackfill(bc, db, join(bc.dir, `ponder-${name}.log`), schema);
+      const r = await timeBackfill(bc, db, join(bc.dir, `ponder-${name}.log`), options);
       runs[name] = { ...r, backfillEventsPerSecond: backfillRate(bc.events, r), loadAverage1m };
       log(describeRun(name, bc.events, r));
     };
@@ -695,10 +708,15 @@ async function measureBackfill(targetEvents: number, prover: Prover, log: (line:
     await adminQuery(`CREATE DATABASE ${database}`);
     const databaseUrl = `postgresql://postgres@127.0.0.1:5432/${database}`;
     await run("postgres", { databaseUrl });
+    // The floor: Ponder alone on fresh databases (no RPC cache), fetching and dispatching the
+    // same events to handlers that do nothing. The difference to the runs above is ours.
+    await run("floorPglite", { pgliteDir: join(bc.dir, "pglite-floor") }, { root: PONDER_FLOOR_ROOT });
+    await adminQuery(`CREATE DATABASE ${database}_floor`);
+    await run("floorPostgres", { databaseUrl: `${databaseUrl}_floor` }, { root: PONDER_FLOOR_ROOT });
     // A second build on the same database finds every RPC response in Ponder's cache
     // (ponder_sync): what is left is start-up and indexing.
-    await run("pgliteRpcCached", { pgliteDir }, "rerun");
-    await run("postgresRpcCached", { databaseUrl }, "rerun");
+    await run("pgliteRpcCached", { pgliteDir }, { schema: "rerun" });
+    await run("postgresRpcCached", { databaseUrl }, { schema: "rerun" });
     return {
       events: bc.events,
       eventCounts: bc.eventCounts,
@@ -709,9 +727,11 @@ async function measureBackfill(targetEvents: number, prover: Prover, log: (line:
       postgres: runs.postgres!,
       ...baseline,
       rpcCached: { pglite: runs.pgliteRpcCached!, postgres: runs.postgresRpcCached! },
+      ponderFloor: { pglite: runs.floorPglite!, postgres: runs.floorPostgres! },
     };
   } finally {
     await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
+    await adminQuery(`DROP DATABASE IF EXISTS ${database}_floor WITH (FORCE)`).catch(() => {});
     await bc.anvil.stop();
     rmSync(bc.dir, { recursive: true, force: true });
   }
@@ -754,6 +774,16 @@ export async function benchIndexer({ transfers, backfillEvents, log }: IndexerBe
       `target backfill ≥ ${targets.backfillEventsPerSecond} events/s: PGlite ${verdict(backfill.pglite.eventsPerSecond >= targets.backfillEventsPerSecond)} ` +
         `(${backfill.pglite.eventsPerSecond}), Postgres ${verdict(backfill.postgres.eventsPerSecond >= targets.backfillEventsPerSecond)} (${backfill.postgres.eventsPerSecond})`,
     );
+    const floor = backfill.ponderFloor;
+    for (const [name, ours, alone] of [
+      ["PGlite", backfill.pglite, floor.pglite],
+      ["Postgres", backfill.postgres, floor.postgres],
+    ] as const) {
+      log(
+        `  ${name}, Ponder alone (no-op handlers): ${alone.eventsPerSecond} events/s from start, backfill ${alone.backfillEventsPerSecond} events/s; ` +
+          `the indexer adds ${round(ours.seconds - alone.seconds, 2)} s, of which start-up ${round((ours.milestones.serverUp ?? 0) - (alone.milestones.serverUp ?? 0), 2)} s`,
+      );
+    }
     log(`wrote ${path}`);
     return { visibility, backfill };
   } finally {

@@ -28,6 +28,8 @@ export type IndexerOptions = {
   logToStdout?: boolean;
   /** How long to wait for `/ready` (default 120 s). */
   readyTimeoutMs?: number;
+  /** `ponder --root`: another Ponder app on the same configuration (default: the project's). */
+  root?: string;
 };
 
 export type RunningIndexer = {
@@ -66,6 +68,7 @@ export async function startIndexer(options: IndexerOptions = {}): Promise<Runnin
   const port = options.port ?? (await freePort());
   const schema = options.schema ?? "public";
   const args = [PONDER_BIN, command, "--port", String(port), "--hostname", "127.0.0.1", "--schema", schema];
+  if (options.root) args.splice(1, 0, "--root", options.root);
   if (options.viewsSchema) args.push("--views-schema", options.viewsSchema);
   const env: Record<string, string | undefined> = {
     ...process.env,

@@ -1,0 +1,4 @@
+import { Hono } from "hono";
+
+// Ponder serves /health, /ready, /status and /metrics itself.
+export default new Hono();
