@@ -95,8 +95,11 @@ export async function startIndexer(options: IndexerOptions = {}): Promise<Runnin
   child.stdout!.on("data", onData);
   child.stderr!.on("data", onData);
   const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code) => {
-      file?.end();
+    child.once("exit", (code, signal) => {
+      // A crash leaves nothing of Ponder's own in the log: say how the process ended.
+      file?.end(
+        `${new Date().toISOString()} ponder ${command} (pid ${child.pid}) exited: ${signal ? `signal ${signal}` : `code ${code}`}\n`,
+      );
       resolve(code);
     }),
   );
