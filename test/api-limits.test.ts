@@ -4,6 +4,8 @@
  * reason, the admission of costly requests one at a time, and the client paging within them.
  */
 
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { getIntrospectionQuery, parse } from "graphql";
 import { Hono } from "hono";
 import { describe, expect, it, vi } from "vitest";
@@ -24,6 +26,7 @@ import { STORE_STATS_TTL_MS, storeStats } from "../src/api/graphql-stats.js";
 import { mountSql, SQL_ADMISSION } from "../src/api/sql.js";
 import { DEFAULT_SQL_MAX_ROWS, DEFAULT_SQL_TIMEOUT_MS, sqlOverHttp } from "../src/config/api.js";
 import { ConfigError } from "../src/config/parse.js";
+import { ApiUnreachableError } from "../src/http/errors.js";
 import { ApiInputError } from "../src/http/input.js";
 import { GraphqlLimitError, IndexerClient } from "../src/indexer-client/client.js";
 
@@ -615,5 +618,36 @@ describe("IndexerClient within the limits", () => {
     expect(sent).toEqual([503, 503, 200]);
     await expect(client.query("{ ok }")).rejects.toMatchObject({ status: 503, serverMessage: "busy" });
     expect(sent).toEqual([503, 503, 200, 503, 503, 503]);
+  });
+
+  it("sends a read again on a new connection when the server closed the one it was on, then gives up", async () => {
+    // A real server and the real fetch: the first `drops` requests have their connection closed
+    // by the server before it answers, as a busy process does with a kept-alive connection.
+    let drops = 2;
+    let received = 0;
+    const server = createServer((req, res) => {
+      received++;
+      if (drops > 0) {
+        drops--;
+        req.socket.destroy();
+        return;
+      }
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ data: { ok: true } }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const client = new IndexerClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      expect(await client.query("{ ok }")).toEqual({ ok: true });
+      expect(received).toBe(3);
+      drops = 3;
+      const failure = await client.query("{ ok }").catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(ApiUnreachableError);
+      expect(String((failure as Error).message)).toMatch(/UND_ERR_SOCKET|ECONNRESET/);
+      expect(received).toBe(6);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -42,6 +42,20 @@ export async function sendRequest(
   }
 }
 
+/** Codes of a connection the server closed or reset while a request was on it. */
+const DROPPED = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+
+/**
+ * Whether a request failed because its connection was closed under it (a kept-alive connection
+ * the server dropped), rather than refused or unanswered: an idempotent request can be sent
+ * again on a new connection.
+ */
+export function connectionDropped(e: unknown): boolean {
+  if (!(e instanceof ApiUnreachableError)) return false;
+  const cause = (e.cause as { cause?: { code?: unknown } } | undefined)?.cause;
+  return typeof cause?.code === "string" && DROPPED.has(cause.code);
+}
+
 /** The JSON body of an answer; ApiResponseError when it is not JSON. */
 export function jsonOf<T = unknown>(answer: HttpAnswer): T {
   try {

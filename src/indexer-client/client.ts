@@ -4,7 +4,7 @@ import type { Point } from "../eerc/curve.js";
 import { UnknownAccountError } from "../history/errors.js";
 import type { AuditTotalsResponse, EarningsResponse } from "../history/types.js";
 import type { CommittedBatch, ProviderRef } from "../history/usage.js";
-import { type HttpClientOptions, httpErrorOf, jsonOf, sendRequest } from "../http/client.js";
+import { connectionDropped, type HttpAnswer, type HttpClientOptions, httpErrorOf, jsonOf, sendRequest } from "../http/client.js";
 import { ApiHttpError, ApiResponseError } from "../http/errors.js";
 import { requestParsed } from "../http/schema.js";
 import type { PeriodUnit } from "../usage/period.js";
@@ -29,6 +29,8 @@ export type IndexerClientOptions = HttpClientOptions & {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Times a GraphQL read is sent again, at once, after its connection was dropped under it. */
+const DROPPED_RETRIES = 2;
 
 /**
  * A GraphQL request the API refused for what it would cost (400): `limit` names the limit
@@ -102,6 +104,17 @@ export class IndexerClient {
     this.busyRetryMs = options.busyRetryMs ?? [1_000, 2_000, 4_000];
   }
 
+  /** A read is idempotent: sent again on a new connection when the server dropped the one it was on. */
+  private async postGraphql(json: { query: string; variables: Record<string, unknown> }): Promise<HttpAnswer> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await sendRequest(this.graphqlUrl, { method: "POST", json }, this.options);
+      } catch (e) {
+        if (attempt >= DROPPED_RETRIES || !connectionDropped(e)) throw e;
+      }
+    }
+  }
+
   private url(path: string, query: Record<string, string | undefined> = {}): string {
     const url = new URL(path, this.baseUrl);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
@@ -111,14 +124,15 @@ export class IndexerClient {
   /**
    * One GraphQL query; the server's errors become ApiResponseError, an error status ApiHttpError
    * (GraphqlLimitError for a request refused for its cost). A 503 (the API busy with costly
-   * queries) is sent again after each wait of `busyRetryMs`.
+   * queries) is sent again after each wait of `busyRetryMs`; a read whose connection the server
+   * closed under it (a kept-alive connection dropped by a busy process) is sent again at once.
    */
   async query<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-    let answer = await sendRequest(this.graphqlUrl, { method: "POST", json: { query, variables } }, this.options);
+    let answer = await this.postGraphql({ query, variables });
     for (const wait of this.busyRetryMs) {
       if (answer.status !== 503) break;
       await sleep(wait);
-      answer = await sendRequest(this.graphqlUrl, { method: "POST", json: { query, variables } }, this.options);
+      answer = await this.postGraphql({ query, variables });
     }
     const refused = limitErrorOf(answer);
     if (refused) throw refused;
