@@ -14,6 +14,8 @@ type LoadedCircuit = {
   witness: WitnessCalculator;
   zkey: Uint8Array;
   vkey?: Promise<Record<string, unknown>>;
+  /** The last witness computation queued on this circuit's one wasm instance. */
+  witnessTail: Promise<unknown>;
 };
 
 // circom 2 witness code brings its own memory; the runtime's default 2 GiB import is never used.
@@ -52,7 +54,7 @@ export class Prover {
         if (!existsSync(a.wasm) || !existsSync(a.zkey)) throw new CircuitArtifactsMissingError(name, a);
         const [wasm, zkey] = await Promise.all([readFile(a.wasm), readFile(a.zkey)]);
         const witness = await WitnessCalculatorBuilder(new Uint8Array(wasm), { memorySize: WITNESS_MEMORY_PAGES });
-        return { witness, zkey: new Uint8Array(zkey) };
+        return { witness, zkey: new Uint8Array(zkey), witnessTail: Promise.resolve() };
       })();
       loaded.catch(() => this.circuits.delete(name));
       this.circuits.set(name, loaded);
@@ -69,8 +71,19 @@ export class Prover {
     const snarkjs = await loadSnarkjs();
     if (this.closed) throw new Error("prover is closed");
     const circuit = await this.load(name);
-    const wtns = await circuit.witness.calculateWTNSBin(input, 0);
+    const wtns = await this.witness(circuit, input);
     return snarkjs.groth16.prove({ type: "mem", data: circuit.zkey }, { type: "mem", data: wtns });
+  }
+
+  /**
+   * One witness at a time per circuit: the runtime writes the inputs into its wasm instance, then
+   * yields before it reads the witness out, so a second proof started in between would hand the
+   * first one its own witness (a proof of the other sender's transfer).
+   */
+  private witness(circuit: LoadedCircuit, input: CircuitInput): Promise<Uint8Array> {
+    const computed = circuit.witnessTail.then(() => circuit.witness.calculateWTNSBin(input, 0));
+    circuit.witnessTail = computed.catch(() => {});
+    return computed;
   }
 
   async verify(name: CircuitName, result: ProofResult): Promise<boolean> {
