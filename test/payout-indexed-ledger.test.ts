@@ -406,8 +406,9 @@ describe("the operator's indexed ledger", () => {
     });
     expect(reorged.state(6n)).toEqual(await fromScratch(indexer, 6n));
 
-    // An indexer still backfilling below the checkpoint: read from genesis meanwhile, and the
-    // checkpoint taken up once the indexer reaches it.
+    // An indexer still backfilling below the checkpoint: read from genesis meanwhile, without
+    // saving over the checkpoint however often it saves, and the checkpoint taken up once the
+    // indexer reaches it.
     let shown = 4;
     const backfilling = Object.assign(Object.create(indexer) as TableIndexer, {
       indexedHeads: async () => ({ anvil: { number: shown, timestamp: Math.floor(JAN / 1000) + shown * 12 } }),
@@ -416,7 +417,7 @@ describe("the operator's indexed ledger", () => {
       indexer,
       status: backfilling,
       operatorSk: () => OPERATOR_SK,
-      checkpoint: { store, scope: SCOPE, onEvent: (e) => events.push(e) },
+      checkpoint: { store, scope: SCOPE, everyBatches: 1, onEvent: (e) => events.push(e) },
     });
     await first.read([PAYER]);
     await first.flushed();
@@ -428,6 +429,9 @@ describe("the operator's indexed ledger", () => {
     ]);
     expect(early.indexedBlock).toBe(4n);
     expect(early.cost).toEqual({ batches: 1, decrypted: 1, rebuilt: false, restoredAt: null });
+    await meanwhile.flushed();
+    expect(events.filter((e) => e.kind === "saved")).toEqual([]);
+    expect(openCheckpoint(store.bytes!, OPERATOR_SK).block).toBe(6n);
     shown = 6;
     const later = await meanwhile.read([PAYER]);
     expect(later.cost).toEqual({ batches: 0, decrypted: 0, rebuilt: false, restoredAt: 6n });

@@ -332,6 +332,11 @@ export class IndexedLedger {
     if (!options) return;
     this.saved.batches += newBatches;
     const block = projection.appliedBlock;
+    if (this.awaitingCheckpoint !== null) {
+      // A checkpoint ahead of this read waits for the indexer to reach it: saving would overwrite it.
+      if (block < this.awaitingCheckpoint) return;
+      this.awaitingCheckpoint = null;
+    }
     const settled = projection.foldedCycleCount > this.saved.cycles;
     if (block <= this.saved.block || (!settled && this.saved.batches < (options.everyBatches ?? 500))) return;
     const started = performance.now();
