@@ -9,7 +9,7 @@ import { egctToWords } from "../src/indexer/calldata.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { auditorCheck, NO_CAP } from "../src/payout/admission.js";
 import { type CheckpointStore, checkpointScope, openCheckpoint, sealCheckpoint } from "../src/payout/checkpoint.js";
-import { CheckpointUnreadableError } from "../src/payout/errors.js";
+import { CheckpointUnreadableError, IndexerUnsettledError } from "../src/payout/errors.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { type CheckpointEvent, IndexedLedger } from "../src/payout/indexed-ledger.js";
 import { type LedgerState, operatorLedgerState } from "../src/payout/settlement.js";
@@ -306,6 +306,42 @@ describe("the operator's indexed ledger", () => {
     expect(back.cost.rebuilt).toBe(true);
     expect(back.state(6n)).toEqual(await fromScratch(indexer, 6n));
   });
+
+  it("a read the indexer's tables change under (blocks undone and indexed again) is read again, and never plans a cycle twice", async () => {
+    const { indexer, batch, fee, payCycle } = world();
+    batch(3, [[A, 4n]]);
+    fee(4, 1_000n);
+    payCycle((await new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK }).read([PAYER])).state(4n), 5);
+    batch(6, [[B, 9n]]);
+    // Ponder undoes blocks 5 and 6 and indexes them again while `/status` still says 6: the first
+    // time the payer's transfers and the usage are read, the rows of those blocks are not there yet.
+    const undone = new Set(["privateTransfers", "usageCommitments"]);
+    const racing = Object.assign(Object.create(indexer) as IndexerClient, {
+      all: async (field: string, selection: string, orderBy: string, where?: string) => {
+        const rows = await indexer.all<{ blockNumber: string }>(field, selection, orderBy, where);
+        if (!undone.delete(field)) return rows;
+        return rows.filter((r) => Number(r.blockNumber) < 5);
+      },
+    });
+    const ledger = new IndexedLedger({ indexer: racing, operatorSk: () => OPERATOR_SK });
+    const read = await ledger.read([PAYER]);
+    expect(undone.size).toBe(0);
+    // Cycle 1 is paid (block 5), B's usage of block 6 is owed: what a read of the settled tables answers.
+    expect(read.state(6n)).toEqual(await fromScratch(indexer, 6n));
+    expect(read.state(6n).unfinished).toBeNull();
+    expect(read.cycleTotals().map((c) => c.cycle)).toEqual([1]);
+
+    // Tables that never settle: the read gives up, naming them, and has taken nothing from them.
+    const stuck = Object.assign(Object.create(indexer) as IndexerClient, {
+      all: async (field: string, selection: string, orderBy: string, where?: string) =>
+        (await indexer.all<{ blockNumber: string }>(field, selection, orderBy, where)).filter(
+          (r) => field !== "poolFees" || Number(r.blockNumber) < 4,
+        ),
+    });
+    const never = new IndexedLedger({ indexer: stuck, operatorSk: () => OPERATOR_SK }).read([PAYER]);
+    await expect(never).rejects.toBeInstanceOf(IndexerUnsettledError);
+    await expect(never).rejects.toThrow(/the indexer's poolFees changed while the payout ledger read them through block 6 \(40 attempts\)/);
+  }, 30_000);
 
   it("a payer transfer it cannot account for stays reported after it is read", async () => {
     const { indexer, batch } = world();

@@ -120,6 +120,26 @@ export class StaleProjectionError extends PayoutError {
   readonly code = "STALE_PROJECTION";
 }
 
+/**
+ * The indexer's tables changed under a ledger read: the facts read lack the latest rows the
+ * indexer has through the head it reported (it was undoing and indexing again the last blocks,
+ * after a reorg or one it believed it saw). Nothing was taken from that read; it was tried again
+ * until the tables held still, `attempts` times.
+ */
+export class IndexerUnsettledError extends PayoutError {
+  readonly code = "INDEXER_UNSETTLED";
+  constructor(
+    readonly head: bigint,
+    readonly tables: readonly string[],
+    readonly attempts: number,
+  ) {
+    super(
+      `the indexer's ${tables.join(", ")} changed while the payout ledger read them through block ${head} ` +
+        `(${attempts} attempts): a reorg being indexed; try again once the indexer's log shows it done`,
+    );
+  }
+}
+
 /** A ledger checkpoint that cannot be used: not sealed with this operator key, of another format, or damaged. */
 export class CheckpointUnreadableError extends PayoutError {
   readonly code = "CHECKPOINT_UNREADABLE";

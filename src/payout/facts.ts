@@ -297,6 +297,21 @@ export async function readSettlementFacts(
   };
 }
 
+/** The tables settlement reads, as `factsFingerprint` and `factsMissing` name them. */
+const FINGERPRINTED = [
+  "providerChanges",
+  "usageCommitments",
+  "poolFees",
+  "auditorChanges",
+  "settlementChanges",
+  "serverBindings",
+  "privateTransfers",
+] as const;
+type FingerprintedTable = (typeof FINGERPRINTED)[number];
+
+/** The latest fact at or below a block of each table settlement reads: `print` compares, `blocks` locates. */
+export type LatestFacts = { print: string; blocks: Record<FingerprintedTable, bigint | null> };
+
 /**
  * The latest fact at or below `block` of each table settlement reads (the payers' transfers
  * only): a reorg that replaces any of the blocks through `block` changes one of them, so a reader
@@ -304,29 +319,50 @@ export async function readSettlementFacts(
  * commitment alone, since one may be wider than the API serves next to other rows, and the other
  * tables' latest rows together.
  */
-export async function factsFingerprint(client: IndexerClient, payers: readonly Address[], block: bigint): Promise<string> {
+export async function readLatestFacts(client: IndexerClient, payers: readonly Address[], block: bigint): Promise<LatestFacts> {
   const atOrBelow = `blockNumber_lte: "${block}"`;
-  const tables: [string, string][] = [
-    ["providerChanges", atOrBelow],
-    ["usageCommitments", atOrBelow],
-    ["poolFees", atOrBelow],
-    ["auditorChanges", atOrBelow],
-    ["settlementChanges", atOrBelow],
-    ["serverBindings", atOrBelow],
-    ["privateTransfers", `${atOrBelow}, from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))}`],
-  ];
+  const where = (field: FingerprintedTable) =>
+    field === "privateTransfers" ? `${atOrBelow}, from_in: ${JSON.stringify(payers.map((p) => p.toLowerCase()))}` : atOrBelow;
   type Latest = { items: { blockNumber: string; logIndex: number; txHash: Hex }[] };
-  const latest = ([field, where]: [string, string]) =>
-    `${field}(where: { ${where} }, orderBy: "blockNumber", orderDirection: "desc", limit: 1) { items { blockNumber logIndex txHash } }`;
-  const wide = (t: [string, string]) => t[0] === "usageCommitments";
+  const latest = (field: FingerprintedTable) =>
+    `${field}(where: { ${where(field)} }, orderBy: "blockNumber", orderDirection: "desc", limit: 1) { items { blockNumber logIndex txHash } }`;
+  const wide = (field: FingerprintedTable) => field === "usageCommitments";
   const [usage, others] = await Promise.all([
-    client.query<Record<string, Latest>>(`{ ${tables.filter(wide).map(latest).join(" ")} }`),
+    client.query<Record<string, Latest>>(`{ ${FINGERPRINTED.filter(wide).map(latest).join(" ")} }`),
     client.query<Record<string, Latest>>(
-      `{ ${tables
-        .filter((t) => !wide(t))
+      `{ ${FINGERPRINTED.filter((f) => !wide(f))
         .map(latest)
         .join(" ")} }`,
     ),
   ]);
-  return JSON.stringify(tables.map(([field]) => ({ ...others, ...usage })[field]?.items[0] ?? null));
+  const rows = FINGERPRINTED.map((field) => ({ ...others, ...usage })[field]?.items[0] ?? null);
+  const blocks = Object.fromEntries(FINGERPRINTED.map((field, i) => [field, rows[i] ? BigInt(rows[i].blockNumber) : null]));
+  return { print: JSON.stringify(rows), blocks: blocks as LatestFacts["blocks"] };
+}
+
+export async function factsFingerprint(client: IndexerClient, payers: readonly Address[], block: bigint): Promise<string> {
+  return (await readLatestFacts(client, payers, block)).print;
+}
+
+/**
+ * The tables whose latest fact after `after` is not the one `latest` names: facts read while the
+ * indexer undid blocks (Ponder reverts a reorg's rows at once and indexes the blocks again one by
+ * one, while `/status` still reports the old head) lack the rows of the last blocks. Every table
+ * is read in block order, so a read that missed rows missed its latest ones.
+ */
+export function factsMissing(facts: SettlementFacts, latest: LatestFacts, after: bigint): FingerprintedTable[] {
+  const read: Record<FingerprintedTable, readonly { blockNumber: bigint }[]> = {
+    providerChanges: facts.providerChanges,
+    usageCommitments: facts.batches,
+    poolFees: facts.poolFees,
+    auditorChanges: facts.auditorChanges,
+    settlementChanges: facts.settlementRecords,
+    serverBindings: facts.serverBindings,
+    privateTransfers: [...facts.payouts, ...facts.unattributed],
+  };
+  return FINGERPRINTED.filter((table) => {
+    const last = read[table].reduce<bigint | null>((m, r) => (m === null || r.blockNumber > m ? r.blockNumber : m), null);
+    const expected = latest.blocks[table];
+    return last !== (expected !== null && expected > after ? expected : null);
+  });
 }

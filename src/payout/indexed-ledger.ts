@@ -5,8 +5,8 @@ import type { SettlementRecord } from "../revenue/schedule.js";
 import { type DecryptedLine, decryptLinesFor } from "../usage/lines.js";
 import { auditorCheck } from "./admission.js";
 import { type CheckpointStore, type LedgerCheckpoint, openCheckpoint, sealCheckpoint } from "./checkpoint.js";
-import { StaleProjectionError } from "./errors.js";
-import { factsFingerprint, indexedHead, type ProviderChangeFact, readSettlementFacts } from "./facts.js";
+import { IndexerUnsettledError, StaleProjectionError } from "./errors.js";
+import { factsFingerprint, factsMissing, indexedHead, type ProviderChangeFact, readLatestFacts, readSettlementFacts } from "./facts.js";
 import { type AuditorChangeFact, type CycleTotal, type PaidPayout, type SettlementFactsDelta, SettlementProjection } from "./projection.js";
 import { type LedgerState, operatorPoolSecret } from "./settlement.js";
 import { operatorAmounts, type UnattributedTransfer } from "./tag.js";
@@ -60,6 +60,9 @@ export type LineDecryptor = (
 
 /** How long a read decrypts on this thread before it lets the rest of the process run. */
 const YIELD_EVERY_MS = 50;
+/** A read the indexer's tables changed under is tried again this often, this far apart (Ponder took 3 s to index four undone blocks again under load). */
+const UNSETTLED_ATTEMPTS = 40;
+const UNSETTLED_PAUSE_MS = 250;
 /** Batches handed to a `LineDecryptor` at a time: enough to keep it busy, few enough to bound the copies in flight. */
 const DECRYPT_WINDOW = 64;
 
@@ -138,12 +141,19 @@ export class IndexedLedger {
   read(payers: readonly Address[]): Promise<LedgerRead> {
     // One read at a time: each starts where the one before it stopped.
     const read = this.reading.then(async () => {
-      try {
-        return await this.readOnce(payers, false);
-      } catch (e) {
-        if (!(e instanceof StaleProjectionError)) throw e;
-        this.reset();
-        return this.readOnce(payers, true);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          try {
+            return await this.readOnce(payers, false);
+          } catch (e) {
+            if (!(e instanceof StaleProjectionError)) throw e;
+            this.reset();
+            return await this.readOnce(payers, true);
+          }
+        } catch (e) {
+          if (!(e instanceof IndexerUnsettledError) || attempt >= UNSETTLED_ATTEMPTS) throw e;
+          await new Promise((r) => setTimeout(r, UNSETTLED_PAUSE_MS));
+        }
       }
     });
     this.reading = read.catch(() => undefined);
@@ -181,11 +191,19 @@ export class IndexedLedger {
     const projection = this.projection ?? new SettlementProjection(IndexedLedger.projectionOptions(sk));
     const after = projection.appliedBlock;
     const kept = head.number - BigInt(this.args.confirmations ?? 0) > after ? head.number - BigInt(this.args.confirmations ?? 0) : after;
-    const [facts, fingerprint] = await Promise.all([
-      readSettlementFacts(indexer, payers, { head, after, knownProviderChanges: projection.providerChanges }),
-      // Nothing new is final: the facts kept are the ones held, whose fingerprint was just read.
-      heldPrint !== null && kept === after ? heldPrint : factsFingerprint(indexer, payers, kept),
-    ]);
+    const facts = await readSettlementFacts(indexer, payers, { head, after, knownProviderChanges: projection.providerChanges });
+    // What the indexer holds through the head once the facts are read: if they lack its latest rows,
+    // the tables changed under the read, and nothing of it is taken.
+    const latest = await readLatestFacts(indexer, payers, head.number);
+    const missing = factsMissing(facts, latest, after);
+    if (missing.length > 0) throw new IndexerUnsettledError(head.number, missing, UNSETTLED_ATTEMPTS);
+    const fingerprint =
+      kept === head.number
+        ? latest.print
+        : // Nothing new is final: the facts kept are the ones held, whose fingerprint was just read.
+          heldPrint !== null && kept === after
+          ? heldPrint
+          : await factsFingerprint(indexer, payers, kept);
 
     const auditors = { auditorChanges: [...projection.auditorChanges, ...facts.auditorChanges] };
     let decrypted = 0;
