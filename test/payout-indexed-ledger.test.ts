@@ -472,6 +472,21 @@ describe("the operator's indexed ledger", () => {
     const later = await meanwhile.read([PAYER]);
     expect(later.cost).toEqual({ batches: 0, decrypted: 0, rebuilt: false, restoredAt: 6n });
     expect(later.state(6n)).toEqual(await fromScratch(indexer, 6n));
+    // A read from genesis stops once the indexer reaches the checkpoint: taking it up costs less than decrypting on.
+    let heads = 0;
+    const reaching = Object.assign(Object.create(indexer) as TableIndexer, {
+      indexedHeads: async () => {
+        const n = heads++ === 0 ? 4 : 6;
+        return { anvil: { number: n, timestamp: Math.floor(JAN / 1000) + n * 12 } };
+      },
+    });
+    const ledgerReaching = new IndexedLedger({
+      indexer,
+      status: reaching,
+      operatorSk: () => OPERATOR_SK,
+      checkpoint: { store, scope: SCOPE },
+    });
+    expect((await ledgerReaching.read([PAYER])).cost).toEqual({ batches: 0, decrypted: 0, rebuilt: false, restoredAt: 6n });
 
     // One byte changed, or another operator key: refused, never read.
     const changed = Uint8Array.from(saved);

@@ -66,6 +66,9 @@ const UNSETTLED_PAUSE_MS = 250;
 /** Batches handed to a `LineDecryptor` at a time: enough to keep it busy, few enough to bound the copies in flight. */
 const DECRYPT_WINDOW = 64;
 
+/** A read stopped because the indexer reached the checkpoint it waited for: the next read takes it up. */
+class CheckpointReached extends Error {}
+
 const batchKey = (b: { server: Address; batchId: Hex }) => `${b.server}:${b.batchId}`;
 
 /**
@@ -151,6 +154,7 @@ export class IndexedLedger {
             return await this.readOnce(payers, true);
           }
         } catch (e) {
+          if (e instanceof CheckpointReached) continue;
           if (!(e instanceof IndexerUnsettledError) || attempt >= UNSETTLED_ATTEMPTS) throw e;
           await new Promise((r) => setTimeout(r, UNSETTLED_PAUSE_MS));
         }
@@ -177,6 +181,13 @@ export class IndexedLedger {
       this.awaitingCheckpoint = null;
       restoredAt = await this.restore(sk, payers, payerSet, head.number);
     }
+    // A checkpoint ahead waits for the indexer: once the indexer reaches it, taking it up costs less
+    // than decrypting on, so a long read stops there and the next one takes it up.
+    const awaited = this.awaitingCheckpoint;
+    const stopIfReached = async (decryptedSoFar: number) => {
+      if (awaited === null || decryptedSoFar % DECRYPT_WINDOW !== 0) return;
+      if ((await indexedHead(this.args.status ?? indexer)).number >= awaited) throw new CheckpointReached();
+    };
     // The fingerprint of the facts held, when they are still the indexer's.
     let heldPrint: string | null = null;
     if (this.projection) {
@@ -218,6 +229,7 @@ export class IndexedLedger {
     const batches: ((typeof facts.batches)[number] & { lines: readonly DecryptedLine[] })[] = [];
     if (this.args.decryptLines) {
       for (let i = 0; i < facts.batches.length; i += DECRYPT_WINDOW) {
+        await stopIfReached(i);
         const window = facts.batches.slice(i, i + DECRYPT_WINDOW);
         const lineSets = await Promise.all(window.map(linesOf));
         for (const [j, b] of window.entries()) batches.push({ ...b, lines: lineSets[j]! });
@@ -225,6 +237,7 @@ export class IndexedLedger {
     } else {
       let turn = performance.now();
       for (const b of facts.batches) {
+        await stopIfReached(batches.length);
         batches.push({ ...b, lines: await linesOf(b) });
         // Decryption takes tens of milliseconds a batch: on this thread it would otherwise hold the
         // process (in the API, the indexer) for as long as it decrypts.
