@@ -9,7 +9,12 @@ import { decryptPCT } from "../src/eerc/pct.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { callRecords, commitRecords, eercAccount, fundPayer, newFundedAccount, payPoolFee } from "../src/local/marketplace.js";
 import { WebhookSender } from "../src/notify/webhooks.js";
-import { PayerUnderfundedError, SettlementMismatchError, UnattributedPayerTransferError } from "../src/payout/errors.js";
+import {
+  PayerSpendsUnindexedError,
+  PayerUnderfundedError,
+  SettlementMismatchError,
+  UnattributedPayerTransferError,
+} from "../src/payout/errors.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { reconcile } from "../src/payout/reconcile.js";
 import { poolReserve, poolSecret } from "../src/payout/settlement.js";
@@ -300,6 +305,37 @@ describe("payout agent", () => {
       const refused = reconcile({ ...audit, asserted: { feeBps: 1000 } });
       await expect(refused).rejects.toBeInstanceOf(SettlementMismatchError);
       await expect(refused).rejects.toThrow(/--fee-bps 1000 but the recorded fee is 500 bps .*drop the flag/);
+    },
+  );
+
+  step(
+    "never pays twice: facts that lack the payers' latest payouts, under an indexed head past them, stop the agent before it proves anything",
+    async () => {
+      await commit({ weather: 2 });
+      const payers = [w.operator, secondPayer];
+      const indexed = await readSettlementFacts(
+        new IndexerClient(w.indexer.url),
+        payers.map((p) => p.address),
+      );
+      const lastPaid = indexed.payouts.at(-1)!.blockNumber;
+      // As Ponder answers while it indexes undone blocks again (or right after a crash recovery), its
+      // /status already past them: the payers' transfers from the last paid block on are not there.
+      class Lagging extends IndexerClient {
+        override query<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
+          return super.query<T>(
+            query.replaceAll("privateTransfers(where: { ", `privateTransfers(where: { blockNumber_lt: "${lastPaid}", `),
+            variables,
+          );
+        }
+      }
+      const nonces = () => Promise.all(payers.map((p) => w.chain.publicClient.getTransactionCount({ address: p.address })));
+      const before = await nonces();
+      const logs: string[] = [];
+      const run = w.agent({ payers, indexer: new Lagging(w.indexer.url), log: (l) => logs.push(l) }).runCycle();
+      await expect(run).rejects.toBeInstanceOf(PayerSpendsUnindexedError);
+      await expect(run).rejects.toThrow(/the indexed facts show \d+: the indexer does not hold every payout/);
+      expect(logs.some((l) => l.startsWith("ALERT"))).toBe(true);
+      expect(await nonces()).toEqual(before);
     },
   );
 

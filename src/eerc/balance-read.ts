@@ -227,6 +227,25 @@ async function readAuditedStorage(rpc: BalanceRpc, args: BalanceReadArgs): Promi
   };
 }
 
+/**
+ * How many times `user` has spent its `tokenId` balance (transfers out, withdrawals, burns): the
+ * balance's nonce, which every spend increments and nothing else moves, on this project's
+ * EncryptedERC and the audited ones. One read of the `balances` getter, whatever the queue's length.
+ */
+export async function readSpendCount(
+  rpc: Pick<BalanceRpc, "readContract">,
+  args: Pick<BalanceReadArgs, "encryptedERC" | "user" | "tokenId" | "blockNumber">,
+): Promise<bigint> {
+  const [, nonce] = await rpc.readContract({
+    address: args.encryptedERC,
+    abi: EncryptedERCAbi,
+    functionName: "balances",
+    args: [args.user, args.tokenId],
+    blockNumber: args.blockNumber,
+  });
+  return nonce;
+}
+
 /** The balance `balanceOf` would return, read with a bounded cost per request (see the top of this file). */
 export async function readBalance(rpc: BalanceRpc, args: BalanceReadArgs): Promise<OnChainBalance> {
   return (await hasPagedReads(rpc, args.encryptedERC)) ? readPaged(rpc, args) : readAuditedStorage(rpc, args);

@@ -1,5 +1,6 @@
 import type { Address, Hex } from "viem";
 import { decryptBalance } from "../eerc/balance.js";
+import { readSpendCount } from "../eerc/balance-read.js";
 import type { EercClient } from "../eerc/client.js";
 import { summarize } from "../errors.js";
 import type { IndexerClient } from "../indexer-client/client.js";
@@ -9,9 +10,15 @@ import type { ProviderId } from "../revenue/types.js";
 import { reportLineAlerts } from "./admission.js";
 import { type ClaimTurn, claimedDue, type PayoutCoordination, settleShared, type Turn } from "./coordination.js";
 import { readPendingCap } from "./deferral.js";
-import { IndexerBehindError, PayerUnderfundedError, PendingPayerTransactionError, UnattributedPayerTransferError } from "./errors.js";
+import {
+  IndexerBehindError,
+  PayerSpendsUnindexedError,
+  PayerUnderfundedError,
+  PendingPayerTransactionError,
+  UnattributedPayerTransferError,
+} from "./errors.js";
 import { fundFromPool, type PoolFunding } from "./funding.js";
-import { IndexedLedger, type LedgerCheckpointing } from "./indexed-ledger.js";
+import { IndexedLedger, type LedgerCheckpointing, type LedgerRead } from "./indexed-ledger.js";
 import { type DeferredTransfer, type FaultPoint, type PlannedTransfer, payFromPayer, type SentTransfer } from "./pipeline.js";
 import { encodeTag, payoutPCTOptions } from "./tag.js";
 
@@ -193,6 +200,42 @@ export class PayoutAgent {
   }
 
   /**
+   * Every spend of the payers on chain, through the block the ledger was read at, must be in the
+   * facts the plan is made from: a payout missing from them would be planned again. The chain
+   * counts spends itself (each balance's nonce), so this holds whatever the indexer's `/status`
+   * says; a difference drops the ledger, which the next cycle reads again from the chain.
+   */
+  private async checkSpendsIndexed(ledger: LedgerRead): Promise<void> {
+    const { operator } = this.options;
+    const payers = [...new Set(this.payerAddresses.map((a) => a.toLowerCase() as Address))];
+    const block = ledger.indexedBlock;
+    const spent = await Promise.all(
+      payers.map((user) =>
+        readSpendCount(operator.publicClient, {
+          encryptedERC: operator.contracts.encryptedERC,
+          user,
+          tokenId: this.tokenId,
+          blockNumber: block,
+        }),
+      ),
+    );
+    const where = `{ account_in: ${JSON.stringify(payers)}, tokenId: "${this.tokenId}", blockNumber_lte: "${block}" }`;
+    const [withdrawals, burns] = await Promise.all([
+      this.options.indexer.all("withdrawals", "id", "blockNumber", where),
+      this.options.indexer.all("privateBurns", "id", "blockNumber", where),
+    ]);
+    const onChain = spent.reduce((a, b) => a + b, 0n);
+    const indexed = BigInt(ledger.cycleTotals().reduce((n, c) => n + c.transfers, 0) + withdrawals.length + burns.length);
+    if (onChain === indexed) return;
+    this.ledger.reset();
+    this.log.error(
+      { alert: true, block: Number(block), onChain: Number(onChain), indexed: Number(indexed) },
+      `ALERT ${new PayerSpendsUnindexedError(block, onChain, indexed).message}`,
+    );
+    throw new PayerSpendsUnindexedError(block, onChain, indexed);
+  }
+
+  /**
    * Moves what the revenue pool holds into the payers' encrypted balances, once nothing the pool
    * or a payer sent is still pending (a transfer or deposit of an interrupted run would otherwise
    * be read as not done). Logs counts and transaction hashes only.
@@ -295,6 +338,7 @@ export class PayoutAgent {
         );
       throw new UnattributedPayerTransferError(unattributed);
     }
+    await this.checkSpendsIndexed(ledger);
     const finalized = paying?.throughBlock ?? head - BigInt(this.options.confirmations ?? 0);
     const state = ledger.state(finalized);
     reportLineAlerts(state.alerts, { log: this.log, notify: this.options.notify, reported: this.alerted });

@@ -140,6 +140,25 @@ export class IndexerUnsettledError extends PayoutError {
   }
 }
 
+/**
+ * The payers spent more often on chain, through the block a plan was read at, than the indexed
+ * facts it was made from show: the facts lack some of their payouts (or withdrawals), so the plan
+ * could pay again what was paid. Nothing was sent; the next cycle reads the ledger from the chain.
+ */
+export class PayerSpendsUnindexedError extends PayoutError {
+  readonly code = "PAYER_SPENDS_UNINDEXED";
+  constructor(
+    readonly block: bigint,
+    readonly onChain: bigint,
+    readonly indexed: bigint,
+  ) {
+    super(
+      `the payers spent ${onChain} time(s) on chain through block ${block}, the indexed facts show ${indexed}: ` +
+        "the indexer does not hold every payout it reports as indexed (a reorg or a restart being indexed again); nothing was sent",
+    );
+  }
+}
+
 /** A ledger checkpoint that cannot be used: not sealed with this operator key, of another format, or damaged. */
 export class CheckpointUnreadableError extends PayoutError {
   readonly code = "CHECKPOINT_UNREADABLE";
