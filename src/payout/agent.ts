@@ -228,11 +228,9 @@ export class PayoutAgent {
     const indexed = BigInt(ledger.cycleTotals().reduce((n, c) => n + c.transfers, 0) + withdrawals.length + burns.length);
     if (onChain === indexed) return;
     this.ledger.reset();
-    this.log.error(
-      { alert: true, block: Number(block), onChain: Number(onChain), indexed: Number(indexed) },
-      `ALERT ${new PayerSpendsUnindexedError(block, onChain, indexed).message}`,
-    );
-    throw new PayerSpendsUnindexedError(block, onChain, indexed);
+    const error = new PayerSpendsUnindexedError(block, onChain, indexed);
+    this.log.error({ alert: true, block: Number(block), onChain: Number(onChain), indexed: Number(indexed) }, `ALERT ${error.message}`);
+    throw error;
   }
 
   /**
