@@ -121,14 +121,16 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
       ),
     });
     // The head block is reported once it is reached; the rows of the blocks replayed after crash
-    // recovery may be a moment behind it. Lost or doubled rows never settle: the checks below fail.
+    // recovery may be a moment behind it, and the lists and counts are separate queries, so one
+    // read can see the rows before they settle and the next after. Lost or doubled rows never
+    // settle: the checks below fail.
+    const settled = (s: Awaited<ReturnType<typeof read>>) =>
+      s.data.deposits.totalCount === eventCount("Deposit") &&
+      s.data.privateTransfers.totalCount === eventCount("PrivateTransfer") &&
+      s.depositHashes.length === eventCount("Deposit") &&
+      s.transferHashes.length === eventCount("PrivateTransfer");
     let state = await read();
-    for (
-      const deadline = Date.now() + 30_000;
-      Date.now() < deadline &&
-      (state.data.deposits.totalCount !== eventCount("Deposit") ||
-        state.data.privateTransfers.totalCount !== eventCount("PrivateTransfer"));
-    ) {
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && !settled(state); ) {
       await new Promise((r) => setTimeout(r, 500));
       state = await read();
     }
