@@ -12,6 +12,7 @@ import { type CheckpointStore, checkpointScope, openCheckpoint, sealCheckpoint }
 import { CheckpointUnreadableError, IndexerUnsettledError } from "../src/payout/errors.js";
 import { readSettlementFacts } from "../src/payout/facts.js";
 import { type CheckpointEvent, IndexedLedger } from "../src/payout/indexed-ledger.js";
+import { PayoutLedgerView } from "../src/payout/ledger-view.js";
 import { type LedgerState, operatorLedgerState } from "../src/payout/settlement.js";
 import { encodeTag, operatorAmounts, payoutPCTOptions } from "../src/payout/tag.js";
 import type { ProviderId } from "../src/revenue/types.js";
@@ -342,6 +343,38 @@ describe("the operator's indexed ledger", () => {
     await expect(never).rejects.toBeInstanceOf(IndexerUnsettledError);
     await expect(never).rejects.toThrow(/the indexer's poolFees changed while the payout ledger read them through block 6 \(40 attempts\)/);
   }, 30_000);
+
+  it("the API's view replaces a snapshot taken while the rows under the head were not all indexed, though the head did not move", async () => {
+    const { indexer, batch, fee, payCycle } = world();
+    batch(3, [[A, 4n]]);
+    fee(4, 1_000n);
+    payCycle((await new IndexedLedger({ indexer, operatorSk: () => OPERATOR_SK }).read([PAYER])).state(4n), 5);
+    batch(6, [[B, 9n]]);
+    // After a crash recovery `/status` gives head 6 while the tables hold rows through block 4 only:
+    // the cycle paid in block 5 and B's usage of block 6 are indexed again a moment later.
+    const indexedBefore = new Map([...indexer.rows].map(([field, list]) => [field, [...list]]));
+    indexer.rewindTo(4);
+    indexer.head = 6;
+    const view = new PayoutLedgerView({ indexer, operatorSk: async () => OPERATOR_SK, status: indexer, payers: [PAYER] });
+    const early = await view.snapshot();
+    expect(early.throughBlock).toBe(6n);
+    expect(early.cycles).toEqual([]);
+
+    for (const [field, list] of indexedBefore) indexer.rows.set(field, list);
+    // A request finds the head where it was and is answered from the snapshot; the follower reads on.
+    expect(await view.snapshot()).toBe(early);
+    await view.follow();
+    const settled = await view.snapshot();
+    expect(settled.cycles.map((c) => c.cycle)).toEqual([1]);
+    expect(settled.pendingByProvider.get(B)).toBeGreaterThan(0n);
+    // What a view of the settled tables answers.
+    expect(settled).toEqual(
+      await new PayoutLedgerView({ indexer, status: indexer, operatorSk: async () => OPERATOR_SK, payers: [PAYER] }).snapshot(),
+    );
+    // With nothing changed, following keeps the snapshot.
+    await view.follow();
+    expect(await view.snapshot()).toBe(settled);
+  });
 
   it("a payer transfer it cannot account for stays reported after it is read", async () => {
     const { indexer, batch } = world();

@@ -106,8 +106,19 @@ export function payoutFields(args: {
           },
   });
   // The ledger is read every second whether asked or not, so that new usage is decrypted as it is
-  // indexed and a request finds little left to read; a failed read is reported by the next request.
-  setInterval(() => view.snapshot().catch(() => {}), FOLLOW_MS).unref();
+  // indexed and a request finds little left to read, and so that a snapshot taken while the rows
+  // under the head were not all there is replaced; a failed read is reported by the next request.
+  let following = false;
+  setInterval(() => {
+    if (following) return;
+    following = true;
+    view
+      .follow()
+      .catch(() => {})
+      .finally(() => {
+        following = false;
+      });
+  }, FOLLOW_MS).unref();
   // The payout fields are extras: if the ledger cannot be read, the core answer still goes out.
   const snapshot = () =>
     view.snapshot().catch((e: unknown) => {

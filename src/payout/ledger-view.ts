@@ -20,8 +20,8 @@ export type LedgerSnapshot = {
  * The operator's read of the payout ledger for the query API: what is pending per account and
  * what each cycle paid. The settlement is kept between reads (`IndexedLedger`), so a read costs
  * the facts indexed since the last read; a snapshot is reused until the indexer's head moves past
- * the head it was computed at, so every answer covers what was indexed when it was asked and a
- * burst of requests costs one computation.
+ * the head it was computed at (or `follow` finds the facts under that head changed), so every
+ * answer covers what was indexed when it was asked and a burst of requests costs one computation.
  */
 export class PayoutLedgerView {
   /** The settlement kept between reads: a read costs what was indexed since the last one. */
@@ -57,7 +57,7 @@ export class PayoutLedgerView {
   async snapshot(): Promise<LedgerSnapshot> {
     const head = (await indexedHead(this.args.status)).number;
     if (this.cached && this.cached.head >= head) return this.cached.snapshot;
-    const entry = { head, snapshot: this.compute() };
+    const entry = { head, snapshot: this.compute(false) as Promise<LedgerSnapshot> };
     this.cached = entry;
     entry.snapshot.catch(() => {
       if (this.cached === entry) this.cached = null;
@@ -65,9 +65,29 @@ export class PayoutLedgerView {
     return entry.snapshot;
   }
 
-  private async compute(): Promise<LedgerSnapshot> {
+  /**
+   * Reads the ledger on, also when the head has not moved. After a crash recovery Ponder's `/status`
+   * can give the head of before the restart while the rows under it are still being indexed again:
+   * a snapshot taken then lacks them, and the head does not move when they come in. The read after
+   * they do sees that the facts it holds changed and rebuilds; the snapshot is then replaced.
+   */
+  async follow(): Promise<void> {
+    const head = (await indexedHead(this.args.status)).number;
+    const cached = this.cached;
+    if (!cached || cached.head < head) {
+      await this.snapshot();
+      return;
+    }
+    await cached.snapshot;
+    const rebuilt = await this.compute(true);
+    if (rebuilt && this.cached === cached) this.cached = { head: rebuilt.throughBlock, snapshot: Promise.resolve(rebuilt) };
+  }
+
+  /** The snapshot of a read of the ledger; with `onlyIfRebuilt`, null unless the read rebuilt the ledger. */
+  private async compute(onlyIfRebuilt: boolean): Promise<LedgerSnapshot | null> {
     await this.args.checkOperator?.();
     const facts = await this.ledger.read(this.args.payers);
+    if (onlyIfRebuilt && !facts.cost.rebuilt) return null;
     this.args.checkInForce?.(termAt(settlementSchedule(facts.settlementRecords), facts.indexedTimestamp));
     // With a transfer it cannot account for, the ledger cannot say what is pending.
     if (facts.unattributed.length > 0) throw new UnattributedPayerTransferError(facts.unattributed);
