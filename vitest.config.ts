@@ -28,6 +28,7 @@ export const UNIT_TESTS = [
   "test/web-app-route.test.ts",
   "test/web-provider.test.ts",
   "test/api-limits.test.ts",
+  "test/api-catch-up.test.ts",
 ];
 
 /**

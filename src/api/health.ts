@@ -27,7 +27,10 @@ const outcomeOf = (status: number): Outcome => (status < 400 ? "accepted" : stat
 
 export type HealthProbe = {
   ok: true;
-  /** Historical indexing is done (Ponder's /ready). */
+  /**
+   * Historical indexing is done (Ponder's /ready) and the indexer has caught up since it started,
+   * after a restart too (`catchUpGate`): the indexed reads are answered.
+   */
   ready: boolean;
   indexedBlock: number | null;
   headBlock: number | null;
@@ -49,6 +52,8 @@ export function mountOperations(
     env: Record<string, string | undefined>;
     /** How many providers are owed something (null: the payout ledger is not served or unreadable). */
     payouts: { owedProviders(): Promise<number | null> };
+    /** Throws until the indexer has caught up since it started (`catchUpGate`). */
+    checkIndexed: () => Promise<void>;
   },
 ): void {
   const { settings, env } = deps;
@@ -76,7 +81,9 @@ export function mountOperations(
 
   const ready = async () => {
     try {
-      return (await fetch(`${self}/ready`, { signal: AbortSignal.timeout(5_000) })).status === 200;
+      if ((await fetch(`${self}/ready`, { signal: AbortSignal.timeout(5_000) })).status !== 200) return false;
+      await deps.checkIndexed();
+      return true;
     } catch {
       return false;
     }

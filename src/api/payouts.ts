@@ -11,8 +11,9 @@ import { IndexerClient } from "../indexer-client/client.js";
 import type { CyclesField, PendingField } from "../indexer-client/schemas.js";
 import { checkpointScope, fileCheckpointStore } from "../payout/checkpoint.js";
 import { describeCheckpointEvent } from "../payout/indexed-ledger.js";
-import { PayoutLedgerView } from "../payout/ledger-view.js";
+import { type LedgerSnapshot, PayoutLedgerView } from "../payout/ledger-view.js";
 import { ledgerOperatorKey } from "../usage/keys.js";
+import { IndexerCatchingUpError } from "./catch-up.js";
 import { rpcClients } from "./relayer.js";
 import { workerDecryptor } from "./workers.js";
 
@@ -46,6 +47,8 @@ export function payoutFields(args: {
   rpcUrl: string;
   contracts: { encryptedERC: Address; providerRegistry: Address; usageLedger: Address; registrar: Address };
   graphqlFetch: typeof fetch;
+  /** Throws until the indexer has caught up since it started (`catchUpGate`). */
+  checkIndexed?: () => Promise<void>;
   /** Where the payout ledger read so far is kept across restarts (`apiCheckpointFile`); unset, a start reads from genesis. */
   checkpointFile?: string;
 }) {
@@ -85,6 +88,7 @@ export function payoutFields(args: {
     indexer: new IndexerClient("http://indexer.internal/", { fetch: args.graphqlFetch }),
     // Ponder serves /status itself, next to this app, on the process's port.
     status: new IndexerClient(`http://127.0.0.1:${args.env.PORT || 42069}`),
+    checkIndexed: args.checkIndexed,
     operatorSk,
     checkOperator,
     payers: config.payers,
@@ -120,29 +124,35 @@ export function payoutFields(args: {
       });
   }, FOLLOW_MS).unref();
   // The payout fields are extras: if the ledger cannot be read, the core answer still goes out.
-  const snapshot = () =>
-    view.snapshot().catch((e: unknown) => {
-      console.error(`payout ledger unavailable: ${summarize(e).message}`);
-      return null;
-    });
-  const unavailable = "the payout ledger could not be read; see the API's log";
+  const read = (): Promise<{ snapshot: LedgerSnapshot } | { unavailable: string }> =>
+    view.snapshot().then(
+      (snapshot) => ({ snapshot }),
+      (e: unknown) => {
+        // An indexer catching up after a restart is expected, and done in seconds.
+        if (e instanceof IndexerCatchingUpError) return { unavailable: e.message };
+        console.error(`payout ledger unavailable: ${summarize(e).message}`);
+        return { unavailable: "the payout ledger could not be read; see the API's log" };
+      },
+    );
   return {
     /** How many providers are owed something not yet paid: a count for /metrics, never an amount. Null when unreadable. */
     async owedProviders(): Promise<number | null> {
-      const s = await snapshot();
-      return s ? s.pendingByProvider.size : null;
+      const r = await read();
+      return "snapshot" in r ? r.snapshot.pendingByProvider.size : null;
     },
     async pending(account: Address, publicKey: Point): Promise<PendingField> {
-      const s = await snapshot();
-      if (!s) return { pending: null, pendingUnavailable: unavailable };
+      const r = await read();
+      if (!("snapshot" in r)) return { pending: null, pendingUnavailable: r.unavailable };
+      const s = r.snapshot;
       const amount = s.pendingByAccount.get(getAddress(account)) ?? 0n;
       const pct = servedPCT(amount, publicKey, await operatorSk(), `pending|${getAddress(account)}|${s.throughBlock}`);
       return { pending: { pct: words(pct), throughBlock: s.throughBlock.toString() } };
     },
     async cycles(auditorPk: Point | null): Promise<CyclesField> {
       if (!auditorPk) return { cycles: null, cyclesUnavailable: "no auditor is set" };
-      const s = await snapshot();
-      if (!s) return { cycles: null, cyclesUnavailable: unavailable };
+      const r = await read();
+      if (!("snapshot" in r)) return { cycles: null, cyclesUnavailable: r.unavailable };
+      const s = r.snapshot;
       const sk = await operatorSk();
       return {
         cycles: s.cycles.map((c) => ({

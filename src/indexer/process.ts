@@ -49,6 +49,20 @@ export class IndexerStartError extends BaseError {
   readonly code = "INDEXER_START_FAILED";
 }
 
+/**
+ * The API's readiness (`GET /ops/health`), which after a restart also waits for the blocks Ponder
+ * indexes again; an app without that route is ready with Ponder's `/ready`.
+ */
+async function apiReady(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    if (res.status === 404) return true;
+    return res.ok && ((await res.json()) as { ready?: unknown }).ready === true;
+  } catch {
+    return false;
+  }
+}
+
 const PONDER_BIN = join(PROJECT_ROOT, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,7 +76,7 @@ async function httpStatus(url: string): Promise<number | undefined> {
   }
 }
 
-/** Spawns `ponder start` (or `ponder serve`) from the project root and waits until `/ready` answers 200. */
+/** Spawns `ponder start` (or `ponder serve`) from the project root and waits until it is ready (`/ready`, then `/ops/health`). */
 export async function startIndexer(options: IndexerOptions = {}): Promise<RunningIndexer> {
   const command = options.command ?? "start";
   const port = options.port ?? (await freePort());
@@ -113,7 +127,7 @@ export async function startIndexer(options: IndexerOptions = {}): Promise<Runnin
         `ponder ${command} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${recentOutput()}`,
       );
     }
-    if ((await httpStatus(`${url}/ready`)) === 200) break;
+    if ((await httpStatus(`${url}/ready`)) === 200 && (await apiReady(`${url}/ops/health`))) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       await exited;

@@ -43,6 +43,8 @@ export class PayoutLedgerView {
       checkpoint?: LedgerCheckpointing;
       /** Where usage lines are decrypted (the API: a worker thread); unset, on this thread. */
       decryptLines?: LineDecryptor;
+      /** Checks that the indexer has caught up since it started (`catchUpGate`); a throw fails the read. */
+      checkIndexed?: () => Promise<void>;
     },
   ) {
     this.ledger = new IndexedLedger({
@@ -86,6 +88,7 @@ export class PayoutLedgerView {
   /** The snapshot of a read of the ledger; with `onlyIfRebuilt`, null unless the read rebuilt the ledger. */
   private async compute(onlyIfRebuilt: boolean): Promise<LedgerSnapshot | null> {
     await this.args.checkOperator?.();
+    await this.args.checkIndexed?.();
     const facts = await this.ledger.read(this.args.payers);
     if (onlyIfRebuilt && !facts.cost.rebuilt) return null;
     this.args.checkInForce?.(termAt(settlementSchedule(facts.settlementRecords), facts.indexedTimestamp));
