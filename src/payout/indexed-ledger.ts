@@ -132,6 +132,18 @@ export class IndexedLedger {
     this.saved = { block: -1n, cycles: 0, batches: 0 };
   }
 
+  /**
+   * Whether the facts the projection holds are no longer the indexer's, as when blocks were undone
+   * and indexed again under an unmoved head: one query, where a read is several. A read that ends
+   * meanwhile can make it answer true once more than needed, which costs one read.
+   */
+  async heldFactsChanged(payers: readonly Address[]): Promise<boolean> {
+    const projection = this.projection;
+    if (!projection) return false;
+    const held = this.fingerprint;
+    return (await factsFingerprint(this.args.indexer, payers, projection.appliedBlock)) !== held;
+  }
+
   /** Resolves once the checkpoints saved so far are written (or failed). */
   flushed(): Promise<void> {
     return this.saving;

@@ -68,10 +68,11 @@ export class PayoutLedgerView {
   }
 
   /**
-   * Reads the ledger on, also when the head has not moved. After a crash recovery Ponder's `/status`
-   * can give the head of before the restart while the rows under it are still being indexed again:
-   * a snapshot taken then lacks them, and the head does not move when they come in. The read after
-   * they do sees that the facts it holds changed and rebuilds; the snapshot is then replaced.
+   * Reads the ledger on, also when the head has not moved. Blocks Ponder undoes and indexes again
+   * (a reorg it believed it saw, a restart) can leave a snapshot taken meanwhile without their rows,
+   * under a head that does not move when they come back. Once they are back, the facts the ledger
+   * holds are no longer the indexer's (one query tells): it is read again, rebuilds, and the
+   * snapshot is replaced.
    */
   async follow(): Promise<void> {
     const head = (await indexedHead(this.args.status)).number;
@@ -81,6 +82,7 @@ export class PayoutLedgerView {
       return;
     }
     await cached.snapshot;
+    if (!(await this.ledger.heldFactsChanged(this.args.payers))) return;
     const rebuilt = await this.compute(true);
     if (rebuilt && this.cached === cached) this.cached = { head: rebuilt.throughBlock, snapshot: Promise.resolve(rebuilt) };
   }
