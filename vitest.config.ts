@@ -1,3 +1,5 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { defineConfig } from "vitest/config";
 
 /** Pure and in-process tests: no chain, no proofs, no child indexer (`npm run test:unit`). */
@@ -29,6 +31,7 @@ export const UNIT_TESTS = [
   "test/web-provider.test.ts",
   "test/api-limits.test.ts",
   "test/api-catch-up.test.ts",
+  "test/proving-key-checks.test.ts",
 ];
 
 /**
@@ -36,8 +39,17 @@ export const UNIT_TESTS = [
  * file starts its own chain, indexer and databases on free ports, and spends much of its time
  * waiting on those processes: two files run side by side.
  */
-export const E2E_SETTINGS: { globalSetup: string[]; testTimeout: number; hookTimeout: number; pool: "forks" } = {
+export const E2E_SETTINGS: {
+  globalSetup: string[];
+  testTimeout: number;
+  hookTimeout: number;
+  pool: "forks";
+  env: Record<string, string>;
+} = {
   globalSetup: ["test/global-setup.ts"],
+  // One record of passed proving-key checks per run, not the project's data/: each agent and CLI
+  // process of the run proves a key once per verifier, as a deployment's processes do.
+  env: { PROVING_KEY_CHECKS_FILE: join(tmpdir(), `bs-proving-key-checks-${process.pid}.json`) },
   testTimeout: 120_000,
   hookTimeout: 600_000,
   pool: "forks",

@@ -13,6 +13,7 @@ import { type DeploymentManifest, provingArtifactsOf } from "../src/deployment/m
 import { CIRCUIT_NAMES, circuitArtifacts } from "../src/eerc/artifacts.js";
 import { CircuitVerifierMismatchError, checkProvingArtifacts, detectEerc, UnsupportedEercError } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
+import { ProvingKeyChecks } from "../src/eerc/proving-key-checks.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { connectClient, deployForIndexer } from "./indexer-helpers.js";
 import { runScript } from "./run-script.js";
@@ -64,6 +65,70 @@ describe("a deployment's eERC and proving keys", () => {
       contracts: contracts(),
       circuits: CIRCUIT_NAMES,
     });
+  });
+
+  it("a passed check is recorded: the same files on the same verifier are not proved again, another key still is and is refused", async () => {
+    const record = new ProvingKeyChecks(join(dir, "proving-key-checks.json"));
+    const proofs: string[] = [];
+    const counting = new (class extends Prover {
+      override prove(...args: Parameters<Prover["prove"]>) {
+        proofs.push(args[0]);
+        return super.prove(...args);
+      }
+    })(provingArtifactsOf(manifest));
+    try {
+      const check = () =>
+        checkProvingArtifacts({
+          publicClient: chain.publicClient,
+          prover: counting,
+          contracts: contracts(),
+          circuits: ["registration", "withdraw"],
+          record,
+        });
+      const first = await check();
+      expect(first.map((r) => [r.circuit, r.recordedAt])).toEqual([
+        ["registration", null],
+        ["withdraw", null],
+      ]);
+      expect(proofs).toEqual(["registration", "withdraw"]);
+      const again = await check();
+      expect(again.map((r) => r.recordedAt)).toEqual([
+        expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      ]);
+      expect(again.map((r) => r.verifier)).toEqual([
+        getAddress(manifest.contracts.verifiers.registration),
+        getAddress(manifest.contracts.verifiers.withdraw),
+      ]);
+      expect(proofs).toHaveLength(2);
+    } finally {
+      await counting.close();
+    }
+    // The withdraw key where the transfer key belongs: never checked, so proved, and refused.
+    const artifacts = provingArtifactsOf(manifest);
+    const misplaced = new Prover({ ...artifacts, transfer: artifacts.withdraw });
+    try {
+      const wrong = checkProvingArtifacts({
+        publicClient: chain.publicClient,
+        prover: misplaced,
+        contracts: contracts(),
+        circuits: ["transfer"],
+        record,
+      });
+      await expect(wrong).rejects.toBeInstanceOf(CircuitVerifierMismatchError);
+      // Nor is a failure recorded.
+      await expect(
+        checkProvingArtifacts({
+          publicClient: chain.publicClient,
+          prover: misplaced,
+          contracts: contracts(),
+          circuits: ["transfer"],
+          record,
+        }),
+      ).rejects.toBeInstanceOf(CircuitVerifierMismatchError);
+    } finally {
+      await misplaced.close();
+    }
   });
 
   it("refuses a proving key from another setup of the same circuit, naming the circuit and the verifier", async () => {

@@ -62,6 +62,10 @@ describe("payout agent crash safety (SIGKILL and restart)", () => {
       const idle = await startAgent().done;
       expect(idle.code, idle.output).toBe(0);
       expect(idle.output).toMatch(/nothing owed/);
+      // Its start did not prove the transfer key again: the run before it recorded that check.
+      expect(idle.output).toMatch(
+        /proving key transfer: verified on 0x[0-9a-fA-F]{40} at .* \(recorded in .*; same files, same verifier code\)/,
+      );
       expect(idle.output).toMatch(/payout ledger: read on from the checkpoint at block \d+ \(.*; cycle \d+ settled/);
     });
   }

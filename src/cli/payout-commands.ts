@@ -4,6 +4,7 @@ import { provingArtifactsOf } from "../deployment/manifest.js";
 import { EercClient } from "../eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
+import { provingKeyChecksFromEnv } from "../eerc/proving-key-checks.js";
 import { BaseError } from "../errors.js";
 import { verifyAccountKey } from "../history/chain.js";
 import { ApiHttpError, ApiUnreachableError } from "../http/errors.js";
@@ -41,7 +42,13 @@ export async function runWithdraw(cmd: Command, id: Identity, io: CliIo): Promis
   try {
     const contracts = { encryptedERC: m.contracts.encryptedERC, registrar: m.contracts.registrar };
     await detectEerc(chain.publicClient, contracts.encryptedERC);
-    await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["withdraw"] });
+    await checkProvingArtifacts({
+      publicClient: chain.publicClient,
+      prover,
+      contracts,
+      circuits: ["withdraw"],
+      record: provingKeyChecksFromEnv(),
+    });
     const client = await EercClient.connect({
       publicClient: chain.publicClient,
       wallet: chain.walletFor(account),

@@ -7,6 +7,7 @@ import { type DeploymentManifest, provingArtifactsOf } from "../deployment/manif
 import { EercClient } from "../eerc/client.js";
 import { checkProvingArtifacts } from "../eerc/deployment-check.js";
 import { Prover } from "../eerc/prover.js";
+import { provingKeyChecksFromEnv } from "../eerc/proving-key-checks.js";
 import { BaseError } from "../errors.js";
 import { assertKeyMatches } from "../history/decrypt.js";
 import { IndexerClient } from "../indexer-client/client.js";
@@ -113,7 +114,13 @@ export async function runRegister(cmd: Command, id: Identity, io: CliIo): Promis
       );
       return;
     }
-    await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts: eercContracts(m), circuits: ["registration"] });
+    await checkProvingArtifacts({
+      publicClient: chain.publicClient,
+      prover,
+      contracts: eercContracts(m),
+      circuits: ["registration"],
+      record: provingKeyChecksFromEnv(),
+    });
     const receipt = await client.register();
     print(
       io,

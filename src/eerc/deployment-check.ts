@@ -8,6 +8,7 @@ import { mulBase, randomScalar } from "./curve.js";
 import { encryptElGamal } from "./elgamal.js";
 import { burnInputs, mintInputs, registrationInputs, transferInputs, withdrawInputs } from "./inputs.js";
 import { CircuitArtifactsMissingError, type Prover } from "./prover.js";
+import { codeHash, type ProvingKeyChecks } from "./proving-key-checks.js";
 
 /** The eERC at this address is not a version these tools can work with. */
 export class UnsupportedEercError extends BaseError {
@@ -100,9 +101,14 @@ export async function deployedVerifier(
   return publicClient.readContract({ address: contracts.encryptedERC, abi: EncryptedERCAbi, functionName: VERIFIER_GETTERS[circuit] });
 }
 
+/** How a circuit's proving key was found to match the deployment: proved now, or a passed check recorded at `at`. */
+export type ProvingKeyCheckResult = { circuit: CircuitName; verifier: Address; recordedAt: string | null };
+
 /**
  * Checks that the prover's keys match the deployment: for each circuit, a proof of a throwaway
  * witness must verify in one `eth_call` to the verifier the eERC (or Registrar) itself calls.
+ * With `record`, a check of the same witness program and key against the same verifier code that
+ * passed before is not proved again, and a check that passes now is recorded.
  * Throws CircuitVerifierMismatchError naming the first circuit that does not.
  */
 export async function checkProvingArtifacts(args: {
@@ -110,40 +116,61 @@ export async function checkProvingArtifacts(args: {
   prover: Prover;
   contracts: { encryptedERC: Address; registrar: Address };
   circuits: readonly CircuitName[];
-}): Promise<void> {
+  record?: ProvingKeyChecks;
+}): Promise<ProvingKeyCheckResult[]> {
   const chainId = BigInt(await args.publicClient.getChainId());
+  const results: ProvingKeyCheckResult[] = [];
   for (const circuit of args.circuits) {
     const verifier = await deployedVerifier(args.publicClient, args.contracts, circuit);
-    const zkey = args.prover.artifacts[circuit].zkey;
-    const proof = await args.prover.prove(circuit, sampleInputs(circuit, chainId)).catch((cause: unknown) => {
-      if (cause instanceof CircuitArtifactsMissingError) throw cause;
-      throw new CircuitVerifierMismatchError(circuit, verifier, zkey, { cause });
-    });
-    const { proofPoints, publicSignals } = proofToCalldata(circuit, proof);
-    const abi = [
-      {
-        type: "function",
-        name: "verifyProof",
-        stateMutability: "view",
-        inputs: [
-          { name: "a", type: "uint256[2]" },
-          { name: "b", type: "uint256[2][2]" },
-          { name: "c", type: "uint256[2]" },
-          { name: "input", type: `uint256[${PUBLIC_SIGNALS[circuit]}]` },
-        ],
-        outputs: [{ type: "bool" }],
-      },
-    ] as const;
-    const ok = await args.publicClient
-      .readContract({
-        address: verifier,
-        abi,
-        functionName: "verifyProof",
-        args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals],
-      })
-      .catch(() => false);
-    if (ok !== true) throw new CircuitVerifierMismatchError(circuit, verifier, zkey);
+    const { wasm, zkey } = args.prover.artifacts[circuit];
+    const check = args.record && {
+      circuit,
+      chainId,
+      verifier,
+      verifierCode: codeHash(await args.publicClient.getCode({ address: verifier })),
+      wasm,
+      zkey,
+    };
+    const recordedAt = check ? await args.record!.passedAt(check) : null;
+    if (recordedAt === null) {
+      await proveOnVerifier(args.prover, circuit, chainId, verifier, args.publicClient);
+      if (check) await args.record!.record(check);
+    }
+    results.push({ circuit, verifier, recordedAt });
   }
+  return results;
+}
+
+async function proveOnVerifier(prover: Prover, circuit: CircuitName, chainId: bigint, verifier: Address, publicClient: PublicClient) {
+  const zkey = prover.artifacts[circuit].zkey;
+  const proof = await prover.prove(circuit, sampleInputs(circuit, chainId)).catch((cause: unknown) => {
+    if (cause instanceof CircuitArtifactsMissingError) throw cause;
+    throw new CircuitVerifierMismatchError(circuit, verifier, zkey, { cause });
+  });
+  const { proofPoints, publicSignals } = proofToCalldata(circuit, proof);
+  const abi = [
+    {
+      type: "function",
+      name: "verifyProof",
+      stateMutability: "view",
+      inputs: [
+        { name: "a", type: "uint256[2]" },
+        { name: "b", type: "uint256[2][2]" },
+        { name: "c", type: "uint256[2]" },
+        { name: "input", type: `uint256[${PUBLIC_SIGNALS[circuit]}]` },
+      ],
+      outputs: [{ type: "bool" }],
+    },
+  ] as const;
+  const ok = await publicClient
+    .readContract({
+      address: verifier,
+      abi,
+      functionName: "verifyProof",
+      args: [proofPoints.a, proofPoints.b, proofPoints.c, publicSignals],
+    })
+    .catch(() => false);
+  if (ok !== true) throw new CircuitVerifierMismatchError(circuit, verifier, zkey);
 }
 
 export const CONVERTER_CIRCUITS: readonly CircuitName[] = ["registration", "transfer", "withdraw"];
