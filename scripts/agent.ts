@@ -9,7 +9,7 @@ import { settlementInForce } from "../src/deployment/settlement.js";
 import { EercClient } from "../src/eerc/client.js";
 import { checkProvingArtifacts, detectEerc } from "../src/eerc/deployment-check.js";
 import { Prover } from "../src/eerc/prover.js";
-import { provingKeyChecksFromEnv } from "../src/eerc/proving-key-checks.js";
+import { ProvingKeyChecks } from "../src/eerc/proving-key-checks.js";
 import { summarize } from "../src/errors.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { createLogger } from "../src/log.js";
@@ -59,12 +59,12 @@ async function main(argv: string[]): Promise<number> {
   const contracts = { encryptedERC: manifest.contracts.encryptedERC, registrar: manifest.contracts.registrar };
   // Refuse to start on an eERC these tools do not know, with proving keys its verifier rejects, or with another operator's key.
   await detectEerc(chain.publicClient, contracts.encryptedERC);
-  const record = provingKeyChecksFromEnv();
+  const record = new ProvingKeyChecks(config.provingKeyChecksFile);
   for (const c of await checkProvingArtifacts({ publicClient: chain.publicClient, prover, contracts, circuits: ["transfer"], record })) {
     log.info(
       { circuit: c.circuit, verifier: c.verifier, recordedAt: c.recordedAt },
       c.recordedAt
-        ? `proving key ${c.circuit}: verified on ${c.verifier} at ${c.recordedAt} (recorded in ${record!.file}; same files, same verifier code)`
+        ? `proving key ${c.circuit}: verified on ${c.verifier} at ${c.recordedAt} (recorded in ${record.file}; same files, same verifier code)`
         : `proving key ${c.circuit}: a throwaway proof verifies on the deployment's verifier ${c.verifier}`,
     );
   }

@@ -54,6 +54,7 @@ describe("agent settings", () => {
       agentName: "payout",
       requestsFile: "data/payout-requests-31337.jsonl",
       checkpointFile: "data/payout-checkpoint-31337.bin",
+      provingKeyChecksFile: "data/proving-key-checks.json",
       corsOrigins: [],
       fault: undefined,
     });

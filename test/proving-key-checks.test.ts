@@ -74,9 +74,9 @@ describe("the record of passed proving-key checks", () => {
     expect(await blocked.passedAt(check)).toBeNull();
   });
 
-  it("lives at PROVING_KEY_CHECKS_FILE, data/proving-key-checks.json by default, and is off when set empty", () => {
-    expect(provingKeyChecksFromEnv({})?.file).toBe("data/proving-key-checks.json");
-    expect(provingKeyChecksFromEnv({ PROVING_KEY_CHECKS_FILE: "/var/lib/bs/checks.json" })?.file).toBe("/var/lib/bs/checks.json");
-    expect(provingKeyChecksFromEnv({ PROVING_KEY_CHECKS_FILE: "" })).toBeUndefined();
+  it("lives at PROVING_KEY_CHECKS_FILE, data/proving-key-checks.json when it is unset or empty", () => {
+    expect(provingKeyChecksFromEnv({}).file).toBe("data/proving-key-checks.json");
+    expect(provingKeyChecksFromEnv({ PROVING_KEY_CHECKS_FILE: " " }).file).toBe("data/proving-key-checks.json");
+    expect(provingKeyChecksFromEnv({ PROVING_KEY_CHECKS_FILE: "/var/lib/bs/checks.json" }).file).toBe("/var/lib/bs/checks.json");
   });
 });

@@ -1,6 +1,7 @@
 import { type Address, getAddress, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { localKey } from "../chain/local.js";
+import { DEFAULT_PROVING_KEY_CHECKS_FILE } from "../eerc/proving-key-checks.js";
 import { PLAN_FAULT_STEPS, type PlanFaultStep } from "../payout/coordination.js";
 import { FUNDING_FAULT_STEPS, type FundingFaultStep } from "../payout/funding.js";
 import { FAULT_STEPS, type FaultStep } from "../payout/pipeline.js";
@@ -24,6 +25,7 @@ export const AGENT_ENV = {
   PAYOUT_AGENT_NAME: env.text(),
   PAYOUT_REQUESTS_FILE: env.text(),
   PAYOUT_CHECKPOINT_FILE: env.text(),
+  PROVING_KEY_CHECKS_FILE: env.text(),
   PAYOUT_FAULT: env.text(),
   AGENT_CORS_ORIGIN: env.urls(),
   AGENT_DATABASE_URL: env.text(),
@@ -55,6 +57,8 @@ export type AgentConfig = OperatorSettings &
     requestsFile: string;
     /** Where the settlement read so far is kept, sealed with the operator's key, so a restart reads on from it. */
     checkpointFile: string;
+    /** The start-up checks of the proving keys that passed (`ProvingKeyChecks`). */
+    provingKeyChecksFile: string;
     /**
      * Browser origins allowed to call the agent's HTTP API (AGENT_CORS_ORIGIN, comma-separated; default
      * none): the dashboard's origin, for its status reads and the operator-signed distribute request.
@@ -129,6 +133,7 @@ export function agentConfig(source: Env, chainId: number): AgentConfig {
     agentName: e.PAYOUT_AGENT_NAME ?? DEFAULT_AGENT_NAME,
     requestsFile: e.PAYOUT_REQUESTS_FILE ?? `data/payout-requests-${chainId}.jsonl`,
     checkpointFile: e.PAYOUT_CHECKPOINT_FILE ?? `data/payout-checkpoint-${chainId}.bin`,
+    provingKeyChecksFile: e.PROVING_KEY_CHECKS_FILE ?? DEFAULT_PROVING_KEY_CHECKS_FILE,
     corsOrigins: (e.AGENT_CORS_ORIGIN ?? []).map((u) => new URL(u).origin),
     coordination: coordinationOf(e, payerKeys, depth),
     fault: faultOf(e.PAYOUT_FAULT),

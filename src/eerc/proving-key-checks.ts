@@ -69,10 +69,9 @@ export class ProvingKeyChecks {
   }
 }
 
-/** The record at PROVING_KEY_CHECKS_FILE (default `data/proving-key-checks.json`); none when it is set empty. */
-export function provingKeyChecksFromEnv(env: NodeJS.ProcessEnv = process.env): ProvingKeyChecks | undefined {
-  const file = env.PROVING_KEY_CHECKS_FILE ?? DEFAULT_PROVING_KEY_CHECKS_FILE;
-  return file === "" ? undefined : new ProvingKeyChecks(file);
+/** The record at PROVING_KEY_CHECKS_FILE, else `data/proving-key-checks.json` (an empty variable counts as unset). */
+export function provingKeyChecksFromEnv(env: NodeJS.ProcessEnv = process.env): ProvingKeyChecks {
+  return new ProvingKeyChecks(env.PROVING_KEY_CHECKS_FILE?.trim() || DEFAULT_PROVING_KEY_CHECKS_FILE);
 }
 
 const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
