@@ -41,17 +41,22 @@ const ceremony = (args: string[], env: Record<string, string> = {}) => runScript
 const hashesIn = (stdout: string) => [...stdout.matchAll(/contribution #\d+ .*?: ([0-9a-f]{128})/g)].map((m) => m[1]);
 
 describe("the build's proving keys", () => {
-  it("each verifies against its circuit's r1cs and the ptau, with the build's single contribution", async () => {
-    const lines: string[] = [];
-    const verified = await verifyCeremony({ log: (l) => lines.push(l) });
-    expect(verified.map((v) => v.circuit)).toEqual([...CIRCUIT_NAMES]);
-    for (const v of verified) {
-      expect(v.file).toBe(circuitArtifacts(v.circuit).zkey);
-      expect(v.contributions.contributions).toEqual([
+  // The build verifies each key against the r1cs and ptau it was made from, and fails otherwise
+  // (src/build/circuits.ts). Here: each key carries the build's one contribution, and the
+  // auditor's verify accepts the build's key as it finds it, from the r1cs and the ptau.
+  it("each carries the build's single contribution; verify accepts the build's key against its r1cs and the ptau", async () => {
+    for (const circuit of CIRCUIT_NAMES) {
+      expect(readZkeyContributions(circuitArtifacts(circuit).zkey).contributions, circuit).toEqual([
         { index: 1, name: BUILD_CONTRIBUTION, hash: expect.stringMatching(/^[0-9a-f]{128}$/) },
       ]);
     }
-    expect(lines.filter((l) => l.includes("verifies against"))).toHaveLength(5);
+    const lines: string[] = [];
+    const verified = await verifyCeremony({ circuits: ["registration"], log: (l) => lines.push(l) });
+    expect(verified.map((v) => [v.circuit, v.file])).toEqual([["registration", circuitArtifacts("registration").zkey]]);
+    expect(verified[0]!.contributions.contributions).toEqual([
+      { index: 1, name: BUILD_CONTRIBUTION, hash: expect.stringMatching(/^[0-9a-f]{128}$/) },
+    ]);
+    expect(lines.filter((l) => l.includes("verifies against"))).toHaveLength(1);
   }, 600_000);
 });
 
