@@ -101,7 +101,7 @@ export async function deployedVerifier(
   return publicClient.readContract({ address: contracts.encryptedERC, abi: EncryptedERCAbi, functionName: VERIFIER_GETTERS[circuit] });
 }
 
-/** How a circuit's proving key was found to match the deployment: proved now, or a passed check recorded at `at`. */
+/** How a circuit's proving key was found to match the deployment: proved now (`recordedAt` null), or by the record of a check that passed at `recordedAt`. */
 export type ProvingKeyCheckResult = { circuit: CircuitName; verifier: Address; recordedAt: string | null };
 
 /**
