@@ -20,8 +20,8 @@ import { CIRCUIT_NAMES, circuitArtifacts, defaultProvingArtifacts, PROJECT_ROOT,
 import { accounts } from "./indexer-helpers.js";
 import { runScript } from "./run-script.js";
 
-// The trusted setup of our own circuits: the build's keys verified against their r1cs and the
-// ptau; the ceremony command run by two participants and a coordinator; deploy refusing keys of
+// The trusted setup of our own circuits: the build's keys, each of one contribution, and the
+// auditor's verify of one against its r1cs and the ptau; the ceremony command run by two participants and a coordinator; deploy refusing keys of
 // a single contribution on a chain other than anvil, and accepting a ceremony's.
 
 const FUJI = 43113;
