@@ -23,6 +23,7 @@ import { batchTypedData, buildBatch, type LineKeys, recordsTree } from "../src/u
 import type { CallRecord } from "../src/usage/record.js";
 import { mapLimit } from "../src/util/concurrency.js";
 import { percentile, RESULTS_DIR, round, writeResults } from "./report.js";
+import { rpcBatch } from "./rpc.js";
 
 export type IngestBenchOptions = {
   /** Batches submitted per measured run (four times as many on 1 s blocks). */
@@ -38,9 +39,15 @@ export type IngestBenchOptions = {
   log: (line: string) => void;
 };
 
-/** One API deployment measured: the indexer process (`ponder start`) serving the route. */
+/** One API deployment measured. */
 export type IngestRun = {
   database: "pglite" | "postgres";
+  /**
+   * Which process serves `POST /usage/submit`: "ponder start", the one that also indexes, or
+   * "ponder serve", a replica on the same Postgres with its own relayer key, which leaves the
+   * indexing process to indexing (docs/operations.md, Scaling).
+   */
+  api: "ponder start" | "ponder serve";
   /**
    * How anvil mines: "automine" puts each commit in a block of its own (the indexer pays its
    * per-block cost once per batch); "1 s blocks" mines every second, as a live chain does
@@ -51,7 +58,7 @@ export type IngestRun = {
   blocks: number;
   /** Records per second accepted by `POST /usage/submit`, bodies carrying their records (the API checks every record and the root). */
   recordsPerSecond: number;
-  /** The same, until the last commit transaction is mined. */
+  /** The same, until the last commit transaction is mined (receipts read in one JSON-RPC batch every 10 ms). */
   minedRecordsPerSecond: number;
   /** The same, until the indexer has indexed the last commit. */
   indexedRecordsPerSecond: number;
@@ -97,6 +104,8 @@ export type IngestBenchResult = {
 const PROVIDERS_PER_BATCH = 10;
 /** Batches submitted before each measured run (route, RPC connections and JIT warm). */
 const WARMUP_BATCHES = 2;
+/** The `ponder serve` replica's relayer: anvil's account #7, not the indexing process's #8. */
+const REPLICA_RELAYER_KEY = ANVIL_KEYS[7];
 /** The runs on 1 s blocks send this many times `batches`. */
 const INTERVAL_RUN_FACTOR = 4;
 const now = () => performance.now();
@@ -203,7 +212,12 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
 
     const runs: IngestRun[] = [];
     const rpc = (method: string, params: unknown[]) => chain.publicClient.request({ method: method as never, params: params as never });
-    const measure = async (database: IngestRun["database"], mining: IngestRun["mining"], bodies: Bodies) => {
+    const measure = async (
+      database: IngestRun["database"],
+      mining: IngestRun["mining"],
+      bodies: Bodies,
+      api: IngestRun["api"] = "ponder start",
+    ) => {
       let databaseUrl: string | undefined;
       let dropDatabase = async () => {};
       if (database === "postgres") {
@@ -224,7 +238,25 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
           await rpc("evm_setIntervalMining", [1]);
         }
         const records = bodies.withRecords.length * recordsPerBatch;
-        runs.push(await measureApi({ database, mining, indexer, chain, bodies, concurrency, n: records, log }));
+        // The replica relays from its own key: two processes never share a nonce lane.
+        const replica =
+          api === "ponder serve"
+            ? await startIndexer({
+                command: "serve",
+                manifestPath,
+                env: { RPC_URL: anvil.rpcUrl, RELAYER_PRIVATE_KEY: REPLICA_RELAYER_KEY },
+                databaseUrl,
+                schema: "bench",
+                logFile: join(dir, "ponder-serve.log"),
+              })
+            : undefined;
+        try {
+          runs.push(
+            await measureApi({ database, mining, api, indexer, replica, rpcUrl: anvil.rpcUrl, bodies, concurrency, n: records, log }),
+          );
+        } finally {
+          await replica?.stop();
+        }
       } finally {
         if (mining === "1 s blocks") {
           await rpc("evm_setIntervalMining", [0]);
@@ -235,10 +267,16 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
       }
     };
     await measure("pglite", "automine", first);
-    if (options.postgresAdminUrl) await measure("postgres", "automine", await prepare());
+    if (options.postgresAdminUrl) {
+      await measure("postgres", "automine", await prepare());
+      await measure("postgres", "automine", await prepare(), "ponder serve");
+    }
     // Enough batches for some ten blocks: a rate over two or three blocks is mostly their rounding.
     await measure("pglite", "1 s blocks", await prepare(INTERVAL_RUN_FACTOR * batches));
-    if (options.postgresAdminUrl) await measure("postgres", "1 s blocks", await prepare(INTERVAL_RUN_FACTOR * batches));
+    if (options.postgresAdminUrl) {
+      await measure("postgres", "1 s blocks", await prepare(INTERVAL_RUN_FACTOR * batches));
+      await measure("postgres", "1 s blocks", await prepare(INTERVAL_RUN_FACTOR * batches), "ponder serve");
+    }
 
     const result: IngestBenchResult = {
       batches,
@@ -268,7 +306,7 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
     for (const r of runs) {
       const met = r.sustainedIndexedRecordsPerSecond >= r.recordsPerSecond;
       log(
-        `target indexed ≥ accepted, sustained (${r.database}, ${r.mining}): ${met ? "met" : "MISSED"} ` +
+        `target indexed ≥ accepted, sustained (${r.database}, ${r.mining}, API in ${r.api}): ${met ? "met" : "MISSED"} ` +
           `(${r.sustainedIndexedRecordsPerSecond} ≥ ${r.recordsPerSecond} records/s; load ${r.loadAverage1mAtStart})`,
       );
     }
@@ -364,17 +402,21 @@ async function estimateGas(chain: ChainClients, body: string, ledger: Address): 
 async function measureApi(args: {
   database: IngestRun["database"];
   mining: IngestRun["mining"];
+  api: IngestRun["api"];
   indexer: RunningIndexer;
-  chain: ChainClients;
+  /** The `ponder serve` process that takes the writes, if not the indexer. */
+  replica?: RunningIndexer;
+  rpcUrl: string;
   bodies: Bodies;
   concurrency: number;
   n: number;
   log: (line: string) => void;
 }): Promise<IngestRun> {
-  const { indexer, chain, bodies, concurrency, n, log } = args;
+  const { indexer, rpcUrl, bodies, concurrency, n, log } = args;
+  const apiUrl = (args.replica ?? indexer).url;
   const submit = async (body: string): Promise<{ txHash: Hex; ms: number; at: number }> => {
     const t = now();
-    const res = await fetch(`${indexer.url}/usage/submit`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const res = await fetch(`${apiUrl}/usage/submit`, { method: "POST", headers: { "content-type": "application/json" }, body });
     const answer = (await res.json()) as { txHash?: Hex; error?: unknown };
     if (res.status !== 200 || !answer.txHash) throw new Error(`POST /usage/submit answered ${res.status}: ${JSON.stringify(answer)}`);
     return { txHash: answer.txHash, ms: now() - t, at: now() };
@@ -383,17 +425,20 @@ async function measureApi(args: {
   let loneBatchIndexMs = 0;
   for (const body of bodies.warmup) {
     const answer = await submit(body);
-    const receipt = await chain.publicClient.waitForTransactionReceipt({ hash: answer.txHash });
-    loneBatchIndexMs = (await indexedAt(indexer.url, receipt.blockNumber)) - answer.at;
+    const [receipt] = await minedReceipts(rpcUrl, [answer.txHash]);
+    loneBatchIndexMs = (await indexedAt(indexer.url, receipt!.blockNumber)) - answer.at;
   }
 
-  const label = `${args.database}, ${args.mining}`;
+  const label = `${args.database}, ${args.mining}, API in ${args.api}`;
   log(`ingest (${label}): ${bodies.withRecords.length} batches with records, ${concurrency} requests at a time`);
   const loadAverage1mAtStart = round(loadavg()[0]!, 2);
   const t0 = now();
   const answers = await mapLimit(bodies.withRecords, concurrency, submit);
   const accepted = (now() - t0) / 1000;
-  const receipts = await Promise.all(answers.map((a) => chain.publicClient.waitForTransactionReceipt({ hash: a.txHash })));
+  const receipts = await minedReceipts(
+    rpcUrl,
+    answers.map((a) => a.txHash),
+  );
   const mined = (now() - t0) / 1000;
   if (receipts.some((r) => r.status !== "success")) throw new Error("ingest: a commit transaction reverted");
   const lastBlock = receipts.reduce((m, r) => (r.blockNumber > m ? r.blockNumber : m), 0n);
@@ -403,11 +448,15 @@ async function measureApi(args: {
   const t1 = now();
   const lean = await mapLimit(bodies.withoutRecords, concurrency, submit);
   const leanSeconds = (now() - t1) / 1000;
-  await Promise.all(lean.map((a) => chain.publicClient.waitForTransactionReceipt({ hash: a.txHash })));
+  await minedReceipts(
+    rpcUrl,
+    lean.map((a) => a.txHash),
+  );
 
   const latencies = answers.map((a) => a.ms);
   const run: IngestRun = {
     database: args.database,
+    api: args.api,
     mining: args.mining,
     blocks: new Set(receipts.map((r) => r.blockNumber)).size,
     recordsPerSecond: Math.round(n / accepted),
@@ -438,6 +487,28 @@ async function measureApi(args: {
       `(p50 ${run.withoutRecords.requestP50Ms} ms)`,
   );
   return run;
+}
+
+/**
+ * The receipts of `hashes` once all are mined: those still missing are asked for in one JSON-RPC
+ * batch every 10 ms, so that the time is the chain's, not a client's polling interval.
+ */
+async function minedReceipts(url: string, hashes: readonly Hex[]): Promise<{ blockNumber: bigint; status: "success" | "reverted" }[]> {
+  const found = new Map<Hex, { blockNumber: bigint; status: "success" | "reverted" }>();
+  const deadline = now() + 300_000;
+  for (;;) {
+    const missing = hashes.filter((h) => !found.has(h));
+    const answers = (await rpcBatch(
+      url,
+      missing.map((h) => ({ method: "eth_getTransactionReceipt", params: [h] })),
+    )) as ({ blockNumber: Hex; status: Hex } | null)[];
+    answers.forEach((r, i) => {
+      if (r) found.set(missing[i]!, { blockNumber: BigInt(r.blockNumber), status: r.status === "0x1" ? "success" : "reverted" });
+    });
+    if (found.size === hashes.length) return hashes.map((h) => found.get(h)!);
+    if (now() > deadline) throw new Error(`ingest: ${hashes.length - found.size} commits were not mined in 300 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** When the indexer's `/status` first reported `block` (`now()` time), polled every 10 ms for up to 300 s. */

@@ -2,15 +2,22 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import pg from "pg";
 import { type Hex, parseEventLogs } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptedERCAbi } from "../abis/EncryptedERCAbi.js";
+import { UsageLedgerAbi } from "../abis/UsageLedgerAbi.js";
 import { type Anvil, startAnvil } from "../src/chain/anvil.js";
 import { type ChainClients, connectChain } from "../src/chain/clients.js";
+import { ANVIL_KEYS } from "../src/chain/local.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
+import { randomScalar } from "../src/eerc/curve.js";
+import { publicKeyOf } from "../src/eerc/keys.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
+import { submitRequestBody } from "../src/meter/submit.js";
+import { batchHash, batchTypedData, buildBatch, type CallRecord, decodeVersionedLines, type LineKeys } from "../src/usage/index.js";
 import { connectClient, deployForIndexer, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
 
 const ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -25,7 +32,7 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-describe("indexer on Postgres: killed mid-stream and restarted on the same schema", () => {
+describe("indexer on Postgres: killed mid-stream and restarted on the same schema; a `ponder serve` replica beside it", () => {
   let anvil: Anvil;
   let chain: ChainClients;
   const prover = new Prover();
@@ -38,6 +45,8 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
   const schema = "bs_indexer";
   const viewsSchema = "bs_api";
   const running: RunningIndexer[] = [];
+  let indexer: RunningIndexer;
+  let replica: RunningIndexer;
 
   beforeAll(async () => {
     await admin((c) => c.query(`CREATE DATABASE ${database}`));
@@ -94,6 +103,7 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
     // The schema stays locked until the dead process's heartbeat expires; then crash recovery
     // resumes from the last checkpoint.
     const second = await start({ viewsSchema });
+    indexer = second;
     stopping = true;
     await Promise.all([depositLoop, transferLoop]);
     // Uncached: the block number the last receipt was polled with may be the one before it.
@@ -148,10 +158,11 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
 
     for (const client of [alice, bob]) await expectHistoryMatchesChain({ chain, manifest, indexerUrl: second.url, client });
 
-    const replica = await startIndexer({
+    // Its own relayer key: two processes never share a nonce lane.
+    replica = await startIndexer({
       command: "serve",
       manifestPath,
-      env: { RPC_URL: anvil.rpcUrl },
+      env: { RPC_URL: anvil.rpcUrl, RELAYER_PRIVATE_KEY: ANVIL_KEYS[7] },
       databaseUrl,
       schema: viewsSchema,
     });
@@ -161,5 +172,68 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
       expect(b.status).toBe(200);
       expect(b.body).toEqual(a.body);
     }
+  });
+
+  it("the replica takes usage writes: it relays from its own key, the indexing process indexes the commit, both serve it", async () => {
+    const server = privateKeyToAccount(ANVIL_KEYS[6]);
+    const ledger = manifest.contracts.usageLedger;
+    const owner = chain.walletFor(privateKeyToAccount(ANVIL_KEYS[0]));
+    await chain.publicClient.waitForTransactionReceipt({
+      hash: await owner.writeContract({
+        address: ledger,
+        abi: UsageLedgerAbi,
+        functionName: "setServer",
+        args: [server.address, true],
+      } as never),
+    });
+    const keys: LineKeys = {
+      operatorPk: publicKeyOf(randomScalar()),
+      auditorPk: publicKeyOf(randomScalar()),
+      providerPk: () => publicKeyOf(randomScalar()),
+    };
+    const records: CallRecord[] = [1, 2, 3].map((i) => ({
+      eventId: `replica-${i}`,
+      provider: "weather",
+      tool: "lookup",
+      startedAt: 1_000 + i,
+      endedAt: 1_001 + i,
+      durationMs: 1,
+      outcome: "ok",
+      requestBytes: 10,
+      responseBytes: 20,
+      billable: true,
+      priceMicro: 1_500n,
+    }));
+    const { batch } = buildBatch({ server: server.address, sequence: 1, periodStart: 1_000, periodEnd: 2_000, records, keys });
+    const deadline = BigInt(Math.floor(Date.now() / 1000) + 600);
+    const signature = await server.signTypedData(batchTypedData(batch, deadline, { chainId: chain.chain.id, ledger }));
+    const body = JSON.stringify(submitRequestBody(batch, deadline, signature, records));
+    const post = (url: string) => fetch(`${url}/usage/submit`, { method: "POST", headers: { "content-type": "application/json" }, body });
+
+    const res = await post(replica.url);
+    const answer = (await res.json()) as { batchId: Hex; txHash: Hex };
+    expect(res.status, JSON.stringify(answer)).toBe(200);
+    const receipt = await chain.publicClient.waitForTransactionReceipt({ hash: answer.txHash });
+    expect(receipt.status).toBe("success");
+    expect(receipt.from.toLowerCase()).toBe(privateKeyToAccount(ANVIL_KEYS[7]).address.toLowerCase());
+
+    await new IndexerClient(indexer.url).waitForBlock(receipt.blockNumber);
+    const query = `{ usageCommitments(where: { batchId: "${batch.batchId}" }) { items { server batchHash lineCount txHash } } }`;
+    const expected = [
+      {
+        server: server.address.toLowerCase(),
+        batchHash: batchHash(batch),
+        lineCount: decodeVersionedLines(batch.encryptedLines).lines.length,
+        txHash: answer.txHash,
+      },
+    ];
+    for (const url of [indexer.url, replica.url]) {
+      const data = await new IndexerClient(url).query<{ usageCommitments: { items: unknown[] } }>(query);
+      expect(data.usageCommitments.items, url).toEqual(expected);
+    }
+    // The same batch sent to the indexing process: idempotency rests on the chain, not on one process's memory.
+    const again = await post(indexer.url);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual(answer);
   });
 });
