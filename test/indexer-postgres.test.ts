@@ -11,14 +11,13 @@ import { type ChainClients, connectChain } from "../src/chain/clients.js";
 import { ANVIL_KEYS } from "../src/chain/local.js";
 import type { DeploymentManifest } from "../src/deployment/manifest.js";
 import type { EercClient } from "../src/eerc/client.js";
-import { randomScalar } from "../src/eerc/curve.js";
-import { publicKeyOf } from "../src/eerc/keys.js";
 import { Prover } from "../src/eerc/prover.js";
 import { type RunningIndexer, startIndexer } from "../src/indexer/process.js";
 import { IndexerClient } from "../src/indexer-client/client.js";
 import { submitRequestBody } from "../src/meter/submit.js";
-import { batchHash, batchTypedData, buildBatch, type CallRecord, decodeVersionedLines, type LineKeys } from "../src/usage/index.js";
+import { batchHash, batchTypedData, buildBatch, decodeVersionedLines } from "../src/usage/index.js";
 import { connectClient, deployForIndexer, expectHistoryMatchesChain, getJson, mintUsdc } from "./indexer-helpers.js";
+import { callRecord, randomLineKeys } from "./lines-helpers.js";
 
 const ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres";
 
@@ -186,24 +185,8 @@ describe("indexer on Postgres: killed mid-stream and restarted on the same schem
         args: [server.address, true],
       } as never),
     });
-    const keys: LineKeys = {
-      operatorPk: publicKeyOf(randomScalar()),
-      auditorPk: publicKeyOf(randomScalar()),
-      providerPk: () => publicKeyOf(randomScalar()),
-    };
-    const records: CallRecord[] = [1, 2, 3].map((i) => ({
-      eventId: `replica-${i}`,
-      provider: "weather",
-      tool: "lookup",
-      startedAt: 1_000 + i,
-      endedAt: 1_001 + i,
-      durationMs: 1,
-      outcome: "ok",
-      requestBytes: 10,
-      responseBytes: 20,
-      billable: true,
-      priceMicro: 1_500n,
-    }));
+    const keys = randomLineKeys();
+    const records = [1, 2, 3].map((i) => callRecord(i));
     const { batch } = buildBatch({ server: server.address, sequence: 1, periodStart: 1_000, periodEnd: 2_000, records, keys });
     const deadline = BigInt(Math.floor(Date.now() / 1000) + 600);
     const signature = await server.signTypedData(batchTypedData(batch, deadline, { chainId: chain.chain.id, ledger }));

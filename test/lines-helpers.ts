@@ -2,7 +2,9 @@ import { poseidonEncrypt } from "@zk-kit/poseidon-cipher";
 import { poseidon3 } from "poseidon-lite";
 import { encodeAbiParameters, type Hex, parseAbiParameters } from "viem";
 import { mulBase, mulPoint, type Point, randomScalar } from "../src/eerc/curve.js";
+import { publicKeyOf } from "../src/eerc/keys.js";
 import { ephemeralSecretOf, type LineKeys, type UsageLine } from "../src/usage/lines.js";
+import type { CallRecord } from "../src/usage/record.js";
 
 // Encrypted lines built by hand, as a server following an older format, or a dishonest one, would
 // write them (src/usage/lines.ts describes the formats).
@@ -12,6 +14,29 @@ const randomBelow2 = (bits: number): bigint => {
   const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(bits / 8)));
   return BigInt(`0x${Buffer.from(bytes).toString("hex")}`) & ((1n << BigInt(bits)) - 1n);
 };
+
+/** Line keys of nobody in particular: the API and the ledger check the lines' format, not their recipients. */
+export const randomLineKeys = (): LineKeys => ({
+  operatorPk: publicKeyOf(randomScalar()),
+  auditorPk: publicKeyOf(randomScalar()),
+  providerPk: () => publicKeyOf(randomScalar()),
+});
+
+/** The i-th call a meter records: a billable weather lookup at 1,500 µUSDC. */
+export const callRecord = (i: number, overrides: Partial<CallRecord> = {}): CallRecord => ({
+  eventId: `e${i}`,
+  provider: "weather",
+  tool: "lookup",
+  startedAt: 1_000 + i,
+  endedAt: 1_001 + i,
+  durationMs: 1,
+  outcome: "ok",
+  requestBytes: 10,
+  responseBytes: 20,
+  billable: true,
+  priceMicro: 1_500n,
+  ...overrides,
+});
 
 /** A line's message in format `version` (the salt is used by version 3 only). */
 export function lineMessage(line: UsageLine, version: bigint, salt = 0n): bigint[] {

@@ -10,8 +10,6 @@ import { getAddress, type Hex, keccak256, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ANVIL_KEYS } from "../src/chain/local.js";
-import { randomScalar } from "../src/eerc/curve.js";
-import { publicKeyOf } from "../src/eerc/keys.js";
 import { ApiHttpError, ApiResponseError } from "../src/http/errors.js";
 import { ApiInputError } from "../src/http/input.js";
 import { type OpenApiDocument, openApiPath } from "../src/http/openapi.js";
@@ -23,8 +21,9 @@ import { AgentClient } from "../src/payout/client.js";
 import { AgentMetrics } from "../src/payout/metrics.js";
 import { memoryRequestLog } from "../src/payout/requests.js";
 import { agentIdOf, distributeTypedData, payoutApp } from "../src/payout/server.js";
-import { buildBatch, type CallRecord, type LineKeys } from "../src/usage/index.js";
+import { buildBatch, type CallRecord } from "../src/usage/index.js";
 import { recorded } from "./api-fixtures.js";
+import { callRecord, randomLineKeys } from "./lines-helpers.js";
 
 vi.mock("ponder:api", () => ({ db: {} }));
 vi.mock("ponder:schema", async () => {
@@ -204,28 +203,10 @@ describe("request schemas: the field and status of each refusal", () => {
     throw new Error("not refused");
   };
 
-  const keys: LineKeys = {
-    operatorPk: publicKeyOf(randomScalar()),
-    auditorPk: publicKeyOf(randomScalar()),
-    providerPk: () => publicKeyOf(randomScalar()),
-  };
-  const record = (i: number, overrides: Partial<CallRecord> = {}): CallRecord => ({
-    eventId: `e${i}`,
-    provider: "weather",
-    tool: "lookup",
-    startedAt: 1_000 + i,
-    endedAt: 1_001 + i,
-    durationMs: 1,
-    outcome: "ok",
-    requestBytes: 10,
-    responseBytes: 20,
-    billable: true,
-    priceMicro: 1_500n,
-    ...overrides,
-  });
+  const keys = randomLineKeys();
 
   it("the meter's submission body is what the API's schema accepts", () => {
-    const records = [record(1), record(2)];
+    const records = [callRecord(1), callRecord(2)];
     const server = privateKeyToAccount(ANVIL_KEYS[3]).address;
     const built = buildBatch({ server, sequence: 1, periodStart: 1_000, periodEnd: 2_000, records, keys });
     const body = JSON.parse(JSON.stringify(submitRequestBody(built.batch, 123n, `0x${"11".repeat(65)}`, records)));
@@ -239,7 +220,7 @@ describe("request schemas: the field and status of each refusal", () => {
     sequence: 2,
     periodStart: 1_000,
     periodEnd: 2_000,
-    records: [record(1)],
+    records: [callRecord(1)],
     keys,
   });
   const batch = {
@@ -278,7 +259,7 @@ describe("request schemas: the field and status of each refusal", () => {
   it("call records: the record rule names the field; too many records is a 413", () => {
     const json = (r: CallRecord) => ({ ...r, priceMicro: r.priceMicro.toString() });
     const withRecords = (records: unknown[]) => ({ ...submit, records });
-    const first = (patch: Record<string, unknown>) => withRecords([{ ...json(record(1)), ...patch }]);
+    const first = (patch: Record<string, unknown>) => withRecords([{ ...json(callRecord(1)), ...patch }]);
     expect(refusal(() => parseRequest(submitRequest, first({ priceMicro: "-5" })))).toMatchObject({ field: "records[0].priceMicro" });
     expect(refusal(() => parseRequest(submitRequest, first({ durationMs: -1 })))).toMatchObject({ field: "records[0].durationMs" });
     expect(refusal(() => parseRequest(submitRequest, first({ billable: false })))).toEqual({
@@ -297,13 +278,13 @@ describe("request schemas: the field and status of each refusal", () => {
     });
     expect(refusal(() => parseRequest(submitRequest, withRecords("all" as never)))).toMatchObject({ field: "records" });
     expect(refusal(() => parseRequest(submitRequest, withRecords([])))).toMatchObject({ field: "records" });
-    expect(refusal(() => parseRequest(submitRequest, withRecords([json(record(1)), json(record(1))])))).toEqual({
+    expect(refusal(() => parseRequest(submitRequest, withRecords([json(callRecord(1)), json(callRecord(1))])))).toEqual({
       field: "records[1].eventId",
       status: 400,
       message: "e1 appears more than once",
     });
     expect(refusal(() => parseRequest(submitRequest, first({ startedAt: 1, endedAt: 2 })))).toMatchObject({ field: "records[0]" });
-    const many = Array.from({ length: 10_001 }, (_, i) => json(record(i, { eventId: `bulk-${i}`, startedAt: 1_000, endedAt: 1_001 })));
+    const many = Array.from({ length: 10_001 }, (_, i) => json(callRecord(i, { eventId: `bulk-${i}`, startedAt: 1_000, endedAt: 1_001 })));
     expect(refusal(() => parseRequest(submitRequest, withRecords(many)))).toEqual({
       field: "records",
       status: 413,
