@@ -14,7 +14,7 @@ import { deployForTests } from "./indexer-helpers.js";
 // the same block), so the transfers proved from the predicted balance revert. The cycle must still
 // pay every provider exactly once. Anvil with 1 s blocks, the indexer, real proofs.
 
-const PROVIDERS = Array.from({ length: 6 }, (_, i) => `grief${i}`);
+const PROVIDERS = Array.from({ length: 10 }, (_, i) => `grief${i}`);
 const PRICE = 1000n;
 /** 2 calls at 1000, less the 10% fee. */
 const OWED = 1800n;
