@@ -1,6 +1,7 @@
 import { babyjubjub } from "@noble/curves/misc.js";
 import { blake512 } from "@noble/hashes/blake1.js";
-import { poseidonDecrypt, poseidonEncrypt } from "@zk-kit/poseidon-cipher";
+import { poseidonDecrypt, poseidonEncrypt, poseidonPerm } from "@zk-kit/poseidon-cipher";
+import * as lite from "poseidon-lite";
 import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
@@ -14,6 +15,7 @@ import {
   isOnCurve,
   mulBase,
   mulBasePublic,
+  mulFixedPoint,
   mulPoint,
   negPoint,
   type Point,
@@ -55,6 +57,12 @@ import {
   validatePrivateKey,
 } from "../src/eerc/keys.js";
 import { decryptPCT, encryptPCT, isEmptyPCT, type PCT } from "../src/eerc/pct.js";
+import {
+  poseidonDecrypt as poseidonDecryptFast,
+  poseidonEncrypt as poseidonEncryptFast,
+  poseidonHash,
+  poseidonPermutation,
+} from "../src/eerc/poseidon.js";
 
 const l = SUBGROUP_ORDER;
 
@@ -117,6 +125,21 @@ describe("curve", () => {
     expect(mulBase(0n)).toEqual(IDENTITY);
     expect(mulPoint(IDENTITY, b)).toEqual(IDENTITY);
     expect(pointEquals(mulBase(a), mulBase(a))).toBe(true);
+  });
+
+  it("multiplies a long-lived point exactly as mulPoint does, past the tables it keeps", () => {
+    // (0, -1) has order 2: a point outside the subgroup, multiplied by the integer k as mulPoint does.
+    const outside = addPoints(mulBase(randomScalar()), [0n, FIELD_MODULUS - 1n]);
+    const points = [...Array.from({ length: 20 }, () => mulBase(randomScalar())), outside, IDENTITY];
+    for (const round of [1, 2]) {
+      for (const P of points) {
+        for (const k of [0n, 1n, 2n, 15n, 16n, l - 1n, randomScalar(), randomScalar() >> 128n]) {
+          expect(mulFixedPoint(P, k), `round ${round}`).toEqual(mulPoint(P, k));
+        }
+      }
+    }
+    expect(() => mulFixedPoint(BASE8, l)).toThrow(RangeError);
+    expect(() => mulFixedPoint([1n, 2n], 5n)).toThrow(RangeError);
   });
 
   it("rejects off-curve points and out-of-range scalars", () => {
@@ -255,6 +278,58 @@ describe("ElGamal", () => {
     expect(() => encryptElGamal(l, alice.pk)).toThrow(InvalidAmountError);
     expect(() => encryptElGamal(1n, alice.pk, 0n)).toThrow(RangeError);
     expect(() => encryptElGamal(1n, [1n, 2n])).toThrow(RangeError);
+  });
+});
+
+describe("Poseidon", () => {
+  const field = () => randomScalar() * 8n + BigInt(Math.floor(Math.random() * 8));
+  const liteHash = (inputs: bigint[]) => (lite as unknown as Record<string, (x: bigint[]) => bigint>)[`poseidon${inputs.length}`]!(inputs);
+
+  it("permutes every width exactly as the reference permutation", () => {
+    for (let t = 2; t <= 15; t++) {
+      for (const state of [Array.from({ length: t }, field), Array(t).fill(0n), Array(t).fill(FIELD_MODULUS - 1n)]) {
+        expect(poseidonPermutation(state)).toEqual(poseidonPerm(state));
+      }
+    }
+    // Inputs at or above p are reduced first, as the reference does.
+    expect(poseidonPermutation([FIELD_MODULUS + 5n, 1n, 2n, 3n])).toEqual(poseidonPerm([5n, 1n, 2n, 3n]));
+    expect(() => poseidonPermutation([1n])).toThrow(RangeError);
+  });
+
+  it("hashes 1 to 16 inputs as poseidon-lite does", () => {
+    for (let n = 1; n <= 16; n++) {
+      const inputs = Array.from({ length: n }, field);
+      expect(poseidonHash(inputs)).toBe(liteHash(inputs));
+    }
+  });
+
+  it("encrypts and decrypts exactly as @zk-kit/poseidon-cipher", () => {
+    for (let length = 1; length <= 7; length++) {
+      const message = Array.from({ length }, field);
+      const key = mulBase(randomScalar());
+      const nonce = randomScalar() >> 125n;
+      const ciphertext = poseidonEncryptFast(message, key, nonce);
+      expect(ciphertext).toEqual(poseidonEncrypt(message, key, nonce));
+      expect(poseidonDecryptFast(ciphertext, key, nonce, length)).toEqual(poseidonDecrypt(ciphertext, key, nonce, length));
+      expect(poseidonDecryptFast(ciphertext, key, nonce, length)).toEqual(message);
+    }
+  });
+
+  it("returns null where the reference throws: another key, another nonce, a changed word", () => {
+    const message = [1n, 2n, 3n];
+    const key = mulBase(randomScalar());
+    const ciphertext = poseidonEncryptFast(message, key, 7n);
+    const cases: [bigint[], Point, bigint][] = [
+      [ciphertext, mulBase(randomScalar()), 7n],
+      [ciphertext, key, 8n],
+      ...ciphertext.map((_, i): [bigint[], Point, bigint] => [ciphertext.map((w, j) => (i === j ? (w + 1n) % FIELD_MODULUS : w)), key, 7n]),
+    ];
+    for (const [c, k, n] of cases) {
+      expect(poseidonDecryptFast(c, k, n, 3)).toBeNull();
+      expect(() => poseidonDecrypt(c, k, n, 3)).toThrow();
+    }
+    expect(poseidonDecryptFast(ciphertext.slice(0, 3), key, 7n, 3)).toBeNull();
+    expect(() => poseidonEncryptFast(message, key, 2n ** 128n)).toThrow(RangeError);
   });
 });
 

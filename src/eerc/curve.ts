@@ -124,6 +124,34 @@ export function mulPoint(P: Point, k: bigint): Point {
   return fromNoble(p.multiply(k));
 }
 
+/** Window of the tables `mulFixedPoint` builds: 8 ms to build one, and a multiplication then takes a quarter of `mulPoint`'s. */
+const FIXED_POINT_WINDOW = 4;
+/** Tables kept, the most recently used. */
+const FIXED_POINTS_KEPT = 16;
+const fixedPoints = new Map<string, NoblePoint>();
+
+/**
+ * k·P as `mulPoint` computes it, for a point multiplied again and again: a long-lived public key
+ * (the operator's, the auditor's) that every line or amount is encrypted to or checked against.
+ * Noble's constant-time multiplication over a table of P's multiples, built on first use and kept
+ * for the last FIXED_POINTS_KEPT points. Use `mulPoint` for one-off points (ephemeral keys).
+ */
+export function mulFixedPoint(P: Point, k: bigint): Point {
+  checkScalar(k);
+  const key = `${P[0]},${P[1]}`;
+  let p = fixedPoints.get(key);
+  if (p) {
+    fixedPoints.delete(key);
+  } else {
+    p = toNoble(P);
+    if (!p.is0()) p.precompute(FIXED_POINT_WINDOW, false);
+    if (fixedPoints.size >= FIXED_POINTS_KEPT) fixedPoints.delete(fixedPoints.keys().next().value!);
+  }
+  fixedPoints.set(key, p);
+  if (k === 0n || p.is0()) return [...IDENTITY];
+  return fromNoble(p.multiply(k));
+}
+
 export function addPoints(P: Point, Q: Point): Point {
   return fromNoble(toNoble(P).add(toNoble(Q)));
 }

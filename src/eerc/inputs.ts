@@ -1,8 +1,8 @@
-import { poseidon3, poseidon5 } from "poseidon-lite";
 import type { Hex } from "viem";
 import { mulBase, type Point } from "./curve.js";
 import { type EGCT, encryptElGamal } from "./elgamal.js";
 import { encryptPCT, type PCT } from "./pct.js";
+import { poseidonHash } from "./poseidon.js";
 
 /** snarkjs input: every signal as a decimal string. */
 export type CircuitInputs = Record<string, string | string[]>;
@@ -54,7 +54,7 @@ export function registrationInputs(args: { sk: bigint; address: Hex; chainId: bi
 } {
   const publicKey = mulBase(args.sk);
   const address = BigInt(args.address);
-  const registrationHash = poseidon3([args.chainId, args.sk, address]);
+  const registrationHash = poseidonHash([args.chainId, args.sk, address]);
   return {
     input: {
       SenderPrivateKey: dec(args.sk),
@@ -135,7 +135,7 @@ export function mintInputs(args: { value: bigint; chainId: bigint; receiverPk: P
   const receiverVTT = encryptElGamal(args.value, args.receiverPk);
   const receiverPCT = encryptPCT(args.value, args.receiverPk);
   const auditorPCT = encryptPCT(args.value, args.auditorPk);
-  const nullifierHash = poseidon5([args.chainId, ...auditorPCT.ciphertext]);
+  const nullifierHash = poseidonHash([args.chainId, ...auditorPCT.ciphertext]);
   return {
     input: {
       ValueToMint: dec(args.value),

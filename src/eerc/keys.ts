@@ -1,9 +1,9 @@
 import { blake512 } from "@noble/hashes/blake1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { poseidon3 } from "poseidon-lite";
 import { type Hex, hexToBytes } from "viem";
 import { mulBase, type Point, SUBGROUP_ORDER } from "./curve.js";
 import { InvalidPrivateKeyError } from "./errors.js";
+import { poseidonHash } from "./poseidon.js";
 
 const MAX_GRIND = 1000;
 const TWO_256 = 1n << 256n;
@@ -79,5 +79,5 @@ export function publicKeyOf(sk: bigint): Point {
 /** Poseidon(ChainID, sk, address) as constrained by the registration circuit. */
 export function registrationHash(chainId: bigint, sk: bigint, address: Hex): bigint {
   validatePrivateKey(sk);
-  return poseidon3([chainId, sk, BigInt(address)]);
+  return poseidonHash([chainId, sk, BigInt(address)]);
 }

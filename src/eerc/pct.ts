@@ -1,6 +1,6 @@
-import { poseidonDecrypt, poseidonEncrypt } from "@zk-kit/poseidon-cipher";
 import { isOnCurve, mulBase, mulPoint, type Point, randomScalar, SUBGROUP_ORDER } from "./curve.js";
 import { PCTDecryptionError, validateAmount } from "./errors.js";
+import { poseidonDecrypt, poseidonEncrypt } from "./poseidon.js";
 
 /** `[c0, c1, c2, c3, authKey.x, authKey.y, nonce]` */
 export type PCT = bigint[];
@@ -41,14 +41,9 @@ export function decryptPCT(pct: readonly bigint[], sk: bigint): bigint {
   const nonce = pct[6];
   if (!isOnCurve(authKey)) throw new PCTDecryptionError("PCT authKey is not on the curve");
   if (nonce < 0n || nonce >= TWO_128) throw new PCTDecryptionError("PCT nonce is not below 2^128");
-  const K = mulPoint(authKey, sk);
-  let plain: bigint[];
-  try {
-    plain = poseidonDecrypt(pct.slice(0, 4), K, nonce, 1);
-  } catch {
-    throw new PCTDecryptionError();
-  }
-  return plain[0];
+  const plain = poseidonDecrypt(pct.slice(0, 4), mulPoint(authKey, sk), nonce, 1);
+  if (!plain) throw new PCTDecryptionError();
+  return plain[0]!;
 }
 
 /**
@@ -61,9 +56,7 @@ export function decryptPCTWithRandom(pct: readonly bigint[], random: bigint, rec
   const authKey = mulBase(random);
   if (authKey[0] !== pct[4] || authKey[1] !== pct[5]) throw new PCTDecryptionError("PCT authKey is not random·Base8");
   if (pct[6] < 0n || pct[6] >= TWO_128) throw new PCTDecryptionError("PCT nonce is not below 2^128");
-  try {
-    return poseidonDecrypt(pct.slice(0, 4), mulPoint(recipientPk, random), pct[6], 1)[0];
-  } catch {
-    throw new PCTDecryptionError();
-  }
+  const plain = poseidonDecrypt(pct.slice(0, 4), mulPoint(recipientPk, random), pct[6], 1);
+  if (!plain) throw new PCTDecryptionError();
+  return plain[0]!;
 }

@@ -1,5 +1,3 @@
-import { poseidonDecrypt, poseidonEncrypt } from "@zk-kit/poseidon-cipher";
-import { poseidon3, poseidon4 } from "poseidon-lite";
 import { decodeAbiParameters, encodeAbiParameters, type Hex, isHex, parseAbiParameters } from "viem";
 import {
   FIELD_MODULUS,
@@ -7,6 +5,7 @@ import {
   isInSubgroup,
   isOnCurve,
   mulBase,
+  mulFixedPoint,
   mulPoint,
   type Point,
   pointEquals,
@@ -14,6 +13,7 @@ import {
   SUBGROUP_ORDER,
 } from "../eerc/curve.js";
 import { validatePrivateKey } from "../eerc/keys.js";
+import { poseidonDecrypt, poseidonEncrypt, poseidonHash } from "../eerc/poseidon.js";
 import { InvalidRecipientKeyError, InvalidUsageLineError, MalformedLinesError } from "./errors.js";
 
 /** One provider's aggregate usage in a batch. */
@@ -51,7 +51,7 @@ export type LineKeys = {
 /**
  * Serialised format, version 3: `abi.encode(uint256 version, uint256[] words)` with 16 words per
  * line: `[ephemeral.x, ephemeral.y, nonce, commitment, provider c0..c3, operator c0..c3, auditor c0..c3]`.
- * Each copy `c0..c3` is the Poseidon cipher (`@zk-kit/poseidon-cipher`, 3-element message, the
+ * Each copy `c0..c3` is the Poseidon cipher (`poseidonEncrypt`, 3-element message, the
  * last word the authentication tag) under the ECDH key ephemeralSecret·recipientPk, with the
  * line's nonce. The three copies of a line share the ephemeral key and nonce; their keys differ
  * because their recipients do. Message:
@@ -163,12 +163,12 @@ const LINE_EPHEMERAL_DOMAIN = 0x62732d6c696e652d72n;
 
 /** The ephemeral secret of a format version 3 line: derived from its (salted) message. */
 export function ephemeralSecretOf(message: readonly bigint[]): bigint {
-  const r = poseidon4([LINE_EPHEMERAL_DOMAIN, message[0]!, message[1]!, message[2]!]) % SUBGROUP_ORDER;
+  const r = poseidonHash([LINE_EPHEMERAL_DOMAIN, message[0]!, message[1]!, message[2]!]) % SUBGROUP_ORDER;
   return r === 0n ? 1n : r;
 }
 
 /** The public commitment of a line's message: Poseidon(m0, m1, m2). */
-const commitmentOf = (message: readonly bigint[]): bigint => poseidon3([message[0]!, message[1]!, message[2]!]);
+const commitmentOf = (message: readonly bigint[]): bigint => poseidonHash([message[0]!, message[1]!, message[2]!]);
 
 function unpack(m: bigint[], version: bigint): UsageLine {
   const [m0, m1, m2] = m;
@@ -195,11 +195,15 @@ function randomFieldElement(): bigint {
   }
 }
 
-function encryptLine(message: bigint[], commitment: bigint, recipients: readonly Point[], r = randomScalar()): bigint[] {
+/** A copy's recipient; `longLived` for the operator's and the auditor's keys, whose multiples are kept (`mulFixedPoint`). */
+type Recipient = { pk: Point; longLived: boolean };
+
+function encryptLine(message: bigint[], commitment: bigint, recipients: readonly Recipient[], r = randomScalar()): bigint[] {
   const ephemeral = mulBase(r);
   const nonce = randomBits(128);
   const words = [ephemeral[0], ephemeral[1], nonce, commitment];
-  for (const pk of recipients) words.push(...poseidonEncrypt(message, mulPoint(pk, r), nonce));
+  for (const { pk, longLived } of recipients)
+    words.push(...poseidonEncrypt(message, longLived ? mulFixedPoint(pk, r) : mulPoint(pk, r), nonce));
   return words;
 }
 
@@ -208,7 +212,7 @@ function dummyLine(): bigint[] {
   return encryptLine(
     message,
     randomFieldElement(),
-    ROLES.map(() => mulBase(randomScalar())),
+    ROLES.map(() => ({ pk: mulBase(randomScalar()), longLived: false })),
   );
 }
 
@@ -233,7 +237,11 @@ export function encryptLines(lines: readonly UsageLine[], keys: LineKeys, option
     return encryptLine(
       message,
       commitmentOf(message),
-      [checkRecipient(keys.providerPk(line.providerId), `provider ${line.providerId}`), operatorPk, auditorPk],
+      [
+        { pk: checkRecipient(keys.providerPk(line.providerId), `provider ${line.providerId}`), longLived: false },
+        { pk: operatorPk, longLived: true },
+        { pk: auditorPk, longLived: true },
+      ],
       ephemeralSecretOf(message),
     );
   });
@@ -279,7 +287,7 @@ function copiesAgree(words: readonly bigint[], message: bigint[], verify: readon
     const slot = ROLES.indexOf(v.role);
     const copy = words.slice(4 + slot * 4, 8 + slot * 4);
     const matches = v.pks.some((pk) => {
-      const expected = poseidonEncrypt(message, mulPoint(pk, r), words[2]!);
+      const expected = poseidonEncrypt(message, mulFixedPoint(pk, r), words[2]!);
       return expected.length === copy.length && expected.every((w, i) => w === copy[i]);
     });
     if (!matches) return false;
@@ -321,12 +329,8 @@ export function decryptLinesFor(
     const nonce = words[2]!;
     const ciphertext = words.slice(first + slot * 4, first + 4 + slot * 4);
     if (!isOnCurve(ephemeral) || nonce >= TWO_128 || ciphertext.some((w) => w >= FIELD_MODULUS)) continue;
-    let message: bigint[];
-    try {
-      message = poseidonDecrypt(ciphertext, mulPoint(ephemeral, sk), nonce, 3);
-    } catch {
-      continue;
-    }
+    const message = poseidonDecrypt(ciphertext, mulPoint(ephemeral, sk), nonce, 3);
+    if (!message) continue;
     const line: DecryptedLine = unpack(message, version);
     if (version >= 3n && !copiesAgree(words, message, options.verify ?? [])) line.copyMismatch = true;
     found.push(line);
