@@ -2,6 +2,7 @@ import { benchGas } from "../bench/gas.js";
 import { benchGriefing } from "../bench/griefing.js";
 import { benchIndexer } from "../bench/indexer.js";
 import { benchIngest } from "../bench/ingest.js";
+import { benchLines } from "../bench/lines.js";
 import { benchMeter } from "../bench/meter.js";
 import { benchPayouts } from "../bench/payouts.js";
 import { benchPresence } from "../bench/presence.js";
@@ -47,6 +48,10 @@ async function main(): Promise<void> {
   if (wants("x402")) {
     log("== paid tool calls (x402) ==");
     await benchX402({ calls: int("BENCH_X402_CALLS", 200), log });
+  }
+  if (wants("lines")) {
+    log("== usage lines and amounts: encryption and decryption, and their primitives against the reference libraries ==");
+    await benchLines({ runs: int("BENCH_LINES_RUNS", 200), log });
   }
   if (wants("indexer")) {
     log("== indexer: visibility latency and backfill ==");
