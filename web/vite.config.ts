@@ -31,21 +31,6 @@ function nodeBuiltinsStub(): Plugin {
 }
 
 /**
- * poseidon-lite's entry point is CommonJS that loads the round constants of all 16 widths (600 kB);
- * the project uses two widths, so only their modules are bundled. A width not listed here fails the
- * build ("not exported"), never silently.
- */
-function poseidonWidths(widths: readonly number[]): Plugin {
-  const id = "\0poseidon-lite";
-  return {
-    name: "backendshield-poseidon-widths",
-    enforce: "pre",
-    resolveId: (source) => (source === "poseidon-lite" ? id : null),
-    load: (loaded) => (loaded === id ? widths.map((w) => `export { poseidon${w} } from "poseidon-lite/poseidon${w}";`).join("\n") : null),
-  };
-}
-
-/**
  * The withdraw circuit's witness program and proving key, copied into the build's `circuits/`: the
  * page proves a withdraw in the browser and fetches them relative to its own URL, so any copy of
  * the build carries them. They come from CIRCUITS_DIR when set (a deployment's own keys), else
@@ -79,18 +64,15 @@ const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
 const PROVER_ONLY = /\/node_modules\/(snarkjs|ffjavascript|circom_runtime|web-worker|buffer|base64-js|ieee754)\//;
 const importedForExports = (id: string) => id.startsWith(srcDir) || PROVER_ONLY.test(id);
 
-/** The Poseidon widths the project's code calls (`poseidon3` … of src/eerc and src/usage), for the page and its workers. */
-const POSEIDON_WIDTHS = [3, 4, 5];
-
 export default defineConfig({
   root: here,
   // Relative asset URLs: the same build works at /app/ on the API and from any static host or folder.
   base: "./",
-  plugins: [nodeBuiltinsStub(), poseidonWidths(POSEIDON_WIDTHS), withdrawCircuit()],
+  plugins: [nodeBuiltinsStub(), withdrawCircuit()],
   // The usage scan's workers (web/src/usage-worker.ts) are bundled on their own, with the same rules.
   worker: {
     format: "es",
-    plugins: () => [nodeBuiltinsStub(), poseidonWidths(POSEIDON_WIDTHS)],
+    plugins: () => [nodeBuiltinsStub()],
     rollupOptions: { treeshake: { moduleSideEffects: (id) => !importedForExports(id) } },
   },
   build: {
