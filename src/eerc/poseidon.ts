@@ -10,7 +10,7 @@ import { FIELD_MODULUS as F } from "./curve.js";
 //    first element alone, which commutes with the next partial round and is carried forward too,
 //    until the full rounds take it.
 // A partial round then costs about 2t multiplications instead of t². Sums are reduced once, not
-// after every addition. The output equals the reference permutation's (test/poseidon.test.ts).
+// after every addition. The output equals the reference permutation's (test/eerc-crypto.test.ts).
 
 const FULL_ROUNDS = 8;
 const PARTIAL_ROUNDS = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68];
