@@ -1,10 +1,6 @@
-import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import { type WitnessCalculator, WitnessCalculatorBuilder } from "circom_runtime";
-import { type CircuitName, circuitArtifacts, PROJECT_ROOT } from "../src/eerc/artifacts.js";
+import { type CircuitName, circuitArtifacts } from "../src/eerc/artifacts.js";
 import type { CircuitInputs } from "../src/eerc/inputs.js";
 
 /**
@@ -74,34 +70,10 @@ function readLe(buf: Buffer, at: number, n: number): bigint {
   return v;
 }
 
-/**
- * The circuit's symbol file: every signal name with its wire (-1 when the optimiser removed it).
- * The build compiles without one, so it is compiled here once per r1cs (cached in the system's
- * temporary folder) and the r1cs compiled with it must equal the built one byte for byte.
- */
+/** The circuit's symbol file from its build: every signal name with its wire (-1 when the optimiser removed it). */
 function symbolFile(name: CircuitName): string {
-  const a = circuitArtifacts(name);
-  const r1cs = readFileSync(a.r1cs);
-  const dir = join(tmpdir(), "backendshield-sym", createHash("sha256").update(r1cs).digest("hex").slice(0, 24));
-  const sym = join(dir, `${name}.sym`);
-  if (existsSync(sym)) return sym;
-  mkdirSync(dir, { recursive: true });
-  execFileSync(
-    process.execPath,
-    [
-      join(PROJECT_ROOT, "node_modules/circom2/cli.js"),
-      relative(PROJECT_ROOT, a.source),
-      "--r1cs",
-      "--sym",
-      "--O2",
-      "-l",
-      "node_modules",
-      "-o",
-      relative(PROJECT_ROOT, dir),
-    ],
-    { cwd: PROJECT_ROOT, stdio: "ignore" },
-  );
-  if (!readFileSync(join(dir, `${name}.r1cs`)).equals(r1cs)) throw new Error(`build/ holds a stale ${name}.r1cs: rebuild the circuits`);
+  const { sym } = circuitArtifacts(name);
+  if (!existsSync(sym)) throw new Error(`build/ holds no ${name}.sym: rebuild the circuits (npm run build:circuits)`);
   return sym;
 }
 

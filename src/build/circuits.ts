@@ -62,6 +62,7 @@ function compile(name: CircuitName): void {
       relative(PROJECT_ROOT, a.source),
       "--r1cs",
       "--wasm",
+      "--sym",
       "--O2",
       "-l",
       "node_modules",
@@ -158,7 +159,7 @@ export async function buildStaleCircuits(options: BuildCircuitsOptions): Promise
     const a = circuitArtifacts(name);
     const digest = sourceDigest(name, ptau.digest);
     const stamp = existsSync(a.stamp) ? JSON.parse(readFileSync(a.stamp, "utf8")) : undefined;
-    const compiled = stamp?.digest === digest && existsSync(a.wasm) && existsSync(a.r1cs);
+    const compiled = stamp?.digest === digest && existsSync(a.wasm) && existsSync(a.r1cs) && existsSync(a.sym);
     const keyed = compiled && stamp?.keys === true && existsSync(a.zkey) && existsSync(a.verifierSol);
     if (keyed || (compiled && !keys)) continue;
     const started = Date.now();

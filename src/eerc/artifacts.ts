@@ -25,6 +25,8 @@ export function circuitArtifacts(name: CircuitName) {
     dir,
     source: join(PROJECT_ROOT, "circuits", `${name}.circom`),
     r1cs: join(dir, `${name}.r1cs`),
+    /** Every signal's name and wire, for the tests that forge witnesses (`test/r1cs-witness.ts`). */
+    sym: join(dir, `${name}.sym`),
     wasm: join(dir, `${name}_js`, `${name}.wasm`),
     zkey: join(dir, `${name}.zkey`),
     vkey: join(dir, "verification_key.json"),
