@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { BUILD_DIR, CIRCUIT_NAMES, type CircuitName, circuitArtifacts, PROJECT_ROOT } from "../eerc/artifacts.js";
 import { terminateCurveWorkers } from "../eerc/prover.js";
@@ -50,27 +50,50 @@ export function sourceDigest(name: CircuitName, ptauDigest: string): string {
   return h.digest("hex");
 }
 
-function compile(name: CircuitName): void {
-  const a = circuitArtifacts(name);
-  rmSync(a.dir, { recursive: true, force: true });
-  mkdirSync(a.dir, { recursive: true });
+/** circom on a circuit's source, writing `outputs` into `outDir`. */
+function circom(name: CircuitName, outputs: string[], outDir: string): void {
   // circom2 only sees files below its working directory, so it runs from the project root.
   execFileSync(
     process.execPath,
     [
       join(PROJECT_ROOT, "node_modules/circom2/cli.js"),
-      relative(PROJECT_ROOT, a.source),
-      "--r1cs",
-      "--wasm",
-      "--sym",
+      relative(PROJECT_ROOT, circuitArtifacts(name).source),
+      ...outputs,
       "--O2",
       "-l",
       "node_modules",
       "-o",
-      relative(PROJECT_ROOT, a.dir),
+      relative(PROJECT_ROOT, outDir),
     ],
     { cwd: PROJECT_ROOT, stdio: ["ignore", "ignore", "inherit"] },
   );
+}
+
+function compile(name: CircuitName): void {
+  const a = circuitArtifacts(name);
+  rmSync(a.dir, { recursive: true, force: true });
+  mkdirSync(a.dir, { recursive: true });
+  circom(name, ["--r1cs", "--wasm", "--sym"], a.dir);
+}
+
+/**
+ * Adds the symbol table to a build made without one, keeping its keys (a ceremony's, say): the
+ * circuit is compiled again beside it, and its r1cs must equal the built one byte for byte.
+ */
+function addSymbols(name: CircuitName): void {
+  const a = circuitArtifacts(name);
+  const tmp = join(a.dir, ".sym");
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    circom(name, ["--r1cs", "--sym"], tmp);
+    if (!readFileSync(join(tmp, `${name}.r1cs`)).equals(readFileSync(a.r1cs))) {
+      throw new Error(`circuit ${name}: build/ holds an r1cs its sources no longer compile to: rebuild the circuits`);
+    }
+    renameSync(join(tmp, `${name}.sym`), a.sym);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -159,7 +182,8 @@ export async function buildStaleCircuits(options: BuildCircuitsOptions): Promise
     const a = circuitArtifacts(name);
     const digest = sourceDigest(name, ptau.digest);
     const stamp = existsSync(a.stamp) ? JSON.parse(readFileSync(a.stamp, "utf8")) : undefined;
-    const compiled = stamp?.digest === digest && existsSync(a.wasm) && existsSync(a.r1cs) && existsSync(a.sym);
+    const compiled = stamp?.digest === digest && existsSync(a.wasm) && existsSync(a.r1cs);
+    if (compiled && !existsSync(a.sym)) addSymbols(name);
     const keyed = compiled && stamp?.keys === true && existsSync(a.zkey) && existsSync(a.verifierSol);
     if (keyed || (compiled && !keys)) continue;
     const started = Date.now();
